@@ -1,0 +1,5 @@
+"""``python -m research`` runs the ``workbench`` command."""
+
+from research.cli import main
+
+main()

@@ -1,0 +1,36 @@
+"""Aliases for the shapes shared across the workbench.
+
+Data contracts
+--------------
+``OHLCV``
+    One symbol's bars: a ``DatetimeIndex`` named ``timestamp`` (timezone-aware UTC; a daily
+    bar is stamped at 00:00 UTC of its session date) and float64 columns ``open``, ``high``,
+    ``low``, ``close``, ``volume`` plus ``adj_close`` where the source has it::
+
+                                      open     high      low    close      volume
+        timestamp
+        1999-01-04 00:00:00+00:00  1229.23  1248.81  1219.10  1228.10  8.770000e+08
+
+``Prices``
+    A wide frame: the same index, one column per symbol (for example the close matrix).
+``Returns``
+    Decimal, non-cumulative simple returns, wide like ``Prices``; NaN where either bar is
+    missing (gaps are never filled into 0% moves).
+``Signals``
+    Wide boolean frame (entries or exits), aligned to ``Prices``; ``True`` at the bar whose
+    close produced the signal.
+``Weights``
+    Wide float frame of target weights (fraction of equity per symbol; negative is short).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+OHLCV = pd.DataFrame
+Prices = pd.DataFrame
+Returns = pd.DataFrame
+Signals = pd.DataFrame
+Weights = pd.DataFrame
+
+__all__ = ["OHLCV", "Prices", "Returns", "Signals", "Weights"]
