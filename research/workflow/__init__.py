@@ -1,0 +1,1 @@
+"""Pipelines: papermill runs of parameterised notebooks, and the results they publish."""

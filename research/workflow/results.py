@@ -1,0 +1,158 @@
+"""Recorded results: what a pipeline run writes and what dashboards read.
+
+A run keeps everything under ``<runs_dir>/<pipeline>/<run_id>/``::
+
+    notebooks/NN-<stage>.ipynb   executed stage notebooks (kept on failure too)
+    outputs/<name>.parquet       tables written by stages with :func:`write_output`
+    outputs/<name>.json          documents written by stages with :func:`write_output`
+    run.json                     the run's record (status, stages, times, parameters)
+
+Only a run that finished every stage is *published*: the runner then atomically replaces
+``<runs_dir>/<pipeline>/published.json`` with a pointer to it. Readers (dashboards, reports)
+call :func:`latest` and never see a partial run.
+
+Output names used by the daily pipeline (the contract with ``research.viz``):
+
+==================  =======  ==============================================================
+name                kind     content
+==================  =======  ==============================================================
+``prices``          table    wide close matrix of the universe (index timestamp)
+``data_report``     table    one row per symbol: source, rows, first, last, quarantined,
+                             flagged, gaps, synthetic, sha256, fetched_at
+``features``        table    the default feature set, long (timestamp, symbol, features...)
+``predictions``     table    out-of-sample: timestamp, symbol, model, predicted, actual
+``model_eval``      table    symbol, model, rmse, mae, directional_accuracy, ic, rank_ic,
+                             beats_naive, champion, mlflow_run_id
+``backtests``       table    strategy, symbol, params (JSON string), stats columns
+``equity``          table    timestamp index, one column per "strategy|symbol" equity curve
+``sweep``           table    tidy grid: symbol, fast, slow, metrics...
+``signals``         table    symbol, strategy, as_of, signal, target_position, close
+``alerts``          table    symbol, kind, severity, message, value, threshold
+``risk``            json     portfolio risk summary (VaR/CVaR, drawdown, Sharpe ...)
+``summary``         json     what ran, on what data, headline figures
+==================  =======  ==============================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from research.config import get_settings
+
+__all__ = ["PublishedRun", "write_output", "read_output", "publish", "latest", "atomic_write_text"]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_output(output_dir: str | os.PathLike, name: str, value: pd.DataFrame | dict) -> Path:
+    """Write one named output atomically: a DataFrame as Parquet, a dict as JSON."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(value, pd.DataFrame):
+        path = out / f"{name}.parquet"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=out)
+        os.close(fd)
+        try:
+            frame = value.copy()
+            frame.columns = [str(c) for c in frame.columns]
+            frame.to_parquet(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+    if isinstance(value, dict):
+        path = out / f"{name}.json"
+        atomic_write_text(path, json.dumps(value, indent=2, default=str))
+        return path
+    raise TypeError(f"output {name!r} must be a DataFrame or a dict, not {type(value).__name__}")
+
+
+def read_output(output_dir: str | os.PathLike, name: str) -> pd.DataFrame | dict:
+    """Read an output written by :func:`write_output`; ``KeyError`` names what is missing."""
+    out = Path(output_dir)
+    if (out / f"{name}.parquet").exists():
+        return pd.read_parquet(out / f"{name}.parquet")
+    if (out / f"{name}.json").exists():
+        return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+    raise KeyError(f"no output {name!r} in {out}")
+
+
+@dataclass
+class PublishedRun:
+    """A finished pipeline run as readers see it."""
+
+    pipeline: str
+    run_id: str
+    path: Path
+    record: dict = field(default_factory=dict)
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.path / "outputs"
+
+    @property
+    def as_of(self) -> str | None:
+        return self.record.get("as_of")
+
+    @property
+    def finished_at(self) -> str | None:
+        return self.record.get("finished_at")
+
+    def has(self, name: str) -> bool:
+        return any((self.outputs_dir / f"{name}{ext}").exists() for ext in (".parquet", ".json"))
+
+    def table(self, name: str) -> pd.DataFrame:
+        value = read_output(self.outputs_dir, name)
+        if not isinstance(value, pd.DataFrame):
+            raise TypeError(f"output {name!r} of run {self.run_id} is a document, not a table")
+        return value
+
+    def document(self, name: str) -> dict:
+        value = read_output(self.outputs_dir, name)
+        if not isinstance(value, dict):
+            raise TypeError(f"output {name!r} of run {self.run_id} is a table, not a document")
+        return value
+
+
+def _pipeline_dir(pipeline: str, runs_dir: str | os.PathLike | None) -> Path:
+    return Path(runs_dir) if runs_dir is not None else get_settings().runs_dir / pipeline
+
+
+def publish(run_dir: str | os.PathLike, *, pipeline: str, run_id: str, record: dict) -> Path:
+    """Point ``published.json`` of ``pipeline`` at a finished run (atomic replace)."""
+    run_dir = Path(run_dir)
+    pointer = run_dir.parent / "published.json"
+    atomic_write_text(pointer, json.dumps({"pipeline": pipeline, "run_id": run_id, "path": str(run_dir), **record}, indent=2, default=str))
+    return pointer
+
+
+def latest(pipeline: str = "daily", *, runs_dir: str | os.PathLike | None = None) -> PublishedRun | None:
+    """The last published run of ``pipeline``, or ``None`` when nothing is published yet.
+
+    ``runs_dir`` is the pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
+    """
+    pointer = _pipeline_dir(pipeline, runs_dir) / "published.json"
+    if not pointer.exists():
+        return None
+    info = json.loads(pointer.read_text(encoding="utf-8"))
+    return PublishedRun(pipeline=pipeline, run_id=info["run_id"], path=Path(info["path"]), record=info)
