@@ -1,0 +1,30 @@
+"""Features: indicators (pure functions on wide frames), labels, and named feature sets.
+
+No value at time ``t`` uses data after ``t``; see :mod:`research.features.indicators` for the
+warm-up and gap rules.
+"""
+
+from research.features.indicators import (
+    BollingerResult,
+    MACDResult,
+    atr,
+    bollinger,
+    ema,
+    macd,
+    momentum,
+    obv,
+    returns,
+    roc,
+    rolling_beta,
+    rolling_volatility,
+    rsi,
+    sma,
+    true_range,
+    volume_zscore,
+)
+
+__all__ = [
+    "returns", "sma", "ema", "rsi", "macd", "MACDResult", "bollinger", "BollingerResult",
+    "atr", "true_range", "rolling_volatility", "momentum", "roc", "volume_zscore", "obv",
+    "rolling_beta",
+]
