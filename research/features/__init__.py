@@ -28,3 +28,8 @@ __all__ = [
     "atr", "true_range", "rolling_volatility", "momentum", "roc", "volume_zscore", "obv",
     "rolling_beta",
 ]
+
+from research.features.labels import direction, forward_returns  # noqa: E402
+from research.features.sets import FEATURE_SETS, FEATURES, drop_warmup, feature_set, warmup_rows  # noqa: E402
+
+__all__ += ["forward_returns", "direction", "feature_set", "drop_warmup", "warmup_rows", "FEATURE_SETS", "FEATURES"]
