@@ -208,8 +208,9 @@ def _perf_from_moments(n: np.ndarray, s: np.ndarray, ss: np.ndarray, metric: str
 
 def _relative_rank(oos: np.ndarray, best: np.ndarray) -> np.ndarray:
     """Relative rank in (0, 1) of ``oos[c, best[c]]`` among ``oos[c, :]`` (ties averaged)."""
-    ranks = stats.rankdata(oos, axis=1, method="average")
-    return ranks[np.arange(len(best)), best] / (oos.shape[1] + 1.0)
+    x = oos[np.arange(len(best)), best][:, None]
+    rank = (oos < x).sum(axis=1) + ((oos == x).sum(axis=1) + 1) / 2.0
+    return rank / (oos.shape[1] + 1.0)
 
 
 def probability_of_backtest_overfitting(
@@ -260,26 +261,32 @@ def probability_of_backtest_overfitting(
         combos = combos[np.sort(np.random.default_rng(seed).choice(len(combos), max_combinations, replace=False))]
     mask = np.zeros((len(combos), n_splits), dtype=bool)
     mask[np.arange(len(combos))[:, None], combos] = True
-    if callable(metric):
-        is_perf = np.stack([metric(np.concatenate([blocks[i] for i in np.flatnonzero(row)])) for row in mask])
-        oos_perf = np.stack([metric(np.concatenate([blocks[i] for i in np.flatnonzero(~row)])) for row in mask])
-    elif metric in ("sharpe", "mean"):
-        mom = np.stack([_moments(b) for b in blocks])  # [S, 3, N]
-        w_is, w_oos = mask.astype(float), (~mask).astype(float)
-        is_m = np.einsum("cs,skn->ckn", w_is, mom)
-        oos_m = np.einsum("cs,skn->ckn", w_oos, mom)
-        is_perf = _perf_from_moments(is_m[:, 0], is_m[:, 1], is_m[:, 2], metric)
-        oos_perf = _perf_from_moments(oos_m[:, 0], oos_m[:, 1], oos_m[:, 2], metric)
-    else:
+    if not (callable(metric) or metric in ("sharpe", "mean")):
         raise ValueError(f"metric must be 'sharpe', 'mean' or a callable, got {metric!r}")
-    best = np.argmax(np.nan_to_num(is_perf, nan=-np.inf), axis=1)
-    w = _relative_rank(np.nan_to_num(oos_perf, nan=-np.inf), best)
-    logits = np.log(w / (1.0 - w))
-    chosen_oos = oos_perf[np.arange(len(best)), best]
+    n = m.shape[1]
+    mom = None if callable(metric) else np.stack([_moments(b) for b in blocks]).reshape(n_splits, 3 * n)
+    chunk = max(1, 2_000_000 // (3 * n))  # bounds memory for sweeps with many trials
+    logits, is_best, oos_best = [], [], []
+    for start in range(0, len(mask), chunk):
+        part = mask[start:start + chunk]
+        if callable(metric):
+            is_perf = np.stack([metric(np.concatenate([blocks[i] for i in np.flatnonzero(row)])) for row in part])
+            oos_perf = np.stack([metric(np.concatenate([blocks[i] for i in np.flatnonzero(~row)])) for row in part])
+        else:
+            is_m = (part.astype(float) @ mom).reshape(len(part), 3, n)
+            oos_m = ((~part).astype(float) @ mom).reshape(len(part), 3, n)
+            is_perf = _perf_from_moments(is_m[:, 0], is_m[:, 1], is_m[:, 2], metric)
+            oos_perf = _perf_from_moments(oos_m[:, 0], oos_m[:, 1], oos_m[:, 2], metric)
+        best = np.argmax(np.nan_to_num(is_perf, nan=-np.inf), axis=1)
+        w = _relative_rank(np.nan_to_num(oos_perf, nan=-np.inf), best)
+        logits.append(np.log(w / (1.0 - w)))
+        is_best.append(is_perf[np.arange(len(best)), best])
+        oos_best.append(oos_perf[np.arange(len(best)), best])
+    logits_all, chosen_oos = np.concatenate(logits), np.concatenate(oos_best)
     return PBOResult(
-        pbo=float(np.mean(logits <= 0)),
-        logits=logits,
-        is_performance=is_perf[np.arange(len(best)), best],
+        pbo=float(np.mean(logits_all <= 0)),
+        logits=logits_all,
+        is_performance=np.concatenate(is_best),
         oos_performance=chosen_oos,
         prob_oos_loss=float(np.mean(chosen_oos < 0)),
         n_splits=n_splits,
