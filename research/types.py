@@ -3,7 +3,7 @@
 Data contracts
 --------------
 ``OHLCV``
-    One symbol's bars: a ``DatetimeIndex`` named ``timestamp`` (timezone-aware UTC; a daily
+    One symbol's bars: a ``DatetimeIndex`` named ``timestamp`` (``datetime64[ns, UTC]``; a daily
     bar is stamped at 00:00 UTC of its session date) and float64 columns ``open``, ``high``,
     ``low``, ``close``, ``volume`` plus ``adj_close`` where the source has it::
 

@@ -1,0 +1,129 @@
+"""Trading calendars: which bars should exist, and how many periods make a year.
+
+Two calendars cover the workbench's markets:
+
+* ``EQUITY`` (NYSE): weekdays less NYSE holidays and the unscheduled closures listed below;
+  annualisation 252.
+* ``CRYPTO``: every day (and every hour), 24/7; annualisation 365.
+
+Calendars decide *gaps* (expected bars that are missing), which the validator flags but never
+fills, and the annualisation used by :mod:`research.risk`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+from pandas.tseries.holiday import (
+    AbstractHolidayCalendar,
+    GoodFriday,
+    Holiday,
+    USLaborDay,
+    USMartinLutherKingJr,
+    USMemorialDay,
+    USPresidentsDay,
+    USThanksgivingDay,
+    nearest_workday,
+    sunday_to_monday,
+)
+
+__all__ = ["Calendar", "EQUITY", "CRYPTO", "get_calendar"]
+
+# Unscheduled NYSE closures (weather, national mourning, 9/11).
+_SPECIAL_CLOSURES = pd.to_datetime(
+    [
+        "1994-04-27", "2001-09-11", "2001-09-12", "2001-09-13", "2001-09-14",
+        "2004-06-11", "2007-01-02", "2012-10-29", "2012-10-30", "2018-12-05",
+        "2025-01-09",
+    ]
+)
+
+
+class _NYSEHolidays(AbstractHolidayCalendar):
+    rules = [
+        # New Year's Day: a Sunday moves to Monday; a Saturday is not observed on Friday.
+        Holiday("NewYearsDay", month=1, day=1, observance=sunday_to_monday),
+        USMartinLutherKingJr,
+        USPresidentsDay,
+        GoodFriday,
+        USMemorialDay,
+        Holiday("Juneteenth", month=6, day=19, start_date="2022-01-01", observance=nearest_workday),
+        Holiday("IndependenceDay", month=7, day=4, observance=nearest_workday),
+        USLaborDay,
+        USThanksgivingDay,
+        Holiday("Christmas", month=12, day=25, observance=nearest_workday),
+    ]
+
+
+@lru_cache(maxsize=64)
+def _nyse_holidays(start_year: int, end_year: int) -> pd.DatetimeIndex:
+    hol = _NYSEHolidays().holidays(f"{start_year}-01-01", f"{end_year}-12-31")
+    # MLK day is observed by the NYSE from 1998 on.
+    hol = hol[~((hol.month == 1) & (hol.day > 14) & (hol.day < 22) & (hol.weekday == 0) & (hol.year < 1998))]
+    return hol.union(_SPECIAL_CLOSURES).unique()
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A trading calendar.
+
+    Attributes
+    ----------
+    name : str
+        ``"equity"`` or ``"crypto"``.
+    periods_per_year : int
+        Daily bars in a year: 252 sessions for equities, 365 days for crypto.
+    hours_per_day : float
+        Hours of trading in a day (6.5 for NYSE regular hours, 24 for crypto).
+    """
+
+    name: str
+    periods_per_year: int
+    hours_per_day: float
+
+    def sessions(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+        """Daily bars expected between ``start`` and ``end`` inclusive (UTC midnights)."""
+        start = _utc(start).normalize()
+        end = _utc(end).normalize()
+        if end < start:
+            return pd.DatetimeIndex([], tz="UTC", name="timestamp")
+        days = pd.date_range(start, end, freq="D", tz="UTC", name="timestamp")
+        if self.name == "crypto":
+            return days
+        days = days[days.weekday < 5]
+        hol = _nyse_holidays(start.year, end.year).tz_localize("UTC")
+        return days[~days.isin(hol)]
+
+    def expected(self, start: pd.Timestamp, end: pd.Timestamp, interval: str) -> pd.DatetimeIndex:
+        """Bars expected at ``interval`` (only ``1d`` and, for crypto, ``1h`` are checked)."""
+        if interval == "1d":
+            return self.sessions(start, end)
+        if interval == "1h" and self.name == "crypto":
+            return pd.date_range(_utc(start), _utc(end), freq="h", name="timestamp")
+        return pd.DatetimeIndex([], tz="UTC", name="timestamp")
+
+    def periods(self, interval: str) -> float:
+        """Bars per year at ``interval`` (used for annualisation)."""
+        per_day = {"1d": 1.0, "1h": self.hours_per_day}
+        if interval in per_day:
+            return self.periods_per_year * per_day[interval]
+        return {"1wk": 52.0, "1mo": 12.0}[interval]
+
+
+def _utc(ts: pd.Timestamp | str) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+EQUITY = Calendar("equity", 252, 6.5)
+CRYPTO = Calendar("crypto", 365, 24.0)
+
+
+def get_calendar(name: str) -> Calendar:
+    """Look a calendar up by name (``"equity"`` or ``"crypto"``)."""
+    try:
+        return {"equity": EQUITY, "crypto": CRYPTO}[name]
+    except KeyError:
+        raise ValueError(f"unknown calendar {name!r}; expected 'equity' or 'crypto'") from None

@@ -1,0 +1,143 @@
+"""``load_prices``: the one call a quant makes for market data."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from research.data.errors import InvalidRequestError
+from research.data.sources import Source, get_source
+from research.data.store import IngestResult, Store
+
+__all__ = ["load_prices", "close_matrix", "ingest_many"]
+
+
+def _symbols(symbols: str | Iterable[str]) -> list[str]:
+    out = [symbols] if isinstance(symbols, str) else list(symbols)
+    if not out:
+        raise InvalidRequestError("no symbols given")
+    bad = [s for s in out if not isinstance(s, str) or not s.strip()]
+    if bad:
+        raise InvalidRequestError(f"symbols must be non-empty strings; got {bad!r}")
+    dupes = sorted({s for s in out if out.count(s) > 1})
+    if dupes:
+        raise InvalidRequestError(f"symbols listed twice: {dupes}")
+    return out
+
+
+def ingest_many(
+    symbols: str | Iterable[str],
+    *,
+    start: object = None,
+    end: object = None,
+    interval: str = "1d",
+    source: str | Source = "sample",
+    refresh: bool = False,
+    store: Store | None = None,
+    progress: bool | None = None,
+) -> dict[str, IngestResult]:
+    """Ingest several symbols through the store; a progress bar shows for more than 3."""
+    names = _symbols(symbols)
+    if start is not None and end is not None and pd.Timestamp(start) > pd.Timestamp(end):
+        raise InvalidRequestError(f"start {start} is after end {end}")
+    src = get_source(source)
+    store = store or Store()
+    show = len(names) > 3 if progress is None else progress
+    results = {}
+    for sym in tqdm(names, desc=f"{src.name} {interval}", unit="symbol", disable=not show, leave=False):
+        results[sym] = store.ingest(src, sym, start=start, end=end, interval=interval, refresh=refresh)
+    return results
+
+
+def load_prices(
+    symbols: str | Iterable[str],
+    start: object = None,
+    end: object = None,
+    interval: str = "1d",
+    source: str | Source = "sample",
+    *,
+    refresh: bool = False,
+    store: Store | None = None,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Validated OHLCV bars, through the store.
+
+    Parameters
+    ----------
+    symbols : str or list of str
+        One symbol gives flat columns; a list gives ``(field, symbol)`` MultiIndex columns, so
+        ``load_prices([...])["close"]`` is the wide close matrix.
+    start, end : date-like, optional
+        Inclusive range (UTC); open-ended when omitted.
+    interval : {"1d", "1h", "1wk", "1mo"}
+        Bar length.
+    source : str or Source
+        ``"sample"`` (default, offline), ``"synthetic"``, ``"files"`` (pass a ``FilesSource``),
+        ``"yahoo"`` or ``"coingecko"``.
+    refresh : bool
+        Ingest again even when the stored copy is fresh.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``timestamp`` (UTC; daily bars at 00:00 of the session date); float64 columns
+        ``open, high, low, close, volume`` and ``adj_close`` where the source has it. Symbols on
+        different calendars are outer-joined, with NaN where a symbol has no bar (never filled).
+        ``attrs`` records ``source``, ``synthetic``, ``interval``, ``sha256`` per symbol and
+        ``stale`` when a live source failed and the stored copy was served.
+
+    Examples
+    --------
+    >>> spx = load_prices("SPX", start="2010-01-01", end="2010-12-31")
+    >>> closes = load_prices(["SPX", "IXIC"])["close"]
+    """
+    single = isinstance(symbols, str)
+    results = ingest_many(
+        symbols, start=start, end=end, interval=interval, source=source,
+        refresh=refresh, store=store, progress=progress,
+    )
+    src_name = get_source(source).name if not isinstance(source, Source) else source.name
+    synthetic = any(r.manifest.get("synthetic") for r in results.values())
+    stale = [s for s, r in results.items() if r.stale]
+    attrs = {
+        "source": src_name,
+        "interval": interval,
+        "synthetic": synthetic,
+        "sha256": {s: r.manifest["sha256"] for s, r in results.items()},
+        "stale": bool(stale),
+    }
+    for sym, res in results.items():
+        if res.frame.empty:
+            warnings.warn(f"{sym}: no stored bars between {start} and {end}", stacklevel=2)
+    if single:
+        frame = next(iter(results.values())).frame
+        frame.attrs = {**attrs, "symbol": symbols}
+        return frame
+    frame = pd.concat({s: r.frame for s, r in results.items()}, axis=1, names=["symbol", "field"])
+    frame = frame.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    frame = frame.reindex(columns=pd.MultiIndex.from_product(
+        [[c for c in ["open", "high", "low", "close", "adj_close", "volume"] if c in frame.columns.get_level_values(0)], list(results)],
+        names=["field", "symbol"],
+    ))
+    frame.attrs = attrs
+    return frame
+
+
+def close_matrix(
+    symbols: str | Iterable[str],
+    start: object = None,
+    end: object = None,
+    interval: str = "1d",
+    source: str | Source = "sample",
+    *,
+    store: Store | None = None,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """The wide close matrix (index = time, one column per symbol) of :func:`load_prices`."""
+    frame = load_prices(list(_symbols(symbols)), start, end, interval, source, store=store, progress=progress)
+    out = frame["close"]
+    out.attrs = frame.attrs
+    return out

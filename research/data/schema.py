@@ -1,0 +1,293 @@
+"""The OHLCV schema and the validator every ingest goes through.
+
+Schema (see :mod:`research.types`): a ``DatetimeIndex`` named ``timestamp`` in UTC, sorted and
+unique; float64 columns ``open, high, low, close, volume`` and optionally ``adj_close``.
+Daily, weekly and monthly bars are stamped at 00:00 UTC of their session date. ``volume`` may
+be NaN when a source does not report it; prices may not.
+
+Validation splits the rows it receives into three disjoint groups, so that
+``received == stored + quarantined + duplicates`` always holds:
+
+* **stored**: rows that satisfy every invariant;
+* **quarantined**: rows kept aside with a reason code (:data:`REASONS`);
+* **duplicates**: exact repeats of a stored row (same timestamp and values), dropped and counted.
+
+Rows can also be **flagged** (kept, but listed in the report): suspected splits, persistent
+unit shifts, bars off the calendar, and gaps against the calendar (missing bars; never filled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from research.data.calendars import Calendar
+from research.data.errors import SchemaError
+
+__all__ = [
+    "PRICE_COLUMNS",
+    "COLUMNS",
+    "REASONS",
+    "FLAGS",
+    "ValidationReport",
+    "ValidationResult",
+    "coerce_frame",
+    "validate_ohlcv",
+    "check_invariants",
+]
+
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+COLUMNS = [*PRICE_COLUMNS, "volume"]
+OPTIONAL_COLUMNS = ["adj_close"]
+
+#: Quarantine reason codes.
+REASONS = {
+    "BAD_TIMESTAMP": "timestamp missing or unparseable",
+    "OFF_GRID_TIMESTAMP": "a daily or longer bar not stamped at 00:00 UTC (timezone or DST shift)",
+    "DUPLICATE_CONFLICT": "same timestamp as a later row with different values (the later row is kept)",
+    "NAN_PRICE": "open, high, low or close is missing",
+    "NONPOSITIVE_PRICE": "a price is zero or negative",
+    "NEGATIVE_VOLUME": "volume is negative",
+    "OHLC_INCONSISTENT": "high below max(open, close, low) or low above min(open, close, high)",
+    "UNIT_JUMP": "close jumps by 20x or more and reverts on the next bar (unit error)",
+}
+
+#: Flag codes (rows kept, listed in the report).
+FLAGS = {
+    "SPLIT_SUSPECT": "close-to-close ratio near a split ratio (2:1, 3:1, 1:2, ...)",
+    "UNIT_SHIFT": "close changes level by 20x or more and stays there",
+    "OFF_CALENDAR": "a bar on a day the calendar says is closed",
+    "UNSORTED_INPUT": "rows arrived out of order and were sorted",
+}
+
+_UNIT = 20.0
+_SPLIT_RATIOS = np.array([2, 3, 4, 5, 8, 10, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 8, 1 / 10, 3 / 2, 2 / 3])
+_TOL = 1e-9
+
+
+@dataclass
+class ValidationReport:
+    """What happened to the rows of one ingest."""
+
+    symbol: str
+    source: str
+    interval: str
+    received: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+
+    @property
+    def accounted(self) -> bool:
+        """``True`` when every received row is stored, quarantined or a duplicate."""
+        return self.received == self.stored + self.quarantined + self.duplicates
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-friendly view."""
+        return {
+            "symbol": self.symbol,
+            "source": self.source,
+            "interval": self.interval,
+            "received": self.received,
+            "stored": self.stored,
+            "quarantined": self.quarantined,
+            "duplicates": self.duplicates,
+            "reasons": dict(self.reasons),
+            "flags": dict(self.flags),
+            "gaps": self.gaps,
+            "first": None if self.first is None else self.first.isoformat(),
+            "last": None if self.last is None else self.last.isoformat(),
+        }
+
+
+@dataclass
+class ValidationResult:
+    """Clean rows, quarantined rows (with ``reason`` and ``detail``), flags and the report."""
+
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    flags: pd.DataFrame
+    report: ValidationReport
+
+
+def coerce_frame(raw: pd.DataFrame, *, symbol: str = "?") -> tuple[pd.DataFrame, pd.Series]:
+    """Bring a raw frame to the schema's columns and dtypes.
+
+    Returns the coerced frame (index as UTC ``DatetimeIndex``, NaT where unparseable) and a
+    boolean Series marking rows whose timestamp could not be parsed.
+
+    Raises
+    ------
+    SchemaError
+        When a required column is missing altogether.
+    """
+    if not isinstance(raw, pd.DataFrame):
+        raise SchemaError(f"{symbol}: expected a DataFrame of bars, got {type(raw).__name__}")
+    frame = raw.copy()
+    frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(
+            f"{symbol}: bars are missing column(s) {missing}; got {list(raw.columns)} "
+            f"(expected {COLUMNS} and optionally {OPTIONAL_COLUMNS})"
+        )
+    keep = COLUMNS + [c for c in OPTIONAL_COLUMNS if c in frame.columns]
+    frame = frame[keep]
+    for col in keep:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    index = pd.to_datetime(pd.Index(frame.index), errors="coerce", utc=True)
+    frame.index = pd.DatetimeIndex(index, name="timestamp").as_unit("ns")
+    bad_ts = pd.Series(frame.index.isna(), index=range(len(frame)))
+    return frame, bad_ts
+
+
+def validate_ohlcv(
+    raw: pd.DataFrame,
+    *,
+    symbol: str,
+    source: str,
+    interval: str = "1d",
+    calendar: Calendar | None = None,
+) -> ValidationResult:
+    """Validate raw bars; see the module docstring for the rules and the accounting."""
+    report = ValidationReport(symbol=symbol, source=source, interval=interval, received=len(raw))
+    frame, bad_ts = coerce_frame(raw, symbol=symbol)
+    n = len(frame)
+    reason = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    def mark(mask: np.ndarray, code: str, text: np.ndarray | str = "") -> None:
+        new = mask & (reason == "")
+        reason[new] = code
+        detail[new] = text[new] if isinstance(text, np.ndarray) else text
+
+    mark(bad_ts.to_numpy(), "BAD_TIMESTAMP", "unparseable timestamp")
+    if interval in ("1d", "1wk", "1mo"):
+        idx = frame.index
+        off = ~idx.isna() & (idx != idx.normalize())
+        mark(np.asarray(off), "OFF_GRID_TIMESTAMP", np.asarray(idx.astype(str), dtype=object))
+
+    prices = frame[PRICE_COLUMNS].to_numpy()
+    mark(np.isnan(prices).any(axis=1), "NAN_PRICE")
+    mark((prices <= 0).any(axis=1), "NONPOSITIVE_PRICE")
+    mark(frame["volume"].to_numpy() < 0, "NEGATIVE_VOLUME")
+    o, h, lo, c = prices.T
+    scale = np.nanmax(np.abs(prices), axis=1, initial=0.0) * _TOL
+    bad_ohlc = (h < np.maximum.reduce([o, c, lo]) - scale) | (lo > np.minimum.reduce([o, c, h]) + scale)
+    mark(bad_ohlc, "OHLC_INCONSISTENT")
+
+    # Duplicates: among rows still valid, identical repeats are dropped and counted, conflicting
+    # ones keep the last occurrence and quarantine the others.
+    order = np.arange(n)
+    valid = reason == ""
+    dup_exact = np.zeros(n, dtype=bool)
+    if valid.any():
+        sub = frame[valid].copy()
+        sub["_pos"] = order[valid]
+        ts_dup = sub.index.duplicated(keep="last")
+        if ts_dup.any():
+            cols = [c for c in sub.columns if c != "_pos"]
+            last_rows = sub[~ts_dup]
+            last_by_ts = last_rows[cols]
+            cand = sub[ts_dup]
+            ref = last_by_ts.loc[cand.index, cols].to_numpy()
+            same = ((cand[cols].to_numpy() == ref) | (np.isnan(cand[cols].to_numpy()) & np.isnan(ref))).all(axis=1)
+            pos = cand["_pos"].to_numpy()
+            dup_exact[pos[same]] = True
+            conflict = np.zeros(n, dtype=bool)
+            conflict[pos[~same]] = True
+            mark(conflict, "DUPLICATE_CONFLICT", "a later row has the same timestamp")
+
+    keep = (reason == "") & ~dup_exact
+    flags: list[tuple[pd.Timestamp, str, str]] = []
+    kept = frame[keep]
+    if not kept.index.is_monotonic_increasing:
+        flags.append((kept.index.min(), "UNSORTED_INPUT", "rows sorted by timestamp"))
+    kept = kept.sort_index(kind="stable")
+    kept_pos = order[keep][np.argsort(frame.index[keep].asi8, kind="stable")]
+
+    # Unit jumps: a spike of >= 20x against both neighbours is quarantined; a lasting level
+    # change is flagged; near-split ratios are flagged.
+    close = kept["close"].to_numpy()
+    if len(close) >= 2:
+        ratio = close[1:] / close[:-1]
+        big = (ratio >= _UNIT) | (ratio <= 1 / _UNIT)
+        spike = np.zeros(len(close), dtype=bool)
+        if len(close) >= 3:
+            back = close[1:-1] / close[2:]
+            spike[1:-1] = big[:-1] & (((ratio[:-1] >= _UNIT) & (back >= _UNIT)) | ((ratio[:-1] <= 1 / _UNIT) & (back <= 1 / _UNIT)))
+        if spike.any():
+            unit = np.zeros(n, dtype=bool)
+            unit[kept_pos[spike]] = True
+            mark(unit, "UNIT_JUMP", "close jumps 20x and reverts")
+            keep = keep & ~unit
+            kept = kept[~spike]
+            close = kept["close"].to_numpy()
+            ratio = close[1:] / close[:-1] if len(close) >= 2 else np.array([])
+            big = (ratio >= _UNIT) | (ratio <= 1 / _UNIT)
+        ts = kept.index[1:]
+        for t in ts[big]:
+            flags.append((t, "UNIT_SHIFT", "close changed level by 20x or more"))
+        near = np.abs(ratio[:, None] / _SPLIT_RATIOS[None, :] - 1).min(axis=1) < 0.03 if len(ratio) else np.array([], bool)
+        split = near & ((ratio > 1.8) | (ratio < 1 / 1.8)) & ~big
+        for t, r in zip(ts[split], ratio[split], strict=True):
+            flags.append((t, "SPLIT_SUSPECT", f"close ratio {r:.3f}"))
+
+    if calendar is not None and len(kept) and interval == "1d":
+        expected = calendar.expected(kept.index[0], kept.index[-1], interval)
+        if len(expected):
+            report.gaps = int((~expected.isin(kept.index)).sum())
+            off_cal = kept.index[~kept.index.isin(expected)]
+            for t in off_cal:
+                flags.append((t, "OFF_CALENDAR", f"{calendar.name} calendar is closed"))
+
+    quarantine = frame[reason != ""].copy()
+    quarantine["reason"] = reason[reason != ""].astype(str)
+    quarantine["detail"] = detail[reason != ""].astype(str)
+    flag_frame = pd.DataFrame(flags, columns=["timestamp", "flag", "detail"])
+
+    report.stored = len(kept)
+    report.quarantined = len(quarantine)
+    report.duplicates = int(dup_exact.sum())
+    report.reasons = {k: int(v) for k, v in quarantine["reason"].value_counts().items()}
+    report.flags = {k: int(v) for k, v in flag_frame["flag"].value_counts().items()}
+    if len(kept):
+        report.first, report.last = kept.index[0], kept.index[-1]
+    kept.attrs = {}
+    return ValidationResult(clean=kept, quarantine=quarantine, flags=flag_frame, report=report)
+
+
+def check_invariants(frame: pd.DataFrame) -> list[str]:
+    """Return the invariants ``frame`` breaks (empty when it is valid stored data)."""
+    problems = []
+    idx = frame.index
+    if not isinstance(idx, pd.DatetimeIndex) or str(idx.tz) != "UTC":
+        problems.append("index is not a UTC DatetimeIndex")
+    elif not idx.is_monotonic_increasing or not idx.is_unique:
+        problems.append("index is not sorted and unique")
+    for col in COLUMNS:
+        if col not in frame.columns:
+            problems.append(f"missing column {col}")
+        elif frame[col].dtype != np.float64:
+            problems.append(f"column {col} is {frame[col].dtype}, not float64")
+    if problems:
+        return problems
+    p = frame[PRICE_COLUMNS].to_numpy()
+    if np.isnan(p).any():
+        problems.append("NaN price")
+    if (p <= 0).any():
+        problems.append("non-positive price")
+    if (frame["volume"].to_numpy() < 0).any():
+        problems.append("negative volume")
+    o, h, lo, c = p.T
+    scale = np.abs(p).max(axis=1, initial=0.0) * _TOL
+    if ((h < np.maximum.reduce([o, c, lo]) - scale) | (lo > np.minimum.reduce([o, c, h]) + scale)).any():
+        problems.append("OHLC inconsistent")
+    return problems

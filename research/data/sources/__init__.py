@@ -1,0 +1,49 @@
+"""Market-data sources, one module each, behind :class:`research.data.sources.base.Source`.
+
+=============  ==========================================================  ======
+name           what                                                        live
+=============  ==========================================================  ======
+``sample``     real history bundled with the package (offline)             no
+``synthetic``  seeded GBM paths with jumps and regimes, any symbol         no
+``files``      the user's CSV or Parquet files                             no
+``yahoo``      Yahoo Finance through yfinance                              yes
+``coingecko``  CoinGecko through pycoingecko                               yes
+=============  ==========================================================  ======
+"""
+
+from __future__ import annotations
+
+from research.data.sources.base import INTERVALS, Source
+
+__all__ = ["Source", "INTERVALS", "get_source", "SOURCE_NAMES"]
+
+SOURCE_NAMES = ("sample", "synthetic", "files", "yahoo", "coingecko")
+
+
+def get_source(name: str | Source, **options: object) -> Source:
+    """A source by name (``options`` go to its constructor), or ``name`` itself if a Source."""
+    if isinstance(name, Source):
+        return name
+    if name == "sample":
+        from research.data.sources.sample import SampleSource
+
+        return SampleSource(**options)
+    if name == "synthetic":
+        from research.data.sources.synthetic import SyntheticSource
+
+        return SyntheticSource(**options)
+    if name == "files":
+        from research.data.sources.files import FilesSource
+
+        if "directory" not in options:
+            raise ValueError("source='files' needs directory=<folder with one file per symbol>")
+        return FilesSource(**options)
+    if name == "yahoo":
+        from research.data.sources.yahoo import YahooSource
+
+        return YahooSource(**options)
+    if name == "coingecko":
+        from research.data.sources.coingecko import CoinGeckoSource
+
+        return CoinGeckoSource(**options)
+    raise ValueError(f"unknown source {name!r}; expected one of {list(SOURCE_NAMES)} or a Source instance")
