@@ -21,6 +21,13 @@ os.environ.setdefault("YF_DISABLE_CURL_CFFI", "1")
 import pytest  # noqa: E402
 
 
+def pytest_ignore_collect(collection_path, config):
+    """Notebooks under tests/ are fixtures of other tests (some fail on purpose), not tests."""
+    if collection_path.suffix == ".ipynb":
+        return True
+    return None
+
+
 @pytest.fixture
 def store(tmp_path):
     """A fresh, empty store in a temporary directory."""
