@@ -1,0 +1,213 @@
+"""The risk report: every number a tear sheet shows, computed once and kept together.
+
+:func:`risk_report` composes :mod:`research.risk.metrics` (and, for sweeps,
+:mod:`research.risk.overfitting`) into a :class:`RiskReport`. Drawing lives in
+:mod:`research.viz.risk`: ``tearsheet_figures(report)`` turns a report into plotly figures.
+This module never imports the drawing layer; :meth:`RiskReport.figures` calls whichever figure
+builder :mod:`research.viz.risk` registered when it was imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.risk import metrics as m
+from research.risk.overfitting import (
+    DeflatedSharpeResult,
+    PBOResult,
+    deflated_sharpe_ratio,
+    probability_of_backtest_overfitting,
+)
+
+__all__ = ["RiskReport", "risk_report", "monthly_returns", "rolling_metrics", "register_figure_builder"]
+
+_FIGURE_BUILDER: Callable[..., dict[str, Any]] | None = None
+
+
+def register_figure_builder(builder: Callable[..., dict[str, Any]]) -> None:
+    """Install the function :meth:`RiskReport.figures` delegates to (done by ``research.viz.risk``)."""
+    global _FIGURE_BUILDER
+    _FIGURE_BUILDER = builder
+
+
+def monthly_returns(returns: pd.Series) -> pd.DataFrame | None:
+    """Compounded return per calendar month: rows = year, columns = month 1..12 (NaN if no bar).
+
+    Returns ``None`` when the index is not a ``DatetimeIndex``.
+    """
+    if not isinstance(returns.index, pd.DatetimeIndex) or returns.empty:
+        return None
+    r = returns.astype("float64").dropna()
+    grouped = (1.0 + r).groupby([r.index.year, r.index.month]).prod() - 1.0
+    table = grouped.unstack().reindex(columns=range(1, 13))
+    table.index.name, table.columns.name = "year", "month"
+    return table
+
+
+def rolling_metrics(returns: pd.Series, *, window: int, periods_per_year: float = 252) -> pd.DataFrame:
+    """Trailing ``window``-bar annualised Sharpe ratio and volatility (NaN until the window fills)."""
+    r = returns.astype("float64")
+    roll = r.rolling(window, min_periods=window)
+    mean, sd = roll.mean(), roll.std(ddof=1)
+    sharpe = (mean / sd.where(sd > 0)) * np.sqrt(periods_per_year)
+    return pd.DataFrame({"sharpe": sharpe, "volatility": sd * np.sqrt(periods_per_year)})
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    """Everything a tear sheet shows, computed (no drawing).
+
+    Attributes
+    ----------
+    returns : Series
+        The strategy's per-bar returns (NaN bars dropped).
+    summary : Series
+        :func:`research.risk.metrics.summary` plus, for sweeps, ``'Deflated Sharpe Ratio'``
+        and ``'PBO [%]'``; ``attrs["nan_reasons"]`` explains every NaN.
+    equity, drawdown : Series
+        Growth of 1 and the underwater curve (decimal, <= 0).
+    benchmark, benchmark_equity : Series or None
+        Benchmark returns aligned on ``returns`` and its growth of 1.
+    monthly : DataFrame or None
+        Year x month compounded returns (decimal).
+    rolling : DataFrame
+        Columns ``sharpe`` and ``volatility`` (annualised) over ``rolling_window`` bars.
+    var : DataFrame
+        VaR and CVaR (decimal returns): rows ``historical``, ``gaussian``, ``cornish_fisher``;
+        columns ``VaR 95%``, ``CVaR 95%``, ``VaR 99%``, ``CVaR 99%``.
+    periods_per_year, rolling_window : float, int
+    trades, positions : optional inputs kept for drill-down
+    deflated_sharpe, pbo : optional overfitting statistics (when trial returns were given)
+    """
+
+    returns: pd.Series
+    summary: pd.Series
+    equity: pd.Series
+    drawdown: pd.Series
+    rolling: pd.DataFrame
+    var: pd.DataFrame
+    periods_per_year: float
+    rolling_window: int
+    benchmark: pd.Series | None = None
+    benchmark_equity: pd.Series | None = None
+    monthly: pd.DataFrame | None = None
+    trades: pd.DataFrame | None = None
+    positions: pd.DataFrame | pd.Series | None = None
+    deflated_sharpe: DeflatedSharpeResult | None = None
+    pbo: PBOResult | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def figures(self, **options: Any) -> dict[str, Any]:
+        """Plotly figures of this report (see ``research.viz.risk.tearsheet_figures``).
+
+        ``options`` (e.g. ``as_of``, ``run_id``) are passed to the builder. Needs
+        ``research.viz.risk`` to have been imported (``import research.viz`` does it).
+        """
+        if _FIGURE_BUILDER is None:
+            raise RuntimeError(
+                "no figure builder registered: import research.viz.risk (or call "
+                "research.viz.risk.tearsheet_figures(report)) to draw a risk report"
+            )
+        return _FIGURE_BUILDER(self, **options)
+
+
+def _var_table(r: pd.Series) -> pd.DataFrame:
+    rows = {}
+    for method in m.VAR_METHODS:
+        rows[method] = {
+            f"{kind} {level:.0%}": fn(r, level=level, method=method)
+            for level in (0.95, 0.99)
+            for kind, fn in (("VaR", m.value_at_risk), ("CVaR", m.conditional_value_at_risk))
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _overfitting(
+    r: pd.Series, trial_returns: pd.DataFrame | None, n_splits: int, summary: pd.Series
+) -> tuple[DeflatedSharpeResult | None, PBOResult | None, pd.Series]:
+    if trial_returns is None:
+        return None, None, summary
+    trials = trial_returns.astype("float64").dropna()
+    dsr = deflated_sharpe_ratio(r, trial_returns=trials)
+    pbo = probability_of_backtest_overfitting(trials, n_splits=n_splits)
+    extra = pd.Series({"Deflated Sharpe Ratio": dsr.dsr, "PBO [%]": pbo.pbo * 100, "# Trials": float(dsr.n_trials)})
+    out = pd.concat([summary, extra])
+    out.attrs = summary.attrs
+    return dsr, pbo, out
+
+
+def risk_report(
+    returns: pd.Series,
+    *,
+    benchmark: pd.Series | None = None,
+    periods_per_year: float = 252,
+    trades: pd.DataFrame | None = None,
+    positions: pd.DataFrame | pd.Series | None = None,
+    risk_free: float = 0.0,
+    rolling_window: int | None = None,
+    trial_returns: pd.DataFrame | None = None,
+    n_splits: int = 16,
+    meta: dict[str, Any] | None = None,
+) -> RiskReport:
+    """Compute a :class:`RiskReport` for one strategy's returns.
+
+    Parameters
+    ----------
+    returns : Series
+        Per-bar decimal returns (DatetimeIndex for the monthly table).
+    benchmark : Series, optional
+        Benchmark returns; aligned on ``returns``' index.
+    periods_per_year : float
+        252 for equities, 365 for crypto.
+    trades, positions : optional
+        As in :func:`research.risk.metrics.summary`.
+    risk_free : float
+        Annual risk-free rate.
+    rolling_window : int, optional
+        Bars for the rolling Sharpe and volatility; default half a year of bars.
+    trial_returns : DataFrame, optional
+        Returns of every configuration a sweep tried (columns), to report the deflated Sharpe
+        ratio and the probability of backtest overfitting of this (selected) strategy.
+    n_splits : int
+        CSCV blocks for the PBO.
+    meta : dict, optional
+        Free-form provenance (strategy, parameters, run id) kept on the report.
+
+    Returns
+    -------
+    RiskReport
+    """
+    if not isinstance(returns, pd.Series):
+        raise TypeError(f"returns must be a pandas Series of per-bar decimal returns, not {type(returns).__name__}")
+    r = returns.astype("float64").dropna()
+    window = int(rolling_window or max(2, round(periods_per_year / 2)))
+    summary = m.summary(r, benchmark=benchmark, periods_per_year=periods_per_year, trades=trades,
+                        positions=positions, risk_free=risk_free)
+    bench = bench_eq = None
+    if benchmark is not None:
+        bench = benchmark.astype("float64").reindex(r.index)
+        bench_eq = m.equity_curve(bench).rename("benchmark")
+    dsr, pbo, summary = _overfitting(r, trial_returns, n_splits, summary)
+    return RiskReport(
+        returns=r,
+        summary=summary,
+        equity=m.equity_curve(r).rename("equity"),
+        drawdown=m.drawdown_series(r),
+        rolling=rolling_metrics(r, window=window, periods_per_year=periods_per_year),
+        var=_var_table(r),
+        periods_per_year=float(periods_per_year),
+        rolling_window=window,
+        benchmark=bench,
+        benchmark_equity=bench_eq,
+        monthly=monthly_returns(r),
+        trades=trades,
+        positions=positions,
+        deflated_sharpe=dsr,
+        pbo=pbo,
+        meta=dict(meta or {}),
+    )

@@ -1,0 +1,17 @@
+"""Drawing: plotly figures and ipywidgets panels over computed results.
+
+``research.viz`` may import any part of the workbench; nothing in the package imports it.
+Importing it registers the tear-sheet builder, so ``RiskReport.figures()`` works afterwards.
+
+Modules
+-------
+risk
+    Tear-sheet figures of a :class:`research.risk.report.RiskReport`.
+panels
+    Dashboard panels.
+"""
+
+from research.viz import risk
+from research.viz.risk import tearsheet_figures
+
+__all__ = ["risk", "tearsheet_figures"]
