@@ -1,0 +1,35 @@
+"""environment.yml and pyproject.toml name the same dependencies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {*project["dependencies"], *project["optional-dependencies"]["dev"], *project["optional-dependencies"]["browser"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert any(str(d).startswith("python=3.11") for d in env["dependencies"] if isinstance(d, str))
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-e .[dev,browser]" in pip
+    listed = {p for p in pip if not p.startswith("-e")}
+    assert {_name(r): r.replace(" ", "") for r in listed} == {_name(r): r.replace(" ", "") for r in wanted}
+
+
+def test_design_card_packages_are_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    card = {"jupyterlab", "papermill", "voila", "pandas", "numpy", "vectorbt", "yfinance", "pycoingecko",
+            "mlflow", "ipywidgets", "pytest", "nbval"}
+    assert card <= names
+    assert "tensorflow-cpu" in names or "tensorflow" in names

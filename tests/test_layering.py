@@ -1,0 +1,78 @@
+"""Imports inside research/ follow the data flow; nothing imports backwards.
+
+The arrow: data -> features -> models -> strategies -> backtest -> risk -> tracking -> workflow.
+A module may import its own subpackage and earlier ones. Leaves importable from anywhere:
+research.config, research.types and research.risk.metrics (pure functions). research.viz and
+research.cli sit on top and may import anything; nothing in the package imports them.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import research
+
+ORDER = ["data", "features", "models", "strategies", "backtest", "risk", "tracking", "workflow"]
+LEAVES = {"research.config", "research.types", "research.risk.metrics"}
+TOP = {"viz", "cli"}
+ROOT = Path(research.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):  # includes imports inside functions
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return {m for m in found if m == "research" or m.startswith("research.")}
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def backward_edges(modules: dict[str, set[str]]) -> list[str]:
+    """Every import that goes against the arrow, as 'importer -> imported'."""
+    bad = []
+    for importer, targets in modules.items():
+        src = _layer(importer)
+        for target in sorted(targets):
+            dst = _layer(target)
+            if target in LEAVES or any(target.startswith(leaf + ".") for leaf in LEAVES):
+                continue
+            if importer == "research.__main__":
+                continue
+            if dst in TOP and src not in TOP:
+                bad.append(f"{importer} -> {target} (nothing imports {dst})")
+            elif src in TOP or src is None or src == "__main__" or dst not in ORDER or src not in ORDER:
+                continue
+            elif ORDER.index(dst) > ORDER.index(src):
+                bad.append(f"{importer} -> {target} ({src} comes before {dst})")
+    return bad
+
+
+def test_no_backward_imports():
+    modules = {_module_name(p): _imports(p) for p in ROOT.rglob("*.py")}
+    assert len(modules) > 10
+    assert backward_edges(modules) == []
+
+
+def test_leaves_import_nothing_from_the_package():
+    for leaf in LEAVES:
+        path = ROOT.parent / (leaf.replace(".", "/") + ".py")
+        assert _imports(path) == set(), f"{leaf} must not import from research"
+
+
+def test_the_check_catches_a_planted_backward_edge():
+    planted = {"research.data.store": {"research.backtest.engine"}, "research.risk.report": {"research.viz.risk"}}
+    assert len(backward_edges(planted)) == 2
