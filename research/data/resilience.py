@@ -461,7 +461,7 @@ class Guard:
         if not message.startswith(prefix):
             message = f"{prefix}: {message}"
         if reason:
-            message += f" ({reason} in {self.clock() - began:.1f} s)"
+            message += f" ({reason}; {self.clock() - began:.1f} s elapsed)"
         new = _with_message(exc, message)
         new.attempts = number  # type: ignore[attr-defined]
         return new

@@ -21,7 +21,12 @@ from research.data.errors import (
 )
 from research.data.resilience import CircuitBreaker, Guard, RetryPolicy, reset_guards
 from research.data.sources import get_source
-from research.data.sources.coingecko import CoinGeckoSource, align_market_chart, ohlc_daily_bars, resolve_coin
+from research.data.sources.coingecko import (
+    CoinGeckoSource,
+    align_market_chart,
+    ohlc_daily_bars,
+    resolve_coin,
+)
 from tests.data.fakes.coingecko import (
     API,
     bad_key_body,
@@ -286,7 +291,7 @@ def test_api_key_never_leaves_the_header(server, make, caplog):
 
 def test_keys_come_from_the_settings(monkeypatch):
     reset_guards()
-    monkeypatch.delenv("COINGECKO_API_KEY", raising=False)
+    monkeypatch.setenv("COINGECKO_API_KEY", "")  # empty wins over a developer's .env
     monkeypatch.setenv("COINGECKO_DEMO_API_KEY", KEY)
     demo = CoinGeckoSource()
     assert demo.plan == "demo" and demo.client.session.headers["x-cg-demo-api-key"] == KEY
@@ -295,8 +300,8 @@ def test_keys_come_from_the_settings(monkeypatch):
     pro = CoinGeckoSource()
     assert pro.plan == "pro" and "pro-api.coingecko.com" in pro.client.api_base_url
     assert pro.client.session.headers["x-cg-pro-api-key"] == KEY + "-pro"
-    monkeypatch.delenv("COINGECKO_API_KEY")
-    monkeypatch.delenv("COINGECKO_DEMO_API_KEY")
+    monkeypatch.setenv("COINGECKO_API_KEY", "")
+    monkeypatch.setenv("COINGECKO_DEMO_API_KEY", "")
     public = CoinGeckoSource()
     assert public.plan == "public" and not any(k.startswith("x-cg") for k in public.client.session.headers)
     assert pro.guard is not demo.guard is not public.guard  # one budget per plan

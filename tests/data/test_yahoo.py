@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 import pytest
+import yfinance as yf
 
 from research.data.calendars import CRYPTO, EQUITY
 from research.data.errors import (
@@ -36,7 +37,6 @@ from tests.data.fakes.yahoo import (
     yahoo_session,
 )
 
-yf = pytest.importorskip("yfinance")
 UTC = "UTC"
 
 

@@ -246,6 +246,7 @@ class CoinGeckoSource(Source):
     plan : {"public", "demo", "pro"}
     """
 
+    name = "coingecko-close"  # per instance: "coingecko-close" or "coingecko-ohlc"
     live = True
     libraries = ["pycoingecko", "requests"]
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -82,12 +83,14 @@ YAHOO_INTERVALS = {"1h": "1h", "1d": "1d", "1wk": "1wk", "1mo": "1mo"}
 #: Yahoo serves hourly bars for the last 730 days only (kept one day inside the limit).
 HOURLY_DEPTH = pd.Timedelta(days=729)
 _SYMBOL = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.\-^=&]{0,31}")
+_CRUMB = re.compile(r"(crumb=)[^&\s'\"]+")
 _ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
 _COLUMNS = {"open": "open", "high": "high", "low": "low", "close": "close", "adj close": "adj_close",
             "adj_close": "adj_close", "adjclose": "adj_close", "volume": "volume"}
 _EVENT_COLUMNS = {"dividends", "stock splits", "capital gains", "repaired?"}
 _DAILY_OR_LONGER = {"1d", "1wk", "1mo"}
 _YF_LOCK = threading.RLock()
+_PANDAS4_WARNING: type[Warning] = getattr(pd.errors, "Pandas4Warning", FutureWarning)
 
 
 def default_yahoo_guard() -> Guard:
@@ -168,7 +171,10 @@ def _strict_yfinance():
     yf.config.debug.hide_exceptions = False
     yf.config.network.retries = 0
     try:
-        yield yf
+        with warnings.catch_warnings():
+            # yfinance 1.7 calls pandas APIs deprecated in pandas 3 (inplace=...): not the user's concern
+            warnings.filterwarnings("ignore", category=_PANDAS4_WARNING, module="yfinance")
+            yield yf
     finally:
         yf.config.debug.hide_exceptions, yf.config.network.retries = saved
 
@@ -401,8 +407,9 @@ class YahooSource(Source):
         if mapped is not None:
             return mapped
         status_text = f"HTTP {status}, " if status is not None else ""
+        detail = _CRUMB.sub(r"\1***", str(exc))[:200]  # the crumb is a session credential
         return BadResponseError(
-            f"{src} {what}: unexpected answer from Yahoo ({status_text}{kind}: {str(exc)[:200]})", source=src, symbol=sym
+            f"{src} {what}: unexpected answer from Yahoo ({status_text}{kind}: {detail})", source=src, symbol=sym
         )
 
     def _to_frame(self, raw: pd.DataFrame | None, request: _Request) -> pd.DataFrame:
