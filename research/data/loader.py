@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -133,11 +134,47 @@ def close_matrix(
     interval: str = "1d",
     source: str | Source = "sample",
     *,
+    field: str = "close",
     store: Store | None = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """The wide close matrix (index = time, one column per symbol) of :func:`load_prices`."""
-    frame = load_prices(list(_symbols(symbols)), start, end, interval, source, store=store, progress=progress)
-    out = frame["close"]
-    out.attrs = frame.attrs
+    """The wide matrix of one field (index = time, one column per symbol); close by default.
+
+    Datasets already stored and fresh are read with one Parquet read each (only the index and
+    ``field``); the others are ingested first through :func:`load_prices`'s path.
+    """
+    names = _symbols(symbols)
+    src = get_source(source)
+    store = store or Store()
+    series, manifests = store.read_field(src.name, interval, names, field)
+    todo = [s for s in names if s not in manifests or not store.is_fresh(src, manifests[s], start)]
+    if todo:
+        ingest_many(todo, start=start, end=end, interval=interval, source=src, store=store, progress=progress)
+        more, more_manifests = store.read_field(src.name, interval, todo, field)
+        series.update(more)
+        manifests.update(more_manifests)
+    cols = [series[s] for s in names]
+    first = cols[0].index
+    if all(c.index.equals(first) for c in cols[1:]):
+        out = pd.DataFrame(np.column_stack([c.to_numpy() for c in cols]), index=first, columns=pd.Index(names, name="symbol"))
+    else:
+        out = pd.concat(cols, axis=1).sort_index()
+        out.columns.name = "symbol"
+    s, e = _utc(start), _utc(end)
+    if s is not None or e is not None:
+        out = out.loc[s:e]
+    out.attrs = {
+        "source": src.name,
+        "interval": interval,
+        "field": field,
+        "synthetic": any(m.get("synthetic") for m in manifests.values()),
+        "sha256": {k: m.get("sha256") for k, m in manifests.items()},
+    }
     return out
+
+
+def _utc(ts: object) -> pd.Timestamp | None:
+    if ts is None:
+        return None
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

@@ -236,6 +236,30 @@ class Store:
             frame = frame.loc[s:e]
         return frame
 
+    def read_field(
+        self, source: str, interval: str, symbols: list[str], field: str = "close"
+    ) -> tuple[dict[str, pd.Series], dict[str, dict]]:
+        """One column of many stored datasets, with their manifests, in one read per file.
+
+        Symbols not stored are left out of both dicts (the caller ingests them).
+        """
+        series: dict[str, pd.Series] = {}
+        manifests: dict[str, dict] = {}
+        for sym in symbols:
+            path = self.path(source, interval, sym)
+            try:
+                table = pq.read_table(path, columns=["timestamp", field])
+            except FileNotFoundError:
+                continue
+            except (OSError, pa.ArrowInvalid, KeyError) as exc:
+                raise StoreError(f"cannot read {field!r} from {path}: {exc}") from exc
+            meta = table.schema.metadata or {}
+            manifests[sym] = json.loads(meta[_META_KEY]) if _META_KEY in meta else {}
+            values = table.column(field).to_numpy()
+            index = pd.DatetimeIndex(table.column("timestamp").to_numpy(), name="timestamp").tz_localize("UTC")
+            series[sym] = pd.Series(values, index=index, name=sym)
+        return series, manifests
+
     def read_quarantine(self, source: str, interval: str, symbol: str) -> pd.DataFrame:
         """Rows quarantined so far for a dataset (empty frame when none)."""
         path = self.path(source, interval, symbol, kind="quarantine")
@@ -334,6 +358,10 @@ class Store:
             manifest = self.write(source.name, interval, symbol, clean, meta=meta)
         frame = self.read(source.name, interval, symbol, start=start, end=end)
         return IngestResult(frame, manifest, result.report, True)
+
+    def is_fresh(self, source: Source, m: dict, start: pd.Timestamp | None = None) -> bool:
+        """Whether a stored dataset (its manifest ``m``) can be served without fetching."""
+        return self._fresh(source, m, _utc(start))
 
     def _fresh(self, source: Source, m: dict, start: pd.Timestamp | None) -> bool:
         if not source.live:
