@@ -384,7 +384,7 @@ class Guard:
             try:
                 result = fn(Attempt(number, timeout))
             except SourceError as exc:
-                pause = self._after_failure(exc)
+                pause = self._after_failure(exc, number)
                 reason = self._give_up_reason(exc, number, pause, deadline)
                 if reason is not None:
                     raise self._final(exc, symbol, what, number, began, reason) from None
@@ -428,7 +428,7 @@ class Guard:
             self.stats.waited += delay
             self.sleep(delay)
 
-    def _after_failure(self, exc: SourceError) -> float:
+    def _after_failure(self, exc: SourceError, number: int) -> float:
         """Record a failure with the breaker and return the backoff before the next attempt."""
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
         self.stats.by_error[type(exc).__name__] = self.stats.by_error.get(type(exc).__name__, 0) + 1
@@ -437,7 +437,7 @@ class Guard:
             self.breaker.failure()
         else:
             self.breaker.success()  # the source answered; the answer was just not data
-        pause = self.policy.backoff(self.stats.retries + 1, self.rng)
+        pause = self.policy.backoff(number, self.rng)
         if isinstance(exc, RateLimitError) and exc.retry_after:
             pause = max(pause, exc.retry_after)
         return pause

@@ -211,7 +211,8 @@ def test_server_side_plan_limit_is_a_clear_error(server, make):
         ("ftrunc", Reply(200, b'{"prices": [[1717200000000, 67000.1], [17172', {"Content-Type": "application/json"}), BadResponseError, "not valid JSON", 1),
         ("fdrop", Reply(200, b'{"prices": []}' * 50, {"Content-Type": "application/json"}, cut_after=40), SourceUnavailableError, "connection failed", 3),
         ("fempty", json_reply({"prices": [], "market_caps": [], "total_volumes": []}), EmptyResultError, "no complete daily bar", 1),
-        ("fshape", json_reply({"error": "something else"}), BadResponseError, "no 'prices'", 1),
+        ("fshape", json_reply({"total_volumes": []}), BadResponseError, "no 'prices'", 1),
+        ("ferror", json_reply({"error": "something else"}), BadResponseError, "error answer with HTTP 200", 1),
         ("fkey", json_reply(bad_key_body(), status=401), SourceError, "refused the request .*demo plan", 1),
     ],
 )
@@ -236,6 +237,12 @@ def test_rate_limit_json_body_with_retry_after_then_success(server, make, sleeps
                  json_reply(market_chart_body(10)))
     frame = make().fetch("DOGE-USD", today() - 5 * DAY, None)
     assert len(frame) == 5 and sleeps and sleeps[0] >= 4.0
+
+
+def test_rate_limit_body_with_http_200_is_a_rate_limit(server, make, sleeps):
+    server.route(chart_route("tron"), json_reply(rate_limit_body()), json_reply(market_chart_body(10)))
+    frame = make().fetch("TRX-USD", today() - 5 * DAY, None)
+    assert len(frame) == 5 and len(sleeps) == 1 and len(server.hits(chart_route("tron"))) == 2
 
 
 def test_rate_limit_past_the_deadline(server, make, sleeps):

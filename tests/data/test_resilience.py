@@ -103,6 +103,14 @@ def test_retries_transient_failures_then_succeeds():
     assert guard.stats.retries == 2 and guard.stats.attempts == 3
 
 
+def test_backoff_restarts_for_each_call():
+    clock = FakeClock()
+    guard = make_guard(clock, threshold=100)
+    for _ in range(3):
+        guard.call(failing([SourceUnavailableError("503")]), symbol="AAPL", what=WHAT)
+    assert all(0.5 <= s <= 1.0 for s in clock.sleeps) and len(clock.sleeps) == 3
+
+
 @pytest.mark.parametrize("error", [BadResponseError("html"), EmptyResultError("no rows")])
 def test_non_retryable_errors_fail_at_once(error):
     clock = FakeClock()

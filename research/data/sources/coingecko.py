@@ -186,6 +186,8 @@ def close_only_bars(payload: dict, *, what: str = "") -> pd.DataFrame:
         index=pd.DatetimeIndex(day, name="timestamp").as_unit("ns"),
     )
     bars = bars[~np.isnan(close)]  # the last day (and a day before a missing point) has no close yet
+    if partial > 1 or (partial == 1 and midnight[-1]):
+        log.warning("coingecko %s: %d point(s) not at 00:00 UTC besides the last one were left out", what, partial)
     bars.attrs.update(bars="close-only", partial_points_dropped=partial, points=len(points))
     return bars
 
@@ -382,9 +384,14 @@ class CoinGeckoSource(Source):
                 self._seen = _Seen()
                 self.client.request_timeout = att.timeout
                 try:
-                    return request()
+                    answer = request()
                 except Exception as exc:  # pycoingecko raises ValueError, HTTPError, requests errors
                     raise self._map_error(exc, symbol, what) from None
+                if isinstance(answer, dict) and "prices" not in answer:  # an error body with HTTP 200
+                    error = self._map_error(None, symbol, what, body=answer)
+                    if error is not None:
+                        raise error
+                return answer
 
         return self.guard.call(attempt, symbol=symbol, what=what)
 
@@ -397,25 +404,34 @@ class CoinGeckoSource(Source):
             text = text.replace(secret, "***")
         return text
 
-    def _map_error(self, exc: Exception, symbol: str, what: str) -> Exception:
+    def _map_error(self, exc: Exception | None, symbol: str, what: str, body: object = None) -> Exception | None:
+        """The typed error for a failed request (``exc``) or an error body answered with 200.
+
+        Returns ``None`` only when ``exc`` is ``None`` and ``body`` is not an error body.
+        """
         src = "coingecko"
         status, retry_after = self._seen.status, self._seen.retry_after
-        body = exc.args[0] if isinstance(exc, ValueError) and exc.args and isinstance(exc.args[0], (dict, list)) else None
+        if body is None and isinstance(exc, ValueError) and exc.args and isinstance(exc.args[0], (dict, list)):
+            body = exc.args[0]  # pycoingecko raises ValueError(<json body>) for HTTP errors with JSON
         detail = self._redact(json.dumps(body)[:300]) if body is not None else ""
         code = _error_code(body)
         if status == 429 or code == 429:
             wait = f"; Retry-After {retry_after:g} s" if retry_after is not None else ""
-            return RateLimitError(f"{src} {what}: rate limited by CoinGecko (HTTP 429{wait}) {detail}".rstrip(),
+            return RateLimitError(f"{src} {what}: rate limited by CoinGecko (HTTP {status}{wait}) {detail}".rstrip(),
                                   source=src, symbol=symbol, retry_after=retry_after)
         if code == 10012 or "allowed time range" in detail:
             return InvalidRequestError(f"{src} {what}: beyond the history the {self.plan} plan allows: {detail}")
-        if status in (401, 403):
+        if status in (401, 403) or (code is not None and code >= 10000):
             return SourceError(f"{src} {what}: CoinGecko refused the request (HTTP {status}, {self.plan} plan; "
                                f"check the API key settings): {detail}", source=src, symbol=symbol)
-        if status == 404:
-            return SymbolNotFoundError(f"{src} {what}: CoinGecko does not know this coin (HTTP 404): {detail}")
+        if status == 404 or (isinstance(body, dict) and body.get("error") == "coin not found"):
+            return SymbolNotFoundError(f"{src} {what}: CoinGecko does not know this coin (HTTP {status}): {detail}")
         if status is not None and status >= 500:
             return SourceUnavailableError(f"{src} {what}: CoinGecko answered HTTP {status}", source=src, symbol=symbol)
+        if exc is None:
+            if isinstance(body, dict) and "prices" not in body and ("status" in body or "error" in body):
+                return BadResponseError(f"{src} {what}: error answer with HTTP {status}: {detail}", source=src, symbol=symbol)
+            return None
         mapped = transport_error(exc, source=src, symbol=symbol, what=what)
         if mapped is not None:
             return mapped
