@@ -1,1 +1,38 @@
-"""Pipelines: papermill runs of parameterised notebooks, and the results they publish."""
+"""Pipelines: papermill runs of parameterised notebooks, and the results they publish.
+
+=====================  ==================================================================
+module                 what
+=====================  ==================================================================
+``spec``               YAML pipeline specs, typed parameters, validation before execution
+``execute``            one stage notebook through papermill, bounded in time
+``runner``             ``run_pipeline`` / ``resume_run``: locks, retries, publish
+``ledger``             the run ledger in the tracking store (MLflow) and ``run.json``
+``results``            what a run writes (``write_output``) and readers use (``latest``)
+``signals``            today's signals, target positions and alerts
+``stages``             the daily and hourly stage functions the notebooks call
+=====================  ==================================================================
+
+Submodules are imported lazily: ``from research.workflow import run_pipeline`` works without
+loading papermill in a stage kernel that only needs ``results``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "run_pipeline", "resume_run", "RunResult", "RunLocked", "load_spec", "plan_run", "SpecError",
+    "Ledger", "write_output", "read_output", "publish", "latest",
+]
+
+_LOCATIONS = {
+    "run_pipeline": "runner", "resume_run": "runner", "RunResult": "runner", "RunLocked": "runner",
+    "load_spec": "spec", "plan_run": "spec", "SpecError": "spec", "Ledger": "ledger",
+    "write_output": "results", "read_output": "results", "publish": "results", "latest": "results",
+}
+
+
+def __getattr__(name: str):
+    if name in _LOCATIONS:
+        return getattr(importlib.import_module(f"research.workflow.{_LOCATIONS[name]}"), name)
+    raise AttributeError(f"module 'research.workflow' has no attribute {name!r}")

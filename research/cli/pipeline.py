@@ -1,0 +1,194 @@
+"""``workbench pipeline ...``: run, resume and inspect papermill pipelines."""
+
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register", "app", "print_run_summary"]
+
+app = typer.Typer(
+    help="Run parameterised notebook pipelines (pipelines/*.yaml) and read their ledger.",
+    no_args_is_help=True,
+)
+
+
+def _echo(line: str) -> None:
+    typer.echo(line)
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (systemd stop, kill) ends the run like Ctrl-C: recorded INTERRUPTED, kernels shut down."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _fmt(value, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def print_run_summary(record: dict) -> None:
+    """Print a run's stage table and where its files are."""
+    import pandas as pd
+
+    from research.data.summary import print_table
+
+    rows = [
+        {"stage": s["name"], "status": s["status"], "attempts": s.get("attempts", 0),
+         "wall_s": _fmt(s.get("duration_s")), "cells_s": _fmt(s.get("cells_s")),
+         "overhead_s": _fmt(s.get("overhead_s")), "notebook": Path(s["notebook"]).name if s.get("notebook") else ""}
+        for s in record.get("stages", [])
+    ]
+    print_table(pd.DataFrame(rows))
+    typer.echo(f"run {record['run_id']} ({record['pipeline']}, as of {record['as_of']}): {record['status']}"
+               f" in {_fmt(record.get('duration_s'))} s; published: {'yes' if record.get('published') else 'no'}")
+    if record.get("outputs"):
+        typer.echo(f"outputs: {', '.join(record['outputs'])}")
+    typer.echo(f"mlflow: parent run {record.get('mlflow_run_id')} in experiment pipeline-{record['pipeline']} "
+               f"({record.get('tracking_uri')})")
+
+
+def _finish(result) -> None:
+    if result.status == "SKIPPED":
+        typer.echo(result.message)
+        raise typer.Exit(result.exit_code)
+    print_run_summary(result.record)
+    typer.echo(f"run folder: {result.run_dir}")
+    if result.exit_code:
+        typer.secho(result.message, err=True, fg=typer.colors.RED)
+    else:
+        typer.echo(result.message)
+    raise typer.Exit(result.exit_code)
+
+
+def _guarded(call):
+    from research.workflow.ledger import LedgerError
+    from research.workflow.runner import EXIT_FAILED, EXIT_INVALID, EXIT_LOCKED, RunLocked
+    from research.workflow.spec import SpecError
+
+    try:
+        with _sigterm_interrupts():
+            return call()
+    except SpecError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_INVALID) from None
+    except RunLocked as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(EXIT_LOCKED) from None
+    except LedgerError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+@app.command("run")
+def run_cmd(
+    spec: Annotated[Path, typer.Argument(help="Pipeline spec, e.g. pipelines/daily.yaml.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Override a parameter: key=value or stage.key=value (repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Run again even if this as-of date is published, and never resume a failed run.")] = False,
+) -> None:
+    """Run a pipeline: every stage notebook through papermill, then publish the run.
+
+    Parameters are validated before anything executes. The executed notebooks go to
+    runs/<pipeline>/<run id>/notebooks, the ledger to the MLflow tracking store. Exit codes:
+    0 done or already published, 1 a stage failed, 2 refused, 3 a stage timed out, 75 the same
+    pipeline and as-of date is already running. A failed run of the same as-of date and
+    parameters is resumed instead of started over (unless --force).
+    """
+    from research.workflow.runner import run_pipeline
+
+    _finish(_guarded(lambda: run_pipeline(spec, param or [], force=force, echo=_echo)))
+
+
+@app.command("resume")
+def resume_cmd(run_id: Annotated[str, typer.Argument(help="The run id printed by `pipeline run`.")]) -> None:
+    """Continue a failed run from its failed stage, reusing the outputs of completed stages."""
+    from research.workflow.runner import resume_run
+
+    _finish(_guarded(lambda: resume_run(run_id, echo=_echo)))
+
+
+@app.command("list")
+def list_cmd(
+    pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
+) -> None:
+    """List the latest pipeline runs from the ledger (newest first)."""
+    import pandas as pd
+
+    from research.data.summary import print_table
+    from research.workflow.ledger import Ledger
+
+    rows = _guarded(lambda: Ledger().list_runs(pipeline, limit=limit))
+    if not rows:
+        typer.echo("no pipeline runs recorded yet")
+        return
+    frame = pd.DataFrame(rows)
+    frame["started"] = pd.to_datetime(frame["started"], unit="ms", utc=True).dt.strftime("%Y-%m-%d %H:%M:%S")
+    frame["duration_s"] = frame["duration_s"].map(_fmt)
+    frame["published"] = frame["published"].map({True: "yes", False: "no"})
+    print_table(frame[["run_id", "pipeline", "as_of", "status", "started", "duration_s", "published"]])
+
+
+@app.command("status")
+def status_cmd(pipeline: Annotated[str | None, typer.Argument(help="Pipeline name (default: every pipeline).")] = None) -> None:
+    """Show each pipeline's latest run, its published run, and how to continue a failed one."""
+    from research.workflow.ledger import Ledger
+    from research.workflow.results import latest
+
+    ledger = _guarded(Ledger)
+    rows = ledger.list_runs(pipeline, limit=200)
+    names = [pipeline] if pipeline else sorted({r["pipeline"] for r in rows})
+    if not names:
+        typer.echo("no pipeline runs recorded yet")
+        return
+    for name in names:
+        mine = [r for r in rows if r["pipeline"] == name]
+        pub = latest(name)
+        typer.echo(f"{name}:")
+        if mine:
+            last = mine[0]
+            typer.echo(f"  latest run  {last['run_id']}  as of {last['as_of']}  {last['status']}")
+            if last["status"] not in {"COMPLETED", "RUNNING"}:
+                typer.echo(f"  error       {last['error']}")
+                typer.echo(f"  continue    workbench pipeline resume {last['run_id']}")
+        typer.echo(f"  published   {pub.run_id + '  as of ' + str(pub.as_of) if pub else 'nothing yet'}")
+
+
+@app.command("show")
+def show_cmd(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
+    """Show one run: parameters, stages, error, outputs and where its notebooks are."""
+    import json
+
+    from research.workflow.ledger import Ledger, find_run_dir, read_run_record
+
+    entry = _guarded(lambda: Ledger().get_run(run_id))
+    try:
+        record = read_run_record(find_run_dir(run_id))
+    except Exception:  # the folder may have been cleaned up; the ledger still knows
+        record = {"run_id": run_id, "pipeline": entry["pipeline"], "as_of": entry["as_of"], "status": entry["status"],
+                  "duration_s": entry["duration_s"], "mlflow_run_id": entry["mlflow_run_id"],
+                  "stages": [{"name": s["stage"], "status": s["status"], "attempts": s["attempts"],
+                              "duration_s": s["duration_s"]} for s in entry["stages"]]}
+    typer.echo(f"parameters: {json.dumps(record.get('parameters', entry.get('parameters')), default=str)}")
+    print_run_summary(record)
+    if record.get("error"):
+        typer.echo(f"error: {record['error'].get('message')}")
+        if record["error"].get("notebook"):
+            typer.echo(f"failing notebook: {record['error']['notebook']}")
+    typer.echo(f"ledger: {entry['status']} ({len(entry['stages'])} stage runs); artifacts {entry['artifact_uri']}")
+
+
+def register(app_root: typer.Typer) -> None:
+    """Add the ``pipeline`` group to the root ``workbench`` command."""
+    app_root.add_typer(app, name="pipeline")

@@ -1,0 +1,471 @@
+"""Run a pipeline: validate, lock, execute stage by stage, record, publish only when all passed.
+
+``run_pipeline(spec, params)`` and ``resume_run(run_id)`` are what ``workbench pipeline run``
+and ``workbench pipeline resume`` call. A run lives in ``<runs_dir>/<pipeline>/<run_id>/``
+(see :mod:`research.workflow.results`) and in the tracking store (see
+:mod:`research.workflow.ledger`).
+
+Guarantees:
+
+* parameters are checked before any kernel starts (:func:`research.workflow.spec.plan_run`);
+* one run per pipeline and as-of date at a time: a second start gets :class:`RunLocked`;
+* a published as-of date is not run again unless ``force=True``; a failed run of the same
+  date with the same parameters is resumed instead of started over (``force`` starts anew);
+* each stage has a wall-time limit and retries with exponential backoff; a raising cell, a
+  dead kernel and a timeout all end the stage with the executed notebook kept;
+* a failed run is FAILED or TIMEOUT, names the stage and the cell, and publishes nothing;
+  :func:`resume_run` continues from the failed stage, reusing the outputs of the others.
+
+Exit codes of the command line: 0 done (or already published), 1 a stage failed,
+2 refused before execution, 3 a stage timed out, 75 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from filelock import FileLock, Timeout
+
+from research.config import get_settings
+from research.workflow.execute import execute_stage
+from research.workflow.ledger import Ledger, find_run_dir, iter_run_records, read_run_record
+from research.workflow.results import atomic_write_text, publish
+from research.workflow.spec import (
+    PipelineSpec,
+    RunPlan,
+    SpecError,
+    _canonical_date,
+    load_spec,
+    notebook_parameters,
+    plan_run,
+)
+
+__all__ = [
+    "run_pipeline", "resume_run", "RunResult", "RunLocked", "resolve_as_of", "pipeline_dir",
+    "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_TIMEOUT", "EXIT_LOCKED",
+]
+
+log = logging.getLogger(__name__)
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT, EXIT_LOCKED = 0, 1, 2, 3, 75
+_RESUMABLE = {"FAILED", "TIMEOUT", "INTERRUPTED", "RUNNING"}
+Echo = Callable[[str], None]
+
+
+class RunLocked(RuntimeError):
+    """Another run of the same pipeline and as-of date holds the lock."""
+
+
+@dataclass
+class RunResult:
+    """How a ``run`` or ``resume`` ended."""
+
+    pipeline: str
+    status: str  # COMPLETED | FAILED | TIMEOUT | INTERRUPTED | SKIPPED
+    exit_code: int
+    message: str
+    run_id: str | None = None
+    run_dir: Path | None = None
+    record: dict = field(default_factory=dict)
+
+
+def _now() -> str:
+    return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+
+
+def pipeline_dir(pipeline: str) -> Path:
+    """``<Settings.runs_dir>/<pipeline>``."""
+    return get_settings().runs_dir / pipeline
+
+
+def resolve_as_of(shared: Mapping[str, Any]) -> str:
+    """The as-of date of a run: the ``as_of`` parameter, else a default from the data.
+
+    Offline sources (sample, synthetic) default to the last bar any of ``symbols`` has at
+    ``interval``, so a run on bundled data is reproducible; live sources default to today
+    (daily bars) or the current hour (hourly bars), in UTC.
+    """
+    if shared.get("as_of"):
+        return _canonical_date(shared["as_of"])
+    interval = shared.get("interval") or "1d"
+    symbols = shared.get("symbols") or []
+    source_name = shared.get("source") or "sample"
+    if symbols and source_name in {"sample", "synthetic"}:
+        from research.data import get_source
+
+        src = get_source(source_name)
+        last = max(src.fetch(s, None, None, interval).index.max() for s in symbols)
+        return _canonical_date(last)
+    now = pd.Timestamp.now(tz="UTC")
+    return _canonical_date(now.floor("h") if interval == "1h" else now.normalize())
+
+
+def _slug(as_of: str) -> str:
+    return as_of.replace("-", "").replace(":", "")
+
+
+@contextmanager
+def _run_lock(pdir: Path, pipeline: str, as_of: str, run_id: str):
+    locks = pdir / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    owner = locks / f"{_slug(as_of)}.owner.json"
+    lock = FileLock(str(locks / f"{_slug(as_of)}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            info = json.loads(owner.read_text(encoding="utf-8"))
+            who = f" (run {info.get('run_id')}, pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
+        except (OSError, json.JSONDecodeError):
+            who = ""
+        raise RunLocked(f"pipeline {pipeline!r} for as-of {as_of} is already running{who}; not starting a second run") from None
+    try:
+        atomic_write_text(owner, json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "since": _now()}))
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+
+
+@contextmanager
+def _kernel_environment(tracking_uri: str, run_id: str):
+    """Environment the stage kernels inherit: the tracking URI set explicitly, the run id."""
+    changes = {"MLFLOW_TRACKING_URI": tracking_uri, "WORKBENCH_PIPELINE_RUN": run_id,
+               "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
+               "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    saved = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _write_record(run_dir: Path, record: dict) -> None:
+    atomic_write_text(run_dir / "run.json", json.dumps(record, indent=2, default=str))
+
+
+# ---------------------------------------------------------------- stages
+@dataclass
+class _Context:
+    plan: RunPlan
+    record: dict
+    run_dir: Path
+    ledger: Ledger
+    echo: Echo
+
+    @property
+    def spec(self) -> PipelineSpec:
+        return self.plan.spec
+
+
+def _stage_inputs(ctx: _Context, stage_name: str) -> dict:
+    st = ctx.spec.stage(stage_name)
+    params = dict(ctx.plan.stage_parameters[st.name])
+    declared = notebook_parameters(st.notebook)
+    params.update(output_dir=str(ctx.run_dir / "outputs"), as_of=ctx.record["as_of"])
+    for name, value in (("run_id", ctx.record["run_id"]), ("pipeline", ctx.spec.name)):
+        if name in declared:
+            params[name] = value
+    return params
+
+
+def _missing_outputs(outputs: Path, names: Iterable[str]) -> list[str]:
+    return [n for n in names if not ((outputs / f"{n}.parquet").exists() or (outputs / f"{n}.json").exists())]
+
+
+def _keep_previous(out: Path) -> Path | None:
+    """Move an earlier attempt's notebook aside (``NN-stage.tryK.ipynb``) so it is kept."""
+    if not out.exists():
+        return None
+    k = 1
+    while (kept := out.with_name(f"{out.stem}.try{k}.ipynb")).exists():
+        k += 1
+    os.replace(out, kept)
+    return kept
+
+
+def _attempt(ctx: _Context, index: int, stage_name: str, params: dict) -> dict:
+    st = ctx.spec.stage(stage_name)
+    out = ctx.run_dir / "notebooks" / f"{index:02d}-{st.name}.ipynb"
+    _keep_previous(out)
+    outcome = execute_stage(st.notebook, out, params, timeout=st.timeout, cwd=ctx.run_dir)
+    result = {"status": outcome.status, "duration_s": round(outcome.duration_s, 3), "cells_s": round(outcome.cells_s, 3),
+              "overhead_s": round(max(outcome.duration_s - outcome.cells_s, 0.0), 3), "notebook": str(out), "error": None}
+    if outcome.status == "COMPLETED":
+        missing = _missing_outputs(ctx.run_dir / "outputs", st.writes)
+        if missing:
+            result["status"] = "FAILED"
+            result["error"] = {"cell": None, "ename": "MissingOutput", "evalue": f"the stage declares writes {missing} but did not write them", "source": ""}
+    elif outcome.error is not None:
+        result["error"] = {"cell": outcome.error.cell, "ename": outcome.error.ename,
+                           "evalue": outcome.error.evalue.splitlines()[0] if outcome.error.evalue else "",
+                           "source": outcome.error.source}
+    return result
+
+
+def _error_message(stage: str, result: dict) -> str:
+    err = result["error"] or {}
+    verb = "timed out" if result["status"] == "TIMEOUT" else "failed"
+    where = f"in cell {err['cell'] + 1}" if err.get("cell") is not None else "after its cells"
+    code = f" ({err['source']!r})" if err.get("source") else ""
+    return f"stage {stage!r} {verb} {where}{code}: {err.get('ename')}: {err.get('evalue')}"
+
+
+def _run_stage(ctx: _Context, index: int, stage_rec: dict, *, resumed: bool) -> dict:
+    st = ctx.spec.stage(stage_rec["name"])
+    missing = _missing_outputs(ctx.run_dir / "outputs", st.reads)
+    params = _stage_inputs(ctx, st.name)
+    child = ctx.ledger.start_stage(ctx.record["mlflow_run_id"], pipeline=ctx.spec.name, run_id=ctx.record["run_id"],
+                                   stage=st.name, index=index, resumed=resumed)
+    stage_rec.update(status="RUNNING", started_at=_now(), mlflow_run_id=child, attempts=0, error=None)
+    _write_record(ctx.run_dir, ctx.record)
+    total = {"duration_s": 0.0, "cells_s": 0.0, "overhead_s": 0.0}
+    for attempt in range(st.retries + 1):
+        if missing:
+            result = {"status": "FAILED", "duration_s": 0.0, "cells_s": 0.0, "overhead_s": 0.0, "notebook": None,
+                      "error": {"cell": None, "ename": "MissingInput", "evalue": f"outputs {missing} of earlier stages are missing", "source": ""}}
+            stage_rec["attempts"] = 1
+            break
+        if attempt:
+            delay = st.backoff * 2 ** (attempt - 1)
+            ctx.echo(f"      retry {attempt}/{st.retries} of {st.name!r} in {delay:.1f} s")
+            time.sleep(delay)
+        result = _attempt(ctx, index, st.name, params)
+        stage_rec["attempts"] = attempt + 1
+        for key in total:
+            total[key] += result[key]
+        if result["status"] == "COMPLETED":
+            break
+        if attempt < st.retries:
+            ctx.ledger.log_notebook(child, result["notebook"], folder=f"notebooks/attempt-{attempt + 1}")
+            ctx.echo(f"      {_error_message(st.name, result)}")
+    stage_rec.update({k: round(v, 3) for k, v in total.items()})
+    stage_rec.update(status=result["status"], finished_at=_now(), notebook=result["notebook"])
+    if result["status"] != "COMPLETED":
+        stage_rec["error"] = {**result["error"], "message": _error_message(st.name, result), "notebook": result["notebook"]}
+    if result["notebook"]:
+        ctx.ledger.log_notebook(child, result["notebook"])
+    ctx.ledger.end_stage(child, stage_rec)
+    return stage_rec
+
+
+def _drive(ctx: _Context, *, resumed: bool) -> RunResult:
+    rec = ctx.record
+    t0 = time.monotonic()
+    rec.update(status="RUNNING", error=None, pid=os.getpid(), host=socket.gethostname())
+    _write_record(ctx.run_dir, rec)
+    n = len(rec["stages"])
+    try:
+        with _kernel_environment(ctx.ledger.tracking_uri, rec["run_id"]):
+            for i, stage_rec in enumerate(rec["stages"], start=1):
+                if stage_rec["status"] == "COMPLETED":
+                    ctx.echo(f"[{i}/{n}] {stage_rec['name']}: completed earlier, outputs reused")
+                    continue
+                ctx.echo(f"[{i}/{n}] {stage_rec['name']} ...")
+                _run_stage(ctx, i, stage_rec, resumed=resumed)
+                ctx.echo(f"      {stage_rec['status']} in {stage_rec['duration_s']:.1f} s "
+                         f"(cells {stage_rec['cells_s']:.1f} s, attempts {stage_rec['attempts']})")
+                if stage_rec["status"] != "COMPLETED":
+                    return _finish(ctx, stage_rec["status"], t0, error={"stage": stage_rec["name"], **stage_rec["error"]})
+    except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or a bug in the runner itself
+        for stage_rec in rec["stages"]:
+            if stage_rec["status"] == "RUNNING":
+                stage_rec["status"] = "INTERRUPTED"
+        msg = f"run interrupted: {type(exc).__name__}: {exc}"
+        _finish(ctx, "INTERRUPTED", t0, error={"stage": None, "message": msg})
+        raise
+    return _finish(ctx, "COMPLETED", t0)
+
+
+def _finish(ctx: _Context, status: str, t0: float, error: dict | None = None) -> RunResult:
+    rec = ctx.record
+    rec.update(status=status, finished_at=_now(), error=error)
+    rec["duration_s"] = round(rec.get("previous_duration_s", 0.0) + time.monotonic() - t0, 3)
+    outputs = ctx.run_dir / "outputs"
+    rec["outputs"] = sorted(p.stem for p in outputs.glob("*") if p.suffix in {".parquet", ".json"})
+    if status == "COMPLETED":
+        _write_record(ctx.run_dir, rec)
+        publish(ctx.run_dir, pipeline=ctx.spec.name, run_id=rec["run_id"], record={
+            "as_of": rec["as_of"], "status": status, "finished_at": rec["finished_at"],
+            "mlflow_run_id": rec["mlflow_run_id"], "outputs": rec["outputs"],
+        })
+        rec["published"] = True
+    _write_record(ctx.run_dir, rec)
+    try:
+        ctx.ledger.end_pipeline_run(rec["mlflow_run_id"], rec, ctx.run_dir / "run.json")
+    except Exception as exc:  # the run folder is the record of last resort
+        log.error("could not end the ledger run %s: %s", rec["mlflow_run_id"], exc)
+    code = {"COMPLETED": EXIT_OK, "TIMEOUT": EXIT_TIMEOUT}.get(status, EXIT_FAILED)
+    if status == "COMPLETED":
+        message = f"run {rec['run_id']} of {ctx.spec.name!r} (as of {rec['as_of']}) completed and published"
+    else:
+        where = f"; executed notebook: {error['notebook']}" if error and error.get("notebook") else ""
+        message = (f"run {rec['run_id']} {status}: {error['message'] if error else ''}{where}; nothing was published. "
+                   f"Continue it with: workbench pipeline resume {rec['run_id']}")
+    return RunResult(ctx.spec.name, status, code, message, rec["run_id"], ctx.run_dir, rec)
+
+
+# ---------------------------------------------------------------- entry points
+def _mark_stale(pdir: Path, as_of: str, ledger: Ledger) -> None:
+    """Runs of this date still marked RUNNING while we hold the lock were killed: say so."""
+    for rec in iter_run_records(pdir):
+        if rec.get("as_of") == as_of and rec.get("status") == "RUNNING":
+            rec["status"] = "INTERRUPTED"
+            rec["error"] = {"stage": None, "message": "the runner stopped without finishing (killed?)"}
+            for st in rec.get("stages", []):
+                if st.get("status") == "RUNNING":
+                    st["status"] = "INTERRUPTED"
+            _write_record(pdir / rec["run_id"], rec)
+            if rec.get("mlflow_run_id"):
+                try:
+                    ledger.mark(rec["mlflow_run_id"], "INTERRUPTED", rec["error"]["message"])
+                except Exception as exc:
+                    log.warning("could not mark %s interrupted in the ledger: %s", rec["run_id"], exc)
+
+
+def _new_record(plan: RunPlan, as_of: str, run_id: str, overrides: dict, ledger: Ledger) -> dict:
+    spec = plan.spec
+    return {
+        "pipeline": spec.name, "run_id": run_id, "as_of": as_of, "status": "PENDING",
+        "spec_path": str(spec.path), "spec_sha256": spec.sha256, "overrides": overrides,
+        "parameters": plan.shared, "stage_parameters": plan.stage_parameters,
+        "started_at": _now(), "finished_at": None, "duration_s": None, "resumed_at": [],
+        "tracking_uri": ledger.tracking_uri, "mlflow_run_id": None, "published": False, "error": None,
+        "stages": [
+            {"name": st.name, "notebook_source": str(st.notebook), "status": "PENDING", "attempts": 0,
+             "timeout": st.timeout, "retries": st.retries, "reads": list(st.reads), "writes": list(st.writes)}
+            for st in spec.stages
+        ],
+    }
+
+
+def run_pipeline(
+    spec: str | os.PathLike | PipelineSpec,
+    parameters: Iterable[str] | Mapping[str, Any] | None = None,
+    *,
+    force: bool = False,
+    echo: Echo | None = None,
+) -> RunResult:
+    """Run a pipeline spec.
+
+    Parameters
+    ----------
+    spec : path or PipelineSpec
+        The YAML spec (see :mod:`research.workflow.spec`).
+    parameters : list of "key=value" or mapping, optional
+        Overrides of shared (``key``) or stage (``stage.key``) parameters.
+    force : bool
+        Start a new run even when this as-of date is published or a failed run of it exists.
+    echo : callable, optional
+        Receives progress lines (default: the module logger).
+
+    Returns
+    -------
+    RunResult
+        ``exit_code`` is what the command line exits with.
+
+    Raises
+    ------
+    SpecError
+        Parameters or notebooks refused before execution.
+    RunLocked
+        Another run of this pipeline and as-of date is in progress.
+    """
+    echo = echo or log.info
+    spec = spec if isinstance(spec, PipelineSpec) else load_spec(spec)
+    overrides = dict(parameters) if isinstance(parameters, Mapping) else {}
+    if not isinstance(parameters, Mapping) and parameters is not None:
+        from research.workflow.spec import parse_overrides
+
+        overrides = parse_overrides(parameters)
+    plan = plan_run(spec, overrides)
+    as_of = resolve_as_of(plan.shared)
+    shared = {**plan.shared, "as_of": as_of}
+    plan = RunPlan(spec, shared, {k: ({**v, "as_of": as_of} if "as_of" in v else v) for k, v in plan.stage_parameters.items()})
+    pdir = pipeline_dir(spec.name)
+    ledger = Ledger()
+    run_id = f"{_slug(as_of)}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
+    with _run_lock(pdir, spec.name, as_of, run_id):
+        _mark_stale(pdir, as_of, ledger)
+        same_day = [r for r in iter_run_records(pdir) if r.get("as_of") == as_of]
+        done = [r for r in same_day if r.get("status") == "COMPLETED" and r.get("published")]
+        if done and not force:
+            last = done[-1]
+            return RunResult(spec.name, "SKIPPED", EXIT_OK,
+                             f"as-of {as_of} of {spec.name!r} is already published by run {last['run_id']} "
+                             f"(finished {last.get('finished_at')}); use --force to run it again",
+                             last["run_id"], pdir / last["run_id"], last)
+        if same_day and not force:
+            last = same_day[-1]
+            if (last.get("status") in _RESUMABLE and last.get("spec_sha256") == spec.sha256
+                    and json.dumps(last.get("parameters"), sort_keys=True, default=str) == json.dumps(shared, sort_keys=True, default=str)):
+                echo(f"resuming failed run {last['run_id']} of the same as-of date and parameters (use --force for a new run)")
+                return _resume_locked(last, plan, ledger, echo)
+        run_dir = pdir / run_id
+        (run_dir / "notebooks").mkdir(parents=True)
+        (run_dir / "outputs").mkdir()
+        (run_dir / "spec.yaml").write_text(spec.path.read_text(encoding="utf-8"), encoding="utf-8")
+        record = _new_record(plan, as_of, run_id, overrides, ledger)
+        record["mlflow_run_id"] = ledger.start_pipeline_run(
+            pipeline=spec.name, run_id=run_id, as_of=as_of, parameters=shared, spec_path=str(spec.path))
+        echo(f"run {run_id} of {spec.name!r} as of {as_of}: {run_dir}")
+        return _drive(_Context(plan, record, run_dir, ledger, echo), resumed=False)
+
+
+def _resume_locked(record: dict, plan: RunPlan, ledger: Ledger, echo: Echo) -> RunResult:
+    run_dir = pipeline_dir(plan.spec.name) / record["run_id"]
+    record["resumed_at"] = [*record.get("resumed_at", []), _now()]
+    record["previous_duration_s"] = float(record.get("duration_s") or 0.0)
+    record["published"] = False
+    if record.get("mlflow_run_id"):
+        ledger.reopen(record["mlflow_run_id"])
+    else:
+        record["mlflow_run_id"] = ledger.start_pipeline_run(
+            pipeline=plan.spec.name, run_id=record["run_id"], as_of=record["as_of"],
+            parameters=plan.shared, spec_path=str(plan.spec.path))
+    first = next((s["name"] for s in record["stages"] if s["status"] != "COMPLETED"), None)
+    echo(f"resuming run {record['run_id']} of {plan.spec.name!r} as of {record['as_of']} from stage {first!r}")
+    return _drive(_Context(plan, record, run_dir, ledger, echo), resumed=True)
+
+
+def resume_run(run_id: str, *, echo: Echo | None = None) -> RunResult:
+    """Continue a FAILED, TIMEOUT or INTERRUPTED run from its first unfinished stage.
+
+    Completed stages are not run again; their outputs in the run folder are reused. The
+    parameters are the ones the run was started with; the spec and notebooks are read again
+    from their paths, so a fixed notebook takes effect.
+    """
+    echo = echo or log.info
+    run_dir = find_run_dir(run_id)
+    record = read_run_record(run_dir)
+    spec = load_spec(record["spec_path"])
+    recorded = [s["name"] for s in record["stages"]]
+    if [s.name for s in spec.stages] != recorded:
+        raise SpecError(f"the stages of {spec.path} changed since run {run_id} started "
+                        f"(then {recorded}, now {[s.name for s in spec.stages]}); start a new run instead")
+    overrides = {k: v for k, v in record["parameters"].items() if k in spec.parameters}
+    for stage, values in record.get("stage_parameters", {}).items():
+        overrides.update({f"{stage}.{k}": v for k, v in values.items() if k in spec.stage(stage).parameters})
+    plan = plan_run(spec, overrides)
+    with _run_lock(run_dir.parent, spec.name, record["as_of"], run_id):
+        _mark_stale(run_dir.parent, record["as_of"], Ledger())
+        record = read_run_record(run_dir)
+        if record["status"] == "COMPLETED":
+            return RunResult(spec.name, "SKIPPED", EXIT_OK, f"run {run_id} already completed; nothing to resume",
+                             run_id, run_dir, record)
+        return _resume_locked(record, plan, Ledger(), echo)

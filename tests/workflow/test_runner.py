@@ -1,0 +1,132 @@
+"""The runner's failure paths on toy pipelines: every way a stage can end, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from research.cli import app
+from research.config import get_settings
+from research.workflow.ledger import Ledger, read_run_record
+from research.workflow.results import latest, read_output
+from research.workflow.runner import EXIT_FAILED, EXIT_TIMEOUT, RunLocked, resume_run, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def test_failure_publishes_nothing_and_resume_matches_a_clean_run(tmp_path, no_orphan_kernels, toys):
+    spec = toys.two_stage_spec(tmp_path, "toy-resume")
+    marker = tmp_path / "break-total"
+    marker.touch()
+    params = ["as_of=2020-01-03", f"fail_if_exists={marker}", "n=6"]
+    failed = run_pipeline(spec, params)
+    assert failed.status == "FAILED" and failed.exit_code == EXIT_FAILED
+    assert "stage 'total' failed in cell 4" in failed.message and "planted failure" in failed.message
+    assert f"workbench pipeline resume {failed.run_id}" in failed.message
+    assert latest("toy-resume") is None  # nothing partial published
+    rec = read_run_record(failed.run_dir)
+    assert [s["status"] for s in rec["stages"]] == ["COMPLETED", "FAILED"]
+    kept = nbformat.read(rec["error"]["notebook"], as_version=4)
+    assert any(o.output_type == "error" for c in kept.cells for o in c.get("outputs", []))
+    entry = Ledger().get_run(failed.run_id)
+    assert entry["status"] == "FAILED" and [s["status"] for s in entry["stages"]] == ["COMPLETED", "FAILED"]
+
+    # a re-run of the same date and parameters resumes the failed run (and fails again while broken)
+    again = run_pipeline(spec, params)
+    assert again.run_id == failed.run_id and again.status == "FAILED"
+    assert len([p for p in failed.run_dir.parent.iterdir() if p.is_dir() and not p.name.startswith(".")]) == 1
+
+    marker.unlink()
+    resumed = resume_run(failed.run_id)
+    assert resumed.status == "COMPLETED" and resumed.exit_code == 0
+    rec = read_run_record(resumed.run_dir)
+    assert rec["stages"][0]["attempts"] == 1 and len(rec["resumed_at"]) == 2
+    assert sorted(p.name for p in (resumed.run_dir / "notebooks").iterdir()) == [
+        "01-numbers.ipynb", "02-total.ipynb", "02-total.try1.ipynb", "02-total.try2.ipynb"]
+    pub = latest("toy-resume")
+    assert pub.run_id == failed.run_id and pub.as_of == "2020-01-03"
+
+    clean = run_pipeline(spec, ["as_of=2020-01-03", "n=6"], force=True)
+    assert clean.status == "COMPLETED" and clean.run_id != failed.run_id
+    assert latest("toy-resume").run_id == clean.run_id
+    pd.testing.assert_frame_equal(read_output(clean.run_dir / "outputs", "numbers"), read_output(resumed.run_dir / "outputs", "numbers"))
+    assert read_output(clean.run_dir / "outputs", "total") == read_output(resumed.run_dir / "outputs", "total") == {"total": 15.0, "as_of": "2020-01-03"}
+
+    skipped = run_pipeline(spec, ["as_of=2020-01-03", "n=6"])
+    assert skipped.status == "SKIPPED" and skipped.exit_code == 0 and "already published" in skipped.message
+
+
+def test_hung_cell_times_out(tmp_path, no_orphan_kernels, toys):
+    spec = toys.write_spec(tmp_path, "toy-hang", [{"name": "hang", "notebook": "hang.ipynb", "timeout": 5}])
+    t0 = time.monotonic()
+    result = run_pipeline(spec, ["as_of=2020-01-02"])
+    assert time.monotonic() - t0 < 40
+    assert result.status == "TIMEOUT" and result.exit_code == EXIT_TIMEOUT
+    assert "stage 'hang' timed out in cell 4 ('time.sleep(seconds)')" in result.message
+    assert read_run_record(result.run_dir)["stages"][0]["status"] == "TIMEOUT"
+    assert Ledger().get_run(result.run_id)["status"] == "TIMEOUT"
+    assert latest("toy-hang") is None
+
+
+def test_dead_kernel_fails_the_run(tmp_path, no_orphan_kernels, toys):
+    spec = toys.write_spec(tmp_path, "toy-die", [{"name": "die", "notebook": "die.ipynb"}])
+    result = run_pipeline(spec, ["as_of=2020-01-02"])
+    assert result.status == "FAILED" and "DeadKernelError" in result.message and latest("toy-die") is None
+
+
+def test_retries_with_backoff_then_succeeds(tmp_path, no_orphan_kernels, toys):
+    spec = toys.write_spec(tmp_path, "toy-flaky", [
+        {"name": "flaky", "notebook": "flaky.ipynb", "retries": 2, "backoff": 0.1, "writes": ["flaky"]}])
+    result = run_pipeline(spec, ["as_of=2020-01-02"])
+    assert result.status == "COMPLETED"
+    stage = result.record["stages"][0]
+    assert stage["attempts"] == 2 and read_output(result.run_dir / "outputs", "flaky") == {"attempts": 2}
+    assert (result.run_dir / "notebooks" / "01-flaky.try1.ipynb").exists()
+
+
+def test_missing_declared_output_fails_the_stage(tmp_path, toys):
+    spec = toys.write_spec(tmp_path, "toy-writes", [
+        {"name": "numbers", "notebook": "01-numbers.ipynb", "writes": ["numbers", "promised"]}])
+    result = run_pipeline(spec, ["as_of=2020-01-02"])
+    assert result.status == "FAILED" and "MissingOutput" in result.message and "promised" in result.message
+
+
+def test_double_start_is_refused_and_sigterm_interrupts(tmp_path, kernels, toys):
+    spec = toys.write_spec(tmp_path, "toy-lock", [{"name": "hang", "notebook": "hang.ipynb", "timeout": 120}])
+    code = ("import sys; from research.cli import app; sys.argv = ['workbench', 'pipeline', 'run', sys.argv[1], "
+            "'-p', 'as_of=2020-01-02']; app()")
+    first = subprocess.Popen([sys.executable, "-c", code, str(spec)], env=os.environ.copy(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    owner = get_settings().runs_dir / "toy-lock" / ".locks" / "20200102.owner.json"
+    try:
+        deadline = time.monotonic() + 90
+        while not owner.exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        assert owner.exists(), first.stdout.read().decode() if first.poll() is not None else "lock never taken"
+        with pytest.raises(RunLocked, match="already running .*run 20200102-"):
+            run_pipeline(spec, ["as_of=2020-01-02"])
+        second = CliRunner().invoke(app, ["pipeline", "run", str(spec), "-p", "as_of=2020-01-02"])
+        assert second.exit_code == 75 and "already running" in second.output
+        run_id = json.loads(owner.read_text())["run_id"]
+        run_json = get_settings().runs_dir / "toy-lock" / run_id / "run.json"
+        while json.loads(run_json.read_text())["stages"][0]["status"] != "RUNNING":
+            time.sleep(0.2)
+        time.sleep(1.0)  # let the kernel start
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) != 0
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    rec = json.loads(run_json.read_text())
+    assert rec["status"] == "INTERRUPTED" and not rec["published"]
+    time.sleep(2.5)  # a kernel whose runner is gone exits on its own within a second or two
+    assert not [p for p in kernels() if p.ppid() == first.pid]

@@ -1,0 +1,106 @@
+"""Specs and parameters are checked before any kernel starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from research.workflow.spec import (
+    SpecError,
+    coerce,
+    load_spec,
+    looks_secret,
+    notebook_parameters,
+    plan_run,
+)
+
+
+def test_two_stage_spec_plans_typed_parameters(tmp_path, toys):
+    spec = load_spec(toys.two_stage_spec(tmp_path, "toy"))
+    assert [s.name for s in spec.stages] == ["numbers", "total"]
+    assert spec.parameters["n"].type == "int" and spec.parameters["as_of"].type == "date"
+    plan = plan_run(spec, ["n=7", "as_of=2020-01-02T00:00:00"])
+    assert plan.shared["n"] == 7 and plan.shared["as_of"] == "2020-01-02"
+    # each stage gets only the shared parameters its notebook declares
+    assert "n" in plan.stage_parameters["numbers"] and "n" not in plan.stage_parameters["total"]
+    assert plan.stage_parameters["total"]["fail_if_exists"] == ""
+
+
+def test_notebook_parameters_reads_names_and_types(toys):
+    params = notebook_parameters(toys.NOTEBOOKS / "01-numbers.ipynb")
+    assert {k: v.type for k, v in params.items()} == {"output_dir": "str", "as_of": "str", "n": "int", "scale": "float"}
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["bogus=1"], "-p bogus: unknown parameter"),
+        (["n=five"], "parameter 'n' (int): expected int, got 'five'"),
+        (["total.nope=1"], "stage 'total' has no parameter 'nope'"),
+        (["nostage.x=1"], "no stage 'nostage'"),
+        (["as_of=yesterday-ish"], "not an ISO date"),
+        (["n"], "key=value"),
+    ],
+)
+def test_bad_parameters_are_refused(tmp_path, overrides, expected, toys):
+    spec = load_spec(toys.two_stage_spec(tmp_path, "toy"))
+    with pytest.raises(SpecError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        plan_run(spec, overrides)
+
+
+def test_notebook_without_parameters_cell_is_refused(tmp_path, toys):
+    path = toys.write_spec(tmp_path, "np", [{"name": "hello", "notebook": "no-parameters.ipynb"}])
+    with pytest.raises(SpecError, match="no cell tagged 'parameters'"):
+        plan_run(load_spec(path))
+
+
+def test_stage_parameter_unknown_to_notebook_is_refused(tmp_path, toys):
+    path = toys.write_spec(tmp_path, "u", [{"name": "numbers", "notebook": "01-numbers.ipynb", "parameters": {"nn": 3}}])
+    with pytest.raises(SpecError, match="unknown parameter 'nn'"):
+        plan_run(load_spec(path))
+
+
+def test_type_clash_with_the_notebook_default_is_refused(tmp_path, toys):
+    path = toys.write_spec(tmp_path, "t", [{"name": "numbers", "notebook": "01-numbers.ipynb"}], {"n": "five"})
+    with pytest.raises(SpecError, match="'n' is str in the spec but int in 01-numbers.ipynb"):
+        plan_run(load_spec(path))
+
+
+def test_secrets_are_never_parameters(tmp_path, monkeypatch, toys):
+    path = toys.write_spec(tmp_path, "s", [{"name": "numbers", "notebook": "01-numbers.ipynb", "parameters": {"api_key": "x"}}])
+    with pytest.raises(SpecError, match="looks like a secret"):
+        plan_run(load_spec(path))
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", "s3cr3t-value-123")
+    spec = load_spec(toys.two_stage_spec(tmp_path, "toy"))
+    with pytest.raises(SpecError, match="equals a secret from the environment"):
+        plan_run(spec, ["fail_if_exists=s3cr3t-value-123"])
+    assert looks_secret("COINGECKO_API_KEY") and looks_secret("password") and not looks_secret("symbols")
+
+
+def test_structural_errors(tmp_path, toys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstages: []\n")
+    with pytest.raises(SpecError, match="non-empty list"):
+        load_spec(bad)
+    path = toys.write_spec(tmp_path, "r", [{"name": "total", "notebook": "02-total.ipynb", "reads": ["numbers"]}])
+    with pytest.raises(SpecError, match="reads \\['numbers'\\], which no earlier stage writes"):
+        load_spec(path)
+    path = toys.write_spec(tmp_path, "k", [{"name": "numbers", "notebook": "01-numbers.ipynb", "timeoutt": 3}])
+    with pytest.raises(SpecError, match="unknown keys \\['timeoutt'\\]"):
+        load_spec(path)
+    path = toys.write_spec(tmp_path, "unused", [{"name": "numbers", "notebook": "01-numbers.ipynb"}], {"orphan": 1})
+    with pytest.raises(SpecError, match="declared by no stage notebook"):
+        plan_run(load_spec(path))
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+def test_coerce():
+    assert coerce("list[str]", "SPX, IXIC") == ["SPX", "IXIC"]
+    assert coerce("list[int]", "[1, 2]") == [1, 2]
+    assert coerce("bool", "false") is False and coerce("bool", "yes") is True
+    assert coerce("float", "0.5") == 0.5 and coerce("float", 2) == 2.0
+    assert coerce("date", "2018-12-31 15:00") == "2018-12-31T15:00:00"
+    with pytest.raises(ValueError, match="expected int"):
+        coerce("int", 1.5)
+    with pytest.raises(ValueError, match="expected bool"):
+        coerce("bool", "maybe")
