@@ -142,7 +142,10 @@ def _compute(
     if series_in:  # Series names (e.g. "high", "close") do not need to match
         inputs = {k: v.rename(first.name) for k, v in inputs.items()}
     out_name = (first.name if len(names) == 1 else indicator) if series_in else None
-    frames = {k: _as_frame(v, k).astype("float64", copy=False) for k, v in inputs.items()}
+    frames = {}
+    for k, v in inputs.items():  # fresh float frames without attrs (pandas deep-copies attrs on every op)
+        f = _as_frame(v, k)
+        frames[k] = pd.DataFrame(f.to_numpy(dtype="float64"), index=f.index, columns=f.columns)
     ref = frames[names[0]]
     for k in names[1:]:
         other = frames[k]

@@ -95,7 +95,8 @@ def _validate(ohlcv: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in _REQUIRED if c not in ohlcv.columns]
     if missing:
         raise ValueError(f"ohlcv must have columns {list(_REQUIRED)}; missing {missing} (got {list(ohlcv.columns)})")
-    return ohlcv.loc[:, list(_REQUIRED)].astype("float64")
+    bars = pd.DataFrame(ohlcv.loc[:, list(_REQUIRED)].to_numpy(dtype="float64"), index=ohlcv.index, columns=list(_REQUIRED))
+    return bars  # no attrs: pandas would deep-copy them through every operation
 
 
 def warmup_rows(frame: pd.DataFrame) -> int:
