@@ -18,6 +18,8 @@ exceptions (``config.debug.hide_exceptions = False``) and yfinance does not retr
 retries, paces and breaks the circuit. yfinance keeps one HTTP session for the whole process,
 so requests are serialised by a lock. Its in-process cache of past ranges is cleared before
 each attempt (it would otherwise replay a cached 5xx page on retry); the store is the cache.
+After any HTTP error yfinance re-sends the request once with its other cookie strategy, so one
+attempt can be two HTTP requests; the budget counts attempts.
 
 Schema
 ------
