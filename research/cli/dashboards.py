@@ -1,0 +1,42 @@
+"""``workbench dashboards``: serve the Voila dashboards to a browser."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from research.viz.panels.server import DEFAULT_PORT, TOKEN_ENV
+
+
+def dashboards(
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = DEFAULT_PORT,
+    ip: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the dashboards in a browser.")] = False,
+    token: Annotated[str | None, typer.Option(envvar=TOKEN_ENV, show_envvar=True,
+                                              help="Token viewers must present (prefer the environment variable).")] = None,
+    pool_size: Annotated[int | None, typer.Option(min=0, help="Pre-started kernels per dashboard (default from dashboards/voila.json; 0 disables).")] = None,
+    cull_idle_timeout: Annotated[int | None, typer.Option(min=0, help="Seconds before an idle viewer kernel is shut down (default from dashboards/voila.json).")] = None,
+    pipeline: Annotated[str, typer.Option(help="Pipeline whose published runs the dashboards show.")] = "daily",
+) -> None:
+    """Serve the dashboards (market, predictions, backtests, risk, pipeline health) with Voila.
+
+    Listens on 127.0.0.1:8866 by default with notebook sources stripped, tracebacks hidden, only
+    the dashboards served and pre-started kernels. A bind to another address is refused unless a
+    token is configured. The pages read the latest published run; run `make run` first.
+    """
+    from research.viz.panels.server import BindRefusedError, check_bind, serve
+
+    try:
+        check_bind(ip, token=token)
+    except BindRefusedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"serving the dashboards on http://{'[' + ip + ']' if ':' in ip else ip}:{port}/ (Ctrl-C stops)")
+    serve(ip=ip, port=port, open_browser=open_browser, token=token, pool_size=pool_size,
+          cull_idle_timeout=cull_idle_timeout, pipeline=pipeline)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``dashboards`` command to the root app."""
+    app.command("dashboards")(dashboards)

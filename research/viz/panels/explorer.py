@@ -1,0 +1,280 @@
+"""Backtest explorer: pick a strategy, a symbol and parameters; see what the pipeline recorded.
+
+Reads the run outputs ``backtests`` (strategy, symbol, params as a JSON string, stats columns),
+``equity`` (one column per ``strategy|symbol`` or ``strategy|symbol|params`` curve), ``trades``
+(optional), ``prices`` (buy-and-hold when no ``buy_and_hold|symbol`` curve was recorded) and
+``sweep`` (symbol, fast, slow, metrics). Every interaction only selects among recorded results.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+
+import ipywidgets as widgets
+import pandas as pd
+import plotly.graph_objects as go
+
+from research.viz.panels.layout import (
+    dropdown,
+    figure_output,
+    load_run,
+    page,
+    require,
+    section,
+    set_table,
+    show_figure,
+    stamp,
+    table_html,
+)
+from research.viz.panels.market import naive_index
+from research.workflow.results import PublishedRun
+
+__all__ = ["backtest_explorer", "explorer_panel", "sweep_panel", "canonical_params", "params_label",
+           "equity_pair", "BacktestSelection"]
+
+_HEADLINE = ("Total Return [%]", "Return (Ann.) [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Volatility (Ann.) [%]",
+             "# Trades", "Win Rate [%]")
+_TRADE_COLS = ("entry_time", "exit_time", "direction", "size", "entry_price", "exit_price", "pnl", "return")
+
+
+def canonical_params(params: object) -> str:
+    """One spelling per parameter set: JSON with sorted keys (``'{}'`` for none)."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params) if params.strip() else {}
+        except json.JSONDecodeError:
+            return params
+    if params is None or (isinstance(params, float) and pd.isna(params)):
+        params = {}
+    return json.dumps(params, sort_keys=True)
+
+
+def params_label(params: str) -> str:
+    """``'{"fast": 10, "slow": 50}'`` -> ``'fast=10, slow=50'``."""
+    try:
+        value = json.loads(params)
+    except (TypeError, json.JSONDecodeError):
+        return str(params)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "default"
+    return str(value)
+
+
+def _curve_index(equity: pd.DataFrame) -> dict[tuple[str, str, str | None], str]:
+    out: dict[tuple[str, str, str | None], str] = {}
+    for col in equity.columns:
+        parts = str(col).split("|", 2)
+        if len(parts) >= 2:
+            out[(parts[0], parts[1], canonical_params(parts[2]) if len(parts) == 3 else None)] = col
+    return out
+
+
+class BacktestSelection:
+    """The recorded results of one run, indexed for the explorer's widgets."""
+
+    def __init__(self, run: PublishedRun) -> None:
+        require(run, "backtests")
+        require(run, "equity")
+        self.run = run
+        bt = run.table("backtests").copy()
+        bt["params"] = bt["params"].map(canonical_params) if "params" in bt else "{}"
+        self.backtests = bt
+        self.equity = run.table("equity").sort_index()
+        self.curves = _curve_index(self.equity)
+        self.trades = run.table("trades") if run.has("trades") else None
+        if self.trades is not None and "params" in self.trades:
+            self.trades = self.trades.assign(params=self.trades["params"].map(canonical_params))
+        self.prices = run.table("prices") if run.has("prices") else None
+
+    def strategies(self) -> list[str]:
+        names = sorted(self.backtests["strategy"].astype(str).unique())
+        return sorted(names, key=lambda s: s == "buy_and_hold")
+
+    def symbols(self, strategy: str) -> list[str]:
+        return sorted(self.backtests.loc[self.backtests["strategy"] == strategy, "symbol"].astype(str).unique())
+
+    def params(self, strategy: str, symbol: str) -> list[tuple[str, str]]:
+        rows = self.backtests[(self.backtests["strategy"] == strategy) & (self.backtests["symbol"] == symbol)]
+        return [(params_label(p), p) for p in dict.fromkeys(rows["params"])]
+
+    def stats(self, strategy: str, symbol: str, params: str) -> pd.Series:
+        bt = self.backtests
+        rows = bt[(bt["strategy"] == strategy) & (bt["symbol"] == symbol) & (bt["params"] == params)]
+        return rows.iloc[0].drop(labels=["strategy", "symbol", "params"]) if len(rows) else pd.Series(dtype=object)
+
+    def curve(self, strategy: str, symbol: str, params: str) -> tuple[pd.Series | None, str]:
+        """The recorded equity curve and a note when it is not exactly the selected parameter set."""
+        exact = self.curves.get((strategy, symbol, params))
+        if exact is not None:
+            return self.equity[exact].dropna(), ""
+        default = self.curves.get((strategy, symbol, None))
+        if default is None:
+            return None, "no equity curve recorded for this selection"
+        note = "" if len(self.params(strategy, symbol)) <= 1 else "equity recorded for the default parameters only"
+        return self.equity[default].dropna(), note
+
+    def buy_and_hold(self, symbol: str, like: pd.Series) -> pd.Series | None:
+        col = self.curves.get(("buy_and_hold", symbol, None)) or self.curves.get(("buy_and_hold", symbol, "{}"))
+        if col is not None:
+            return self.equity[col].dropna()
+        if self.prices is None or symbol not in self.prices:
+            return None
+        close = self.prices[symbol].dropna()
+        close = close[close.index >= like.index[0]]
+        return close / close.iloc[0] * float(like.iloc[0]) if len(close) else None
+
+
+def equity_pair(sel: BacktestSelection, strategy: str, symbol: str, params: str) -> tuple[go.Figure, go.Figure, str]:
+    """The equity-vs-buy-and-hold and drawdown figures of one selection, and its caveat note."""
+    run = sel.run
+    curve, note = sel.curve(strategy, symbol, params)
+    title = f"{strategy} · {symbol} · {params_label(params)}"
+    eq, dd = go.Figure(), go.Figure()
+    if curve is not None and len(curve):
+        bh = sel.buy_and_hold(symbol, curve) if strategy != "buy_and_hold" else None
+        for name, series, color in ((strategy, curve, "#2680c2"), ("buy and hold", bh, "#9aa5b1")):
+            if series is None or not len(series):
+                continue
+            x = naive_index(series.index)
+            eq.add_trace(go.Scatter(x=x, y=series.to_numpy(), name=name, mode="lines", line={"color": color}))
+            under = (series / series.cummax() - 1) * 100
+            dd.add_trace(go.Scatter(x=x, y=under.to_numpy(), name=name, mode="lines", fill="tozeroy",
+                                    line={"color": color}))
+    eq.update_layout(title=f"Equity: {title}", hovermode="x unified", yaxis_title="equity")
+    dd.update_layout(title=f"Drawdown [%]: {title}", hovermode="x unified", yaxis_title="%")
+    return stamp(eq, run), stamp(dd, run), note
+
+
+def _risk_frame(stats: pd.Series) -> pd.DataFrame:
+    keys = [k for k in _HEADLINE if k in stats.index] + [k for k in stats.index if k not in _HEADLINE]
+    values = [stats[k] for k in keys]
+    shown = [f"{v:,.4g}" if isinstance(v, (int, float)) and not pd.isna(v) else ("" if pd.isna(v) else str(v))
+             for v in values]
+    return pd.DataFrame({"metric": keys, "value": shown})
+
+
+def _trades_frame(sel: BacktestSelection, strategy: str, symbol: str, params: str) -> pd.DataFrame:
+    t = sel.trades
+    if t is None:
+        return pd.DataFrame({"note": ["this run recorded no trades table"]})
+    mask = (t["symbol"].astype(str) == symbol) if "symbol" in t else pd.Series(True, index=t.index)
+    if "strategy" in t:
+        mask &= t["strategy"].astype(str) == strategy
+    if "params" in t:
+        mask &= t["params"] == params
+    rows = t[mask]
+    if "entry_time" in rows:
+        rows = rows.sort_values("entry_time", ascending=False)
+    return rows[[c for c in _TRADE_COLS if c in rows]]
+
+
+def explorer_panel(run: PublishedRun) -> widgets.Widget:
+    """Strategy, symbol and parameter pickers driving equity, drawdown, trades and risk summary."""
+    sel = BacktestSelection(run)
+    strategy = dropdown(sel.strategies(), description="Strategy", dom_class="wb-bt-strategy")
+    symbol = dropdown(sel.symbols(strategy.value), description="Symbol", dom_class="wb-bt-symbol")
+    params = dropdown(sel.params(strategy.value, symbol.value), description="Parameters",
+                      dom_class="wb-bt-params", width="320px")
+    eq_fig, dd_fig, note_text = equity_pair(sel, strategy.value, symbol.value, params.value)
+    eq_out = figure_output(eq_fig, dom_class="wb-bt-equity-fig", height=380)
+    dd_out = figure_output(dd_fig, dom_class="wb-bt-drawdown-fig", height=260)
+    note = widgets.HTML()
+    note.add_class("wb-bt-note")
+    risk = table_html(pd.DataFrame(), dom_class="wb-bt-risk-table", max_rows=40)
+    trades = table_html(pd.DataFrame(), dom_class="wb-bt-trades-table", max_rows=25)
+    fmt = {c: ",.4g" for c in ("entry_price", "exit_price", "pnl", "size")} | {"return": "+.2%"}
+
+    busy = {"on": False}
+
+    def refresh(*_: object) -> None:
+        if busy["on"] or params.value is None:
+            return
+        eq, dd, caveat = equity_pair(sel, strategy.value, symbol.value, params.value)
+        show_figure(eq_out, eq)
+        show_figure(dd_out, dd)
+        note.value = f'<div class="wb-note">{html.escape(caveat)}</div>' if caveat else ""
+        set_table(risk, _risk_frame(sel.stats(strategy.value, symbol.value, params.value)), max_rows=40)
+        set_table(trades, _trades_frame(sel, strategy.value, symbol.value, params.value), max_rows=25, formats=fmt)
+
+    def on_strategy(change: dict) -> None:
+        busy["on"] = True
+        try:
+            symbol.options = sel.symbols(change["new"])
+            params.options = sel.params(change["new"], symbol.value)
+        finally:
+            busy["on"] = False
+        refresh()
+
+    def on_symbol(change: dict) -> None:
+        if busy["on"]:
+            return
+        busy["on"] = True
+        try:
+            params.options = sel.params(strategy.value, change["new"])
+        finally:
+            busy["on"] = False
+        refresh()
+
+    strategy.observe(on_strategy, names="value")
+    symbol.observe(on_symbol, names="value")
+    params.observe(refresh, names="value")
+    refresh()
+    risk_box = section("Risk summary", risk, dom_class="wb-bt-risk")
+    trades_box = section("Trades (most recent first)", trades, dom_class="wb-bt-trades")
+    return section("Strategy backtest", widgets.HBox([strategy, symbol, params]), note, eq_out, dd_out,
+                   widgets.HBox([risk_box, trades_box]), dom_class="wb-explorer")
+
+
+def _sweep_figure(sweep: pd.DataFrame, symbol: str, metric: str, run: PublishedRun) -> go.Figure:
+    grid = sweep[sweep["symbol"].astype(str) == symbol].pivot_table(index="fast", columns="slow", values=metric)
+    best = sweep[sweep["symbol"].astype(str) == symbol].sort_values(metric, ascending=False).head(1)
+    fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[str(c) for c in grid.columns], y=[str(i) for i in grid.index],
+                               colorscale="Viridis", colorbar={"title": metric}))
+    subtitle = ""
+    if len(best):
+        b = best.iloc[0]
+        subtitle = f" (highest: fast={b['fast']}, slow={b['slow']}, {metric}={b[metric]:.3g})"
+    fig.update_layout(title=f"Sweep {symbol}: {metric}{subtitle}", xaxis_title="slow", yaxis_title="fast",
+                      xaxis_type="category", yaxis_type="category")
+    return stamp(fig, run)
+
+
+def sweep_panel(run: PublishedRun) -> widgets.Widget:
+    """Heatmap of a swept metric over the fast/slow grid, per symbol."""
+    require(run, "sweep")
+    sweep = run.table("sweep")
+    missing = {"symbol", "fast", "slow"} - set(sweep.columns)
+    if missing:
+        raise ValueError(f"the sweep table needs columns symbol, fast, slow; missing {sorted(missing)}")
+    metrics = [c for c in sweep.columns if c not in {"symbol", "fast", "slow", "strategy"}
+               and pd.api.types.is_numeric_dtype(sweep[c])]
+    symbol = dropdown(sorted(sweep["symbol"].astype(str).unique()), description="Symbol", dom_class="wb-sweep-symbol")
+    metric = dropdown(metrics, description="Metric", dom_class="wb-sweep-metric")
+    out = figure_output(_sweep_figure(sweep, symbol.value, metric.value, run), dom_class="wb-sweep-fig", height=420)
+
+    def refresh(*_: object) -> None:
+        show_figure(out, _sweep_figure(sweep, symbol.value, metric.value, run))
+
+    symbol.observe(refresh, names="value")
+    metric.observe(refresh, names="value")
+    return section("Parameter sweep", widgets.HBox([symbol, metric]), out, dom_class="wb-sweep")
+
+
+def backtest_explorer(run: PublishedRun | None = None, *, pipeline: str = "daily",
+                      runs_dir: str | os.PathLike | None = None) -> widgets.Widget:
+    """The backtest explorer page of the latest published run (or of ``run``).
+
+    Parameters
+    ----------
+    run : PublishedRun, optional
+        Defaults to ``research.workflow.results.latest(pipeline)``.
+    pipeline : str
+        Pipeline whose results are shown.
+    runs_dir : path, optional
+        The pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
+    """
+    run = run if run is not None else load_run(pipeline, runs_dir=runs_dir)
+    panels = [("Backtest", explorer_panel), ("Sweep", sweep_panel)]
+    return page("Backtest explorer", panels, run=run, pipeline=pipeline, runs_dir=runs_dir, dom_id="explorer")

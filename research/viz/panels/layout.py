@@ -1,0 +1,315 @@
+"""Building blocks shared by every dashboard page.
+
+A page is composed by :func:`page` from a header (title, as-of time, pipeline run, data source)
+and a list of panels. Each panel is a function ``panel(run) -> Widget``; :func:`page` calls it
+inside a guard, so a panel whose output is missing from the run shows a short message instead of
+a traceback. Figures are plotly figures shown through an ``ipywidgets.Output`` as the
+``application/vnd.plotly.v1+json`` mime bundle: the renderer is the plotly extension shipped in
+the plotly package, so pages render without any network access (no CDN).
+
+Every widget a test or a stylesheet needs to find carries a DOM class starting with ``wb-``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+
+from research.config import get_settings
+from research.workflow.results import PublishedRun, latest
+
+__all__ = [
+    "PLOTLY_MIME", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
+    "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table",
+    "section", "note", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
+]
+
+log = logging.getLogger(__name__)
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+Panel = Callable[[PublishedRun], widgets.Widget]
+
+_CSS = """
+<style>
+.wb-page { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2933; }
+.wb-header { border-bottom: 2px solid #3e4c59; margin-bottom: 8px; padding-bottom: 6px; }
+.wb-header h2 { margin: 0 0 4px 0; font-size: 1.5em; }
+.wb-meta span { margin-right: 18px; font-size: 0.92em; color: #52606d; }
+.wb-meta b { color: #1f2933; }
+.wb-badge-synthetic { background: #f0b429; color: #1f2933; padding: 1px 6px; border-radius: 3px;
+  font-weight: 600; }
+.wb-section { margin: 10px 0 14px 0; }
+.wb-section-title { font-weight: 600; font-size: 1.1em; margin: 6px 0 2px 0; }
+.wb-note { color: #52606d; font-size: 0.9em; }
+.wb-empty, .wb-panel-error { padding: 12px 16px; border-radius: 4px; margin: 8px 0; }
+.wb-empty { background: #e3f8ff; border-left: 4px solid #2680c2; }
+.wb-panel-error { background: #fff3c4; border-left: 4px solid #cb6e17; }
+.wb-table table { border-collapse: collapse; font-size: 0.88em; }
+.wb-table th, .wb-table td { border-bottom: 1px solid #d9e2ec; padding: 3px 8px; text-align: right; }
+.wb-table th { background: #f5f7fa; }
+.wb-status-COMPLETED { color: #0e7c45; font-weight: 600; }
+.wb-status-FAILED, .wb-status-TIMEOUT, .wb-status-INTERRUPTED { color: #ba2525; font-weight: 600; }
+.wb-cards { display: flex; flex-wrap: wrap; gap: 8px; }
+.wb-card { border: 1px solid #d9e2ec; border-radius: 4px; padding: 6px 10px; min-width: 120px; }
+.wb-card .wb-card-value { font-size: 1.2em; font-weight: 600; }
+.wb-card .wb-card-label { font-size: 0.8em; color: #52606d; }
+</style>
+"""
+
+
+class MissingOutputError(LookupError):
+    """A panel needs a run output that the run did not record."""
+
+
+# ---------------------------------------------------------------- run data
+def load_run(pipeline: str = "daily", *, runs_dir: str | os.PathLike | None = None) -> PublishedRun | None:
+    """The latest published run of ``pipeline`` (``None`` when nothing is published yet)."""
+    return latest(pipeline, runs_dir=runs_dir)
+
+
+def run_record(run: PublishedRun) -> dict:
+    """The run's full ``run.json`` (parameters, stages) merged over the published pointer."""
+    path = Path(run.path) / "run.json"
+    record = dict(run.record)
+    if path.is_file():
+        try:
+            record = {**record, **json.loads(path.read_text(encoding="utf-8"))}
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("unreadable run record %s: %s", path, exc)
+    return record
+
+
+def require(run: PublishedRun, name: str) -> None:
+    """Raise :class:`MissingOutputError` when ``run`` has no output ``name``."""
+    if not run.has(name):
+        raise MissingOutputError(f"run {run.run_id} recorded no output {name!r}")
+
+
+def data_source(run: PublishedRun) -> tuple[str, bool]:
+    """The run's data source label and whether any of it is synthetic.
+
+    Read from the ``data_report`` output (columns ``source`` and ``synthetic``), else from the
+    run's ``source`` parameter.
+    """
+    sources: list[str] = []
+    synthetic = False
+    if run.has("data_report"):
+        report = run.table("data_report")
+        if "source" in report:
+            sources = sorted({str(s) for s in report["source"].dropna()})
+        if "synthetic" in report:
+            synthetic = bool(report["synthetic"].fillna(False).astype(bool).any())
+    if not sources:
+        params = run_record(run).get("parameters") or {}
+        if params.get("source"):
+            sources = [str(params["source"])]
+    synthetic = synthetic or "synthetic" in sources
+    return (", ".join(sources) if sources else "unknown"), synthetic
+
+
+def periods_per_year(symbol: str) -> int:
+    """Annualisation for a symbol: 365 for crypto (``*-USD``), 252 otherwise."""
+    return 365 if str(symbol).upper().endswith("-USD") else 252
+
+
+# ---------------------------------------------------------------- header and messages
+def run_header(run: PublishedRun, *, title: str) -> widgets.HTML:
+    """The page header: title, as-of time, pipeline run id and data source."""
+    source, synthetic = data_source(run)
+    badge = ' <span class="wb-badge-synthetic wb-synthetic">synthetic</span>' if synthetic else ""
+    as_of = run.as_of or run.finished_at or "unknown"
+    body = (
+        f'<div class="wb-header"><h2>{html.escape(title)}</h2><div class="wb-meta">'
+        f'<span>as of <b class="wb-as-of">{html.escape(str(as_of))}</b></span>'
+        f'<span>pipeline run <b class="wb-run-id">{html.escape(run.run_id)}</b> '
+        f"({html.escape(run.pipeline)})</span>"
+        f'<span>data <b class="wb-source">{html.escape(source)}</b>{badge}</span>'
+        f"</div></div>"
+    )
+    header = widgets.HTML(body)
+    header.add_class("wb-header-box")
+    return header
+
+
+def empty_state(pipeline: str = "daily", *, title: str, runs_dir: str | os.PathLike | None = None) -> widgets.HTML:
+    """What a page shows before any run of ``pipeline`` is published."""
+    where = Path(runs_dir) if runs_dir is not None else get_settings().runs_dir / pipeline
+    box = widgets.HTML(
+        f'<div class="wb-header"><h2>{html.escape(title)}</h2></div>'
+        f'<div class="wb-empty"><b>No results yet.</b> No run of the <code>{html.escape(pipeline)}</code> '
+        f"pipeline has been published (looked in <code>{html.escape(str(where))}</code>). "
+        "Run <code>make run</code> (or <code>workbench pipeline run "
+        f"{html.escape(pipeline)}</code>) to produce them, then reload this page.</div>"
+    )
+    box.add_class("wb-empty-box")
+    return box
+
+
+def note(text: str, *, dom_class: str = "wb-note") -> widgets.HTML:
+    """A short line of escaped text."""
+    box = widgets.HTML(f'<div class="{dom_class}">{html.escape(text)}</div>')
+    box.add_class(dom_class)
+    return box
+
+
+# ---------------------------------------------------------------- figures and tables
+def stamp(fig: Any, run: PublishedRun | None) -> Any:
+    """Write the run's as-of time and id under a figure (every figure says where it came from)."""
+    if run is not None:
+        fig.add_annotation(
+            text=f"as of {run.as_of or run.finished_at or '?'} · run {run.run_id}",
+            xref="paper", yref="paper", x=1.0, y=-0.12, xanchor="right", yanchor="top",
+            showarrow=False, font={"size": 10, "color": "#7b8794"},
+        )
+    fig.update_layout(margin={"l": 50, "r": 20, "t": 50, "b": 60}, template="plotly_white")
+    return fig
+
+
+def _bundle(fig: Any) -> dict:
+    import plotly.io as pio
+
+    spec = json.loads(pio.to_json(fig, validate=False))
+    title = ((spec.get("layout") or {}).get("title") or {}).get("text") or "figure"
+    return {
+        "output_type": "display_data",
+        "data": {PLOTLY_MIME: spec, "text/plain": f"<plotly figure: {title}>"},
+        "metadata": {},
+    }
+
+
+def show_figure(out: widgets.Output, fig: Any) -> None:
+    """Replace what ``out`` shows with ``fig`` (works with or without a running kernel)."""
+    out.outputs = (_bundle(fig),)
+
+
+def figure_output(fig: Any, *, dom_class: str, height: int | None = None) -> widgets.Output:
+    """An output widget showing a plotly figure, with DOM classes ``wb-figure`` and ``dom_class``."""
+    if height is not None:
+        fig.update_layout(height=height)
+    out = widgets.Output()
+    out.add_class("wb-figure")
+    out.add_class(dom_class)
+    show_figure(out, fig)
+    return out
+
+
+def _format_times(column: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(column, utc=True)
+    daily = bool((stamps.dropna() == stamps.dropna().dt.normalize()).all())
+    return stamps.dt.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M")
+
+
+def _table_markup(frame: pd.DataFrame, *, max_rows: int, formats: dict[str, str] | None) -> str:
+    shown = frame.head(max_rows).copy()
+    for col in shown.columns:
+        if isinstance(shown[col].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(shown[col]):
+            shown[col] = _format_times(shown[col]).fillna("")
+    for col, fmt in (formats or {}).items():
+        if col in shown:
+            shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
+    markup = shown.to_html(index=False, escape=True, na_rep="", border=0, classes="wb-table-inner")
+    if len(frame) > max_rows:
+        markup += f'<div class="wb-note">showing {max_rows} of {len(frame)} rows</div>'
+    return markup
+
+
+def table_html(frame: pd.DataFrame, *, dom_class: str, max_rows: int = 30,
+               formats: dict[str, str] | None = None) -> widgets.HTML:
+    """A read-only HTML table of ``frame`` (values escaped), DOM classes ``wb-table`` and ``dom_class``."""
+    box = widgets.HTML()
+    box.add_class("wb-table")
+    box.add_class(dom_class)
+    set_table(box, frame, max_rows=max_rows, formats=formats)
+    return box
+
+
+def set_table(box: widgets.HTML, frame: pd.DataFrame, *, max_rows: int = 30,
+              formats: dict[str, str] | None = None) -> None:
+    """Replace the table shown by ``box``."""
+    box.value = _table_markup(frame, max_rows=max_rows, formats=formats) if len(frame) else (
+        '<div class="wb-note">nothing to show</div>'
+    )
+
+
+def dropdown(options: Sequence[Any], *, description: str, dom_class: str, value: Any = None,
+             width: str = "260px") -> widgets.Dropdown:
+    """A labelled dropdown with DOM class ``dom_class``."""
+    options = list(options)
+    first = options[0] if options else None
+    if isinstance(first, tuple):
+        first = first[1]
+    box = widgets.Dropdown(
+        options=options, value=value if value is not None else first,
+        description=description, style={"description_width": "initial"},
+        layout=widgets.Layout(width=width),
+    )
+    box.add_class("wb-control")
+    box.add_class(dom_class)
+    return box
+
+
+def section(title: str, *children: widgets.Widget, dom_class: str) -> widgets.VBox:
+    """A titled block of a page with DOM classes ``wb-section`` and ``dom_class``."""
+    box = widgets.VBox([widgets.HTML(f'<div class="wb-section-title">{html.escape(title)}</div>'), *children])
+    box.add_class("wb-section")
+    box.add_class(dom_class)
+    return box
+
+
+# ---------------------------------------------------------------- composition
+def guard(name: str, build: Callable[[], widgets.Widget]) -> widgets.Widget:
+    """Build one panel; on failure show a short message (no traceback) and log the details."""
+    try:
+        return build()
+    except MissingOutputError as exc:
+        message = f"{name}: not available — {exc}."
+    except Exception as exc:  # a viewer never sees a traceback
+        log.exception("panel %r failed", name)
+        message = f"{name}: could not be shown ({type(exc).__name__}: {str(exc)[:200]})."
+    box = widgets.HTML(f'<div class="wb-panel-error">{html.escape(message)}</div>')
+    box.add_class("wb-panel-error-box")
+    return box
+
+
+def guarded(name: str, panel: Panel, run: PublishedRun) -> widgets.Widget:
+    """:func:`guard` for a panel of ``run``."""
+    return guard(name, lambda: panel(run))
+
+
+def page_root(children: Sequence[widgets.Widget], *, dom_id: str) -> widgets.VBox:
+    """The page's outer box (stylesheet first), DOM classes ``wb-page`` and ``wb-page-<dom_id>``."""
+    root = widgets.VBox([widgets.HTML(_CSS), *children], layout=widgets.Layout(width="100%"))
+    root.add_class("wb-page")
+    root.add_class(f"wb-page-{dom_id}")
+    return root
+
+
+def page(title: str, panels: Sequence[tuple[str, Panel]], *, run: PublishedRun | None,
+         pipeline: str = "daily", runs_dir: str | os.PathLike | None = None,
+         dom_id: str) -> widgets.VBox:
+    """Compose a dashboard page: the header, then each panel built from ``run``.
+
+    Parameters
+    ----------
+    title : str
+        Page title.
+    panels : sequence of (name, panel)
+        ``panel(run) -> Widget``; ``name`` labels its error message if it fails.
+    run : PublishedRun or None
+        The run to show; ``None`` shows how to produce one.
+    pipeline, runs_dir
+        Where the empty-state message says results are expected.
+    dom_id : str
+        The page's own DOM class (``wb-page-<dom_id>``).
+    """
+    if run is None:
+        return page_root([empty_state(pipeline, title=title, runs_dir=runs_dir)], dom_id=dom_id)
+    return page_root([run_header(run, title=title), *(guarded(n, p, run) for n, p in panels)], dom_id=dom_id)

@@ -1,0 +1,199 @@
+"""Market overview: universe prices, returns, volatility, correlations and data freshness.
+
+Reads the run outputs ``prices`` (wide close matrix) and ``data_report`` (one row per symbol).
+"""
+
+from __future__ import annotations
+
+import os
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from research.viz.panels.layout import (
+    dropdown,
+    figure_output,
+    load_run,
+    page,
+    periods_per_year,
+    require,
+    section,
+    show_figure,
+    stamp,
+    table_html,
+)
+from research.workflow.results import PublishedRun
+
+__all__ = [
+    "market_overview", "prices_panel", "returns_panel", "volatility_panel", "correlation_panel",
+    "freshness_panel", "naive_index", "trailing_returns",
+]
+
+_PERIODS = {"1 day": None, "1 week": 7, "1 month": 30, "3 months": 91, "1 year": 365, "all": 0}
+
+
+def naive_index(index: pd.Index) -> pd.Index:
+    """A timestamp index as naive UTC (plotly ignores offsets, so make the choice explicit)."""
+    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
+        return index.tz_convert("UTC").tz_localize(None)
+    return index
+
+
+def _prices(run: PublishedRun) -> pd.DataFrame:
+    require(run, "prices")
+    prices = run.table("prices").sort_index()
+    if not isinstance(prices.index, pd.DatetimeIndex):
+        prices.index = pd.to_datetime(prices.index, utc=True)
+    return prices.astype("float64")
+
+
+def _price_figure(prices: pd.DataFrame, scale: str, run: PublishedRun) -> go.Figure:
+    fig = go.Figure()
+    for symbol in prices:
+        s = prices[symbol].dropna()
+        if s.empty:
+            continue
+        y = s / s.iloc[0] * 100 if scale == "rebased to 100" else s
+        fig.add_trace(go.Scatter(x=naive_index(s.index), y=y.to_numpy(), name=str(symbol), mode="lines"))
+    fig.update_layout(title=f"Universe prices ({scale})", yaxis_type="log" if scale == "log price" else "linear",
+                      hovermode="x unified", legend_title_text="symbol")
+    return stamp(fig, run)
+
+
+def prices_panel(run: PublishedRun) -> widgets.Widget:
+    """Close prices of the universe, rebased to 100, raw or on a log scale."""
+    prices = _prices(run)
+    scale = dropdown(["rebased to 100", "price", "log price"], description="Scale", dom_class="wb-prices-scale")
+    out = figure_output(_price_figure(prices, scale.value, run), dom_class="wb-prices-fig", height=420)
+    scale.observe(lambda change: show_figure(out, _price_figure(prices, change["new"], run)), names="value")
+    return section("Prices", scale, out, dom_class="wb-prices")
+
+
+def trailing_returns(prices: pd.DataFrame) -> pd.DataFrame:
+    """Per symbol: the return over the last bar and over calendar windows ending at its last bar [%]."""
+    rows = []
+    for symbol in prices:
+        s = prices[symbol].dropna()
+        if len(s) < 2:
+            continue
+        last_ts, last = s.index[-1], float(s.iloc[-1])
+        row: dict[str, object] = {"symbol": symbol, "last close": last, "last bar": last_ts.date()}
+        for label, days in _PERIODS.items():
+            if days is None:
+                base = float(s.iloc[-2])
+            elif days == 0:
+                base = float(s.iloc[0])
+            else:
+                past = s[: last_ts - pd.Timedelta(days=days)]
+                base = float(past.iloc[-1]) if len(past) else np.nan
+            row[f"{label} [%]"] = (last / base - 1) * 100
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _returns_figure(table: pd.DataFrame, period: str, run: PublishedRun) -> go.Figure:
+    col = f"{period} [%]"
+    values = table[col].to_numpy()
+    colors = np.where(values >= 0, "#2f9e66", "#d64545")
+    fig = go.Figure(go.Bar(x=table["symbol"], y=values, marker_color=colors,
+                           text=[f"{v:+.1f}%" for v in values], textposition="outside"))
+    fig.update_layout(title=f"Return over {period} [%]", yaxis_title="%")
+    return stamp(fig, run)
+
+
+def returns_panel(run: PublishedRun) -> widgets.Widget:
+    """Trailing returns per symbol: a table and a bar chart for a chosen window."""
+    table = trailing_returns(_prices(run))
+    period = dropdown(list(_PERIODS), value="1 month", description="Window", dom_class="wb-returns-period")
+    out = figure_output(_returns_figure(table, period.value, run), dom_class="wb-returns-fig", height=340)
+    period.observe(lambda change: show_figure(out, _returns_figure(table, change["new"], run)), names="value")
+    formats = {c: "+.2f" for c in table.columns if c.endswith("[%]")} | {"last close": ",.2f"}
+    return section("Returns", table_html(table, dom_class="wb-returns-table", formats=formats), period, out,
+                   dom_class="wb-returns")
+
+
+def _volatility_figure(prices: pd.DataFrame, window: int, run: PublishedRun) -> go.Figure:
+    fig = go.Figure()
+    for symbol in prices:
+        r = prices[symbol].dropna().pct_change().dropna()
+        vol = r.rolling(window).std() * np.sqrt(periods_per_year(symbol)) * 100
+        vol = vol.dropna()
+        fig.add_trace(go.Scatter(x=naive_index(vol.index), y=vol.to_numpy(), name=str(symbol), mode="lines"))
+    fig.update_layout(title=f"Rolling volatility, {window} bars (annualised) [%]", yaxis_title="%",
+                      hovermode="x unified")
+    return stamp(fig, run)
+
+
+def volatility_panel(run: PublishedRun) -> widgets.Widget:
+    """Rolling annualised volatility per symbol (252 periods a year for equities, 365 for crypto)."""
+    prices = _prices(run)
+    window = dropdown([21, 63, 126, 252], value=63, description="Window (bars)", dom_class="wb-vol-window")
+    out = figure_output(_volatility_figure(prices, window.value, run), dom_class="wb-vol-fig", height=360)
+    window.observe(lambda change: show_figure(out, _volatility_figure(prices, change["new"], run)), names="value")
+    return section("Volatility", window, out, dom_class="wb-volatility")
+
+
+def _correlation_figure(prices: pd.DataFrame, lookback: str, run: PublishedRun) -> go.Figure:
+    returns = pd.DataFrame({s: prices[s].dropna().pct_change() for s in prices})
+    if lookback != "all":
+        days = int(lookback.split()[0])
+        returns = returns[returns.index > returns.index.max() - pd.Timedelta(days=days)]
+    corr = returns.corr(min_periods=10)
+    labels = [str(c) for c in corr.columns]
+    fig = go.Figure(go.Heatmap(z=corr.to_numpy(), x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu",
+                               reversescale=True, text=np.round(corr.to_numpy(), 2), texttemplate="%{text}"))
+    fig.update_layout(title=f"Correlation of returns ({lookback})", yaxis_autorange="reversed")
+    return stamp(fig, run)
+
+
+def correlation_panel(run: PublishedRun) -> widgets.Widget:
+    """Correlation heatmap of returns over a chosen lookback (bars shared by each pair)."""
+    prices = _prices(run)
+    lookback = dropdown(["90 days", "365 days", "all"], value="365 days", description="Lookback",
+                        dom_class="wb-corr-lookback")
+    out = figure_output(_correlation_figure(prices, lookback.value, run), dom_class="wb-corr-fig", height=420)
+    lookback.observe(lambda change: show_figure(out, _correlation_figure(prices, change["new"], run)), names="value")
+    return section("Correlation", lookback, out, dom_class="wb-correlation")
+
+
+def freshness_table(report: pd.DataFrame, *, as_of: str | None) -> pd.DataFrame:
+    """The data report with each symbol's age at the run's as-of time."""
+    table = report.copy()
+    ref = pd.Timestamp(as_of, tz="UTC") if as_of else pd.Timestamp.now(tz="UTC")
+    if "last" in table:
+        last = pd.to_datetime(table["last"], utc=True)
+        table["age [days]"] = ((ref - last).dt.total_seconds() / 86400).round(1)
+    keep = [c for c in ("symbol", "source", "synthetic", "rows", "first", "last", "age [days]", "fetched_at",
+                        "quarantined", "flagged", "gaps") if c in table]
+    for col in ("first", "last"):
+        if col in table:
+            table[col] = pd.to_datetime(table[col], utc=True).dt.strftime("%Y-%m-%d")
+    return table[keep]
+
+
+def freshness_panel(run: PublishedRun) -> widgets.Widget:
+    """Per symbol: source, rows, first and last bar, age at the as-of time, quarantined rows."""
+    require(run, "data_report")
+    table = freshness_table(run.table("data_report"), as_of=run.as_of)
+    return section("Data freshness", table_html(table, dom_class="wb-freshness-table"), dom_class="wb-freshness")
+
+
+def market_overview(run: PublishedRun | None = None, *, pipeline: str = "daily",
+                    runs_dir: str | os.PathLike | None = None) -> widgets.Widget:
+    """The market overview page of the latest published run (or of ``run``).
+
+    Parameters
+    ----------
+    run : PublishedRun, optional
+        Defaults to ``research.workflow.results.latest(pipeline)``.
+    pipeline : str
+        Pipeline whose results are shown.
+    runs_dir : path, optional
+        The pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
+    """
+    run = run if run is not None else load_run(pipeline, runs_dir=runs_dir)
+    panels = [("Prices", prices_panel), ("Returns", returns_panel), ("Volatility", volatility_panel),
+              ("Correlation", correlation_panel), ("Data freshness", freshness_panel)]
+    return page("Market overview", panels, run=run, pipeline=pipeline, runs_dir=runs_dir, dom_id="market")

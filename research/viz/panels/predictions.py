@@ -1,0 +1,188 @@
+"""Predictions: the champion model per symbol, predicted vs actual, accuracy against baselines.
+
+Reads the run outputs ``model_eval`` (one row per symbol and model, out-of-sample metrics and
+the MLflow run id) and ``predictions`` (out-of-sample: timestamp, symbol, model, predicted,
+actual).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from research.config import get_settings
+from research.viz.panels.layout import (
+    dropdown,
+    figure_output,
+    load_run,
+    page,
+    require,
+    section,
+    show_figure,
+    stamp,
+)
+from research.viz.panels.market import naive_index
+from research.workflow.results import PublishedRun
+
+__all__ = ["predictions_page", "champions_panel", "predicted_vs_actual_panel", "accuracy_panel", "mlflow_run_url"]
+
+_METRICS = {
+    "directional_accuracy": "Directional accuracy (higher is better)",
+    "rmse": "RMSE (lower is better)",
+    "mae": "MAE (lower is better)",
+    "ic": "Information coefficient (higher is better)",
+    "rank_ic": "Rank IC (higher is better)",
+}
+
+
+def mlflow_run_url(run_id: str, *, ui_url: str | None = None) -> str:
+    """Link to a run in the MLflow UI (``MLFLOW_UI_URL``, else an http tracking URI, else 127.0.0.1:5000)."""
+    if ui_url is None:
+        ui_url = os.environ.get("MLFLOW_UI_URL")
+    if ui_url is None:
+        uri = get_settings().tracking_uri
+        ui_url = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{ui_url.rstrip('/')}/#/runs/{run_id}"
+
+
+def _model_eval(run: PublishedRun) -> pd.DataFrame:
+    require(run, "model_eval")
+    frame = run.table("model_eval")
+    for col in ("champion", "beats_naive"):
+        if col in frame:
+            frame[col] = frame[col].fillna(False).astype(bool)
+    return frame
+
+
+def _fmt(value: object, spec: str) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
+
+
+def champions_table_html(evals: pd.DataFrame) -> str:
+    """HTML rows: per symbol its champion, its metrics, the naive baseline's and the MLflow link."""
+    rows = []
+    for symbol, group in evals.groupby("symbol", sort=True):
+        champ = group[group["champion"]] if "champion" in group else group.iloc[0:0]
+        naive = group[group["model"].astype(str).str.lower().str.startswith("naive")]
+        base = naive.iloc[0] if len(naive) else None
+        if len(champ):
+            c = champ.iloc[0]
+            run_id = str(c.get("mlflow_run_id") or "")
+            link = (f'<a class="wb-mlflow-link" href="{html.escape(mlflow_run_url(run_id))}" target="_blank" '
+                    f'rel="noopener">MLflow run {html.escape(run_id[:8])}</a>') if run_id else ""
+            model = html.escape(str(c["model"]))
+            acc, rmse = _fmt(c.get("directional_accuracy"), ".1%"), _fmt(c.get("rmse"), ".5f")
+        else:
+            model, acc, rmse, link = "<i>none beats the naive baseline</i>", "", "", ""
+        base_acc = _fmt(base.get("directional_accuracy"), ".1%") if base is not None else ""
+        base_rmse = _fmt(base.get("rmse"), ".5f") if base is not None else ""
+        rows.append(f"<tr><td>{html.escape(str(symbol))}</td><td>{model}</td><td>{acc}</td><td>{base_acc}</td>"
+                    f"<td>{rmse}</td><td>{base_rmse}</td><td>{link}</td></tr>")
+    head = ("<tr><th>symbol</th><th>champion</th><th>direction hit rate</th><th>naive hit rate</th>"
+            "<th>RMSE</th><th>naive RMSE</th><th>tracking</th></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def champions_panel(run: PublishedRun) -> widgets.Widget:
+    """The champion per symbol (only models that beat the naive baseline out of sample)."""
+    box = widgets.HTML(champions_table_html(_model_eval(run)))
+    box.add_class("wb-table")
+    box.add_class("wb-champions-table")
+    return section("Champion model per symbol", box, dom_class="wb-champions")
+
+
+def _pva_figure(preds: pd.DataFrame, symbol: str, model: str, run: PublishedRun) -> go.Figure:
+    sel = preds[(preds["symbol"] == symbol) & (preds["model"] == model)].sort_values("timestamp")
+    x = naive_index(pd.DatetimeIndex(pd.to_datetime(sel["timestamp"], utc=True)))
+    hit = float((np.sign(sel["predicted"]) == np.sign(sel["actual"])).mean()) if len(sel) else float("nan")
+    fig = go.Figure([
+        go.Scatter(x=x, y=sel["actual"].to_numpy(), name="actual", mode="lines", line={"color": "#9aa5b1"}),
+        go.Scatter(x=x, y=sel["predicted"].to_numpy(), name=f"predicted ({model})", mode="lines",
+                   line={"color": "#2680c2"}),
+    ])
+    fig.update_layout(title=f"Predicted vs actual: {symbol} · {model} (direction hit rate {hit:.1%})",
+                      hovermode="x unified", yaxis_title="next-bar return")
+    return stamp(fig, run)
+
+
+def predicted_vs_actual_panel(run: PublishedRun) -> widgets.Widget:
+    """Out-of-sample predictions against what happened, for a chosen symbol and model."""
+    require(run, "predictions")
+    preds = run.table("predictions")
+    evals = _model_eval(run) if run.has("model_eval") else pd.DataFrame(columns=["symbol", "model", "champion"])
+    symbols = sorted(preds["symbol"].astype(str).unique())
+    symbol = dropdown(symbols, description="Symbol", dom_class="wb-pva-symbol")
+
+    def models_for(sym: str) -> list[str]:
+        models = sorted(preds.loc[preds["symbol"] == sym, "model"].astype(str).unique())
+        champ = evals[(evals["symbol"] == sym) & evals.get("champion", False)]["model"].astype(str).tolist()
+        return champ[:1] + [m for m in models if m not in champ[:1]]
+
+    model = dropdown(models_for(symbol.value), description="Model", dom_class="wb-pva-model")
+    out = figure_output(_pva_figure(preds, symbol.value, model.value, run), dom_class="wb-pva-fig", height=380)
+
+    busy = {"on": False}
+
+    def on_symbol(change: dict) -> None:
+        busy["on"] = True
+        try:
+            options = models_for(change["new"])
+            model.options = options
+            model.value = options[0]
+        finally:
+            busy["on"] = False
+        show_figure(out, _pva_figure(preds, change["new"], model.value, run))
+
+    def on_model(change: dict) -> None:
+        if not busy["on"]:
+            show_figure(out, _pva_figure(preds, symbol.value, change["new"], run))
+
+    symbol.observe(on_symbol, names="value")
+    model.observe(on_model, names="value")
+    return section("Predicted vs actual (out of sample)", widgets.HBox([symbol, model]), out, dom_class="wb-pva")
+
+
+def _accuracy_figure(evals: pd.DataFrame, metric: str, run: PublishedRun) -> go.Figure:
+    fig = go.Figure()
+    for model, group in evals.groupby("model", sort=True):
+        group = group.sort_values("symbol")
+        fig.add_trace(go.Bar(x=group["symbol"].astype(str), y=group[metric].to_numpy(), name=str(model)))
+    if metric == "directional_accuracy":
+        fig.add_hline(y=0.5, line_dash="dot", line_color="#7b8794", annotation_text="coin flip")
+    fig.update_layout(title=f"Out-of-sample {_METRICS.get(metric, metric)} by model", barmode="group",
+                      legend_title_text="model")
+    return stamp(fig, run)
+
+
+def accuracy_panel(run: PublishedRun) -> widgets.Widget:
+    """Out-of-sample metrics of every model, the baselines included, side by side per symbol."""
+    evals = _model_eval(run)
+    metrics = [m for m in _METRICS if m in evals]
+    metric = dropdown(metrics, description="Metric", dom_class="wb-acc-metric")
+    out = figure_output(_accuracy_figure(evals, metric.value, run), dom_class="wb-acc-fig", height=360)
+    metric.observe(lambda change: show_figure(out, _accuracy_figure(evals, change["new"], run)), names="value")
+    return section("Accuracy against the baselines (out of sample)", metric, out, dom_class="wb-accuracy")
+
+
+def predictions_page(run: PublishedRun | None = None, *, pipeline: str = "daily",
+                     runs_dir: str | os.PathLike | None = None) -> widgets.Widget:
+    """The predictions page of the latest published run (or of ``run``).
+
+    Parameters
+    ----------
+    run : PublishedRun, optional
+        Defaults to ``research.workflow.results.latest(pipeline)``.
+    pipeline : str
+        Pipeline whose results are shown.
+    runs_dir : path, optional
+        The pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
+    """
+    run = run if run is not None else load_run(pipeline, runs_dir=runs_dir)
+    panels = [("Champions", champions_panel), ("Predicted vs actual", predicted_vs_actual_panel),
+              ("Accuracy", accuracy_panel)]
+    return page("Predictions", panels, run=run, pipeline=pipeline, runs_dir=runs_dir, dom_id="predictions")

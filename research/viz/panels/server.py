@@ -1,0 +1,251 @@
+"""Serve the dashboards with Voila, locked down for viewers.
+
+What a viewer can reach, and nothing more:
+
+* the rendered dashboards of the ``dashboards/`` folder (the server's root: nothing outside it is
+  reachable), with sources stripped and tracebacks hidden;
+* the listing of those dashboards (names only; the contents API never returns file content);
+* Voila's and the widget extensions' own static files.
+
+``/voila/files/`` serves nothing (empty allow-list), so ``.env``, data files, ``mlruns/`` and
+notebook sources are never served. Kernels are pre-started and have already rendered each
+dashboard (``preheat_kernel``), idle viewer kernels are culled, and when the pipeline publishes a
+new run the pre-started kernels are replaced so the next viewer sees it.
+
+The base settings live in ``dashboards/voila.json`` (used too by ``cd dashboards && voila .``);
+the security settings are applied after it is read, so no configuration file can relax them. A bind to an address other than loopback is refused unless a token is configured.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from research.config import get_settings
+
+__all__ = [
+    "BindRefusedError", "DEFAULT_PORT", "TOKEN_ENV", "SECURITY_SETTINGS", "SECURITY_HEADERS", "dashboards_dir", "is_loopback",
+    "check_bind", "build_app", "serve", "start_server", "wait_until_ready", "stop_server", "free_port",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8866
+TOKEN_ENV = "WORKBENCH_DASHBOARDS_TOKEN"
+
+#: Settings no configuration file may change (set on the application after its files are read).
+SECURITY_SETTINGS: dict[str, object] = {
+    "strip_sources": True,
+    "show_tracebacks": False,
+    "file_allowlist": [],
+    "file_denylist": [r".*"],
+}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "frame-ancestors 'self'",
+}
+
+
+class BindRefusedError(ValueError):
+    """A bind to a non-loopback address without a token."""
+
+
+def dashboards_dir() -> Path:
+    """The folder of Voila dashboards (``<home>/dashboards``)."""
+    return get_settings().home / "dashboards"
+
+
+def is_loopback(ip: str) -> bool:
+    """Whether ``ip`` only accepts connections from this machine."""
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(ip: str, *, token: str | None) -> None:
+    """Refuse to listen on a non-loopback address unless a token is configured.
+
+    Raises
+    ------
+    BindRefusedError
+        Naming the address and how to configure a token.
+    """
+    if not is_loopback(ip) and not token:
+        raise BindRefusedError(
+            f"refusing to serve the dashboards on {ip!r} without authentication: set a token with "
+            f"--token or the {TOKEN_ENV} environment variable, or bind to 127.0.0.1 and put an "
+            "authenticating proxy in front (see docs/dashboards.md)"
+        )
+
+
+def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
+              open_browser: bool = False, token: str | None = None, pool_size: int | None = None,
+              cull_idle_timeout: int | None = None) -> object:
+    """An initialised (not started) Voila application serving ``root``, locked down.
+
+    Configuration is read from ``root/voila.json`` only (not from the working directory or the
+    user's Jupyter folders); then the arguments and :data:`SECURITY_SETTINGS` are applied on top,
+    so no configuration file can relax them.
+    """
+    from voila.app import Voila
+
+    root = Path(root) if root is not None else dashboards_dir()
+    if not (root / "voila.json").is_file():
+        raise FileNotFoundError(f"expected the dashboards and their voila.json in {root}")
+    app = Voila(config_file_paths=[str(root)])
+    app.initialize([str(root)])
+    app.ip, app.port, app.port_retries, app.open_browser = ip, int(port), 0, bool(open_browser)
+    if token:
+        app.token = token
+    conf = app.voila_configuration
+    for key, value in SECURITY_SETTINGS.items():
+        setattr(conf, key, value)
+    if pool_size is not None:
+        conf.preheat_kernel = pool_size > 0
+        conf.default_pool_size = max(int(pool_size), 0)
+    if cull_idle_timeout is not None:
+        app.config.MappingKernelManager.cull_idle_timeout = int(cull_idle_timeout)
+    headers = dict(app.tornado_settings.get("headers", {}))
+    app.tornado_settings = {**app.tornado_settings, "headers": {**headers, **SECURITY_HEADERS}}
+    return app
+
+
+class _PoolRefresher:
+    """Replace pre-started kernels when ``published.json`` of the pipeline changes."""
+
+    def __init__(self, app: object, pointer: Path) -> None:
+        self.app = app
+        self.pointer = pointer
+        self.stamp = self._stamp()
+
+    def _stamp(self) -> float | None:
+        try:
+            return self.pointer.stat().st_mtime
+        except OSError:
+            return None
+
+    async def check(self) -> None:
+        stamp = self._stamp()
+        if stamp == self.stamp:
+            return
+        self.stamp = stamp
+        km = getattr(self.app, "kernel_manager", None)
+        pools = getattr(km, "_pools", None)
+        if not pools:
+            return
+        log.info("a new run was published: replacing the pre-started kernels")
+        for notebook, pool in list(pools.items()):
+            for task in [t for t in pool if t.done() and not t.exception()]:
+                await km.shutdown_kernel(task.result()["kernel_id"])
+            km.fill_if_needed(delay=0, notebook_name=notebook)
+
+
+def serve(*, ip: str = "127.0.0.1", port: int = DEFAULT_PORT, open_browser: bool = False,
+          token: str | None = None, pool_size: int | None = None, cull_idle_timeout: int | None = None,
+          pipeline: str = "daily", root: str | os.PathLike | None = None) -> None:
+    """Run the Voila server in this process until interrupted.
+
+    Parameters
+    ----------
+    ip, port : str, int
+        Where to listen (default 127.0.0.1:8866).
+    open_browser : bool
+        Open the dashboards in the default browser.
+    token : str, optional
+        Required for a non-loopback ``ip``; viewers then open ``/?token=...`` once.
+    pool_size : int, optional
+        Pre-started kernels per dashboard (``voila.json`` sets the default; 0 disables).
+    cull_idle_timeout : int, optional
+        Seconds after which an idle viewer kernel is shut down (``voila.json`` sets the default).
+    pipeline : str
+        Pipeline whose newly published runs refresh the pre-started kernels.
+    root : path, optional
+        The dashboards folder (default ``<home>/dashboards``).
+    """
+    check_bind(ip, token=token)
+    from tornado.ioloop import PeriodicCallback
+
+    app = build_app(root=root, ip=ip, port=port, open_browser=open_browser, token=token,
+                    pool_size=pool_size, cull_idle_timeout=cull_idle_timeout)
+    refresher = _PoolRefresher(app, get_settings().runs_dir / pipeline / "published.json")
+    PeriodicCallback(refresher.check, 15_000).start()
+    app.start()
+
+
+# ---------------------------------------------------------------- running it as a child process
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(*, port: int, pool_size: int | None = None, env: dict[str, str] | None = None,
+                 log_path: str | os.PathLike | None = None, extra: list[str] | None = None) -> subprocess.Popen:
+    """Start ``workbench dashboards`` on 127.0.0.1:``port`` as a child process in its own session."""
+    cmd = [sys.executable, "-m", "research", "dashboards", "--port", str(port)]
+    if pool_size is not None:
+        cmd += ["--pool-size", str(pool_size)]
+    cmd += extra or []
+    sink = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        if log_path:
+            sink.close()
+
+
+def wait_until_ready(base_url: str, *, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll Voila's static route (a page GET would start a kernel) until the server answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the dashboard server exited with code {proc.returncode} before answering")
+        try:
+            with urllib.request.urlopen(f"{base_url}/voila/static/voila.js", timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the dashboard server at {base_url} did not answer within {timeout:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen, *, timeout: float = 20.0) -> None:
+    """Stop a server from :func:`start_server` and every kernel it started (no orphans)."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+    _, alive = psutil.wait_procs(children, timeout=5)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass

@@ -1,0 +1,236 @@
+"""A small recorded run of the daily pipeline, computed from synthetic data, for dashboard tests.
+
+Every output of the results contract is written with ``write_output`` and the run is published
+with ``publish``, exactly as the pipeline runner does, so dashboards read it through
+``research.workflow.results.latest``. The numbers come from real computations on seeded synthetic
+prices (moving-average crossovers, a parameter grid, naive and rolling-mean forecasts, risk
+metrics), kept small so the whole run is written in well under a second. A second, FAILED run is
+recorded too (never published) so the pipeline-health page has a failure to show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from research.data.sources.synthetic import synthetic_ohlcv
+from research.risk import metrics
+from research.workflow.results import PublishedRun, latest, publish, write_output
+
+SYMBOLS = ("SYN0001", "SYN0002", "SYN0003", "BTC-USD")
+PARAMS = ((10, 50), (20, 100))
+GRID_FAST = (5, 10, 20, 30)
+GRID_SLOW = (50, 100, 150)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _closes(bars: int, seed: int) -> pd.DataFrame:
+    frames = {s: synthetic_ohlcv(s, bars=bars, seed=seed, start="2022-01-03") for s in SYMBOLS}
+    close = pd.DataFrame({s: f["close"] for s, f in frames.items()}).sort_index()
+    close.index.name = "timestamp"
+    return close, frames
+
+
+def _crossover(close: pd.Series, fast: int, slow: int) -> tuple[pd.Series, pd.Series]:
+    """Position (0/1 held from the bar after the signal) and strategy returns."""
+    signal = (close.rolling(fast).mean() > close.rolling(slow).mean()).astype(float)
+    position = signal.shift(1).fillna(0.0)  # close-of-t signal fills next bar
+    returns = close.pct_change().fillna(0.0) * position
+    return position, returns
+
+
+def _trades(close: pd.Series, position: pd.Series, *, strategy: str, symbol: str, params: str) -> list[dict]:
+    out, entry = [], None
+    change = position.diff().fillna(position)
+    for ts, step in change.items():
+        if step > 0:
+            entry = ts
+        elif step < 0 and entry is not None:
+            p0, p1 = float(close.shift(1)[entry]), float(close.shift(1)[ts])
+            out.append({"strategy": strategy, "symbol": symbol, "params": params, "entry_time": entry,
+                        "exit_time": ts, "entry_price": p0, "exit_price": p1, "size": 1.0,
+                        "pnl": p1 - p0, "return": p1 / p0 - 1})
+            entry = None
+    return out
+
+
+def _backtests(close: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    rows, curves, trades, positions = [], {}, [], {}
+    for symbol in close:
+        c = close[symbol].dropna()
+        ppy = 365 if symbol.endswith("-USD") else 252
+        for fast, slow in PARAMS:
+            params = json.dumps({"fast": fast, "slow": slow})
+            pos, ret = _crossover(c, fast, slow)
+            t = _trades(c, pos, strategy="sma_cross", symbol=symbol, params=params)
+            stats = metrics.summary(ret, benchmark=c.pct_change().fillna(0.0), periods_per_year=ppy,
+                                    trades=pd.DataFrame(t, columns=["pnl", "return"]), positions=pos)
+            rows.append({"strategy": "sma_cross", "symbol": symbol, "params": params, **stats.to_dict()})
+            curves[f"sma_cross|{symbol}|{params}"] = 10_000 * (1 + ret).cumprod()
+            trades += t
+            if (fast, slow) == PARAMS[0]:
+                curves[f"sma_cross|{symbol}"] = curves[f"sma_cross|{symbol}|{params}"]
+                positions[symbol] = pos / len(close.columns)
+        bh = c.pct_change().fillna(0.0)
+        stats = metrics.summary(bh, periods_per_year=ppy, positions=pd.Series(1.0, index=c.index))
+        rows.append({"strategy": "buy_and_hold", "symbol": symbol, "params": "{}", **stats.to_dict()})
+        curves[f"buy_and_hold|{symbol}"] = 10_000 * (1 + bh).cumprod()
+    equity = pd.DataFrame(curves).sort_index()
+    portfolio_returns = pd.DataFrame(
+        {s: equity[f"sma_cross|{s}"].pct_change() for s in close}).mean(axis=1).fillna(0.0)
+    equity["portfolio|ALL"] = 10_000 * (1 + portfolio_returns).cumprod()
+    trade_frame = pd.DataFrame(trades)
+    pos_frame = pd.DataFrame(positions).sort_index().ffill().fillna(0.0)
+    pos_frame.index.name = "timestamp"
+    equity.index.name = "timestamp"
+    return pd.DataFrame(rows), equity, trade_frame, pos_frame
+
+
+def _sweep(close: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for symbol in close:
+        c = close[symbol].dropna()
+        ppy = 365 if symbol.endswith("-USD") else 252
+        for fast in GRID_FAST:
+            for slow in GRID_SLOW:
+                _, ret = _crossover(c, fast, slow)
+                rows.append({"symbol": symbol, "fast": fast, "slow": slow,
+                             "sharpe": metrics.sharpe_ratio(ret, periods_per_year=ppy),
+                             "total_return": metrics.total_return(ret) * 100,
+                             "max_drawdown": metrics.max_drawdown(ret) * 100})
+    return pd.DataFrame(rows)
+
+
+def _predictions(close: pd.DataFrame, tail: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Out-of-sample one-step forecasts of next-bar returns from past data only."""
+    rows, evals = [], []
+    for symbol in close:
+        r = close[symbol].dropna().pct_change().dropna()
+        actual = r.shift(-1)  # the return of the next bar
+        forecasts = {"naive": r, "mean_20": r.rolling(20).mean(), "momentum_60": r.rolling(60).mean() * 2}
+        for model, pred in forecasts.items():
+            frame = pd.DataFrame({"predicted": pred, "actual": actual}).dropna().tail(tail)
+            rows.append(frame.assign(symbol=symbol, model=model).reset_index())
+            hit = float((np.sign(frame.predicted) == np.sign(frame.actual)).mean())
+            err = frame.predicted - frame.actual
+            evals.append({"symbol": symbol, "model": model, "rmse": float(np.sqrt((err**2).mean())),
+                          "mae": float(err.abs().mean()), "directional_accuracy": hit,
+                          "ic": float(frame.predicted.corr(frame.actual)),
+                          "rank_ic": float(frame.predicted.rank().corr(frame.actual.rank())),
+                          "mlflow_run_id": _digest(symbol, model)[:32]})
+    ev = pd.DataFrame(evals)
+    naive = ev[ev.model == "naive"].set_index("symbol")["rmse"]
+    ev["beats_naive"] = ev.apply(lambda x: x.model != "naive" and x.rmse < naive[x.symbol], axis=1)
+    best = ev[ev.beats_naive].sort_values("rmse").groupby("symbol").head(1).index
+    ev["champion"] = ev.index.isin(best)
+    preds = pd.concat(rows, ignore_index=True)[["timestamp", "symbol", "model", "predicted", "actual"]]
+    return preds, ev
+
+
+def _signals_alerts(close: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sig, alerts = [], []
+    for symbol in close:
+        c = close[symbol].dropna()
+        pos, _ = _crossover(c, *PARAMS[0])
+        signal = int(c.rolling(PARAMS[0][0]).mean().iloc[-1] > c.rolling(PARAMS[0][1]).mean().iloc[-1])
+        sig.append({"symbol": symbol, "strategy": "sma_cross", "as_of": as_of, "signal": signal,
+                    "target_position": signal / len(close.columns), "close": float(c.iloc[-1])})
+        move = float(c.pct_change().iloc[-1])
+        dd = float(c.iloc[-1] / c.cummax().iloc[-1] - 1)
+        if abs(move) > 0.02:
+            alerts.append({"symbol": symbol, "kind": "price_move", "severity": "warning",
+                           "message": f"{symbol} moved {move:+.1%} on the last bar", "value": move, "threshold": 0.02})
+        if dd < -0.15:
+            alerts.append({"symbol": symbol, "kind": "drawdown", "severity": "critical",
+                           "message": f"{symbol} is {dd:.0%} below its peak", "value": dd, "threshold": -0.15})
+    alerts.append({"symbol": "SYN0002", "kind": "volume_spike", "severity": "info",
+                   "message": "volume z-score above 3", "value": 3.4, "threshold": 3.0})
+    return pd.DataFrame(sig), pd.DataFrame(alerts)
+
+
+def _data_report(frames: dict, fetched_at: str) -> pd.DataFrame:
+    rows = []
+    for symbol, f in frames.items():
+        rows.append({"symbol": symbol, "source": "synthetic", "rows": len(f), "first": f.index[0],
+                     "last": f.index[-1], "quarantined": 0, "flagged": 0, "gaps": 0, "synthetic": True,
+                     "sha256": _digest(symbol), "fetched_at": fetched_at})
+    return pd.DataFrame(rows)
+
+
+def _stage(name: str, status: str, start: pd.Timestamp, seconds: float, run_dir: Path, index: int) -> dict:
+    rec = {"name": name, "notebook_source": f"pipelines/daily/{index:02d}-{name}.ipynb", "status": status,
+           "attempts": 1, "started_at": start.isoformat(), "finished_at": (start + pd.Timedelta(seconds=seconds)).isoformat(),
+           "duration_s": seconds, "notebook": str(run_dir / "notebooks" / f"{index:02d}-{name}.ipynb")}
+    if status != "COMPLETED":
+        rec["error"] = {"cell": 4, "ename": "ValueError", "evalue": "training data contains NaN",
+                        "source": "model.fit(x, y)", "message": f"stage {name!r} failed in cell 4",
+                        "notebook": rec["notebook"]}
+    return rec
+
+
+STAGES = ("ingest", "features", "models", "backtests", "risk", "signals", "publish")
+
+
+def _record(run_id: str, as_of: str, run_dir: Path, *, failed_at: str | None = None) -> dict:
+    start = pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(hours=22)
+    stages, t, status = [], start, "COMPLETED"
+    for i, name in enumerate(STAGES, start=1):
+        if status != "COMPLETED":
+            stages.append({"name": name, "status": "PENDING", "attempts": 0})
+            continue
+        st = "FAILED" if name == failed_at else "COMPLETED"
+        stages.append(_stage(name, st, t, 3.0 + 2 * i, run_dir, i))
+        t += pd.Timedelta(seconds=3.0 + 2 * i)
+        status = st
+    return {"pipeline": "daily", "run_id": run_id, "as_of": as_of, "status": status,
+            "parameters": {"universe": list(SYMBOLS), "source": "synthetic"},
+            "started_at": start.isoformat(), "finished_at": t.isoformat(),
+            "duration_s": (t - start).total_seconds(), "mlflow_run_id": "0" * 32,
+            "published": status == "COMPLETED", "stages": stages,
+            "error": None if status == "COMPLETED" else {"stage": failed_at, "message": f"stage {failed_at!r} failed"}}
+
+
+def write_fixture_run(runs_dir: str | Path, *, bars: int = 400, seed: int = 7) -> PublishedRun:
+    """Write and publish a small daily run under ``runs_dir/daily/`` and return it as readers see it."""
+    pipeline_dir = Path(runs_dir) / "daily"
+    close, frames = _closes(bars, seed)
+    as_of = close.index[-1]
+    run_id = f"{as_of:%Y%m%d}T220000-fixture"
+    failed_run_id = f"{as_of - pd.Timedelta(days=1):%Y%m%d}T220000-fixture"
+    failed_dir = pipeline_dir / failed_run_id
+    failed_dir.mkdir(parents=True, exist_ok=True)
+    failed = _record(failed_run_id, str((as_of - pd.Timedelta(days=1)).date()), failed_dir, failed_at="models")
+    (failed_dir / "run.json").write_text(json.dumps(failed, indent=2), encoding="utf-8")
+
+    run_dir = pipeline_dir / run_id
+    out = run_dir / "outputs"
+    backtests, equity, trades, positions = _backtests(close)
+    preds, evals = _predictions(close, tail=120)
+    signals, alerts = _signals_alerts(close, as_of)
+    portfolio = equity["portfolio|ALL"].pct_change().dropna()
+    risk = metrics.summary(portfolio, periods_per_year=252, positions=positions)
+    outputs = {
+        "prices": close, "data_report": _data_report(frames, pd.Timestamp.now(tz="UTC").isoformat()),
+        "predictions": preds, "model_eval": evals, "backtests": backtests, "equity": equity,
+        "trades": trades, "positions": positions, "sweep": _sweep(close), "signals": signals, "alerts": alerts,
+        "risk": {k: (None if pd.isna(v) else float(v)) for k, v in risk.items()},
+        "summary": {"symbols": list(SYMBOLS), "source": "synthetic", "bars": bars},
+    }
+    for name, value in outputs.items():
+        write_output(out, name, value)
+    record = _record(run_id, str(as_of.date()), run_dir)
+    record["outputs"] = sorted(outputs)
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    publish(run_dir, pipeline="daily", run_id=run_id, record={
+        "as_of": record["as_of"], "status": "COMPLETED", "finished_at": record["finished_at"],
+        "mlflow_run_id": record["mlflow_run_id"], "outputs": record["outputs"]})
+    run = latest("daily", runs_dir=pipeline_dir)
+    assert run is not None
+    return run

@@ -1,0 +1,262 @@
+"""Dashboard pages and panels, built from a recorded run without a browser."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+import pytest
+
+from research.viz.panels import DASHBOARDS, backtest_explorer, market_overview, pipeline_health
+from research.viz.panels.explorer import canonical_params, params_label
+from research.viz.panels.health import failed_stages, read_runs, runs_frame
+from research.viz.panels.layout import PLOTLY_MIME, data_source
+from research.viz.panels.market import trailing_returns
+from research.viz.panels.portfolio import drawdown_episodes, flatten_risk, var_table
+from research.viz.panels.predictions import mlflow_run_url
+from research.workflow.results import latest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fixture_module():
+    spec = importlib.util.spec_from_file_location("wb_run_fixture", ROOT / "tests" / "browser" / "run_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    _fixture_module().write_fixture_run(root)
+    return root / "daily"
+
+
+def walk(widget: widgets.Widget) -> list[widgets.Widget]:
+    found = [widget]
+    for child in getattr(widget, "children", ()):
+        found += walk(child)
+    return found
+
+
+def by_class(widget: widgets.Widget, dom_class: str) -> list[widgets.Widget]:
+    return [w for w in walk(widget) if dom_class in getattr(w, "_dom_classes", ())]
+
+
+def one(widget: widgets.Widget, dom_class: str) -> widgets.Widget:
+    hits = by_class(widget, dom_class)
+    assert len(hits) == 1, f"expected one widget with class {dom_class!r}, found {len(hits)}"
+    return hits[0]
+
+
+def figure_spec(out: widgets.Output) -> dict:
+    (bundle,) = out.outputs
+    return bundle["data"][PLOTLY_MIME]
+
+
+def title(out: widgets.Output) -> str:
+    return figure_spec(out)["layout"]["title"]["text"]
+
+
+def page_text(widget: widgets.Widget) -> str:
+    parts = []
+    for w in walk(widget):
+        if isinstance(w, widgets.HTML):
+            parts.append(w.value)
+        if isinstance(w, widgets.Output):
+            parts.append(json.dumps(w.outputs))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_page_renders_every_panel_with_its_provenance(runs, name):
+    page = DASHBOARDS[name](runs_dir=runs)
+    run = latest("daily", runs_dir=runs)
+    assert by_class(page, "wb-panel-error-box") == []
+    text = page_text(page)
+    assert f'class="wb-run-id">{run.run_id}<' in text
+    assert f'class="wb-as-of">{run.as_of}<' in text
+    assert "wb-synthetic" in text and 'class="wb-source">synthetic<' in text
+    figures = by_class(page, "wb-figure")
+    assert figures, "every page draws at least one figure"
+    for out in figures:
+        spec = figure_spec(out)
+        assert spec["data"], f"empty figure {spec['layout'].get('title')}"
+        notes = [a["text"] for a in spec["layout"].get("annotations", [])]
+        if name != "05-pipeline-health":
+            assert any(run.run_id in n and str(run.as_of) in n for n in notes), "figure lacks as-of and run id"
+        assert "text/html" not in out.outputs[0]["data"], "figures must not carry HTML that loads plotly.js"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_page_says_what_to_run_when_nothing_is_published(tmp_path, name):
+    page = DASHBOARDS[name](runs_dir=tmp_path / "daily")
+    (empty,) = by_class(page, "wb-empty-box")
+    assert "make run" in empty.value and "No results yet" in empty.value
+    assert by_class(page, "wb-figure") == []
+
+
+def test_notebooks_are_thin_stripped_and_call_one_page_function():
+    notebooks = sorted((ROOT / "dashboards").glob("*.ipynb"))
+    assert [p.stem for p in notebooks] == sorted(DASHBOARDS)
+    for path in notebooks:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(c["outputs"] == [] and c["execution_count"] is None for c in cells), path.name
+        source = ["".join(c["source"]) for c in cells]
+        assert sum(len(s.splitlines()) for s in source) <= 4, f"{path.name} should be a few lines"
+        func = DASHBOARDS[path.stem].__name__
+        assert source[-1].strip() == f"{func}()", f"{path.name}: the last cell must be the single call {func}()"
+
+
+def test_notebook_code_runs_against_a_published_run(runs, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(runs.parent))
+    for path in sorted((ROOT / "dashboards").glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        *setup, last = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+        scope: dict = {}
+        for code in setup:
+            exec(code, scope)
+        page = eval(last, scope)
+        assert "wb-page" in page._dom_classes and not by_class(page, "wb-panel-error-box"), path.name
+
+
+def test_widget_changes_redraw_the_figure(runs):
+    page = market_overview(runs_dir=runs)
+    scale, fig = one(page, "wb-prices-scale"), one(page, "wb-prices-fig")
+    assert "rebased to 100" in title(fig)
+    scale.value = "log price"
+    assert "log price" in title(fig) and figure_spec(fig)["layout"]["yaxis"]["type"] == "log"
+
+    page = backtest_explorer(runs_dir=runs)
+    params, equity = one(page, "wb-bt-params"), one(page, "wb-bt-equity-fig")
+    trades = one(page, "wb-bt-trades-table")
+    before = (title(equity), trades.value)
+    params.value = params.options[1][1]
+    assert title(equity) != before[0] and "slow=100" in title(equity)
+    assert trades.value != before[1]
+    strategy = one(page, "wb-bt-strategy")
+    strategy.value = "buy_and_hold"
+    assert "buy_and_hold" in title(equity) and one(page, "wb-bt-params").value == "{}"
+
+
+def test_explorer_shows_the_recorded_curve_of_each_parameter_set(runs):
+    run = latest("daily", runs_dir=runs)
+    page = backtest_explorer(run)
+    params, equity = one(page, "wb-bt-params"), one(page, "wb-bt-equity-fig")
+    curves = run.table("equity")
+    for _, value in params.options:
+        params.value = value
+        y = figure_spec(equity)["data"][0]["y"]
+        recorded = curves[f"sma_cross|BTC-USD|{value}"].dropna()
+        assert len(_decode(y)) == len(recorded)
+        np.testing.assert_allclose(_decode(y), recorded.to_numpy())
+
+
+def _decode(values) -> np.ndarray:
+    """Plotly's JSON may carry arrays as base64 typed arrays ({'dtype', 'bdata'})."""
+    if isinstance(values, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+    return np.asarray(values, dtype=float)
+
+
+def test_a_missing_output_shows_a_message_not_a_traceback(runs, tmp_path):
+    copy = tmp_path / "daily"
+    shutil.copytree(runs, copy)
+    run_dir = copy / latest("daily", runs_dir=runs).run_id
+    (run_dir / "outputs" / "sweep.parquet").unlink()
+    (run_dir / "outputs" / "trades.parquet").unlink()
+    pointer = json.loads((copy / "published.json").read_text())
+    (copy / "published.json").write_text(json.dumps({**pointer, "path": str(run_dir)}))
+    page = backtest_explorer(runs_dir=copy)
+    (error,) = by_class(page, "wb-panel-error-box")
+    assert "not available" in error.value and "&#x27;sweep&#x27;" in error.value and "Traceback" not in error.value
+    assert "recorded no trades table" in one(page, "wb-bt-trades-table").value
+    assert by_class(page, "wb-bt-equity-fig")
+
+
+def test_health_lists_failed_stages_without_their_source(runs):
+    records = read_runs("daily", runs_dir=runs)
+    frame = runs_frame(records)
+    assert list(frame["status"]) == ["COMPLETED", "FAILED"]
+    assert frame.loc[1, "stopped at"] == "models"
+    failed = failed_stages(records)
+    assert list(failed["stage"]) == ["models"]
+    assert failed.loc[0, "notebook"].endswith("notebooks/03-models.ipynb")
+    assert "ValueError: training data contains NaN" in failed.loc[0, "error"]
+    page = pipeline_health(runs_dir=runs)
+    text = page_text(page)
+    assert "model.fit(x, y)" not in text, "a failing cell's source must not reach the page"
+    flt, fig = one(page, "wb-runs-filter"), one(page, "wb-runs-fig")
+    flt.value = "not completed"
+    assert "did not complete" in title(fig)
+    assert "COMPLETED" not in one(page, "wb-runs-table").value
+
+
+def test_health_without_a_published_run_still_shows_failures(runs, tmp_path):
+    copy = tmp_path / "daily"
+    shutil.copytree(runs, copy)
+    (copy / "published.json").unlink()
+    shutil.rmtree(copy / latest("daily", runs_dir=runs).run_id)
+    (bad := copy / "broken-run").mkdir()
+    (bad / "run.json").write_text("{not json")
+    page = pipeline_health(runs_dir=copy)
+    assert "No run has been published yet" in page_text(page)
+    assert by_class(page, "wb-failures-table") and not by_class(page, "wb-signals")
+
+
+def test_trailing_returns_by_calendar_window():
+    idx = pd.date_range("2024-01-01", periods=10, freq="D", tz="UTC")
+    prices = pd.DataFrame({"A": np.arange(100.0, 110.0)}, index=idx)
+    row = trailing_returns(prices).iloc[0]
+    assert row["1 day [%]"] == pytest.approx((109 / 108 - 1) * 100)
+    assert row["1 week [%]"] == pytest.approx((109 / 102 - 1) * 100)
+    assert row["all [%]"] == pytest.approx(9.0)
+    assert np.isnan(row["1 month [%]"])
+
+
+def test_var_table_reads_flat_and_sectioned_risk_documents():
+    doc = {"VaR 95% (hist.) [%]": -1.5, "CVaR 95% (hist.) [%]": -2.5, "Sharpe Ratio": 0.7,
+           "by_symbol": {"SPX": {"VaR 99% (Gauss.) [%]": -3.0}}}
+    table = var_table(doc)
+    assert table[["section", "method", "level"]].to_dict("records") == [
+        {"section": "by_symbol / SPX", "method": "Gauss.", "level": "99%"},
+        {"section": "portfolio", "method": "hist.", "level": "95%"},
+    ]
+    assert table["VaR"].tolist() == [-3.0, -1.5]
+    assert pd.isna(table.loc[0, "CVaR"]) and table.loc[1, "CVaR"] == -2.5
+    assert flatten_risk(doc)["by_symbol / SPX / VaR 99% (Gauss.) [%]"] == -3.0
+
+
+def test_drawdown_episodes_by_hand():
+    idx = pd.date_range("2024-01-01", periods=7, freq="D", tz="UTC")
+    equity = pd.Series([100, 90, 95, 100, 80, 85, 88], index=idx, dtype=float)
+    ep = drawdown_episodes(equity)
+    assert ep.to_dict("records") == [
+        {"peak": "2024-01-04", "trough": "2024-01-05", "recovered": "", "depth [%]": pytest.approx(-20.0)},
+        {"peak": "2024-01-01", "trough": "2024-01-02", "recovered": "2024-01-04", "depth [%]": pytest.approx(-10.0)},
+    ]
+
+
+def test_params_spellings_and_links():
+    assert canonical_params('{"slow": 50, "fast": 10}') == canonical_params({"fast": 10, "slow": 50})
+    assert canonical_params(None) == canonical_params("") == "{}"
+    assert params_label('{"fast": 10, "slow": 50}') == "fast=10, slow=50"
+    assert mlflow_run_url("abc", ui_url="http://mlflow.example:5000/") == "http://mlflow.example:5000/#/runs/abc"
+
+
+def test_data_source_falls_back_to_the_run_parameters(runs, tmp_path):
+    copy = tmp_path / "daily"
+    shutil.copytree(runs, copy)
+    run = latest("daily", runs_dir=copy)
+    run = type(run)(pipeline=run.pipeline, run_id=run.run_id, path=copy / run.run_id, record=run.record)
+    (run.path / "outputs" / "data_report.parquet").unlink()
+    assert data_source(run) == ("synthetic", True)

@@ -1,0 +1,140 @@
+"""Serving configuration: what Voila is told to expose, and the bind rule (no server started)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from research.viz.panels.server import (
+    SECURITY_HEADERS,
+    SECURITY_SETTINGS,
+    BindRefusedError,
+    _PoolRefresher,
+    build_app,
+    check_bind,
+    dashboards_dir,
+    is_loopback,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_binds_need_no_token(ip):
+    assert is_loopback(ip)
+    check_bind(ip, token=None)
+
+
+@pytest.mark.parametrize("ip", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.5", "example.org", ""])
+def test_other_binds_are_refused_without_a_token(ip):
+    with pytest.raises(BindRefusedError, match="without authentication"):
+        check_bind(ip, token=None)
+    with pytest.raises(BindRefusedError):
+        check_bind(ip, token="")
+    check_bind(ip, token="s3cret-token")
+
+
+def test_the_dashboards_folder_holds_only_dashboards_and_their_config():
+    root = dashboards_dir()
+    assert root == ROOT / "dashboards"
+    names = sorted(p.name for p in root.iterdir() if not p.name.startswith(".ipynb_checkpoints"))
+    assert all(n.endswith(".ipynb") for n in names if n != "voila.json"), names
+    assert "voila.json" in names
+
+
+def test_voila_json_agrees_with_the_enforced_settings():
+    conf = json.loads((dashboards_dir() / "voila.json").read_text())
+    voila_conf = conf["VoilaConfiguration"]
+    for key, value in SECURITY_SETTINGS.items():
+        assert voila_conf[key] == value, key
+    assert voila_conf["preheat_kernel"] is True and voila_conf["default_pool_size"] >= 1
+    assert conf["MappingKernelManager"]["cull_idle_timeout"] > 0
+
+
+def test_app_serves_only_the_dashboards_folder_locked_down():
+    app = build_app(port=18_866, cull_idle_timeout=120, pool_size=2)
+    conf = app.voila_configuration
+    assert Path(app.root_dir) == dashboards_dir()
+    assert app.ip == "127.0.0.1" and app.port == 18_866 and not app.open_browser
+    assert conf.strip_sources is True and conf.show_tracebacks is False
+    assert conf.file_allowlist == [] and conf.file_denylist == [".*"]
+    assert conf.preheat_kernel is True and conf.default_pool_size == 2
+    assert app.config.MappingKernelManager.cull_idle_timeout == 120
+    assert app.config.MappingKernelManager.cull_interval == 60
+    assert app.tornado_settings["headers"]["X-Content-Type-Options"] == SECURITY_HEADERS["X-Content-Type-Options"]
+    assert app.config_file_paths == [str(dashboards_dir())]
+
+
+def test_no_config_file_can_relax_the_security_settings(tmp_path, monkeypatch):
+    root = tmp_path / "dashboards"
+    shutil.copytree(dashboards_dir(), root)
+    hostile = {"VoilaConfiguration": {"strip_sources": False, "show_tracebacks": True,
+                                      "file_allowlist": [".*"], "file_denylist": []}}
+    (root / "voila.json").write_text(json.dumps(hostile))
+    (tmp_path / "voila.json").write_text(json.dumps(hostile))  # in the working directory too
+    monkeypatch.chdir(tmp_path)
+    app = build_app(root=root, pool_size=0)
+    conf = app.voila_configuration
+    assert conf.strip_sources is True and conf.show_tracebacks is False
+    assert conf.file_allowlist == [] and conf.file_denylist == [".*"]
+    assert conf.preheat_kernel is False
+
+
+def test_missing_dashboards_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="voila.json"):
+        build_app(root=tmp_path)
+
+
+class _Task:
+    def __init__(self, kernel_id: str) -> None:
+        self.kernel_id = kernel_id
+
+    def done(self) -> bool:
+        return True
+
+    def exception(self) -> None:
+        return None
+
+    def result(self) -> dict:
+        return {"kernel_id": self.kernel_id}
+
+
+class _KernelManager:
+    def __init__(self) -> None:
+        self._pools = {"01-market-overview.ipynb": [_Task("k1")], "02-predictions.ipynb": [_Task("k2")]}
+        self.shut, self.filled = [], []
+
+    async def shutdown_kernel(self, kernel_id: str) -> None:
+        self.shut.append(kernel_id)
+        for pool in self._pools.values():
+            pool[:] = [t for t in pool if t.kernel_id != kernel_id]
+
+    def fill_if_needed(self, *, delay: float, notebook_name: str) -> None:
+        self.filled.append((notebook_name, delay))
+
+
+class _App:
+    def __init__(self) -> None:
+        self.kernel_manager = _KernelManager()
+
+
+def test_a_new_published_run_replaces_the_pre_started_kernels(tmp_path):
+    pointer = tmp_path / "published.json"
+    pointer.write_text("{}")
+    app = _App()
+    refresher = _PoolRefresher(app, pointer)
+    asyncio.run(refresher.check())
+    assert app.kernel_manager.shut == []  # nothing new yet
+    stamp = pointer.stat().st_mtime
+    pointer.write_text('{"run_id": "next"}')
+    os.utime(pointer, (stamp + 10, stamp + 10))
+    asyncio.run(refresher.check())
+    assert sorted(app.kernel_manager.shut) == ["k1", "k2"]
+    assert sorted(app.kernel_manager.filled) == [("01-market-overview.ipynb", 0), ("02-predictions.ipynb", 0)]
+    asyncio.run(refresher.check())
+    assert len(app.kernel_manager.shut) == 2  # once per publication
