@@ -24,7 +24,13 @@ name                kind     content
 ``model_eval``      table    symbol, model, rmse, mae, directional_accuracy, ic, rank_ic,
                              beats_naive, champion, mlflow_run_id
 ``backtests``       table    strategy, symbol, params (JSON string), stats columns
-``equity``          table    timestamp index, one column per "strategy|symbol" equity curve
+``equity``          table    timestamp index, one column per "strategy|symbol" equity curve;
+                             optional extra curves "strategy|symbol|params" (params as in
+                             ``backtests``), "buy_and_hold|symbol", "portfolio|<name>"
+``trades``          table    strategy, symbol, params, entry_time, exit_time, size,
+                             entry_price, exit_price, pnl, return (optional)
+``positions``       table    timestamp index, one column per symbol: portfolio weight
+                             (fraction of equity; optional)
 ``sweep``           table    tidy grid: symbol, fast, slow, metrics...
 ``signals``         table    symbol, strategy, as_of, signal, target_position, close
 ``alerts``          table    symbol, kind, severity, message, value, threshold
