@@ -197,7 +197,8 @@ class Store:
         """The manifest of a dataset, or ``None`` when it is not stored."""
         path = self.path(source, interval, symbol)
         try:
-            meta = pq.read_schema(path).metadata or {}
+            with open(path, "rb") as fh:
+                meta = pq.read_schema(fh).metadata or {}
         except FileNotFoundError:
             return None
         except (OSError, pa.ArrowInvalid) as exc:
@@ -217,7 +218,7 @@ class Store:
         """Read a stored dataset (optionally a time range and some columns)."""
         path = self.path(source, interval, symbol)
         try:
-            table = pq.read_table(path, columns=columns)
+            table = _read_table(path, columns)
         except FileNotFoundError:
             raise SymbolNotFoundError(
                 f"no stored dataset for {symbol!r} ({source}, {interval}) under {self.root}; "
@@ -230,7 +231,10 @@ class Store:
         frame.attrs = {}
         if _META_KEY in meta:
             m = json.loads(meta[_META_KEY])
-            frame.attrs.update(source=source, symbol=symbol, interval=interval, synthetic=m.get("synthetic", False), sha256=m["sha256"])
+            frame.attrs.update(
+                source=source, symbol=symbol, interval=interval, synthetic=m.get("synthetic", False),
+                sha256=m["sha256"], provenance=m.get("provenance", ""),
+            )
         s, e = _utc(start), _utc(end)
         if s is not None or e is not None:
             frame = frame.loc[s:e]
@@ -248,7 +252,7 @@ class Store:
         for sym in symbols:
             path = self.path(source, interval, sym)
             try:
-                table = pq.read_table(path, columns=["timestamp", field])
+                table = _read_table(path, ["timestamp", field])
             except FileNotFoundError:
                 continue
             except (OSError, pa.ArrowInvalid, KeyError) as exc:
@@ -370,6 +374,12 @@ class Store:
             return False
         age = (_now() - pd.Timestamp(m["fetched_at"])).total_seconds()
         return age < self.freshness_ttl
+
+
+def _read_table(path: Path, columns: list[str] | None) -> pa.Table:
+    # One open file handle for footer and data: a concurrent rename cannot mix two versions.
+    with open(path, "rb") as fh:
+        return pq.read_table(fh, columns=columns)
 
 
 def _age(delta: pd.Timedelta) -> str:
