@@ -217,7 +217,7 @@ def write_fixture_run(runs_dir: str | Path, *, bars: int = 400, seed: int = 7) -
     portfolio = equity["portfolio|ALL"].pct_change().dropna()
     risk = metrics.summary(portfolio, periods_per_year=252, positions=positions)
     outputs = {
-        "prices": close, "data_report": _data_report(frames, pd.Timestamp.now(tz="UTC").isoformat()),
+        "prices": close, "data_report": _data_report(frames, (as_of + pd.Timedelta(hours=21)).isoformat()),
         "predictions": preds, "model_eval": evals, "backtests": backtests, "equity": equity,
         "trades": trades, "positions": positions, "sweep": _sweep(close), "signals": signals, "alerts": alerts,
         "risk": {k: (None if pd.isna(v) else float(v)) for k, v in risk.items()},

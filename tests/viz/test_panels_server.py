@@ -138,3 +138,17 @@ def test_a_new_published_run_replaces_the_pre_started_kernels(tmp_path):
     assert sorted(app.kernel_manager.filled) == [("01-market-overview.ipynb", 0), ("02-predictions.ipynb", 0)]
     asyncio.run(refresher.check())
     assert len(app.kernel_manager.shut) == 2  # once per publication
+
+
+@pytest.mark.parametrize("path, climbs", [
+    ("/voila/templates/lab/static/..%2F..%2F.env", True), ("/voila/files/%2E%2E/.env", True),
+    ("/voila/files/../.env", True), ("/voila/render/.%2e/x", True),
+    ("/voila/render/01-market-overview.ipynb", False), ("/voila/static/voila.js", False),
+])
+def test_paths_that_climb_out_are_caught_by_the_first_route(path, climbs):
+    import re
+
+    from research.viz.panels.server import TRAVERSAL
+
+    assert bool(re.fullmatch(TRAVERSAL, path)) is climbs
+    assert type(build_app(pool_size=0)).__name__ == "LockedVoila"  # its first route is the guard

@@ -126,13 +126,16 @@ def var_panel(run: PublishedRun) -> widgets.Widget:
     method = dropdown(methods, description="VaR method", dom_class="wb-var-method")
     out = figure_output(_var_figure(returns, table, method.value, run), dom_class="wb-var-fig", height=360)
     method.observe(lambda change: show_figure(out, _var_figure(returns, table, change["new"], run)), names="value")
-    others = {k: v for k, v in flatten_risk(doc).items() if not _VAR_KEY.match(k)}
+    others = {k: v for k, v in flatten_risk(doc).items()
+              if not _VAR_KEY.match(k) and v is not None and not (isinstance(v, float) and np.isnan(v))}
     summary = pd.DataFrame({"metric": list(others), "value": [
         f"{v:,.4g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else ("" if v is None else str(v))
         for v in others.values()]})
-    return section("Value at risk", cards, method, out,
-                   table_html(var_table(doc), dom_class="wb-var-table", formats={"VaR": ".3f", "CVaR": ".3f"}),
-                   table_html(summary, dom_class="wb-risk-summary-table", max_rows=60), dom_class="wb-var")
+    tables = widgets.HBox([
+        table_html(table, dom_class="wb-var-table", formats={"VaR": ".3f", "CVaR": ".3f"}),
+        table_html(summary, dom_class="wb-risk-summary-table", max_rows=60),
+    ], layout=widgets.Layout(gap="24px", align_items="flex-start"))
+    return section("Value at risk", cards, method, out, tables, dom_class="wb-var")
 
 
 def drawdown_episodes(equity: pd.Series, *, top: int = 5) -> pd.DataFrame:

@@ -100,12 +100,10 @@ def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", p
     user's Jupyter folders); then the arguments and :data:`SECURITY_SETTINGS` are applied on top,
     so no configuration file can relax them.
     """
-    from voila.app import Voila
-
     root = Path(root) if root is not None else dashboards_dir()
     if not (root / "voila.json").is_file():
         raise FileNotFoundError(f"expected the dashboards and their voila.json in {root}")
-    app = Voila(config_file_paths=[str(root)])
+    app = _locked_voila_class()(config_file_paths=[str(root)])
     app.initialize([str(root)])
     app.ip, app.port, app.port_retries, app.open_browser = ip, int(port), 0, bool(open_browser)
     if token:
@@ -121,6 +119,27 @@ def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", p
     headers = dict(app.tornado_settings.get("headers", {}))
     app.tornado_settings = {**app.tornado_settings, "headers": {**headers, **SECURITY_HEADERS}}
     return app
+
+
+#: A ".." path segment, plain or percent-encoded, anywhere in a request path.
+TRAVERSAL = r".*(?:\.\.|%2[eE]%2[eE]|%2[eE]\.|\.%2[eE]).*"
+
+
+def _locked_voila_class() -> type:
+    """Voila with a first route answering 404 to any path that tries to climb out of its folder."""
+    import tornado.web
+    from jupyter_server.utils import url_path_join
+    from voila.app import Voila
+
+    class TraversalGuard(tornado.web.RequestHandler):
+        def prepare(self) -> None:
+            raise tornado.web.HTTPError(404)
+
+    class LockedVoila(Voila):
+        def init_handlers(self) -> list:
+            return [(url_path_join(self.server_url, TRAVERSAL), TraversalGuard), *super().init_handlers()]
+
+    return LockedVoila
 
 
 class _PoolRefresher:
