@@ -1,0 +1,337 @@
+"""The stage functions the pipeline notebooks call: each reads the store and earlier outputs,
+computes, and writes its outputs with :func:`research.workflow.results.write_output`.
+
+=============  ==========================================  ==================================
+stage          function                                    writes
+=============  ==========================================  ==================================
+ingest         :func:`ingest_stage`                        ``data_report``, ``prices``
+features       :func:`features_stage`                      ``features``
+model          :func:`model_stage`                         ``predictions``, ``model_eval``
+backtest       :func:`backtest_stage`                      ``backtests``, ``equity``, ``sweep``,
+                                                           ``sweep_returns``
+risk           :func:`risk_stage`                          ``risk``
+signals        :func:`signals_stage`                       ``signals``, ``alerts``
+summary        :func:`summary_stage`                       ``summary``
+=============  ==========================================  ==================================
+
+Stages share nothing in memory: bars come from the store (``load_prices`` up to ``as_of``,
+which the ingest stage filled), everything else from the run's ``outputs/`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.data import ingest_many, load_prices
+from research.workflow.results import read_output, write_output
+
+__all__ = [
+    "ingest_stage", "features_stage", "model_stage", "backtest_stage", "risk_stage", "signals_stage",
+    "summary_stage", "as_of_end",
+]
+
+
+def as_of_end(as_of: str) -> pd.Timestamp:
+    """The last instant a run may use: the as-of time itself (a date means its 00:00 UTC bar)."""
+    ts = pd.Timestamp(as_of)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _has(output_dir: str, name: str) -> bool:
+    try:
+        read_output(output_dir, name)
+    except KeyError:
+        return False
+    return True
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/Inf become None, numpy scalars plain numbers, timestamps strings."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+# ---------------------------------------------------------------- ingest and features
+def ingest_stage(
+    output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
+    start: str | None = None, refresh: bool = False, min_rows: int = 50,
+) -> pd.DataFrame:
+    """Ingest and validate ``symbols`` up to ``as_of``; write ``data_report`` and ``prices``.
+
+    Raises
+    ------
+    ValueError
+        A symbol has fewer than ``min_rows`` valid bars up to ``as_of``.
+    """
+    end = as_of_end(as_of)
+    results = ingest_many(symbols, start=start, end=end, interval=interval, source=source, refresh=refresh, progress=False)
+    prices = load_prices(symbols, start=start, end=end, interval=interval, source=source, progress=False)
+    close = prices["close"]
+    rows = []
+    for sym, res in results.items():
+        m, bars = res.manifest, close[sym].dropna()
+        rows.append({
+            "symbol": sym, "source": m["source"], "interval": interval, "rows": int(len(bars)),
+            "first": bars.index.min(), "last": bars.index.max(), "quarantined": int(m.get("quarantined", 0)),
+            "flagged": int(m.get("flags", 0)), "gaps": int(m.get("gaps", 0)), "synthetic": bool(m.get("synthetic")),
+            "stale": bool(res.stale), "sha256": m["sha256"], "fetched_at": m.get("fetched_at"), "provenance": m.get("provenance", ""),
+        })
+    report = pd.DataFrame(rows)
+    short = report.loc[report["rows"] < min_rows, ["symbol", "rows"]]
+    write_output(output_dir, "data_report", report)
+    if not short.empty:
+        raise ValueError(f"symbols with fewer than {min_rows} bars up to {as_of}: {dict(short.itertuples(index=False))}")
+    close.attrs = {}
+    write_output(output_dir, "prices", close)
+    return report
+
+
+def _bars(symbols: list[str], as_of: str, source: str, interval: str, start: str | None = None) -> pd.DataFrame:
+    return load_prices(symbols, start=start, end=as_of_end(as_of), interval=interval, source=source, progress=False)
+
+
+def features_stage(
+    output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
+    start: str | None = None, feature_set_name: str = "lstm",
+) -> pd.DataFrame:
+    """Build the named feature set per symbol (warm-up rows dropped); write ``features`` (long)."""
+    from research.features.sets import drop_warmup, feature_set
+
+    prices = _bars(symbols, as_of, source, interval, start)
+    parts = []
+    for sym in symbols:
+        ohlcv = prices.xs(sym, axis=1, level="symbol").dropna(subset=["close"])
+        feats = drop_warmup(feature_set(ohlcv, feature_set_name))
+        parts.append(feats.assign(symbol=sym).reset_index())
+    long = pd.concat(parts, ignore_index=True)
+    long = long[["timestamp", "symbol", *[c for c in long.columns if c not in ("timestamp", "symbol")]]]
+    write_output(output_dir, "features", long)
+    return long
+
+
+# ---------------------------------------------------------------- model
+def model_stage(
+    output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
+    retrain: bool = False, retrain_every_days: float = 7.0, preset: str = "pipeline",
+    overrides: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Train on schedule or predict with the champion (:mod:`research.workflow.modeling`);
+    write ``predictions`` and ``model_eval``; returns ``model_eval``."""
+    from research.workflow.modeling import train_or_predict
+
+    preds, evals = train_or_predict(symbols, as_of=as_of, source=source, interval=interval, retrain=retrain,
+                                    retrain_every_days=retrain_every_days, preset=preset, overrides=overrides)
+    write_output(output_dir, "predictions", preds)
+    write_output(output_dir, "model_eval", evals)
+    return evals
+
+
+# ---------------------------------------------------------------- backtests
+def _stats_rows(res: Any, strategy: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    stats = res.stats.copy()
+    stats.insert(0, "params", json.dumps(dict(params), sort_keys=True, default=str))
+    stats.insert(0, "symbol", stats.index.astype(str))
+    stats.insert(0, "strategy", strategy)
+    return stats.reset_index(drop=True)
+
+
+def _prediction_signals(output_dir: str, prices: pd.DataFrame, model_name: str = "lstm"):
+    """The prediction strategy's signals from the walk-forward forecasts (seed 0), or None."""
+    from research.strategies import prediction_signals
+
+    if not _has(output_dir, "predictions"):
+        return None
+    preds = read_output(output_dir, "predictions")
+    wf = preds[(preds["kind"] == "walk_forward") & (preds["model"] == model_name) & (preds["seed"] == 0)]
+    if wf.empty:
+        return None
+    wide = wf.pivot_table(index="timestamp", columns="symbol", values="predicted", aggfunc="last")
+    wide = wide.reindex(index=prices.index, columns=prices["close"].columns)
+    return prediction_signals(wide), wf["timestamp"].min()
+
+
+def backtest_stage(
+    output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
+    start: str | None = None, strategies: Mapping[str, Mapping[str, Any]] | None = None,
+    fees: float = 0.001, slippage: float = 0.0005, sweep_fast: list[int] | None = None,
+    sweep_slow: list[int] | None = None, sweep_symbol: str | None = None,
+) -> pd.DataFrame:
+    """Backtest each strategy on each symbol (and the model's forecasts), sweep the MA crossover;
+    write ``backtests``, ``equity``, ``sweep`` and ``sweep_returns``; returns ``backtests``."""
+    from research.backtest import backtest
+    from research.backtest.sweep import sweep_ma_crossover
+    from research.workflow.signals import DEFAULT_STRATEGIES
+
+    prices = _bars(symbols, as_of, source, interval, start)
+    costs = {"fees": fees, "slippage": slippage}
+    tables, curves = [], {}
+    for name, params in (strategies or DEFAULT_STRATEGIES).items():
+        res = backtest(prices, name, params=params, **costs)
+        tables.append(_stats_rows(res, name, res.params.get("params", params)))
+        curves.update({f"{name}|{book}": res.equity[book] for book in res.equity.columns})
+    pred = _prediction_signals(output_dir, prices)
+    if pred is not None:
+        res = backtest(prices, pred[0], start=pred[1], **costs)
+        tables.append(_stats_rows(res, "prediction", {"model": "lstm", "long_threshold": 0.0}))
+        curves.update({f"prediction|{book}": res.equity[book] for book in res.equity.columns})
+    backtests = pd.concat(tables, ignore_index=True)
+    equity = pd.DataFrame(curves)
+    equity.index.name = "timestamp"
+    sw = sweep_ma_crossover(prices, fast=sweep_fast or [5, 10, 20, 50], slow=sweep_slow or [50, 100, 150, 200], **costs)
+    target = sweep_symbol or symbols[0]
+    trials = sw.trial_returns(target)
+    trials.columns = [f"{f}/{s}" for f, s in trials.columns]
+    write_output(output_dir, "backtests", backtests)
+    write_output(output_dir, "equity", equity)
+    write_output(output_dir, "sweep", sw.table.reset_index(drop=True))
+    write_output(output_dir, "sweep_returns", trials.assign(symbol=target))
+    return backtests
+
+
+# ---------------------------------------------------------------- risk
+def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -> dict:
+    """Risk of the equal-weight book of ``strategy`` across symbols, against equal-weight buy and
+    hold, with the sweep's overfitting statistics; write ``risk`` (JSON); returns it."""
+    from research.backtest import infer_periods_per_year
+    from research.risk import risk_report
+
+    equity = read_output(output_dir, "equity")
+    prices = read_output(output_dir, "prices")
+    cols = [c for c in equity.columns if c.startswith(f"{strategy}|")]
+    if not cols:
+        raise ValueError(f"no equity curves of strategy {strategy!r}; have {sorted({c.split('|')[0] for c in equity.columns})}")
+    rets = equity[cols].pct_change(fill_method=None)
+    book = rets.mean(axis=1, skipna=True).dropna()
+    bench = prices.pct_change(fill_method=None).mean(axis=1, skipna=True).reindex(book.index)
+    ppy = infer_periods_per_year(book.index)
+    trials = read_output(output_dir, "sweep_returns") if _has(output_dir, "sweep_returns") else None
+    overfit = None
+    if trials is not None:
+        symbol = str(trials.pop("symbol").iloc[0])
+        sel = trials.mean().idxmax()
+        rep_sel = risk_report(trials[sel].dropna(), periods_per_year=ppy, trial_returns=trials)
+        overfit = {"symbol": symbol, "selected": sel, "n_trials": trials.shape[1],
+                   "deflated_sharpe": rep_sel.summary.get("Deflated Sharpe Ratio"), "pbo_pct": rep_sel.summary.get("PBO [%]")}
+    rep = risk_report(book, benchmark=bench, periods_per_year=ppy, meta={"strategy": strategy})
+    per_symbol = {c.split("|", 1)[1]: risk_report(rets[c].dropna(), periods_per_year=ppy).summary for c in cols if rets[c].notna().sum() > 2}
+    doc = {
+        "as_of": as_of, "strategy": strategy, "book": "equal-weight across symbols, daily rebalanced",
+        "periods_per_year": ppy, "start": book.index.min(), "end": book.index.max(),
+        "summary": dict(rep.summary), "nan_reasons": rep.summary.attrs.get("nan_reasons", {}),
+        "var": rep.var.to_dict(orient="index"),
+        "drawdown": {"max": rep.drawdown.min(), "current": rep.drawdown.iloc[-1]},
+        "benchmark": {"name": "equal-weight buy and hold", "return_ann_pct": None if rep.benchmark is None else
+                      float((1 + rep.benchmark).prod() ** (ppy / max(len(rep.benchmark), 1)) - 1) * 100},
+        "per_symbol": {k: {"Sharpe Ratio": v.get("Sharpe Ratio"), "Max. Drawdown [%]": v.get("Max. Drawdown [%]"),
+                           "Return (Ann.) [%]": v.get("Return (Ann.) [%]")} for k, v in per_symbol.items()},
+        "overfitting": overfit,
+    }
+    doc = _clean(doc)
+    write_output(output_dir, "risk", doc)
+    return doc
+
+
+# ---------------------------------------------------------------- signals and alerts
+def signals_stage(
+    output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
+    strategies: Mapping[str, Mapping[str, Any]] | None = None, sizing: str = "vol_target",
+    sizing_params: Mapping[str, Any] | None = None, rules: Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Today's signals and target positions (plus the champion model's, when there is one) and
+    the alerts; write ``signals`` and ``alerts``."""
+    from research.workflow import signals as sg
+
+    prices = _bars(symbols, as_of, source, interval)
+    rules_obj = sg.AlertRules(**dict(rules or {}))
+    table = sg.todays_signals(prices, as_of=as_of, strategies=strategies, sizing=sizing,
+                              sizing_params=sizing_params, stale_bars=rules_obj.stale_bars)
+    alerts = [sg.market_alerts(prices, as_of=as_of, rules=rules_obj)]
+    if _has(output_dir, "predictions") and _has(output_dir, "model_eval"):
+        preds, ev = read_output(output_dir, "predictions"), read_output(output_dir, "model_eval")
+        champs = set(ev.loc[(ev["model"] == "lstm") & ev["champion"].astype(bool), "symbol"])
+        fc = preds[(preds["kind"] == "forecast") & preds["symbol"].isin(champs)]
+        table = pd.concat([table, sg.prediction_signal_rows(prices, fc, as_of=as_of, sizing=sizing,
+                                                             sizing_params=sizing_params, stale_bars=rules_obj.stale_bars)],
+                          ignore_index=True)
+        for sym in sorted(set(symbols) - champs):
+            alerts.append(pd.DataFrame([{"symbol": sym, "kind": "model", "severity": "info",
+                                         "message": f"no champion model for {sym}: the LSTM has not beaten the naive baseline, so its forecasts are not traded",
+                                         "value": 0.0, "threshold": 1.0, "as_of": as_of, "bar_time": pd.NaT}]))
+    if _has(output_dir, "equity"):
+        alerts.append(sg.strategy_drawdown_alerts(read_output(output_dir, "equity"), as_of=as_of, threshold=rules_obj.strategy_drawdown))
+    alerts_frame = pd.concat([a for a in alerts if not a.empty] or [alerts[0]], ignore_index=True)
+    alerts_frame["bar_time"] = pd.to_datetime(alerts_frame["bar_time"], utc=True)
+    table["synthetic"] = bool(_synthetic(output_dir))
+    write_output(output_dir, "signals", table)
+    write_output(output_dir, "alerts", alerts_frame)
+    return table, alerts_frame
+
+
+def _synthetic(output_dir: str) -> bool:
+    if not _has(output_dir, "data_report"):
+        return False
+    return bool(read_output(output_dir, "data_report")["synthetic"].any())
+
+
+# ---------------------------------------------------------------- summary
+def _headline(output_dir: str) -> dict:
+    out: dict[str, Any] = {}
+    if _has(output_dir, "model_eval"):
+        ev = read_output(output_dir, "model_eval")
+        lstm = ev[ev["model"] == "lstm"]
+        out["models"] = {"symbols": int(lstm["symbol"].nunique()), "champions": sorted(lstm.loc[lstm["champion"].astype(bool), "symbol"]),
+                         "beats_naive": sorted(lstm.loc[lstm["beats_naive"].astype(bool), "symbol"]),
+                         "mode": dict(zip(lstm["symbol"], lstm.get("mode", pd.Series(["?"] * len(lstm))), strict=False))}
+    if _has(output_dir, "backtests"):
+        bt = read_output(output_dir, "backtests")
+        if "Sharpe Ratio" in bt.columns and bt["Sharpe Ratio"].notna().any():
+            best = bt.loc[bt.groupby("symbol")["Sharpe Ratio"].idxmax().dropna()]
+            out["best_strategy"] = {row["symbol"]: {"strategy": row["strategy"], "Sharpe Ratio": row["Sharpe Ratio"]}
+                                    for _, row in best.iterrows()}
+    if _has(output_dir, "signals"):
+        sig = read_output(output_dir, "signals")
+        out["signals"] = {"rows": len(sig), "long": int((sig["signal"] > 0).sum()), "short": int((sig["signal"] < 0).sum()),
+                          "changed": int(sig["changed"].sum()), "stale_symbols": sorted(sig.loc[sig["stale"], "symbol"].unique())}
+    if _has(output_dir, "alerts"):
+        al = read_output(output_dir, "alerts")
+        out["alerts"] = {k: int(v) for k, v in al["severity"].value_counts().items()}
+    if _has(output_dir, "risk"):
+        risk = read_output(output_dir, "risk")
+        s = risk.get("summary", {})
+        out["risk"] = {"strategy": risk.get("strategy"), "Sharpe Ratio": s.get("Sharpe Ratio"),
+                       "Max. Drawdown [%]": s.get("Max. Drawdown [%]"), "current_drawdown": risk.get("drawdown", {}).get("current")}
+    return out
+
+
+def summary_stage(output_dir: str, *, as_of: str, pipeline: str, run_id: str = "") -> dict:
+    """What ran, on what data, and the headline figures; write ``summary`` (JSON); returns it."""
+    data = {}
+    if _has(output_dir, "data_report"):
+        rep = read_output(output_dir, "data_report")
+        data = {"symbols": list(rep["symbol"]), "sources": sorted(rep["source"].unique()), "synthetic": bool(rep["synthetic"].any()),
+                "rows": int(rep["rows"].sum()), "quarantined": int(rep["quarantined"].sum()),
+                "last_bar": {r.symbol: str(r.last) for r in rep.itertuples()}, "sha256": dict(zip(rep["symbol"], rep["sha256"], strict=True))}
+    import os
+
+    outputs = sorted(os.path.splitext(f)[0] for f in os.listdir(output_dir) if f.endswith((".parquet", ".json")))
+    doc = _clean({"pipeline": pipeline, "run_id": run_id, "as_of": as_of, "created_at": pd.Timestamp.now(tz="UTC"),
+                  "synthetic": bool(data.get("synthetic", False)), "data": data, "headline": _headline(output_dir), "outputs": outputs + ["summary"]})
+    write_output(output_dir, "summary", doc)
+    return doc
