@@ -43,6 +43,10 @@ def as_of_end(as_of: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def _start(start: str | None) -> pd.Timestamp | None:
+    return None if start in (None, "") else as_of_end(start)
+
+
 def _has(output_dir: str, name: str) -> bool:
     try:
         read_output(output_dir, name)
@@ -80,7 +84,7 @@ def ingest_stage(
     ValueError
         A symbol has fewer than ``min_rows`` valid bars up to ``as_of``.
     """
-    end = as_of_end(as_of)
+    end, start = as_of_end(as_of), _start(start)
     results = ingest_many(symbols, start=start, end=end, interval=interval, source=source, refresh=refresh, progress=False)
     prices = load_prices(symbols, start=start, end=end, interval=interval, source=source, progress=False)
     close = prices["close"]
@@ -104,7 +108,7 @@ def ingest_stage(
 
 
 def _bars(symbols: list[str], as_of: str, source: str, interval: str, start: str | None = None) -> pd.DataFrame:
-    return load_prices(symbols, start=start, end=as_of_end(as_of), interval=interval, source=source, progress=False)
+    return load_prices(symbols, start=_start(start), end=as_of_end(as_of), interval=interval, source=source, progress=False)
 
 
 def features_stage(

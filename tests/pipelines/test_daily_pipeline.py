@@ -1,0 +1,103 @@
+"""The daily pipeline end to end through the runner, with tiny parameters, on the sample data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from research.workflow.ledger import Ledger, read_run_record
+from research.workflow.results import latest
+from research.workflow.runner import run_pipeline
+
+pytestmark = pytest.mark.slow
+SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "daily.yaml"
+TINY = [
+    "symbols=SPX,MSFT", "start=2012-01-01", "preset=tiny", "max_bars=400", "epochs=1",
+    "model.n_folds=2", "model.test_size=40", "model.lookback=20", "model.units=8",
+    "backtest.sweep_fast=5,10", "backtest.sweep_slow=20,50",
+]
+CONTRACT = ["prices", "data_report", "features", "predictions", "model_eval", "backtests", "equity", "sweep",
+            "sweep_returns", "risk", "signals", "alerts", "summary"]
+
+
+@pytest.fixture(scope="module")
+def daily_run():
+    result = run_pipeline(SPEC, TINY)
+    assert result.status == "COMPLETED", result.message
+    return result
+
+
+def test_daily_run_is_published_with_every_output(daily_run):
+    pub = latest("daily")
+    assert pub is not None and pub.run_id == daily_run.run_id and pub.as_of == "2018-12-31"
+    assert all(pub.has(name) for name in CONTRACT), [n for n in CONTRACT if not pub.has(n)]
+    rec = read_run_record(daily_run.run_dir)
+    assert [s["status"] for s in rec["stages"]] == ["COMPLETED"] * 7 and rec["published"]
+    for stage in rec["stages"]:
+        nb = nbformat.read(stage["notebook"], as_version=4)
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+        assert not errors, f"{stage['name']}: {errors}"
+
+
+def test_daily_ledger_has_the_run_and_its_stage_notebooks(daily_run):
+    entry = Ledger().get_run(daily_run.run_id)
+    assert entry["status"] == "COMPLETED" and entry["published"]
+    assert [s["status"] for s in entry["stages"]] == ["COMPLETED"] * 7
+    parent = Path(entry["artifact_uri"].removeprefix("file://"))
+    assert (parent / "run.json").exists()
+    child = Path(entry["stages"][0]["artifact_uri"].removeprefix("file://"))
+    assert (child / "notebooks" / "01-ingest.ipynb").exists()
+
+
+def test_daily_outputs_follow_the_contract_and_stop_at_the_as_of_date(daily_run):
+    pub = latest("daily")
+    as_of = pd.Timestamp("2018-12-31", tz="UTC")
+    prices = pub.table("prices")
+    assert list(prices.columns) == ["SPX", "MSFT"] and prices.index.max() == as_of and prices.index.min() >= pd.Timestamp("2012-01-01", tz="UTC")
+    assert pub.table("features")["timestamp"].max() <= as_of
+    report = pub.table("data_report")
+    assert set(report["symbol"]) == {"SPX", "MSFT"} and not report["synthetic"].any()
+    ev = pub.table("model_eval")
+    assert set(ev["model"]) >= {"lstm", "naive", "naive_mean"} and set(ev["symbol"]) == {"SPX", "MSFT"}
+    assert (ev["mode"] == "trained").all()
+    assert not ev.loc[ev["model"].isin(["naive", "naive_mean"]), "champion"].any()
+    preds = pub.table("predictions")
+    assert set(preds["kind"]) == {"walk_forward", "forecast"} and preds["timestamp"].max() <= as_of
+    fc = preds[preds["kind"] == "forecast"]
+    assert len(fc) == 2 and fc["actual"].isna().all()
+    bt = pub.table("backtests")
+    assert {"ma_crossover", "rsi_reversion", "time_series_momentum", "prediction"} <= set(bt["strategy"])
+    assert "Sharpe Ratio" in bt.columns
+    assert set(pub.table("equity").columns) >= {"ma_crossover|SPX", "ma_crossover|MSFT"}
+    assert len(pub.table("sweep")) == 2 * 4
+    sig = pub.table("signals")
+    assert len(sig[sig["strategy"] != "prediction"]) == 2 * 3
+    assert sig.loc[sig["symbol"] == "MSFT", "stale"].all() and not sig.loc[sig["symbol"] == "SPX", "stale"].any()
+    alerts = pub.table("alerts")
+    assert {"symbol", "kind", "severity", "message", "value", "threshold"} <= set(alerts.columns)
+    assert ((alerts["symbol"] == "MSFT") & (alerts["kind"] == "data")).any()
+    risk = pub.document("risk")
+    assert risk["strategy"] == "ma_crossover" and "Sharpe Ratio" in risk["summary"] and risk["overfitting"]["n_trials"] == 4
+    summary = pub.document("summary")
+    assert summary["run_id"] == daily_run.run_id and summary["synthetic"] is False
+    assert set(CONTRACT) <= set(summary["outputs"])
+
+
+def test_a_published_date_is_not_run_twice(daily_run):
+    again = run_pipeline(SPEC, TINY)
+    assert again.status == "SKIPPED" and again.run_id == daily_run.run_id and again.exit_code == 0
+
+
+def test_the_next_day_predicts_with_the_registered_model(daily_run):
+    from research.workflow.modeling import train_or_predict
+
+    preds, ev = train_or_predict(["SPX"], as_of="2018-12-31", source="sample", preset="tiny",
+                                 overrides={"max_bars": 400, "epochs": 1})
+    assert (ev["mode"] == "predicted").all() and set(ev["model"]) >= {"lstm", "naive"}
+    assert list(preds["kind"].unique()) == ["forecast"] and preds["timestamp"].max() == pd.Timestamp("2018-12-31", tz="UTC")
+    published = latest("daily").table("predictions")
+    before = published[(published["kind"] == "forecast") & (published["symbol"] == "SPX")]["predicted"].iloc[-1]
+    assert preds["predicted"].iloc[-1] == pytest.approx(before, rel=1e-5)
