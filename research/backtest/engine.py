@@ -1,0 +1,435 @@
+"""The backtest engine: strategies, sizing and risk rules executed through vectorbt.
+
+Execution model
+---------------
+A direction decided at the close of bar ``t`` fills at the **open of bar t + 1**
+(``timing="next_open"``, the default). Other timings are opt-in and recorded with the result:
+``"next_close"`` (fill at the close of ``t + 1``) and ``"same_close"`` (fill at the close of
+``t`` itself, only honest when the signal is known before that close; a warning says so).
+
+* Orders are target weights of the book's equity valued at the fill price (vectorbt
+  ``from_orders`` with ``size_type="targetpercent"``), bought at ``price * (1 + slippage)``,
+  sold at ``price * (1 - slippage)``, paying ``fees`` on the traded value. A buy that the cash
+  cannot cover is filled partially (``all_in`` spends all cash, fees included).
+* An order is sent when a symbol's target weight changes (or on a ``rebalance`` bar); the
+  weight is sampled when a position opens and held, not traded back to target as prices drift.
+* A bar whose execution price is missing or not positive gets no order; the change waits for
+  the next bar with a valid price. An asset with no prices at all is excluded with a warning
+  (its NaNs never reach the book's totals).
+* Stops and the drawdown halt follow :mod:`research.strategies.stops` (adverse fill when a bar
+  reaches both stop and take-profit).
+* Equity is valued at each bar's close (the last valid close through gaps).
+
+Books
+-----
+By default every symbol is its own book with ``init_cash`` (results per symbol). With
+``shared_cash=True`` all symbols share one book (``"portfolio"``): target weights are fractions
+of the whole book, gross exposure is capped at 1 unless ``max_gross`` says otherwise (so
+``all_in`` splits the book equally among open positions), sells are executed before buys.
+
+Example
+-------
+>>> prices = load_prices("SPX")
+>>> res = backtest(prices, "ma_crossover", params={"fast": 20, "slow": 50}, fees=0.001)
+>>> res.summary()["Sharpe Ratio"]                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.risk.metrics import summary as risk_summary
+from research.strategies.registry import get_strategy
+from research.strategies.signals import Signals
+from research.strategies.sizing import apply_caps, position_magnitude
+from research.strategies.stops import REASONS, RiskRules, plan_fills
+
+__all__ = ["backtest", "BacktestResult", "TIMINGS", "as_fields", "infer_periods_per_year"]
+
+TIMINGS: dict[str, tuple[int, str]] = {
+    "next_open": (1, "open"),
+    "next_close": (1, "close"),
+    "same_close": (0, "close"),
+}
+_FIELDS = ("open", "high", "low", "close")
+
+
+@dataclass
+class BacktestResult:
+    """Everything one backtest produced.
+
+    Attributes
+    ----------
+    equity : DataFrame
+        Book value at each bar's close (one column per book: a symbol, or ``"portfolio"``).
+    returns : DataFrame
+        Decimal per-bar returns of each book (the first bar measured from ``init_cash``).
+    positions : DataFrame
+        Shares held after each bar per symbol (negative = short), plus ``cash`` (all books).
+    weights : DataFrame
+        Value of each symbol's holding over its book's equity, after each bar.
+    trades : DataFrame
+        One row per trade: ``book, symbol, direction, entry_time, exit_time, size,
+        entry_price, exit_price, entry_fees, exit_fees, pnl, return, status, exit_reason``;
+        a trade still open at the end has ``status="open"`` and is valued at the last close.
+    orders : DataFrame
+        One row per fill: ``timestamp, book, symbol, side, size, price, fees, reason``.
+    stats : DataFrame
+        One row per book, the columns of :func:`research.risk.metrics.summary`.
+    params : dict
+        What ran: strategy, parameters, sizing, risk rules, costs, timing, periods per year.
+    timing : str
+        The execution timing used.
+    excluded : list of str
+        Symbols left out because they had no prices.
+    portfolio : vectorbt.Portfolio
+        The underlying vectorbt portfolio (for its own analytics).
+    """
+
+    equity: pd.DataFrame
+    returns: pd.DataFrame
+    positions: pd.DataFrame
+    weights: pd.DataFrame
+    trades: pd.DataFrame
+    orders: pd.DataFrame
+    stats: pd.DataFrame
+    params: dict[str, Any]
+    timing: str
+    excluded: list[str] = field(default_factory=list)
+    portfolio: Any = None
+
+    @property
+    def books(self) -> list[str]:
+        """Names of the books (symbols, or ``["portfolio"]`` with shared cash)."""
+        return list(self.stats.index)
+
+    def summary(self, book: str | None = None) -> pd.Series:
+        """The risk summary of one book (the only one when ``book`` is omitted)."""
+        if book is None:
+            if len(self.stats) != 1:
+                raise ValueError(f"several books {self.books}: name one, e.g. summary({self.books[0]!r})")
+            book = self.books[0]
+        if book not in self.stats.index:
+            raise KeyError(f"no book {book!r}; books are {self.books}")
+        out = self.stats.loc[book].astype("float64").rename(book)
+        out.attrs = {"nan_reasons": dict(self.stats.attrs.get("nan_reasons", {}).get(book, {}))}
+        return out
+
+
+# --------------------------------------------------------------------------- inputs
+
+def as_fields(prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Wide frames per field (``open, high, low, close``...) from any price input.
+
+    Accepts one symbol's OHLCV frame (flat columns), a ``(field, symbol)`` MultiIndex frame
+    from :func:`research.data.load_prices`, a wide close matrix, a close Series, or a mapping
+    of field to wide frame.
+    """
+    if isinstance(prices, Mapping):
+        out = {str(k): _frame(v) for k, v in prices.items()}
+    elif isinstance(prices, pd.Series):
+        out = {"close": prices.to_frame(name=prices.name if prices.name is not None else "asset")}
+    elif isinstance(prices, pd.DataFrame) and isinstance(prices.columns, pd.MultiIndex):
+        out = {str(f): prices[f] for f in prices.columns.get_level_values(0).unique()}
+    elif isinstance(prices, pd.DataFrame) and "close" in prices.columns:
+        name = prices.attrs.get("symbol") or "asset"
+        out = {str(c): prices[[c]].set_axis([name], axis=1) for c in prices.columns}
+    elif isinstance(prices, pd.DataFrame):
+        out = {"close": prices}
+    else:
+        raise TypeError(f"prices must be a DataFrame, Series or mapping of frames, not {type(prices).__name__}")
+    if "close" not in out:
+        raise ValueError(f"prices need a 'close' field; got fields {sorted(out)}")
+    close = out["close"]
+    if not close.index.is_monotonic_increasing or close.index.has_duplicates:
+        raise ValueError("prices must have a sorted index without duplicate timestamps")
+    for name, frame in out.items():
+        if not frame.index.equals(close.index) or not frame.columns.equals(close.columns):
+            raise ValueError(
+                f"{name} must have the same index and columns as close "
+                f"(close: {close.shape[0]} rows x {close.shape[1]} columns; {name}: {frame.shape[0]} x {frame.shape[1]})"
+            )
+    return {k: v.astype("float64") for k, v in out.items()}
+
+
+def _frame(x: pd.DataFrame | pd.Series) -> pd.DataFrame:
+    return x.to_frame() if isinstance(x, pd.Series) else x
+
+
+def infer_periods_per_year(index: pd.Index) -> float:
+    """Bars per year from a time index: 252 (equity days), 365 (24/7 days), 52, 12 or hourly."""
+    from research.data.calendars import CRYPTO, EQUITY
+
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
+        return float(EQUITY.periods_per_year)
+    step = pd.Series(index).diff().dropna().median()
+    days = step / pd.Timedelta(days=1)
+    weekends = bool((index.day_of_week >= 5).any())
+    if days < 0.9:  # intraday
+        cal = CRYPTO if weekends else EQUITY
+        return float(cal.periods_per_year * cal.hours_per_day * pd.Timedelta(hours=1) / step)
+    if days < 3:
+        return float(CRYPTO.periods_per_year if weekends else EQUITY.periods_per_year)
+    if days < 10:
+        return 52.0
+    if days < 45:
+        return 12.0
+    return float(round(365.25 / days, 2))
+
+
+def _drop_empty(fields: dict[str, pd.DataFrame], exec_field: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    close, px = fields["close"], fields[exec_field]
+    bad = [c for c in close.columns if close[c].isna().all() or not (px[c] > 0).any()]
+    for sym in bad:
+        warnings.warn(f"{sym}: no valid prices; excluded from the backtest", stacklevel=3)
+    if len(bad) == close.shape[1]:
+        raise ValueError(f"no symbol has valid prices (excluded: {bad})")
+    keep = [c for c in close.columns if c not in bad]
+    return {k: v[keep] for k, v in fields.items()}, [str(b) for b in bad]
+
+
+def _signals(strategy: str | Signals, fields: dict[str, pd.DataFrame], params: Mapping[str, Any]) -> Signals:
+    if isinstance(strategy, Signals):
+        sig = strategy
+    elif isinstance(strategy, str):
+        sig = get_strategy(strategy).run(fields, **dict(params))
+    else:
+        raise TypeError(f"strategy must be a registered name or Signals, not {type(strategy).__name__}")
+    close = fields["close"]
+    d = sig.direction
+    if d.shape[1] == 1 and close.shape[1] == 1 and d.columns[0] != close.columns[0]:
+        d = d.set_axis(close.columns, axis=1)  # one symbol: match by position (e.g. a Series named "close")
+    missing = [c for c in close.columns if c not in d.columns]
+    if missing:
+        raise ValueError(f"signals have no column for {missing} (signals columns: {list(d.columns)})")
+    if not d.index.equals(close.index):
+        if len(d.index.intersection(close.index)) == 0:
+            raise ValueError(
+                f"signals and prices share no timestamp (signals: {d.index.min()} to {d.index.max()}; "
+                f"prices: {close.index.min()} to {close.index.max()})"
+            )
+        d = d.reindex(close.index).fillna(0.0)  # flat where the signals say nothing
+    return Signals(d[list(close.columns)], name=sig.name, params=sig.params)
+
+
+def _rebalance_mask(index: pd.Index, rebalance: str | int | None) -> np.ndarray:
+    n = len(index)
+    if rebalance is None:
+        return np.zeros(n, dtype=bool)
+    if isinstance(rebalance, int | np.integer) and not isinstance(rebalance, bool):
+        if rebalance < 1:
+            raise ValueError(f"rebalance every N bars needs N >= 1, got {rebalance}")
+        return (np.arange(n) % int(rebalance)) == 0
+    periods = {"daily": None, "weekly": "W", "monthly": "M", "quarterly": "Q"}
+    if rebalance not in periods:
+        raise ValueError(f"rebalance must be None, an int, or one of {sorted(periods)}; got {rebalance!r}")
+    if periods[rebalance] is None:
+        return np.ones(n, dtype=bool)
+    idx = index.tz_convert(None) if getattr(index, "tz", None) is not None else index
+    p = idx.to_period(periods[rebalance])
+    return np.r_[True, p[1:] != p[:-1]]
+
+
+def _span(index: pd.Index, start: object, end: object) -> slice:
+    lo = 0 if start is None else int(index.searchsorted(_stamp(start, index), side="left"))
+    hi = len(index) if end is None else int(index.searchsorted(_stamp(end, index), side="right"))
+    if hi - lo < 2:
+        raise ValueError(f"the range [{start}, {end}] holds {max(hi - lo, 0)} bars; need at least 2 "
+                         f"(prices: {index[0]} to {index[-1]})")
+    return slice(lo, hi)
+
+
+def _stamp(value: object, index: pd.Index) -> object:
+    if not isinstance(index, pd.DatetimeIndex):
+        return value
+    ts = pd.Timestamp(value)
+    if index.tz is not None and ts.tzinfo is None:
+        ts = ts.tz_localize(index.tz)
+    return ts
+
+
+# --------------------------------------------------------------------------- simulation
+
+@dataclass
+class _Plan:
+    held: np.ndarray
+    fill: np.ndarray
+    reason: np.ndarray
+    size: np.ndarray
+    price: np.ndarray
+
+
+def _plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_from, rebalance, caps, shared) -> _Plan:
+    close = fields["close"].to_numpy()
+    held, fill, reason = plan_fills(
+        dir_exec, exec_px, open=fields.get("open", fields["close"]).to_numpy(),
+        high=fields.get("high", fields["close"]).to_numpy(), low=fields.get("low", fields["close"]).to_numpy(),
+        close=close, rules=rules, fill_at_open=fill_at_open, halt_from=halt_from,
+    )
+    prev = np.vstack([np.zeros((1, held.shape[1]), dtype=held.dtype), held[:-1]])
+    key = (held != prev) | rebalance[:, None]
+    mag = pd.DataFrame(np.where(key, mag_exec, np.nan)).ffill().fillna(0.0).to_numpy()
+    w = pd.DataFrame(held * mag, index=fields["close"].index, columns=fields["close"].columns)
+    max_position, max_gross = caps
+    w = apply_caps(w, max_position=max_position, max_gross=max_gross if max_gross is not None else (1.0 if shared else None))
+    w = w.to_numpy()
+    valid = (np.isfinite(exec_px) & (exec_px > 0)) | np.isfinite(fill)
+    executed = pd.DataFrame(np.where(valid, w, np.nan)).ffill().shift(1).fillna(0.0).to_numpy()
+    send = valid & ((w != executed) | (rebalance[:, None] & (w != 0)) | np.isfinite(fill))
+    size = np.where(send, w, np.nan)
+    price = np.where(np.isfinite(fill), fill, np.where(valid, exec_px, np.nan))
+    return _Plan(held, fill, reason, size, price)
+
+
+def _simulate(fields, plan: _Plan, *, fees, slippage, init_cash, shared, whole_shares):
+    import vectorbt as vbt
+
+    close = fields["close"]
+    kwargs: dict[str, Any] = {}
+    if shared:
+        kwargs.update(group_by=True, cash_sharing=True, call_seq="auto")
+    return vbt.Portfolio.from_orders(
+        close=close, size=plan.size, size_type="targetpercent", price=plan.price, fees=fees,
+        slippage=slippage, init_cash=init_cash, direction="both", size_granularity=1.0 if whole_shares else np.nan,
+        freq=None, **kwargs,
+    )
+
+
+def _halt_from(pf, shared: bool, max_dd: float, init_cash: float, columns) -> np.ndarray | None:
+    value = pf.value()
+    frame = value.to_frame() if isinstance(value, pd.Series) else value
+    arr = frame.to_numpy()
+    peak = np.maximum(np.fmax.accumulate(np.nan_to_num(arr, nan=-np.inf), axis=0), init_cash)
+    hit = arr / peak - 1.0 <= -max_dd
+    n = arr.shape[0]
+    first = np.where(hit.any(axis=0), hit.argmax(axis=0) + 1, n + 1)
+    if (first > n).all():
+        return None
+    return np.full(len(columns), first[0]) if shared else first
+
+
+# --------------------------------------------------------------------------- public
+
+def backtest(
+    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame],
+    strategy: str | Signals = "ma_crossover",
+    *,
+    params: Mapping[str, Any] | None = None,
+    sizing: str = "all_in",
+    sizing_params: Mapping[str, Any] | None = None,
+    risk: RiskRules | Mapping[str, float] | None = None,
+    fees: float = 0.0,
+    slippage: float = 0.0,
+    init_cash: float = 100_000.0,
+    timing: str = "next_open",
+    shared_cash: bool = False,
+    rebalance: str | int | None = None,
+    max_position: float | None = None,
+    max_gross: float | None = None,
+    whole_shares: bool = False,
+    periods_per_year: float | None = None,
+    benchmark: pd.Series | str | None = None,
+    start: object = None,
+    end: object = None,
+) -> BacktestResult:
+    """Run a strategy on one or many symbols and report equity, trades and risk.
+
+    Parameters
+    ----------
+    prices : DataFrame, Series or mapping
+        OHLCV of one symbol, ``load_prices([...])`` (field, symbol) columns, or a wide close
+        matrix (then only the ``*_close`` timings work). See :func:`as_fields`.
+    strategy : str or Signals
+        A registered strategy name (:data:`research.strategies.STRATEGIES`) or ready signals
+        (e.g. from :func:`research.strategies.prediction_signals`; bars the signals do not
+        cover are flat).
+    params : mapping, optional
+        Strategy parameters (strings are converted, so CLI values work).
+    sizing : str
+        Sizer name (:data:`research.strategies.SIZERS`); ``sizing_params`` are its options.
+    risk : RiskRules or mapping, optional
+        Stop-loss, take-profit, trailing stop, max-drawdown halt (decimal fractions).
+    fees, slippage : float
+        Proportional fee on traded value and adverse price slippage (0.001 = 0.1%).
+    init_cash : float
+        Starting cash of each book.
+    timing : {"next_open", "next_close", "same_close"}
+        When a close-of-``t`` decision fills (see the module docstring).
+    shared_cash : bool
+        One book for all symbols instead of one per symbol.
+    rebalance : None, int, or {"daily", "weekly", "monthly", "quarterly"}
+        Also trade held positions back to their (re-sampled) target weight on these bars.
+    max_position, max_gross : float, optional
+        Caps on ``|weight|`` per symbol and on the sum of ``|weight|`` per bar.
+    whole_shares : bool
+        Trade whole shares only.
+    periods_per_year : float, optional
+        Annualisation; inferred from the index by default (252 equity days, 365 crypto days).
+    benchmark : Series or "hold", optional
+        Benchmark returns for beta/alpha; ``"hold"`` = equal-weight buy and hold of the symbols.
+    start, end : timestamp, optional
+        Trade only bars in ``[start, end]``; earlier bars still warm the strategy up (the
+        decision at the close before ``start`` fills at ``start``). The book starts flat.
+
+    Returns
+    -------
+    BacktestResult
+    """
+    if timing not in TIMINGS:
+        raise ValueError(f"timing must be one of {sorted(TIMINGS)}, got {timing!r}")
+    shift, exec_field = TIMINGS[timing]
+    if timing == "same_close":
+        warnings.warn("timing='same_close' fills at the close that produced the signal: only valid if "
+                      "the signal is known before that close", stacklevel=2)
+    for name, value in (("fees", fees), ("slippage", slippage)):
+        if not (np.isfinite(value) and 0 <= value < 1):
+            raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
+    if not init_cash > 0:
+        raise ValueError(f"init_cash must be positive, got {init_cash!r}")
+    rules = risk if isinstance(risk, RiskRules) else RiskRules(**dict(risk or {}))
+    fields = as_fields(prices)
+    if exec_field not in fields:
+        raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)} "
+                         f"(use timing='next_close' with close-only data)")
+    fields, excluded = _drop_empty(fields, exec_field)
+    ppy = float(periods_per_year or infer_periods_per_year(fields["close"].index))
+    sig = _signals(strategy, fields, params or {})
+    sp = dict(sizing_params or {})
+    if sizing == "vol_target":
+        sp.setdefault("periods_per_year", ppy)
+    magnitude = position_magnitude(sig, fields, sizing, sp)
+
+    rows = _span(fields["close"].index, start, end)
+    dir_exec = sig.direction.shift(shift).fillna(0.0).to_numpy().astype(np.int8)[rows]
+    mag_exec = magnitude.shift(shift).fillna(0.0).to_numpy()[rows]
+    fields = {k: v.iloc[rows] for k, v in fields.items()}
+    exec_px = fields[exec_field].to_numpy()
+    rb = _rebalance_mask(fields["close"].index, rebalance)
+    caps = (max_position, max_gross)
+    args = (fields, dir_exec, mag_exec, exec_px, rules, exec_field == "open")
+    plan = _plan(*args, None, rb, caps, shared_cash)
+    sim = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "shared": shared_cash, "whole_shares": whole_shares}
+    pf = _simulate(fields, plan, **sim)
+    if rules.max_drawdown is not None:
+        halt = _halt_from(pf, shared_cash, rules.max_drawdown, init_cash, fields["close"].columns)
+        if halt is not None:
+            plan = _plan(*args, halt, rb, caps, shared_cash)
+            pf = _simulate(fields, plan, **sim)
+    record = {
+        "strategy": sig.name, "params": dict(sig.params), "sizing": sizing, "sizing_params": sp,
+        "risk": rules.to_dict(), "fees": fees, "slippage": slippage, "init_cash": init_cash,
+        "timing": timing, "shared_cash": shared_cash, "rebalance": rebalance, "max_position": max_position,
+        "max_gross": max_gross, "whole_shares": whole_shares, "periods_per_year": ppy,
+        "symbols": [str(c) for c in fields["close"].columns], "excluded": excluded,
+        "start": str(fields["close"].index[0]), "end": str(fields["close"].index[-1]),
+    }
+    from research.backtest._results import assemble
+
+    return assemble(pf, plan, fields, record, benchmark=benchmark, shared=shared_cash,
+                    summary=risk_summary, reasons=REASONS, excluded=excluded)

@@ -1,0 +1,299 @@
+"""Fused numba kernels for the moving-average crossover family.
+
+One pass per parameter set computes the averages' crossings, the position and the portfolio
+(cash, shares, equity, returns) and folds the statistics as it goes: no signal matrix is ever
+materialised. Grids run in parallel over parameter sets (``prange``); many symbols run in
+parallel over symbols.
+
+Execution model and arithmetic
+------------------------------
+The same as :func:`research.backtest.engine.backtest` with ``timing="next_open"`` and the
+``all_in`` sizer: the direction decided at the close of bar ``t`` (crossing rule of
+:mod:`research.strategies._nb`) fills at the open of ``t + 1``, buying with all cash at
+``open * (1 + slippage)`` and paying ``fees`` on the traded value; selling at
+``open * (1 - slippage)``. A bar with a missing or non-positive open gets no fill (the change
+waits for the next valid open). Equity is valued at the close (the last valid close when
+missing). The order and rounding arithmetic reproduces vectorbt's ``Portfolio.from_signals``
+step by step (including its tolerance-based rounding to zero), so trades and returns agree
+with vectorbt exactly; the tests check this.
+
+Statistics (columns of :data:`STATS`) use the per-bar returns of the simulated span:
+``sharpe = mean / std (ddof=1) * sqrt(periods_per_year)`` (NaN when the returns do not vary),
+``max_drawdown`` = worst ``equity / running peak - 1`` with the initial cash as first peak,
+``trades`` = positions opened (one still open at the end counts), ``win_rate`` = share of
+trades with a positive pnl after fees (an open trade valued at the last close; NaN with no
+trade), ``exposure`` = fraction of bars held.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from research.strategies._nb import cross_step_nb, rolling_mean_1d_nb
+
+__all__ = [
+    "STATS", "TRADE_FIELDS", "ma_table_nb", "ma_grid_nb", "ma_grid_returns_nb", "ma_many_nb", "ma_single_nb",
+]
+
+STATS = (
+    "total_return", "annual_return", "annual_volatility", "sharpe", "max_drawdown",
+    "trades", "win_rate", "exposure", "final_value",
+)
+TRADE_FIELDS = ("entry_idx", "exit_idx", "size", "entry_price", "exit_price", "entry_fees", "exit_fees")
+_N_STATS = len(STATS)
+_REL_TOL = 1e-9
+_ABS_TOL = 1e-12
+
+
+@njit(cache=True, inline="always")
+def _is_close(a: float, b: float) -> bool:
+    if np.isnan(a) or np.isnan(b) or np.isinf(a) or np.isinf(b):
+        return False
+    if a == b:
+        return True
+    return abs(a - b) <= max(_REL_TOL * max(abs(a), abs(b)), _ABS_TOL)
+
+
+@njit(cache=True, inline="always")
+def _add(a: float, b: float) -> float:
+    """Addition that rounds to exactly zero when the two cancel (vectorbt's ``add_nb``)."""
+    if np.sign(a) != np.sign(b):
+        zero = _is_close(abs(a), abs(b))
+    else:
+        zero = _is_close(a + b, 0.0)
+    if zero:
+        return 0.0
+    return a + b
+
+
+@njit(cache=True)
+def _run_nb(open_, close, ma_f, ma_s, start, end, fees, slip, init_cash, ppy,
+            stats, value_out, ret_out, trades_out, record):
+    """Simulate one parameter set on one symbol; fill ``stats`` (and the records if ``record``).
+
+    ``ret_out`` (zeros, one slot per simulated bar, or empty) receives the per-bar returns.
+    """
+    keep_returns = ret_out.shape[0] > 0
+    side = 0
+    state = 0
+    cash = init_cash          # cash as the order engine sees it
+    pos = 0.0                 # shares as the order engine sees them
+    cash_v = init_cash        # cash as the valuation sees it (from the order records)
+    pos_v = 0.0
+    last_close = np.nan
+    prev_v = init_cash
+    peak = init_cash
+    max_dd = 0.0
+    dd_floor = init_cash * (1.0 + 1e-12)
+    s1 = 0.0
+    s2 = 0.0
+    count = 0
+    held = 0
+    n_trades = 0
+    n_closed = 0
+    n_wins = 0
+    cost = 0.0
+    entry_i = -1
+    entry_px = 0.0
+    entry_fee = 0.0
+    v = init_cash
+    for t in range(end):
+        c = close[t]
+        if not np.isnan(c):
+            last_close = c
+        if t >= start:
+            flow_c = 0.0
+            flow_a = 0.0
+            p = open_[t]
+            wants = (state == 1 and pos == 0.0) or (state != 1 and pos > 0.0)
+            if wants and np.isfinite(p) and p > 0:
+                if state == 1 and pos == 0.0:
+                    cash0 = 0.0 if _is_close(cash, 0.0) else cash
+                    adj = p * (1.0 + slip)
+                    req = _add(cash0, -0.0) / (1.0 + fees)
+                    if cash0 != 0.0 and req > 0:
+                        size = req / adj
+                        fee = cash0 - req
+                        cash = _add(cash0, -cash0)
+                        pos = _add(0.0, size)
+                        flow_c = _add(0.0, -size * adj - fee)
+                        flow_a = _add(0.0, size)
+                        n_trades += 1
+                        cost = size * adj + fee
+                        entry_i = t
+                        entry_px = adj
+                        entry_fee = fee
+                elif state != 1 and pos > 0.0:
+                    adj = p * (1.0 - slip)
+                    size = pos
+                    acq = size * adj
+                    fee = acq * fees + 0.0
+                    net = _add(acq, -fee)
+                    if net >= 0:
+                        cash = (0.0 if _is_close(cash, 0.0) else cash) + net
+                        pos = _add(pos, -size)
+                        flow_c = _add(0.0, size * adj - fee)
+                        flow_a = _add(0.0, -size)
+                        n_closed += 1
+                        if acq - fee - cost > 0:
+                            n_wins += 1
+                        if record:
+                            k = n_closed - 1
+                            trades_out[k, 0] = entry_i
+                            trades_out[k, 1] = t
+                            trades_out[k, 2] = size
+                            trades_out[k, 3] = entry_px
+                            trades_out[k, 4] = adj
+                            trades_out[k, 5] = entry_fee
+                            trades_out[k, 6] = fee
+            if flow_c != 0.0 or flow_a != 0.0:
+                cash_v = _add(cash_v, flow_c)
+                pos_v = _add(pos_v, flow_a)
+            else:  # adding a zero flow only rounds dust to zero
+                if cash_v != 0.0 and abs(cash_v) <= _ABS_TOL:
+                    cash_v = 0.0
+                if pos_v != 0.0 and abs(pos_v) <= _ABS_TOL:
+                    pos_v = 0.0
+            count += 1
+            if pos_v != 0.0 and prev_v > 0.0:  # hot path while holding: no unpredictable branches
+                v = cash_v + pos_v * last_close
+                held += 1
+                r = (v - prev_v) / prev_v
+                s1 += r
+                s2 += r * r
+                if keep_returns:
+                    ret_out[t - start] = r
+                peak = max(peak, v)
+                if v < dd_floor:  # rarely true: a new worst drawdown (floor errs low, then exact)
+                    max_dd = min(max_dd, v / peak - 1.0)
+                    dd_floor = peak * (1.0 + max_dd) * (1.0 + 1e-12)
+                elif v == peak:
+                    dd_floor = peak * (1.0 + max_dd) * (1.0 + 1e-12)
+                prev_v = v
+            else:
+                if pos_v != 0.0:
+                    v = cash_v + pos_v * last_close
+                    held += 1
+                else:
+                    v = cash_v
+                if v != prev_v:
+                    if prev_v == 0.0:
+                        r = np.inf * np.sign(v)
+                    else:
+                        r = (v - prev_v) / prev_v
+                        if prev_v < 0:
+                            r = -r
+                    s1 += r
+                    s2 += r * r
+                    if keep_returns:
+                        ret_out[t - start] = r
+                    if v > peak:
+                        peak = v
+                    elif v < peak:
+                        max_dd = min(max_dd, v / peak - 1.0)
+                    dd_floor = peak * (1.0 + max_dd) * (1.0 + 1e-12)
+                    prev_v = v
+            if record:
+                value_out[t] = v
+        side, state = cross_step_nb(ma_f[t], ma_s[t], side, state, False)
+    if record and pos > 0.0:
+        k = n_closed
+        trades_out[k, 0] = entry_i
+        trades_out[k, 1] = -1
+        trades_out[k, 2] = pos
+        trades_out[k, 3] = entry_px
+        trades_out[k, 4] = np.nan
+        trades_out[k, 5] = entry_fee
+        trades_out[k, 6] = 0.0
+    n_rated = n_closed
+    if pos > 0.0:  # a trade still open counts, valued at the last close (as in the trades table)
+        n_rated += 1
+        if pos * last_close - cost > 0:
+            n_wins += 1
+    total = v / init_cash - 1.0
+    mean = s1 / count if count > 0 else np.nan
+    var = (s2 - s1 * mean) / (count - 1) if count > 1 else np.nan
+    std = np.sqrt(var) if var > 0 else 0.0 if count > 1 else np.nan
+    stats[0] = total
+    stats[1] = (1.0 + total) ** (ppy / count) - 1.0 if count > 0 and total > -1.0 else -1.0
+    stats[2] = std * np.sqrt(ppy)
+    stats[3] = mean / std * np.sqrt(ppy) if std > 0 else np.nan
+    stats[4] = max_dd
+    stats[5] = n_trades
+    stats[6] = n_wins / n_rated if n_rated > 0 else np.nan
+    stats[7] = held / count if count > 0 else np.nan
+    stats[8] = v
+
+
+@njit(cache=True, parallel=True)
+def ma_table_nb(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """Rolling means of ``close`` (1-D) for each window: shape ``(len(windows), len(close))``."""
+    out = np.empty((windows.shape[0], close.shape[0]))
+    for k in prange(windows.shape[0]):
+        out[k] = rolling_mean_1d_nb(close, windows[k])
+    return out
+
+
+@njit(cache=True, parallel=True)
+def ma_grid_nb(open_, close, table, fast_row, slow_row, start, end, fees, slip, init_cash, ppy):
+    """Statistics of every ``(fast, slow)`` pair on one symbol, in parallel over pairs.
+
+    ``table`` holds the averages (rows indexed by ``fast_row``/``slow_row``, from
+    :func:`ma_table_nb`). Returns ``(n_pairs, len(STATS))``.
+    """
+    n_pairs = fast_row.shape[0]
+    out = np.empty((n_pairs, _N_STATS))
+    no_value = np.empty(0)
+    no_trades = np.empty((0, 7))
+    for k in prange(n_pairs):
+        _run_nb(open_, close, table[fast_row[k]], table[slow_row[k]], start, end, fees, slip,
+                init_cash, ppy, out[k], no_value, no_value, no_trades, False)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def ma_grid_returns_nb(open_, close, table, fast_row, slow_row, start, end, fees, slip, init_cash, ppy):
+    """Like :func:`ma_grid_nb`, also returning the per-bar returns ``(n_pairs, end - start)``."""
+    n_pairs = fast_row.shape[0]
+    out = np.empty((n_pairs, _N_STATS))
+    rets = np.zeros((n_pairs, end - start))
+    no_value = np.empty(0)
+    no_trades = np.empty((0, 7))
+    for k in prange(n_pairs):
+        _run_nb(open_, close, table[fast_row[k]], table[slow_row[k]], start, end, fees, slip,
+                init_cash, ppy, out[k], no_value, rets[k], no_trades, False)
+    return out, rets
+
+
+@njit(cache=True, parallel=True)
+def ma_many_nb(open_, close, fast, slow, start, end, fees, slip, init_cash, ppy):
+    """Statistics of one ``(fast, slow)`` pair on every column of ``close`` (bars x symbols)."""
+    m = close.shape[1]
+    out = np.empty((m, _N_STATS))
+    no_value = np.empty(0)
+    no_trades = np.empty((0, 7))
+    for j in prange(m):
+        c = np.ascontiguousarray(close[:, j])
+        o = np.ascontiguousarray(open_[:, j])
+        _run_nb(o, c, rolling_mean_1d_nb(c, fast), rolling_mean_1d_nb(c, slow), start, end, fees,
+                slip, init_cash, ppy, out[j], no_value, no_value, no_trades, False)
+    return out
+
+
+@njit(cache=True)
+def ma_single_nb(open_, close, fast, slow, start, end, fees, slip, init_cash, ppy):
+    """One pair on one symbol with records: ``(stats, equity, trades)``.
+
+    ``equity`` is NaN before ``start``; ``trades`` rows follow :data:`TRADE_FIELDS` (an open
+    trade has ``exit_idx = -1`` and NaN exit price).
+    """
+    stats = np.empty(_N_STATS)
+    value = np.full(close.shape[0], np.nan)
+    trades = np.full((close.shape[0] // 2 + 2, 7), np.nan)
+    _run_nb(open_, close, rolling_mean_1d_nb(close, fast), rolling_mean_1d_nb(close, slow), start,
+            end, fees, slip, init_cash, ppy, stats, value, np.empty(0), trades, True)
+    n = 0
+    while n < trades.shape[0] and not np.isnan(trades[n, 0]):
+        n += 1
+    return stats, value, trades[:n]

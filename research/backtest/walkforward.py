@@ -1,0 +1,172 @@
+"""Walk-forward optimisation of the moving-average crossover.
+
+For each fold the fused sweep picks the best ``(fast, slow)`` on the training window only;
+those parameters then trade the following test window. Folds roll forward by the test length
+(``anchored=True`` grows the training window from the first bar instead). The reported result
+is the **stitched out-of-sample** backtest: one continuous book over all test windows, run
+through the engine with the usual execution model and costs.
+
+How the pieces join
+-------------------
+The direction decided at the close of bar ``t`` comes from the parameters of the fold whose
+test window contains the fill bar ``t + 1``; the averages behind it use all data up to ``t``
+(warm-up included), never data after ``t``. When the parameters change at a fold boundary the
+book moves to the new parameters' current position at that open (a trade if it differs).
+In-sample scores are computed with the book starting flat at the training window's start.
+
+Example
+-------
+>>> wf = walk_forward(load_prices("SPX"), train=756, test=126, fees=0.001)
+>>> wf.folds[["test_start", "fast", "slow", "is_sharpe", "oos_sharpe"]]   # doctest: +SKIP
+>>> wf.summary()["Sharpe Ratio"]                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.backtest.engine import BacktestResult, as_fields, backtest, infer_periods_per_year
+from research.backtest.kernels import STATS
+from research.backtest.sweep import sweep_ma_crossover
+from research.risk.metrics import sharpe_ratio, total_return
+from research.strategies._nb import cross_state_1d_nb, rolling_mean_1d_nb
+from research.strategies.signals import Signals
+
+__all__ = ["WalkForwardResult", "walk_forward", "fold_bounds"]
+
+
+@dataclass
+class WalkForwardResult:
+    """Folds and the stitched out-of-sample backtest.
+
+    Attributes
+    ----------
+    folds : DataFrame
+        One row per (symbol, fold): ``symbol, fold, train_start, train_end, test_start,
+        test_end`` (timestamps, inclusive), the chosen ``fast, slow``, the in-sample score
+        ``is_<metric>`` and the out-of-sample ``oos_sharpe`` and ``oos_return`` of the test window.
+    result : BacktestResult
+        The stitched out-of-sample backtest (from the first test bar to the last bar).
+    metric : str
+        The in-sample selection criterion.
+    params : dict
+        Fold lengths, grid, costs.
+    """
+
+    folds: pd.DataFrame
+    result: BacktestResult
+    metric: str
+    params: dict[str, Any]
+
+    def summary(self, symbol: str | None = None) -> pd.Series:
+        """Risk summary of the stitched out-of-sample book."""
+        return self.result.summary(symbol)
+
+
+def fold_bounds(n: int, *, train: int, test: int, anchored: bool = False) -> list[tuple[int, int, int, int]]:
+    """``(train_start, train_end, test_start, test_end)`` row positions (ends exclusive)."""
+    for name, value in (("train", train), ("test", test)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 2:
+            raise ValueError(f"{name} must be an integer >= 2 bars, got {value!r}")
+    if train + test > n:
+        raise ValueError(f"need train + test <= bars (train: {train}; test: {test}; bars: {n})")
+    out = []
+    for test_start in range(train, n, test):
+        test_end = min(test_start + test, n)
+        if test_end - test_start < 2:
+            break
+        out.append((0 if anchored else test_start - train, test_start, test_start, test_end))
+    return out
+
+
+def _states(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
+    return cross_state_1d_nb(rolling_mean_1d_nb(close, fast), rolling_mean_1d_nb(close, slow), False)
+
+
+def walk_forward(
+    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame],
+    *,
+    fast: Iterable[int] = range(5, 105, 5),
+    slow: Iterable[int] = range(20, 210, 10),
+    train: int = 756,
+    test: int = 126,
+    anchored: bool = False,
+    metric: str = "sharpe",
+    fees: float = 0.0,
+    slippage: float = 0.0,
+    init_cash: float = 100_000.0,
+    timing: str = "next_open",
+    periods_per_year: float | None = None,
+) -> WalkForwardResult:
+    """Choose crossover windows in-sample, trade them out of sample, roll forward.
+
+    Parameters
+    ----------
+    prices : DataFrame, Series or mapping
+        As for :func:`~research.backtest.engine.backtest`; every symbol gets its own folds,
+        parameters and book.
+    fast, slow : iterable of int
+        The grid searched in each training window (pairs with ``fast < slow``).
+    train, test : int
+        Training and test window lengths in bars (756 and 126: three years, half a year).
+    anchored : bool
+        Grow the training window from the first bar instead of rolling it.
+    metric : str
+        In-sample criterion (a :data:`~research.backtest.kernels.STATS` column; maximised).
+    fees, slippage, init_cash, timing, periods_per_year
+        As for :func:`~research.backtest.engine.backtest` (timing ``next_open`` or ``next_close``).
+
+    Returns
+    -------
+    WalkForwardResult
+    """
+    if metric not in STATS:
+        raise ValueError(f"metric must be one of {STATS}, got {metric!r}")
+    fields = as_fields(prices)
+    close_df = fields["close"]
+    index = close_df.index
+    ppy = float(periods_per_year or infer_periods_per_year(index))
+    bounds = fold_bounds(len(index), train=train, test=test, anchored=anchored)
+    fast, slow = list(fast), list(slow)
+    costs = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing, "periods_per_year": ppy}
+    direction = pd.DataFrame(0.0, index=index, columns=close_df.columns)
+    rows = []
+    for sym in close_df.columns:
+        one = {k: v[[sym]] for k, v in fields.items()}
+        close = np.ascontiguousarray(close_df[sym].to_numpy(dtype=np.float64))
+        for k, (a, b, c, d) in enumerate(bounds):
+            res = sweep_ma_crossover(one, fast=fast, slow=slow, start=index[a], end=index[b - 1],
+                                     metric=metric, **costs)
+            t = res.table
+            if t[metric].notna().any():
+                best = t.loc[t[metric].idxmax()]
+                f, s, score = int(best["fast"]), int(best["slow"]), float(best[metric])
+            else:  # nothing traded in-sample: stay flat in this fold
+                f, s, score = 0, 0, float("nan")
+            if f:
+                # decisions at closes c-1 .. d-2 fill at opens c .. d-1 (and the last close, at the end)
+                stop = d if d == len(index) else d - 1
+                direction.iloc[c - 1:stop, direction.columns.get_loc(sym)] = _states(close, f, s)[c - 1:stop]
+            rows.append({"symbol": str(sym), "fold": k, "train_start": index[a], "train_end": index[b - 1],
+                         "test_start": index[c], "test_end": index[d - 1], "fast": f, "slow": s,
+                         f"is_{metric}": score})
+    signals = Signals(direction, name="ma_crossover_walk_forward",
+                      params={"train": train, "test": test, "anchored": anchored, "metric": metric})
+    first = bounds[0][2]
+    result = backtest(fields, signals, start=index[first], **costs)
+    folds = pd.DataFrame(rows)
+    oos = [_oos(result, r["symbol"], r["test_start"], r["test_end"], ppy) for r in rows]
+    folds["oos_sharpe"] = [o[0] for o in oos]
+    folds["oos_return"] = [o[1] for o in oos]
+    params = {"train": train, "test": test, "anchored": anchored, "fast": fast, "slow": slow, **costs}
+    return WalkForwardResult(folds, result, metric, params)
+
+
+def _oos(result: BacktestResult, symbol: str, lo: pd.Timestamp, hi: pd.Timestamp, ppy: float) -> tuple[float, float]:
+    r = result.returns[symbol].loc[lo:hi]
+    return sharpe_ratio(r, periods_per_year=ppy), total_return(r)

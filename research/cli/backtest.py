@@ -1,0 +1,213 @@
+"""``workbench backtest`` and ``workbench sweep``: run strategies on stored market data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["register", "parse_params", "parse_grid"]
+
+SymbolOpt = Annotated[list[str], typer.Option("--symbol", "-y", help="Symbol to trade; repeat for several.")]
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="Data source: sample, synthetic, files, yahoo or coingecko.")]
+IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bar length: 1d, 1h, 1wk or 1mo.")]
+StartOpt = Annotated[str | None, typer.Option(help="First bar to trade (earlier bars still warm indicators up).")]
+EndOpt = Annotated[str | None, typer.Option(help="Last bar to trade (inclusive).")]
+FeesOpt = Annotated[float, typer.Option(help="Proportional fee on traded value (0.001 = 0.1%).")]
+SlipOpt = Annotated[float, typer.Option(help="Adverse slippage on every fill price (0.0005 = 5 bp).")]
+CashOpt = Annotated[float, typer.Option("--cash", help="Initial cash of each book.")]
+TimingOpt = Annotated[str, typer.Option(help="Fill timing: next_open (default: close-of-t signal fills at the "
+                                             "open of t+1), next_close, or same_close.")]
+
+
+def _number(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_params(items: list[str] | None) -> dict[str, str]:
+    """``["fast=20", "slow=50"]`` -> ``{"fast": "20", "slow": "50"}`` (typed later by the registry)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
+    """``["fast=2:200", "slow=10,20,50", "k=1.5:2.5:0.5"]`` -> value lists (ranges include both ends)."""
+    grid: dict[str, list[Any]] = {}
+    for key, text in parse_params(items).items():
+        if ":" in text:
+            parts = [_number(p) for p in text.split(":")]
+            if len(parts) not in (2, 3) or not all(isinstance(p, int | float) for p in parts):
+                raise typer.BadParameter(f"range for {key!r} must be START:STOP[:STEP], got {text!r}")
+            lo, hi = parts[0], parts[1]
+            step = parts[2] if len(parts) == 3 else 1
+            if step <= 0 or hi < lo:
+                raise typer.BadParameter(f"range for {key!r} needs START <= STOP and STEP > 0, got {text!r}")
+            count = int(round((hi - lo) / step)) + 1
+            values = [lo + i * step for i in range(count)]
+            grid[key] = [int(v) if all(isinstance(p, int) for p in parts) else round(float(v), 12) for v in values]
+        else:
+            grid[key] = [_number(v.strip()) for v in text.split(",") if v.strip()]
+    return grid
+
+
+def _load(symbols: list[str], source: str, interval: str):
+    from research.data import load_prices
+
+    if not symbols:
+        raise typer.BadParameter("give at least one --symbol")
+    return load_prices(symbols if len(symbols) > 1 else symbols[0], interval=interval, source=source)
+
+
+def _risk(stop_loss, take_profit, trailing_stop, max_drawdown) -> dict[str, float]:
+    values = {"stop_loss": stop_loss, "take_profit": take_profit, "trailing_stop": trailing_stop,
+              "max_drawdown": max_drawdown}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def backtest_command(
+    strategy: Annotated[str, typer.Argument(help="Strategy name: ma_crossover, rsi_reversion, bollinger_breakout, "
+                                                 "time_series_momentum.")],
+    symbol: SymbolOpt = ["SPX"],  # noqa: B006 - typer needs the literal default
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE; repeat.")] = None,
+    source: SourceOpt = "sample",
+    interval: IntervalOpt = "1d",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    fees: FeesOpt = 0.0,
+    slippage: SlipOpt = 0.0,
+    cash: CashOpt = 100_000.0,
+    timing: TimingOpt = "next_open",
+    sizing: Annotated[str, typer.Option(help="Sizer: all_in, fixed_fraction, vol_target, atr_risk or kelly.")] = "all_in",
+    sizing_param: Annotated[list[str] | None, typer.Option(help="Sizer option KEY=VALUE; repeat.")] = None,
+    stop_loss: Annotated[float | None, typer.Option(help="Stop-loss as a fraction of the entry price.")] = None,
+    take_profit: Annotated[float | None, typer.Option(help="Take-profit as a fraction of the entry price.")] = None,
+    trailing_stop: Annotated[float | None, typer.Option(help="Trailing stop as a fraction below the best price.")] = None,
+    max_drawdown: Annotated[float | None, typer.Option(help="Close all and stop trading at this drawdown.")] = None,
+    shared_cash: Annotated[bool, typer.Option(help="One book for all symbols (default: one book per symbol).")] = False,
+    trades: Annotated[int, typer.Option(help="Print the last N trades.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Backtest STRATEGY on stored data and print its risk summary.
+
+    Example: workbench backtest ma_crossover --symbol SPX --param fast=20 --param slow=50 --fees 0.001
+    """
+    import pandas as pd
+
+    from research.backtest import backtest
+    from research.strategies.sizing import SIZERS
+
+    if sizing not in SIZERS:
+        raise typer.BadParameter(f"unknown sizer {sizing!r}; expected one of {sorted(SIZERS)}")
+    prices = _load(symbol, source, interval)
+    sp = {k: _number(v) for k, v in parse_params(sizing_param).items()}
+    res = backtest(prices, strategy, params=parse_params(param), sizing=sizing, sizing_params=sp,
+                   risk=_risk(stop_loss, take_profit, trailing_stop, max_drawdown), fees=fees, slippage=slippage,
+                   init_cash=cash, timing=timing, shared_cash=shared_cash, start=start, end=end)
+    if as_json:
+        payload = {"params": res.params, "stats": json.loads(res.stats.to_json(orient="index"))}
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    p = res.params
+    typer.echo(f"{p['strategy']} {p['params']} on {', '.join(p['symbols'])} ({source}, {interval}) "
+               f"{p['start'][:10]} to {p['end'][:10]}")
+    typer.echo(f"fills: {p['timing']}; fees {fees:g}, slippage {slippage:g}; sizing {sizing}; "
+               f"periods/year {p['periods_per_year']:g}")
+    with pd.option_context("display.float_format", "{:,.3f}".format, "display.max_rows", 100):
+        typer.echo(res.stats.T.to_string())
+    if trades and len(res.trades):
+        cols = ["symbol", "direction", "entry_time", "exit_time", "entry_price", "exit_price", "pnl", "exit_reason"]
+        typer.echo(f"\nlast {min(trades, len(res.trades))} of {len(res.trades)} trades:")
+        typer.echo(res.trades[cols].tail(trades).to_string(index=False))
+    for sym in res.excluded:
+        typer.echo(f"excluded (no prices): {sym}", err=True)
+
+
+def sweep_command(
+    strategy: Annotated[str, typer.Argument(help="Strategy name (ma_crossover runs through the fused kernel).")],
+    symbol: SymbolOpt = ["GOOG"],  # noqa: B006
+    grid: Annotated[list[str] | None, typer.Option(
+        "--grid", "-g", help="Values of one parameter: KEY=START:STOP[:STEP] (both ends included) or KEY=V1,V2; "
+                             "repeat. Default for ma_crossover: every pair 2 <= fast < slow <= 200.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the table and heatmaps.")] = Path("sweep-out"),
+    fmt: Annotated[str, typer.Option("--format", help="Table format: csv or parquet.")] = "csv",
+    metric: Annotated[str, typer.Option(help="Metric to maximise and to colour the heatmap by.")] = "sharpe",
+    source: SourceOpt = "sample",
+    interval: IntervalOpt = "1d",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    fees: FeesOpt = 0.0,
+    slippage: SlipOpt = 0.0,
+    cash: CashOpt = 100_000.0,
+    timing: TimingOpt = "next_open",
+    overfitting: Annotated[bool, typer.Option(help="Report the deflated Sharpe ratio and the probability of "
+                                                   "backtest overfitting of the best set (fused sweeps).")] = True,
+) -> None:
+    """Sweep STRATEGY over a parameter grid; write the tidy table and a heatmap per symbol to --out.
+
+    Example: workbench sweep ma_crossover --symbol GOOG --grid fast=2:199 --grid slow=3:200 --out sweep-out
+    """
+    from research.backtest.sweep import sweep
+    from research.strategies.registry import get_strategy
+
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter(f"--format must be csv or parquet, got {fmt!r}")
+    spec = get_strategy(strategy)
+    values = parse_grid(grid) or {k: list(v) for k, v in spec.grid.items()}
+    prices = _load(symbol, source, interval)
+    kwargs = {"fees": fees, "slippage": slippage, "init_cash": cash, "timing": timing, "start": start, "end": end}
+    res = sweep(prices, strategy, values, metric=metric, progress=True, **kwargs)
+    out.mkdir(parents=True, exist_ok=True)
+    table_path = out / f"sweep.{fmt}"
+    if fmt == "csv":
+        res.table.to_csv(table_path, index=False)
+    else:
+        res.table.to_parquet(table_path, index=False)
+    typer.echo(f"{len(res.table):,} backtests ({res.params['engine']}) in {res.elapsed:.2f} s "
+               f"-> {table_path}")
+    report = {"strategy": strategy, "metric": metric, "params": res.params, "best": {}}
+    for sym in res.table["symbol"].unique():
+        best = res.best(sym)
+        report["best"][sym] = {k: (v.item() if hasattr(v, "item") else v) for k, v in best.items()}
+        typer.echo(f"best {sym}: " + ", ".join(f"{k}={best[k]}" for k in res.param_names)
+                   + f"  {metric}={best[metric]:.3f}  total_return={best['total_return']:.2%}  trades={best['trades']}")
+        if len(res.param_names) >= 2:
+            from research.viz.backtest import sweep_heatmap
+
+            path = out / f"heatmap_{sym}.html"
+            sweep_heatmap(res, metric=metric, symbol=sym).write_html(path, include_plotlyjs="cdn")
+            typer.echo(f"heatmap -> {path}")
+        if overfitting and res.params.get("engine") == "fused" and res.n_trials >= 2:
+            report["best"][sym]["overfitting"] = _overfitting(res, sym, best)
+    (out / "sweep.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+
+def _overfitting(res, sym: str, best) -> dict[str, float]:
+    from research.risk.overfitting import deflated_sharpe_ratio, probability_of_backtest_overfitting
+
+    trials = res.trial_returns(sym)
+    chosen = trials[(int(best["fast"]), int(best["slow"]))]
+    dsr = deflated_sharpe_ratio(chosen, trial_returns=trials)
+    pbo = probability_of_backtest_overfitting(trials, n_splits=16, max_combinations=2000)
+    typer.echo(f"  deflated Sharpe ratio {dsr.dsr:.3f} over {dsr.n_trials:,} trials "
+               f"(luck threshold {dsr.expected_max_sharpe:.4f}/bar); PBO {pbo.pbo:.1%} "
+               f"({pbo.n_combinations:,} CSCV splits)")
+    return {"deflated_sharpe": dsr.dsr, "n_trials": dsr.n_trials, "pbo": pbo.pbo,
+            "prob_oos_loss": pbo.prob_oos_loss}
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``backtest`` and ``sweep`` to the root command."""
+    app.command("backtest")(backtest_command)
+    app.command("sweep")(sweep_command)
