@@ -1,0 +1,173 @@
+"""``workbench train``, ``workbench predict`` and ``workbench mlflow``."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample, synthetic, files, yahoo or coingecko.")]
+IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bar length: 1d, 1h, 1wk or 1mo.")]
+
+
+def train(
+    symbol: Annotated[str, typer.Option("--symbol", help="Symbol to train on, e.g. SPX.")],
+    source: SourceOpt = "sample",
+    interval: IntervalOpt = "1d",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of training settings (may set `preset:`).", exists=True, dir_okay=False)] = None,
+    preset: Annotated[str, typer.Option(help="Starting preset: tiny, pipeline or research.")] = "pipeline",
+    epochs: Annotated[int | None, typer.Option(help="Override: LSTM epochs.")] = None,
+    units: Annotated[int | None, typer.Option(help="Override: LSTM units per layer.")] = None,
+    lookback: Annotated[int | None, typer.Option(help="Override: window length in bars.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Override: comma-separated seeds, e.g. 0,1,2.")] = None,
+    folds: Annotated[int | None, typer.Option(help="Override: walk-forward folds.")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "lstm-forecast",
+    register: Annotated[bool, typer.Option(help="Register the model (champion only if it beats naive).")] = True,
+    trade: Annotated[bool, typer.Option(help="Backtest trading the out-of-sample forecasts.")] = True,
+) -> None:
+    """Train the LSTM on SYMBOL, compare it with the baselines out of sample, log it to MLflow.
+
+    Walk-forward folds with an embargo; the model is registered and becomes `champion` only
+    when it beats the naive baseline on the primary metric.
+    """
+    from research.tracking import TrainingConfig, train_and_evaluate
+    from research.viz.models import evaluation_figures
+
+    cfg = TrainingConfig.from_yaml(config, base=TrainingConfig.preset(preset)) if config else TrainingConfig.preset(preset)
+    overrides = {k: v for k, v in {"epochs": epochs, "units": units, "lookback": lookback, "n_folds": folds}.items() if v is not None}
+    if seeds:
+        overrides["seeds"] = tuple(int(s) for s in seeds.split(","))
+    overrides["trade"] = trade and cfg.trade
+    cfg = cfg.replace(**overrides)
+    result = train_and_evaluate(symbol, source=source, config=cfg, interval=interval, experiment=experiment,
+                                register=register, figures=lambda p: evaluation_figures(p, target=cfg.target),
+                                progress=True)
+    typer.echo(str(result))
+    typer.echo(f"took {result.seconds:.1f} s; open `workbench mlflow` then http://127.0.0.1:5000{result.ui_path()}")
+
+
+def predict(
+    symbol: Annotated[str, typer.Option("--symbol", help="Symbol to forecast, e.g. SPX.")],
+    source: SourceOpt = "sample",
+    interval: IntervalOpt = "1d",
+    model_name: Annotated[str | None, typer.Option(help="Registered model; default lstm-<symbol>.")] = None,
+    version: Annotated[str | None, typer.Option(help="Use this version instead of the champion.")] = None,
+) -> None:
+    """Forecast SYMBOL's next horizon with the champion model (or --version) on the latest bars."""
+    from research.data import load_prices
+    from research.features.sets import feature_set
+    from research.tracking import NoChampionError, load_champion, load_version, model_name_for
+
+    name = model_name or model_name_for(symbol)
+    try:
+        model = load_version(name, version) if version else load_champion(name)
+    except NoChampionError as exc:
+        typer.echo(f"error: {exc} (here: --version N)", err=True)
+        raise typer.Exit(1) from exc
+    ohlcv = load_prices(symbol, interval=interval, source=source)
+    feats = feature_set(ohlcv, _set_name(model))
+    pred = model.predict(feats.iloc[-(model.lookback + 200):], close=ohlcv["close"].iloc[-(model.lookback + 200):])
+    at, value = pred.index[-1], float(pred.iloc[-1])
+    what = f"{value:+.4%} return" if model.target == "return" else f"P(up) = {value:.3f}"
+    reg = model.registry or {}
+    typer.echo(f"{symbol}: forecast made at {at:%Y-%m-%d} for the next {model.horizon} bar(s): {what} "
+               f"({reg.get('name', name)} v{reg.get('version', '?')}{'' if version else ', champion'}; "
+               f"trained on {model.fitted_range[0][:10]} .. {model.fitted_range[1][:10]})")
+
+
+def _set_name(model: object) -> str:
+    from research.features.sets import FEATURE_SETS
+
+    for name, cols in FEATURE_SETS.items():
+        if tuple(cols) == tuple(model.feature_names):
+            return name
+    raise typer.BadParameter(f"no feature set has the model's features {list(model.feature_names)}")
+
+
+def _ui_command(uri: str, artifact_root: Path, host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--default-artifact-root", artifact_root.resolve().as_uri(), "--host", host, "--port", str(port)]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as resp:  # noqa: S310 (loopback)
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Terminate the UI's whole process group (the server and its workers)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # workers may outlive the parent by a moment
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def mlflow_ui(
+    port: Annotated[int, typer.Option(help="Port of the UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Loopback address to bind (the UI has no authentication).")] = "127.0.0.1",
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 over the workbench's tracking store; Ctrl-C stops it."""
+    from research.tracking.store import configure, sqlite_path
+
+    try:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError
+    except ValueError:
+        typer.echo(f"error: refusing to bind {host!r}: the MLflow UI has no authentication; use a loopback address", err=True)
+        raise typer.Exit(2) from None
+    store = configure()
+    if sqlite_path(store.tracking_uri) is None:
+        typer.echo(f"The tracking URI is a server already: {store.tracking_uri}")
+        raise typer.Exit(0)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.Popen(_ui_command(store.tracking_uri, store.artifact_root, host, port), env=env, start_new_session=True)
+    url = f"http://{host}:{port}"
+    try:
+        if _wait_healthy(url, proc, timeout=120):
+            typer.echo(f"MLflow UI at {url} (store {store.tracking_uri}); Ctrl-C to stop")
+        code = proc.wait()
+        if code:
+            typer.echo(f"error: the MLflow UI exited with status {code}", err=True)
+            raise typer.Exit(code)
+    except KeyboardInterrupt:
+        typer.echo("stopping the MLflow UI")
+    finally:
+        _stop_group(proc)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``predict`` and ``mlflow`` to the root ``workbench`` command."""
+    app.command("train")(train)
+    app.command("predict")(predict)
+    app.command("mlflow")(mlflow_ui)

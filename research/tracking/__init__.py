@@ -1,0 +1,47 @@
+"""MLflow tracking for the workbench: runs, the model registry and the training cycle.
+
+The store is ``sqlite:///<home>/mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
+unless ``MLFLOW_TRACKING_URI`` / ``WORKBENCH_ARTIFACT_ROOT`` say otherwise.
+
+============================  ================================================================
+entry point                   what it does
+============================  ================================================================
+``run(experiment, config)``   context manager: one tracked run (params, tags, data hash, FAILED
+                              on error); see :mod:`research.tracking.runs`
+``train_and_evaluate(sym)``   the one-call training cycle; see :mod:`research.tracking.experiments`
+``load_champion(name)``       the champion model for inference; see :mod:`research.tracking.registry`
+============================  ================================================================
+
+Names are imported on first use, so ``import research.tracking.runs`` stays light (no Keras,
+no backtest engine).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "run": "runs", "TrackedRun": "runs", "flatten_config": "runs", "git_info": "runs",
+    "configure": "store", "ensure_experiment": "store", "TrackingStore": "store",
+    "TrackingUnavailableError": "store",
+    "register_model": "registry", "promote": "registry", "champion_version": "registry",
+    "latest_version": "registry", "load_champion": "registry", "load_version": "registry",
+    "CHAMPION": "registry", "RegistryError": "registry", "NoChampionError": "registry",
+    "TrainingConfig": "config",
+    "TrainingResult": "experiments", "train_and_evaluate": "experiments",
+    "model_name_for": "experiments", "DEFAULT_EXPERIMENT": "experiments",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"research.tracking.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'research.tracking' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

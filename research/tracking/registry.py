@@ -1,0 +1,165 @@
+"""The model registry: register versions, promote a champion, load it for inference.
+
+Rules
+-----
+- Only a run that ended ``FINISHED`` can register a model: a failed run registers nothing.
+- A version gets the ``champion`` alias only when it beat the naive baseline out of sample
+  on the primary metric (decided by the training cycle, recorded on the version as tags
+  ``beats_naive``, ``primary_metric``, ``primary_value``, ``naive_value``). A version that does
+  not beat it is registered for the record but never promoted; the previous champion, if any,
+  keeps the alias.
+- Models load only into the workbench's artifact store (downloads go to
+  ``<artifact_root>/.registry-cache``), in the native ``.keras`` format, with safe mode on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from research.config import get_settings
+from research.models.lstm import LSTMForecaster
+from research.tracking.store import configure
+
+__all__ = [
+    "CHAMPION",
+    "RegistryError",
+    "NoChampionError",
+    "register_model",
+    "promote",
+    "champion_version",
+    "latest_version",
+    "load_version",
+    "load_champion",
+]
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+FORECASTER_DIR = "forecaster"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation was refused."""
+
+
+class NoChampionError(LookupError):
+    """No version of a registered model holds the ``champion`` alias."""
+
+
+def _client() -> Any:
+    from mlflow.tracking import MlflowClient
+
+    store = configure()
+    return MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
+
+
+def register_model(run_id: str, *, name: str, model_uri: str, tags: dict[str, Any] | None = None) -> Any:
+    """Register the model logged by a FINISHED run as a new version of ``name``.
+
+    Raises
+    ------
+    RegistryError
+        The run did not finish successfully (nothing is registered).
+    """
+    import mlflow
+
+    client = _client()
+    status = client.get_run(run_id).info.status
+    if status != "FINISHED":
+        raise RegistryError(f"refusing to register a model from run {run_id}: its status is {status}, not FINISHED")
+    mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    client.set_model_version_tag(name, mv.version, "run_id", run_id)
+    return mv
+
+
+def promote(name: str, version: str | int, *, beats_naive: bool) -> bool:
+    """Give ``version`` the champion alias when it beat the naive baseline; return whether it did."""
+    client = _client()
+    client.set_model_version_tag(name, str(version), "beats_naive", str(bool(beats_naive)).lower())
+    if not beats_naive:
+        log.info("%s v%s did not beat the naive baseline; champion unchanged", name, version)
+        return False
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    return True
+
+
+def champion_version(name: str) -> Any | None:
+    """The version holding the champion alias, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def latest_version(name: str) -> Any | None:
+    """The most recently registered version of ``name``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = _client().search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def _cache_dir(name: str, version: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return get_settings().artifact_root / ".registry-cache" / safe / str(version)
+
+
+def load_version(name: str, version: str | int) -> LSTMForecaster:
+    """Load one registered version as an :class:`~research.models.lstm.LSTMForecaster`.
+
+    The weights come from the registered model; the scaler, feature names and
+    hyperparameters from the ``forecaster/`` artifacts of the run that logged it.
+    """
+    import mlflow
+
+    client = _client()
+    mv = client.get_model_version(name, str(version))
+    dst = _cache_dir(name, str(version))
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    meta_dir = mlflow.artifacts.download_artifacts(
+        run_id=mv.run_id, artifact_path=FORECASTER_DIR, dst_path=str(dst / "run"))
+    metas = sorted(Path(meta_dir).glob("*.json"))
+    if not metas:
+        raise RegistryError(f"{name} v{version}: run {mv.run_id} has no {FORECASTER_DIR}/*.json metadata")
+    model_dir = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst / "model"))
+    files = sorted(Path(model_dir).rglob("*.keras"))
+    if len(files) != 1:
+        raise RegistryError(f"{name} v{version}: expected one .keras file in the registered model, found {len(files)}")
+    keras_path = dst / "registered.keras"
+    shutil.copyfile(files[0], keras_path)
+    keras_path.with_suffix(".json").write_text(metas[0].read_text(encoding="utf-8"), encoding="utf-8")
+    model = LSTMForecaster.load(keras_path)
+    expected = json.loads(metas[0].read_text(encoding="utf-8")).get("weights_sha256")
+    if expected and model.weights_sha256() != expected:
+        raise RegistryError(f"{name} v{version}: registered weights do not match the run's recorded hash")
+    model.registry = {"name": name, "version": str(version), "run_id": mv.run_id}
+    return model
+
+
+def load_champion(name: str) -> LSTMForecaster:
+    """Load the champion version of ``name`` for inference.
+
+    Raises
+    ------
+    NoChampionError
+        No version has beaten the naive baseline yet; the message names the latest version,
+        which :func:`load_version` can still load explicitly.
+    """
+    mv = champion_version(name)
+    if mv is None:
+        latest = latest_version(name)
+        hint = (f"; the latest version is {latest.version} (beats_naive="
+                f"{latest.tags.get('beats_naive', '?')}), loadable with load_version") if latest else \
+            "; no version is registered yet (train one first)"
+        raise NoChampionError(f"{name} has no champion: no version beat the naive baseline out of sample{hint}")
+    return load_version(name, mv.version)
