@@ -18,6 +18,7 @@ def dashboards(
     pool_size: Annotated[int | None, typer.Option(min=0, help="Pre-started kernels per dashboard (default from dashboards/voila.json; 0 disables).")] = None,
     cull_idle_timeout: Annotated[int | None, typer.Option(min=0, help="Seconds before an idle viewer kernel is shut down (default from dashboards/voila.json).")] = None,
     pipeline: Annotated[str, typer.Option(help="Pipeline whose published runs the dashboards show.")] = "daily",
+    base_url: Annotated[str, typer.Option(help="URL prefix when a proxy serves them under a sub-path, e.g. /dashboards/.")] = "/",
 ) -> None:
     """Serve the dashboards (market, predictions, backtests, risk, pipeline health) with Voila.
 
@@ -32,9 +33,10 @@ def dashboards(
     except BindRefusedError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"serving the dashboards on http://{'[' + ip + ']' if ':' in ip else ip}:{port}/ (Ctrl-C stops)")
+    host = f"[{ip}]" if ":" in ip else ip
+    typer.echo(f"serving the dashboards on http://{host}:{port}{base_url} (Ctrl-C stops)")
     serve(ip=ip, port=port, open_browser=open_browser, token=token, pool_size=pool_size,
-          cull_idle_timeout=cull_idle_timeout, pipeline=pipeline)
+          cull_idle_timeout=cull_idle_timeout, pipeline=pipeline, base_url=base_url)
 
 
 def register(app: typer.Typer) -> None:

@@ -83,9 +83,6 @@ def _backtests(close: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         rows.append({"strategy": "buy_and_hold", "symbol": symbol, "params": "{}", **stats.to_dict()})
         curves[f"buy_and_hold|{symbol}"] = 10_000 * (1 + bh).cumprod()
     equity = pd.DataFrame(curves).sort_index()
-    portfolio_returns = pd.DataFrame(
-        {s: equity[f"sma_cross|{s}"].pct_change() for s in close}).mean(axis=1).fillna(0.0)
-    equity["portfolio|ALL"] = 10_000 * (1 + portfolio_returns).cumprod()
     trade_frame = pd.DataFrame(trades)
     pos_frame = pd.DataFrame(positions).sort_index().ffill().fillna(0.0)
     pos_frame.index.name = "timestamp"
@@ -117,7 +114,9 @@ def _predictions(close: pd.DataFrame, tail: int) -> tuple[pd.DataFrame, pd.DataF
         forecasts = {"naive": r, "mean_20": r.rolling(20).mean(), "momentum_60": r.rolling(60).mean() * 2}
         for model, pred in forecasts.items():
             frame = pd.DataFrame({"predicted": pred, "actual": actual}).dropna().tail(tail)
-            rows.append(frame.assign(symbol=symbol, model=model).reset_index())
+            rows.append(frame.assign(symbol=symbol, model=model, kind="walk_forward", seed=0).reset_index())
+            rows.append(pd.DataFrame({"timestamp": [r.index[-1]], "symbol": symbol, "model": model, "predicted":
+                                      [float(pred.iloc[-1])], "actual": [np.nan], "kind": "forecast", "seed": 0}))
             hit = float((np.sign(frame.predicted) == np.sign(frame.actual)).mean())
             err = frame.predicted - frame.actual
             evals.append({"symbol": symbol, "model": model, "rmse": float(np.sqrt((err**2).mean())),
@@ -130,8 +129,26 @@ def _predictions(close: pd.DataFrame, tail: int) -> tuple[pd.DataFrame, pd.DataF
     ev["beats_naive"] = ev.apply(lambda x: x.model != "naive" and x.rmse < naive[x.symbol], axis=1)
     best = ev[ev.beats_naive].sort_values("rmse").groupby("symbol").head(1).index
     ev["champion"] = ev.index.isin(best)
-    preds = pd.concat(rows, ignore_index=True)[["timestamp", "symbol", "model", "predicted", "actual"]]
+    preds = pd.concat(rows, ignore_index=True)[["timestamp", "symbol", "model", "predicted", "actual", "kind", "seed"]]
     return preds, ev
+
+
+def _risk_document(book: pd.Series, positions: pd.DataFrame) -> dict:
+    """The risk document as the pipeline writes it: a summary in percent, a VaR table in decimals."""
+    summary = metrics.summary(book, periods_per_year=252, positions=positions)
+
+    def clean(v: float) -> float | None:
+        return None if pd.isna(v) else float(v)
+
+    var = {method: {f"{kind} {level:.0%}": clean(fn(book, level=level, method=method))
+                    for level in (0.95, 0.99)
+                    for kind, fn in (("VaR", metrics.value_at_risk), ("CVaR", metrics.conditional_value_at_risk))}
+           for method in metrics.VAR_METHODS}
+    return {"strategy": "sma_cross", "book": "equal-weight across symbols, daily rebalanced",
+            "summary": {k: clean(v) for k, v in summary.items()}, "var": var,
+            "nan_reasons": summary.attrs.get("nan_reasons", {}),
+            "drawdown": {"max": clean(metrics.max_drawdown(book)), "current": clean(float(
+                (1 + book).cumprod().iloc[-1] / (1 + book).cumprod().max() - 1))}}
 
 
 def _signals_alerts(close: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -214,13 +231,13 @@ def write_fixture_run(runs_dir: str | Path, *, bars: int = 400, seed: int = 7) -
     backtests, equity, trades, positions = _backtests(close)
     preds, evals = _predictions(close, tail=120)
     signals, alerts = _signals_alerts(close, as_of)
-    portfolio = equity["portfolio|ALL"].pct_change().dropna()
-    risk = metrics.summary(portfolio, periods_per_year=252, positions=positions)
+    book = equity[[f"sma_cross|{s}" for s in SYMBOLS]].pct_change().mean(axis=1).dropna()
+    risk = _risk_document(book, positions)
     outputs = {
         "prices": close, "data_report": _data_report(frames, (as_of + pd.Timedelta(hours=21)).isoformat()),
         "predictions": preds, "model_eval": evals, "backtests": backtests, "equity": equity,
         "trades": trades, "positions": positions, "sweep": _sweep(close), "signals": signals, "alerts": alerts,
-        "risk": {k: (None if pd.isna(v) else float(v)) for k, v in risk.items()},
+        "risk": risk,
         "summary": {"symbols": list(SYMBOLS), "source": "synthetic", "bars": bars},
     }
     for name, value in outputs.items():

@@ -17,7 +17,7 @@ from research.viz.panels.explorer import canonical_params, params_label
 from research.viz.panels.health import failed_stages, read_runs, runs_frame
 from research.viz.panels.layout import PLOTLY_MIME, data_source
 from research.viz.panels.market import trailing_returns
-from research.viz.panels.portfolio import drawdown_episodes, flatten_risk, var_table
+from research.viz.panels.portfolio import drawdown_episodes, flatten_risk, headline, var_table
 from research.viz.panels.predictions import mlflow_run_url
 from research.workflow.results import latest
 
@@ -228,12 +228,28 @@ def test_var_table_reads_flat_and_sectioned_risk_documents():
            "by_symbol": {"SPX": {"VaR 99% (Gauss.) [%]": -3.0}}}
     table = var_table(doc)
     assert table[["section", "method", "level"]].to_dict("records") == [
-        {"section": "by_symbol / SPX", "method": "Gauss.", "level": "99%"},
-        {"section": "portfolio", "method": "hist.", "level": "95%"},
+        {"section": "by_symbol / SPX", "method": "gaussian", "level": "99%"},
+        {"section": "portfolio", "method": "historical", "level": "95%"},
     ]
     assert table["VaR"].tolist() == [-3.0, -1.5]
     assert pd.isna(table.loc[0, "CVaR"]) and table.loc[1, "CVaR"] == -2.5
     assert flatten_risk(doc)["by_symbol / SPX / VaR 99% (Gauss.) [%]"] == -3.0
+
+
+def test_var_table_prefers_percent_keys_and_converts_decimal_tables():
+    doc = {"strategy": "ma_crossover",
+           "summary": {"VaR 95% (hist.) [%]": -1.5, "Max. Drawdown [%]": -20.0, "Sharpe Ratio": 0.4},
+           "var": {"historical": {"VaR 95%": -0.0149, "CVaR 95%": -0.025},
+                   "cornish_fisher": {"VaR 99%": -0.031, "CVaR 99%": None}},
+           "nan_reasons": {"VaR 99% (C-F) [%]": "undefined skew/kurtosis"},
+           "per_symbol": {"SPX": {"Sharpe Ratio": 0.2}}}
+    table = var_table(doc).set_index(["method", "level"])
+    assert set(table["section"]) == {"portfolio"}
+    assert table.loc[("historical", "95%"), "VaR"] == -1.5  # the percent key wins over the decimal one
+    assert table.loc[("historical", "95%"), "CVaR"] == pytest.approx(-2.5)
+    assert table.loc[("cornish-fisher", "99%"), "VaR"] == pytest.approx(-3.1)
+    assert pd.isna(table.loc[("cornish-fisher", "99%"), "CVaR"])
+    assert headline(doc) == {"Max. Drawdown [%]": -20.0, "Sharpe Ratio": 0.4}
 
 
 def test_drawdown_episodes_by_hand():
@@ -260,3 +276,31 @@ def test_data_source_falls_back_to_the_run_parameters(runs, tmp_path):
     run = type(run)(pipeline=run.pipeline, run_id=run.run_id, path=copy / run.run_id, record=run.record)
     (run.path / "outputs" / "data_report.parquet").unlink()
     assert data_source(run) == ("synthetic", True)
+
+
+def test_predictions_compare_only_evaluated_rows_and_show_todays_forecast(runs):
+    from research.viz.panels.predictions import champions_table_html, out_of_sample
+
+    run = latest("daily", runs_dir=runs)
+    preds = run.table("predictions")
+    oos = out_of_sample(preds)
+    assert (oos["kind"] == "walk_forward").all() and oos["actual"].notna().all()
+    assert len(oos) == (preds["kind"] == "walk_forward").sum()
+    evals = run.table("model_eval")
+    markup = champions_table_html(evals, preds)
+    champ = evals[evals["champion"]].iloc[0]
+    forecast = preds[(preds["kind"] == "forecast") & (preds["symbol"] == champ["symbol"])
+                     & (preds["model"] == champ["model"])]["predicted"].iloc[0]
+    assert f"{forecast:+.3%}" in markup and "/#/runs/" in markup
+
+
+def test_portfolio_defaults_to_the_equal_weight_book_of_the_risk_strategy(runs):
+    from research.viz.panels.portfolio import portfolio_curves
+
+    run = latest("daily", runs_dir=runs)
+    curves, default = portfolio_curves(run)
+    assert default == "book|sma_cross (equal weight)"
+    equity = run.table("equity")
+    members = [c for c in equity.columns if c.startswith("sma_cross|") and c.count("|") == 1]
+    expected = equity[members].pct_change(fill_method=None).mean(axis=1).dropna()
+    np.testing.assert_allclose(curves[default].pct_change().dropna().to_numpy(), expected.iloc[1:].to_numpy())

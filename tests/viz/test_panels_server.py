@@ -85,6 +85,12 @@ def test_no_config_file_can_relax_the_security_settings(tmp_path, monkeypatch):
     assert conf.preheat_kernel is False
 
 
+def test_base_url_for_a_proxy_sub_path():
+    assert build_app(pool_size=0, base_url="/dashboards/").base_url == "/dashboards/"
+    with pytest.raises(ValueError, match="base_url"):
+        build_app(pool_size=0, base_url="dashboards")
+
+
 def test_missing_dashboards_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="voila.json"):
         build_app(root=tmp_path)

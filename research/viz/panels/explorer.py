@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
+    line_xy,
     load_run,
     page,
     require,
@@ -27,8 +28,8 @@ from research.viz.panels.layout import (
     show_figure,
     stamp,
     table_html,
+    weekly_note,
 )
-from research.viz.panels.market import naive_index
 from research.workflow.results import PublishedRun
 
 __all__ = ["backtest_explorer", "explorer_panel", "sweep_panel", "canonical_params", "params_label",
@@ -107,13 +108,22 @@ class BacktestSelection:
     def curve(self, strategy: str, symbol: str, params: str) -> tuple[pd.Series | None, str]:
         """The recorded equity curve and a note when it is not exactly the selected parameter set."""
         exact = self.curves.get((strategy, symbol, params))
-        if exact is not None:
-            return self.equity[exact].dropna(), ""
-        default = self.curves.get((strategy, symbol, None))
-        if default is None:
-            return None, "no equity curve recorded for this selection"
-        note = "" if len(self.params(strategy, symbol)) <= 1 else "equity recorded for the default parameters only"
-        return self.equity[default].dropna(), note
+        note = ""
+        if exact is None:
+            exact = self.curves.get((strategy, symbol, None))
+            if exact is None:
+                return None, "no equity curve recorded for this selection"
+            if len(self.params(strategy, symbol)) > 1:
+                note = "equity recorded for the default parameters only"
+        return self._own_bars(self.equity[exact].dropna(), symbol), note
+
+    def _own_bars(self, curve: pd.Series, symbol: str) -> pd.Series:
+        """Only the symbol's own bars (curves share the universe's index, flat where it has none)."""
+        if self.prices is not None and symbol in self.prices:
+            first, last = self.prices[symbol].first_valid_index(), self.prices[symbol].last_valid_index()
+            if first is not None:
+                curve = curve[(curve.index >= first) & (curve.index <= last)]
+        return curve
 
     def buy_and_hold(self, symbol: str, like: pd.Series) -> pd.Series | None:
         col = self.curves.get(("buy_and_hold", symbol, None)) or self.curves.get(("buy_and_hold", symbol, "{}"))
@@ -131,19 +141,19 @@ def equity_pair(sel: BacktestSelection, strategy: str, symbol: str, params: str)
     run = sel.run
     curve, note = sel.curve(strategy, symbol, params)
     title = f"{strategy} · {symbol} · {params_label(params)}"
-    eq, dd = go.Figure(), go.Figure()
+    eq, dd, weekly = go.Figure(), go.Figure(), False
     if curve is not None and len(curve):
         bh = sel.buy_and_hold(symbol, curve) if strategy != "buy_and_hold" else None
         for name, series, color in ((strategy, curve, "#2680c2"), ("buy and hold", bh, "#9aa5b1")):
             if series is None or not len(series):
                 continue
-            x = naive_index(series.index)
-            eq.add_trace(go.Scatter(x=x, y=series.to_numpy(), name=name, mode="lines", line={"color": color}))
-            under = (series / series.cummax() - 1) * 100
-            dd.add_trace(go.Scatter(x=x, y=under.to_numpy(), name=name, mode="lines", fill="tozeroy",
-                                    line={"color": color}))
-    eq.update_layout(title=f"Equity: {title}", hovermode="x unified", yaxis_title="equity")
-    dd.update_layout(title=f"Drawdown [%]: {title}", hovermode="x unified", yaxis_title="%")
+            x, y, thinned = line_xy(series)
+            weekly |= thinned
+            eq.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", line={"color": color}))
+            x, y, _ = line_xy((series / series.cummax() - 1) * 100, how="min")
+            dd.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", fill="tozeroy", line={"color": color}))
+    eq.update_layout(title=f"Equity: {title}{weekly_note(weekly)}", hovermode="x unified", yaxis_title="equity")
+    dd.update_layout(title=f"Drawdown [%]: {title}{weekly_note(weekly)}", hovermode="x unified", yaxis_title="%")
     return stamp(eq, run), stamp(dd, run), note
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from research.config import get_settings
+from research.viz.panels.explorer import params_label
 from research.viz.panels.layout import (
     dropdown,
     empty_state,
@@ -171,8 +172,14 @@ def signals_panel(run: PublishedRun) -> widgets.Widget:
     """Today's signal and target position per symbol (a research output, not an order)."""
     require(run, "signals")
     signals = run.table("signals")
+    if "params" in signals:
+        signals = signals.assign(params=signals["params"].map(params_label))
+    keep = [c for c in ("symbol", "strategy", "signal", "previous_signal", "changed", "target_position", "close",
+                        "bar_time", "stale", "params") if c in signals]
+    signals = signals[keep] if {"symbol", "signal"} <= set(keep) else signals
     return section("Today's signals", table_html(signals, dom_class="wb-signals-table",
-                                                 formats={"target_position": ".3f", "close": ",.2f"}),
+                                                 formats={"target_position": ".3f", "close": ",.2f", "signal": "+.0f",
+                                                          "previous_signal": "+.0f"}),
                    dom_class="wb-signals")
 
 

@@ -29,7 +29,7 @@ from research.workflow.results import PublishedRun, latest
 __all__ = [
     "PLOTLY_MIME", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
     "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table",
-    "section", "note", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
+    "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ _CSS = """
 .wb-empty { background: #e3f8ff; border-left: 4px solid #2680c2; }
 .wb-panel-error { background: #fff3c4; border-left: 4px solid #cb6e17; }
 .wb-table table { border-collapse: collapse; font-size: 0.88em; }
-.wb-table th, .wb-table td { border-bottom: 1px solid #d9e2ec; padding: 3px 8px; text-align: right; }
+.wb-table th, .wb-table td { border-bottom: 1px solid #d9e2ec; padding: 3px 8px; text-align: right;
+  white-space: nowrap; }
 .wb-table th { background: #f5f7fa; }
 .wb-status-COMPLETED { color: #0e7c45; font-weight: 600; }
 .wb-status-FAILED, .wb-status-TIMEOUT, .wb-status-INTERRUPTED { color: #ba2525; font-weight: 600; }
@@ -161,6 +162,35 @@ def note(text: str, *, dom_class: str = "wb-note") -> widgets.HTML:
 
 
 # ---------------------------------------------------------------- figures and tables
+#: Longer series are drawn at weekly resolution (keeps pages light; tables keep every bar).
+MAX_POINTS = 2500
+
+
+def naive_index(index: pd.Index) -> pd.Index:
+    """A timestamp index as naive UTC (plotly ignores offsets, so make the choice explicit)."""
+    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
+        return index.tz_convert("UTC").tz_localize(None)
+    return index
+
+
+def line_xy(series: pd.Series, *, how: str = "last", max_points: int = MAX_POINTS) -> tuple[pd.Index, Any, bool]:
+    """x, y of a time series for drawing, and whether it was thinned to weekly points.
+
+    A series longer than ``max_points`` bars is resampled to weeks ending Friday, keeping each
+    week's ``how`` value (``"last"`` for levels, ``"min"`` for drawdowns so troughs survive).
+    """
+    series = series.dropna()
+    thinned = len(series) > max_points and isinstance(series.index, pd.DatetimeIndex)
+    if thinned:
+        series = getattr(series.resample("W-FRI"), how)().dropna()
+    return naive_index(series.index), series.to_numpy(), thinned
+
+
+def weekly_note(thinned: bool) -> str:
+    """Title suffix for figures drawn from weekly points."""
+    return " · weekly points" if thinned else ""
+
+
 def stamp(fig: Any, run: PublishedRun | None) -> Any:
     """Write the run's as-of time and id under a figure (every figure says where it came from)."""
     if run is not None:

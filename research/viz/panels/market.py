@@ -15,7 +15,9 @@ import plotly.graph_objects as go
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
+    line_xy,
     load_run,
+    naive_index,
     page,
     periods_per_year,
     require,
@@ -23,6 +25,7 @@ from research.viz.panels.layout import (
     show_figure,
     stamp,
     table_html,
+    weekly_note,
 )
 from research.workflow.results import PublishedRun
 
@@ -34,13 +37,6 @@ __all__ = [
 _PERIODS = {"1 day": None, "1 week": 7, "1 month": 30, "3 months": 91, "1 year": 365, "all": 0}
 
 
-def naive_index(index: pd.Index) -> pd.Index:
-    """A timestamp index as naive UTC (plotly ignores offsets, so make the choice explicit)."""
-    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
-        return index.tz_convert("UTC").tz_localize(None)
-    return index
-
-
 def _prices(run: PublishedRun) -> pd.DataFrame:
     require(run, "prices")
     prices = run.table("prices").sort_index()
@@ -50,14 +46,16 @@ def _prices(run: PublishedRun) -> pd.DataFrame:
 
 
 def _price_figure(prices: pd.DataFrame, scale: str, run: PublishedRun) -> go.Figure:
-    fig = go.Figure()
+    fig, weekly = go.Figure(), False
     for symbol in prices:
         s = prices[symbol].dropna()
         if s.empty:
             continue
-        y = s / s.iloc[0] * 100 if scale == "rebased to 100" else s
-        fig.add_trace(go.Scatter(x=naive_index(s.index), y=y.to_numpy(), name=str(symbol), mode="lines"))
-    fig.update_layout(title=f"Universe prices ({scale})", yaxis_type="log" if scale == "log price" else "linear",
+        x, y, thinned = line_xy(s / s.iloc[0] * 100 if scale == "rebased to 100" else s)
+        weekly |= thinned
+        fig.add_trace(go.Scatter(x=x, y=y, name=str(symbol), mode="lines"))
+    fig.update_layout(title=f"Universe prices ({scale}){weekly_note(weekly)}",
+                      yaxis_type="log" if scale == "log price" else "linear",
                       hovermode="x unified", legend_title_text="symbol")
     return stamp(fig, run)
 
@@ -115,13 +113,13 @@ def returns_panel(run: PublishedRun) -> widgets.Widget:
 
 
 def _volatility_figure(prices: pd.DataFrame, window: int, run: PublishedRun) -> go.Figure:
-    fig = go.Figure()
+    fig, weekly = go.Figure(), False
     for symbol in prices:
         r = prices[symbol].dropna().pct_change().dropna()
-        vol = r.rolling(window).std() * np.sqrt(periods_per_year(symbol)) * 100
-        vol = vol.dropna()
-        fig.add_trace(go.Scatter(x=naive_index(vol.index), y=vol.to_numpy(), name=str(symbol), mode="lines"))
-    fig.update_layout(title=f"Rolling volatility, {window} bars (annualised) [%]", yaxis_title="%",
+        x, y, thinned = line_xy(r.rolling(window).std() * np.sqrt(periods_per_year(symbol)) * 100)
+        weekly |= thinned
+        fig.add_trace(go.Scatter(x=x, y=y, name=str(symbol), mode="lines"))
+    fig.update_layout(title=f"Rolling volatility, {window} bars (annualised) [%]{weekly_note(weekly)}", yaxis_title="%",
                       hovermode="x unified")
     return stamp(fig, run)
 
@@ -165,8 +163,8 @@ def freshness_table(report: pd.DataFrame, *, as_of: str | None) -> pd.DataFrame:
     if "last" in table:
         last = pd.to_datetime(table["last"], utc=True)
         table["age [days]"] = ((ref - last).dt.total_seconds() / 86400).round(1)
-    keep = [c for c in ("symbol", "source", "synthetic", "rows", "first", "last", "age [days]", "fetched_at",
-                        "quarantined", "flagged", "gaps") if c in table]
+    keep = [c for c in ("symbol", "source", "synthetic", "interval", "rows", "first", "last", "age [days]", "stale",
+                        "fetched_at", "quarantined", "flagged", "gaps") if c in table]
     for col in ("first", "last"):
         if col in table:
             table[col] = pd.to_datetime(table[col], utc=True).dt.strftime("%Y-%m-%d")

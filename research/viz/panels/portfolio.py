@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
+    line_xy,
     load_run,
     page,
     periods_per_year,
@@ -29,15 +30,20 @@ from research.viz.panels.layout import (
     show_figure,
     stamp,
     table_html,
+    weekly_note,
 )
-from research.viz.panels.market import naive_index
 from research.workflow.results import PublishedRun
 
 __all__ = ["portfolio_risk", "var_panel", "drawdown_panel", "exposure_panel", "rolling_panel",
-           "flatten_risk", "var_table", "drawdown_episodes"]
+           "flatten_risk", "var_table", "headline", "portfolio_curves", "drawdown_episodes"]
 
-_VAR_KEY = re.compile(r"^(?:(?P<section>.+?) / )?(?P<kind>C?VaR)\s*(?P<level>\d+(?:\.\d+)?)\s*%?\s*(?:\((?P<method>[^)]*)\))?",
-                      re.IGNORECASE)
+_VAR_LEAF = re.compile(r"^(?P<kind>C?VaR)\s*(?P<level>\d+(?:\.\d+)?)\s*%\s*(?:\((?P<method>[^)]*)\))?\s*(?P<unit>\[%\])?$",
+                       re.IGNORECASE)
+_METHODS = {"hist.": "historical", "historical": "historical", "gauss.": "gaussian", "gaussian": "gaussian",
+            "c-f": "cornish-fisher", "cornish_fisher": "cornish-fisher", "cornish-fisher": "cornish-fisher"}
+#: sections of the risk document that describe the portfolio itself
+_PORTFOLIO = {"summary", "portfolio", "var", "risk", "book"}
+_HEADLINE = ("Max. Drawdown [%]", "Sharpe Ratio", "Volatility (Ann.) [%]", "Return (Ann.) [%]")
 
 
 def flatten_risk(doc: dict, prefix: str = "") -> dict[str, object]:
@@ -52,30 +58,79 @@ def flatten_risk(doc: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not np.isnan(float(value))
+
+
 def var_table(doc: dict) -> pd.DataFrame:
-    """VaR and CVaR entries of the risk document: section, method, level, VaR, CVaR (as recorded)."""
-    rows: dict[tuple[str, str, str], dict[str, object]] = {}
+    """VaR and CVaR of the risk document in percent: section, method, level, VaR, CVaR.
+
+    Reads keys such as ``"VaR 95% (hist.) [%]"`` (percent) and ``"var / historical / VaR 95%"``
+    (decimal, converted to percent); the percent spelling wins when both are recorded. The
+    portfolio's own entries (top level or sections ``summary``, ``var``...) form the section
+    ``"portfolio"``; others keep their path (``"per_symbol / SPX"``). ``nan_reasons`` are skipped.
+    """
+    found: dict[tuple[str, str, str], dict[str, tuple[bool, float]]] = {}
     for key, value in flatten_risk(doc).items():
-        m = _VAR_KEY.match(key)
-        if not m or value is None:
+        *path, leaf = key.split(" / ")
+        m = _VAR_LEAF.match(leaf)
+        if not m or not _number(value) or any("nan_reason" in p for p in path):
             continue
-        ident = (m["section"] or "portfolio", (m["method"] or "historical").strip(), f"{m['level']}%")
-        rows.setdefault(ident, {})[m["kind"].upper()] = value
-    frame = pd.DataFrame([{"section": s, "method": meth, "level": lvl, "VaR": v.get("VAR"), "CVaR": v.get("CVAR")}
-                          for (s, meth, lvl), v in rows.items()])
-    return frame.sort_values(["section", "method", "level"]).reset_index(drop=True) if len(frame) else frame
+        method = m["method"]
+        if method is None and path:
+            method, path = path[-1], path[:-1]
+        method = (method or "historical").strip()
+        method = _METHODS.get(method.lower(), method)
+        percent = m["unit"] is not None
+        section = " / ".join(p for p in path if p.lower() not in _PORTFOLIO) or "portfolio"
+        entry = found.setdefault((section, method, f"{m['level']}%"), {})
+        kind = "CVaR" if m["kind"].upper() == "CVAR" else "VaR"
+        if kind not in entry or (percent and not entry[kind][0]):
+            entry[kind] = (percent, float(value) if percent else float(value) * 100)
+    rows = [{"section": sec, "method": meth, "level": lvl,
+             "VaR": v["VaR"][1] if "VaR" in v else np.nan, "CVaR": v["CVaR"][1] if "CVaR" in v else np.nan}
+            for (sec, meth, lvl), v in found.items()]
+    frame = pd.DataFrame(rows, columns=["section", "method", "level", "VaR", "CVaR"])
+    return frame.sort_values(["section", "method", "level"]).reset_index(drop=True)
 
 
-def _portfolio_column(equity: pd.DataFrame) -> str:
-    for col in equity.columns:
-        if str(col).split("|")[0].lower() in {"portfolio", "total"}:
-            return col
-    return equity.columns[0]
+def headline(doc: dict) -> dict[str, float]:
+    """The portfolio's drawdown, Sharpe, volatility and return from the risk document."""
+    out: dict[str, float] = {}
+    for key, value in flatten_risk(doc).items():
+        *path, leaf = key.split(" / ")
+        if leaf in _HEADLINE and _number(value) and all(p.lower() in _PORTFOLIO for p in path):
+            out.setdefault(leaf, float(value))
+    return out
 
 
 def _equity(run: PublishedRun) -> pd.DataFrame:
     require(run, "equity")
-    return run.table("equity").sort_index()
+    equity = run.table("equity").sort_index()
+    if not isinstance(equity.index, pd.DatetimeIndex):
+        equity.index = pd.to_datetime(equity.index, utc=True)
+    return equity
+
+
+def portfolio_curves(run: PublishedRun) -> tuple[dict[str, pd.Series], str]:
+    """Equity curves to choose from, and the default one: the portfolio.
+
+    The portfolio is a recorded ``portfolio|...`` curve, else the equal-weight, daily rebalanced
+    book over the per-symbol curves of the risk document's ``strategy`` (as the risk report
+    builds it), else the first recorded curve.
+    """
+    equity = _equity(run)
+    curves = {str(c): equity[c].dropna() for c in equity.columns}
+    for name in curves:
+        if name.split("|")[0].lower() in {"portfolio", "total", "book"}:
+            return curves, name
+    strategy = run.document("risk").get("strategy") if run.has("risk") else None
+    members = [c for c in equity.columns if strategy and str(c).startswith(f"{strategy}|") and str(c).count("|") == 1]
+    if len(members) > 1:
+        book = equity[members].pct_change(fill_method=None).mean(axis=1, skipna=True).dropna()
+        label = f"book|{strategy} (equal weight)"
+        return {label: (1 + book).cumprod(), **curves}, label
+    return curves, next(iter(curves))
 
 
 def _var_figure(returns: pd.Series, table: pd.DataFrame, method: str, run: PublishedRun) -> go.Figure:
@@ -90,22 +145,18 @@ def _var_figure(returns: pd.Series, table: pd.DataFrame, method: str, run: Publi
             fig.add_vline(x=float(value), line_dash="dash" if row["level"].startswith("99") else "dot",
                           line_color=colors[kind], annotation_text=f"{kind} {row['level']}",
                           annotation_textangle=-90)
-    fig.update_layout(title=f"Distribution of portfolio returns per bar [%] with VaR/CVaR ({method})",
+    fig.update_layout(title=f"Distribution of portfolio returns per bar [%] with the recorded VaR/CVaR ({method})",
                       xaxis_title="return per bar [%]", yaxis_title="bars", showlegend=False)
     return stamp(fig, run)
 
 
-def _cards(table: pd.DataFrame, summary: dict[str, object]) -> str:
+def _cards(table: pd.DataFrame, numbers: dict[str, float], method: str) -> str:
     cards = []
-    portfolio = table[table["section"] == "portfolio"] if len(table) else table
-    for _, row in portfolio.iterrows():
+    for _, row in table[(table["section"] == "portfolio") & (table["method"] == method)].iterrows():
         for kind in ("VaR", "CVaR"):
-            if row[kind] is not None and not pd.isna(row[kind]):
+            if not pd.isna(row[kind]):
                 cards.append((f"{kind} {row['level']} ({row['method']}) [%]", f"{float(row[kind]):.2f}"))
-    for key in ("Max. Drawdown [%]", "Sharpe Ratio", "Volatility (Ann.) [%]", "Return (Ann.) [%]"):
-        value = summary.get(key)
-        if isinstance(value, (int, float)) and not pd.isna(value):
-            cards.append((key, f"{value:.2f}"))
+    cards += [(key, f"{value:.2f}") for key, value in numbers.items()]
     body = "".join(f'<div class="wb-card"><div class="wb-card-value">{html.escape(v)}</div>'
                    f'<div class="wb-card-label">{html.escape(k)}</div></div>' for k, v in cards)
     return f'<div class="wb-cards">{body}</div>'
@@ -118,16 +169,22 @@ def var_panel(run: PublishedRun) -> widgets.Widget:
     table = var_table(doc)
     if table.empty:
         raise ValueError(f"the risk document of run {run.run_id} has no VaR/CVaR entries")
-    equity = _equity(run)
-    returns = equity[_portfolio_column(equity)].dropna().pct_change().dropna()
-    cards = widgets.HTML(_cards(table, flatten_risk(doc)))
-    cards.add_class("wb-var-cards")
-    methods = list(dict.fromkeys(table["method"]))
+    curves, default = portfolio_curves(run)
+    returns = curves[default].pct_change().dropna()
+    methods = sorted(dict.fromkeys(table["method"]), key=lambda m: (m != "historical", m))
     method = dropdown(methods, description="VaR method", dom_class="wb-var-method")
+    cards = widgets.HTML(_cards(table, headline(doc), method.value))
+    cards.add_class("wb-var-cards")
     out = figure_output(_var_figure(returns, table, method.value, run), dom_class="wb-var-fig", height=360)
-    method.observe(lambda change: show_figure(out, _var_figure(returns, table, change["new"], run)), names="value")
+
+    def refresh(change: dict) -> None:
+        cards.value = _cards(table, headline(doc), change["new"])
+        show_figure(out, _var_figure(returns, table, change["new"], run))
+
+    method.observe(refresh, names="value")
     others = {k: v for k, v in flatten_risk(doc).items()
-              if not _VAR_KEY.match(k) and v is not None and not (isinstance(v, float) and np.isnan(v))}
+              if not _VAR_LEAF.match(k.split(" / ")[-1]) and "nan_reason" not in k
+              and v is not None and not (isinstance(v, float) and np.isnan(v))}
     summary = pd.DataFrame({"metric": list(others), "value": [
         f"{v:,.4g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else ("" if v is None else str(v))
         for v in others.values()]})
@@ -135,7 +192,7 @@ def var_panel(run: PublishedRun) -> widgets.Widget:
         table_html(table, dom_class="wb-var-table", formats={"VaR": ".3f", "CVaR": ".3f"}),
         table_html(summary, dom_class="wb-risk-summary-table", max_rows=60),
     ], layout=widgets.Layout(gap="24px", align_items="flex-start"))
-    return section("Value at risk", cards, method, out, tables, dom_class="wb-var")
+    return section("Value at risk", method, cards, out, tables, dom_class="wb-var")
 
 
 def drawdown_episodes(equity: pd.Series, *, top: int = 5) -> pd.DataFrame:
@@ -160,28 +217,23 @@ def drawdown_episodes(equity: pd.Series, *, top: int = 5) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _drawdown_figure(equity: pd.DataFrame, column: str, run: PublishedRun) -> go.Figure:
-    series = equity[column].dropna()
-    under = (series / series.cummax() - 1) * 100
-    fig = go.Figure(go.Scatter(x=naive_index(under.index), y=under.to_numpy(), fill="tozeroy", mode="lines",
-                               line={"color": "#ba2525"}, name="drawdown"))
-    fig.update_layout(title=f"Drawdown [%]: {column}", yaxis_title="%", hovermode="x unified")
+def _drawdown_figure(series: pd.Series, name: str, run: PublishedRun) -> go.Figure:
+    x, y, weekly = line_xy((series / series.cummax() - 1) * 100, how="min")
+    fig = go.Figure(go.Scatter(x=x, y=y, fill="tozeroy", mode="lines", line={"color": "#ba2525"}, name="drawdown"))
+    fig.update_layout(title=f"Drawdown [%]: {name}{weekly_note(weekly)}", yaxis_title="%", hovermode="x unified")
     return stamp(fig, run)
 
 
 def drawdown_panel(run: PublishedRun) -> widgets.Widget:
     """Underwater curve and the deepest drawdowns of the portfolio or any recorded curve."""
-    equity = _equity(run)
-    columns = [str(c) for c in equity.columns]
-    curve = dropdown(columns, value=str(_portfolio_column(equity)), description="Curve",
-                     dom_class="wb-dd-curve", width="420px")
-    out = figure_output(_drawdown_figure(equity, curve.value, run), dom_class="wb-dd-fig", height=300)
-    table = table_html(drawdown_episodes(equity[curve.value].dropna()), dom_class="wb-dd-table",
-                       formats={"depth [%]": ".2f"})
+    curves, default = portfolio_curves(run)
+    curve = dropdown(list(curves), value=default, description="Curve", dom_class="wb-dd-curve", width="420px")
+    out = figure_output(_drawdown_figure(curves[default], default, run), dom_class="wb-dd-fig", height=300)
+    table = table_html(drawdown_episodes(curves[default]), dom_class="wb-dd-table", formats={"depth [%]": ".2f"})
 
     def refresh(change: dict) -> None:
-        show_figure(out, _drawdown_figure(equity, change["new"], run))
-        set_table(table, drawdown_episodes(equity[change["new"]].dropna()), formats={"depth [%]": ".2f"})
+        show_figure(out, _drawdown_figure(curves[change["new"]], change["new"], run))
+        set_table(table, drawdown_episodes(curves[change["new"]]), formats={"depth [%]": ".2f"})
 
     curve.observe(refresh, names="value")
     return section("Drawdowns", curve, out, table, dom_class="wb-drawdowns")
@@ -191,11 +243,12 @@ def exposure_panel(run: PublishedRun) -> widgets.Widget:
     """Weights per symbol over time and now (from ``positions``, else today's target positions)."""
     if run.has("positions"):
         pos = run.table("positions").sort_index().fillna(0.0)
-        fig = go.Figure()
+        fig, weekly = go.Figure(), False
         for symbol in pos.columns:
-            fig.add_trace(go.Scatter(x=naive_index(pos.index), y=(pos[symbol] * 100).to_numpy(), name=str(symbol),
-                                     mode="lines", stackgroup="weights"))
-        fig.update_layout(title="Exposure by symbol [% of equity]", yaxis_title="%", hovermode="x unified")
+            x, y, weekly = line_xy(pos[symbol] * 100)
+            fig.add_trace(go.Scatter(x=x, y=y, name=str(symbol), mode="lines", stackgroup="weights"))
+        fig.update_layout(title=f"Exposure by symbol [% of equity]{weekly_note(weekly)}", yaxis_title="%",
+                          hovermode="x unified")
         last = pos.iloc[-1]
     else:
         require(run, "signals")
@@ -210,19 +263,19 @@ def exposure_panel(run: PublishedRun) -> widgets.Widget:
                               formats={"weight [%]": ".1f"}), dom_class="wb-exposures")
 
 
-def _rolling_figure(equity: pd.DataFrame, column: str, window: int, run: PublishedRun) -> go.Figure:
-    r = equity[column].dropna().pct_change().dropna()
-    symbol = column.split("|")[1] if "|" in column else column
+def _rolling_figure(series: pd.Series, name: str, window: int, run: PublishedRun) -> go.Figure:
+    r = series.pct_change().dropna()
+    symbol = name.split("|")[1] if "|" in name else name
     ppy = periods_per_year(symbol)
     mean, std = r.rolling(window).mean(), r.rolling(window).std()
     sharpe = (mean / std.replace(0.0, np.nan) * np.sqrt(ppy)).dropna()
     vol = (std * np.sqrt(ppy) * 100).dropna()
+    (xs, ys, weekly), (xv, yv, _) = line_xy(sharpe), line_xy(vol)
     fig = go.Figure([
-        go.Scatter(x=naive_index(sharpe.index), y=sharpe.to_numpy(), name="Sharpe", line={"color": "#2680c2"}),
-        go.Scatter(x=naive_index(vol.index), y=vol.to_numpy(), name="volatility [%]", yaxis="y2",
-                   line={"color": "#cb6e17"}),
+        go.Scatter(x=xs, y=ys, name="Sharpe", line={"color": "#2680c2"}),
+        go.Scatter(x=xv, y=yv, name="volatility [%]", yaxis="y2", line={"color": "#cb6e17"}),
     ])
-    fig.update_layout(title=f"Rolling Sharpe and volatility, {window} bars ({ppy}/year): {column}",
+    fig.update_layout(title=f"Rolling Sharpe and volatility, {window} bars ({ppy}/year): {name}{weekly_note(weekly)}",
                       yaxis={"title": "Sharpe"}, yaxis2={"title": "volatility (ann.) [%]", "overlaying": "y",
                                                          "side": "right"}, hovermode="x unified")
     return stamp(fig, run)
@@ -230,14 +283,14 @@ def _rolling_figure(equity: pd.DataFrame, column: str, window: int, run: Publish
 
 def rolling_panel(run: PublishedRun) -> widgets.Widget:
     """Rolling annualised Sharpe ratio and volatility of a chosen curve over a chosen window."""
-    equity = _equity(run)
-    curve = dropdown([str(c) for c in equity.columns], value=str(_portfolio_column(equity)),
-                     description="Curve", dom_class="wb-roll-curve", width="420px")
+    curves, default = portfolio_curves(run)
+    curve = dropdown(list(curves), value=default, description="Curve", dom_class="wb-roll-curve", width="420px")
     window = dropdown([21, 63, 126, 252], value=63, description="Window (bars)", dom_class="wb-roll-window")
-    out = figure_output(_rolling_figure(equity, curve.value, window.value, run), dom_class="wb-roll-fig", height=340)
+    out = figure_output(_rolling_figure(curves[default], default, window.value, run), dom_class="wb-roll-fig",
+                        height=340)
 
     def refresh(*_: object) -> None:
-        show_figure(out, _rolling_figure(equity, curve.value, window.value, run))
+        show_figure(out, _rolling_figure(curves[curve.value], curve.value, window.value, run))
 
     curve.observe(refresh, names="value")
     window.observe(refresh, names="value")

@@ -20,16 +20,17 @@ from research.viz.panels.layout import (
     dropdown,
     figure_output,
     load_run,
+    naive_index,
     page,
     require,
     section,
     show_figure,
     stamp,
 )
-from research.viz.panels.market import naive_index
 from research.workflow.results import PublishedRun
 
-__all__ = ["predictions_page", "champions_panel", "predicted_vs_actual_panel", "accuracy_panel", "mlflow_run_url"]
+__all__ = ["predictions_page", "champions_panel", "predicted_vs_actual_panel", "accuracy_panel", "mlflow_run_url",
+           "out_of_sample", "champions_table_html"]
 
 _METRICS = {
     "directional_accuracy": "Directional accuracy (higher is better)",
@@ -63,34 +64,62 @@ def _fmt(value: object, spec: str) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
 
 
-def champions_table_html(evals: pd.DataFrame) -> str:
-    """HTML rows: per symbol its champion, its metrics, the naive baseline's and the MLflow link."""
+def out_of_sample(preds: pd.DataFrame) -> pd.DataFrame:
+    """The evaluated predictions only: walk-forward rows (when ``kind`` is recorded) of one seed."""
+    if "kind" in preds:
+        preds = preds[preds["kind"].astype(str) != "forecast"]
+    if "seed" in preds and preds["seed"].notna().any():
+        preds = preds[preds["seed"] == preds["seed"].min()]
+    return preds.dropna(subset=["actual"])
+
+
+def _forecasts(preds: pd.DataFrame | None) -> dict[tuple[str, str], float]:
+    if preds is None or "kind" not in preds:
+        return {}
+    fc = preds[preds["kind"].astype(str) == "forecast"].sort_values("timestamp")
+    return {(str(r.symbol), str(r.model)): float(r.predicted) for r in fc.itertuples()}
+
+
+def _link(run_id: object) -> str:
+    run_id = "" if run_id is None or (isinstance(run_id, float) and np.isnan(run_id)) else str(run_id)
+    if not run_id:
+        return ""
+    return (f'<a class="wb-mlflow-link" href="{html.escape(mlflow_run_url(run_id))}" target="_blank" '
+            f'rel="noopener">MLflow run {html.escape(run_id[:8])}</a>')
+
+
+def champions_table_html(evals: pd.DataFrame, preds: pd.DataFrame | None = None) -> str:
+    """HTML rows: per symbol its champion (or why there is none), its metrics next to the naive
+    baseline's, the next-bar forecast when recorded, and a link to the MLflow run."""
+    forecasts = _forecasts(preds)
     rows = []
     for symbol, group in evals.groupby("symbol", sort=True):
         champ = group[group["champion"]] if "champion" in group else group.iloc[0:0]
-        naive = group[group["model"].astype(str).str.lower().str.startswith("naive")]
+        model_rows = group[~group["model"].astype(str).str.lower().str.startswith("naive")]
+        naive = group[group["model"].astype(str).str.lower() == "naive"]
         base = naive.iloc[0] if len(naive) else None
         if len(champ):
             c = champ.iloc[0]
-            run_id = str(c.get("mlflow_run_id") or "")
-            link = (f'<a class="wb-mlflow-link" href="{html.escape(mlflow_run_url(run_id))}" target="_blank" '
-                    f'rel="noopener">MLflow run {html.escape(run_id[:8])}</a>') if run_id else ""
             model = html.escape(str(c["model"]))
             acc, rmse = _fmt(c.get("directional_accuracy"), ".1%"), _fmt(c.get("rmse"), ".5f")
+            forecast = _fmt(forecasts.get((str(symbol), str(c["model"]))), "+.3%")
         else:
-            model, acc, rmse, link = "<i>none beats the naive baseline</i>", "", "", ""
+            c = model_rows.iloc[0] if len(model_rows) else group.iloc[0]
+            why = f" ({c['reason']})" if "reason" in group and isinstance(c.get("reason"), str) else ""
+            model, acc, rmse, forecast = f"<i>none beats the naive baseline{html.escape(why)}</i>", "", "", ""
         base_acc = _fmt(base.get("directional_accuracy"), ".1%") if base is not None else ""
         base_rmse = _fmt(base.get("rmse"), ".5f") if base is not None else ""
         rows.append(f"<tr><td>{html.escape(str(symbol))}</td><td>{model}</td><td>{acc}</td><td>{base_acc}</td>"
-                    f"<td>{rmse}</td><td>{base_rmse}</td><td>{link}</td></tr>")
+                    f"<td>{rmse}</td><td>{base_rmse}</td><td>{forecast}</td><td>{_link(c.get('mlflow_run_id'))}</td></tr>")
     head = ("<tr><th>symbol</th><th>champion</th><th>direction hit rate</th><th>naive hit rate</th>"
-            "<th>RMSE</th><th>naive RMSE</th><th>tracking</th></tr>")
+            "<th>RMSE</th><th>naive RMSE</th><th>next-bar forecast</th><th>tracking</th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
 def champions_panel(run: PublishedRun) -> widgets.Widget:
     """The champion per symbol (only models that beat the naive baseline out of sample)."""
-    box = widgets.HTML(champions_table_html(_model_eval(run)))
+    preds = run.table("predictions") if run.has("predictions") else None
+    box = widgets.HTML(champions_table_html(_model_eval(run), preds))
     box.add_class("wb-table")
     box.add_class("wb-champions-table")
     return section("Champion model per symbol", box, dom_class="wb-champions")
@@ -113,7 +142,7 @@ def _pva_figure(preds: pd.DataFrame, symbol: str, model: str, run: PublishedRun)
 def predicted_vs_actual_panel(run: PublishedRun) -> widgets.Widget:
     """Out-of-sample predictions against what happened, for a chosen symbol and model."""
     require(run, "predictions")
-    preds = run.table("predictions")
+    preds = out_of_sample(run.table("predictions"))
     evals = _model_eval(run) if run.has("model_eval") else pd.DataFrame(columns=["symbol", "model", "champion"])
     symbols = sorted(preds["symbol"].astype(str).unique())
     symbol = dropdown(symbols, description="Symbol", dom_class="wb-pva-symbol")

@@ -93,7 +93,7 @@ def check_bind(ip: str, *, token: str | None) -> None:
 
 def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
               open_browser: bool = False, token: str | None = None, pool_size: int | None = None,
-              cull_idle_timeout: int | None = None) -> object:
+              cull_idle_timeout: int | None = None, base_url: str = "/") -> object:
     """An initialised (not started) Voila application serving ``root``, locked down.
 
     Configuration is read from ``root/voila.json`` only (not from the working directory or the
@@ -105,7 +105,10 @@ def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", p
         raise FileNotFoundError(f"expected the dashboards and their voila.json in {root}")
     app = _locked_voila_class()(config_file_paths=[str(root)])
     app.initialize([str(root)])
+    if not (base_url.startswith("/") and base_url.endswith("/")):
+        raise ValueError(f"base_url must start and end with '/', like '/dashboards/'; got {base_url!r}")
     app.ip, app.port, app.port_retries, app.open_browser = ip, int(port), 0, bool(open_browser)
+    app.base_url = base_url
     if token:
         app.token = token
     conf = app.voila_configuration
@@ -174,7 +177,7 @@ class _PoolRefresher:
 
 def serve(*, ip: str = "127.0.0.1", port: int = DEFAULT_PORT, open_browser: bool = False,
           token: str | None = None, pool_size: int | None = None, cull_idle_timeout: int | None = None,
-          pipeline: str = "daily", root: str | os.PathLike | None = None) -> None:
+          pipeline: str = "daily", root: str | os.PathLike | None = None, base_url: str = "/") -> None:
     """Run the Voila server in this process until interrupted.
 
     Parameters
@@ -193,12 +196,14 @@ def serve(*, ip: str = "127.0.0.1", port: int = DEFAULT_PORT, open_browser: bool
         Pipeline whose newly published runs refresh the pre-started kernels.
     root : path, optional
         The dashboards folder (default ``<home>/dashboards``).
+    base_url : str
+        URL prefix when a proxy serves the dashboards under a sub-path (``/dashboards/``).
     """
     check_bind(ip, token=token)
     from tornado.ioloop import PeriodicCallback
 
     app = build_app(root=root, ip=ip, port=port, open_browser=open_browser, token=token,
-                    pool_size=pool_size, cull_idle_timeout=cull_idle_timeout)
+                    pool_size=pool_size, cull_idle_timeout=cull_idle_timeout, base_url=base_url)
     refresher = _PoolRefresher(app, get_settings().runs_dir / pipeline / "published.json")
     PeriodicCallback(refresher.check, 15_000).start()
     app.start()

@@ -1,0 +1,252 @@
+"""Dashboard speed and memory, measured in Chromium against ``workbench dashboards``.
+
+Prints, per dashboard: the time from navigation to the first rendered widget and to every figure
+drawn ("interactive"), with cold kernels (started per viewer) and with pre-started kernels; the
+time from a widget change to the redrawn figure; and, with 10 browser sessions open at once,
+how many were served and the server-side memory per viewer (kernels' resident memory added by
+the sessions, divided by the sessions).
+
+Targets: interactive in under 2 s with pre-started kernels, under 200 ms per interaction, all 10
+sessions served.
+
+The run shown is the latest published ``daily`` run of ``--runs-dir`` (default: the workbench's
+runs folder), or a small synthetic run written for the benchmark when there is none (``--fixture``
+forces it). ``--quick`` measures once per dashboard and fewer interactions.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_dashboards.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from research.config import get_settings
+from research.viz.panels import DASHBOARDS
+from research.viz.panels.server import free_port, start_server, stop_server, wait_until_ready
+from research.workflow.results import latest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+DRAWN = """() => { const f = [...document.querySelectorAll('.wb-figure')];
+  return f.length > 0 && f.every(e => e.querySelector('.js-plotly-plot .main-svg')); }"""
+FIRST = "() => !!document.querySelector('.wb-figure .js-plotly-plot .main-svg')"
+TOGGLES = {"01-market-overview": ("wb-prices-scale", "wb-prices-fig"),
+           "02-predictions": ("wb-acc-metric", "wb-acc-fig"),
+           "03-backtest-explorer": ("wb-bt-params", "wb-bt-equity-fig"),
+           "04-portfolio-risk": ("wb-roll-window", "wb-roll-fig"),
+           "05-pipeline-health": ("wb-runs-filter", "wb-runs-fig")}
+
+
+def _chromium() -> str:
+    path = os.environ.get("WORKBENCH_CHROMIUM") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
+                                                    else shutil.which("chromium"))
+    if not path:
+        sys.exit("no Chromium found: set WORKBENCH_CHROMIUM or apt-get install -y chromium")
+    return path
+
+
+def _runs_dir(args: argparse.Namespace, scratch: Path) -> tuple[Path, str]:
+    runs = Path(args.runs_dir) if args.runs_dir else get_settings().runs_dir
+    if not args.fixture and latest("daily", runs_dir=runs / "daily") is not None:
+        return runs, f"published run of {runs}"
+    spec = importlib.util.spec_from_file_location("wb_run_fixture", ROOT / "tests" / "browser" / "run_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_fixture_run(scratch / "runs")
+    return scratch / "runs", "synthetic fixture run"
+
+
+class Server:
+    """``workbench dashboards`` on a free loopback port, with its log to count filled kernel pools."""
+
+    def __init__(self, runs: Path, scratch: Path, pool_size: int) -> None:
+        self.log = scratch / f"server-pool{pool_size}.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = start_server(port=self.port, pool_size=pool_size, log_path=self.log,
+                                 env={"WORKBENCH_RUNS_DIR": str(runs), "PYTHONWARNINGS": "ignore"})
+        wait_until_ready(self.url, timeout=120, proc=self.proc)
+
+    def filled(self) -> int:
+        return self.log.read_text(errors="replace").count("is filled with")
+
+    def wait_filled(self, count: int, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.filled() < count and time.monotonic() < deadline:
+            time.sleep(0.25)
+        time.sleep(0.5)
+
+    def kernels_rss(self) -> int:
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return 0
+        total = 0
+        for child in children:
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def stop(self) -> None:
+        stop_server(self.proc)
+
+
+async def _open(browser, url: str, name: str) -> tuple[object, object, float, float]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 1200})
+    page = await context.new_page()
+    await page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1"))
+                     else r.abort())
+    t0 = time.perf_counter()
+    await page.goto(f"{url}/voila/render/{name}.ipynb", wait_until="commit", timeout=300_000)
+    await page.wait_for_function(FIRST, timeout=300_000, polling=20)
+    first = time.perf_counter() - t0
+    await page.wait_for_function(DRAWN, timeout=300_000, polling=20)
+    return context, page, first, time.perf_counter() - t0
+
+
+async def _interactions(page, name: str, repeats: int) -> list[float]:
+    control, fig = TOGGLES[name]
+    select = page.locator(f".{control} select")
+    labels = [o.strip() for o in await select.locator("option").all_text_contents()]
+    if len(labels) < 2:
+        return []
+    times = []
+    for _ in range(repeats):
+        current = (await select.evaluate("s => s.options[s.selectedIndex].text")).strip()
+        target = next(label for label in labels if label != current)
+        before = await page.locator(f".{fig} .gtitle").first.text_content()
+        t0 = time.perf_counter()
+        await select.select_option(label=target)
+        await page.wait_for_function("([s, old]) => { const t = document.querySelector(s); return t && t.textContent !== old; }",
+                                     arg=[f".{fig} .gtitle", before], timeout=60_000, polling="raf")
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+async def _render_pass(browser, server: Server, names: list[str], repeats: int, pooled: bool,
+                       interactions: int) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for name in names:
+        firsts, lasts, clicks = [], [], []
+        for _ in range(repeats):
+            before = server.filled()
+            context, page, first, ready = await _open(browser, server.url, name)
+            firsts.append(first)
+            lasts.append(ready)
+            if interactions:
+                clicks += await _interactions(page, name, interactions)
+            await context.close()
+            if pooled:  # let the pool refill before the next measurement
+                server.wait_filled(before + 1)
+        out[name] = {"first_widget_s": statistics.median(firsts), "interactive_s": statistics.median(lasts),
+                     "interaction_ms": [round(c * 1000, 1) for c in clicks]}
+    return out
+
+
+async def _concurrent(browser, server: Server, sessions: int) -> dict:
+    base = server.kernels_rss()
+    names = sorted(DASHBOARDS)
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(_open(browser, server.url, names[i % len(names)]) for i in range(sessions)),
+                                   return_exceptions=True)
+    wall = time.perf_counter() - t0
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    await asyncio.sleep(1.0)
+    loaded = server.kernels_rss()
+    ready = sorted(r[3] for r in ok)
+    for context, *_ in ok:
+        await context.close()
+    return {"sessions": sessions, "served": len(ok), "wall_s": wall,
+            "p50_interactive_s": statistics.median(ready) if ready else None,
+            "p95_interactive_s": ready[min(len(ready) - 1, int(0.95 * len(ready)))] if ready else None,
+            "kernels_rss_before_mb": base / 2**20, "kernels_rss_after_mb": loaded / 2**20,
+            "mb_per_viewer": (loaded - base) / 2**20 / max(len(ok), 1),
+            "errors": [repr(r)[:200] for r in results if isinstance(r, BaseException)]}
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    from playwright.async_api import async_playwright
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-dashboards-"))
+    runs, what = _runs_dir(args, scratch)
+    names = sorted(DASHBOARDS)
+    repeats, clicks = (1, 3) if args.quick else (3, 10)
+    report: dict = {"run": what, "load_avg_start": os.getloadavg(), "cpus": os.cpu_count()}
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=_chromium(), args=ARGS)
+        server = Server(runs, scratch, pool_size=0)
+        try:
+            report["cold"] = await _render_pass(browser, server, names, 1, pooled=False, interactions=0)
+        finally:
+            server.stop()
+        server = Server(runs, scratch, pool_size=1)
+        try:
+            server.wait_filled(len(names))
+            report["prestarted"] = await _render_pass(browser, server, names, repeats, pooled=True,
+                                                      interactions=clicks)
+            report["concurrent"] = await _concurrent(browser, server, args.sessions)
+        finally:
+            server.stop()
+        await browser.close()
+    report["load_avg_end"] = os.getloadavg()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return report
+
+
+def _print(report: dict) -> None:
+    print(f"run: {report['run']}; {report['cpus']} CPUs; load average at start "
+          f"{report['load_avg_start'][0]:.1f}, at end {report['load_avg_end'][0]:.1f}")
+    print(f"{'dashboard':24s} {'cold first':>11s} {'cold ready':>11s} {'warm first':>11s} {'warm ready':>11s} "
+          f"{'interaction p50/max [ms]':>26s}")
+    all_clicks = []
+    for name in sorted(report["cold"]):
+        c, w = report["cold"][name], report["prestarted"][name]
+        clicks = w["interaction_ms"]
+        all_clicks += clicks
+        inter = f"{statistics.median(clicks):.0f} / {max(clicks):.0f}" if clicks else "n/a"
+        print(f"{name:24s} {c['first_widget_s']:10.2f}s {c['interactive_s']:10.2f}s {w['first_widget_s']:10.2f}s "
+              f"{w['interactive_s']:10.2f}s {inter:>26s}")
+    conc = report["concurrent"]
+    print(f"{conc['sessions']} concurrent sessions: {conc['served']}/{conc['sessions']} served in {conc['wall_s']:.1f} s; "
+          f"p50/p95 interactive {conc['p50_interactive_s']:.1f} / {conc['p95_interactive_s']:.1f} s; "
+          f"kernels {conc['kernels_rss_before_mb']:.0f} -> {conc['kernels_rss_after_mb']:.0f} MiB, "
+          f"{conc['mb_per_viewer']:.0f} MiB per viewer")
+    warm = [report["prestarted"][n]["interactive_s"] for n in report["prestarted"]]
+    print(f"targets: interactive < 2 s with pre-started kernels: max {max(warm):.2f} s "
+          f"({'met' if max(warm) < 2 else 'NOT met'}); interaction < 200 ms: p50 "
+          f"{statistics.median(all_clicks):.0f} ms ({'met' if statistics.median(all_clicks) < 200 else 'NOT met'}); "
+          f"all {conc['sessions']} served: {'met' if conc['served'] == conc['sessions'] else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one measurement per dashboard, 3 interactions")
+    parser.add_argument("--sessions", type=int, default=10, help="concurrent browser sessions")
+    parser.add_argument("--runs-dir", help="runs folder holding daily/published.json")
+    parser.add_argument("--fixture", action="store_true", help="always use a synthetic fixture run")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    report = asyncio.run(main_async(args))
+    _print(report)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
