@@ -185,7 +185,8 @@ def infer_periods_per_year(index: pd.Index) -> float:
 
 def _drop_empty(fields: dict[str, pd.DataFrame], exec_field: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
     close, px = fields["close"], fields[exec_field]
-    bad = [c for c in close.columns if close[c].isna().all() or not (px[c] > 0).any()]
+    mask = close.isna().all().to_numpy() | ~(px > 0).any().to_numpy()
+    bad = [c for c, b in zip(close.columns, mask, strict=True) if b]
     for sym in bad:
         warnings.warn(f"{sym}: no valid prices; excluded from the backtest", stacklevel=3)
     if len(bad) == close.shape[1]:

@@ -33,7 +33,8 @@ from numba import njit, prange
 from research.strategies._nb import cross_step_nb, rolling_mean_1d_nb
 
 __all__ = [
-    "STATS", "TRADE_FIELDS", "ma_table_nb", "ma_grid_nb", "ma_grid_returns_nb", "ma_many_nb", "ma_single_nb",
+    "STATS", "TRADE_FIELDS", "prepare_nb", "cross_states_nb", "ma_table_nb", "ma_grid_nb", "ma_grid_returns_nb",
+    "ma_many_nb", "ma_single_nb",
 ]
 
 STATS = (
@@ -67,28 +68,48 @@ def _add(a: float, b: float) -> float:
     return a + b
 
 
+@njit(cache=True, inline="always")
+def _step_nb(ma_f, ma_s, state_in, use_state, t, side, state):
+    if use_state:
+        return side, np.int64(state_in[t])
+    return cross_step_nb(ma_f[t], ma_s[t], side, state, False)
+
+
+@njit(cache=True, inline="always")
+def _dust(x: float) -> float:
+    """``x`` rounded to exactly 0 when within 1e-12 of it: ``_add(0.0, x)`` and ``_add(x, 0.0)``."""
+    return 0.0 if abs(x) <= _ABS_TOL else x
+
+
 @njit(cache=True)
-def _run_nb(open_, close, ma_f, ma_s, start, end, fees, slip, init_cash, ppy,
+def _run_nb(open_, close_ff, r_close, ma_f, ma_s, state_in, start, end, fees, slip, init_cash, ppy,
             stats, value_out, ret_out, trades_out, record):
     """Simulate one parameter set on one symbol; fill ``stats`` (and the records if ``record``).
 
-    ``ret_out`` (zeros, one slot per simulated bar, or empty) receives the per-bar returns.
+    ``close_ff`` is the close forward-filled and ``r_close`` its bar-to-bar return (from
+    :func:`prepare_nb`, shared by every parameter set). The direction comes from the crossing
+    rule on ``ma_f``/``ma_s``, or from ``state_in`` when it is not empty. ``ret_out`` (zeros,
+    one slot per simulated bar, or empty) receives the exact per-bar returns.
+
+    Runs of bars where nothing is traded take tight inner loops: flat, only the crossing rule
+    advances; holding all-in, the book moves with the close (its return ``r_close``, no
+    division). Every other bar takes the general path, which mirrors vectorbt's order code.
     """
     keep_returns = ret_out.shape[0] > 0
+    use_state = state_in.shape[0] > 0
+    steady_ok = not keep_returns and not record
     side = 0
     state = 0
     cash = init_cash          # cash as the order engine sees it
     pos = 0.0                 # shares as the order engine sees them
     cash_v = init_cash        # cash as the valuation sees it (from the order records)
     pos_v = 0.0
-    last_close = np.nan
     prev_v = init_cash
     peak = init_cash
     max_dd = 0.0
-    dd_floor = init_cash * (1.0 + 1e-12)
+    dd_k = 1.0 + 1e-12        # a bar below peak * dd_k may be a new worst drawdown (checked exactly)
     s1 = 0.0
     s2 = 0.0
-    count = 0
     held = 0
     n_trades = 0
     n_closed = 0
@@ -98,105 +119,116 @@ def _run_nb(open_, close, ma_f, ma_s, start, end, fees, slip, init_cash, ppy,
     entry_px = 0.0
     entry_fee = 0.0
     v = init_cash
-    for t in range(end):
-        c = close[t]
-        if not np.isnan(c):
-            last_close = c
-        if t >= start:
-            flow_c = 0.0
-            flow_a = 0.0
-            p = open_[t]
-            wants = (state == 1 and pos == 0.0) or (state != 1 and pos > 0.0)
-            if wants and np.isfinite(p) and p > 0:
-                if state == 1 and pos == 0.0:
-                    cash0 = 0.0 if _is_close(cash, 0.0) else cash
-                    adj = p * (1.0 + slip)
-                    req = _add(cash0, -0.0) / (1.0 + fees)
-                    if cash0 != 0.0 and req > 0:
-                        size = req / adj
-                        fee = cash0 - req
-                        cash = _add(cash0, -cash0)
-                        pos = _add(0.0, size)
-                        flow_c = _add(0.0, -size * adj - fee)
-                        flow_a = _add(0.0, size)
-                        n_trades += 1
-                        cost = size * adj + fee
-                        entry_i = t
-                        entry_px = adj
-                        entry_fee = fee
-                elif state != 1 and pos > 0.0:
-                    adj = p * (1.0 - slip)
-                    size = pos
-                    acq = size * adj
-                    fee = acq * fees + 0.0
-                    net = _add(acq, -fee)
-                    if net >= 0:
-                        cash = (0.0 if _is_close(cash, 0.0) else cash) + net
-                        pos = _add(pos, -size)
-                        flow_c = _add(0.0, size * adj - fee)
-                        flow_a = _add(0.0, -size)
-                        n_closed += 1
-                        if acq - fee - cost > 0:
-                            n_wins += 1
-                        if record:
-                            k = n_closed - 1
-                            trades_out[k, 0] = entry_i
-                            trades_out[k, 1] = t
-                            trades_out[k, 2] = size
-                            trades_out[k, 3] = entry_px
-                            trades_out[k, 4] = adj
-                            trades_out[k, 5] = entry_fee
-                            trades_out[k, 6] = fee
-            if flow_c != 0.0 or flow_a != 0.0:
-                cash_v = _add(cash_v, flow_c)
-                pos_v = _add(pos_v, flow_a)
-            else:  # adding a zero flow only rounds dust to zero
-                if cash_v != 0.0 and abs(cash_v) <= _ABS_TOL:
-                    cash_v = 0.0
-                if pos_v != 0.0 and abs(pos_v) <= _ABS_TOL:
-                    pos_v = 0.0
-            count += 1
-            if pos_v != 0.0 and prev_v > 0.0:  # hot path while holding: no unpredictable branches
-                v = cash_v + pos_v * last_close
-                held += 1
-                r = (v - prev_v) / prev_v
+    for t in range(start):  # warm-up: decisions only
+        side, state = _step_nb(ma_f, ma_s, state_in, use_state, t, side, state)
+    t = start
+    while t < end:
+        if steady_ok and state == 1 and pos > 0.0 and cash_v == 0.0 and abs(pos_v) > _ABS_TOL and prev_v > 0.0:
+            while True:  # steady all-in holding until the direction changes
+                v = pos_v * close_ff[t]
+                r = r_close[t]
                 s1 += r
                 s2 += r * r
-                if keep_returns:
-                    ret_out[t - start] = r
+                held += 1
                 peak = max(peak, v)
-                if v < dd_floor:  # rarely true: a new worst drawdown (floor errs low, then exact)
+                if v < peak * dd_k:  # rarely true: maybe a new worst drawdown, computed exactly
                     max_dd = min(max_dd, v / peak - 1.0)
-                    dd_floor = peak * (1.0 + max_dd) * (1.0 + 1e-12)
-                elif v == peak:
-                    dd_floor = peak * (1.0 + max_dd) * (1.0 + 1e-12)
+                    dd_k = (1.0 + max_dd) * (1.0 + 1e-12)
                 prev_v = v
+                side, state = _step_nb(ma_f, ma_s, state_in, use_state, t, side, state)
+                t += 1
+                if t >= end or state != 1:
+                    break
+            continue
+        if steady_ok and state != 1 and pos == 0.0 and pos_v == 0.0 and cash_v == prev_v and abs(cash_v) > _ABS_TOL:
+            while True:  # steady flat until the direction turns long
+                side, state = _step_nb(ma_f, ma_s, state_in, use_state, t, side, state)
+                t += 1
+                if t >= end or state == 1:
+                    break
+            continue
+        last_close = close_ff[t]
+        flow_c = 0.0
+        flow_a = 0.0
+        p = open_[t]
+        wants = (state == 1 and pos == 0.0) or (state != 1 and pos > 0.0)
+        if wants and np.isfinite(p) and p > 0:
+            if state == 1 and pos == 0.0:
+                # vectorbt buy_nb with size=inf: spend all cash, fees included. The _add/_is_close
+                # calls that provably reduce to a constant are written out (see _dust).
+                cash0 = _dust(cash)
+                adj = p * (1.0 + slip)
+                req = cash0 / (1.0 + fees)
+                if cash0 != 0.0 and req > 0:
+                    size = req / adj
+                    fee = cash0 - req
+                    cash = 0.0
+                    pos = _dust(size)
+                    flow_c = _dust(-size * adj - fee)
+                    flow_a = pos
+                    n_trades += 1
+                    cost = size * adj + fee
+                    entry_i = t
+                    entry_px = adj
+                    entry_fee = fee
             else:
-                if pos_v != 0.0:
-                    v = cash_v + pos_v * last_close
-                    held += 1
-                else:
-                    v = cash_v
-                if v != prev_v:
-                    if prev_v == 0.0:
-                        r = np.inf * np.sign(v)
-                    else:
-                        r = (v - prev_v) / prev_v
-                        if prev_v < 0:
-                            r = -r
-                    s1 += r
-                    s2 += r * r
-                    if keep_returns:
-                        ret_out[t - start] = r
-                    if v > peak:
-                        peak = v
-                    elif v < peak:
-                        max_dd = min(max_dd, v / peak - 1.0)
-                    dd_floor = peak * (1.0 + max_dd) * (1.0 + 1e-12)
-                    prev_v = v
-            if record:
-                value_out[t] = v
-        side, state = cross_step_nb(ma_f[t], ma_s[t], side, state, False)
+                adj = p * (1.0 - slip)
+                size = pos
+                acq = size * adj
+                fee = acq * fees + 0.0
+                net = _add(acq, -fee)
+                if net >= 0:
+                    cash = _dust(cash) + net
+                    pos = 0.0
+                    flow_c = _dust(size * adj - fee)
+                    flow_a = _dust(-size)
+                    n_closed += 1
+                    if acq - fee - cost > 0:
+                        n_wins += 1
+                    if record:
+                        k = n_closed - 1
+                        trades_out[k, 0] = entry_i
+                        trades_out[k, 1] = t
+                        trades_out[k, 2] = size
+                        trades_out[k, 3] = entry_px
+                        trades_out[k, 4] = adj
+                        trades_out[k, 5] = entry_fee
+                        trades_out[k, 6] = fee
+        if flow_c != 0.0 or flow_a != 0.0:
+            cash_v = _add(cash_v, flow_c)
+            pos_v = _add(pos_v, flow_a)
+        else:  # adding a zero flow only rounds dust to zero
+            if cash_v != 0.0 and abs(cash_v) <= _ABS_TOL:
+                cash_v = 0.0
+            if pos_v != 0.0 and abs(pos_v) <= _ABS_TOL:
+                pos_v = 0.0
+        if pos_v != 0.0:
+            v = cash_v + pos_v * last_close
+            held += 1
+        else:
+            v = cash_v
+        if v != prev_v:
+            if prev_v == 0.0:
+                r = np.inf * np.sign(v)
+            else:
+                r = (v - prev_v) / prev_v
+                if prev_v < 0:
+                    r = -r
+            s1 += r
+            s2 += r * r
+            if keep_returns:
+                ret_out[t - start] = r
+            peak = max(peak, v)
+            if v < peak * dd_k:
+                max_dd = min(max_dd, v / peak - 1.0)
+                dd_k = (1.0 + max_dd) * (1.0 + 1e-12)
+            prev_v = v
+        if record:
+            value_out[t] = v
+        side, state = _step_nb(ma_f, ma_s, state_in, use_state, t, side, state)
+        t += 1
+    last_close = close_ff[end - 1] if end > 0 else np.nan
+    count = end - start
     if record and pos > 0.0:
         k = n_closed
         trades_out[k, 0] = entry_i
@@ -226,6 +258,94 @@ def _run_nb(open_, close, ma_f, ma_s, start, end, fees, slip, init_cash, ppy,
     stats[8] = v
 
 
+@njit(cache=True)
+def prepare_nb(close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The close forward-filled through gaps, and its bar-to-bar return (NaN where undefined)."""
+    n = close.shape[0]
+    ff = np.empty(n)
+    r = np.full(n, np.nan)
+    last = np.nan
+    for t in range(n):
+        if not np.isnan(close[t]):
+            last = close[t]
+        ff[t] = last
+        if t > 0 and ff[t - 1] != 0.0:
+            r[t] = (ff[t] - ff[t - 1]) / ff[t - 1]
+    return ff, r
+
+
+@njit(cache=True)
+def cross_states_nb(close: np.ndarray, fast: int, slow: int, out: np.ndarray, scratch: np.ndarray) -> bool:
+    """Crossing-rule states of the ``fast``/``slow`` SMAs of one symbol into ``out`` (int8).
+
+    Identical to :func:`research.strategies._nb.cross_state_1d_nb` on
+    :func:`~research.strategies._nb.rolling_mean_1d_nb` averages. Without missing values the
+    sums are compared through ``sum_f * slow`` vs ``sum_s * fast`` and the two divisions are
+    only carried out when the products are within 1e-12 of each other (a possible tie), so
+    the outcome is the same as comparing the rounded averages. Returns whether ``close`` has
+    missing values.
+    """
+    n = close.shape[0]
+    has_nan = False
+    for t in range(n):
+        if np.isnan(close[t]):
+            has_nan = True
+            break
+    if has_nan:
+        fm = rolling_mean_1d_nb(close, fast)
+        sm = rolling_mean_1d_nb(close, slow)
+        side = 0
+        state = 0
+        for t in range(n):
+            side, state = cross_step_nb(fm[t], sm[t], side, state, False)
+            out[t] = state
+        return True
+    cum = 0.0
+    side = 0
+    state = 0
+    f_f = float(fast)
+    f_s = float(slow)
+    for t in range(n):
+        cum = cum + close[t]
+        scratch[t] = cum
+        if t < slow - 1:
+            side = 0
+            out[t] = state
+            continue
+        a = cum - scratch[t - fast] if t >= fast else cum
+        b = cum - scratch[t - slow] if t >= slow else cum
+        x = a * f_s
+        y = b * f_f
+        d = x - y
+        tol = 1e-12 * (abs(x) + abs(y))
+        if d > tol:
+            sgn = 1
+        elif d < -tol:
+            sgn = -1
+        else:
+            fa = a / f_f
+            sb = b / f_s
+            sgn = 1 if fa > sb else (-1 if fa < sb else 0)
+        if sgn > 0:
+            if side == -1:
+                state = 1
+            side = 1
+        elif sgn < 0:
+            if side == 1:
+                state = 0
+            side = -1
+        out[t] = state
+    return False
+
+
+@njit(cache=True)
+def _simple_returns_nb(close: np.ndarray, out: np.ndarray) -> None:
+    """``out[t] = (close[t] - close[t-1]) / close[t-1]`` for a gap-free close (NaN at 0)."""
+    out[0] = np.nan
+    for t in range(1, close.shape[0]):
+        out[t] = (close[t] - close[t - 1]) / close[t - 1]
+
+
 @njit(cache=True, parallel=True)
 def ma_table_nb(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """Rolling means of ``close`` (1-D) for each window: shape ``(len(windows), len(close))``."""
@@ -244,11 +364,13 @@ def ma_grid_nb(open_, close, table, fast_row, slow_row, start, end, fees, slip, 
     """
     n_pairs = fast_row.shape[0]
     out = np.empty((n_pairs, _N_STATS))
-    no_value = np.empty(0)
+    ff, rc = prepare_nb(close)
+    empty = np.empty(0)
+    no_state = np.empty(0, dtype=np.int8)
     no_trades = np.empty((0, 7))
     for k in prange(n_pairs):
-        _run_nb(open_, close, table[fast_row[k]], table[slow_row[k]], start, end, fees, slip,
-                init_cash, ppy, out[k], no_value, no_value, no_trades, False)
+        _run_nb(open_, ff, rc, table[fast_row[k]], table[slow_row[k]], no_state, start, end, fees, slip,
+                init_cash, ppy, out[k], empty, empty, no_trades, False)
     return out
 
 
@@ -258,26 +380,35 @@ def ma_grid_returns_nb(open_, close, table, fast_row, slow_row, start, end, fees
     n_pairs = fast_row.shape[0]
     out = np.empty((n_pairs, _N_STATS))
     rets = np.zeros((n_pairs, end - start))
-    no_value = np.empty(0)
+    ff, rc = prepare_nb(close)
+    empty = np.empty(0)
+    no_state = np.empty(0, dtype=np.int8)
     no_trades = np.empty((0, 7))
     for k in prange(n_pairs):
-        _run_nb(open_, close, table[fast_row[k]], table[slow_row[k]], start, end, fees, slip,
-                init_cash, ppy, out[k], no_value, rets[k], no_trades, False)
+        _run_nb(open_, ff, rc, table[fast_row[k]], table[slow_row[k]], no_state, start, end, fees, slip,
+                init_cash, ppy, out[k], empty, rets[k], no_trades, False)
     return out, rets
 
 
 @njit(cache=True, parallel=True)
 def ma_many_nb(open_, close, fast, slow, start, end, fees, slip, init_cash, ppy):
     """Statistics of one ``(fast, slow)`` pair on every column of ``close`` (bars x symbols)."""
-    m = close.shape[1]
+    n, m = close.shape
     out = np.empty((m, _N_STATS))
-    no_value = np.empty(0)
+    empty = np.empty(0)
     no_trades = np.empty((0, 7))
     for j in prange(m):
         c = np.ascontiguousarray(close[:, j])
         o = np.ascontiguousarray(open_[:, j])
-        _run_nb(o, c, rolling_mean_1d_nb(c, fast), rolling_mean_1d_nb(c, slow), start, end, fees,
-                slip, init_cash, ppy, out[j], no_value, no_value, no_trades, False)
+        states = np.empty(n, dtype=np.int8)
+        scratch = np.empty(n)
+        if cross_states_nb(c, fast, slow, states, scratch):
+            ff, rc = prepare_nb(c)
+        else:  # no gaps: the close is its own forward fill; reuse the scratch for its returns
+            ff, rc = c, scratch
+            _simple_returns_nb(c, rc)
+        _run_nb(o, ff, rc, empty, empty, states, start, end, fees, slip, init_cash, ppy, out[j], empty, empty,
+                no_trades, False)
     return out
 
 
@@ -291,8 +422,10 @@ def ma_single_nb(open_, close, fast, slow, start, end, fees, slip, init_cash, pp
     stats = np.empty(_N_STATS)
     value = np.full(close.shape[0], np.nan)
     trades = np.full((close.shape[0] // 2 + 2, 7), np.nan)
-    _run_nb(open_, close, rolling_mean_1d_nb(close, fast), rolling_mean_1d_nb(close, slow), start,
-            end, fees, slip, init_cash, ppy, stats, value, np.empty(0), trades, True)
+    ff, rc = prepare_nb(close)
+    _run_nb(open_, ff, rc, rolling_mean_1d_nb(close, fast), rolling_mean_1d_nb(close, slow),
+            np.empty(0, dtype=np.int8), start, end, fees, slip, init_cash, ppy, stats, value, np.empty(0),
+            trades, True)
     n = 0
     while n < trades.shape[0] and not np.isnan(trades[n, 0]):
         n += 1

@@ -213,17 +213,20 @@ def sweep_ma_crossover(
     if exec_field not in fields:
         raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)}")
     close_df = fields["close"]
-    empty = [c for c in close_df.columns if close_df[c].isna().all()]
+    close_all = close_df.to_numpy(dtype=np.float64)
+    exec_all = fields[exec_field].to_numpy(dtype=np.float64)
+    bad = np.isnan(close_all).all(axis=0) | ~(exec_all > 0).any(axis=0)
+    empty = [c for c, b in zip(close_df.columns, bad, strict=True) if b]
     for sym in empty:
         warnings.warn(f"{sym}: no valid prices; excluded from the sweep", stacklevel=2)
-    keep = [c for c in close_df.columns if c not in empty]
-    if not keep:
+    if bad.all():
         raise ValueError("no symbol has valid prices")
+    keep = [c for c, b in zip(close_df.columns, bad, strict=True) if not b]
     index = close_df.index
     rows = span_of(index, start, end)
     ppy = float(periods_per_year or infer_periods_per_year(index))
-    close = close_df[keep].to_numpy(dtype=np.float64)
-    exec_px = fields[exec_field][keep].to_numpy(dtype=np.float64)
+    close = close_all[:, ~bad] if bad.any() else close_all
+    exec_px = exec_all[:, ~bad] if bad.any() else exec_all
     costs = (float(fees), float(slippage), float(init_cash), ppy)
     symbols = [str(c) for c in keep]
     t0 = time.perf_counter()
