@@ -43,11 +43,17 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-net
 DRAWN = """() => { const f = [...document.querySelectorAll('.wb-figure')];
   return f.length > 0 && f.every(e => e.querySelector('.js-plotly-plot .main-svg')); }"""
 FIRST = "() => !!document.querySelector('.wb-figure .js-plotly-plot .main-svg')"
-TOGGLES = {"01-market-overview": ("wb-prices-scale", "wb-prices-fig"),
-           "02-predictions": ("wb-acc-metric", "wb-acc-fig"),
-           "03-backtest-explorer": ("wb-bt-params", "wb-bt-equity-fig"),
-           "04-portfolio-risk": ("wb-roll-window", "wb-roll-fig"),
-           "05-pipeline-health": ("wb-runs-filter", "wb-runs-fig")}
+#: per dashboard, (control, figure) pairs: the first control offering two options is toggled
+TOGGLES = {"01-market-overview": [("wb-prices-scale", "wb-prices-fig")],
+           "02-predictions": [("wb-acc-metric", "wb-acc-fig")],
+           "03-backtest-explorer": [("wb-bt-params", "wb-bt-equity-fig"), ("wb-bt-symbol", "wb-bt-equity-fig")],
+           "04-portfolio-risk": [("wb-roll-window", "wb-roll-fig")],
+           "05-pipeline-health": [("wb-runs-filter", "wb-runs-fig")]}
+FLOOR_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                             "source": ["import ipywidgets\n", "w = ipywidgets.HTML('ready')\n",
+                                        "w.add_class('wb-floor')\n", "w"]}],
+                  "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                  "nbformat": 4, "nbformat_minor": 4}
 
 
 def _chromium() -> str:
@@ -72,12 +78,14 @@ def _runs_dir(args: argparse.Namespace, scratch: Path) -> tuple[Path, str]:
 class Server:
     """``workbench dashboards`` on a free loopback port, with its log to count filled kernel pools."""
 
-    def __init__(self, runs: Path, scratch: Path, pool_size: int) -> None:
-        self.log = scratch / f"server-pool{pool_size}.log"
+    def __init__(self, runs: Path, scratch: Path, pool_size: int, home: Path | None = None) -> None:
+        self.log = scratch / f"server-pool{pool_size}{'-' + home.name if home else ''}.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = start_server(port=self.port, pool_size=pool_size, log_path=self.log,
-                                 env={"WORKBENCH_RUNS_DIR": str(runs), "PYTHONWARNINGS": "ignore"})
+        env = {"WORKBENCH_RUNS_DIR": str(runs), "PYTHONWARNINGS": "ignore"}
+        if home is not None:
+            env["WORKBENCH_HOME"] = str(home)
+        self.proc = start_server(port=self.port, pool_size=pool_size, log_path=self.log, env=env)
         wait_until_ready(self.url, timeout=120, proc=self.proc)
 
     def filled(self) -> int:
@@ -120,10 +128,12 @@ async def _open(browser, url: str, name: str) -> tuple[object, object, float, fl
 
 
 async def _interactions(page, name: str, repeats: int) -> list[float]:
-    control, fig = TOGGLES[name]
-    select = page.locator(f".{control} select")
-    labels = [o.strip() for o in await select.locator("option").all_text_contents()]
-    if len(labels) < 2:
+    for control, fig in TOGGLES[name]:  # noqa: B007 (used after the loop)
+        select = page.locator(f".{control} select")
+        labels = [o.strip() for o in await select.locator("option").all_text_contents()]
+        if len(labels) >= 2:
+            break
+    else:
         return []
     times = []
     for _ in range(repeats):
@@ -158,6 +168,31 @@ async def _render_pass(browser, server: Server, names: list[str], repeats: int, 
     return out
 
 
+async def _floor(browser, runs: Path, scratch: Path, repeats: int) -> float:
+    """Voila's own floor here and now: a pre-started page holding one HTML widget and no figure."""
+    home = scratch / "floor"
+    (home / "dashboards").mkdir(parents=True)
+    shutil.copy(ROOT / "dashboards" / "voila.json", home / "dashboards" / "voila.json")
+    (home / "dashboards" / "00-floor.ipynb").write_text(json.dumps(FLOOR_NOTEBOOK))
+    server = Server(runs, scratch, pool_size=1, home=home)
+    times = []
+    try:
+        for _ in range(repeats):
+            before = server.filled()
+            server.wait_filled(max(before, 1))
+            context = await browser.new_context()
+            page = await context.new_page()
+            t0 = time.perf_counter()
+            await page.goto(f"{server.url}/voila/render/00-floor.ipynb", wait_until="commit", timeout=300_000)
+            await page.wait_for_selector(".wb-floor", timeout=300_000)
+            times.append(time.perf_counter() - t0)
+            await context.close()
+            server.wait_filled(max(before, 1) + 1)
+    finally:
+        server.stop()
+    return statistics.median(times)
+
+
 async def _concurrent(browser, server: Server, sessions: int) -> dict:
     base = server.kernels_rss()
     names = sorted(DASHBOARDS)
@@ -185,10 +220,11 @@ async def main_async(args: argparse.Namespace) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="bench-dashboards-"))
     runs, what = _runs_dir(args, scratch)
     names = sorted(DASHBOARDS)
-    repeats, clicks = (1, 3) if args.quick else (3, 10)
+    repeats, clicks = (1, 3) if args.quick else (2, 6)
     report: dict = {"run": what, "load_avg_start": os.getloadavg(), "cpus": os.cpu_count()}
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=_chromium(), args=ARGS)
+        report["floor_s"] = await _floor(browser, runs, scratch, repeats)
         server = Server(runs, scratch, pool_size=0)
         try:
             report["cold"] = await _render_pass(browser, server, names, 1, pooled=False, interactions=0)
@@ -211,7 +247,9 @@ async def main_async(args: argparse.Namespace) -> dict:
 def _print(report: dict) -> None:
     print(f"run: {report['run']}; {report['cpus']} CPUs; load average at start "
           f"{report['load_avg_start'][0]:.1f}, at end {report['load_avg_end'][0]:.1f}")
-    print(f"{'dashboard':24s} {'cold first':>11s} {'cold ready':>11s} {'warm first':>11s} {'warm ready':>11s} "
+    print("first = first figure drawn, ready = every figure drawn; cold = kernel started per viewer, "
+          "pre = pre-started kernel; times from navigation, fresh browser profile each time")
+    print(f"{'dashboard':24s} {'cold first':>11s} {'cold ready':>11s} {'pre first':>11s} {'pre ready':>11s} "
           f"{'interaction p50/max [ms]':>26s}")
     all_clicks = []
     for name in sorted(report["cold"]):
@@ -221,6 +259,7 @@ def _print(report: dict) -> None:
         inter = f"{statistics.median(clicks):.0f} / {max(clicks):.0f}" if clicks else "n/a"
         print(f"{name:24s} {c['first_widget_s']:10.2f}s {c['interactive_s']:10.2f}s {w['first_widget_s']:10.2f}s "
               f"{w['interactive_s']:10.2f}s {inter:>26s}")
+    print(f"Voila's floor here and now (pre-started page with one HTML widget, no figure): {report['floor_s']:.2f} s")
     conc = report["concurrent"]
     print(f"{conc['sessions']} concurrent sessions: {conc['served']}/{conc['sessions']} served in {conc['wall_s']:.1f} s; "
           f"p50/p95 interactive {conc['p50_interactive_s']:.1f} / {conc['p95_interactive_s']:.1f} s; "
