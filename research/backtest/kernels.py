@@ -33,8 +33,8 @@ from numba import njit, prange
 from research.strategies._nb import cross_step_nb, rolling_mean_1d_nb
 
 __all__ = [
-    "STATS", "TRADE_FIELDS", "prepare_nb", "cross_states_nb", "ma_table_nb", "ma_grid_nb", "ma_grid_returns_nb",
-    "ma_many_nb", "ma_single_nb",
+    "STATS", "TRADE_FIELDS", "prepare_nb", "cross_states_nb", "ma_table_nb", "ma_grid_nb", "ma_many_nb",
+    "ma_single_nb",
 ]
 
 STATS = (
@@ -356,30 +356,16 @@ def ma_table_nb(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True)
-def ma_grid_nb(open_, close, table, fast_row, slow_row, start, end, fees, slip, init_cash, ppy):
+def ma_grid_nb(open_, close, table, fast_row, slow_row, start, end, fees, slip, init_cash, ppy, keep_returns):
     """Statistics of every ``(fast, slow)`` pair on one symbol, in parallel over pairs.
 
     ``table`` holds the averages (rows indexed by ``fast_row``/``slow_row``, from
-    :func:`ma_table_nb`). Returns ``(n_pairs, len(STATS))``.
+    :func:`ma_table_nb`). Returns ``(stats, returns)``: ``(n_pairs, len(STATS))`` and, with
+    ``keep_returns``, the exact per-bar returns ``(n_pairs, end - start)`` (else ``(n_pairs, 0)``).
     """
     n_pairs = fast_row.shape[0]
     out = np.empty((n_pairs, _N_STATS))
-    ff, rc = prepare_nb(close)
-    empty = np.empty(0)
-    no_state = np.empty(0, dtype=np.int8)
-    no_trades = np.empty((0, 7))
-    for k in prange(n_pairs):
-        _run_nb(open_, ff, rc, table[fast_row[k]], table[slow_row[k]], no_state, start, end, fees, slip,
-                init_cash, ppy, out[k], empty, empty, no_trades, False)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def ma_grid_returns_nb(open_, close, table, fast_row, slow_row, start, end, fees, slip, init_cash, ppy):
-    """Like :func:`ma_grid_nb`, also returning the per-bar returns ``(n_pairs, end - start)``."""
-    n_pairs = fast_row.shape[0]
-    out = np.empty((n_pairs, _N_STATS))
-    rets = np.zeros((n_pairs, end - start))
+    rets = np.zeros((n_pairs, end - start if keep_returns else 0))
     ff, rc = prepare_nb(close)
     empty = np.empty(0)
     no_state = np.empty(0, dtype=np.int8)

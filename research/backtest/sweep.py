@@ -30,7 +30,7 @@ import pandas as pd
 
 from research.backtest.engine import TIMINGS, as_fields, backtest, infer_periods_per_year
 from research.backtest.engine import _span as span_of
-from research.backtest.kernels import STATS, ma_grid_nb, ma_grid_returns_nb, ma_many_nb, ma_table_nb
+from research.backtest.kernels import STATS, ma_grid_nb, ma_many_nb, ma_table_nb
 
 __all__ = ["SweepResult", "sweep_ma_crossover", "sweep", "ma_pairs", "STATS"]
 
@@ -106,7 +106,7 @@ class SweepResult:
         fast, slow = rows["fast"].to_numpy(), rows["slow"].to_numpy()
         windows, frow, srow = _rows_of(fast, slow)
         lo, hi = inp["rows"].start, inp["rows"].stop
-        _, rets = ma_grid_returns_nb(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *inp["costs"])
+        _, rets = ma_grid_nb(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *inp["costs"], True)
         cols = pd.MultiIndex.from_arrays([fast, slow], names=["fast", "slow"])
         return pd.DataFrame(rets.T, index=inp["index"][lo:hi], columns=cols)
 
@@ -151,7 +151,7 @@ def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str],
         for j in range(len(symbols)):
             c = np.ascontiguousarray(close[:, j])
             o = np.ascontiguousarray(exec_px[:, j])
-            stats = ma_grid_nb(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *costs)
+            stats, _ = ma_grid_nb(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *costs, False)
             parts.append((np.full(len(pairs), j), pairs[:, 0], pairs[:, 1], stats))
     sym_idx = np.concatenate([p[0] for p in parts])
     table = pd.DataFrame(np.concatenate([p[3] for p in parts]), columns=list(STATS))
@@ -225,8 +225,8 @@ def sweep_ma_crossover(
     index = close_df.index
     rows = span_of(index, start, end)
     ppy = float(periods_per_year or infer_periods_per_year(index))
-    close = close_all[:, ~bad] if bad.any() else close_all
-    exec_px = exec_all[:, ~bad] if bad.any() else exec_all
+    close = np.asfortranarray(close_all[:, ~bad]) if bad.any() else close_all
+    exec_px = np.asfortranarray(exec_all[:, ~bad]) if bad.any() else exec_all
     costs = (float(fees), float(slippage), float(init_cash), ppy)
     symbols = [str(c) for c in keep]
     t0 = time.perf_counter()

@@ -230,3 +230,20 @@ def test_start_trades_from_a_date_with_warm_up(goog):
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="holds 0 bars"):
             backtest(goog, "ma_crossover", start="2030-01-01")
+
+
+def test_shared_book_rebalances_monthly_to_target_weights():
+    both = load_prices(["GOOG", "SPX"], start="2006-01-01", end="2008-12-31")
+    hold = Signals(pd.DataFrame(1.0, index=both.index, columns=["GOOG", "SPX"]))
+    drift = backtest(both, hold, shared_cash=True)
+    monthly = backtest(both, hold, shared_cash=True, rebalance="monthly", benchmark="hold")
+    assert len(drift.orders) == 2  # bought once, never traded back to target
+    months = both.index.tz_convert(None).to_period("M")
+    first_days = both.index[np.r_[True, months[1:] != months[:-1]]]
+    # the first fill is the open after the first close; then every month's first bar
+    assert set(monthly.orders["timestamp"]) == {both.index[1], *first_days[1:]}
+    at_rebalance = monthly.weights.loc[first_days[1:]]
+    assert (at_rebalance - 0.5).abs().max().max() < 0.05
+    assert (drift.weights.iloc[2:] - 0.5).abs().max().max() > 0.05  # drifted away in between
+    beta = monthly.summary()["Beta"]
+    assert np.isfinite(beta) and 0.8 < beta < 1.2  # an equal-weight book against equal-weight buy and hold

@@ -9,7 +9,6 @@ import pytest
 from research.backtest.kernels import (
     STATS,
     ma_grid_nb,
-    ma_grid_returns_nb,
     ma_many_nb,
     ma_single_nb,
     ma_table_nb,
@@ -56,7 +55,7 @@ def test_fused_equals_vectorbt_trades_and_returns(symbol):
     windows = np.arange(1, 201)
     fr = np.array([f - 1 for f, _ in pairs])
     sr = np.array([s - 1 for _, s in pairs])
-    stats, rets = ma_grid_returns_nb(o, c, ma_table_nb(c, windows), fr, sr, 0, n, FEES, SLIP, CASH, 252.0)
+    stats, rets = ma_grid_nb(o, c, ma_table_nb(c, windows), fr, sr, 0, n, FEES, SLIP, CASH, 252.0, True)
     np.testing.assert_array_equal(rets.T, pf.returns().to_numpy())  # bit for bit
     records = pf.trades.records
     for k, (f, s) in enumerate(pairs):
@@ -106,8 +105,9 @@ def test_grid_and_many_symbol_kernels_agree_with_single_runs():
         single = ma_single_nb(oj, cj, 12, 40, 100, 800, FEES, SLIP, CASH, 252.0)[0]
         np.testing.assert_allclose(many[j], single, rtol=1e-12, atol=1e-15)  # records path: exact divisions
         windows = np.array([12, 40, 7])
-        grid = ma_grid_nb(oj, cj, ma_table_nb(cj, windows), np.array([0, 2]), np.array([1, 1]), 100, 800, FEES, SLIP,
-                          CASH, 252.0)
+        grid, none = ma_grid_nb(oj, cj, ma_table_nb(cj, windows), np.array([0, 2]), np.array([1, 1]), 100, 800, FEES,
+                                SLIP, CASH, 252.0, False)
+        assert none.shape == (2, 0)
         np.testing.assert_array_equal(grid[0], many[j])
         np.testing.assert_allclose(grid[1], ma_single_nb(oj, cj, 7, 40, 100, 800, FEES, SLIP, CASH, 252.0)[0], rtol=1e-12)
 
