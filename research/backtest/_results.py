@@ -100,8 +100,12 @@ def assemble(pf, plan, fields: dict[str, pd.DataFrame], record: dict[str, Any], 
     rows, nan_reasons = {}, {}
     for book in equity.columns:
         cols = symbols if shared else [book]
-        s = summary(returns[book], benchmark=bench, periods_per_year=record["periods_per_year"],
-                    trades=trades.loc[trades["book"] == book, ["pnl", "return"]], positions=weights[cols])
+        # A book lives from its first to its last priced bar: bars before a listing or after
+        # the data ends are not periods of its life.
+        live = close[cols].notna().any(axis=1).to_numpy()
+        life = slice(int(live.argmax()), len(live) - int(live[::-1].argmax())) if live.any() else slice(0, 0)
+        s = summary(returns[book].iloc[life], benchmark=bench, periods_per_year=record["periods_per_year"],
+                    trades=trades.loc[trades["book"] == book, ["pnl", "return"]], positions=weights[cols].iloc[life])
         rows[book] = s
         nan_reasons[book] = s.attrs.get("nan_reasons", {})
     stats = pd.DataFrame(rows).T
