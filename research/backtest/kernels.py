@@ -28,13 +28,13 @@ trade), ``exposure`` = fraction of bars held.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, set_parallel_chunksize
 
 from research.strategies._nb import cross_step_nb, rolling_mean_1d_nb
 
 __all__ = [
     "STATS", "TRADE_FIELDS", "prepare_nb", "cross_states_nb", "ma_table_nb", "ma_grid_nb", "ma_many_nb",
-    "ma_single_nb",
+    "ma_single_nb", "ma_grid", "ma_many",
 ]
 
 STATS = (
@@ -416,3 +416,20 @@ def ma_single_nb(open_, close, fast, slow, start, end, fees, slip, init_cash, pp
     while n < trades.shape[0] and not np.isnan(trades[n, 0]):
         n += 1
     return stats, value, trades[:n]
+
+
+def _chunked(kernel, chunk: int):
+    def run(*args):
+        old = set_parallel_chunksize(chunk)  # small chunks keep both threads busy on a shared machine
+        try:
+            return kernel(*args)
+        finally:
+            set_parallel_chunksize(old)
+
+    run.__name__ = kernel.__name__.removesuffix("_nb")
+    run.__doc__ = f"{kernel.__doc__}\n\n    Runs :func:`{kernel.__name__}` with parallel chunks of {chunk}."
+    return run
+
+
+ma_grid = _chunked(ma_grid_nb, 64)
+ma_many = _chunked(ma_many_nb, 4)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from research.backtest.engine import TIMINGS, as_fields, backtest, infer_periods_per_year
 from research.backtest.engine import _span as span_of
-from research.backtest.kernels import STATS, ma_grid_nb, ma_many_nb, ma_table_nb
+from research.backtest.kernels import STATS, ma_grid, ma_many, ma_table_nb
 
 __all__ = ["SweepResult", "sweep_ma_crossover", "sweep", "ma_pairs", "STATS"]
 
@@ -106,7 +106,7 @@ class SweepResult:
         fast, slow = rows["fast"].to_numpy(), rows["slow"].to_numpy()
         windows, frow, srow = _rows_of(fast, slow)
         lo, hi = inp["rows"].start, inp["rows"].stop
-        _, rets = ma_grid_nb(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *inp["costs"], True)
+        _, rets = ma_grid(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *inp["costs"], True)
         cols = pd.MultiIndex.from_arrays([fast, slow], names=["fast", "slow"])
         return pd.DataFrame(rets.T, index=inp["index"][lo:hi], columns=cols)
 
@@ -143,7 +143,7 @@ def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str],
     if len(pairs) < close.shape[1]:  # few parameter sets, many symbols: parallel over symbols
         parts = []
         for f, s in pairs:
-            stats = ma_many_nb(exec_px, close, int(f), int(s), lo, hi, *costs)
+            stats = ma_many(exec_px, close, int(f), int(s), lo, hi, *costs)
             parts.append((np.arange(len(symbols)), np.full(len(symbols), f), np.full(len(symbols), s), stats))
     else:  # a grid per symbol: parallel over parameter sets
         windows, frow, srow = _rows_of(pairs[:, 0], pairs[:, 1])
@@ -151,15 +151,22 @@ def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str],
         for j in range(len(symbols)):
             c = np.ascontiguousarray(close[:, j])
             o = np.ascontiguousarray(exec_px[:, j])
-            stats, _ = ma_grid_nb(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *costs, False)
+            stats, _ = ma_grid(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *costs, False)
             parts.append((np.full(len(pairs), j), pairs[:, 0], pairs[:, 1], stats))
     sym_idx = np.concatenate([p[0] for p in parts])
-    table = pd.DataFrame(np.concatenate([p[3] for p in parts]), columns=list(STATS))
-    table.insert(0, "slow", np.concatenate([p[2] for p in parts]).astype(np.int64))
-    table.insert(0, "fast", np.concatenate([p[1] for p in parts]).astype(np.int64))
-    table.insert(0, "symbol", np.asarray(symbols, dtype=object)[sym_idx])
-    table["trades"] = table["trades"].astype(np.int64)
-    return table.sort_values(["symbol", "fast", "slow"], kind="stable").reset_index(drop=True)
+    stats = np.concatenate([p[3] for p in parts])
+    columns = {
+        "symbol": np.asarray(symbols, dtype=object)[sym_idx],
+        "fast": np.concatenate([p[1] for p in parts]).astype(np.int64),
+        "slow": np.concatenate([p[2] for p in parts]).astype(np.int64),
+    }
+    columns.update({name: stats[:, i] for i, name in enumerate(STATS)})
+    columns["trades"] = columns["trades"].astype(np.int64)
+    table = pd.DataFrame(columns)
+    order = np.lexsort((table["slow"].to_numpy(), table["fast"].to_numpy(), sym_idx))
+    if (order != np.arange(len(order))).any():
+        table = table.iloc[order].reset_index(drop=True)
+    return table
 
 
 def sweep_ma_crossover(
