@@ -146,15 +146,23 @@ def seed_summary(overall: pd.DataFrame, *, metrics: tuple[str, ...] = METRICS) -
     return out
 
 
+DIGITS = {"rmse": 6, "mae": 6}
+
+
 def comparison_table(summary: pd.DataFrame, *, metrics: tuple[str, ...] = METRICS, digits: int = 4) -> pd.DataFrame:
-    """Model x metric strings ``"mean ± std"`` (just the mean where there is one seed)."""
-    def cell(mean: float, std: float) -> str:
+    """Model x metric strings ``"mean ± std"`` (just the mean where there is one seed).
+
+    Error metrics of daily returns differ in the fourth significant digit, so ``rmse`` and
+    ``mae`` get 6 decimals; the others ``digits``.
+    """
+    def cell(mean: float, std: float, d: int) -> str:
         if not np.isfinite(mean):
             return "n/a"
-        return f"{mean:.{digits}f}" if not np.isfinite(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+        return f"{mean:.{d}f}" if not np.isfinite(std) else f"{mean:.{d}f} ± {std:.{d}f}"
 
     return pd.DataFrame(
-        {m: [cell(summary.at[i, m], summary.at[i, f"{m}_std"]) for i in summary.index] for m in metrics},
+        {m: [cell(summary.at[i, m], summary.at[i, f"{m}_std"], DIGITS.get(m, digits)) for i in summary.index]
+         for m in metrics},
         index=summary.index,
     )
 

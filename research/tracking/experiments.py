@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,8 +39,19 @@ import pandas as pd
 from research.data import load_prices
 from research.features.sets import feature_set
 from research.models.baselines import make_baseline
-from research.models.datasets import WindowedDataset, forward_target, make_windows, walk_forward_folds
-from research.models.evaluate import HIGHER_IS_BETTER, METRICS, beats_baseline, comparison_table, nan_reasons
+from research.models.datasets import (
+    WindowedDataset,
+    forward_target,
+    make_windows,
+    walk_forward_folds,
+)
+from research.models.evaluate import (
+    HIGHER_IS_BETTER,
+    METRICS,
+    beats_baseline,
+    comparison_table,
+    nan_reasons,
+)
 from research.models.lstm import LSTMForecaster
 from research.models.walkforward import WalkForwardResult, walk_forward
 from research.tracking import registry
@@ -117,13 +129,29 @@ class TrainingResult:
         """Where the run is in the MLflow UI (append to the UI's address)."""
         return f"/#/experiments/{self.experiment_id}/runs/{self.run_id}"
 
+    def verdict(self) -> str:
+        """One line: the LSTM against the best naive baseline on the primary metric."""
+        m = self.primary_metric
+        naive = [n for n in NAIVE if n in self.summary.index]
+        best = self.summary.loc[naive, m]
+        name = best.idxmax() if m in HIGHER_IS_BETTER else best.idxmin()
+        lstm, ref = float(self.summary.at["lstm", m]), float(best[name])
+        rel = (lstm / ref - 1) if ref else float("nan")
+        if self.champion:
+            state = "champion"
+        elif self.beats_naive:
+            state = "beats naive (not registered)" if self.model_version is None else "beats naive"
+        else:
+            state = "not promoted: did not beat naive"
+        return f"{m}: lstm {lstm:.6g} vs {name} {ref:.6g} ({rel:+.2%}) -> {state}"
+
     def __str__(self) -> str:
-        verdict = "champion" if self.champion else "not promoted (did not beat naive)"
+        version = f"v{self.model_version}" if self.model_version else "(not registered)"
         return (
-            f"{self.symbol} ({self.source}) out of sample, {len(self.folds)} folds, "
+            f"{self.symbol} ({self.source}) out of sample, {len(self.folds)} folds "
+            f"({self.folds['test_start'].iloc[0][:10]} .. {self.folds['test_end'].iloc[-1][:10]}), "
             f"seeds {list(self.config.seeds)}:\n{self.comparison.to_string()}\n"
-            f"primary metric {self.primary_metric}: LSTM {verdict}; "
-            f"{self.model_name} v{self.model_version}; MLflow run {self.run_id} "
+            f"{self.verdict()}; {self.model_name} {version}; MLflow run {self.run_id} "
             f"(experiment {self.experiment!r}, {self.tracking_uri})"
         )
 
@@ -159,9 +187,12 @@ def _verdicts(summary: pd.DataFrame, metric: str) -> tuple[pd.Series, float]:
 
 
 def _log_evaluation(tr: TrackedRun, wf: WalkForwardResult, summary: pd.DataFrame) -> None:
-    for row in wf.fold_metrics.itertuples(index=False):
-        tr.log_metrics({f"fold/{row.model}/s{row.seed}/{m}": getattr(row, m) for m in METRICS}, step=int(row.fold),
-                       reasons={f"fold/{row.model}/s{row.seed}/{m}": "the forecast is constant within the fold" for m in ("ic", "rank_ic")})
+    for (model, seed, fold), g in wf.predictions.groupby(["model", "seed", "fold"], sort=False):
+        row = wf.fold_metrics[(wf.fold_metrics["model"] == model) & (wf.fold_metrics["seed"] == seed)
+                              & (wf.fold_metrics["fold"] == fold)].iloc[0]
+        key = f"fold/{model}/s{seed}"
+        reasons = {f"{key}/{m}": r for m, r in nan_reasons(g["actual"], g["predicted"]).items()}
+        tr.log_metrics({f"{key}/{m}": row[m] for m in METRICS}, step=int(fold), reasons=reasons)
     for model, g in wf.predictions.groupby("model", sort=False):
         reasons = nan_reasons(g["actual"], g["predicted"])
         vals = {f"oos/{model}/{m}": summary.at[model, m] for m in METRICS}
@@ -281,8 +312,6 @@ def train_and_evaluate(
         lstm_beats = bool(summary.at["lstm", "beats_naive"])
         tr.set_tags({"beats_naive": str(lstm_beats).lower(), "naive_best_value": naive_value,
                      "weights_sha256": final.weights_sha256()})
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             info = _log_model(tr, final, ds, Path(tmp))
         run_id, exp_id = tr.run_id, tr.experiment_id

@@ -112,11 +112,13 @@ def _cache_dir(name: str, version: str) -> Path:
     return get_settings().artifact_root / ".registry-cache" / safe / str(version)
 
 
-def load_version(name: str, version: str | int) -> LSTMForecaster:
+def load_version(name: str, version: str | int, *, fast_inference: bool = False) -> LSTMForecaster:
     """Load one registered version as an :class:`~research.models.lstm.LSTMForecaster`.
 
     The weights come from the registered model; the scaler, feature names and
     hyperparameters from the ``forecaster/`` artifacts of the run that logged it.
+    ``fast_inference`` compiles it for one-window serving (XLA; see
+    :meth:`~research.models.lstm.LSTMForecaster.compile_for_inference`).
     """
     import mlflow
 
@@ -138,7 +140,7 @@ def load_version(name: str, version: str | int) -> LSTMForecaster:
     keras_path = dst / "registered.keras"
     shutil.copyfile(files[0], keras_path)
     keras_path.with_suffix(".json").write_text(metas[0].read_text(encoding="utf-8"), encoding="utf-8")
-    model = LSTMForecaster.load(keras_path)
+    model = LSTMForecaster.load(keras_path, fast_inference=fast_inference)
     expected = json.loads(metas[0].read_text(encoding="utf-8")).get("weights_sha256")
     if expected and model.weights_sha256() != expected:
         raise RegistryError(f"{name} v{version}: registered weights do not match the run's recorded hash")
@@ -146,7 +148,7 @@ def load_version(name: str, version: str | int) -> LSTMForecaster:
     return model
 
 
-def load_champion(name: str) -> LSTMForecaster:
+def load_champion(name: str, *, fast_inference: bool = False) -> LSTMForecaster:
     """Load the champion version of ``name`` for inference.
 
     Raises
@@ -162,4 +164,4 @@ def load_champion(name: str) -> LSTMForecaster:
                 f"{latest.tags.get('beats_naive', '?')}), loadable with load_version") if latest else \
             "; no version is registered yet (train one first)"
         raise NoChampionError(f"{name} has no champion: no version beat the naive baseline out of sample{hint}")
-    return load_version(name, mv.version)
+    return load_version(name, mv.version, fast_inference=fast_inference)

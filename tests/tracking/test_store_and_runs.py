@@ -19,7 +19,12 @@ from mlflow.tracking import MlflowClient
 from research.config import get_settings
 from research.data import load_prices
 from research.tracking.runs import MAX_PARAM_CHARS, flatten_config, run
-from research.tracking.store import TrackingUnavailableError, configure, ensure_experiment, sqlite_path
+from research.tracking.store import (
+    TrackingUnavailableError,
+    configure,
+    ensure_experiment,
+    sqlite_path,
+)
 
 
 def test_sqlite_store_in_wal_mode_with_artifacts_under_the_root():

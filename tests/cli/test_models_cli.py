@@ -1,0 +1,89 @@
+"""`workbench train`, `workbench predict` and `workbench mlflow`."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from research.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_train_then_predict(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("preset: tiny\nmax_bars: 400\ntest_size: 60\n")
+    res = runner.invoke(app, ["train", "--symbol", "SYN0301", "--source", "synthetic", "--config", str(cfg),
+                              "--epochs", "1", "--no-trade", "--experiment", "cli-test"])
+    assert res.exit_code == 0, res.output
+    for text in ("lstm", "naive", "ridge", "moving_average", "lstm-SYN0301 v1", "MLflow run", "/#/experiments/"):
+        assert text in res.output
+    client = MlflowClient()
+    if any(a == "champion" for a in client.get_registered_model("lstm-SYN0301").aliases):
+        client.delete_registered_model_alias("lstm-SYN0301", "champion")
+    res = runner.invoke(app, ["predict", "--symbol", "SYN0301", "--source", "synthetic"])
+    assert res.exit_code == 1 and "has no champion" in res.output and "--version" in res.output
+    res = runner.invoke(app, ["predict", "--symbol", "SYN0301", "--source", "synthetic", "--version", "1"])
+    assert res.exit_code == 0, res.output
+    assert "SYN0301: forecast made at" in res.output and "for the next 1 bar(s)" in res.output
+
+
+def test_mlflow_refuses_a_public_bind():
+    res = runner.invoke(app, ["mlflow", "--host", "0.0.0.0"])
+    assert res.exit_code == 2 and "no authentication" in res.output
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_mlflow_ui_serves_on_loopback_and_ctrl_c_stops_its_whole_group():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "research", "mlflow", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        seen = ""
+        while time.monotonic() < deadline and proc.poll() is None and "MLflow UI at" not in seen:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                seen += os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
+        assert "MLflow UI at http://127.0.0.1:" in seen, seen[-2000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
+            assert r.status == 200
+        ui = _children(proc.pid)
+        assert ui and all(os.getpgid(c) == c for c in ui)  # the UI runs in its own process group
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the workbench command
+        out, _ = proc.communicate(timeout=60)
+        assert "stopping the MLflow UI" in seen + out.decode(errors="replace")
+        assert not any(_group_alive(c) for c in ui)  # server and workers gone
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for c in _children(proc.pid):
+            try:
+                os.killpg(c, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
