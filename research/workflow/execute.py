@@ -22,13 +22,15 @@ from pathlib import Path
 
 import nbformat
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbclient.util import ensure_async, run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 from papermill.execute import execute_notebook, raise_for_execution_errors
 from papermill.utils import remove_args
+from traitlets import Any
 
-__all__ = ["StageOutcome", "CellError", "execute_stage", "ENGINE"]
+__all__ = ["StageOutcome", "CellError", "execute_stage", "KernelPrefetch", "ENGINE"]
 
 log = logging.getLogger(__name__)
 ENGINE = "workbench"
@@ -72,7 +74,24 @@ class _StageAborted(Exception):
 
 
 class _Client(PapermillNotebookClient):
-    """papermill's client, but a timeout or a dead kernel is recorded like a failing cell."""
+    """papermill's client, but a timeout or a dead kernel is recorded like a failing cell, and a
+    kernel that finished normally may be shut down in the background (``retire_kernel``)."""
+
+    retire_kernel = Any(default_value=None, allow_none=True)
+
+    async def _async_cleanup_kernel(self) -> None:
+        if self.retire_kernel is None or self.owns_km or self.shutdown_kernel == "immediate" or self.km is None:
+            return await super()._async_cleanup_kernel()
+        if self.kc is not None:
+            await ensure_async(self.kc.stop_channels())
+        km, self.kc, self.km = self.km, None, None
+        try:
+            await ensure_async(km.request_shutdown())
+        except Exception as exc:  # already gone; the reaper still cleans up
+            log.debug("kernel shutdown request: %s", exc)
+        self.retire_kernel(km)
+
+    _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
     def papermill_execute_cells(self):
         for index, cell in enumerate(self.nb.cells):
@@ -85,9 +104,10 @@ class _Client(PapermillNotebookClient):
             except (CellTimeoutError, DeadKernelError) as ex:
                 status = "TIMEOUT" if isinstance(ex, CellTimeoutError) else "FAILED"
                 ename = type(ex).__name__
+                detail = (str(ex).splitlines() or [""])[0].rstrip(".")
                 evalue = (
-                    f"the stage ran out of its time limit while this cell was running ({ex})"
-                    if status == "TIMEOUT" else f"the kernel died while this cell was running ({ex})"
+                    f"the stage ran out of its time limit while this cell was running ({detail})"
+                    if status == "TIMEOUT" else f"the kernel died while this cell was running ({detail})"
                 )
                 cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]))
                 self.nb_man.cell_exception(cell, cell_index=index, exception=ex)
@@ -109,10 +129,92 @@ class _Engine(NBClientEngine):
             log=logging.getLogger("papermill"), log_output=log_output, stdout_file=stdout_file,
             stderr_file=stderr_file, **kwargs,
         )
-        return client.execute()
+        # a kernel handed over by KernelPrefetch is shut down here like one started here
+        return client.execute(cleanup_kc=True)
 
 
 papermill_engines.register(ENGINE, _Engine)
+
+
+class KernelPrefetch:
+    """Starts the next stage's kernel while the current stage runs, and lets finished kernels
+    exit while the next stage runs, hiding kernel start-up and shutdown.
+
+    Every stage still gets a fresh kernel (stages share nothing in memory); only its start is
+    moved earlier and the wait for its graceful exit later. All calls happen in the runner's
+    thread (kernel managers are not thread-safe). :meth:`close` kills a kernel that was
+    started but not used and finishes the shutdowns (killing a kernel that does not exit).
+
+    Parameters
+    ----------
+    cwd : path
+        Working directory of the kernels.
+    """
+
+    def __init__(self, cwd: str | os.PathLike) -> None:
+        self.cwd = str(cwd)
+        self._next = None
+        self._retiring: list = []
+
+    def retire(self, km) -> None:
+        """Take a kernel that was asked to shut down; its exit is awaited later (:meth:`reap`)."""
+        self._retiring.append(km)
+
+    def reap(self, *, keep_last: bool = False) -> None:
+        """Finish the shutdown of retired kernels (kills those that do not exit in time).
+
+        ``keep_last`` leaves the most recent one for later, so nobody waits for its exit.
+        """
+        keep = self._retiring[-1:] if keep_last else []
+        retiring, self._retiring = self._retiring[: len(self._retiring) - len(keep)], keep
+        for km in retiring:
+            try:
+                run_sync(km.finish_shutdown)()
+                run_sync(km.cleanup_resources)()
+            except Exception as exc:
+                log.debug("kernel shutdown: %s", exc)
+                self._kill(km)
+
+    def prefetch(self) -> None:
+        """Start a kernel for the next stage (no-op when one is already waiting)."""
+        if self._next is not None:
+            return
+        from jupyter_client.manager import AsyncKernelManager
+
+        km = AsyncKernelManager(kernel_name="python3")
+        try:
+            run_sync(km.start_kernel)(cwd=self.cwd)
+        except Exception as exc:  # the stage starts its own kernel and reports the failure
+            log.warning("could not start a kernel ahead of time: %s", exc)
+            return
+        self._next = km
+
+    def take(self):
+        """A started kernel's manager: the waiting one if alive, else one started now (or
+        ``None`` when no kernel can be started; the stage then starts its own and reports why)."""
+        self.reap(keep_last=True)
+        km, self._next = self._next, None
+        if km is not None and not run_sync(km.is_alive)():
+            self._kill(km)
+            km = None
+        if km is None:
+            self.prefetch()
+            km, self._next = self._next, None
+        return km
+
+    @staticmethod
+    def _kill(km) -> None:
+        try:
+            run_sync(km.shutdown_kernel)(now=True)
+        except Exception as exc:  # already gone
+            log.debug("kernel shutdown: %s", exc)
+
+    def close(self) -> None:
+        """Kill a kernel that was started but never used; finish the retiring ones."""
+        km, self._next = self._next, None
+        if km is not None:
+            self._kill(km)
+        self.reap()
 
 
 def _first_line(nb: nbformat.NotebookNode, index: int | None) -> str:
@@ -146,6 +248,8 @@ def execute_stage(
     timeout: float,
     cwd: str | os.PathLike | None = None,
     start_timeout: float = 60.0,
+    km=None,
+    kernels: KernelPrefetch | None = None,
 ) -> StageOutcome:
     """Run ``notebook`` with ``parameters`` into ``output``; never raises for a stage failure.
 
@@ -161,6 +265,13 @@ def execute_stage(
         Working directory of the kernel.
     start_timeout : float
         Seconds to wait for the kernel to start.
+    km : jupyter_client.KernelManager, optional
+        A kernel already started for this stage (see :class:`KernelPrefetch`); it is shut down
+        when the stage ends, like a kernel started here.
+    kernels : KernelPrefetch, optional
+        When given with ``km`` (one of its kernels), a kernel whose stage completed is shut
+        down without waiting (call ``kernels.close()`` at the end); a failed or timed-out
+        stage's kernel is always killed before this function returns.
     """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -171,11 +282,14 @@ def execute_stage(
         return max(1, math.ceil(deadline - time.monotonic()))
 
     status, error = "COMPLETED", None
+    extra = {"km": km} if km is not None else {}
+    if kernels is not None:
+        extra["retire_kernel"] = kernels.retire
     try:
         execute_notebook(
             str(notebook), str(output), parameters=parameters, engine_name=ENGINE, kernel_name="python3",
             progress_bar=False, log_output=False, cwd=str(cwd) if cwd else None,
-            start_timeout=min(start_timeout, timeout), timeout_func=remaining, execution_timeout=None,
+            start_timeout=min(start_timeout, timeout), timeout_func=remaining, execution_timeout=None, **extra,
         )
     except PapermillExecutionError as exc:
         source = next((ln.strip() for ln in (exc.source or "").splitlines() if ln.strip()), "")
@@ -189,6 +303,9 @@ def execute_stage(
         status, error = "FAILED", CellError(None, type(exc).__name__, str(exc))
         if isinstance(exc, (TimeoutError, RuntimeError)) and time.monotonic() >= deadline:
             status = "TIMEOUT"
+    finally:
+        if km is not None and km.has_kernel:  # papermill failed before its own cleanup
+            KernelPrefetch._kill(km)
     duration = time.monotonic() - started
     cells_s = _cells_seconds(output)
     return StageOutcome(status=status, duration_s=duration, cells_s=cells_s, output=output, error=error)

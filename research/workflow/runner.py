@@ -38,7 +38,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from research.config import get_settings
-from research.workflow.execute import execute_stage
+from research.workflow.execute import KernelPrefetch, execute_stage
 from research.workflow.ledger import Ledger, find_run_dir, iter_run_records, read_run_record
 from research.workflow.results import atomic_write_text, publish
 from research.workflow.spec import (
@@ -167,6 +167,8 @@ class _Context:
     run_dir: Path
     ledger: Ledger
     echo: Echo
+    kernels: KernelPrefetch | None = None
+    last_stage: str | None = None
 
     @property
     def spec(self) -> PipelineSpec:
@@ -199,11 +201,14 @@ def _keep_previous(out: Path) -> Path | None:
     return kept
 
 
-def _attempt(ctx: _Context, index: int, stage_name: str, params: dict) -> dict:
+def _attempt(ctx: _Context, index: int, stage_name: str, params: dict, *, last_attempt: bool) -> dict:
     st = ctx.spec.stage(stage_name)
     out = ctx.run_dir / "notebooks" / f"{index:02d}-{st.name}.ipynb"
     _keep_previous(out)
-    outcome = execute_stage(st.notebook, out, params, timeout=st.timeout, cwd=ctx.run_dir)
+    km = ctx.kernels.take() if ctx.kernels else None
+    if ctx.kernels and not (last_attempt and st.name == ctx.last_stage):
+        ctx.kernels.prefetch()  # the next stage's (or retry's) kernel starts while this one runs
+    outcome = execute_stage(st.notebook, out, params, timeout=st.timeout, cwd=ctx.run_dir, km=km, kernels=ctx.kernels)
     result = {"status": outcome.status, "duration_s": round(outcome.duration_s, 3), "cells_s": round(outcome.cells_s, 3),
               "overhead_s": round(max(outcome.duration_s - outcome.cells_s, 0.0), 3), "notebook": str(out), "error": None}
     if outcome.status == "COMPLETED":
@@ -245,7 +250,7 @@ def _run_stage(ctx: _Context, index: int, stage_rec: dict, *, resumed: bool) -> 
             delay = st.backoff * 2 ** (attempt - 1)
             ctx.echo(f"      retry {attempt}/{st.retries} of {st.name!r} in {delay:.1f} s")
             time.sleep(delay)
-        result = _attempt(ctx, index, st.name, params)
+        result = _attempt(ctx, index, st.name, params, last_attempt=attempt == st.retries)
         stage_rec["attempts"] = attempt + 1
         for key in total:
             total[key] += result[key]
@@ -270,8 +275,10 @@ def _drive(ctx: _Context, *, resumed: bool) -> RunResult:
     rec.update(status="RUNNING", error=None, pid=os.getpid(), host=socket.gethostname())
     _write_record(ctx.run_dir, rec)
     n = len(rec["stages"])
+    ctx.last_stage = rec["stages"][-1]["name"]
     try:
         with _kernel_environment(ctx.ledger.tracking_uri, rec["run_id"]):
+            ctx.kernels = KernelPrefetch(ctx.run_dir)
             for i, stage_rec in enumerate(rec["stages"], start=1):
                 if stage_rec["status"] == "COMPLETED":
                     ctx.echo(f"[{i}/{n}] {stage_rec['name']}: completed earlier, outputs reused")
@@ -289,6 +296,9 @@ def _drive(ctx: _Context, *, resumed: bool) -> RunResult:
         msg = f"run interrupted: {type(exc).__name__}: {exc}"
         _finish(ctx, "INTERRUPTED", t0, error={"stage": None, "message": msg})
         raise
+    finally:
+        if ctx.kernels is not None:
+            ctx.kernels.close()
     return _finish(ctx, "COMPLETED", t0)
 
 

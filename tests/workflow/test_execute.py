@@ -37,3 +37,28 @@ def test_dead_kernel_fails_instead_of_hanging(tmp_path, how, no_orphan_kernels, 
     nb = nbformat.read(out, as_version=4)
     assert "papermill-error-cell-tag" in nb.cells[0].metadata.get("tags", [])
     assert [o.ename for o in _error_outputs(out)] == ["DeadKernelError"]
+
+
+def test_prefetched_kernel_runs_the_stage_and_a_dead_one_is_replaced(tmp_path, no_orphan_kernels, toys):
+    import os
+    import signal
+    import time
+
+    from jupyter_client.utils import run_sync
+
+    from research.workflow.execute import KernelPrefetch
+
+    pool = KernelPrefetch(tmp_path)
+    try:
+        pool.prefetch()
+        dead = pool._next
+        os.kill(dead.provisioner.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        km = pool.take()
+        assert km is not dead and run_sync(km.is_alive)()
+        out = tmp_path / "numbers.ipynb"
+        outcome = execute_stage(toys.NOTEBOOKS / "01-numbers.ipynb", out, {**BASE, "output_dir": str(tmp_path)},
+                                timeout=60, km=km, kernels=pool)
+        assert outcome.status == "COMPLETED" and (tmp_path / "numbers.parquet").exists()
+    finally:
+        pool.close()
