@@ -187,13 +187,14 @@ def worker_fused_many(quick: bool) -> dict:
     fields = _many(500, 5000)
     o = fields["open"].to_numpy()
     c = fields["close"].to_numpy()
-    ma_many(o[:, :2], c[:, :2], 20, 50, 0, 5000, FEES, SLIP, CASH, 252.0)  # warm-up / cache load
+    lo, hi = np.zeros(500, dtype=np.int64), np.full(500, 5000, dtype=np.int64)
+    ma_many(o[:, :2], c[:, :2], 20, 50, lo[:2], hi[:2], FEES, SLIP, CASH, 252.0)  # warm-up / cache load
     sweep_ma_crossover({k: v.iloc[:, :2] for k, v in fields.items()}, fast=[20], slow=[50])
     before = _current_rss_mib()
     kernel = []
     for _ in range(15):
         t0 = time.perf_counter()
-        stats = ma_many(o, c, 20, 50, 0, 5000, FEES, SLIP, CASH, 252.0)
+        stats = ma_many(o, c, 20, 50, lo, hi, FEES, SLIP, CASH, 252.0)
         kernel.append(time.perf_counter() - t0)
     end_to_end = []
     for _ in range(5):

@@ -378,7 +378,10 @@ def ma_grid_nb(open_, close, table, fast_row, slow_row, start, end, fees, slip, 
 
 @njit(cache=True, parallel=True)
 def ma_many_nb(open_, close, fast, slow, start, end, fees, slip, init_cash, ppy):
-    """Statistics of one ``(fast, slow)`` pair on every column of ``close`` (bars x symbols)."""
+    """Statistics of one ``(fast, slow)`` pair on every column of ``close`` (bars x symbols).
+
+    ``start`` and ``end`` are int64 arrays: the simulated bars of each column.
+    """
     n, m = close.shape
     out = np.empty((m, _N_STATS))
     empty = np.empty(0)
@@ -393,7 +396,7 @@ def ma_many_nb(open_, close, fast, slow, start, end, fees, slip, init_cash, ppy)
         else:  # no gaps: the close is its own forward fill; reuse the scratch for its returns
             ff, rc = c, scratch
             _simple_returns_nb(c, rc)
-        _run_nb(o, ff, rc, empty, empty, states, start, end, fees, slip, init_cash, ppy, out[j], empty, empty,
+        _run_nb(o, ff, rc, empty, empty, states, start[j], end[j], fees, slip, init_cash, ppy, out[j], empty, empty,
                 no_trades, False)
     return out
 

@@ -105,7 +105,7 @@ class SweepResult:
         o = np.ascontiguousarray(inp["exec"][:, j])
         fast, slow = rows["fast"].to_numpy(), rows["slow"].to_numpy()
         windows, frow, srow = _rows_of(fast, slow)
-        lo, hi = inp["rows"].start, inp["rows"].stop
+        lo, hi = int(inp["lo"][j]), int(inp["hi"][j])
         _, rets = ma_grid(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *inp["costs"], True)
         cols = pd.MultiIndex.from_arrays([fast, slow], names=["fast", "slow"])
         return pd.DataFrame(rets.T, index=inp["index"][lo:hi], columns=cols)
@@ -129,6 +129,21 @@ def ma_pairs(fast: Iterable[int], slow: Iterable[int]) -> np.ndarray:
     return pairs
 
 
+def _lives(close: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Per symbol, the simulated bars: the requested range cut to its first..last priced bar.
+
+    A symbol lives from its first to its last bar with a close; bars before a listing or after
+    the data ends are not periods of its life (the engine's statistics follow the same rule).
+    """
+    valid = ~np.isnan(close)
+    n = close.shape[0]
+    first = valid.argmax(axis=0)
+    last = n - valid[::-1].argmax(axis=0)
+    lo = np.maximum(first, rows.start).astype(np.int64)
+    hi = np.minimum(last, rows.stop).astype(np.int64)
+    return lo, np.maximum(hi, lo)
+
+
 def _rows_of(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     windows = np.unique(np.concatenate([fast, slow])).astype(np.int64)
     pos = {int(w): i for i, w in enumerate(windows)}
@@ -138,8 +153,7 @@ def _rows_of(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pairs: np.ndarray,
-                 rows: slice, costs: tuple) -> pd.DataFrame:
-    lo, hi = rows.start, rows.stop
+                 lo: np.ndarray, hi: np.ndarray, costs: tuple) -> pd.DataFrame:
     if len(pairs) < close.shape[1]:  # few parameter sets, many symbols: parallel over symbols
         parts = []
         for f, s in pairs:
@@ -151,7 +165,7 @@ def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str],
         for j in range(len(symbols)):
             c = np.ascontiguousarray(close[:, j])
             o = np.ascontiguousarray(exec_px[:, j])
-            stats, _ = ma_grid(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *costs, False)
+            stats, _ = ma_grid(o, c, ma_table_nb(c, windows), frow, srow, int(lo[j]), int(hi[j]), *costs, False)
             parts.append((np.full(len(pairs), j), pairs[:, 0], pairs[:, 1], stats))
     sym_idx = np.concatenate([p[0] for p in parts])
     stats = np.concatenate([p[3] for p in parts])
@@ -234,15 +248,16 @@ def sweep_ma_crossover(
     ppy = float(periods_per_year or infer_periods_per_year(index))
     close = np.asfortranarray(close_all[:, ~bad]) if bad.any() else close_all
     exec_px = np.asfortranarray(exec_all[:, ~bad]) if bad.any() else exec_all
+    lo, hi = _lives(close, rows)
     costs = (float(fees), float(slippage), float(init_cash), ppy)
     symbols = [str(c) for c in keep]
     t0 = time.perf_counter()
-    table = _fused_table(close, exec_px, symbols, pairs, rows, costs)
+    table = _fused_table(close, exec_px, symbols, pairs, lo, hi, costs)
     elapsed = time.perf_counter() - t0
     params = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing,
               "periods_per_year": ppy, "start": str(index[rows.start]), "end": str(index[rows.stop - 1]),
               "engine": "fused", "excluded": [str(e) for e in empty], "direction": "long", "sizing": "all_in"}
-    inputs = {"close": close, "exec": exec_px, "symbols": symbols, "rows": rows, "costs": costs, "index": index}
+    inputs = {"close": close, "exec": exec_px, "symbols": symbols, "lo": lo, "hi": hi, "costs": costs, "index": index}
     return SweepResult(table, "ma_crossover", ["fast", "slow"], metric, params, elapsed, inputs)
 
 

@@ -99,7 +99,8 @@ def test_grid_and_many_symbol_kernels_agree_with_single_runs():
     frames = {f"S{i}": synthetic_ohlcv(f"S{i}", bars=800, seed=11) for i in range(6)}
     o = pd.DataFrame({k: v["open"] for k, v in frames.items()}).to_numpy()
     c = pd.DataFrame({k: v["close"] for k, v in frames.items()}).to_numpy()
-    many = ma_many_nb(o, c, 12, 40, 100, 800, FEES, SLIP, CASH, 252.0)
+    lo, hi = np.full(c.shape[1], 100, dtype=np.int64), np.full(c.shape[1], 800, dtype=np.int64)
+    many = ma_many_nb(o, c, 12, 40, lo, hi, FEES, SLIP, CASH, 252.0)
     for j in range(c.shape[1]):
         cj, oj = np.ascontiguousarray(c[:, j]), np.ascontiguousarray(o[:, j])
         single = ma_single_nb(oj, cj, 12, 40, 100, 800, FEES, SLIP, CASH, 252.0)[0]

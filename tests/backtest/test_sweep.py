@@ -73,6 +73,20 @@ def test_many_symbols_one_pair_and_date_range():
     assert res.params["start"] == str(fields["close"].index[200])
 
 
+def test_a_late_listing_is_measured_over_its_own_life(goog):
+    both = load_prices(["MSFT", "GOOG"])  # MSFT from 1986, GOOG from 2004
+    joint = sweep_ma_crossover(both, fast=[10, 20], slow=[50], fees=0.001).table.set_index(["symbol", "fast"])
+    alone = sweep_ma_crossover(goog, fast=[10, 20], slow=[50], fees=0.001).table.set_index("fast")
+    engine = backtest(both, "ma_crossover", params={"fast": 20, "slow": 50}, fees=0.001).summary("GOOG")
+    for f in (10, 20):
+        a = joint.loc[("GOOG", f), list(STATS)].astype(float).to_numpy()
+        b = alone.loc[f, list(STATS)].astype(float).to_numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert joint.loc[("GOOG", 20), "sharpe"] == pytest.approx(engine["Sharpe Ratio"], rel=1e-9)
+    many = sweep_ma_crossover(both, fast=[20], slow=[50], fees=0.001).table.set_index("symbol")  # symbol-parallel path
+    assert many.loc["GOOG", "annual_return"] == pytest.approx(engine["Return (Ann.) [%]"] / 100, rel=1e-9)
+
+
 def test_generic_sweep_uses_the_engine_and_skips_invalid_sets(goog):
     res = sweep(goog, "rsi_reversion", {"window": [7, 14], "lower": [25.0, 30.0]}, fees=0.001)
     assert res.params["engine"] == "engine" and len(res.table) == 4
