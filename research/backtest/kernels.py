@@ -13,9 +13,11 @@ The same as :func:`research.backtest.engine.backtest` with ``timing="next_open"`
 ``open * (1 + slippage)`` and paying ``fees`` on the traded value; selling at
 ``open * (1 - slippage)``. A bar with a missing or non-positive open gets no fill (the change
 waits for the next valid open). Equity is valued at the close (the last valid close when
-missing). The order and rounding arithmetic reproduces vectorbt's ``Portfolio.from_signals``
-step by step (including its tolerance-based rounding to zero), so trades and returns agree
-with vectorbt exactly; the tests check this.
+missing). Long-only: a cross below goes flat (long-short sweeps run through the engine).
+The order and rounding arithmetic reproduces vectorbt's ``Portfolio.from_signals`` step by
+step (including its tolerance-based rounding to zero), so fills, equity and per-bar returns
+agree with vectorbt bit for bit; the tests check this. On bars held all-in without a fill the
+statistics fold the close's own return instead of dividing equities (same value within 1e-15).
 
 Statistics (columns of :data:`STATS`) use the per-bar returns of the simulated span:
 ``sharpe = mean / std (ddof=1) * sqrt(periods_per_year)`` (NaN when the returns do not vary),
