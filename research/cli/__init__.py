@@ -40,15 +40,16 @@ _register()
 
 @app.command()
 def run() -> None:
-    """Run the main job: ingest and validate the sample universe, then summarise it."""
-    from research.data import ingest_many, get_source
-    from research.data.summary import default_universe, print_ingest_summary
+    """Run the daily pipeline on the bundled sample data (offline) and say where everything is.
 
-    src = get_source("sample")
-    symbols, interval = default_universe(src, "1d")
-    results = ingest_many(symbols, interval=interval, source=src, progress=True)
-    results.update(ingest_many(["BTC-USD"], interval="1mo", source=src))
-    print_ingest_summary(results)
+    Ingests and validates the sample universe, builds features, trains the models (or forecasts
+    with the champions), backtests, computes risk, writes today's signals and alerts and
+    publishes the run; then prints where the executed notebooks, MLflow runs and signals are and
+    how to open the dashboards. Same as `workbench pipeline run pipelines/daily.yaml`.
+    """
+    from research.cli.pipeline import run_daily
+
+    run_daily()
 
 
 def main() -> None:

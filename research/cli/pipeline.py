@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import signal
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-__all__ = ["register", "app", "print_run_summary"]
+__all__ = ["register", "app", "print_run_summary", "print_where", "run_daily"]
 
 app = typer.Typer(
     help="Run parameterised notebook pipelines (pipelines/*.yaml) and read their ledger.",
@@ -57,6 +58,61 @@ def print_run_summary(record: dict) -> None:
         typer.echo(f"outputs: {', '.join(record['outputs'])}")
     typer.echo(f"mlflow: parent run {record.get('mlflow_run_id')} in experiment pipeline-{record['pipeline']} "
                f"({record.get('tracking_uri')})")
+
+
+def print_where(run_dir: Path, record: dict) -> None:
+    """Print where a run's notebooks, outputs, signals and MLflow runs are, and how to look."""
+    import pandas as pd
+
+    from research.data.summary import print_table
+    from research.workflow.results import read_output
+
+    outputs = run_dir / "outputs"
+    if (outputs / "signals.parquet").exists():
+        sig = read_output(outputs, "signals")
+        cols = [c for c in ("symbol", "strategy", "bar_time", "signal", "target_position", "stale") if c in sig.columns]
+        typer.echo(f"today's signals (as of {record['as_of']}; research output, not orders):")
+        frame = sig[cols].copy()
+        frame["target_position"] = frame["target_position"].map(lambda v: f"{v:+.2f}")
+        frame["bar_time"] = pd.to_datetime(frame["bar_time"]).dt.strftime("%Y-%m-%d %H:%M")
+        print_table(frame)
+    if (outputs / "alerts.parquet").exists():
+        alerts = read_output(outputs, "alerts")
+        counts = ", ".join(f"{n} {k}" for k, n in alerts["severity"].value_counts().items()) or "none"
+        typer.echo(f"alerts: {counts}")
+    typer.echo("")
+    typer.echo(f"executed notebooks  {run_dir / 'notebooks'}")
+    typer.echo(f"signals and alerts  {outputs / 'signals.parquet'}, {outputs / 'alerts.parquet'}")
+    typer.echo(f"all outputs         {outputs}  (published pointer: {run_dir.parent / 'published.json'})")
+    typer.echo(f"MLflow runs         {record.get('tracking_uri')}: experiment pipeline-{record['pipeline']} "
+               f"(run {record.get('mlflow_run_id')}), models in lstm-forecast; browse with `make mlflow` "
+               "(workbench mlflow) at http://127.0.0.1:5000")
+    typer.echo("dashboards          `make dashboards` (workbench dashboards), then open http://127.0.0.1:8866")
+    typer.echo(f"ledger              workbench pipeline status | list | show {record['run_id']}")
+
+
+def run_daily() -> None:
+    """Run ``pipelines/daily.yaml`` with its defaults, print the summary and where things are."""
+    from research.config import get_settings
+    from research.workflow.runner import run_pipeline
+
+    spec = get_settings().home / "pipelines" / "daily.yaml"
+    if not spec.is_file():
+        typer.secho(f"no daily pipeline spec at {spec}; run from the workbench's checkout", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    t0 = time.monotonic()
+    result = _guarded(lambda: run_pipeline(spec, [], echo=_echo))
+    if result.status == "SKIPPED":
+        typer.echo(result.message)
+    else:
+        print_run_summary(result.record)
+    if result.run_dir is not None and result.status in {"COMPLETED", "SKIPPED"}:
+        print_where(result.run_dir, result.record)
+    if result.exit_code:
+        typer.secho(result.message, err=True, fg=typer.colors.RED)
+    elif result.status == "COMPLETED":
+        typer.echo(f"daily pipeline finished in {time.monotonic() - t0:.0f} s")
+    raise typer.Exit(result.exit_code)
 
 
 def _finish(result) -> None:

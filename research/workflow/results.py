@@ -11,32 +11,62 @@ Only a run that finished every stage is *published*: the runner then atomically 
 ``<runs_dir>/<pipeline>/published.json`` with a pointer to it. Readers (dashboards, reports)
 call :func:`latest` and never see a partial run.
 
-Output names used by the daily pipeline (the contract with ``research.viz``):
+Output names used by the daily pipeline (the contract with ``research.viz``); the stage that
+writes each is in brackets (see ``pipelines/daily.yaml`` and :mod:`research.workflow.stages`):
 
 ==================  =======  ==============================================================
 name                kind     content
 ==================  =======  ==============================================================
-``prices``          table    wide close matrix of the universe (index timestamp)
-``data_report``     table    one row per symbol: source, rows, first, last, quarantined,
-                             flagged, gaps, synthetic, sha256, fetched_at
-``features``        table    the default feature set, long (timestamp, symbol, features...)
-``predictions``     table    out-of-sample: timestamp, symbol, model, predicted, actual
+``prices``          table    wide close matrix of the universe (index timestamp) [ingest]
+``data_report``     table    one row per symbol: source, interval, rows, first, last,
+                             quarantined, flagged, gaps, synthetic, stale, sha256,
+                             fetched_at, provenance [ingest]
+``features``        table    the default feature set, long (timestamp, symbol, features...),
+                             warm-up rows dropped [features]
+``predictions``     table    timestamp, symbol, model, predicted, actual, kind, fold, seed,
+                             version; ``kind`` is ``walk_forward`` (out-of-sample evaluation)
+                             or ``forecast`` (the deployed LSTM on bars after its training
+                             data; the last row per symbol is today's forecast, actual NaN)
+                             [model]
 ``model_eval``      table    symbol, model, rmse, mae, directional_accuracy, ic, rank_ic,
-                             beats_naive, champion, mlflow_run_id
-``backtests``       table    strategy, symbol, params (JSON string), stats columns
+                             beats_naive, champion, mlflow_run_id, mode (trained/predicted),
+                             version, reason [model]
+``backtests``       table    strategy, symbol, params (JSON string), stats columns of
+                             ``research.risk.metrics.summary`` [backtest]
 ``equity``          table    timestamp index, one column per "strategy|symbol" equity curve;
                              optional extra curves "strategy|symbol|params" (params as in
-                             ``backtests``), "buy_and_hold|symbol", "portfolio|<name>"
+                             ``backtests``), "buy_and_hold|symbol", "portfolio|<name>"; the
+                             daily pipeline writes "buy_and_hold|symbol" and
+                             "portfolio|ma_crossover" (the equal-weight book) [backtest]
 ``trades``          table    strategy, symbol, params, entry_time, exit_time, size,
-                             entry_price, exit_price, pnl, return (optional)
+                             entry_price, exit_price, pnl, return (optional; the daily
+                             pipeline adds book, direction, fees, status, exit_reason)
+                             [backtest]
 ``positions``       table    timestamp index, one column per symbol: portfolio weight
-                             (fraction of equity; optional)
-``sweep``           table    tidy grid: symbol, fast, slow, metrics...
-``signals``         table    symbol, strategy, as_of, signal, target_position, close
-``alerts``          table    symbol, kind, severity, message, value, threshold
-``risk``            json     portfolio risk summary (VaR/CVaR, drawdown, Sharpe ...)
-``summary``         json     what ran, on what data, headline figures
+                             (fraction of equity; optional; the daily pipeline records the
+                             equal-weight ma_crossover book) [backtest]
+``sweep``           table    tidy grid: symbol, fast, slow, metrics... [backtest]
+``sweep_returns``   table    per-bar returns of every sweep pair ("fast/slow" columns) on one
+                             symbol (column ``symbol``), for overfitting statistics [backtest]
+``risk``            json     as_of, strategy, book, periods_per_year, start, end, summary
+                             (unit-suffixed keys), nan_reasons, var, drawdown {max, current},
+                             benchmark, per_symbol, overfitting {symbol, selected, n_trials,
+                             deflated_sharpe, pbo_pct} [risk]
+``signals``         table    symbol, strategy, as_of, bar_time, signal, previous_signal,
+                             changed, target_position, close, stale, params, synthetic
+                             [signals]
+``alerts``          table    symbol, kind, severity, message, value, threshold, as_of,
+                             bar_time; kinds price, technical, volume, drawdown, data, model;
+                             severities info, warning, critical [signals]
+``summary``         json     pipeline, run_id, as_of, created_at, synthetic, data {symbols,
+                             sources, synthetic, rows, quarantined, last_bar, sha256},
+                             headline {models, best_strategy, signals, alerts, risk}, outputs
+                             [summary]
 ==================  =======  ==============================================================
+
+The ``hourly`` pipeline (synthetic crypto by default) writes ``data_report``, ``prices``,
+``signals``, ``alerts`` and ``summary`` with the same columns; read it with
+``latest("hourly")``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ stage          function                                    writes
 ingest         :func:`ingest_stage`                        ``data_report``, ``prices``
 features       :func:`features_stage`                      ``features``
 model          :func:`model_stage`                         ``predictions``, ``model_eval``
-backtest       :func:`backtest_stage`                      ``backtests``, ``equity``, ``sweep``,
+backtest       :func:`backtest_stage`                      ``backtests``, ``equity``, ``trades``,
+                                                           ``positions``, ``sweep``,
                                                            ``sweep_returns``
 risk           :func:`risk_stage`                          ``risk``
 signals        :func:`signals_stage`                       ``signals``, ``alerts``
@@ -171,39 +172,70 @@ def _prediction_signals(output_dir: str, prices: pd.DataFrame, model_name: str =
     return prediction_signals(wide), wf["timestamp"].min()
 
 
+def _hold_signals(prices: pd.DataFrame):
+    from research.strategies import Signals
+
+    close = prices["close"]
+    return Signals((close.notna() * 1.0).astype("float64"), name="buy_and_hold", params={})
+
+
+def _trades(res: Any, strategy: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    trades = res.trades.copy()
+    trades.insert(0, "params", json.dumps(dict(params), sort_keys=True, default=str))
+    trades.insert(0, "strategy", strategy)
+    return trades
+
+
+def _book_weights(res: Any, symbols: list[str]) -> pd.DataFrame:
+    """Weights in the equal-weight portfolio of one-symbol books (each book 1/N of the active ones)."""
+    w = res.weights.reindex(columns=symbols).astype("float64")
+    active = res.equity.reindex(columns=symbols).notna().sum(axis=1).clip(lower=1)
+    return w.div(active, axis=0)
+
+
 def backtest_stage(
     output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
     start: str | None = None, strategies: Mapping[str, Mapping[str, Any]] | None = None,
     fees: float = 0.001, slippage: float = 0.0005, sweep_fast: list[int] | None = None,
-    sweep_slow: list[int] | None = None, sweep_symbol: str | None = None,
+    sweep_slow: list[int] | None = None, sweep_symbol: str | None = None, primary: str = "ma_crossover",
 ) -> pd.DataFrame:
-    """Backtest each strategy on each symbol (and the model's forecasts), sweep the MA crossover;
-    write ``backtests``, ``equity``, ``sweep`` and ``sweep_returns``; returns ``backtests``."""
+    """Backtest each strategy on each symbol, buy and hold, and the model's out-of-sample
+    forecasts; sweep the MA crossover. Writes ``backtests``, ``equity`` (``strategy|symbol``
+    curves plus ``portfolio|<primary>``, the equal-weight book of the primary strategy),
+    ``trades``, ``positions`` (the primary book's weights), ``sweep`` and ``sweep_returns``."""
     from research.backtest import backtest
     from research.backtest.sweep import sweep_ma_crossover
     from research.workflow.signals import DEFAULT_STRATEGIES
 
     prices = _bars(symbols, as_of, source, interval, start)
     costs = {"fees": fees, "slippage": slippage}
-    tables, curves = [], {}
-    for name, params in (strategies or DEFAULT_STRATEGIES).items():
-        res = backtest(prices, name, params=params, **costs)
-        tables.append(_stats_rows(res, name, res.params.get("params", params)))
-        curves.update({f"{name}|{book}": res.equity[book] for book in res.equity.columns})
+    runs = [(name, backtest(prices, name, params=params, **costs)) for name, params in (strategies or DEFAULT_STRATEGIES).items()]
+    runs.append(("buy_and_hold", backtest(prices, _hold_signals(prices), **costs)))
     pred = _prediction_signals(output_dir, prices)
     if pred is not None:
-        res = backtest(prices, pred[0], start=pred[1], **costs)
-        tables.append(_stats_rows(res, "prediction", {"model": "lstm", "long_threshold": 0.0}))
-        curves.update({f"prediction|{book}": res.equity[book] for book in res.equity.columns})
-    backtests = pd.concat(tables, ignore_index=True)
+        runs.append(("prediction", backtest(prices, pred[0], start=pred[1], **costs)))
+    tables, curves, trades, positions = [], {}, [], None
+    for name, res in runs:
+        params = res.params.get("params", {}) if name != "prediction" else {"model": "lstm", "long_threshold": 0.0}
+        tables.append(_stats_rows(res, name, params))
+        trades.append(_trades(res, name, params))
+        curves.update({f"{name}|{book}": res.equity[book] for book in res.equity.columns})
+        if name == primary:
+            book = res.equity.pct_change(fill_method=None).mean(axis=1, skipna=True).fillna(0.0)
+            curves[f"portfolio|{primary}"] = (1.0 + book).cumprod() * float(res.equity.iloc[0].dropna().mean())
+            positions = _book_weights(res, symbols)
     equity = pd.DataFrame(curves)
     equity.index.name = "timestamp"
     sw = sweep_ma_crossover(prices, fast=sweep_fast or [5, 10, 20, 50], slow=sweep_slow or [50, 100, 150, 200], **costs)
     target = sweep_symbol or symbols[0]
     trials = sw.trial_returns(target)
     trials.columns = [f"{f}/{s}" for f, s in trials.columns]
+    backtests = pd.concat(tables, ignore_index=True)
     write_output(output_dir, "backtests", backtests)
     write_output(output_dir, "equity", equity)
+    write_output(output_dir, "trades", pd.concat(trades, ignore_index=True))
+    if positions is not None:
+        write_output(output_dir, "positions", positions)
     write_output(output_dir, "sweep", sw.table.reset_index(drop=True))
     write_output(output_dir, "sweep_returns", trials.assign(symbol=target))
     return backtests

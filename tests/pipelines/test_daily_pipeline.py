@@ -19,8 +19,8 @@ TINY = [
     "model.n_folds=2", "model.test_size=40", "model.lookback=20", "model.units=8",
     "backtest.sweep_fast=5,10", "backtest.sweep_slow=20,50",
 ]
-CONTRACT = ["prices", "data_report", "features", "predictions", "model_eval", "backtests", "equity", "sweep",
-            "sweep_returns", "risk", "signals", "alerts", "summary"]
+CONTRACT = ["prices", "data_report", "features", "predictions", "model_eval", "backtests", "equity", "trades",
+            "positions", "sweep", "sweep_returns", "risk", "signals", "alerts", "summary"]
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +69,15 @@ def test_daily_outputs_follow_the_contract_and_stop_at_the_as_of_date(daily_run)
     fc = preds[preds["kind"] == "forecast"]
     assert len(fc) == 2 and fc["actual"].isna().all()
     bt = pub.table("backtests")
-    assert {"ma_crossover", "rsi_reversion", "time_series_momentum", "prediction"} <= set(bt["strategy"])
+    assert {"ma_crossover", "rsi_reversion", "time_series_momentum", "buy_and_hold", "prediction"} <= set(bt["strategy"])
     assert "Sharpe Ratio" in bt.columns
-    assert set(pub.table("equity").columns) >= {"ma_crossover|SPX", "ma_crossover|MSFT"}
+    equity = pub.table("equity")
+    assert set(equity.columns) >= {"ma_crossover|SPX", "ma_crossover|MSFT", "buy_and_hold|SPX", "portfolio|ma_crossover"}
+    assert equity.index.max() <= as_of
+    trades = pub.table("trades")
+    assert {"strategy", "symbol", "params", "entry_time", "exit_time", "size", "entry_price", "exit_price", "pnl", "return"} <= set(trades.columns)
+    positions = pub.table("positions")
+    assert list(positions.columns) == ["SPX", "MSFT"] and positions.fillna(0).sum(axis=1).le(1 + 1e-9).all()
     assert len(pub.table("sweep")) == 2 * 4
     sig = pub.table("signals")
     assert len(sig[sig["strategy"] != "prediction"]) == 2 * 3
@@ -89,6 +95,20 @@ def test_daily_outputs_follow_the_contract_and_stop_at_the_as_of_date(daily_run)
 def test_a_published_date_is_not_run_twice(daily_run):
     again = run_pipeline(SPEC, TINY)
     assert again.status == "SKIPPED" and again.run_id == daily_run.run_id and again.exit_code == 0
+
+
+def test_workbench_run_says_where_everything_is(daily_run):
+    from typer.testing import CliRunner
+
+    from research.cli import app
+
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "already published" in result.output
+    run_dir = str(daily_run.run_dir)
+    for needle in (f"executed notebooks  {run_dir}/notebooks", "signals.parquet", "experiment pipeline-daily",
+                   "workbench mlflow", "http://127.0.0.1:8866", "today's signals"):
+        assert needle in result.output, needle
 
 
 def test_the_next_day_predicts_with_the_registered_model(daily_run):
