@@ -75,6 +75,9 @@ def print_where(run_dir: Path, record: dict) -> None:
         frame = sig[cols].copy()
         frame["target_position"] = frame["target_position"].map(lambda v: f"{v:+.2f}")
         frame["bar_time"] = pd.to_datetime(frame["bar_time"]).dt.strftime("%Y-%m-%d %H:%M")
+        frame["signal"] = frame["signal"].map(lambda v: f"{v:+.0f}")
+        if "stale" in frame:
+            frame["stale"] = frame["stale"].map({True: "yes", False: "no"})
         print_table(frame)
     if (outputs / "alerts.parquet").exists():
         alerts = read_output(outputs, "alerts")

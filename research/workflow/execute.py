@@ -149,10 +149,14 @@ class KernelPrefetch:
     ----------
     cwd : path
         Working directory of the kernels.
+    log : path, optional
+        File that receives the kernels' own stdout and stderr (start-up messages, C-level
+        library logs); cell output goes to the executed notebooks either way.
     """
 
-    def __init__(self, cwd: str | os.PathLike) -> None:
+    def __init__(self, cwd: str | os.PathLike, *, log: str | os.PathLike | None = None) -> None:
         self.cwd = str(cwd)
+        self._log = open(log, "ab") if log is not None else None  # noqa: SIM115 (closed in close())
         self._next = None
         self._retiring: list = []
 
@@ -182,8 +186,9 @@ class KernelPrefetch:
         from jupyter_client.manager import AsyncKernelManager
 
         km = AsyncKernelManager(kernel_name="python3")
+        streams = {"stdout": self._log, "stderr": self._log} if self._log is not None else {}
         try:
-            run_sync(km.start_kernel)(cwd=self.cwd)
+            run_sync(km.start_kernel)(cwd=self.cwd, **streams)
         except Exception as exc:  # the stage starts its own kernel and reports the failure
             log.warning("could not start a kernel ahead of time: %s", exc)
             return
@@ -215,6 +220,9 @@ class KernelPrefetch:
         if km is not None:
             self._kill(km)
         self.reap()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 def _first_line(nb: nbformat.NotebookNode, index: int | None) -> str:

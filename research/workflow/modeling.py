@@ -34,7 +34,7 @@ from research.features.sets import feature_set
 from research.models.datasets import forward_target
 from research.models.evaluate import HIGHER_IS_BETTER, METRICS
 
-__all__ = ["train_or_predict", "retrain_reason", "forecast_rows", "PREDICTION_COLUMNS"]
+__all__ = ["train_or_predict", "retrain_reason", "forecast_rows", "feature_set_of", "PREDICTION_COLUMNS"]
 
 log = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ["timestamp", "symbol", "model", "predicted", "actual", "kind", "fold", "seed", "version"]
@@ -71,6 +71,14 @@ def _deployed(name: str):
     except registry.NoChampionError:
         latest = registry.latest_version(name)
         return registry.load_version(name, latest.version), False
+
+
+def feature_set_of(model: Any) -> str | None:
+    """The name of the feature set a model was trained on (by its feature names), or None."""
+    from research.features.sets import FEATURE_SETS
+
+    names = tuple(getattr(model, "feature_names", ()) or ())
+    return next((k for k, v in FEATURE_SETS.items() if tuple(v) == names), None)
 
 
 def forecast_rows(model: Any, ohlcv: pd.DataFrame, *, symbol: str, feature_set_name: str, version: str | None) -> pd.DataFrame:
@@ -151,12 +159,14 @@ def train_or_predict(
             model, champion = _deployed(name)
             if model.fitted_range and _utc(model.fitted_range[1]) > _utc(end):
                 reason, model = f"the registered model was fitted on bars up to {model.fitted_range[1]}, after the as-of date", None
+            elif feature_set_of(model) is None:
+                reason, model = "the registered model's features match no named feature set", None
         if model is None:
             log.info("%s: training (%s)", symbol, reason)
             p, e = _train(symbol, source=source, interval=interval, config=config, ohlcv=ohlcv, reason=reason)
         else:
             version = model.registry["version"] if model.registry else None
-            p = forecast_rows(model, ohlcv, symbol=symbol, feature_set_name=config.feature_set, version=version)
+            p = forecast_rows(model, ohlcv, symbol=symbol, feature_set_name=feature_set_of(model), version=version)
             e = _eval_from_run(model.registry["run_id"], symbol, champion=champion, primary=config.primary_metric)
             e = e.assign(mode="predicted", version=version, reason="scheduled: predict with the deployed model")
         preds.append(p)

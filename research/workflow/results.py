@@ -6,6 +6,8 @@ A run keeps everything under ``<runs_dir>/<pipeline>/<run_id>/``::
     outputs/<name>.parquet       tables written by stages with :func:`write_output`
     outputs/<name>.json          documents written by stages with :func:`write_output`
     run.json                     the run's record (status, stages, times, parameters)
+    spec.yaml                    the pipeline spec as it was when the run started
+    kernels.log                  the stage kernels' own stdout/stderr (start-up, C-level logs)
 
 Only a run that finished every stage is *published*: the runner then atomically replaces
 ``<runs_dir>/<pipeline>/published.json`` with a pointer to it. Readers (dashboards, reports)

@@ -278,7 +278,7 @@ def _drive(ctx: _Context, *, resumed: bool) -> RunResult:
     ctx.last_stage = rec["stages"][-1]["name"]
     try:
         with _kernel_environment(ctx.ledger.tracking_uri, rec["run_id"]):
-            ctx.kernels = KernelPrefetch(ctx.run_dir)
+            ctx.kernels = KernelPrefetch(ctx.run_dir, log=ctx.run_dir / "kernels.log")
             for i, stage_rec in enumerate(rec["stages"], start=1):
                 if stage_rec["status"] == "COMPLETED":
                     ctx.echo(f"[{i}/{n}] {stage_rec['name']}: completed earlier, outputs reused")
