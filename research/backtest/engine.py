@@ -139,7 +139,7 @@ def as_fields(prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame]) -> 
         out = {str(f): prices[f] for f in prices.columns.get_level_values(0).unique()}
     elif isinstance(prices, pd.DataFrame) and "close" in prices.columns:
         name = prices.attrs.get("symbol") or "asset"
-        out = {str(c): prices[[c]].set_axis([name], axis=1) for c in prices.columns}
+        out = {str(c): pd.DataFrame({name: prices[c].to_numpy()}, index=prices.index) for c in prices.columns}
     elif isinstance(prices, pd.DataFrame):
         out = {"close": prices}
     else:
@@ -155,7 +155,7 @@ def as_fields(prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame]) -> 
                 f"{name} must have the same index and columns as close "
                 f"(close: {close.shape[0]} rows x {close.shape[1]} columns; {name}: {frame.shape[0]} x {frame.shape[1]})"
             )
-    return {k: v.astype("float64") for k, v in out.items()}
+    return {k: v if (v.dtypes == "float64").all() else v.astype("float64") for k, v in out.items()}
 
 
 def _frame(x: pd.DataFrame | pd.Series) -> pd.DataFrame:

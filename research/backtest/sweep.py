@@ -146,9 +146,8 @@ def _lives(close: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:
 
 def _rows_of(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     windows = np.unique(np.concatenate([fast, slow])).astype(np.int64)
-    pos = {int(w): i for i, w in enumerate(windows)}
-    frow = np.array([pos[int(w)] for w in fast], dtype=np.int64)
-    srow = np.array([pos[int(w)] for w in slow], dtype=np.int64)
+    frow = np.searchsorted(windows, fast).astype(np.int64)
+    srow = np.searchsorted(windows, slow).astype(np.int64)
     return windows, frow, srow
 
 
