@@ -130,3 +130,47 @@ def test_double_start_is_refused_and_sigterm_interrupts(tmp_path, kernels, toys)
     assert rec["status"] == "INTERRUPTED" and not rec["published"]
     time.sleep(2.5)  # a kernel whose runner is gone exits on its own within a second or two
     assert not [p for p in kernels() if p.ppid() == first.pid]
+
+
+def test_killed_runner_leaves_no_kernel_and_the_next_start_resumes(tmp_path, kernels, toys):
+    gate = tmp_path / "gate"
+    gate.touch()
+    spec = toys.write_spec(tmp_path, "toy-kill", [
+        {"name": "numbers", "notebook": "01-numbers.ipynb", "writes": ["numbers"]},
+        {"name": "gate", "notebook": "gate.ipynb", "writes": ["gated"]},
+    ], {"gate": {"type": "str", "default": str(gate)}})
+    code = ("import sys; from research.workflow.runner import run_pipeline; "
+            "run_pipeline(sys.argv[1], ['as_of=2020-01-02'])")
+    runner = subprocess.Popen([sys.executable, "-c", code, str(spec)], env=os.environ.copy(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pdir = get_settings().runs_dir / "toy-kill"
+    try:
+        deadline = time.monotonic() + 90
+        rec = None
+        while time.monotonic() < deadline and runner.poll() is None:
+            found = list(pdir.glob("*/run.json"))
+            rec = json.loads(found[0].read_text()) if found else None
+            if rec and rec["stages"][1]["status"] == "RUNNING":
+                break
+            time.sleep(0.2)
+        assert rec and rec["stages"][1]["status"] == "RUNNING", "the gate stage never started"
+        time.sleep(1.5)  # the gate cell is running
+        import psutil
+
+        stage_kernels = [p for p in psutil.Process(runner.pid).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+        runner.kill()  # SIGKILL: no cleanup at all
+        runner.wait(timeout=10)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert stage_kernels
+    gone, alive = psutil.wait_procs(stage_kernels, timeout=10)
+    assert not alive, f"kernels outlived their runner: {[p.pid for p in alive]}"
+    assert latest("toy-kill") is None  # nothing partial was published
+    gate.unlink()
+    result = run_pipeline(spec, ["as_of=2020-01-02"])
+    assert result.status == "COMPLETED" and result.run_id == rec["run_id"]  # the same run, resumed
+    final = read_run_record(result.run_dir)
+    assert [s["attempts"] for s in final["stages"]] == [1, 1] and final["resumed_at"]
+    assert latest("toy-kill").run_id == rec["run_id"]
+    assert read_output(result.run_dir / "outputs", "gated") == {"as_of": "2020-01-02"}

@@ -12,12 +12,12 @@ BASE = 'output_dir = ""\nas_of = ""'
 NOTEBOOKS = {
     "01-numbers.ipynb": (
         BASE + "\nn = 5\nscale = 1.0",
-        ["import pandas as pd\nfrom research.workflow.results import write_output",
+        ["import pandas as pd\n\nfrom research.workflow.results import write_output",
          'write_output(output_dir, "numbers", pd.DataFrame({"x": [scale * i for i in range(n)]}))'],
     ),
     "02-total.ipynb": (
         BASE + '\nrun_id = ""\nfail_if_exists = ""',
-        ["import os\nfrom research.workflow.results import read_output, write_output",
+        ["import os\n\nfrom research.workflow.results import read_output, write_output",
          'if fail_if_exists and os.path.exists(fail_if_exists):\n    raise RuntimeError("planted failure: " + fail_if_exists)',
          'numbers = read_output(output_dir, "numbers")\n'
          'write_output(output_dir, "total", {"total": float(numbers["x"].sum()), "as_of": as_of})'],
@@ -28,9 +28,15 @@ NOTEBOOKS = {
         BASE + '\nhow = "kill"',
         ["import os\nimport signal", 'if how == "kill":\n    os.kill(os.getpid(), signal.SIGKILL)\nelse:\n    os._exit(1)'],
     ),
+    "gate.ipynb": (
+        BASE + '\ngate = ""',
+        ["import os\nimport time\n\nfrom research.workflow.results import write_output",
+         "while gate and os.path.exists(gate):\n    time.sleep(0.2)",
+         'write_output(output_dir, "gated", {"as_of": as_of})'],
+    ),
     "flaky.ipynb": (
         BASE + "\nfail_times = 1",
-        ["from pathlib import Path\nfrom research.workflow.results import write_output",
+        ["from pathlib import Path\n\nfrom research.workflow.results import write_output",
          'counter = Path(output_dir) / "flaky-attempts.txt"\n'
          'seen = int(counter.read_text()) if counter.exists() else 0\n'
          'counter.write_text(str(seen + 1))\n'
