@@ -204,6 +204,7 @@ def status_cmd(pipeline: Annotated[str | None, typer.Argument(help="Pipeline nam
     """Show each pipeline's latest run, its published run, and how to continue a failed one."""
     from research.workflow.ledger import Ledger
     from research.workflow.results import latest
+    from research.workflow.runner import is_running
 
     ledger = _guarded(Ledger)
     rows = ledger.list_runs(pipeline, limit=200)
@@ -217,7 +218,10 @@ def status_cmd(pipeline: Annotated[str | None, typer.Argument(help="Pipeline nam
         typer.echo(f"{name}:")
         if mine:
             last = mine[0]
-            typer.echo(f"  latest run  {last['run_id']}  as of {last['as_of']}  {last['status']}")
+            status = last["status"]
+            if status == "RUNNING" and not is_running(name, last["as_of"]):
+                status = "INTERRUPTED (its runner is gone; the next start resumes it)"
+            typer.echo(f"  latest run  {last['run_id']}  as of {last['as_of']}  {status}")
             if last["status"] not in {"COMPLETED", "RUNNING"}:
                 typer.echo(f"  error       {last['error']}")
                 typer.echo(f"  continue    workbench pipeline resume {last['run_id']}")

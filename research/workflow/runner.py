@@ -52,7 +52,7 @@ from research.workflow.spec import (
 )
 
 __all__ = [
-    "run_pipeline", "resume_run", "RunResult", "RunLocked", "resolve_as_of", "pipeline_dir",
+    "run_pipeline", "resume_run", "RunResult", "RunLocked", "resolve_as_of", "pipeline_dir", "is_running",
     "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_TIMEOUT", "EXIT_LOCKED",
 ]
 
@@ -153,6 +153,20 @@ def _kernel_environment(tracking_uri: str, run_id: str):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def is_running(pipeline: str, as_of: str) -> bool:
+    """Whether a runner currently holds the lock of ``pipeline`` for ``as_of``."""
+    path = pipeline_dir(pipeline) / ".locks" / f"{_slug(as_of)}.lock"
+    if not path.exists():
+        return False
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def _write_record(run_dir: Path, record: dict) -> None:
@@ -404,7 +418,11 @@ def run_pipeline(
 
         overrides = parse_overrides(parameters)
     plan = plan_run(spec, overrides)
-    as_of = resolve_as_of(plan.shared)
+    try:
+        as_of = resolve_as_of(plan.shared)
+    except Exception as exc:  # unknown symbol, unreadable data ...
+        raise SpecError(f"could not work out the as-of date from the data ({type(exc).__name__}: {exc}); "
+                        "check symbols and source, or pass -p as_of=YYYY-MM-DD") from exc
     shared = {**plan.shared, "as_of": as_of}
     plan = RunPlan(spec, shared, {k: ({**v, "as_of": as_of} if "as_of" in v else v) for k, v in plan.stage_parameters.items()})
     pdir = pipeline_dir(spec.name)

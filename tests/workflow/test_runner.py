@@ -167,6 +167,8 @@ def test_killed_runner_leaves_no_kernel_and_the_next_start_resumes(tmp_path, ker
     gone, alive = psutil.wait_procs(stage_kernels, timeout=10)
     assert not alive, f"kernels outlived their runner: {[p.pid for p in alive]}"
     assert latest("toy-kill") is None  # nothing partial was published
+    status = CliRunner().invoke(app, ["pipeline", "status", "toy-kill"])
+    assert "INTERRUPTED (its runner is gone" in status.output, status.output
     gate.unlink()
     result = run_pipeline(spec, ["as_of=2020-01-02"])
     assert result.status == "COMPLETED" and result.run_id == rec["run_id"]  # the same run, resumed
@@ -174,3 +176,16 @@ def test_killed_runner_leaves_no_kernel_and_the_next_start_resumes(tmp_path, ker
     assert [s["attempts"] for s in final["stages"]] == [1, 1] and final["resumed_at"]
     assert latest("toy-kill").run_id == rec["run_id"]
     assert read_output(result.run_dir / "outputs", "gated") == {"as_of": "2020-01-02"}
+
+
+def test_as_of_defaults_come_from_the_data():
+    from research.workflow.runner import resolve_as_of
+
+    assert resolve_as_of({"symbols": ["SPX", "GOOG"], "source": "sample", "interval": "1d"}) == "2018-12-31"
+    assert resolve_as_of({"symbols": ["BTC-USD"], "source": "synthetic", "interval": "1h"}) == "2000-09-08T23:00:00"
+    assert resolve_as_of({"as_of": "2019-03-01T00:00:00Z"}) == "2019-03-01"
+    assert resolve_as_of({"symbols": ["SPX"], "source": "yahoo"}) == str(pd.Timestamp.now(tz="UTC").date())
+    from research.data import SymbolNotFoundError
+
+    with pytest.raises(SymbolNotFoundError):
+        resolve_as_of({"symbols": ["NOPE"], "source": "sample"})
