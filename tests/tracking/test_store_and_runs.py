@@ -119,7 +119,7 @@ def test_parallel_processes_lose_nothing(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     procs = [subprocess.Popen([sys.executable, str(script), str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).resolve().parents[2]) for k in range(4)]
+                              text=True, cwd=Path(__file__).resolve().parents[2]) for k in range(3)]
     ids = []
     for p in procs:
         out, err = p.communicate(timeout=300)
@@ -133,4 +133,4 @@ def test_parallel_processes_lose_nothing(tmp_path):
         history = client.get_metric_history(run_id, "loss")
         persisted += len(history) + len(client.get_metric_history(run_id, "worker"))
         assert sorted(m.step for m in history) == list(range(40))
-    assert persisted == 4 * 2 * 40  # metrics persisted / expected = 100%
+    assert persisted == 3 * 2 * 40  # metrics persisted / expected = 100%
