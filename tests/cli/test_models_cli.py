@@ -63,17 +63,19 @@ def test_mlflow_ui_serves_on_loopback_and_ctrl_c_stops_its_whole_group():
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "research", "mlflow", "--port", str(port)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    ui: list[int] = []
     try:
         deadline = time.monotonic() + 180
         seen = ""
         while time.monotonic() < deadline and proc.poll() is None and "MLflow UI at" not in seen:
+            ui = ui or _children(proc.pid)  # remembered so cleanup reaches them whatever happens
             ready, _, _ = select.select([proc.stdout], [], [], 1.0)
             if ready:
                 seen += os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
         assert "MLflow UI at http://127.0.0.1:" in seen, seen[-2000:]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
             assert r.status == 200
-        ui = _children(proc.pid)
+        ui = _children(proc.pid) or ui
         assert ui and all(os.getpgid(c) == c for c in ui)  # the UI runs in its own process group
         proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the workbench command
         out, _ = proc.communicate(timeout=60)
@@ -82,7 +84,7 @@ def test_mlflow_ui_serves_on_loopback_and_ctrl_c_stops_its_whole_group():
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        for c in _children(proc.pid):
+        for c in set(ui) | set(_children(proc.pid)):
             try:
                 os.killpg(c, signal.SIGKILL)
             except ProcessLookupError:
