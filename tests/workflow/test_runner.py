@@ -77,12 +77,6 @@ def test_hung_cell_times_out(tmp_path, no_orphan_kernels, toys):
     assert latest("toy-hang") is None
 
 
-def test_dead_kernel_fails_the_run(tmp_path, no_orphan_kernels, toys):
-    spec = toys.write_spec(tmp_path, "toy-die", [{"name": "die", "notebook": "die.ipynb"}])
-    result = run_pipeline(spec, ["as_of=2020-01-02"])
-    assert result.status == "FAILED" and "DeadKernelError" in result.message and latest("toy-die") is None
-
-
 def test_retries_with_backoff_then_succeeds(tmp_path, no_orphan_kernels, toys):
     spec = toys.write_spec(tmp_path, "toy-flaky", [
         {"name": "flaky", "notebook": "flaky.ipynb", "retries": 2, "backoff": 0.1, "writes": ["flaky"]}])
