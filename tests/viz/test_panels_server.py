@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
@@ -129,20 +130,26 @@ class _App:
         self.kernel_manager = _KernelManager()
 
 
+def _run(coro):
+    # A session-scoped Playwright browser may keep an event loop running in this thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def test_a_new_published_run_replaces_the_pre_started_kernels(tmp_path):
     pointer = tmp_path / "published.json"
     pointer.write_text("{}")
     app = _App()
     refresher = _PoolRefresher(app, pointer)
-    asyncio.run(refresher.check())
+    _run(refresher.check())
     assert app.kernel_manager.shut == []  # nothing new yet
     stamp = pointer.stat().st_mtime
     pointer.write_text('{"run_id": "next"}')
     os.utime(pointer, (stamp + 10, stamp + 10))
-    asyncio.run(refresher.check())
+    _run(refresher.check())
     assert sorted(app.kernel_manager.shut) == ["k1", "k2"]
     assert sorted(app.kernel_manager.filled) == [("01-market-overview.ipynb", 0), ("02-predictions.ipynb", 0)]
-    asyncio.run(refresher.check())
+    _run(refresher.check())
     assert len(app.kernel_manager.shut) == 2  # once per publication
 
 
