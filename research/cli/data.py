@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 app = typer.Typer(help="Fetch, list, show and validate market data in the store.", no_args_is_help=True)
@@ -88,8 +87,8 @@ def validate(
     calendar: Annotated[str, typer.Option(help="equity or crypto.")] = "equity",
 ) -> None:
     """Validate a file of bars without storing it; exit 1 if any row would be quarantined."""
-    from research.data.sources.files import FilesSource
     from research.data.schema import validate_ohlcv
+    from research.data.sources.files import FilesSource
 
     name = path.name.removesuffix(".gz").removesuffix(".csv").removesuffix(".parquet")
     src = FilesSource(path.parent, calendar=calendar)
@@ -104,4 +103,3 @@ def validate(
     if len(result.quarantine):
         typer.echo(result.quarantine.head(20).to_string())
         raise typer.Exit(1)
-    pd.options.display.width = 120
