@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from research.data.errors import InvalidRequestError
 from research.data.sources import Source, get_source
-from research.data.store import IngestResult, Store
+from research.data.store import IngestResult, Store, _utc
 
 __all__ = ["load_prices", "close_matrix", "ingest_many"]
 
@@ -96,15 +96,15 @@ def load_prices(
     >>> closes = load_prices(["SPX", "IXIC"])["close"]
     """
     single = isinstance(symbols, str)
+    src = get_source(source)
     results = ingest_many(
-        symbols, start=start, end=end, interval=interval, source=source,
+        symbols, start=start, end=end, interval=interval, source=src,
         refresh=refresh, store=store, progress=progress,
     )
-    src_name = get_source(source).name if not isinstance(source, Source) else source.name
     synthetic = any(r.manifest.get("synthetic") for r in results.values())
     stale = [s for s, r in results.items() if r.stale]
     attrs = {
-        "source": src_name,
+        "source": src.name,
         "interval": interval,
         "synthetic": synthetic,
         "sha256": {s: r.manifest["sha256"] for s, r in results.items()},
@@ -172,9 +172,3 @@ def close_matrix(
     }
     return out
 
-
-def _utc(ts: object) -> pd.Timestamp | None:
-    if ts is None:
-        return None
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

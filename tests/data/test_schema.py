@@ -34,15 +34,16 @@ def test_clean_data_passes_untouched():
 @pytest.mark.parametrize(
     ("mutate", "code"),
     [
-        (lambda f: f.iloc[5, f.columns.get_loc("close")].__class__ and f.__setitem__("close", f["close"].where(f.index != f.index[5], np.nan)), "NAN_PRICE"),
-        (lambda f: f.__setitem__("low", f["low"].where(f.index != f.index[6], -1.0)), "NONPOSITIVE_PRICE"),
-        (lambda f: f.__setitem__("volume", f["volume"].where(f.index != f.index[7], -5.0)), "NEGATIVE_VOLUME"),
-        (lambda f: f.__setitem__("high", f["high"].where(f.index != f.index[8], f["low"].iloc[8] * 0.5)), "OHLC_INCONSISTENT"),
+        ((5, "close", np.nan), "NAN_PRICE"),
+        ((6, "low", -1.0), "NONPOSITIVE_PRICE"),
+        ((7, "volume", -5.0), "NEGATIVE_VOLUME"),
+        ((8, "high", None), "OHLC_INCONSISTENT"),  # None: half the bar's low
     ],
 )
 def test_bad_rows_are_quarantined_with_reason(mutate, code):
     bars = _bars()
-    mutate(bars)
+    row, col, value = mutate
+    bars.iloc[row, bars.columns.get_loc(col)] = bars["low"].iloc[row] * 0.5 if value is None else value
     res = _validate(bars)
     assert res.report.reasons == {code: 1}
     assert res.quarantine["reason"].tolist() == [code]
