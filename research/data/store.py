@@ -325,7 +325,9 @@ class Store:
         if incremental and (start is None or start >= pd.Timestamp(m["first"])):
             fetch_start = pd.Timestamp(m["last"])
         try:
-            raw = source.fetch(symbol, fetch_start, end if not source.live else None, interval)
+            # A static source is stored whole and sliced on read, so one ingest serves every range;
+            # a live one fetches from the requested or last stored bar up to now.
+            raw = source.fetch(symbol, fetch_start, None, interval) if source.live else source.fetch(symbol, None, None, interval)
         except SourceError as exc:
             if m is None:
                 raise

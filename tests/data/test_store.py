@@ -111,3 +111,11 @@ def test_range_slicing_and_wide_access(store):
     assert close.index[-1] == pd.Timestamp("2010-12-31", tz="UTC")
     assert len(close) == 252
     assert np.isfinite(close.to_numpy()).all()
+
+
+def test_a_ranged_first_ingest_of_a_static_source_stores_the_whole_history(store):
+    late = load_prices("SPX", start="2012-01-01", store=store)
+    assert late.index[0] == pd.Timestamp("2012-01-03", tz="UTC")
+    early = load_prices("SPX", end="2008-12-31", store=store)
+    assert early.index[0] == pd.Timestamp("1999-01-04", tz="UTC") and len(early) == 2515  # rows of SPX.csv.gz up to 2008-12-31
+    assert store.manifest("sample", "1d", "SPX")["rows"] == 5031
