@@ -1,6 +1,7 @@
 """Imports inside research/ follow the data flow; nothing imports backwards.
 
-The arrow: data -> features -> models -> strategies -> backtest -> risk -> tracking -> workflow.
+The arrow: data -> features -> models -> strategies -> backtest -> risk -> tracking -> experiments
+-> paper -> workflow.
 A module may import its own subpackage and earlier ones. Leaves importable from anywhere:
 research.config, research.types and research.risk.metrics (pure functions). research.viz and
 research.cli sit on top and may import anything; nothing in the package imports them.
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import research
 
-ORDER = ["data", "features", "models", "strategies", "backtest", "risk", "tracking", "workflow"]
+ORDER = [
+    "data", "features", "models", "strategies", "backtest", "risk", "tracking", "experiments", "paper", "workflow",
+]
 LEAVES = {"research.config", "research.types", "research.risk.metrics"}
 TOP = {"viz", "cli"}
 ROOT = Path(research.__file__).parent
