@@ -8,14 +8,17 @@ A spec looks like this (paths are relative to the spec file)::
       symbols: {type: "list[str]", default: [SPX, IXIC, GOOG, MSFT], help: the universe}
       source:  {type: str, default: sample}
       as_of:   {type: date, default: null}        # null: resolved when the run starts
-      epochs:  3                                  # shorthand: the type is the default's type
+      epochs:  {type: int, default: 3, min: 1}     # declared bounds, checked before any stage runs
+      preset:  {type: str, default: pipeline, choices: [tiny, pipeline, research]}
+      lr:      0.01                               # shorthand: the type is the default's type
     stages:
       - name: ingest
         notebook: daily/01-ingest.ipynb
         timeout: 300                 # seconds of wall time for the whole stage (kernel included)
         retries: 1                   # extra attempts after a failure or a timeout
         backoff: 5                   # seconds before the first retry, doubled on each next one
-        parameters: {min_rows: 200}  # stage-only parameters (typed by their value)
+        parameters:                  # stage-only parameters: typed by their value, or declared
+          min_rows: {default: 200, min: 1}
         reads: []                    # outputs of earlier stages this stage needs
         writes: [data_report, prices]
 
@@ -29,7 +32,12 @@ writes parameters into the executed notebook, so secrets are read from the envir
 the notebook instead).
 
 Parameter types: ``str``, ``int``, ``float``, ``bool``, ``date`` (an ISO date or date-time,
-kept as a string), ``list[str]``, ``list[int]``, ``list[float]``. On the command line,
+kept as a string), ``list[str]``, ``list[int]``, ``list[float]``. A declared parameter (shared,
+or a stage parameter written as a mapping) may bound its values: ``min`` and ``max``
+(inclusive, numbers; for lists each element), ``exclusive_min`` / ``exclusive_max`` (strict
+bounds, e.g. ``exclusive_min: 0`` for "> 0") and ``choices`` (the allowed values). A value out
+of bounds, from the spec or from ``-p``, is refused before any stage runs with the parameter,
+the value and the allowed range. On the command line,
 ``-p key=value`` sets a shared parameter and ``-p stage.key=value`` a stage parameter; the
 value is parsed by the declared type (lists as ``a,b,c`` or JSON).
 """
@@ -64,6 +72,8 @@ _SECRET_KEY = re.compile(
     r"(secret|passw|token|api_?key|apikey|credential|private_?key|access_?key|auth_|bearer|cookie)",
     re.IGNORECASE,
 )
+_PARAM_KEYS = {"type", "default", "help", "min", "max", "exclusive_min", "exclusive_max", "choices"}
+_BOUND_KEYS = ("min", "max", "exclusive_min", "exclusive_max")
 _STAGE_KEYS = {"name", "notebook", "parameters", "timeout", "retries", "backoff", "reads", "writes", "description"}
 _SPEC_KEYS = {"name", "description", "parameters", "stages"}
 
@@ -74,12 +84,43 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """A typed shared parameter."""
+    """A typed parameter with optional bounds (``min``/``max`` inclusive, ``exclusive_*`` strict)."""
 
     name: str
     type: str
     default: Any = None
     help: str = ""
+    min: float | None = None
+    max: float | None = None
+    exclusive_min: float | None = None
+    exclusive_max: float | None = None
+    choices: tuple | None = None
+
+    def allowed(self) -> str:
+        """The allowed values in words, e.g. ``">= 1"`` or ``"one of ['a', 'b']"`` (``""``: any)."""
+        parts = [f"{op} {bound:g}" for op, bound in ((">=", self.min), (">", self.exclusive_min),
+                                                       ("<=", self.max), ("<", self.exclusive_max)) if bound is not None]
+        if self.choices is not None:
+            parts.append(f"one of {list(self.choices)}")
+        return " and ".join(parts)
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` (already coerced) is out of bounds, or ``None`` when it is allowed."""
+        if value is None or not self.allowed():
+            return None
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if self.choices is not None and item not in self.choices:
+                return f"parameter {self.name!r} = {value!r} is not allowed: expected {self.allowed()}"
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                if ((self.min is not None and item < self.min) or (self.max is not None and item > self.max)
+                        or (self.exclusive_min is not None and item <= self.exclusive_min)
+                        or (self.exclusive_max is not None and item >= self.exclusive_max)
+                        or item != item):  # NaN is never in range
+                    break
+        else:
+            return None
+        return f"parameter {self.name!r} = {value!r} is out of range: allowed {self.allowed()}"
 
 
 @dataclass(frozen=True)
@@ -95,6 +136,7 @@ class Stage:
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     description: str = ""
+    declared: dict = field(default_factory=dict)  # stage parameters declared as mappings: name -> Param
 
 
 @dataclass(frozen=True)
@@ -304,11 +346,34 @@ def _compatible(spec_type: str, nb_type: str | None) -> bool:
 
 
 # ---------------------------------------------------------------- loading
+def _bounds(name: str, kind: str, raw: Mapping) -> dict:
+    out: dict[str, Any] = {}
+    for key in _BOUND_KEYS:
+        if raw.get(key) is None:
+            continue
+        bound = raw[key]
+        if kind not in {"int", "float", "list[int]", "list[float]"}:
+            raise SpecError(f"parameter {name!r}: {key} applies to numbers, not to type {kind}")
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise SpecError(f"parameter {name!r}: {key} must be a number, got {bound!r}")
+        out[key] = bound
+    if raw.get("choices") is not None:
+        choices = raw["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise SpecError(f"parameter {name!r}: choices must be a non-empty list, got {choices!r}")
+        inner = kind[5:-1] if kind.startswith("list[") else kind
+        try:
+            out["choices"] = tuple(coerce(inner, c) for c in choices)
+        except ValueError as exc:
+            raise SpecError(f"parameter {name!r}: choices {exc}") from None
+    return out
+
+
 def _param(name: str, raw: Any) -> Param:
     if isinstance(raw, Mapping):
-        unknown = set(raw) - {"type", "default", "help"}
+        unknown = set(raw) - _PARAM_KEYS
         if unknown:
-            raise SpecError(f"parameter {name!r}: unknown keys {sorted(unknown)}; expected type, default, help")
+            raise SpecError(f"parameter {name!r}: unknown keys {sorted(unknown)}; expected {sorted(_PARAM_KEYS)}")
         kind = raw.get("type") or _type_of(raw.get("default"))
         if kind is None:
             raise SpecError(f"parameter {name!r} needs a type (its default is null)")
@@ -318,7 +383,11 @@ def _param(name: str, raw: Any) -> Param:
             default = coerce(kind, raw.get("default"))
         except ValueError as exc:
             raise SpecError(f"parameter {name!r}: default {exc}") from None
-        return Param(name, kind, default, str(raw.get("help", "")))
+        param = Param(name, kind, default, str(raw.get("help", "")), **_bounds(name, kind, raw))
+        problem = param.check(default)
+        if problem:
+            raise SpecError(f"the default of {problem}")
+        return param
     kind = _type_of(raw)
     if kind is None:
         raise SpecError(f"parameter {name!r}: write {{type: ..., default: ...}} for a default of {raw!r}")
@@ -339,6 +408,14 @@ def _stage(raw: Any, base: Path, index: int) -> Stage:
     params = raw.get("parameters") or {}
     if not isinstance(params, Mapping):
         raise SpecError(f"stage {name!r}: parameters must be a mapping, got {params!r}")
+    declared = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):  # {default: ..., min: ..., choices: ...}
+            try:
+                declared[key] = _param(str(key), value)
+            except SpecError as exc:
+                raise SpecError(f"stage {name!r}: {exc}") from None
+    params = {k: (declared[k].default if k in declared else v) for k, v in params.items()}
     try:
         timeout, retries, backoff = float(raw.get("timeout", 600)), int(raw.get("retries", 0)), float(raw.get("backoff", 2.0))
     except (TypeError, ValueError) as exc:
@@ -354,7 +431,7 @@ def _stage(raw: Any, base: Path, index: int) -> Stage:
     return Stage(
         name=name, notebook=(base / str(raw["notebook"])).resolve(), parameters=dict(params),
         timeout=timeout, retries=retries, backoff=backoff, reads=lists["reads"], writes=lists["writes"],
-        description=str(raw.get("description", "")),
+        description=str(raw.get("description", "")), declared=declared,
     )
 
 
@@ -460,6 +537,10 @@ def plan_run(spec: PipelineSpec, overrides: Iterable[str] | Mapping[str, Any] | 
             shared[name] = coerce(param.type, shared_over.get(name, param.default))
         except ValueError as exc:
             errors.append(f"parameter {name!r} ({param.type}): {exc}")
+        else:
+            problem = param.check(shared[name])
+            if problem:
+                errors.append(problem + (" (from -p)" if name in shared_over else ""))
         errors += _check_not_secret(spec.name, name, shared.get(name), secrets)
     stage_params: dict[str, dict] = {}
     used: set[str] = set()
@@ -490,11 +571,16 @@ def plan_run(spec: PipelineSpec, overrides: Iterable[str] | Mapping[str, Any] | 
             if name in BUILTINS:
                 errors.append(f"stage {st.name!r}: {name!r} is set by the runner")
                 continue
-            kind = _type_of(raw) or declared[name].type or "str"
+            bounds = st.declared.get(name)
+            kind = (bounds.type if bounds else None) or _type_of(raw) or declared[name].type or "str"
             try:
                 value = coerce(kind, stage_over[st.name].get(name, raw))
             except ValueError as exc:
                 errors.append(f"stage {st.name!r}: parameter {name!r} ({kind}): {exc}")
+                continue
+            problem = bounds.check(value) if bounds else None
+            if problem:
+                errors.append(f"stage {st.name!r}: {problem}")
                 continue
             if not _compatible(kind, declared[name].type):
                 errors.append(f"stage {st.name!r}: {name!r} is {kind} in the spec but {declared[name].type} in {st.notebook.name}")

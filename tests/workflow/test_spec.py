@@ -104,3 +104,51 @@ def test_coerce():
         coerce("int", 1.5)
     with pytest.raises(ValueError, match="expected bool"):
         coerce("bool", "maybe")
+
+
+def test_declared_bounds_refuse_out_of_range_values_before_execution(tmp_path, toys):
+    path = toys.write_spec(tmp_path, "toy-bounds", [
+        {"name": "numbers", "notebook": "01-numbers.ipynb", "writes": ["numbers"],
+         "parameters": {"scale": {"default": 1.5, "exclusive_min": 0, "max": 10}}},
+    ], {"n": {"type": "int", "default": 5, "min": 1, "max": 100}})
+    spec = load_spec(path)
+    assert spec.parameters["n"].allowed() == ">= 1 and <= 100"
+    assert plan_run(spec, ["n=1", "numbers.scale=10"]).stage_parameters["numbers"] == {"as_of": None, "n": 1, "scale": 10.0}
+    for overrides, expected in [
+        (["n=-5"], "parameter 'n' = -5 is out of range: allowed >= 1 and <= 100 (from -p)"),
+        (["n=101"], "parameter 'n' = 101 is out of range"),
+        (["numbers.scale=0"], "stage 'numbers': parameter 'scale' = 0.0 is out of range: allowed > 0 and <= 10"),
+        (["numbers.scale=nan"], "parameter 'scale' = nan is out of range"),
+    ]:
+        with pytest.raises(SpecError, match="refused before execution") as err:
+            plan_run(spec, overrides)
+        assert expected in str(err.value)
+
+
+def test_bounds_and_choices_in_the_spec_are_checked_when_loading(tmp_path, toys):
+    bad = [
+        ({"n": {"type": "int", "default": 0, "min": 1}}, "the default of parameter 'n' = 0 is out of range"),
+        ({"n": {"type": "str", "default": "a", "min": 1}}, "min applies to numbers"),
+        ({"n": {"type": "int", "default": 1, "max": "ten"}}, "max must be a number"),
+        ({"n": {"type": "str", "default": "c", "choices": ["a", "b"]}}, "is not allowed: expected one of ['a', 'b']"),
+        ({"n": {"type": "int", "default": 1, "range": [1, 2]}}, "unknown keys ['range']"),
+    ]
+    for params, expected in bad:
+        path = toys.write_spec(tmp_path, "toy-badbounds", [{"name": "numbers", "notebook": "01-numbers.ipynb"}], params)
+        with pytest.raises(SpecError) as err:
+            load_spec(path)
+        assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["daily", "hourly"])
+def test_shipped_pipelines_declare_bounds(name):
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "pipelines" / f"{name}.yaml")
+    assert spec.parameters["source"].choices and spec.parameters["interval"].choices
+    with pytest.raises(SpecError, match="'source' = 'nowhere' is not allowed"):
+        plan_run(spec, ["source=nowhere"])
+    if name == "daily":
+        for key in ("max_bars", "epochs", "retrain_every_days"):
+            with pytest.raises(SpecError, match=f"'{key}' = -5(.0)? is out of range"):
+                plan_run(spec, [f"{key}=-5"])
