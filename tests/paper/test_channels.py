@@ -1,0 +1,193 @@
+"""Alert channels: the channel file, the signed webhook and e-mail, against local receivers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from research.paper.channels import (
+    ConfigError,
+    EmailChannel,
+    SendError,
+    WebhookChannel,
+    load_config,
+    parse_config,
+    sign,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "s3cr3t-hook-7d1e"
+PASSWORD = "pw-smtp-42c9"
+_spec = importlib.util.spec_from_file_location("wb_alert_receivers", Path(__file__).with_name("receivers.py"))
+receivers = sys.modules.setdefault("wb_alert_receivers", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(receivers)
+
+ALERT = {"id": "a" * 64, "kind": "drawdown", "severity": "critical", "subject": "SPX",
+         "message": "SPX is 19.8% below its 252-bar high", "as_of": "2018-12-31", "source": "signals",
+         "created": "2026-12-05T06:00:00", "payload": {"value": -0.198, "threshold": -0.15}}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An isolated project root whose .env the channels read."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    for name in ("WORKBENCH_WEBHOOK_SECRET", "WORKBENCH_SMTP_PASSWORD", "WORKBENCH_ALERTS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def hook():
+    receiver = receivers.WebhookReceiver(SECRET).start()
+    yield receiver
+    receiver.stop()
+
+
+# ---------------------------------------------------------------- configuration
+def test_the_example_file_is_valid_and_names_secrets_only_by_variable():
+    cfg = load_config(ROOT / "alerts.example.yaml")
+    assert {c.type for c in cfg.channels.values()} == {"webhook", "email"}
+    text = (ROOT / "alerts.example.yaml").read_text()
+    assert "secret_env:" in text and "password_env:" in text
+    web = next(c for c in cfg.channels.values() if c.type == "webhook")
+    assert web.quiet_hours is not None and web.rate_limit is not None
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"type": "sms"}, "channel 'x': field 'type' must be 'webhook' or 'email'"),
+    ({"type": "webhook", "secret_env": "S"}, "channel 'x': give exactly one of 'url' or 'url_env'"),
+    ({"type": "webhook", "url": "ftp://h/", "secret_env": "S"}, "channel 'x': field 'url' must be an http(s) URL"),
+    ({"type": "webhook", "url": "http://h/"}, "channel 'x': field 'secret_env' is required"),
+    ({"type": "webhook", "url": "http://h/", "secret": "abc"}, "secrets go in environment variables"),
+    ({"type": "webhook", "url": "http://h/", "secret_env": "not a name!"}, "field 'secret_env' must be the NAME"),
+    ({"type": "webhook", "url": "http://h/", "secret_env": "S", "min_severity": "loud"}, "field 'min_severity' must be one of"),
+    ({"type": "webhook", "url": "http://h/", "secret_env": "S", "severities": ["info", "bad"]}, "unknown value(s) ['bad']"),
+    ({"type": "webhook", "url": "http://h/", "secret_env": "S", "retries": -1}, "field 'retries' must be at least 0"),
+    ({"type": "webhook", "url": "http://h/", "secret_env": "S", "rate_limit": {"count": 0, "per": "1h"}},
+     "channel 'x' rate_limit: field 'count' must be at least 1"),
+    ({"type": "webhook", "url": "http://h/", "secret_env": "S", "rate_limit": {"count": 2, "per": "soon"}},
+     "channel 'x' rate_limit.per: expected a duration"),
+    ({"type": "webhook", "url": "http://h/", "secret_env": "S", "quiet_hours": {"start": "22:00", "end": "07:00",
+                                                                                "timezone": "Mars/Base"}},
+     "channel 'x' quiet_hours.timezone: unknown time zone 'Mars/Base'"),
+    ({"type": "email", "host": "h", "from": "a@b"}, "channel 'x': field 'to' is required"),
+    ({"type": "email", "to": "c@d", "from": "a@b"}, "channel 'x': field 'host' is required"),
+    ({"type": "email", "host": "h", "from": "a@b", "to": "c@d", "username": "u"}, "field 'password_env' is required"),
+    ({"type": "email", "host": "h", "from": "a@b", "to": "c@d", "password": "pw"}, "secrets go in environment variables"),
+])
+def test_invalid_channels_are_refused_naming_channel_and_field(spec, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"channels": {"x": spec}})
+    assert expected in str(err.value)
+    assert "abc" not in str(err.value) and "pw" not in str(err.value).replace("password_env", "")
+
+
+def test_config_file_location_and_quiet_hours_parsing(home, monkeypatch):
+    assert load_config().channels == {}  # no alerts.yaml: nothing configured, not an error
+    (home / "alerts.yaml").write_text(
+        "channels:\n  ops:\n    type: webhook\n    url: http://127.0.0.1:9/hook\n    secret_env: WORKBENCH_WEBHOOK_SECRET\n"
+        "    quiet_hours: {start: 22:00, end: \"07:00\", timezone: Europe/London}\n")
+    cfg = load_config()
+    qh = cfg.channel("ops").quiet_hours
+    assert (qh.start.hour, qh.end.hour) == (22, 7)  # unquoted 22:00 (YAML sexagesimal) is understood
+    assert qh.holds("critical", datetime(2026, 1, 5, 23, 30, tzinfo=UTC))
+    assert not qh.holds("info", datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
+    with pytest.raises(ConfigError, match="no channel 'desk'"):
+        cfg.channel("desk")
+    monkeypatch.setenv("WORKBENCH_ALERTS_CONFIG", str(home / "elsewhere.yaml"))
+    with pytest.raises(ConfigError, match="elsewhere.yaml does not exist"):
+        load_config()
+    (home / "elsewhere.yaml").write_text("channels: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config()
+
+
+# ---------------------------------------------------------------- webhook
+def test_webhook_posts_signed_json_with_timestamp_and_idempotency_key(home, hook, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", SECRET)
+    WebhookChannel("ops", url=hook.url, secret_env="WORKBENCH_WEBHOOK_SECRET").send(ALERT)
+    (req,) = hook.requests
+    assert req.signature_ok
+    assert req.headers["X-Workbench-Signature"] == f"sha256={sign(SECRET, req.body)}"
+    assert req.headers["Idempotency-Key"] == ALERT["id"]
+    assert req.headers["Content-Type"] == "application/json"
+    body = req.json
+    assert body["sent_at"] == req.headers["X-Workbench-Timestamp"]  # the timestamp is signed too
+    assert {k: body[k] for k in ("id", "kind", "severity", "subject", "message")} == {
+        k: ALERT[k] for k in ("id", "kind", "severity", "subject", "message")}
+    assert body["payload"] == ALERT["payload"] and body["channel"] == "ops"
+    assert SECRET not in req.body.decode() and SECRET not in json.dumps(req.headers)
+
+
+def test_webhook_secret_and_url_come_from_dotenv(home, hook):
+    (home / ".env").write_text(f"WORKBENCH_WEBHOOK_SECRET={SECRET}\nWORKBENCH_HOOK_URL={hook.url}\n")
+    WebhookChannel("ops", url_env="WORKBENCH_HOOK_URL", secret_env="WORKBENCH_WEBHOOK_SECRET").send(ALERT)
+    assert hook.requests[0].signature_ok
+
+
+def test_webhook_errors_name_the_variable_never_the_secret(home, hook, monkeypatch):
+    channel = WebhookChannel("ops", url=hook.url, secret_env="WORKBENCH_WEBHOOK_SECRET", timeout=5)
+    with pytest.raises(SendError) as err:
+        channel.send(ALERT)
+    assert "WORKBENCH_WEBHOOK_SECRET is not set" in str(err.value) and not err.value.retryable
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", SECRET)
+    hook.fail_with = [503, 401]
+    with pytest.raises(SendError) as err:
+        channel.send(ALERT)
+    assert err.value.retryable and "HTTP 503" in str(err.value)
+    with pytest.raises(SendError) as err:
+        channel.send(ALERT)
+    assert not err.value.retryable and "HTTP 401" in str(err.value)
+    down = WebhookChannel("ops", url=f"http://127.0.0.1:{receivers.free_port()}/hook?token=tok-9f2",
+                          secret_env="WORKBENCH_WEBHOOK_SECRET", timeout=5)
+    with pytest.raises(SendError) as err:
+        down.send(ALERT)
+    assert err.value.retryable and "unreachable" in str(err.value)
+    assert "tok-9f2" not in str(err.value) and SECRET not in str(err.value)  # a token in the URL stays out too
+
+
+# ---------------------------------------------------------------- e-mail
+def test_email_is_delivered_to_a_local_smtp_server(home):
+    server = receivers.SmtpReceiver().start()
+    try:
+        EmailChannel("desk", host="127.0.0.1", port=server.port, sender="wb@example.com",
+                     to=("desk@example.com", "ops@example.com"), timeout=10).send(ALERT)
+    finally:
+        server.stop()
+    (msg,) = server.messages
+    assert msg["from"] == "wb@example.com" and msg["to"] == ["desk@example.com", "ops@example.com"]
+    assert "Subject: [workbench] CRITICAL drawdown: SPX" in msg["data"]
+    assert f"Message-ID: <{ALERT['id']}.desk@workbench>" in msg["data"]
+    assert ALERT["message"] in msg["data"]
+
+
+def test_email_with_starttls_and_login_password_from_the_environment(home, tmp_path, monkeypatch):
+    cert, key = receivers.self_signed(tmp_path)
+    server = receivers.SmtpReceiver(users={"wb": PASSWORD}, tls_files=(cert, key)).start()
+    channel = EmailChannel("desk", host="127.0.0.1", port=server.port, sender="wb@example.com", to=("d@example.com",),
+                           starttls=True, username="wb", password_env="WORKBENCH_SMTP_PASSWORD", ca_file=str(cert))
+    try:
+        with pytest.raises(SendError, match="WORKBENCH_SMTP_PASSWORD is not set"):
+            channel.send(ALERT)
+        monkeypatch.setenv("WORKBENCH_SMTP_PASSWORD", "wrong")
+        with pytest.raises(SendError, match="login refused") as err:
+            channel.send(ALERT)
+        assert "wrong" not in str(err.value)
+        monkeypatch.setenv("WORKBENCH_SMTP_PASSWORD", PASSWORD)
+        channel.send(ALERT)
+    finally:
+        server.stop()
+    (msg,) = server.messages
+    assert msg["tls"] and PASSWORD not in msg["data"]
+
+
+def test_email_server_down_is_a_retryable_error(home):
+    channel = EmailChannel("desk", host="127.0.0.1", port=receivers.free_port(), sender="a@b", to=("c@d",), timeout=5)
+    with pytest.raises(SendError) as err:
+        channel.send(ALERT)
+    assert err.value.retryable
