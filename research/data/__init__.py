@@ -7,6 +7,7 @@ from research.data.calendars import CRYPTO, EQUITY, Calendar, get_calendar
 from research.data.errors import (
     BadResponseError,
     CircuitOpenError,
+    CorruptDatasetError,
     DataError,
     EmptyResultError,
     InvalidRequestError,
@@ -27,6 +28,6 @@ __all__ = [
     "validate_ohlcv", "ValidationReport", "ValidationResult", "Source", "get_source",
     "Calendar", "EQUITY", "CRYPTO", "get_calendar",
     "DataError", "InvalidRequestError", "SymbolNotFoundError", "SchemaError", "StoreError",
-    "SourceError", "RateLimitError", "SourceUnavailableError", "BadResponseError",
+    "CorruptDatasetError", "SourceError", "RateLimitError", "SourceUnavailableError", "BadResponseError",
     "EmptyResultError", "CircuitOpenError",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "CircuitOpenError",
     "SchemaError",
     "StoreError",
+    "CorruptDatasetError",
 ]
 
 
@@ -41,6 +42,20 @@ class SchemaError(DataError, ValueError):
 
 class StoreError(DataError, OSError):
     """The store could not be read or written (read-only directory, disk full, lock timeout)."""
+
+
+class CorruptDatasetError(StoreError):
+    """A stored file does not match the sha256 its manifest records, or cannot be decoded.
+
+    Carries ``path``; the remedy is to ingest the dataset again with ``refresh=True``.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:  # OSError would format its args as a tuple
+        return str(self.args[0]) if self.args else ""
 
 
 class SourceError(DataError):

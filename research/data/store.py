@@ -12,42 +12,73 @@ the content. One file holds data and manifest, so a single atomic rename publish
 * writes go to a temporary file in the same directory, are fsynced, then ``os.replace``-d over
   the old file while a per-dataset lock (``filelock``) is held; readers need no lock and see
   either the whole old or the whole new version, even when a writer is killed mid-write;
-* an ingest that fails leaves the stored copy untouched.
+* an ingest that fails leaves the stored copy untouched;
+* an ingest takes the dataset's ingest lock, then reads what is stored *now* and merges its
+  rows into it, so concurrent ingests of the same dataset (even its first) all keep their rows;
+* every read checks the content against the sha256 of the manifest (see
+  :mod:`research.data.integrity`): a damaged file raises :class:`CorruptDatasetError`;
+* temporary files of writers killed mid-write are removed by the next write of the dataset;
+* a read-only data folder can still be read; writing to it raises :class:`StoreError`.
+
+Quarantined rows are keyed by timestamp, values and reason: ingesting the same bad row again
+(``refresh=True``, or the refetched last bar of a live source) does not add it twice, and the
+manifest's ``quarantined`` is the number of rows in the quarantine file.
 
 Live sources are refetched when the copy is older than the freshness TTL, and only for the
-missing range (the last stored bar is refetched, since it may have been partial). When a live
-source fails, the stored copy is returned with ``attrs["stale"] = True`` and a warning saying
+missing range (the last stored bar is refetched, since it may have been partial). Bars a live
+source marks as still forming (``frame.attrs["partial"]``: today's bar before the session
+closes) are never stored as final: they are left out and listed in the manifest's
+``partial_excluded``, and the next fetch brings them once complete. When a live source fails, the stored copy is returned with ``attrs["stale"] = True`` and a warning saying
 how old it is.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from research.config import get_settings
-from research.data.errors import InvalidRequestError, SourceError, StoreError, SymbolNotFoundError
+from research.data.errors import (
+    CorruptDatasetError,
+    InvalidRequestError,
+    SourceError,
+    StoreError,
+    SymbolNotFoundError,
+)
+from research.data.integrity import (
+    WRITE_OPTIONS,
+    column_hashes,
+    content_sha256,
+    decode_manifest,
+    encode_manifest,
+    read_verified,
+    remove_orphans,
+    verify_columns,
+    verify_frame,
+)
 from research.data.schema import ValidationReport, validate_ohlcv
 from research.data.sources.base import INTERVALS, Source
 
 __all__ = ["Store", "IngestResult", "StaleDataWarning", "content_sha256"]
 
 log = logging.getLogger(__name__)
-_META_KEY = b"workbench"
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -65,16 +96,6 @@ class IngestResult:
     report: ValidationReport | None
     fetched: bool
     stale: bool = False
-
-
-def content_sha256(frame: pd.DataFrame) -> str:
-    """sha256 of a frame's content: index (int64 ns) and each column's float64 bytes, in order."""
-    h = hashlib.sha256()
-    h.update(",".join(map(str, frame.columns)).encode())
-    h.update(np.ascontiguousarray(frame.index.asi8).tobytes())
-    for col in frame.columns:
-        h.update(np.ascontiguousarray(frame[col].to_numpy(dtype="float64")).tobytes())
-    return h.hexdigest()
 
 
 def _versions(extra: list[str]) -> dict[str, str]:
@@ -134,16 +155,28 @@ class Store:
         return self.root / kind / source / interval / f"{quote(symbol, safe='^=.-_')}.parquet"
 
     # ------------------------------------------------------------- low level
+    def _dataset(self, source: str, interval: str, symbol: str) -> str:
+        return f"{source}/{interval}/{symbol}"
+
+    def _unwritable(self, where: Path, exc: OSError, what: str) -> StoreError:
+        reason = exc.strerror or str(exc)
+        if exc.errno in _READ_ONLY:
+            return StoreError(
+                f"cannot {what}: the data folder {self.root} is not writable ({reason} at {where}); make it "
+                "writable or point WORKBENCH_DATA_DIR at a writable folder (stored data can still be read)"
+            )
+        return StoreError(f"cannot {what}: {reason} at {where}")
+
     def _write_atomic(self, path: Path, table: pa.Table) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.fchmod(fd, 0o666 & ~_UMASK)
         except OSError as exc:
-            raise StoreError(f"cannot write to the store at {path.parent}: {exc}") from exc
+            raise self._unwritable(path.parent, exc, f"write {path.name}") from exc
         try:
             with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd")
+                pq.write_table(table, fh, **WRITE_OPTIONS)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -162,8 +195,26 @@ class Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create {path.parent}: {exc}") from exc
+            raise self._unwritable(path.parent, exc, f"create {path.parent}") from exc
         return FileLock(str(path) + ".lock", timeout=self.lock_timeout)
+
+    @contextmanager
+    def _locked(self, path: Path, what: str) -> Iterator[None]:
+        """Hold ``path``'s lock; a timeout or an unwritable folder raises :class:`StoreError`."""
+        lock = self._lock(path)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise StoreError(
+                f"cannot {what}: another writer has held {lock.lock_file} for more than {self.lock_timeout:g} s; "
+                "try again, or remove the lock file if no workbench process is running"
+            ) from exc
+        except OSError as exc:
+            raise self._unwritable(Path(lock.lock_file), exc, what) from exc
+        try:
+            yield
+        finally:
+            lock.release()
 
     def write(
         self, source: str, interval: str, symbol: str, frame: pd.DataFrame, *, meta: dict | None = None
@@ -179,31 +230,37 @@ class Store:
             "last": frame.index[-1].isoformat() if len(frame) else None,
             "columns": list(frame.columns),
             "sha256": content_sha256(frame),
+            "column_sha256": column_hashes(frame),
             "fetched_at": _now().isoformat(),
             **(meta or {}),
         }
         table = pa.Table.from_pandas(frame, preserve_index=True)
-        table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), _META_KEY: json.dumps(manifest).encode()}
-        )
-        try:
-            with self._lock(path):
-                self._write_atomic(path, table)
-        except Timeout as exc:
-            raise StoreError(f"{source}/{interval}/{symbol}: another writer holds the lock") from exc
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **encode_manifest(manifest)})
+        with self._locked(path, f"store {self._dataset(source, interval, symbol)}"):
+            removed = remove_orphans(path)
+            if removed:
+                log.info("removed %d temporary file(s) of killed writers of %s", removed, path)
+            self._write_atomic(path, table)
         return manifest
 
     def manifest(self, source: str, interval: str, symbol: str) -> dict | None:
         """The manifest of a dataset, or ``None`` when it is not stored."""
         path = self.path(source, interval, symbol)
+        dataset = self._dataset(source, interval, symbol)
         try:
             with open(path, "rb") as fh:
                 meta = pq.read_schema(fh).metadata or {}
         except FileNotFoundError:
             return None
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from exc
-        return json.loads(meta[_META_KEY]) if _META_KEY in meta else None
+        except PermissionError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+        except Exception as exc:  # undecodable footer
+            raise CorruptDatasetError(
+                f"stored dataset {dataset} is corrupt: {path} cannot be decoded ({type(exc).__name__}); ingest "
+                "it again with refresh (load_prices(..., refresh=True) or `workbench data fetch ... --refresh`)",
+                path=str(path),
+            ) from None
+        return decode_manifest(meta, path, dataset)
 
     def read(
         self,
@@ -215,26 +272,42 @@ class Store:
         end: object = None,
         columns: list[str] | None = None,
     ) -> pd.DataFrame:
-        """Read a stored dataset (optionally a time range and some columns)."""
+        """Read a stored dataset (optionally a time range and some columns), checked against its sha256.
+
+        Raises
+        ------
+        SymbolNotFoundError
+            The dataset is not stored.
+        CorruptDatasetError
+            The file cannot be decoded or does not match its manifest.
+        """
         path = self.path(source, interval, symbol)
+        dataset = self._dataset(source, interval, symbol)
         try:
-            table = _read_table(path, columns)
+            table, m = read_verified(path, None, dataset)
         except FileNotFoundError:
             raise SymbolNotFoundError(
                 f"no stored dataset for {symbol!r} ({source}, {interval}) under {self.root}; "
                 f"fetch it with load_prices or `workbench data fetch {symbol} --source {source}`"
             ) from None
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from exc
-        frame = table.to_pandas()
-        meta = table.schema.metadata or {}
+        except PermissionError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            frame = table.to_pandas()
+        except Exception as exc:
+            raise CorruptDatasetError(
+                f"stored dataset {dataset} is corrupt: {path} cannot be turned into a frame ({type(exc).__name__}); "
+                "ingest it again with refresh", path=str(path),
+            ) from None
+        verify_frame(frame, m, path, dataset)
         frame.attrs = {}
-        if _META_KEY in meta:
-            m = json.loads(meta[_META_KEY])
+        if m is not None:
             frame.attrs.update(
                 source=source, symbol=symbol, interval=interval, synthetic=m.get("synthetic", False),
                 sha256=m["sha256"], provenance=m.get("provenance", ""),
             )
+        if columns is not None:
+            frame = frame[list(columns)]
         s, e = _utc(start), _utc(end)
         if s is not None or e is not None:
             frame = frame.loc[s:e]
@@ -245,20 +318,28 @@ class Store:
     ) -> tuple[dict[str, pd.Series], dict[str, dict]]:
         """One column of many stored datasets, with their manifests, in one read per file.
 
-        Symbols not stored are left out of both dicts (the caller ingests them).
+        Symbols not stored are left out of both dicts (the caller ingests them). Each column
+        read is checked against the manifest's per-column sha256.
         """
         series: dict[str, pd.Series] = {}
         manifests: dict[str, dict] = {}
         for sym in symbols:
             path = self.path(source, interval, sym)
+            dataset = self._dataset(source, interval, sym)
             try:
-                table = _read_table(path, ["timestamp", field])
+                table, m = read_verified(path, ["timestamp", field], dataset)
             except FileNotFoundError:
                 continue
-            except (OSError, pa.ArrowInvalid, KeyError) as exc:
-                raise StoreError(f"cannot read {field!r} from {path}: {exc}") from exc
-            meta = table.schema.metadata or {}
-            manifests[sym] = json.loads(meta[_META_KEY]) if _META_KEY in meta else {}
+            except PermissionError as exc:
+                raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+            if field not in table.column_names:
+                raise StoreError(f"cannot read {field!r} from {path}: the dataset has {table.column_names}")
+            if not verify_columns(table, [field], m, path, dataset):
+                full = self.read(source, interval, sym)  # an older manifest: verify the whole file
+                series[sym] = full[field].rename(sym)
+                manifests[sym] = m or {}
+                continue
+            manifests[sym] = m or {}
             values = table.column(field).to_numpy()
             index = pd.DatetimeIndex(table.column("timestamp").to_numpy(), name="timestamp").tz_localize("UTC")
             series[sym] = pd.Series(values, index=index, name=sym)
@@ -269,18 +350,35 @@ class Store:
         path = self.path(source, interval, symbol, kind="quarantine")
         if not path.exists():
             return pd.DataFrame(columns=["open", "high", "low", "close", "volume", "reason", "detail", "ingested_at"])
-        return pq.read_table(path).to_pandas()
+        try:
+            with open(path, "rb") as fh:
+                return pq.read_table(fh).to_pandas()
+        except PermissionError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+        except Exception as exc:
+            raise CorruptDatasetError(
+                f"the quarantine file {path} cannot be decoded ({type(exc).__name__}); move it aside and ingest "
+                f"{symbol} again with refresh", path=str(path),
+            ) from None
 
-    def _append_quarantine(self, source: str, interval: str, symbol: str, rows: pd.DataFrame) -> None:
-        if rows.empty:
-            return
+    def _append_quarantine(self, source: str, interval: str, symbol: str, rows: pd.DataFrame) -> int:
+        """Add quarantined rows not already recorded; returns the rows in the quarantine file."""
         path = self.path(source, interval, symbol, kind="quarantine")
+        if rows.empty:
+            return len(self.read_quarantine(source, interval, symbol)) if path.exists() else 0
         rows = rows.assign(ingested_at=_now().isoformat())
-        with self._lock(path):
-            if path.exists():
-                old = pq.read_table(path).to_pandas()
-                rows = pd.concat([old, rows])
-            self._write_atomic(path, pa.Table.from_pandas(rows, preserve_index=True))
+        with self._locked(path, f"quarantine rows of {self._dataset(source, interval, symbol)}"):
+            old = self.read_quarantine(source, interval, symbol) if path.exists() else rows.iloc[:0]
+            seen = set(_quarantine_keys(old))
+            keys = _quarantine_keys(rows)
+            fresh = rows[[k not in seen for k in keys]]
+            fresh = fresh[~pd.Index(_quarantine_keys(fresh)).duplicated()]
+            if fresh.empty:
+                return len(old)
+            both = pd.concat([old, fresh]) if len(old) else fresh
+            remove_orphans(path)
+            self._write_atomic(path, pa.Table.from_pandas(both, preserve_index=True))
+            return len(both)
 
     def list(self) -> pd.DataFrame:
         """One row per stored dataset with its manifest fields."""
@@ -288,7 +386,11 @@ class Store:
         base = self.root / "store"
         for path in sorted(base.glob("*/*/*.parquet")) if base.exists() else []:
             source, interval = path.parent.parent.name, path.parent.name
-            m = self.manifest(source, interval, unquote(path.stem))
+            symbol = unquote(path.stem)
+            try:
+                m = self.manifest(source, interval, symbol)
+            except CorruptDatasetError:
+                m = {"source": source, "interval": interval, "symbol": symbol, "sha256": "CORRUPT: ingest again with refresh"}
             if m:
                 rows.append(m)
         cols = ["source", "interval", "symbol", "rows", "first", "last", "quarantined", "flags", "synthetic", "fetched_at", "sha256"]
@@ -310,13 +412,19 @@ class Store:
         A static source (sample, synthetic, files) is ingested once and re-read afterwards;
         ``refresh=True`` ingests again. A live source is refetched when the stored copy is older
         than the freshness TTL or does not cover ``start``; only the missing range is fetched.
+
+        The fetched rows are merged, under the dataset's ingest lock, into what is stored at
+        that moment (fetched rows win on equal timestamps), so concurrent ingests never drop
+        each other's rows. ``refresh=True`` replaces the version it saw when it started
+        (rows committed by a concurrent ingest since then are kept). A corrupt stored copy is
+        replaced by ``refresh=True`` and raises :class:`CorruptDatasetError` otherwise.
         """
         start, end = _utc(start), _utc(end)
         if start is not None and end is not None and start > end:
             raise InvalidRequestError(f"{symbol}: start {start.date()} is after end {end.date()}")
         if interval not in INTERVALS:
             raise InvalidRequestError(f"unknown interval {interval!r}; expected one of {list(INTERVALS)}")
-        m = self.manifest(source.name, interval, symbol)
+        m = self._manifest_for_ingest(source.name, interval, symbol, refresh)
         if m is not None and not refresh and self._fresh(source, m, start):
             return IngestResult(self.read(source.name, interval, symbol, start=start, end=end), m, None, False)
 
@@ -331,39 +439,67 @@ class Store:
         except SourceError as exc:
             if m is None:
                 raise
-            age = _now() - pd.Timestamp(m["fetched_at"])
-            warnings.warn(
-                f"{source.name} failed for {symbol} ({exc}); serving the stored copy fetched "
-                f"{_age(age)} ago (last bar {m['last']})",
-                StaleDataWarning,
-                stacklevel=2,
-            )
-            frame = self.read(source.name, interval, symbol, start=start, end=end)
-            frame.attrs.update(stale=True, stale_age_s=age.total_seconds())
-            return IngestResult(frame, m, None, False, stale=True)
+            return self._serve_stale(source, symbol, interval, m, exc, start, end)
+        partial = _partial_index(raw)
         result = validate_ohlcv(
             raw, symbol=symbol, source=source.name, interval=interval, calendar=source.calendar(symbol)
         )
         clean = result.clean
+        if len(partial):
+            clean = clean[~clean.index.isin(partial)]
         path = self.path(source.name, interval, symbol)
-        with self._lock(path.with_suffix(".ingest")):
-            if incremental:
-                old = self.read(source.name, interval, symbol)
-                clean = pd.concat([old[~old.index.isin(clean.index)], clean]).sort_index()
-            meta = {
-                "provenance": source.provenance(symbol),
-                "synthetic": source.synthetic,
-                "calendar": source.calendar(symbol).name,
-                "versions": _versions(getattr(source, "libraries", [])),
-                "quarantined": (m or {}).get("quarantined", 0) * incremental + result.report.quarantined,
-                "flags": int(sum(result.report.flags.values())),
-                "gaps": result.report.gaps,
-                "last_report": result.report.to_dict(),
-            }
-            self._append_quarantine(source.name, interval, symbol, result.quarantine)
-            manifest = self.write(source.name, interval, symbol, clean, meta=meta)
+        try:
+            with self._locked(path.with_suffix(".ingest"), f"ingest {self._dataset(source.name, interval, symbol)}"):
+                current = self._manifest_for_ingest(source.name, interval, symbol, refresh)
+                if current is not None and current["rows"] > 0:
+                    # refresh replaces only the version it saw; rows committed since are kept
+                    if not refresh or m is None or current["sha256"] != m["sha256"]:
+                        old = self.read(source.name, interval, symbol)
+                        clean = pd.concat([old[~old.index.isin(clean.index)], clean]).sort_index()
+                quarantined = self._append_quarantine(source.name, interval, symbol, result.quarantine)
+                meta = {
+                    "provenance": source.provenance(symbol),
+                    "synthetic": source.synthetic,
+                    "calendar": source.calendar(symbol).name,
+                    "versions": _versions(getattr(source, "libraries", [])),
+                    "quarantined": quarantined,
+                    "flags": int(sum(result.report.flags.values())),
+                    "gaps": result.report.gaps,
+                    "partial_excluded": [t.isoformat() for t in partial],
+                    "last_report": result.report.to_dict(),
+                }
+                manifest = self.write(source.name, interval, symbol, clean, meta=meta)
+        except StoreError as exc:
+            if m is None or isinstance(exc, CorruptDatasetError):
+                raise
+            return self._serve_stale(source, symbol, interval, m, exc, start, end)
         frame = self.read(source.name, interval, symbol, start=start, end=end)
         return IngestResult(frame, manifest, result.report, True)
+
+    def _manifest_for_ingest(self, source: str, interval: str, symbol: str, refresh: bool) -> dict | None:
+        try:
+            return self.manifest(source, interval, symbol)
+        except CorruptDatasetError as exc:
+            if not refresh:
+                raise
+            log.warning("replacing a corrupt stored dataset: %s", exc)
+            return None
+
+    def _serve_stale(
+        self, source: Source, symbol: str, interval: str, m: dict, exc: Exception,
+        start: pd.Timestamp | None, end: pd.Timestamp | None,
+    ) -> IngestResult:
+        """The stored copy, marked stale, after a failed fetch or a failed write."""
+        age = _now() - pd.Timestamp(m["fetched_at"])
+        what = f"{source.name} failed for {symbol}" if isinstance(exc, SourceError) else f"the update of {symbol} was not stored"
+        warnings.warn(
+            f"{what} ({exc}); serving the stored copy fetched {_age(age)} ago (last bar {m['last']})",
+            StaleDataWarning,
+            stacklevel=3,
+        )
+        frame = self.read(source.name, interval, symbol, start=start, end=end)
+        frame.attrs.update(stale=True, stale_age_s=age.total_seconds())
+        return IngestResult(frame, m, None, False, stale=True)
 
     def is_fresh(self, source: Source, m: dict, start: pd.Timestamp | None = None) -> bool:
         """Whether a stored dataset (its manifest ``m``) can be served without fetching."""
@@ -378,10 +514,20 @@ class Store:
         return age < self.freshness_ttl
 
 
-def _read_table(path: Path, columns: list[str] | None) -> pa.Table:
-    # One open file handle for footer and data: a concurrent rename cannot mix two versions.
-    with open(path, "rb") as fh:
-        return pq.read_table(fh, columns=columns)
+def _partial_index(raw: pd.DataFrame) -> pd.DatetimeIndex:
+    """Bars a live source marked as still forming (``raw.attrs["partial"]``), in UTC."""
+    marked = raw.attrs.get("partial") if isinstance(raw, pd.DataFrame) else None
+    if not marked:
+        return pd.DatetimeIndex([], tz="UTC", name="timestamp")
+    return pd.DatetimeIndex([_utc(t) for t in marked], name="timestamp").as_unit("ns")
+
+
+def _quarantine_keys(rows: pd.DataFrame) -> list[str]:
+    """One key per quarantined row: timestamp, reason and raw values (not the ingest time)."""
+    cols = [c for c in rows.columns if c not in ("detail", "ingested_at")]
+    index = [str(t) for t in rows.index]
+    values = rows[cols].astype(str).to_numpy().tolist() if cols else [[] for _ in index]
+    return [hashlib.sha256(json.dumps([t, v]).encode()).hexdigest() for t, v in zip(index, values, strict=True)]
 
 
 def _age(delta: pd.Timedelta) -> str:

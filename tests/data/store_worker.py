@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from research.data import Store, SymbolNotFoundError
+from research.data.calendars import CRYPTO
+from research.data.sources.base import Source
 from research.data.store import content_sha256
 
 
@@ -65,9 +67,49 @@ def reader(root: str, symbols: list[str], stop_file: str, out: str) -> None:
         json.dump({"reads": reads, "torn": torn}, fh)
 
 
+class PartLive(Source):
+    """A live source whose answer for worker ``w`` of ``n`` is its own share of the days, plus a
+    few days every worker gets with the same values (overlap)."""
+
+    name = "partlive"
+    live = True
+
+    def __init__(self, w: int, n: int) -> None:
+        self.w, self.n = w, n
+
+    def calendar(self, symbol: str):
+        return CRYPTO
+
+    def fetch(self, symbol, start, end, interval="1d"):
+        return part_frame(self.w, self.n)
+
+
+def part_frame(w: int, n: int, days: int = 120, overlap: int = 5) -> pd.DataFrame:
+    idx = pd.date_range("2020-01-01", periods=days, freq="D", tz="UTC", name="timestamp").as_unit("ns")
+    base = 100 + np.arange(days, dtype=float)
+    frame = pd.DataFrame({"open": base, "high": base + 1, "low": base - 1, "close": base + 0.5,
+                          "volume": np.full(days, 1000.0)}, index=idx)
+    mine = (np.arange(days) % n == w) | (np.arange(days) < overlap)
+    return frame[mine]
+
+
+def ingester(root: str, w: int, n: int, go_file: str, out: str, symbol: str) -> None:
+    """Wait for ``go_file``, ingest this worker's rows of ``symbol``, report what was acknowledged."""
+    store = Store(root)
+    open(out + ".ready", "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(go_file) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    res = store.ingest(PartLive(w, n), symbol)
+    with open(out, "w") as fh:
+        json.dump({"ack": bool(res.fetched), "rows": [t.isoformat() for t in part_frame(w, n).index]}, fh)
+
+
 if __name__ == "__main__":
     role = sys.argv[1]
-    if role == "writer":
+    if role == "ingest":
+        ingester(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7])
+    elif role == "writer":
         writer(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
         reader(sys.argv[2], sys.argv[3].split(","), sys.argv[4], sys.argv[5])
