@@ -334,6 +334,9 @@ def _finish(ctx: _Context, status: str, t0: float, error: dict | None = None) ->
         ctx.ledger.end_pipeline_run(rec["mlflow_run_id"], rec, ctx.run_dir / "run.json")
     except Exception as exc:  # the run folder is the record of last resort
         log.error("could not end the ledger run %s: %s", rec["mlflow_run_id"], exc)
+    from research.workflow.alerting import after_run
+
+    after_run(rec, ctx.run_dir, echo=ctx.echo)  # enqueue the run's alerts (or its failure), deliver; never raises
     code = {"COMPLETED": EXIT_OK, "TIMEOUT": EXIT_TIMEOUT}.get(status, EXIT_FAILED)
     if status == "COMPLETED":
         message = f"run {rec['run_id']} of {ctx.spec.name!r} (as of {rec['as_of']}) completed and published"
