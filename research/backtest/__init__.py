@@ -16,5 +16,12 @@ from research.backtest.engine import (
     backtest,
     infer_periods_per_year,
 )
+from research.backtest.sweep import SweepResult, sweep_ma_crossover
+from research.backtest.walkforward import WalkForwardResult, walk_forward
 
-__all__ = ["backtest", "BacktestResult", "TIMINGS", "as_fields", "infer_periods_per_year"]
+# ``sweep`` (any strategy's grid) stays under its module's name, research.backtest.sweep.sweep,
+# and is exported at the top as ``research.sweep``: re-exporting it here would hide the module.
+__all__ = [
+    "backtest", "BacktestResult", "TIMINGS", "as_fields", "infer_periods_per_year",
+    "sweep_ma_crossover", "SweepResult", "walk_forward", "WalkForwardResult",
+]

@@ -135,7 +135,8 @@ def backtest_command(
 
 
 def sweep_command(
-    strategy: Annotated[str, typer.Argument(help="Strategy name (ma_crossover runs through the fused kernel).")],
+    strategy: Annotated[str, typer.Argument(help="Strategy name; ma_crossover (the default) runs through the "
+                                                 "fused kernel.")] = "ma_crossover",
     symbol: SymbolOpt = ["GOOG"],  # noqa: B006
     grid: Annotated[list[str] | None, typer.Option(
         "--grid", "-g", help="Values of one parameter: KEY=START:STOP[:STEP] (both ends included) or KEY=V1,V2; "
@@ -154,7 +155,7 @@ def sweep_command(
     overfitting: Annotated[bool, typer.Option(help="Report the deflated Sharpe ratio and the probability of "
                                                    "backtest overfitting of the best set (fused sweeps).")] = True,
 ) -> None:
-    """Sweep STRATEGY over a parameter grid; write the tidy table and a heatmap per symbol to --out.
+    """Sweep STRATEGY (default ma_crossover) over a parameter grid; write the table and heatmaps to --out.
 
     Example: workbench sweep ma_crossover --symbol GOOG --grid fast=2:199 --grid slow=3:200 --out sweep-out
     """
