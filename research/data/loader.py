@@ -69,8 +69,10 @@ def load_prices(
     Parameters
     ----------
     symbols : str or list of str
-        One symbol gives flat columns; a list gives ``(field, symbol)`` MultiIndex columns, so
-        ``load_prices([...])["close"]`` is the wide close matrix.
+        The shape of the result follows this argument, always: a ``str`` gives flat columns
+        (``open, high, low, close, ...``); a list, even of one symbol, gives ``(field, symbol)``
+        MultiIndex columns, so ``load_prices([...])["close"]`` is the wide close matrix with one
+        column per symbol.
     start, end : date-like, optional
         Inclusive range (UTC); open-ended when omitted.
     interval : {"1d", "1h", "1wk", "1mo"}
