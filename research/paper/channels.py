@@ -10,7 +10,7 @@ no channel is configured and alerts wait in the outbox. Example::
         type: webhook
         url: https://hooks.example.com/workbench     # or url_env: NAME when the URL holds a token
         secret_env: WORKBENCH_WEBHOOK_SECRET         # the NAME of the variable, never the secret
-        kinds: [drawdown, drift, pipeline]           # default: every kind
+        kinds: [drawdown, paper_drift, pipeline]           # default: every kind
         min_severity: warning                        # info | warning | critical (or severities: [...])
         timeout: 10                                  # seconds per attempt
         retries: 2                                   # extra attempts within one delivery run

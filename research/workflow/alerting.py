@@ -58,39 +58,34 @@ def run_alerts(run_dir: str | Path) -> pd.DataFrame:
     return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
 
 
-def paper_drift_alerts(pipeline: str, *, url: str | None = None) -> list[dict]:
+def _naive(value: object) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def paper_drift_alerts(pipeline: str, *, since: object = None, url: str | None = None) -> list[dict]:
     """Drift alerts of the paper accounts ``pipeline`` steps (see :mod:`research.paper.monitor`).
 
-    Each account's :func:`research.paper.monitor.drift_alerts` decides whether its rolling
-    tracking error against the backtest left the band; rows come back as outbox alerts.
+    :func:`research.paper.monitor.drift_alerts` reports every session where an account's rolling
+    tracking error against its backtest crossed out of its band; only crossings at or after
+    ``since`` (the run's as-of date) are returned, so a replayed history does not flood the
+    channels. The monitor's stable id becomes the alert's rule key.
     """
-    from research.paper import book
+    from research.paper import book, monitor
 
-    try:
-        from research.paper import monitor
-    except ModuleNotFoundError as exc:
-        if exc.name != "research.paper.monitor":
-            raise
-        return []
+    cutoff = None if since in (None, "") else _naive(since)
     rows: list[dict] = []
     for account in book.list_accounts(url=url, pipeline=pipeline):
-        found = monitor.drift_alerts(account.name, url=url) if _takes_url(monitor.drift_alerts) else monitor.drift_alerts(account.name)
-        frame = found if isinstance(found, pd.DataFrame) else pd.DataFrame(list(found or []))
-        for row in frame.to_dict("records"):
-            row.setdefault("kind", "drift")
-            row.setdefault("subject", account.name)
+        for row in monitor.drift_alerts(account.name, url=url):
+            if cutoff is not None and _naive(row.get("as_of")) < cutoff:
+                continue
+            row = dict(row)
+            row["key"] = row.pop("id", None) or row.get("as_of")
+            row.setdefault("subject", row.get("account") or account.name)
+            row.setdefault("kind", "paper_drift")
             row.setdefault("source", "paper")
             rows.append(row)
     return rows
-
-
-def _takes_url(func: Callable) -> bool:
-    import inspect
-
-    try:
-        return "url" in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def after_run(record: dict, run_dir: str | Path, *, echo: Callable[[str], None] | None = None,
@@ -118,7 +113,8 @@ def after_run(record: dict, run_dir: str | Path, *, echo: Callable[[str], None] 
         if status == "COMPLETED":
             new += outbox.enqueue(run_alerts(run_dir), url=url, source="signals")
             try:
-                new += outbox.enqueue(paper_drift_alerts(str(record.get("pipeline")), url=url), url=url, source="paper")
+                drift = paper_drift_alerts(str(record.get("pipeline")), since=record.get("as_of"), url=url)
+                new += outbox.enqueue(drift, url=url, source="paper")
             except Exception as exc:  # the monitor is optional here; signals alerts still go out
                 log.warning("paper drift alerts skipped: %s: %s", type(exc).__name__, exc)
         elif status in _FAILED:

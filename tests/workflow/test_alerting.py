@@ -119,3 +119,24 @@ def test_interrupted_runs_only_enqueue_and_bad_channel_files_never_fail_a_run(tm
     assert "not delivered" in lines[1] and "channel 'ops': field 'type'" in lines[1]
     assert failure_alert(record)["key"] == "r3:?:INTERRUPTED"
     assert len(outbox.pending(url=ledger)) == 0 and outbox.outbox_summary(url=ledger)["unrouted"] == 2
+
+
+def test_paper_drift_alerts_of_the_run_date_are_enqueued(tmp_path, ledger, hook, monkeypatch):
+    from research.paper import book, monitor
+
+    account = book.Account(name="demo", strategy="ma_crossover", symbols=["SPX"], pipeline="daily")
+    monkeypatch.setattr(book, "list_accounts", lambda **kw: [account] if kw.get("pipeline") == "daily" else [])
+
+    def drift(name, **kw):
+        return [{"id": f"paper-drift:{name}:{day}T00:00", "kind": "paper_drift", "account": name,
+                 "as_of": f"{day}T00:00:00+00:00", "tracking_error": 0.03, "band": 0.01, "window": 20,
+                 "severity": "warning", "message": f"paper account {name} drifted from its backtest as of {day}"}
+                for day in ("2018-06-01", "2018-12-31")]
+
+    monkeypatch.setattr(monitor, "drift_alerts", drift)
+    record = {"pipeline": "daily", "run_id": "r5", "as_of": "2018-12-31", "status": "COMPLETED"}
+    after_run(record, tmp_path / "no-outputs", echo=lambda line: None)
+    (req,) = hook.requests  # the crossing of June, seen in a replay, is history: not sent now
+    body = req.json
+    assert (body["kind"], body["subject"], body["source"]) == ("paper_drift", "demo", "paper")
+    assert body["payload"]["tracking_error"] == 0.03
