@@ -17,10 +17,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,browser]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,browser,distributed]"
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the workbench with its dev and browser extras
+install: $(STAMP) ## Create .venv and install the workbench with its dev, browser and distributed extras
 
 run: $(STAMP) ## Run the main job on the bundled sample data (offline)
 	$(BIN)/workbench run
