@@ -26,7 +26,7 @@ def _echo(line: str) -> None:
 def _sigterm_interrupts():
     """SIGTERM (systemd stop, kill) ends the run like Ctrl-C: recorded INTERRUPTED, kernels shut down."""
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -133,12 +133,23 @@ def _finish(result) -> None:
 
 def _guarded(call):
     from research.workflow.ledger import LedgerError
-    from research.workflow.runner import EXIT_FAILED, EXIT_INVALID, EXIT_LOCKED, RunLocked
+    from research.workflow.runner import (
+        EXIT_FAILED,
+        EXIT_INVALID,
+        EXIT_LOCKED,
+        RunInterrupted,
+        RunLocked,
+    )
     from research.workflow.spec import SpecError
 
     try:
         with _sigterm_interrupts():
             return call()
+    except RunInterrupted as exc:  # recorded INTERRUPTED; one clean message, no traceback
+        if exc.result.record.get("stages"):
+            print_run_summary(exc.result.record)
+        typer.secho(exc.result.message, err=True, fg=typer.colors.RED)
+        raise typer.Exit(143 if exc.reason.endswith("SIGTERM") else 130) from None
     except SpecError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(EXIT_INVALID) from None
@@ -204,7 +215,7 @@ def status_cmd(pipeline: Annotated[str | None, typer.Argument(help="Pipeline nam
     """Show each pipeline's latest run, its published run, and how to continue a failed one."""
     from research.workflow.ledger import Ledger
     from research.workflow.results import latest
-    from research.workflow.runner import is_running
+    from research.workflow.runner import close_orphans, is_running
 
     ledger = _guarded(Ledger)
     rows = ledger.list_runs(pipeline, limit=200)
@@ -221,6 +232,8 @@ def status_cmd(pipeline: Annotated[str | None, typer.Argument(help="Pipeline nam
             status = last["status"]
             if status == "RUNNING" and not is_running(name, last["as_of"]):
                 status = "INTERRUPTED (its runner is gone; the next start resumes it)"
+                if close_orphans(name, last["as_of"], ledger):  # housekeeping: record it in the ledger
+                    status += "; recorded INTERRUPTED in the ledger"
             typer.echo(f"  latest run  {last['run_id']}  as of {last['as_of']}  {status}")
             if last["status"] not in {"COMPLETED", "RUNNING"}:
                 typer.echo(f"  error       {last['error']}")

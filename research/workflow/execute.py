@@ -13,6 +13,7 @@ of it (``timeout_func``), so a stage can never run longer than its ``timeout``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -239,6 +240,38 @@ def _cells_seconds(path: Path) -> float:
     return sum(float(c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb.cells)
 
 
+def _drop_pending_tasks(grace: float = 5.0) -> None:
+    """After Ctrl-C or SIGTERM inside a stage: cancel what nbclient left on the event loop and
+    collect its outcome, so no ``DeadKernelError`` is reported later as a stray traceback."""
+    from jupyter_core.utils import ensure_event_loop
+
+    loop = ensure_event_loop()
+    default = loop.get_exception_handler()
+
+    def quiet(loop, context: dict) -> None:  # the abandoned cell's task ends when its kernel is killed
+        if isinstance(context.get("exception"), (DeadKernelError, CellTimeoutError, CellExecutionError)):
+            log.debug("stage task ended after the interruption: %s", context.get("exception"))
+        elif default is not None:
+            default(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(quiet)
+    if loop.is_running():
+        return
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        try:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=grace))
+        except BaseException as exc:  # a second signal: give up waiting, still collect below
+            log.debug("waiting for cancelled stage tasks: %r", exc)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: asyncio does not log it at exit
+
+
 def _banner(output: Path) -> None:
     """Insert papermill's error banner into a notebook stopped by a timeout or a dead kernel."""
     nb = nbformat.read(output, as_version=4)
@@ -311,6 +344,11 @@ def execute_stage(
         status, error = "FAILED", CellError(None, type(exc).__name__, str(exc))
         if isinstance(exc, (TimeoutError, RuntimeError)) and time.monotonic() >= deadline:
             status = "TIMEOUT"
+    except BaseException:  # Ctrl-C or SIGTERM in the runner: kill the kernel, leave nothing pending
+        if km is not None and km.has_kernel:
+            KernelPrefetch._kill(km)
+        _drop_pending_tasks()
+        raise
     finally:
         if km is not None and km.has_kernel:  # papermill failed before its own cleanup
             KernelPrefetch._kill(km)

@@ -16,6 +16,8 @@ tag                        value
 ``workbench.status``       RUNNING, COMPLETED, FAILED, TIMEOUT, INTERRUPTED
 ``workbench.stage``        stage name (children)
 ``workbench.error``        where and why it stopped (failed runs and stages)
+``workbench.closed``       why a stage run left RUNNING by a killed runner was
+                           ended later (on resume or by ``pipeline status``)
 =========================  ====================================================
 
 The tracking URI is always set explicitly from :func:`research.config.get_settings` (papermill
@@ -155,6 +157,32 @@ class Ledger:
         if message:
             self.client.set_tag(mlflow_id, "workbench.error", message[:4000])
         self.client.set_terminated(mlflow_id, status=TERMINAL_MLFLOW.get(status, "FAILED"))
+
+    def close_orphan_stages(self, parent: str, reason: str) -> list[str]:
+        """End the stage runs of ``parent`` still marked RUNNING (their runner was killed).
+
+        Each is set KILLED in MLflow, ``workbench.status`` INTERRUPTED, and tagged
+        ``workbench.closed`` with ``reason``. Returns the MLflow ids closed.
+        """
+        try:
+            experiment = self.client.get_run(parent).info.experiment_id
+        except Exception as exc:  # the parent is gone from the store: nothing to close
+            log.warning("cannot look up pipeline run %s: %s", parent, exc)
+            return []
+        found = self.client.search_runs(
+            [experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'",
+            max_results=1000,
+        )
+        closed = []
+        for run in found:
+            mlflow_id = run.info.run_id
+            self.client.set_tag(mlflow_id, "workbench.status", "INTERRUPTED")
+            self.client.set_tag(mlflow_id, "workbench.closed", reason[:4000])
+            if "workbench.error" not in run.data.tags:
+                self.client.set_tag(mlflow_id, "workbench.error", reason[:4000])
+            self.client.set_terminated(mlflow_id, status="KILLED")
+            closed.append(mlflow_id)
+        return closed
 
     # ------------------------------------------------------------ reading
     def _experiment_ids(self, pipeline: str | None) -> list[str]:

@@ -11,7 +11,9 @@ A run keeps everything under ``<runs_dir>/<pipeline>/<run_id>/``::
 
 Only a run that finished every stage is *published*: the runner then atomically replaces
 ``<runs_dir>/<pipeline>/published.json`` with a pointer to it. Readers (dashboards, reports)
-call :func:`latest` and never see a partial run.
+call :func:`latest` and never see a partial run. The pointer never goes back in time: a run
+completed for an as-of date older than the published one is kept and listed, but the
+pointer stays on the newer date (the runner records ``superseded_by`` in the older run).
 
 Output names used by the daily pipeline (the contract with ``research.viz``); the stage that
 writes each is in brackets (see ``pipelines/daily.yaml`` and :mod:`research.workflow.stages`):
@@ -176,11 +178,40 @@ def _pipeline_dir(pipeline: str, runs_dir: str | os.PathLike | None) -> Path:
     return Path(runs_dir) if runs_dir is not None else get_settings().runs_dir / pipeline
 
 
-def publish(run_dir: str | os.PathLike, *, pipeline: str, run_id: str, record: dict) -> Path:
-    """Point ``published.json`` of ``pipeline`` at a finished run (atomic replace)."""
+def _as_of_key(value: object) -> pd.Timestamp | None:
+    try:
+        ts = pd.Timestamp(str(value))
+    except (TypeError, ValueError):
+        return None
+    if ts is pd.NaT:
+        return None
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def publish(run_dir: str | os.PathLike, *, pipeline: str, run_id: str, record: dict,
+            only_newer: bool = False) -> Path | None:
+    """Point ``published.json`` of ``pipeline`` at a finished run (atomic replace).
+
+    With ``only_newer`` the pointer moves only when ``record["as_of"]`` is not older than the
+    published run's as-of date (checked and replaced under a lock); otherwise nothing is
+    written and ``None`` is returned.
+    """
+    from filelock import FileLock
+
     run_dir = Path(run_dir)
     pointer = run_dir.parent / "published.json"
-    atomic_write_text(pointer, json.dumps({"pipeline": pipeline, "run_id": run_id, "path": str(run_dir), **record}, indent=2, default=str))
+    (run_dir.parent / ".locks").mkdir(parents=True, exist_ok=True)
+    with FileLock(str(run_dir.parent / ".locks" / "publish.lock")):
+        if only_newer and pointer.exists():
+            try:
+                current = json.loads(pointer.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                current = {}
+            old, new = _as_of_key(current.get("as_of")), _as_of_key(record.get("as_of"))
+            if old is not None and new is not None and new < old and current.get("run_id") != run_id:
+                return None
+        atomic_write_text(pointer, json.dumps({"pipeline": pipeline, "run_id": run_id, "path": str(run_dir), **record},
+                                              indent=2, default=str))
     return pointer
 
 

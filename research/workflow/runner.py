@@ -8,16 +8,24 @@ and ``workbench pipeline resume`` call. A run lives in ``<runs_dir>/<pipeline>/<
 Guarantees:
 
 * parameters are checked before any kernel starts (:func:`research.workflow.spec.plan_run`);
-* one run per pipeline and as-of date at a time: a second start gets :class:`RunLocked`;
+* one run per pipeline and as-of date at a time: a second start gets :class:`RunLocked`,
+  naming a live holder; a lock whose recorded holder is dead (or whose PID now belongs to
+  another process) is taken over;
 * a published as-of date is not run again unless ``force=True``; a failed run of the same
   date with the same parameters is resumed instead of started over (``force`` starts anew);
 * each stage has a wall-time limit and retries with exponential backoff; a raising cell, a
   dead kernel and a timeout all end the stage with the executed notebook kept;
 * a failed run is FAILED or TIMEOUT, names the stage and the cell, and publishes nothing;
-  :func:`resume_run` continues from the failed stage, reusing the outputs of the others.
+  :func:`resume_run` continues from the failed stage, reusing the outputs of the others;
+* Ctrl-C or SIGTERM ends the run INTERRUPTED (:class:`RunInterrupted`), its stage runs ended
+  in the ledger; stage runs left RUNNING by a killed runner are closed (KILLED, tagged why)
+  when the run is resumed or ``workbench pipeline status`` finds its runner gone;
+* publishing compares as-of dates: a completed run older than the published one is kept and
+  listed (``superseded_by`` in its record) but does not become the latest.
 
 Exit codes of the command line: 0 done (or already published), 1 a stage failed,
-2 refused before execution, 3 a stage timed out, 75 another run holds the lock.
+2 refused before execution, 3 a stage timed out, 75 another run holds the lock, 130 / 143
+interrupted by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from filelock import FileLock, Timeout
 from research.config import get_settings
 from research.workflow.execute import KernelPrefetch, execute_stage
 from research.workflow.ledger import Ledger, find_run_dir, iter_run_records, read_run_record
-from research.workflow.results import atomic_write_text, publish
+from research.workflow.results import atomic_write_text, latest, publish
 from research.workflow.spec import (
     PipelineSpec,
     RunPlan,
@@ -52,7 +60,8 @@ from research.workflow.spec import (
 )
 
 __all__ = [
-    "run_pipeline", "resume_run", "RunResult", "RunLocked", "resolve_as_of", "pipeline_dir", "is_running",
+    "run_pipeline", "resume_run", "RunResult", "RunLocked", "RunInterrupted", "resolve_as_of", "pipeline_dir",
+    "is_running", "close_orphans",
     "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_TIMEOUT", "EXIT_LOCKED",
 ]
 
@@ -64,6 +73,17 @@ Echo = Callable[[str], None]
 
 class RunLocked(RuntimeError):
     """Another run of the same pipeline and as-of date holds the lock."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped by Ctrl-C or SIGTERM; it is recorded INTERRUPTED and can be resumed.
+
+    ``result`` is the recorded outcome (``message`` says how to continue).
+    """
+
+    def __init__(self, result: RunResult, reason: str) -> None:
+        super().__init__(reason)
+        self.result, self.reason = result, reason
 
 
 @dataclass
@@ -114,27 +134,110 @@ def _slug(as_of: str) -> str:
     return as_of.replace("-", "").replace(":", "")
 
 
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, from /proc), or ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
+
+
+def _owner_alive(info: Mapping[str, Any]) -> bool:
+    """Whether the process recorded as a lock's holder still runs (same PID and start time).
+
+    A holder on another host cannot be checked and counts as alive.
+    """
+    if info.get("host") not in (None, socket.gethostname()):
+        return True
+    try:
+        pid = int(info["pid"])
+        os.kill(pid, 0)
+    except (KeyError, TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    started = _process_start(pid)
+    if Path("/proc/self/stat").exists() and started is None:
+        return False  # a zombie
+    return info.get("pid_start") in (None, started)
+
+
+def _lock_holders(path: Path) -> list[int]:
+    """PIDs holding a flock on ``path`` according to /proc/locks (Linux; ``[]`` elsewhere)."""
+    try:
+        inode = path.stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            out.append(int(parts[4]))
+    return out
+
+
+def _read_owner(owner: Path) -> dict:
+    try:
+        info = json.loads(owner.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _acquire(lock: FileLock, owner: Path, pipeline: str, as_of: str, *, grace: float = 3.0) -> dict:
+    """Take the run lock or raise :class:`RunLocked` naming a live holder.
+
+    Returns the record of a dead holder whose lock was taken over (empty when the lock was free).
+    """
+    try:
+        lock.acquire(timeout=0)
+        return {}
+    except Timeout:
+        pass
+    info = _read_owner(owner)
+    if not info or not _owner_alive(info):
+        # the recorded holder is gone: its lock is being released, or the new holder has not
+        # recorded itself yet; either way the answer comes within moments
+        stale = info
+        try:
+            lock.acquire(timeout=grace)
+            return stale or {"pid": None}
+        except Timeout:
+            info = _read_owner(owner)
+        if not info or not _owner_alive(info):
+            live = [p for p in _lock_holders(Path(lock.lock_file)) if _owner_alive({"pid": p})]
+            who = f" (held by pid {', '.join(map(str, live))}, which has not recorded its run)" if live else ""
+            raise RunLocked(f"pipeline {pipeline!r} for as-of {as_of} is already running{who}; "
+                            "not starting a second run") from None
+    who = f" (run {info.get('run_id')}, pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
+    raise RunLocked(f"pipeline {pipeline!r} for as-of {as_of} is already running{who}; not starting a second run") from None
+
+
 @contextmanager
 def _run_lock(pdir: Path, pipeline: str, as_of: str, run_id: str):
     locks = pdir / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     owner = locks / f"{_slug(as_of)}.owner.json"
     lock = FileLock(str(locks / f"{_slug(as_of)}.lock"))
+    stale = _acquire(lock, owner, pipeline, as_of)
+    if stale.get("pid"):
+        log.warning("took over the lock of %s as of %s from pid %s (run %s), which is no longer running",
+                    pipeline, as_of, stale.get("pid"), stale.get("run_id"))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        try:
-            info = json.loads(owner.read_text(encoding="utf-8"))
-            who = f" (run {info.get('run_id')}, pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
-        except (OSError, json.JSONDecodeError):
-            who = ""
-        raise RunLocked(f"pipeline {pipeline!r} for as-of {as_of} is already running{who}; not starting a second run") from None
-    try:
-        atomic_write_text(owner, json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "since": _now()}))
-        yield
+        _record_owner(owner, run_id)
+        yield owner
     finally:
         owner.unlink(missing_ok=True)
         lock.release()
+
+
+def _record_owner(owner: Path, run_id: str) -> None:
+    pid = os.getpid()
+    atomic_write_text(owner, json.dumps({"run_id": run_id, "pid": pid, "pid_start": _process_start(pid),
+                                         "host": socket.gethostname(), "since": _now()}))
 
 
 @contextmanager
@@ -156,7 +259,7 @@ def _kernel_environment(tracking_uri: str, run_id: str):
 
 
 def is_running(pipeline: str, as_of: str) -> bool:
-    """Whether a runner currently holds the lock of ``pipeline`` for ``as_of``."""
+    """Whether a live runner currently holds the lock of ``pipeline`` for ``as_of``."""
     path = pipeline_dir(pipeline) / ".locks" / f"{_slug(as_of)}.lock"
     if not path.exists():
         return False
@@ -164,9 +267,27 @@ def is_running(pipeline: str, as_of: str) -> bool:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return True
+        info = _read_owner(path.with_name(f"{_slug(as_of)}.owner.json"))
+        return _owner_alive(info) if info else bool(_lock_holders(path))
     lock.release()
     return False
+
+
+def close_orphans(pipeline: str, as_of: str, ledger: Ledger | None = None) -> list[str]:
+    """Housekeeping: when no runner holds ``pipeline``/``as_of``, record its runs left RUNNING as
+    INTERRUPTED and end their stage runs in the ledger. Returns the run ids marked."""
+    pdir = pipeline_dir(pipeline)
+    lock = FileLock(str(pdir / ".locks" / f"{_slug(as_of)}.lock"))
+    if not (pdir / ".locks").is_dir():
+        return []
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return []
+    try:
+        return _mark_stale(pdir, as_of, ledger or Ledger())
+    finally:
+        lock.release()
 
 
 def _write_record(run_dir: Path, record: dict) -> None:
@@ -304,11 +425,23 @@ def _drive(ctx: _Context, *, resumed: bool) -> RunResult:
                 if stage_rec["status"] != "COMPLETED":
                     return _finish(ctx, stage_rec["status"], t0, error={"stage": stage_rec["name"], **stage_rec["error"]})
     except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or a bug in the runner itself
+        reason = (f"terminated by {exc}" if str(exc).startswith("SIG") else "interrupted (Ctrl-C)") \
+            if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        where = None
         for stage_rec in rec["stages"]:
             if stage_rec["status"] == "RUNNING":
-                stage_rec["status"] = "INTERRUPTED"
-        msg = f"run interrupted: {type(exc).__name__}: {exc}"
-        _finish(ctx, "INTERRUPTED", t0, error={"stage": None, "message": msg})
+                where = stage_rec["name"]
+                stage_rec.update(status="INTERRUPTED", finished_at=_now(),
+                                 error={"message": f"stage {where!r} {reason}", "cell": None, "ename": "Interrupted"})
+                if stage_rec.get("mlflow_run_id"):
+                    try:
+                        ctx.ledger.end_stage(stage_rec["mlflow_run_id"], stage_rec)
+                    except Exception as err:
+                        log.warning("could not end stage run %s: %s", stage_rec["mlflow_run_id"], err)
+        msg = f"run {reason}" + (f" during stage {where!r}" if where else "")
+        result = _finish(ctx, "INTERRUPTED", t0, error={"stage": where, "message": msg})
+        if isinstance(exc, KeyboardInterrupt):
+            raise RunInterrupted(result, reason) from None
         raise
     finally:
         if ctx.kernels is not None:
@@ -324,11 +457,14 @@ def _finish(ctx: _Context, status: str, t0: float, error: dict | None = None) ->
     rec["outputs"] = sorted(p.stem for p in outputs.glob("*") if p.suffix in {".parquet", ".json"})
     if status == "COMPLETED":
         _write_record(ctx.run_dir, rec)
-        publish(ctx.run_dir, pipeline=ctx.spec.name, run_id=rec["run_id"], record={
+        pointer = publish(ctx.run_dir, pipeline=ctx.spec.name, run_id=rec["run_id"], only_newer=True, record={
             "as_of": rec["as_of"], "status": status, "finished_at": rec["finished_at"],
             "mlflow_run_id": rec["mlflow_run_id"], "outputs": rec["outputs"],
         })
-        rec["published"] = True
+        rec["published"] = pointer is not None
+        if pointer is None:
+            newer = latest(ctx.spec.name)
+            rec["superseded_by"] = {"run_id": newer.run_id, "as_of": newer.as_of} if newer else None
     _write_record(ctx.run_dir, rec)
     try:
         ctx.ledger.end_pipeline_run(rec["mlflow_run_id"], rec, ctx.run_dir / "run.json")
@@ -338,7 +474,11 @@ def _finish(ctx: _Context, status: str, t0: float, error: dict | None = None) ->
 
     after_run(rec, ctx.run_dir, echo=ctx.echo)  # enqueue the run's alerts (or its failure), deliver; never raises
     code = {"COMPLETED": EXIT_OK, "TIMEOUT": EXIT_TIMEOUT}.get(status, EXIT_FAILED)
-    if status == "COMPLETED":
+    if status == "COMPLETED" and not rec["published"]:
+        newer = rec.get("superseded_by") or {}
+        message = (f"run {rec['run_id']} of {ctx.spec.name!r} (as of {rec['as_of']}) completed; kept but not "
+                   f"published as the latest: run {newer.get('run_id')} of the newer as-of {newer.get('as_of')} stays published")
+    elif status == "COMPLETED":
         message = f"run {rec['run_id']} of {ctx.spec.name!r} (as of {rec['as_of']}) completed and published"
     else:
         where = f"; executed notebook: {error['notebook']}" if error and error.get("notebook") else ""
@@ -348,8 +488,13 @@ def _finish(ctx: _Context, status: str, t0: float, error: dict | None = None) ->
 
 
 # ---------------------------------------------------------------- entry points
-def _mark_stale(pdir: Path, as_of: str, ledger: Ledger) -> None:
-    """Runs of this date still marked RUNNING while we hold the lock were killed: say so."""
+_ORPHAN_REASON = "its runner stopped without finishing (killed?); closed when the run was found without a runner"
+
+
+def _mark_stale(pdir: Path, as_of: str, ledger: Ledger) -> list[str]:
+    """Runs of this date still marked RUNNING while we hold the lock were killed: say so, in the
+    run folder and in the ledger (the parent run and every stage run left RUNNING)."""
+    marked = []
     for rec in iter_run_records(pdir):
         if rec.get("as_of") == as_of and rec.get("status") == "RUNNING":
             rec["status"] = "INTERRUPTED"
@@ -357,12 +502,16 @@ def _mark_stale(pdir: Path, as_of: str, ledger: Ledger) -> None:
             for st in rec.get("stages", []):
                 if st.get("status") == "RUNNING":
                     st["status"] = "INTERRUPTED"
+                    rec["error"]["stage"] = st["name"]
             _write_record(pdir / rec["run_id"], rec)
+            marked.append(rec["run_id"])
             if rec.get("mlflow_run_id"):
                 try:
+                    ledger.close_orphan_stages(rec["mlflow_run_id"], f"stage {_ORPHAN_REASON}")
                     ledger.mark(rec["mlflow_run_id"], "INTERRUPTED", rec["error"]["message"])
                 except Exception as exc:
                     log.warning("could not mark %s interrupted in the ledger: %s", rec["run_id"], exc)
+    return marked
 
 
 def _new_record(plan: RunPlan, as_of: str, run_id: str, overrides: dict, ledger: Ledger) -> dict:
@@ -431,14 +580,15 @@ def run_pipeline(
     pdir = pipeline_dir(spec.name)
     ledger = Ledger()
     run_id = f"{_slug(as_of)}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
-    with _run_lock(pdir, spec.name, as_of, run_id):
+    with _run_lock(pdir, spec.name, as_of, run_id) as owner:
         _mark_stale(pdir, as_of, ledger)
         same_day = [r for r in iter_run_records(pdir) if r.get("as_of") == as_of]
-        done = [r for r in same_day if r.get("status") == "COMPLETED" and r.get("published")]
+        done = [r for r in same_day if r.get("status") == "COMPLETED" and (r.get("published") or r.get("superseded_by"))]
         if done and not force:
             last = done[-1]
+            how = "already published" if last.get("published") else "already completed (kept; a newer as-of is published)"
             return RunResult(spec.name, "SKIPPED", EXIT_OK,
-                             f"as-of {as_of} of {spec.name!r} is already published by run {last['run_id']} "
+                             f"as-of {as_of} of {spec.name!r} is {how} by run {last['run_id']} "
                              f"(finished {last.get('finished_at')}); use --force to run it again",
                              last["run_id"], pdir / last["run_id"], last)
         if same_day and not force:
@@ -446,6 +596,7 @@ def run_pipeline(
             if (last.get("status") in _RESUMABLE and last.get("spec_sha256") == spec.sha256
                     and json.dumps(last.get("parameters"), sort_keys=True, default=str) == json.dumps(shared, sort_keys=True, default=str)):
                 echo(f"resuming failed run {last['run_id']} of the same as-of date and parameters (use --force for a new run)")
+                _record_owner(owner, last["run_id"])
                 return _resume_locked(last, plan, ledger, echo)
         run_dir = pdir / run_id
         (run_dir / "notebooks").mkdir(parents=True)
@@ -464,6 +615,9 @@ def _resume_locked(record: dict, plan: RunPlan, ledger: Ledger, echo: Echo) -> R
     record["previous_duration_s"] = float(record.get("duration_s") or 0.0)
     record["published"] = False
     if record.get("mlflow_run_id"):
+        closed = ledger.close_orphan_stages(record["mlflow_run_id"], f"stage {_ORPHAN_REASON}; the run was resumed")
+        if closed:
+            echo(f"closed {len(closed)} stage run(s) left RUNNING in the ledger by the interrupted runner")
         ledger.reopen(record["mlflow_run_id"])
     else:
         record["mlflow_run_id"] = ledger.start_pipeline_run(
