@@ -35,6 +35,16 @@ def _register() -> None:
         mod.register(app)
 
 
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks of errors (also WORKBENCH_DEBUG=1)."),
+) -> None:
+    """Quant research workbench: data, backtests, models, pipelines and dashboards."""
+    from research.cli.errors import set_debug
+
+    set_debug(debug)
+
+
 _register()
 
 
@@ -52,6 +62,18 @@ def run() -> None:
     run_daily()
 
 
-def main() -> None:
-    """Entry point of the ``workbench`` console script."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``workbench`` console script.
+
+    User errors are printed as one line on stderr with a non-zero exit code (2 for input and
+    usage errors); ``--debug`` or ``WORKBENCH_DEBUG=1`` shows the traceback (see
+    :mod:`research.cli.errors`).
+    """
+    from research.cli.errors import report
+
+    try:
+        app(args=argv, prog_name="workbench")
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # every command group's errors are reported here, once
+        raise SystemExit(report(exc)) from None

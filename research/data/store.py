@@ -57,6 +57,7 @@ from research.config import get_settings
 from research.data.errors import (
     CorruptDatasetError,
     InvalidRequestError,
+    SchemaError,
     SourceError,
     StoreError,
     SymbolNotFoundError,
@@ -456,6 +457,12 @@ class Store:
                     if not refresh or m is None or current["sha256"] != m["sha256"]:
                         old = self.read(source.name, interval, symbol)
                         clean = pd.concat([old[~old.index.isin(clean.index)], clean]).sort_index()
+                if clean.empty and result.clean.empty and result.report.received:
+                    reasons = ", ".join(f"{k} {v}" for k, v in result.report.reasons.items()) or "none valid"
+                    raise SchemaError(
+                        f"{source.name} {symbol}: none of the {result.report.received} rows received is a valid bar "
+                        f"({reasons}); nothing stored. Check the input (`workbench data validate FILE` lists each row's reason)"
+                    )
                 quarantined = self._append_quarantine(source.name, interval, symbol, result.quarantine)
                 meta = {
                     "provenance": source.provenance(symbol),

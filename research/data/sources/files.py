@@ -5,10 +5,20 @@ or ``<SYMBOL>.parquet``, with a date/time column (or a datetime index for Parque
 columns. Column names are matched case-insensitively against common spellings (``Date``,
 ``Open``, ``Adj Close``, ``Vol``...); ``column_map`` maps anything else. Naive timestamps are
 read in ``tz`` (UTC by default) and converted to UTC; daily bars keep their local date.
+Timestamps with explicit UTC offsets are read as written, even when the offset changes within
+the column (an ``America/New_York`` export has ``-05:00`` in winter and ``-04:00`` in summer):
+daily, weekly and monthly bars take the date as written (the exchange's session date), hourly
+bars their instant in UTC.
+
+A file that cannot be read as bars (empty, binary, not a table, missing or repeated columns)
+raises :class:`~research.data.errors.SchemaError` naming the file, what was found and what is
+expected; no other exception leaves :meth:`FilesSource.fetch`.
 """
 
 from __future__ import annotations
 
+import gzip
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +39,10 @@ _ALIASES = {
     "volume": ["volume", "vol", "v"],
 }
 _SUFFIXES = (".parquet", ".csv", ".csv.gz")
+_DAILY_OR_LONGER = ("1d", "1wk", "1mo")
+#: A trailing UTC offset (``Z``, ``+01:00``, ``-0500``) after a time of day.
+_OFFSET = re.compile(r"(?<=\d)\s*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+_EXPECTED = "a CSV or Parquet table with a header row: date, open, high, low, close, volume (adj close optional)"
 
 
 class FilesSource(Source):
@@ -95,27 +109,64 @@ class FilesSource(Source):
 
     def fetch(self, symbol, start, end, interval="1d") -> pd.DataFrame:
         path = self.file_for(symbol)
+        raw = self._read(path)
         try:
+            frame = self._map_columns(raw, path)
+            stamps = frame.pop("timestamp")
+            frame.index = pd.DatetimeIndex(self._to_utc(stamps, interval), name="timestamp")
+        except SchemaError:
+            raise
+        except Exception as exc:  # pandas raises many types on odd content
+            raise SchemaError(f"{path}: cannot be read as bars ({type(exc).__name__}: {str(exc)[:160]}); expected {_EXPECTED}") from None
+        if start is not None:
+            frame = frame[~(frame.index < pd.Timestamp(start))]
+        if end is not None:
+            frame = frame[~(frame.index > pd.Timestamp(end))]
+        return frame
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        try:
+            if path.stat().st_size == 0:
+                raise SchemaError(f"{path}: the file is empty; expected {_EXPECTED}")
+            if path.suffix != ".parquet" and _looks_binary(path):
+                raise SchemaError(f"{path}: is not a text CSV file (binary or not UTF-8); expected {_EXPECTED}")
             if path.suffix == ".parquet":
                 raw = pd.read_parquet(path)
                 if isinstance(raw.index, pd.DatetimeIndex):
                     raw = raw.reset_index()
             else:
                 raw = pd.read_csv(path)
+        except SchemaError:
+            raise
+        except UnicodeDecodeError:
+            raise SchemaError(f"{path}: is not a text CSV file (binary or not UTF-8); expected {_EXPECTED}") from None
         except Exception as exc:  # pandas raises many types for unreadable files
-            raise SchemaError(f"{path}: cannot be read as a table ({exc})") from exc
-        frame = self._map_columns(raw, path)
-        ts = pd.to_datetime(frame.pop("timestamp"), errors="coerce")
+            raise SchemaError(f"{path}: cannot be read as a table ({str(exc)[:160]}); expected {_EXPECTED}") from None
+        if raw.empty:
+            raise SchemaError(f"{path}: holds no rows (columns {list(raw.columns)[:12]}); expected {_EXPECTED}")
+        return raw
+
+    def _to_utc(self, stamps: pd.Series, interval: str) -> pd.Series:
+        """Timestamps in UTC; daily and longer bars at 00:00 UTC of the date as written."""
+        daily = interval in _DAILY_OR_LONGER
+        text = stamps.astype("string") if stamps.dtype == object or isinstance(stamps.dtype, pd.StringDtype) else None
+        if daily and text is not None and text.str.strip().str.contains(_OFFSET).fillna(False).any():
+            # the session date is the date written in the file, whatever the offset says
+            wall = pd.to_datetime(text.str.strip().str.replace(_OFFSET, "", regex=True), errors="coerce", format="mixed")
+            return wall.dt.normalize().dt.tz_localize("UTC")
+        try:
+            ts = pd.to_datetime(stamps, errors="coerce")
+        except ValueError:  # offsets that change within the column (DST): each is a valid instant
+            ts = pd.to_datetime(stamps, errors="coerce", utc=True)
+        if not isinstance(ts.dtype, pd.DatetimeTZDtype) and not pd.api.types.is_datetime64_dtype(ts.dtype):
+            ts = pd.to_datetime(ts, errors="coerce", utc=True)
         if getattr(ts.dt, "tz", None) is None:
             ts = ts.dt.tz_localize(self.tz, ambiguous="NaT", nonexistent="NaT")
-        if interval in ("1d", "1wk", "1mo") and self.tz != "UTC":
+            if daily and self.tz != "UTC":
+                ts = ts.dt.tz_localize(None).dt.normalize().dt.tz_localize("UTC")
+        elif daily:
             ts = ts.dt.tz_localize(None).dt.normalize().dt.tz_localize("UTC")
-        frame.index = pd.DatetimeIndex(ts.dt.tz_convert("UTC"), name="timestamp")
-        if start is not None:
-            frame = frame[~(frame.index < pd.Timestamp(start))]
-        if end is not None:
-            frame = frame[~(frame.index > pd.Timestamp(end))]
-        return frame
+        return ts.dt.tz_convert("UTC")
 
     def _map_columns(self, raw: pd.DataFrame, path: Path) -> pd.DataFrame:
         lower = {str(c).strip().lower(): c for c in raw.columns}
@@ -136,7 +187,32 @@ class FilesSource(Source):
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise SchemaError(
-                f"{path}: cannot find column(s) {missing} among {list(raw.columns)}; "
-                "pass column_map={'their name': 'timestamp'|'open'|...}"
+                f"{path}: cannot find column(s) {missing} among {list(raw.columns)[:20]}; expected {_EXPECTED}, "
+                "or pass column_map={'their name': 'timestamp'|'open'|...}"
             )
-        return frame[[c for c in [*needed, "adj_close"] if c in frame.columns]]
+        wanted = [c for c in [*needed, "adj_close"] if c in frame.columns]
+        twice = sorted({str(c) for c in frame.columns if c in wanted and list(frame.columns).count(c) > 1})
+        if twice:
+            raise SchemaError(f"{path}: more than one column maps to {twice} (columns {list(raw.columns)[:20]}); "
+                              "rename or drop one, or pass column_map")
+        return frame[wanted]
+
+
+def _looks_binary(path: Path, size: int = 8192) -> bool:
+    """``True`` when the start of a (possibly gzipped) CSV file is not UTF-8 text."""
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(size)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(size)
+    except (OSError, EOFError):  # not a gzip file, or a truncated one
+        return True
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 4  # a character cut at the end of the chunk is fine
+    return False

@@ -406,6 +406,10 @@ class YahooSource(Source):
         if isinstance(exc, yfe.YFDataException) and "DOWN" in str(exc).upper():
             return SourceUnavailableError(f"{src} {what}: Yahoo Finance is down (maintenance page)", source=src, symbol=sym)
         mapped = transport_error(exc, source=src, symbol=sym, what=what)
+        cause = exc.__context__
+        while mapped is None and cause is not None:  # e.g. yfinance failing inside its own except clause
+            mapped = transport_error(cause, source=src, symbol=sym, what=what)
+            cause = cause.__context__
         if mapped is not None:
             return mapped
         status_text = f"HTTP {status}, " if status is not None else ""
