@@ -87,7 +87,7 @@ def postgres_url(tmp_path_factory):
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
     try:
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "ledger")
-        yield f"postgresql://postgres@127.0.0.1:{port}/ledger"
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/ledger"
     finally:
         from research.paper.db import dispose
 

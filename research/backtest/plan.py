@@ -1,0 +1,268 @@
+"""The engine's rules one bar at a time, for a book carried forward (paper trading).
+
+:func:`order_plan` runs the same signal, sizing, stop and cap rules as
+:func:`~research.backtest.engine.backtest` over a window of bars and returns, per bar, the
+target weight each symbol's order asks for and its fill price. :func:`execute_bar` executes one
+bar of such orders against a given book (cash and positions) with vectorbt's own order
+functions, in the order the engine's shared book uses (sells first), so a book that is stepped
+bar by bar ends where the backtest of the same period ends.
+
+Example
+-------
+>>> plan = order_plan(fields, "ma_crossover", first=fields["close"].index[-30])   # doctest: +SKIP
+>>> row = plan.size.iloc[0]                          # target weights (NaN = no order)
+>>> res = execute_bar(100_000.0, np.zeros(4), row.to_numpy(), plan.price.iloc[0].to_numpy(),
+...                   plan.price.iloc[0].to_numpy(), fees=0.001)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.backtest.engine import (
+    _drop_empty,
+    _plan,
+    _rebalance_mask,
+    _signals,
+    infer_periods_per_year,
+)
+from research.strategies.sizing import position_magnitude
+from research.strategies.stops import REASONS, RiskRules
+
+__all__ = ["OrderPlan", "order_plan", "BarFill", "execute_bar"]
+
+
+@dataclass
+class OrderPlan:
+    """Per-bar orders of a window (one column per symbol; the last row may be the next bar).
+
+    Attributes
+    ----------
+    size : DataFrame
+        Target weight of the book each order asks for at that bar; NaN where no order is sent.
+    price : DataFrame
+        Fill price before slippage (the open, or a stop's level); NaN where the bar has no
+        valid execution price.
+    reason : DataFrame
+        Why each order is sent: ``signal``, ``stop_loss``, ``take_profit``, ``trailing_stop``,
+        ``halt`` or ``rebalance``; empty where no order.
+    held : DataFrame
+        Direction held after each bar (-1, 0, 1).
+    excluded : list of str
+        Symbols with no valid price at all (left out, as in the backtest).
+    """
+
+    size: pd.DataFrame
+    price: pd.DataFrame
+    reason: pd.DataFrame
+    held: pd.DataFrame
+    excluded: list[str]
+
+
+def order_plan(
+    fields: Mapping[str, pd.DataFrame],
+    strategy: str,
+    *,
+    first: pd.Timestamp,
+    params: Mapping[str, Any] | None = None,
+    sizing: str = "all_in",
+    sizing_params: Mapping[str, Any] | None = None,
+    risk: RiskRules | None = None,
+    halt_from: pd.Timestamp | None = None,
+    rebalance: str | int | None = None,
+    max_position: float | None = None,
+    max_gross: float | None = None,
+    next_bar: pd.Timestamp | None = None,
+    periods_per_year: float | None = None,
+) -> OrderPlan:
+    """The engine's order plan for the bars from ``first`` on (shared-cash book, next-open fills).
+
+    Parameters
+    ----------
+    fields : mapping of str to DataFrame
+        Wide ``open, high, low, close`` frames holding only the bars known so far; earlier bars
+        warm the strategy up.
+    strategy : str
+        Registered strategy name.
+    first : Timestamp
+        First bar that can trade (the book is flat before it), like ``backtest(start=...)``.
+    params, sizing, sizing_params, risk, rebalance, max_position, max_gross
+        As in :func:`~research.backtest.engine.backtest`.
+    halt_from : Timestamp, optional
+        First bar from which the drawdown halt keeps the book flat.
+    next_bar : Timestamp, optional
+        Add a row for the bar after the last one: the orders decided at the last close, priced
+        at that close as an estimate (no stop can fire on a bar not yet seen).
+    periods_per_year : float, optional
+        Annualisation for ``vol_target`` sizing; inferred from the index by default.
+    """
+    fields = {k: v for k, v in fields.items() if k in ("open", "high", "low", "close")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fields, excluded = _drop_empty(fields, "open")
+    ppy = float(periods_per_year or infer_periods_per_year(fields["close"].index))
+    sig = _signals(strategy, fields, params or {})
+    sp = dict(sizing_params or {})
+    if sizing == "vol_target":
+        sp.setdefault("periods_per_year", ppy)
+    magnitude = position_magnitude(sig, fields, sizing, sp)
+    direction = sig.direction
+    if next_bar is not None:
+        fields, direction, magnitude = _with_next_bar(fields, direction, magnitude, next_bar)
+    index = fields["close"].index
+    lo = int(index.searchsorted(first, side="left"))
+    rows = slice(lo, len(index))
+    dir_exec = direction.shift(1).fillna(0.0).to_numpy().astype(np.int8)[rows]
+    mag_exec = magnitude.shift(1).fillna(0.0).to_numpy()[rows]
+    window = {k: v.iloc[rows] for k, v in fields.items()}
+    idx = window["close"].index
+    halt = None
+    if halt_from is not None:
+        halt = np.full(len(window["close"].columns), int(idx.searchsorted(halt_from, side="left")))
+    rb = _rebalance_mask(idx, rebalance)
+    plan = _plan(window, dir_exec, mag_exec, window["open"].to_numpy(), risk or RiskRules(), True, halt, rb,
+                 (max_position, max_gross), True)
+    cols = window["close"].columns
+    names = np.asarray(REASONS, dtype=object)[plan.reason]
+    reason = np.where(np.isfinite(plan.size), np.where(names == "", "rebalance", names), "")
+    return OrderPlan(
+        size=pd.DataFrame(plan.size, index=idx, columns=cols),
+        price=pd.DataFrame(plan.price, index=idx, columns=cols),
+        reason=pd.DataFrame(reason, index=idx, columns=cols),
+        held=pd.DataFrame(plan.held, index=idx, columns=cols),
+        excluded=excluded,
+    )
+
+
+def _with_next_bar(fields, direction, magnitude, next_bar):
+    """Append the next bar: its execution price is the last close, its range unknown (NaN)."""
+    close = fields["close"]
+    ts = pd.DatetimeIndex([next_bar]) if isinstance(close.index, pd.DatetimeIndex) else pd.Index([next_bar])
+    nan_row = pd.DataFrame(np.nan, index=ts, columns=close.columns)
+    last = close.ffill().iloc[[-1]].set_axis(ts)
+    out = {k: pd.concat([v, nan_row]) for k, v in fields.items() if k != "open"}
+    out["open"] = pd.concat([fields["open"], last])
+    pad = pd.DataFrame(0.0, index=ts, columns=direction.columns)
+    return out, pd.concat([direction, pad]), pd.concat([magnitude, pad])
+
+
+@dataclass
+class BarFill:
+    """One executed order of :func:`execute_bar`.
+
+    Attributes
+    ----------
+    column : int
+        Position of the symbol in the book's columns.
+    side : str
+        ``"buy"`` or ``"sell"``.
+    qty : float
+        Shares traded (> 0).
+    price : float
+        Fill price, slippage included.
+    fees : float
+        Fees paid.
+    """
+
+    column: int
+    side: str
+    qty: float
+    price: float
+    fees: float
+
+
+@dataclass
+class BarResult:
+    """Book after one bar: cash, positions, fills, and what happened to each order."""
+
+    cash: float
+    positions: np.ndarray
+    fills: list[BarFill]
+    status: dict[int, str]
+
+
+def execute_bar(
+    cash: float,
+    positions: np.ndarray,
+    size: np.ndarray,
+    price: np.ndarray,
+    val_price: np.ndarray,
+    *,
+    fees: float = 0.0,
+    slippage: float = 0.0,
+    whole_shares: bool = False,
+) -> BarResult:
+    """Execute one bar of target-weight orders on a shared-cash book, as the engine does.
+
+    The book is valued once at each symbol's valuation price (this bar's fill price, else the
+    last one); orders run in vectorbt's automatic call sequence (sells before buys) with
+    ``size_type="targetpercent"``; buys fill partially when cash is short.
+
+    Parameters
+    ----------
+    cash : float
+        Cash before the bar.
+    positions : ndarray
+        Shares held per symbol before the bar.
+    size : ndarray
+        Target weight per symbol (NaN = no order).
+    price : ndarray
+        Fill price before slippage per symbol (NaN = no valid price).
+    val_price : ndarray
+        Valuation price per symbol (the fill price, else the last known fill price).
+    fees, slippage : float
+        Proportional fee and adverse slippage.
+    whole_shares : bool
+        Trade whole shares only.
+
+    Returns
+    -------
+    BarResult
+        ``status`` maps each column with an order to ``"filled"`` or the reason it was not.
+    """
+    from vectorbt.portfolio import nb as vnb
+    from vectorbt.portfolio.enums import (
+        Direction,
+        OrderStatus,
+        OrderStatusInfo,
+        ProcessOrderState,
+        SizeType,
+    )
+    from vectorbt.utils.array_ import insert_argsort_nb
+
+    pos = np.asarray(positions, dtype=np.float64).copy()
+    size = np.asarray(size, dtype=np.float64)
+    price = np.asarray(price, dtype=np.float64)
+    valp = np.asarray(val_price, dtype=np.float64)
+    n = len(pos)
+    value = cash + float(sum(pos[k] * valp[k] for k in range(n) if pos[k] != 0))
+    seq = np.arange(n, dtype=np.int64)
+    if n > 1:
+        approx = np.array([vnb.approx_order_value_nb(size[k], SizeType.TargetPercent, Direction.Both, cash, pos[k],
+                                                     cash, valp[k], value) for k in range(n)])
+        insert_argsort_nb(approx, seq)
+    granularity = 1.0 if whole_shares else np.nan
+    fills, status = [], {}
+    info_names = OrderStatusInfo._fields
+    for col in seq:
+        if not np.isfinite(size[col]):
+            continue
+        order = vnb.order_nb(size=size[col], price=price[col], size_type=SizeType.TargetPercent,
+                             direction=Direction.Both, fees=fees, slippage=slippage, size_granularity=granularity)
+        state = ProcessOrderState(cash=cash, position=pos[col], debt=0.0, free_cash=cash, val_price=valp[col],
+                                  value=value, oidx=0, lidx=0)
+        new, res = vnb.execute_order_nb(state, order)
+        if res.status != OrderStatus.Filled:
+            status[int(col)] = info_names[res.status_info] if res.status_info >= 0 else "not filled"
+            continue
+        cash, pos[col] = new.cash, new.position
+        fills.append(BarFill(int(col), "buy" if res.side == 0 else "sell", float(res.size), float(res.price),
+                             float(res.fees)))
+        status[int(col)] = "filled"
+    return BarResult(float(cash), pos, fills, status)

@@ -1,0 +1,530 @@
+"""The book: paper accounts, their orders, fills, cash flows and sessions in the ledger database.
+
+Tables (declared on :data:`research.paper.db.metadata`)
+-------------------------------------------------------
+=============  ==============================================================================
+table          one row per
+=============  ==============================================================================
+paper_accounts an account: strategy, params, symbols, sizing, risk rules, costs, initial cash
+paper_orders   an order: ``order_id`` (deterministic, ``account:symbol:decided_at``), side,
+               qty asked, target weight, bar decided at, bar it is for, status
+               (``pending``/``filled``/``cancelled``) and reason
+paper_fills    a fill: ``order_id`` is UNIQUE (one fill per order), qty, price (slippage
+               included), quote (price before slippage), fees, timestamp
+paper_flows    a cash flow (deposit > 0, withdrawal < 0), e.g. the value of imported holdings
+paper_sessions a session of an account: as-of bar, cash, equity at the close, positions and the
+               target weights decided for the next bar
+=============  ==============================================================================
+
+Every business event (a session, an import) is one transaction, and the invariants are checked
+inside it before it commits (:func:`check`): each position equals the sum of its fills; cash
+equals the initial cash plus flows minus fees minus net purchases; no fill without an order;
+one fill per order; a long-only account never holds a negative position. Writing a session
+that is already in the ledger changes nothing.
+
+Times are stored as naive UTC and returned as UTC timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from research.paper.db import LedgerError, connect, metadata
+
+__all__ = [
+    "Account", "SessionWrite", "OrderRow", "FillRow", "create_account", "get_account", "list_accounts",
+    "delete_account", "write_session", "last_session", "positions", "cash", "orders", "fills", "sessions",
+    "cash_flows", "check", "TOLERANCE",
+]
+
+TOLERANCE = 1e-6
+"""Relative tolerance of the cash and position invariants (floating-point sums)."""
+
+accounts_t = sa.Table(
+    "paper_accounts", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("strategy", sa.String(100), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("symbols", sa.JSON, nullable=False),
+    sa.Column("sizing", sa.String(50), nullable=False),
+    sa.Column("sizing_params", sa.JSON, nullable=False),
+    sa.Column("risk", sa.JSON, nullable=False),
+    sa.Column("fees", sa.Float, nullable=False),
+    sa.Column("slippage", sa.Float, nullable=False),
+    sa.Column("whole_shares", sa.Boolean, nullable=False),
+    sa.Column("initial_cash", sa.Float, nullable=False),
+    sa.Column("calendar", sa.String(20), nullable=False),
+    sa.Column("source", sa.String(50), nullable=False),
+    sa.Column("interval", sa.String(10), nullable=False),
+    sa.Column("pipeline", sa.String(50), nullable=True),
+    sa.Column("long_only", sa.Boolean, nullable=False),
+    sa.Column("created", sa.DateTime, nullable=False),
+)
+orders_t = sa.Table(
+    "paper_orders", metadata,
+    sa.Column("order_id", sa.String(200), primary_key=True),
+    sa.Column("account", sa.String(100), sa.ForeignKey("paper_accounts.name", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("symbol", sa.String(50), nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("qty", sa.Float, nullable=False),
+    sa.Column("target_weight", sa.Float, nullable=True),
+    sa.Column("decided_at", sa.DateTime, nullable=False),
+    sa.Column("for_bar", sa.DateTime, nullable=True),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("reason", sa.String(100), nullable=False),
+)
+fills_t = sa.Table(
+    "paper_fills", metadata,
+    sa.Column("fill_id", sa.String(200), primary_key=True),
+    sa.Column("order_id", sa.String(200), sa.ForeignKey("paper_orders.order_id", ondelete="CASCADE"), nullable=False,
+              unique=True),
+    sa.Column("account", sa.String(100), nullable=False, index=True),
+    sa.Column("symbol", sa.String(50), nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("qty", sa.Float, nullable=False),
+    sa.Column("price", sa.Float, nullable=False),
+    sa.Column("quote", sa.Float, nullable=False),
+    sa.Column("fees", sa.Float, nullable=False),
+    sa.Column("timestamp", sa.DateTime, nullable=False),
+)
+flows_t = sa.Table(
+    "paper_flows", metadata,
+    sa.Column("flow_id", sa.String(200), primary_key=True),
+    sa.Column("account", sa.String(100), sa.ForeignKey("paper_accounts.name", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("amount", sa.Float, nullable=False),
+    sa.Column("timestamp", sa.DateTime, nullable=False),
+    sa.Column("note", sa.String(200), nullable=False),
+)
+sessions_t = sa.Table(
+    "paper_sessions", metadata,
+    sa.Column("account", sa.String(100), sa.ForeignKey("paper_accounts.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("as_of", sa.DateTime, primary_key=True),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("cash", sa.Float, nullable=False),
+    sa.Column("equity", sa.Float, nullable=False),
+    sa.Column("positions", sa.JSON, nullable=False),
+    sa.Column("targets", sa.JSON, nullable=False),
+    sa.Column("created", sa.DateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A paper account: what it follows and how it trades.
+
+    Attributes
+    ----------
+    name : str
+        Unique name.
+    strategy : str
+        Registered strategy (:data:`research.strategies.STRATEGIES`).
+    symbols : list of str
+        Universe, sorted; one shared-cash book.
+    params, sizing, sizing_params : as in :func:`research.backtest.backtest`.
+    risk : dict
+        ``stop_loss``, ``take_profit``, ``trailing_stop``, ``max_drawdown`` (fractions) and the
+        caps ``max_position``, ``max_gross`` and ``rebalance``; absent keys are off.
+    fees, slippage, whole_shares, initial_cash : as in the backtest.
+    calendar : str
+        ``"equity"`` (252 sessions a year) or ``"crypto"`` (365, 24/7).
+    source, interval : str
+        Where its prices come from (``load_prices``).
+    pipeline : str, optional
+        Pipeline whose ``paper`` stage steps it (e.g. ``"daily"``).
+    long_only : bool
+        Refuse negative positions (from the strategy's ``direction`` parameter).
+    created : datetime
+        When it was created (UTC).
+    """
+
+    name: str
+    strategy: str
+    symbols: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+    sizing: str = "all_in"
+    sizing_params: dict[str, Any] = field(default_factory=dict)
+    risk: dict[str, Any] = field(default_factory=dict)
+    fees: float = 0.0
+    slippage: float = 0.0
+    whole_shares: bool = False
+    initial_cash: float = 100_000.0
+    calendar: str = "equity"
+    source: str = "sample"
+    interval: str = "1d"
+    pipeline: str | None = None
+    long_only: bool = True
+    created: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly fields."""
+        out = asdict(self)
+        out["created"] = self.created.isoformat() if self.created else None
+        return out
+
+
+@dataclass
+class OrderRow:
+    """An order to write: ``side`` buy/sell, ``qty`` >= 0, ``status`` pending/filled/cancelled."""
+
+    order_id: str
+    symbol: str
+    side: str
+    qty: float
+    decided_at: pd.Timestamp
+    for_bar: pd.Timestamp | None
+    status: str
+    reason: str
+    target_weight: float | None = None
+
+
+@dataclass
+class FillRow:
+    """A fill to write: one per order; ``price`` includes slippage, ``quote`` does not."""
+
+    order_id: str
+    symbol: str
+    side: str
+    qty: float
+    price: float
+    quote: float
+    fees: float
+    timestamp: pd.Timestamp
+
+
+@dataclass
+class SessionWrite:
+    """Everything one session writes in one transaction.
+
+    Attributes
+    ----------
+    as_of : Timestamp
+        The session's bar.
+    cash, equity : float
+        After the session's fills; equity at the bar's close.
+    positions : dict
+        Shares held per symbol after the fills (checked against the fills).
+    targets : dict
+        Target weights decided at this close for the next bar.
+    updates : dict
+        Existing pending orders: order id -> (new status, reason).
+    orders, fills : list
+        New orders (pending ones for the next bar, stops filled now) and this bar's fills.
+    """
+
+    as_of: pd.Timestamp
+    cash: float
+    equity: float
+    positions: dict[str, float]
+    targets: dict[str, Any]
+    updates: dict[str, tuple[str, str]] = field(default_factory=dict)
+    orders: list[OrderRow] = field(default_factory=list)
+    fills: list[FillRow] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- times
+
+def naive_utc(ts: object) -> datetime:
+    """A timestamp as a naive UTC datetime (how the ledger stores times)."""
+    t = pd.Timestamp(ts)
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return t.to_pydatetime()
+
+
+def _utc(value: object) -> pd.Timestamp:
+    return pd.Timestamp(value).tz_localize("UTC")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------- accounts
+
+def create_account(account: Account, *, url: str | None = None) -> Account:
+    """Create ``account``; a :class:`LedgerError` if the name is taken."""
+    if not account.name or any(c in account.name for c in ":/\\ "):
+        raise LedgerError(f"account name must be non-empty without ':', '/', '\\' or spaces; got {account.name!r}")
+    if not account.symbols:
+        raise LedgerError(f"account {account.name!r} needs at least one symbol")
+    if not account.initial_cash > 0:
+        raise LedgerError(f"initial cash must be positive, got {account.initial_cash!r}")
+    row = account.to_dict()
+    row["symbols"] = sorted(dict.fromkeys(account.symbols))
+    row["created"] = _now()
+    engine = connect(url)
+    with engine.begin() as conn:
+        if conn.execute(sa.select(accounts_t.c.name).where(accounts_t.c.name == account.name)).first():
+            raise LedgerError(f"account {account.name!r} already exists (see `workbench paper show {account.name}`)")
+        conn.execute(accounts_t.insert().values(**row))
+    return get_account(account.name, url=url)
+
+
+def _account(row: Mapping[str, Any]) -> Account:
+    data = dict(row)
+    return Account(**data)
+
+
+def get_account(name: str, *, url: str | None = None, conn: Connection | None = None) -> Account:
+    """The account called ``name``; a :class:`LedgerError` naming the known ones if absent."""
+    if conn is None:
+        with connect(url).connect() as c:
+            return get_account(name, conn=c)
+    row = conn.execute(sa.select(accounts_t).where(accounts_t.c.name == name)).mappings().first()
+    if row is None:
+        known = [r[0] for r in conn.execute(sa.select(accounts_t.c.name).order_by(accounts_t.c.name))]
+        raise LedgerError(f"no paper account {name!r}; accounts: {', '.join(known) or 'none'} "
+                          f"(create one with `workbench paper start`)")
+    return _account(row)
+
+
+def list_accounts(*, url: str | None = None, pipeline: str | None = None) -> list[Account]:
+    """All accounts (those stepped by ``pipeline`` only, when given), by name."""
+    q = sa.select(accounts_t).order_by(accounts_t.c.name)
+    if pipeline is not None:
+        q = q.where(accounts_t.c.pipeline == pipeline)
+    with connect(url).connect() as conn:
+        return [_account(r) for r in conn.execute(q).mappings()]
+
+
+def delete_account(name: str, *, url: str | None = None) -> None:
+    """Remove an account and everything it recorded."""
+    with connect(url).begin() as conn:
+        get_account(name, conn=conn)
+        order_ids = sa.select(orders_t.c.order_id).where(orders_t.c.account == name)
+        conn.execute(fills_t.delete().where(fills_t.c.order_id.in_(order_ids)))
+        for table in (orders_t, flows_t, sessions_t):
+            conn.execute(table.delete().where(table.c.account == name))
+        conn.execute(accounts_t.delete().where(accounts_t.c.name == name))
+
+
+# --------------------------------------------------------------------------- writes
+
+def write_session(name: str, session: SessionWrite, *, url: str | None = None) -> bool:
+    """Write one session in one transaction; ``False`` (and no change) if it is already there.
+
+    Raises
+    ------
+    LedgerError
+        If an invariant fails afterwards (nothing is written then).
+    """
+    as_of = naive_utc(session.as_of)
+    with connect(url).begin() as conn:
+        get_account(name, conn=conn)
+        exists = conn.execute(sa.select(sessions_t.c.as_of).where(
+            sessions_t.c.account == name, sessions_t.c.as_of == as_of)).first()
+        if exists:
+            return False
+        for order_id, (status, reason) in session.updates.items():
+            conn.execute(orders_t.update().where(orders_t.c.order_id == order_id, orders_t.c.account == name)
+                         .values(status=status, reason=reason))
+        insert_orders(conn, name, session.orders)
+        insert_fills(conn, name, session.fills)
+        conn.execute(sessions_t.insert().values(
+            account=name, as_of=as_of, status="done", cash=float(session.cash), equity=float(session.equity),
+            positions={k: float(v) for k, v in session.positions.items()}, targets=_jsonable(session.targets),
+            created=_now()))
+        _raise_problems(conn, name)
+    return True
+
+
+def insert_orders(conn: Connection, name: str, rows: Iterable[OrderRow]) -> None:
+    """Insert orders of account ``name`` (inside the caller's transaction)."""
+    values = [{"order_id": o.order_id, "account": name, "symbol": o.symbol, "side": o.side, "qty": float(o.qty),
+               "target_weight": None if o.target_weight is None else float(o.target_weight),
+               "decided_at": naive_utc(o.decided_at), "for_bar": None if o.for_bar is None else naive_utc(o.for_bar),
+               "status": o.status, "reason": o.reason} for o in rows]
+    if values:
+        conn.execute(orders_t.insert(), values)
+
+
+def insert_fills(conn: Connection, name: str, rows: Iterable[FillRow]) -> None:
+    """Insert fills of account ``name`` (inside the caller's transaction)."""
+    values = [{"fill_id": f"fill:{f.order_id}", "order_id": f.order_id, "account": name, "symbol": f.symbol,
+               "side": f.side, "qty": float(f.qty), "price": float(f.price), "quote": float(f.quote),
+               "fees": float(f.fees), "timestamp": naive_utc(f.timestamp)} for f in rows]
+    if values:
+        conn.execute(fills_t.insert(), values)
+
+
+def insert_flow(conn: Connection, name: str, flow_id: str, amount: float, timestamp: object, note: str) -> None:
+    """Insert one cash flow (inside the caller's transaction)."""
+    conn.execute(flows_t.insert().values(flow_id=flow_id, account=name, amount=float(amount),
+                                         timestamp=naive_utc(timestamp), note=note))
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if hasattr(x, "item"):
+        return _jsonable(x.item())
+    return x
+
+
+# --------------------------------------------------------------------------- reads
+
+def _signed_qty():
+    return sa.case((fills_t.c.side == "buy", fills_t.c.qty), else_=-fills_t.c.qty)
+
+
+def positions(name: str, *, url: str | None = None, conn: Connection | None = None,
+              until: object = None) -> dict[str, float]:
+    """Shares held per symbol: the sum of the account's fills (up to ``until`` inclusive)."""
+    if conn is None:
+        with connect(url).connect() as c:
+            return positions(name, conn=c, until=until)
+    q = sa.select(fills_t.c.symbol, sa.func.sum(_signed_qty())).where(fills_t.c.account == name)
+    if until is not None:
+        q = q.where(fills_t.c.timestamp <= naive_utc(until))
+    return {s: float(q_) for s, q_ in conn.execute(q.group_by(fills_t.c.symbol))}
+
+
+def cash(name: str, *, url: str | None = None, conn: Connection | None = None, until: object = None) -> float:
+    """Cash: initial cash + flows - fees - net purchases (up to ``until`` inclusive)."""
+    if conn is None:
+        with connect(url).connect() as c:
+            return cash(name, conn=c, until=until)
+    acct = get_account(name, conn=conn)
+    trade = sa.select(sa.func.coalesce(sa.func.sum(-_signed_qty() * fills_t.c.price - fills_t.c.fees), 0.0)).where(
+        fills_t.c.account == name)
+    flow = sa.select(sa.func.coalesce(sa.func.sum(flows_t.c.amount), 0.0)).where(flows_t.c.account == name)
+    if until is not None:
+        trade = trade.where(fills_t.c.timestamp <= naive_utc(until))
+        flow = flow.where(flows_t.c.timestamp <= naive_utc(until))
+    return float(acct.initial_cash + conn.execute(flow).scalar_one() + conn.execute(trade).scalar_one())
+
+
+def _frame(conn: Connection, query, times: tuple[str, ...]) -> pd.DataFrame:
+    res = conn.execute(query)
+    df = pd.DataFrame([tuple(r) for r in res.fetchall()], columns=list(res.keys()))
+    for col in times:
+        if col in df:
+            df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
+    return df
+
+
+def orders(name: str, *, url: str | None = None, status: str | None = None) -> pd.DataFrame:
+    """The account's orders (columns of ``paper_orders``), by decision time."""
+    q = sa.select(orders_t).where(orders_t.c.account == name)
+    if status is not None:
+        q = q.where(orders_t.c.status == status)
+    with connect(url).connect() as conn:
+        get_account(name, conn=conn)
+        return _frame(conn, q.order_by(orders_t.c.decided_at, orders_t.c.symbol), ("decided_at", "for_bar"))
+
+
+def fills(name: str, *, url: str | None = None) -> pd.DataFrame:
+    """The account's fills joined with their order's reason, by time."""
+    q = (sa.select(fills_t, orders_t.c.reason).join(orders_t, orders_t.c.order_id == fills_t.c.order_id)
+         .where(fills_t.c.account == name).order_by(fills_t.c.timestamp, fills_t.c.fill_id))
+    with connect(url).connect() as conn:
+        get_account(name, conn=conn)
+        return _frame(conn, q, ("timestamp",))
+
+
+def sessions(name: str, *, url: str | None = None) -> pd.DataFrame:
+    """The account's sessions: ``as_of, status, cash, equity, positions, targets``, by time."""
+    q = sa.select(sessions_t).where(sessions_t.c.account == name).order_by(sessions_t.c.as_of)
+    with connect(url).connect() as conn:
+        get_account(name, conn=conn)
+        return _frame(conn, q, ("as_of", "created"))
+
+
+def cash_flows(name: str, *, url: str | None = None) -> pd.DataFrame:
+    """The account's cash flows, by time."""
+    q = sa.select(flows_t).where(flows_t.c.account == name).order_by(flows_t.c.timestamp, flows_t.c.flow_id)
+    with connect(url).connect() as conn:
+        get_account(name, conn=conn)
+        return _frame(conn, q, ("timestamp",))
+
+
+def last_session(name: str, *, url: str | None = None, conn: Connection | None = None) -> pd.Timestamp | None:
+    """The as-of bar of the account's latest session, or None."""
+    if conn is None:
+        with connect(url).connect() as c:
+            return last_session(name, conn=c)
+    value = conn.execute(sa.select(sa.func.max(sessions_t.c.as_of)).where(sessions_t.c.account == name)).scalar()
+    return None if value is None else _utc(value)
+
+
+# --------------------------------------------------------------------------- invariants
+
+def check(name: str, *, url: str | None = None) -> list[str]:
+    """The account's invariant violations (an empty list when the book is consistent)."""
+    with connect(url).connect() as conn:
+        get_account(name, conn=conn)
+        return _problems(conn, name)
+
+
+def _raise_problems(conn: Connection, name: str) -> None:
+    problems = _problems(conn, name)
+    if problems:
+        raise LedgerError(f"account {name!r}: " + "; ".join(problems[:5]))
+
+
+def _close(a: float, b: float, scale: float) -> bool:
+    return abs(a - b) <= TOLERANCE * max(1.0, abs(scale))
+
+
+def _problems(conn: Connection, name: str) -> list[str]:
+    acct = get_account(name, conn=conn)
+    out: list[str] = []
+    orphan = conn.execute(sa.select(fills_t.c.fill_id).outerjoin(orders_t, orders_t.c.order_id == fills_t.c.order_id)
+                          .where(fills_t.c.account == name, orders_t.c.order_id.is_(None))).first()
+    if orphan:
+        out.append(f"fill {orphan[0]} has no order")
+    dup = conn.execute(sa.select(fills_t.c.order_id).where(fills_t.c.account == name).group_by(fills_t.c.order_id)
+                       .having(sa.func.count() > 1)).first()
+    if dup:
+        out.append(f"order {dup[0]} has more than one fill")
+    unfilled = conn.execute(sa.select(orders_t.c.order_id).outerjoin(fills_t, fills_t.c.order_id == orders_t.c.order_id)
+                            .where(orders_t.c.account == name, orders_t.c.status == "filled",
+                                   fills_t.c.fill_id.is_(None))).first()
+    if unfilled:
+        out.append(f"order {unfilled[0]} is marked filled but has no fill")
+    held = positions(name, conn=conn)
+    unknown = sorted(set(held) - set(acct.symbols))
+    if unknown:
+        out.append(f"fills for symbols outside the account: {unknown}")
+    if acct.long_only:
+        out += [f"negative position {q:g} in {s} on a long-only account" for s, q in held.items() if q < -TOLERANCE]
+    last = conn.execute(sa.select(sessions_t).where(sessions_t.c.account == name)
+                        .order_by(sessions_t.c.as_of.desc()).limit(1)).mappings().first()
+    if last is not None:
+        out += _session_problems(conn, name, last)
+    return out
+
+
+def _session_problems(conn: Connection, name: str, last: Mapping[str, Any]) -> list[str]:
+    out = []
+    held = positions(name, conn=conn, until=last["as_of"])
+    recorded = {k: float(v) for k, v in (last["positions"] or {}).items()}
+    for sym in sorted(set(held) | set(recorded)):
+        a, b = held.get(sym, 0.0), recorded.get(sym, 0.0)
+        if not _close(a, b, max(abs(a), abs(b))):
+            out.append(f"position {sym} at {last['as_of']:%Y-%m-%d %H:%M} is {b:g} but its fills sum to {a:g}")
+    derived = cash(name, conn=conn, until=last["as_of"])
+    if not _close(derived, last["cash"], derived):
+        out.append(f"cash at {last['as_of']:%Y-%m-%d %H:%M} is {last['cash']:.6f} but initial cash + flows - fees "
+                   f"- net purchases is {derived:.6f}")
+    return out
+
+
+def to_json(x: Any) -> str:
+    """JSON text of ledger values (timestamps as ISO strings, NaN as null)."""
+    return json.dumps(_jsonable(x), default=str)

@@ -1,0 +1,251 @@
+"""Paper trading: step an account through sessions with the backtest engine's rules.
+
+A session ``t`` runs after the close of bar ``t`` and sees only bars ``<= t``:
+
+1. **Fill.** The orders decided at the previous session fill at bar ``t``'s open, and resting
+   stops fire inside bar ``t``, with the engine's rules (:mod:`research.backtest.plan`): target
+   weights of the book's equity valued at the fill price, slippage and fees, whole shares, a
+   partial fill when cash is short, sells before buys. Cash and positions come from the
+   ledger (:mod:`research.paper.book`), which is the book's source of truth.
+2. **Decide.** The strategy runs on bars ``<= t``; where a symbol's target weight changes, a
+   pending order for the next bar is written. The drawdown halt is read from the equity the
+   ledger recorded at each session.
+
+Everything a session writes is one transaction. The first session of an account only decides
+(the book is flat until the next bar), so an account first stepped as of ``S`` reconciles with
+``backtest(..., shared_cash=True, start=<bar after S>)``.
+
+Example
+-------
+>>> create_account(Account("demo", "ma_crossover", ["SPX", "IXIC"]))   # doctest: +SKIP
+>>> step("demo", as_of="2018-06-29")                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.backtest.engine import as_fields, infer_periods_per_year
+from research.backtest.plan import OrderPlan, execute_bar, order_plan
+from research.paper import book
+from research.paper.db import LedgerError, connect
+from research.strategies.stops import RiskRules
+
+__all__ = ["load_fields", "next_bar", "step", "run_sessions", "risk_rules", "periods_per_year"]
+
+log = logging.getLogger(__name__)
+_RULES = ("stop_loss", "take_profit", "trailing_stop", "max_drawdown")
+
+
+def risk_rules(account: book.Account) -> RiskRules:
+    """The account's stop and drawdown rules."""
+    return RiskRules(**{k: account.risk.get(k) for k in _RULES})
+
+
+def periods_per_year(account: book.Account) -> float:
+    """Sessions per year from the account's calendar and interval (252 or 365 a year for days)."""
+    from research.data.calendars import get_calendar
+
+    try:
+        return float(get_calendar(account.calendar).periods(account.interval))
+    except KeyError:
+        return 252.0
+
+
+def load_fields(account: book.Account, *, end: object = None) -> dict[str, pd.DataFrame]:
+    """Wide ``open, high, low, close`` frames of the account's symbols (bars up to ``end``)."""
+    from research.data import load_prices
+
+    prices = load_prices(list(account.symbols), source=account.source, interval=account.interval,
+                         end=end, progress=False)
+    fields = as_fields(prices)
+    return {k: fields[k][list(account.symbols)] for k in ("open", "high", "low", "close") if k in fields}
+
+
+def next_bar(account: book.Account, t: pd.Timestamp) -> pd.Timestamp:
+    """The bar after ``t`` on the account's calendar (the next session, or ``t`` plus one bar)."""
+    from research.data.calendars import get_calendar
+
+    if account.interval == "1d":
+        cal = get_calendar(account.calendar)
+        return cal.sessions(t + pd.Timedelta(days=1), t + pd.Timedelta(days=15))[0]
+    step = {"1h": pd.Timedelta(hours=1), "1wk": pd.Timedelta(weeks=1)}.get(account.interval)
+    return t + step if step is not None else t + pd.DateOffset(months=1)
+
+
+# --------------------------------------------------------------------------- one session
+
+def _plan(account: book.Account, sub: Mapping[str, pd.DataFrame], first: pd.Timestamp, nxt: pd.Timestamp,
+          halt_from: pd.Timestamp | None) -> OrderPlan:
+    caps = {k: account.risk.get(k) for k in ("rebalance", "max_position", "max_gross")}
+    return order_plan(sub, account.strategy, first=first, params=account.params, sizing=account.sizing,
+                      sizing_params=account.sizing_params, risk=risk_rules(account), halt_from=halt_from,
+                      next_bar=nxt, periods_per_year=periods_per_year(account), **caps)
+
+
+def _halt_from(account: book.Account, equity: pd.Series, index: pd.Index, nxt: pd.Timestamp) -> pd.Timestamp | None:
+    """First bar of the drawdown halt: the bar after the first close ``max_drawdown`` below the peak."""
+    max_dd = account.risk.get("max_drawdown")
+    if not max_dd or equity.empty:
+        return None
+    peak = np.maximum(np.fmax.accumulate(equity.to_numpy()), account.initial_cash)
+    hit = np.flatnonzero(equity.to_numpy() / peak - 1.0 <= -max_dd)
+    if hit.size == 0:
+        return None
+    at = equity.index[hit[0]]
+    later = index[index > at]
+    return later[0] if len(later) else nxt
+
+
+def _fill_bar(account: book.Account, plan: OrderPlan, t: pd.Timestamp, pending: pd.DataFrame,
+              held: dict[str, float], cash: float) -> tuple[float, dict[str, float], book.SessionWrite]:
+    cols = [str(c) for c in plan.size.columns]
+    out = book.SessionWrite(as_of=t, cash=cash, equity=np.nan, positions={}, targets={})
+    pend = {r.symbol: r.order_id for r in pending.itertuples()}
+    if t in plan.size.index:
+        res = execute_bar(cash, np.array([held.get(c, 0.0) for c in cols]), plan.size.loc[t].to_numpy(),
+                          plan.price.loc[t].to_numpy(), plan.price.loc[:t].ffill().loc[t].to_numpy(),
+                          fees=account.fees, slippage=account.slippage, whole_shares=account.whole_shares)
+        cash = res.cash
+        held = dict(held) | {c: float(res.positions[k]) for k, c in enumerate(cols)}
+        quotes, reasons = plan.price.loc[t], plan.reason.loc[t]
+        for f in res.fills:
+            sym = cols[f.column]
+            order_id = pend.pop(sym, None)
+            if order_id is None:
+                order_id = f"{account.name}:{sym}:{t:%Y%m%dT%H%M}:{reasons[sym]}"
+                out.orders.append(book.OrderRow(order_id, sym, f.side, f.qty, t, t, "filled", reasons[sym],
+                                                float(plan.size.loc[t, sym])))
+            else:
+                out.updates[order_id] = ("filled", reasons[sym])
+            out.fills.append(book.FillRow(order_id, sym, f.side, f.qty, f.price, float(quotes[sym]), f.fees, t))
+        for sym, order_id in pend.items():
+            why = res.status.get(cols.index(sym)) if sym in cols else None
+            out.updates[order_id] = ("cancelled", why or "no order at this bar (no valid open price)")
+    else:
+        for order_id in pend.values():
+            out.updates[order_id] = ("cancelled", "no bar")
+    out.cash = cash
+    return cash, held, out
+
+
+def _decide(account: book.Account, plan: OrderPlan, t: pd.Timestamp, nxt: pd.Timestamp, held: dict[str, float],
+            equity: float, close: pd.Series) -> tuple[list[book.OrderRow], dict[str, Any]]:
+    row = plan.size.loc[nxt]
+    orders, weights = [], {}
+    for sym, w in row.items():
+        if not np.isfinite(w):
+            continue
+        px = close.get(sym, np.nan)
+        qty = (w * equity / px - held.get(sym, 0.0)) if px and np.isfinite(px) and px > 0 else 0.0
+        weights[str(sym)] = float(w)
+        orders.append(book.OrderRow(f"{account.name}:{sym}:{t:%Y%m%dT%H%M}", str(sym), "buy" if qty >= 0 else "sell",
+                                    abs(float(qty)), t, nxt, "pending", str(plan.reason.loc[nxt, sym]), float(w)))
+    targets = {"weights": weights, "held": {str(k): int(v) for k, v in plan.held.loc[nxt].items()}, "next_bar": str(nxt)}
+    return orders, targets
+
+
+def session(account: book.Account, fields: Mapping[str, pd.DataFrame], t: pd.Timestamp, *,
+            url: str | None = None) -> book.SessionWrite | None:
+    """Run (and write) the session ``t`` of ``account`` on ``fields`` cut at ``t``; None if already written."""
+    sub = {k: v.loc[:t] for k, v in fields.items()}
+    index = sub["close"].index
+    nxt = next_bar(account, t)
+    with connect(url).connect() as conn:
+        sess = book.sessions(account.name, url=url)
+        if (sess["as_of"] == t).any():
+            return None
+        held = book.positions(account.name, conn=conn)
+        cash = book.cash(account.name, conn=conn)
+    first_session = sess["as_of"].iloc[0] if len(sess) else t
+    later = index[index > first_session]
+    first = later[0] if len(later) else nxt
+    traded = sess[sess["as_of"] > first_session].set_index("as_of")["equity"]
+    halt = _halt_from(account, traded, index, nxt)
+    plan = _plan(account, sub, first, nxt, halt)
+    pending = book.orders(account.name, url=url, status="pending")
+    cash, held, out = _fill_bar(account, plan, t, pending, held, cash)
+    close = sub["close"].ffill().iloc[-1]
+    equity = cash + sum(q * float(close.get(s, 0.0)) for s, q in held.items() if q != 0)
+    if halt is None and t > first_session:
+        new_halt = _halt_from(account, pd.concat([traded, pd.Series([equity], index=[t])]), index, nxt)
+        if new_halt is not None:
+            plan = _plan(account, sub, first, nxt, new_halt)
+    new_orders, out.targets = _decide(account, plan, t, nxt, held, equity, close)
+    out.orders += new_orders
+    out.equity, out.positions = float(equity), dict(held)
+    book.write_session(account.name, out, url=url)
+    return out
+
+
+# --------------------------------------------------------------------------- many sessions
+
+def run_sessions(account: book.Account, fields: Mapping[str, pd.DataFrame], bars: Iterable[pd.Timestamp], *,
+                 url: str | None = None, progress: bool = False) -> int:
+    """Run the sessions ``bars`` in order (each cut at its own bar); return how many were written."""
+    bars = list(bars)
+    done = 0
+    bar_iter: Iterable[pd.Timestamp] = bars
+    if progress and bars:
+        from tqdm.auto import tqdm
+
+        bar_iter = tqdm(bars, desc=f"paper {account.name}", unit="session")
+    for t in bar_iter:
+        if session(account, fields, t, url=url) is not None:
+            done += 1
+    return done
+
+
+def pending_bars(account: book.Account, index: pd.Index, start: object, end: object, *,
+                 url: str | None = None) -> list[pd.Timestamp]:
+    """Bars of ``index`` in ``[start, end]`` not yet stepped, refusing to skip a bar after the last session."""
+    last = book.last_session(account.name, url=url)
+    lo = _ts(start, index) if start is not None else None
+    hi = _ts(end, index) if end is not None else index[-1]
+    bars = index[(index <= hi) & ((index >= lo) if lo is not None else True)]
+    if last is None:
+        return list(bars)
+    after = index[index > last]
+    if lo is not None and len(after) and lo > after[0] and bars.size and bars[0] > after[0]:
+        raise LedgerError(f"account {account.name!r} was last stepped as of {last:%Y-%m-%d %H:%M}; it must continue "
+                          f"from {after[0]:%Y-%m-%d %H:%M}, not {lo:%Y-%m-%d %H:%M}")
+    return list(index[(index > last) & (index <= hi)])
+
+
+def _ts(value: object, index: pd.Index) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    if getattr(index, "tz", None) is not None and ts.tzinfo is None:
+        ts = ts.tz_localize(index.tz)
+    return ts
+
+
+def step(name: str, as_of: object = None, *, fields: Mapping[str, pd.DataFrame] | None = None,
+         url: str | None = None) -> dict[str, Any]:
+    """Step account ``name`` up to ``as_of`` (default: the last bar), catching up any missed sessions.
+
+    An account with no session starts with one session at ``as_of`` (it only decides). Returns
+    ``{"account", "as_of", "sessions"}`` (sessions written now; 0 if it was up to date).
+    """
+    account = book.get_account(name, url=url)
+    fields = fields if fields is not None else load_fields(account, end=as_of)
+    index = fields["close"].index
+    hi = _ts(as_of, index) if as_of is not None else index[-1]
+    upto = index[index <= hi]
+    if not len(upto):
+        raise LedgerError(f"no bar of {', '.join(account.symbols)} on or before {hi}")
+    if book.last_session(name, url=url) is None:
+        bars = [upto[-1]]
+    else:
+        bars = pending_bars(account, index, None, upto[-1], url=url)
+    written = run_sessions(account, fields, bars, url=url, progress=len(bars) > 20)
+    return {"account": name, "as_of": str(upto[-1]), "sessions": written}
+
+
+def infer_ppy(fields: Mapping[str, pd.DataFrame]) -> float:
+    """Periods per year of a price index (as the backtest infers it)."""
+    return infer_periods_per_year(fields["close"].index)
