@@ -93,8 +93,10 @@ def _set_name(model: object) -> str:
 
 
 def _ui_command(uri: str, artifact_root: Path, host: str, port: int) -> list[str]:
+    # one worker: a local UI for one user; each extra worker is a full MLflow import to start and stop
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-            "--default-artifact-root", artifact_root.resolve().as_uri(), "--host", host, "--port", str(port)]
+            "--default-artifact-root", artifact_root.resolve().as_uri(), "--host", host, "--port", str(port),
+            "--workers", "1"]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> bool:
@@ -109,28 +111,73 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> bool:
     return False
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
-    """Terminate the UI's whole process group (the server and its workers)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # workers may outlive the parent by a moment
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``.
+
+    Reads /proc where it exists (an orphaned zombie nobody reaps still answers ``killpg(pgid,
+    0)``); elsewhere a group that answers the signal counts as one member.
+    """
+    proc_dir = Path("/proc")
+    if not (proc_dir / "self" / "stat").exists():
         try:
-            os.killpg(proc.pid, 0)
+            os.killpg(pgid, 0)
         except ProcessLookupError:
-            return
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    out = []
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            out.append(int(entry.name))
+    return out
+
+
+def _wait_group(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while group_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.1)
+    return True
+
+
+def _stop_group(proc: subprocess.Popen, *, grace: float = 5.0) -> None:
+    """Stop the UI's whole process group (the server and its workers) within about ``grace`` s.
+
+    SIGTERM to the group, then SIGKILL to whatever is left of it after ``grace`` seconds;
+    further Ctrl-C and SIGTERM are ignored meanwhile so a second one cannot leave orphans.
+    """
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        if not _wait_group(proc.pid, grace):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_group(proc.pid, grace)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def mlflow_ui(
@@ -151,6 +198,8 @@ def mlflow_ui(
         typer.echo(f"The tracking URI is a server already: {store.tracking_uri}")
         raise typer.Exit(0)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # a service stop ends it like Ctrl-C
+    # its own session: Ctrl-C reaches only this command, which stops the server's whole group
     proc = subprocess.Popen(_ui_command(store.tracking_uri, store.artifact_root, host, port), env=env, start_new_session=True)
     url = f"http://{host}:{port}"
     try:
@@ -164,6 +213,7 @@ def mlflow_ui(
         typer.echo("stopping the MLflow UI")
     finally:
         _stop_group(proc)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:
