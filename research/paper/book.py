@@ -43,7 +43,7 @@ from research.paper.db import LedgerError, connect, metadata
 __all__ = [
     "Account", "SessionWrite", "OrderRow", "FillRow", "create_account", "get_account", "list_accounts",
     "delete_account", "write_session", "last_session", "positions", "cash", "orders", "fills", "sessions",
-    "cash_flows", "check", "TOLERANCE",
+    "cash_flows", "check", "TOLERANCE", "AccountError",
 ]
 
 TOLERANCE = 1e-6
@@ -117,6 +117,10 @@ sessions_t = sa.Table(
     sa.Column("targets", sa.JSON, nullable=False),
     sa.Column("created", sa.DateTime, nullable=False),
 )
+
+
+class AccountError(LedgerError, ValueError):
+    """A request the ledger refuses because of its input: an unknown account, a taken name, a bad file row."""
 
 
 @dataclass(frozen=True)
@@ -255,18 +259,18 @@ def _now() -> datetime:
 def create_account(account: Account, *, url: str | None = None) -> Account:
     """Create ``account``; a :class:`LedgerError` if the name is taken."""
     if not account.name or any(c in account.name for c in ":/\\ "):
-        raise LedgerError(f"account name must be non-empty without ':', '/', '\\' or spaces; got {account.name!r}")
+        raise AccountError(f"account name must be non-empty without ':', '/', '\\' or spaces; got {account.name!r}")
     if not account.symbols:
-        raise LedgerError(f"account {account.name!r} needs at least one symbol")
+        raise AccountError(f"account {account.name!r} needs at least one symbol")
     if not account.initial_cash > 0:
-        raise LedgerError(f"initial cash must be positive, got {account.initial_cash!r}")
+        raise AccountError(f"initial cash must be positive, got {account.initial_cash!r}")
     row = account.to_dict()
     row["symbols"] = sorted(dict.fromkeys(account.symbols))
     row["created"] = _now()
     engine = connect(url)
     with engine.begin() as conn:
         if conn.execute(sa.select(accounts_t.c.name).where(accounts_t.c.name == account.name)).first():
-            raise LedgerError(f"account {account.name!r} already exists (see `workbench paper show {account.name}`)")
+            raise AccountError(f"account {account.name!r} already exists (see `workbench paper show {account.name}`)")
         conn.execute(accounts_t.insert().values(**row))
     return get_account(account.name, url=url)
 
@@ -284,7 +288,7 @@ def get_account(name: str, *, url: str | None = None, conn: Connection | None = 
     row = conn.execute(sa.select(accounts_t).where(accounts_t.c.name == name)).mappings().first()
     if row is None:
         known = [r[0] for r in conn.execute(sa.select(accounts_t.c.name).order_by(accounts_t.c.name))]
-        raise LedgerError(f"no paper account {name!r}; accounts: {', '.join(known) or 'none'} "
+        raise AccountError(f"no paper account {name!r}; accounts: {', '.join(known) or 'none'} "
                           f"(create one with `workbench paper start`)")
     return _account(row)
 
