@@ -5,7 +5,9 @@ copy of ``dashboards/`` under a temporary home that also holds files that must n
 a ``.env`` (inside and outside the dashboards folder), data files, and an ``mlruns/`` folder,
 each with a canary string. The run it shows is written by ``run_fixture.write_fixture_run``, or,
 with ``WORKBENCH_BROWSER_RUNS_DIR`` set, is the latest published run of that runs folder (to
-check the dashboards on a real pipeline run).
+check the dashboards on a real pipeline run). The paper-trading page reads a ledger holding an
+account replayed up to the run's as-of date (``paper_fixture.write_fixture_account``), or the
+ledger named by ``WORKBENCH_BROWSER_LEDGER_URL``.
 
 Browser: ``WORKBENCH_CHROMIUM``, else ``/usr/bin/chromium``, else ``chromium`` on ``PATH``. When
 none is found the tests are skipped, except with ``CI=true``, where they fail.
@@ -86,6 +88,16 @@ def _write_run(runs: Path):
     return module.write_fixture_run(runs)
 
 
+def _write_account(home: Path, run) -> str:
+    """A ledger with a paper account replayed up to the run's as-of date (``paper_fixture.py``)."""
+    spec = importlib.util.spec_from_file_location("wb_paper_fixture", Path(__file__).with_name("paper_fixture.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    url = f"sqlite:///{home / 'ledger.db'}"
+    module.write_fixture_account(url, as_of=str(run.as_of))
+    return url
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory, chromium_path) -> Served:
     from research.workflow.results import latest
@@ -100,7 +112,9 @@ def served(tmp_path_factory, chromium_path) -> Served:
     if run is None:
         pytest.fail(f"WORKBENCH_BROWSER_RUNS_DIR={real} has no published daily run")
     port, log = free_port(), home / "server.log"
-    env = {"WORKBENCH_HOME": str(home), "WORKBENCH_RUNS_DIR": str(runs), "PYTHONWARNINGS": "ignore"}
+    env = {"WORKBENCH_HOME": str(home), "WORKBENCH_RUNS_DIR": str(runs), "PYTHONWARNINGS": "ignore",
+           "WORKBENCH_DATA_DIR": os.environ["WORKBENCH_DATA_DIR"],
+           "WORKBENCH_LEDGER_URL": os.environ.get("WORKBENCH_BROWSER_LEDGER_URL") or _write_account(home, run)}
     proc = start_server(port=port, pool_size=1, env=env, log_path=log)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}", timeout=90, proc=proc)

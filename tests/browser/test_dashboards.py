@@ -25,6 +25,7 @@ INTERACTIONS = {
     "03-backtest-explorer": [("wb-bt-params", "wb-bt-equity-fig"), ("wb-bt-symbol", "wb-bt-equity-fig")],
     "04-portfolio-risk": [("wb-roll-window", "wb-roll-fig"), ("wb-dd-curve", "wb-dd-fig")],
     "05-pipeline-health": [("wb-runs-filter", "wb-runs-fig")],
+    "06-paper-trading": [("wb-paper-view", "wb-paper-equity-fig")],
 }
 ALL_DRAWN = """() => {
   const figs = [...document.querySelectorAll('.wb-figure')];

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -33,9 +35,17 @@ def _fixture_module():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
+    """A published fixture run, and a ledger whose paper account is replayed up to its as-of date."""
     root = tmp_path_factory.mktemp("runs")
-    _fixture_module().write_fixture_run(root)
-    return root / "daily"
+    run = _fixture_module().write_fixture_run(root)
+    spec = importlib.util.spec_from_file_location("wb_paper_fixture", ROOT / "tests" / "browser" / "paper_fixture.py")
+    paper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paper)
+    url = f"sqlite:///{root / 'ledger.db'}"
+    paper.write_fixture_account(url, as_of=str(run.as_of))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBENCH_LEDGER_URL", url)
+        yield root / "daily"
 
 
 def walk(widget: widgets.Widget) -> list[widgets.Widget]:
@@ -95,7 +105,8 @@ def test_every_page_renders_every_panel_with_its_provenance(runs, name):
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
-def test_every_page_says_what_to_run_when_nothing_is_published(tmp_path, name):
+def test_every_page_says_what_to_run_when_nothing_is_published(tmp_path, name, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LEDGER_URL", f"sqlite:///{tmp_path / 'empty-ledger.db'}")  # no paper account either
     page = DASHBOARDS[name](runs_dir=tmp_path / "daily")
     (empty,) = by_class(page, "wb-empty-box")
     assert "make run" in empty.value and "No results yet" in empty.value
@@ -304,3 +315,52 @@ def test_portfolio_defaults_to_the_equal_weight_book_of_the_risk_strategy(runs):
     members = [c for c in equity.columns if c.startswith("sma_cross|") and c.count("|") == 1]
     expected = equity[members].pct_change(fill_method=None).mean(axis=1).dropna()
     np.testing.assert_allclose(curves[default].pct_change().dropna().to_numpy(), expected.iloc[1:].to_numpy())
+
+
+# ---------------------------------------------------------------- paper trading and the alert outbox
+def test_paper_page_shows_the_replayed_account_against_its_backtest(runs):
+    from research.viz.panels import paper_trading
+
+    page = paper_trading(runs_dir=runs)
+    run = latest("daily", runs_dir=runs)
+    text = page_text(page)
+    assert f'class="wb-as-of">{run.as_of}<' in text and 'class="wb-account">demo<' in text
+    accounts = one(page, "wb-paper-accounts-table").value
+    assert "demo" in accounts and "ma_crossover" in accounts and "SYN0001, SYN0002" in accounts
+    fig = one(page, "wb-paper-equity-fig")
+    names = [t["name"] for t in figure_spec(fig)["data"]]
+    assert names == ["backtest (same strategy and period)", "paper account"]
+    assert "paper equity against its backtest" in title(fig) and "tracking error" in title(fig)
+    one(page, "wb-paper-view").value = "paper minus backtest"
+    assert "paper minus backtest" in title(fig)
+    recon = one(page, "wb-paper-recon-summary").value
+    assert "returns_correlation" in recon and "tracking_error" in recon
+    assert "cause" in one(page, "wb-paper-recon-table").value
+    assert "<td>buy</td>" in one(page, "wb-paper-fills-table").value
+    assert "cash" in one(page, "wb-paper-positions-table").value
+    assert "Return [%]" in one(page, "wb-paper-cards").value
+    outbox = one(page, "wb-outbox-table").value
+    assert "paper_drift" in outbox and "unrouted" in outbox
+
+
+def test_health_page_shows_the_outbox_with_failed_deliveries_but_no_secret(runs, monkeypatch):
+    from research.paper import outbox
+    from research.paper.channels import AlertsConfig, WebhookChannel
+
+    secret = "health-canary-secret-77"
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", secret)
+    url = os.environ["WORKBENCH_LEDGER_URL"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    channel = WebhookChannel("ops", url=f"http://127.0.0.1:{port}/hook?token=tok-health", secret_env="WORKBENCH_WEBHOOK_SECRET",
+                             retries=0, timeout=5, kinds=frozenset({"paper_drift"}))
+    report = outbox.deliver(AlertsConfig({"ops": channel}), url=url, sleep=lambda s: None)
+    assert report.channels["ops"].failed == 1
+    page = pipeline_health(runs_dir=runs)
+    cards = one(page, "wb-outbox-cards").value
+    assert ">1</div><div class=\"wb-card-label\">pending deliveries" in cards
+    table = one(page, "wb-outbox-table").value
+    assert "ops: pending" in table and "unreachable" in table
+    text = page_text(page)
+    assert secret not in text and "tok-health" not in text

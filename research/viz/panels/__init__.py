@@ -19,13 +19,17 @@ page                              shows                                       ru
 :func:`portfolio_risk`            VaR/CVaR, drawdowns, exposures, rolling     risk, equity, positions,
                                   Sharpe and volatility                       signals
 :func:`pipeline_health`           recent runs, failed stages, signals,        run.json files, signals,
-                                  alerts                                      alerts
+                                  alerts, the alert outbox                    alerts; the ledger
+:func:`paper_trading`             paper accounts, equity against the          the ledger (book,
+                                  backtest, positions, fills, reconciliation, outbox) and
+                                  alerts sent and pending                     research.paper.monitor
 ================================  ==========================================  =====================
 """
 
 from research.viz.panels.explorer import backtest_explorer
 from research.viz.panels.health import pipeline_health
 from research.viz.panels.market import market_overview
+from research.viz.panels.paper import paper_trading
 from research.viz.panels.portfolio import portfolio_risk
 from research.viz.panels.predictions import predictions_page
 
@@ -36,7 +40,8 @@ DASHBOARDS = {
     "03-backtest-explorer": backtest_explorer,
     "04-portfolio-risk": portfolio_risk,
     "05-pipeline-health": pipeline_health,
+    "06-paper-trading": paper_trading,
 }
 
 __all__ = ["market_overview", "predictions_page", "backtest_explorer", "portfolio_risk", "pipeline_health",
-           "DASHBOARDS"]
+           "paper_trading", "DASHBOARDS"]

@@ -1,4 +1,5 @@
-"""Pipeline health: recent runs with status and duration, failed stages, today's signals and alerts.
+"""Pipeline health: recent runs with status and duration, failed stages, today's signals and alerts,
+and the alert outbox (deliveries pending, sent and failed; see :mod:`research.paper.outbox`).
 
 Runs are read from the run ledger's folders, ``<runs_dir>/<pipeline>/*/run.json`` (every run,
 failed ones included); signals and alerts from the latest published run. Error details shown are
@@ -36,6 +37,7 @@ from research.viz.panels.layout import (
     stamp,
     table_html,
 )
+from research.viz.panels.paper import outbox_panel
 from research.workflow.results import PublishedRun
 
 __all__ = ["pipeline_health", "read_runs", "runs_frame", "failed_stages", "runs_panel", "failures_panel",
@@ -223,4 +225,5 @@ def pipeline_health(*, pipeline: str = "daily", runs_dir: str | os.PathLike | No
                 guard("Failed stages", lambda: failures_panel(records))]
     if run is not None:
         children += [guard("Signals", lambda: signals_panel(run)), guard("Alerts", lambda: alerts_panel(run))]
+    children.append(guard("Alert outbox", lambda: outbox_panel()))
     return page_root(children, dom_id="health")
