@@ -48,7 +48,8 @@ TOGGLES = {"01-market-overview": [("wb-prices-scale", "wb-prices-fig")],
            "02-predictions": [("wb-acc-metric", "wb-acc-fig")],
            "03-backtest-explorer": [("wb-bt-params", "wb-bt-equity-fig"), ("wb-bt-symbol", "wb-bt-equity-fig")],
            "04-portfolio-risk": [("wb-roll-window", "wb-roll-fig")],
-           "05-pipeline-health": [("wb-runs-filter", "wb-runs-fig")]}
+           "05-pipeline-health": [("wb-runs-filter", "wb-runs-fig")],
+           "06-paper-trading": [("wb-paper-view", "wb-paper-equity-fig")]}
 FLOOR_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
                              "source": ["import ipywidgets\n", "w = ipywidgets.HTML('ready')\n",
                                         "w.add_class('wb-floor')\n", "w"]}],
@@ -71,7 +72,12 @@ def _runs_dir(args: argparse.Namespace, scratch: Path) -> tuple[Path, str]:
     spec = importlib.util.spec_from_file_location("wb_run_fixture", ROOT / "tests" / "browser" / "run_fixture.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.write_fixture_run(scratch / "runs")
+    run = module.write_fixture_run(scratch / "runs")
+    spec = importlib.util.spec_from_file_location("wb_paper_fixture", ROOT / "tests" / "browser" / "paper_fixture.py")
+    paper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paper)
+    os.environ["WORKBENCH_LEDGER_URL"] = f"sqlite:///{scratch / 'ledger.db'}"  # the servers inherit it
+    paper.write_fixture_account(os.environ["WORKBENCH_LEDGER_URL"], as_of=str(run.as_of))
     return scratch / "runs", "synthetic fixture run"
 
 
