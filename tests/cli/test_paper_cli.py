@@ -1,0 +1,51 @@
+"""``workbench paper``: start, replay, show/list/history --json, check, export and import."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from research.cli import app
+from research.paper.book import AccountError
+
+
+@pytest.fixture
+def ledger(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    return tmp_path
+
+
+def _run(*args: str):
+    result = CliRunner().invoke(app, ["paper", *args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def test_paper_commands_round_trip(ledger):
+    out = _run("start", "cli", "--strategy", "rsi_reversion", "--symbols", "SPX", "--symbols", "IXIC", "--cash",
+               "50000", "--whole-shares", "--fees", "0.001", "--param", "window=10")
+    assert "created paper account cli" in out
+    out = _run("replay", "cli", "--from", "2018-09-04", "--to", "2018-12-31")
+    assert "returns correlation 1.000000" in out
+    shown = json.loads(_run("show", "cli", "--json"))
+    assert shown["sessions"] == 82 and shown["fills"] > 0 and shown["final_equity"] > 0
+    assert shown["reconciliation"]["returns_correlation"] == pytest.approx(1.0)
+    assert shown["reconciliation"]["tracking_error"] < 1e-9
+    assert shown["account"]["params"]["window"] == 10
+    assert [a["name"] for a in json.loads(_run("list", "--json"))] == ["cli"]
+    assert len(json.loads(_run("history", "cli", "--json", "--limit", "5"))) == 5
+    assert "book is consistent" in _run("check", "cli")
+    assert "transactions:" in _run("export", "cli", str(ledger / "out"))
+    _run("start", "copy", "--strategy", "rsi_reversion", "--symbols", "SPX", "--symbols", "IXIC", "--cash", "50000")
+    assert "imported" in _run("import", "copy", str(ledger / "out" / "cli-transactions.csv"))
+    assert json.loads(_run("show", "copy", "--json"))["positions"] == shown["positions"]
+
+
+def test_user_errors_are_typed(ledger):
+    result = CliRunner().invoke(app, ["paper", "show", "nope"])
+    assert isinstance(result.exception, AccountError) and "no paper account 'nope'" in str(result.exception)
+    _run("start", "dup", "--strategy", "ma_crossover", "--symbols", "SPX")
+    result = CliRunner().invoke(app, ["paper", "start", "dup", "--strategy", "ma_crossover", "--symbols", "SPX"])
+    assert isinstance(result.exception, AccountError)
