@@ -5,6 +5,8 @@ The arrow: data -> features -> models -> strategies -> backtest -> risk -> track
 A module may import its own subpackage and earlier ones. Leaves importable from anywhere:
 research.config, research.types and research.risk.metrics (pure functions). research.viz and
 research.cli sit on top and may import anything; nothing in the package imports them.
+research.compute (where work runs) imports nothing from the package but research.config, and
+only the top imports it: everything below receives a client as an argument.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ ORDER = [
 ]
 LEAVES = {"research.config", "research.types", "research.risk.metrics"}
 TOP = {"viz", "cli"}
+COMPUTE = "compute"
 ROOT = Path(research.__file__).parent
 
 
@@ -57,6 +60,10 @@ def backward_edges(modules: dict[str, set[str]]) -> list[str]:
                 continue
             if dst in TOP and src not in TOP:
                 bad.append(f"{importer} -> {target} (nothing imports {dst})")
+            elif dst == COMPUTE and src not in TOP and src != COMPUTE:
+                bad.append(f"{importer} -> {target} (pass a client instead of importing {dst})")
+            elif src == COMPUTE and dst != COMPUTE:
+                bad.append(f"{importer} -> {target} ({src} imports only research.config)")
             elif src in TOP or src is None or src == "__main__" or dst not in ORDER or src not in ORDER:
                 continue
             elif ORDER.index(dst) > ORDER.index(src):
@@ -76,6 +83,17 @@ def test_leaves_import_nothing_from_the_package():
         assert _imports(path) == set(), f"{leaf} must not import from research"
 
 
+def test_compute_imports_only_config_and_only_the_top_imports_it():
+    modules = {_module_name(p): _imports(p) for p in ROOT.rglob("*.py")}
+    compute = {m: t for m, t in modules.items() if _layer(m) == COMPUTE}
+    assert compute, "research.compute is missing"
+    for module, targets in compute.items():
+        assert {t for t in targets if _layer(t) != COMPUTE} <= {"research.config"}, module
+    users = {m for m, t in modules.items() if any(_layer(x) == COMPUTE for x in t)}
+    assert {_layer(m) for m in users} <= TOP | {COMPUTE}, sorted(users)
+
+
 def test_the_check_catches_a_planted_backward_edge():
-    planted = {"research.data.store": {"research.backtest.engine"}, "research.risk.report": {"research.viz.risk"}}
-    assert len(backward_edges(planted)) == 2
+    planted = {"research.data.store": {"research.backtest.engine"}, "research.risk.report": {"research.viz.risk"},
+               "research.backtest.sweep": {"research.compute"}, "research.compute.cluster": {"research.data"}}
+    assert len(backward_edges(planted)) == 4
