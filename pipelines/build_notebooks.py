@@ -65,7 +65,9 @@ STAGES = {
     "daily/06-signals.ipynb": (
         "# Signals and alerts\nToday's signal and target position per symbol and strategy (a research output, not "
         "orders), and the alerts: price, technical, volume, drawdown and stale data; write `signals` and `alerts`.",
-        COMMON + '\nsizing = "vol_target"\nvol_target = 0.15\nperiods_per_year = 252.0\nmove_sigma = 3.0\n'
+        COMMON + '\nsizing = "vol_target"\nvol_target = 0.15\n'
+        'periods_per_year = None  # None: the calendar the prices carry (252 equity days, 8760 crypto hours)\n'
+        'move_sigma = 3.0\n'
         "volume_z = 3.0\ndrawdown_warning = 0.10\ndrawdown_critical = 0.20\nstrategy_drawdown = 0.15\nstale_bars = 3",
         ["from research.workflow.stages import signals_stage",
          "signals, alerts = signals_stage(\n"

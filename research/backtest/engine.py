@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from research.data import calendars
+from research.data.calendars import infer_periods_per_year
 from research.risk.metrics import summary as risk_summary
 from research.strategies.registry import get_strategy
 from research.strategies.signals import Signals
@@ -160,27 +162,6 @@ def as_fields(prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame]) -> 
 
 def _frame(x: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return x.to_frame() if isinstance(x, pd.Series) else x
-
-
-def infer_periods_per_year(index: pd.Index) -> float:
-    """Bars per year from a time index: 252 (equity days), 365 (24/7 days), 52, 12 or hourly."""
-    from research.data.calendars import CRYPTO, EQUITY
-
-    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
-        return float(EQUITY.periods_per_year)
-    step = pd.Series(index).diff().dropna().median()
-    days = step / pd.Timedelta(days=1)
-    weekends = bool((index.day_of_week >= 5).any())
-    if days < 0.9:  # intraday
-        cal = CRYPTO if weekends else EQUITY
-        return float(cal.periods_per_year * cal.hours_per_day * pd.Timedelta(hours=1) / step)
-    if days < 3:
-        return float(CRYPTO.periods_per_year if weekends else EQUITY.periods_per_year)
-    if days < 10:
-        return 52.0
-    if days < 45:
-        return 12.0
-    return float(round(365.25 / days, 2))
 
 
 def _drop_empty(fields: dict[str, pd.DataFrame], exec_field: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
@@ -371,7 +352,8 @@ def backtest(
     whole_shares : bool
         Trade whole shares only.
     periods_per_year : float, optional
-        Annualisation; inferred from the index by default (252 equity days, 365 crypto days).
+        Annualisation; by default the calendar the prices carry (``attrs``, see
+        :func:`research.data.calendars.periods_per_year`), else inferred from the index.
     benchmark : Series or "hold", optional
         Benchmark returns for beta/alpha; ``"hold"`` = equal-weight buy and hold of the symbols.
     start, end : timestamp, optional
@@ -399,7 +381,7 @@ def backtest(
         raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)} "
                          f"(use timing='next_close' with close-only data)")
     fields, excluded = _drop_empty(fields, exec_field)
-    ppy = float(periods_per_year or infer_periods_per_year(fields["close"].index))
+    ppy = calendars.periods_per_year(fields["close"], override=periods_per_year or None)
     sig = _signals(strategy, fields, params or {})
     sp = dict(sizing_params or {})
     if sizing == "vol_target":

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research.backtest.engine import TIMINGS, as_fields, backtest, infer_periods_per_year
+from research.backtest.engine import TIMINGS, as_fields, backtest
 from research.backtest.engine import _span as span_of
 from research.backtest.kernels import STATS, ma_grid, ma_many, ma_table_nb
+from research.data import calendars
 
 __all__ = ["SweepResult", "sweep_ma_crossover", "sweep", "ma_pairs", "STATS"]
 
@@ -244,7 +245,7 @@ def sweep_ma_crossover(
     keep = [c for c, b in zip(close_df.columns, bad, strict=True) if not b]
     index = close_df.index
     rows = span_of(index, start, end)
-    ppy = float(periods_per_year or infer_periods_per_year(index))
+    ppy = calendars.periods_per_year(close_df, override=periods_per_year or None)
     close = np.asfortranarray(close_all[:, ~bad]) if bad.any() else close_all
     exec_px = np.asfortranarray(exec_all[:, ~bad]) if bad.any() else exec_all
     lo, hi = _lives(close, rows)

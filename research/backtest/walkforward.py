@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research.backtest.engine import BacktestResult, as_fields, backtest, infer_periods_per_year
+from research.backtest.engine import BacktestResult, as_fields, backtest
 from research.backtest.kernels import STATS
 from research.backtest.sweep import sweep_ma_crossover
+from research.data import calendars
 from research.risk.metrics import sharpe_ratio, total_return
 from research.strategies._nb import cross_state_1d_nb, rolling_mean_1d_nb
 from research.strategies.signals import Signals
@@ -130,7 +131,7 @@ def walk_forward(
     fields = as_fields(prices)
     close_df = fields["close"]
     index = close_df.index
-    ppy = float(periods_per_year or infer_periods_per_year(index))
+    ppy = calendars.periods_per_year(close_df, override=periods_per_year or None)
     bounds = fold_bounds(len(index), train=train, test=test, anchored=anchored)
     fast, slow = list(fast), list(slow)
     costs = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing, "periods_per_year": ppy}

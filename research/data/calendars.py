@@ -8,10 +8,24 @@ Two calendars cover the workbench's markets:
 
 Calendars decide *gaps* (expected bars that are missing), which the validator flags but never
 fills, and the annualisation used by :mod:`research.risk`.
+
+The frame carries its calendar: :func:`~research.data.load_prices` records
+``attrs["calendar"]`` (``"equity"`` or ``"crypto"``) and ``attrs["periods_per_year"]`` (the
+calendar's bars per year at the frame's interval), and pandas keeps ``attrs`` through slicing,
+column selection and element-wise arithmetic. Everything downstream asks
+:func:`periods_per_year` (the one explicit override wins, then the frame's record, then an
+inference from the index for frames built by hand).
+
+>>> spx = load_prices("SPX")
+>>> spx.attrs["calendar"], periods_per_year(spx), periods_per_year(spx["close"].pct_change())
+('equity', 252.0, 252.0)
+>>> periods_per_year(spx, override=260)
+260.0
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -29,7 +43,10 @@ from pandas.tseries.holiday import (
     sunday_to_monday,
 )
 
-__all__ = ["Calendar", "EQUITY", "CRYPTO", "get_calendar"]
+__all__ = [
+    "Calendar", "EQUITY", "CRYPTO", "get_calendar", "calendar_of", "record_calendar", "periods_per_year",
+    "infer_periods_per_year",
+]
 
 # Unscheduled NYSE closures (weather, national mourning, 9/11).
 _SPECIAL_CLOSURES = pd.to_datetime(
@@ -127,3 +144,88 @@ def get_calendar(name: str) -> Calendar:
         return {"equity": EQUITY, "crypto": CRYPTO}[name]
     except KeyError:
         raise ValueError(f"unknown calendar {name!r}; expected 'equity' or 'crypto'") from None
+
+
+def calendar_of(symbol: str) -> Calendar:
+    """The calendar a symbol's name implies: 24/7 for ``*-USD`` pairs, equity sessions otherwise.
+
+    Sources that know better (the bundled sample, CoinGecko, a ``FilesSource`` told its
+    calendar) answer from their own records; this is the rule for the others.
+    """
+    return CRYPTO if str(symbol).upper().endswith("-USD") else EQUITY
+
+
+def record_calendar(frame: pd.DataFrame, calendars: dict[str, Calendar], interval: str) -> pd.DataFrame:
+    """Record the frame's calendar and periods per year in ``frame.attrs`` (in place; returned).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Bars of the symbols in ``calendars``, on one time index.
+    calendars : dict of str to Calendar
+        Each symbol's calendar. Symbols on different calendars share the wider one (24/7): an
+        outer join of their bars has a row on every day.
+    interval : str
+        The bars' length (``"1d"``, ``"1h"``, ``"1wk"``, ``"1mo"``).
+    """
+    names = {cal.name for cal in calendars.values()}
+    cal = EQUITY if names == {"equity"} else CRYPTO
+    frame.attrs["calendar"] = cal.name
+    frame.attrs["periods_per_year"] = float(cal.periods(interval))
+    return frame
+
+
+def periods_per_year(frame: object, override: float | None = None, *, default: float | None = None) -> float:
+    """Bars per year of ``frame``: ``override``, else its recorded calendar, else ``default``.
+
+    Parameters
+    ----------
+    frame : DataFrame, Series, mapping of frames or index
+        Prices or returns. A mapping is asked through its first frame.
+    override : float, optional
+        The caller's explicit annualisation; wins when given.
+    default : float, optional
+        For a frame that records no calendar; left out, it is inferred from the index
+        (:func:`infer_periods_per_year`).
+
+    Returns
+    -------
+    float
+        252 for daily equity sessions, 365 for daily crypto, 8760 for hourly crypto, 52 weekly,
+        12 monthly.
+    """
+    if override is not None:
+        if not override > 0:
+            raise ValueError(f"periods_per_year must be positive (252 equities, 365 crypto), got {override!r}")
+        return float(override)
+    if isinstance(frame, Mapping):
+        frame = next(iter(frame.values()), None)
+    recorded = getattr(frame, "attrs", {}).get("periods_per_year")
+    if recorded:
+        return float(recorded)
+    if default is not None:
+        return float(default)
+    index = frame if isinstance(frame, pd.Index) else getattr(frame, "index", None)
+    return infer_periods_per_year(index)
+
+
+def infer_periods_per_year(index: pd.Index | None) -> float:
+    """Bars per year from a time index: 252 (equity days), 365 (24/7 days), 52, 12 or hourly.
+
+    The fallback of :func:`periods_per_year` for frames that carry no calendar.
+    """
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
+        return float(EQUITY.periods_per_year)
+    step = pd.Series(index).diff().dropna().median()
+    days = step / pd.Timedelta(days=1)
+    weekends = bool((index.day_of_week >= 5).any())
+    if days < 0.9:  # intraday
+        cal = CRYPTO if weekends else EQUITY
+        return float(cal.periods_per_year * cal.hours_per_day * pd.Timedelta(hours=1) / step)
+    if days < 3:
+        return float(CRYPTO.periods_per_year if weekends else EQUITY.periods_per_year)
+    if days < 10:
+        return 52.0
+    if days < 45:
+        return 12.0
+    return float(round(365.25 / days, 2))

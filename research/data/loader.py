@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from research.data.calendars import record_calendar
 from research.data.errors import InvalidRequestError
 from research.data.sources import Source, get_source
 from research.data.store import IngestResult, Store, _utc
@@ -89,8 +90,9 @@ def load_prices(
         Index ``timestamp`` (UTC; daily bars at 00:00 of the session date); float64 columns
         ``open, high, low, close, volume`` and ``adj_close`` where the source has it. Symbols on
         different calendars are outer-joined, with NaN where a symbol has no bar (never filled).
-        ``attrs`` records ``source``, ``synthetic``, ``interval``, ``sha256`` per symbol and
-        ``stale`` when a live source failed and the stored copy was served.
+        ``attrs`` records ``source``, ``synthetic``, ``interval``, ``sha256`` per symbol,
+        ``stale`` when a live source failed and the stored copy was served, and the frame's
+        ``calendar`` and ``periods_per_year`` (see :mod:`research.data.calendars`).
 
     Examples
     --------
@@ -115,10 +117,11 @@ def load_prices(
     for sym, res in results.items():
         if res.frame.empty:
             warnings.warn(f"{sym}: no stored bars between {start} and {end}", stacklevel=2)
+    calendars = {sym: src.calendar(sym) for sym in results}
     if single:
         frame = next(iter(results.values())).frame
         frame.attrs = {**attrs, "symbol": symbols}
-        return frame
+        return record_calendar(frame, calendars, interval)
     frame = pd.concat({s: r.frame for s, r in results.items()}, axis=1, names=["symbol", "field"])
     frame = frame.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
     frame = frame.reindex(columns=pd.MultiIndex.from_product(
@@ -126,7 +129,7 @@ def load_prices(
         names=["field", "symbol"],
     ))
     frame.attrs = attrs
-    return frame
+    return record_calendar(frame, calendars, interval)
 
 
 def close_matrix(
@@ -172,5 +175,5 @@ def close_matrix(
         "synthetic": any(m.get("synthetic") for m in manifests.values()),
         "sha256": {k: m.get("sha256") for k, m in manifests.items()},
     }
-    return out
+    return record_calendar(out, {sym: src.calendar(sym) for sym in names}, interval)
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from research.data import calendars
 from research.risk import metrics as m
 from research.risk.overfitting import (
     DeflatedSharpeResult,
@@ -49,8 +50,17 @@ def monthly_returns(returns: pd.Series) -> pd.DataFrame | None:
     return table
 
 
-def rolling_metrics(returns: pd.Series, *, window: int, periods_per_year: float = 252) -> pd.DataFrame:
-    """Trailing ``window``-bar annualised Sharpe ratio and volatility (NaN until the window fills)."""
+def _periods(returns: pd.Series, override: float | None) -> float:
+    """The explicit annualisation, else the calendar the returns carry, else 252 (equities)."""
+    return calendars.periods_per_year(returns, override=override, default=calendars.EQUITY.periods_per_year)
+
+
+def rolling_metrics(returns: pd.Series, *, window: int, periods_per_year: float | None = None) -> pd.DataFrame:
+    """Trailing ``window``-bar annualised Sharpe ratio and volatility (NaN until the window fills).
+
+    ``periods_per_year`` left out is read from the returns (:func:`_periods`).
+    """
+    periods_per_year = _periods(returns, periods_per_year)
     r = returns.astype("float64")
     roll = r.rolling(window, min_periods=window)
     mean, sd = roll.mean(), roll.std(ddof=1)
@@ -145,7 +155,7 @@ def risk_report(
     returns: pd.Series,
     *,
     benchmark: pd.Series | None = None,
-    periods_per_year: float = 252,
+    periods_per_year: float | None = None,
     trades: pd.DataFrame | None = None,
     positions: pd.DataFrame | pd.Series | None = None,
     risk_free: float = 0.0,
@@ -162,8 +172,9 @@ def risk_report(
         Per-bar decimal returns (DatetimeIndex for the monthly table).
     benchmark : Series, optional
         Benchmark returns; aligned on ``returns``' index.
-    periods_per_year : float
-        252 for equities, 365 for crypto.
+    periods_per_year : float, optional
+        252 for equities, 365 for crypto; left out, the calendar the returns carry (see
+        :func:`research.data.calendars.periods_per_year`), else 252.
     trades, positions : optional
         As in :func:`research.risk.metrics.summary`.
     risk_free : float
@@ -184,6 +195,7 @@ def risk_report(
     """
     if not isinstance(returns, pd.Series):
         raise TypeError(f"returns must be a pandas Series of per-bar decimal returns, not {type(returns).__name__}")
+    periods_per_year = _periods(returns, periods_per_year)
     r = returns.astype("float64").dropna()
     window = int(rolling_window or max(2, round(periods_per_year / 2)))
     summary = m.summary(r, benchmark=benchmark, periods_per_year=periods_per_year, trades=trades,

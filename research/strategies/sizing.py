@@ -77,7 +77,7 @@ def vol_target(
     *,
     target: float = 0.15,
     window: int = 20,
-    periods_per_year: float = 252,
+    periods_per_year: float | None = None,
     max_weight: float = 1.0,
 ) -> pd.DataFrame:
     """Volatility targeting: weight ``target / sigma`` with sigma the annualised rolling volatility.
@@ -88,15 +88,18 @@ def vol_target(
         Annualised volatility the position should carry (0.15 = 15%).
     window : int
         Bars of close-to-close returns in the volatility estimate.
-    periods_per_year : float
-        Annualisation (252 equities, 365 crypto).
+    periods_per_year : float, optional
+        Annualisation (252 equities, 365 crypto); left out, the calendar the prices carry
+        (:func:`research.data.calendars.periods_per_year`), else 252.
     max_weight : float
         Upper bound on the weight (leverage cap per position). Zero until sigma is known.
     """
+    from research.data import calendars
     from research.features.indicators import returns, rolling_volatility
 
     close = _field(prices, "close", signals)
-    sigma = rolling_volatility(returns(close), window=window, periods_per_year=periods_per_year)
+    ppy = calendars.periods_per_year(close, override=periods_per_year, default=calendars.EQUITY.periods_per_year)
+    sigma = rolling_volatility(returns(close), window=window, periods_per_year=ppy)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = _positive("target", target) / sigma
     return w.clip(upper=_positive("max_weight", max_weight)).where(sigma > 0).fillna(0.0)

@@ -245,7 +245,7 @@ def backtest_stage(
 def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -> dict:
     """Risk of the equal-weight book of ``strategy`` across symbols, against equal-weight buy and
     hold, with the sweep's overfitting statistics; write ``risk`` (JSON); returns it."""
-    from research.backtest import infer_periods_per_year
+    from research.data.calendars import periods_per_year
     from research.risk import risk_report
 
     equity = read_output(output_dir, "equity")
@@ -256,7 +256,7 @@ def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -
     rets = equity[cols].pct_change(fill_method=None)
     book = rets.mean(axis=1, skipna=True).dropna()
     bench = prices.pct_change(fill_method=None).mean(axis=1, skipna=True).reindex(book.index)
-    ppy = infer_periods_per_year(book.index)
+    ppy = periods_per_year(book)
     trials = read_output(output_dir, "sweep_returns") if _has(output_dir, "sweep_returns") else None
     overfit = None
     if trials is not None:

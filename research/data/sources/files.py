@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.data.calendars import CRYPTO, EQUITY, Calendar
+from research.data.calendars import Calendar, calendar_of, get_calendar
 from research.data.errors import SchemaError, SymbolNotFoundError
 from research.data.sources.base import Source
 
@@ -81,8 +81,8 @@ class FilesSource(Source):
 
     def calendar(self, symbol: str) -> Calendar:
         if self._calendar:
-            return {"equity": EQUITY, "crypto": CRYPTO}[self._calendar]
-        return CRYPTO if symbol.endswith("-USD") else EQUITY
+            return get_calendar(self._calendar)
+        return calendar_of(symbol)
 
     def symbols(self) -> list[str]:
         if not self.directory.is_dir():

@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from research.data.calendars import CRYPTO, EQUITY, Calendar
+from research.data.calendars import CRYPTO, EQUITY, Calendar, calendar_of
 from research.data.errors import InvalidRequestError
 from research.data.sources.base import Source
 
@@ -71,7 +71,7 @@ def synthetic_ohlcv(
     calendar : Calendar, optional
         Defaults to crypto for ``*-USD`` symbols, equity otherwise.
     """
-    cal = calendar or (CRYPTO if symbol.endswith("-USD") else EQUITY)
+    cal = calendar or calendar_of(symbol)
     start = pd.Timestamp(start)
     start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     if interval == "1d":
@@ -135,7 +135,7 @@ class SyntheticSource(Source):
             self.name = f"synthetic-s{seed}-n{bars}-{self.start:%Y%m%d}"
 
     def calendar(self, symbol: str) -> Calendar:
-        return CRYPTO if symbol.endswith("-USD") else EQUITY
+        return calendar_of(symbol)
 
     def provenance(self, symbol: str) -> str:
         return f"synthetic:{symbol} (GBM with jumps and volatility regimes, seed={self.seed}, bars={self.bars})"

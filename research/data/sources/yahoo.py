@@ -53,7 +53,7 @@ from typing import Any
 
 import pandas as pd
 
-from research.data.calendars import CRYPTO, EQUITY, Calendar
+from research.data.calendars import Calendar, calendar_of
 from research.data.errors import (
     BadResponseError,
     EmptyResultError,
@@ -299,7 +299,7 @@ class YahooSource(Source):
         return _instrument(self._session if self._session is not None else _default_session())
 
     def calendar(self, symbol: str) -> Calendar:
-        return CRYPTO if symbol.upper().endswith("-USD") else EQUITY
+        return calendar_of(symbol)
 
     def provenance(self, symbol: str) -> str:
         try:

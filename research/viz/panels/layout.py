@@ -24,6 +24,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from research.config import get_settings
+from research.data.calendars import calendar_of
 from research.workflow.results import PublishedRun, latest
 
 __all__ = [
@@ -117,8 +118,11 @@ def data_source(run: PublishedRun) -> tuple[str, bool]:
 
 
 def periods_per_year(symbol: str) -> int:
-    """Annualisation for a symbol: 365 for crypto (``*-USD``), 252 otherwise."""
-    return 365 if str(symbol).upper().endswith("-USD") else 252
+    """Daily bars per year of a symbol's calendar (recorded tables keep no ``attrs``).
+
+    The rule is the calendar's: :func:`research.data.calendars.calendar_of`.
+    """
+    return calendar_of(symbol).periods_per_year
 
 
 # ---------------------------------------------------------------- header and messages

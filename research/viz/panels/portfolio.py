@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from research.risk.report import rolling_metrics
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -267,9 +268,8 @@ def _rolling_figure(series: pd.Series, name: str, window: int, run: PublishedRun
     r = series.pct_change().dropna()
     symbol = name.split("|")[1] if "|" in name else name
     ppy = periods_per_year(symbol)
-    mean, std = r.rolling(window).mean(), r.rolling(window).std()
-    sharpe = (mean / std.replace(0.0, np.nan) * np.sqrt(ppy)).dropna()
-    vol = (std * np.sqrt(ppy) * 100).dropna()
+    rolling = rolling_metrics(r, window=window, periods_per_year=ppy)
+    sharpe, vol = rolling["sharpe"].dropna(), (rolling["volatility"] * 100).dropna()
     (xs, ys, weekly), (xv, yv, _) = line_xy(sharpe), line_xy(vol)
     fig = go.Figure([
         go.Scatter(x=xs, y=ys, name="Sharpe", line={"color": "#2680c2"}),
