@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -113,7 +114,7 @@ class FilesSource(Source):
         try:
             frame = self._map_columns(raw, path)
             stamps = frame.pop("timestamp")
-            frame.index = pd.DatetimeIndex(self._to_utc(stamps, interval), name="timestamp")
+            frame.index = pd.DatetimeIndex(_in_range(self._to_utc(stamps, interval)), name="timestamp")
         except SchemaError:
             raise
         except Exception as exc:  # pandas raises many types on odd content
@@ -154,10 +155,12 @@ class FilesSource(Source):
             # the session date is the date written in the file, whatever the offset says
             wall = pd.to_datetime(text.str.strip().str.replace(_OFFSET, "", regex=True), errors="coerce", format="mixed")
             return wall.dt.normalize().dt.tz_localize("UTC")
-        try:
-            ts = pd.to_datetime(stamps, errors="coerce")
-        except ValueError:  # offsets that change within the column (DST): each is a valid instant
-            ts = pd.to_datetime(stamps, errors="coerce", utc=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
+            try:
+                ts = pd.to_datetime(stamps, errors="coerce")
+            except ValueError:  # offsets that change within the column (DST): each is a valid instant
+                ts = pd.to_datetime(stamps, errors="coerce", utc=True)
         if not isinstance(ts.dtype, pd.DatetimeTZDtype) and not pd.api.types.is_datetime64_dtype(ts.dtype):
             ts = pd.to_datetime(ts, errors="coerce", utc=True)
         if getattr(ts.dt, "tz", None) is None:
@@ -216,3 +219,12 @@ def _looks_binary(path: Path, size: int = 8192) -> bool:
     except UnicodeDecodeError as exc:
         return exc.start < len(head) - 4  # a character cut at the end of the chunk is fine
     return False
+
+
+def _in_range(ts: pd.Series) -> pd.Series:
+    """Timestamps outside what nanosecond precision holds (before 1678, after 2261) become NaT.
+
+    They are then quarantined as ``BAD_TIMESTAMP`` like any other unreadable timestamp.
+    """
+    lo, hi = pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2261-12-31", tz="UTC")
+    return ts.where((ts >= lo) & (ts <= hi)).astype("datetime64[ns, UTC]")
