@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from research.data import load_prices
-from research.data.calendars import CRYPTO, EQUITY, calendar_of, infer_periods_per_year, periods_per_year
+from research.data.calendars import (
+    CRYPTO,
+    EQUITY,
+    calendar_of,
+    infer_periods_per_year,
+    periods_per_year,
+)
 
 
 @pytest.mark.parametrize(
