@@ -27,6 +27,16 @@ By default every symbol is its own book with ``init_cash`` (results per symbol).
 of the whole book, gross exposure is capped at 1 unless ``max_gross`` says otherwise (so
 ``all_in`` splits the book equally among open positions), sells are executed before buys.
 
+Symbol order
+------------
+Results never depend on the order of the price columns. The symbols are simulated in name
+order (sorted as strings): in a shared book, buys on the same bar are sequenced by estimated
+order value with ties in that order, which decides who is filled first when cash runs short.
+The result keeps the caller's column order for ``equity``, ``returns``, ``positions``,
+``weights``, ``stats`` and ``params["symbols"]``; ``trades`` list each symbol's trades in name
+order, ``orders`` are in execution order (by bar, then the book's call sequence), and
+``portfolio`` (vectorbt's) has its columns in name order.
+
 Example
 -------
 >>> prices = load_prices("SPX")
@@ -381,6 +391,8 @@ def backtest(
         raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)} "
                          f"(use timing='next_close' with close-only data)")
     fields, excluded = _drop_empty(fields, exec_field)
+    given = [str(c) for c in fields["close"].columns]
+    fields = {k: v[sorted(v.columns, key=str)] for k, v in fields.items()}  # see "Symbol order"
     ppy = calendars.periods_per_year(fields["close"], override=periods_per_year or None)
     sig = _signals(strategy, fields, params or {})
     sp = dict(sizing_params or {})
@@ -414,5 +426,19 @@ def backtest(
     }
     from research.backtest._results import assemble
 
-    return assemble(pf, plan, fields, record, benchmark=benchmark, shared=shared_cash,
-                    summary=risk_summary, reasons=REASONS, excluded=excluded)
+    record["symbols"] = given
+    result = assemble(pf, plan, fields, record, benchmark=benchmark, shared=shared_cash,
+                      summary=risk_summary, reasons=REASONS, excluded=excluded)
+    return _in_given_order(result, given, shared_cash)
+
+
+def _in_given_order(result: BacktestResult, given: list[str], shared: bool) -> BacktestResult:
+    """Per-symbol columns back in the caller's order (the simulation ran in name order)."""
+    result.positions = result.positions[[*given, "cash"]]
+    result.weights = result.weights[given]
+    if not shared:
+        result.equity, result.returns = result.equity[given], result.returns[given]
+        attrs = result.stats.attrs
+        result.stats = result.stats.loc[given]
+        result.stats.attrs = attrs
+    return result
