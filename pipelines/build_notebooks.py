@@ -84,6 +84,15 @@ STAGES = {
         ["from research.workflow.stages import summary_stage",
          "summary_stage(output_dir, as_of=as_of, pipeline=pipeline, run_id=run_id)"],
     ),
+    "daily/08-paper.ipynb": (
+        "# Paper accounts\nStep every paper account that follows this pipeline as of the run's date: fill the orders "
+        "decided at the previous session at this bar's open, decide the next ones, reconcile with the backtest and "
+        "check drift; write `paper`.",
+        'output_dir = ""  # the run\'s outputs/ folder (set by the runner)\nas_of = ""  # set by the runner\n'
+        'pipeline = "daily"  # set by the runner\ndrift_window = 20\ndrift_band = 0.01',
+        ["from research.workflow.paper_stage import paper_stage",
+         "paper_stage(output_dir, as_of=as_of, pipeline=pipeline, drift_window=drift_window, drift_band=drift_band)"],
+    ),
 }
 
 

@@ -62,13 +62,18 @@ name                kind     content
 ``alerts``          table    symbol, kind, severity, message, value, threshold, as_of,
                              bar_time; kinds price, technical, volume, drawdown, data, model;
                              severities info, warning, critical [signals]
+``paper``           table    one row per paper account following the pipeline: account,
+                             strategy, symbols, as_of, sessions_written, sessions,
+                             last_session, cash, equity, return_pct, fills, pending_orders,
+                             returns_correlation, tracking_error, drift_alerts,
+                             drift_message, checks, error [paper]
 ``summary``         json     pipeline, run_id, as_of, created_at, synthetic, data {symbols,
                              sources, synthetic, rows, quarantined, last_bar, sha256},
                              headline {models, best_strategy, signals, alerts, risk}, outputs
                              [summary]
 ==================  =======  ==============================================================
 
-The ``hourly`` pipeline (synthetic crypto by default) writes ``data_report``, ``prices``,
+The ``hourly`` pipeline (synthetic crypto by default) writes ``data_report``, ``prices``, ``paper``,
 ``signals``, ``alerts`` and ``summary`` with the same columns; read it with
 ``latest("hourly")``.
 """
