@@ -264,7 +264,7 @@ def ensure_demo(*, echo=typer.echo) -> dict[str, Any]:
         book.get_account(d["name"])
     except book.AccountError:
         book.create_account(book.Account(d["name"], d["strategy"], d["symbols"], initial_cash=d["cash"],
-                                         fees=d["fees"], slippage=d["slippage"]))
+                                         fees=d["fees"], slippage=d["slippage"], pipeline="daily"))
     out = replay(d["name"], d["start"], d["end"], progress=True)
     _headline(d["name"])
     echo(f"see it: workbench paper show {d['name']}   (history: workbench paper history {d['name']})")

@@ -115,6 +115,11 @@ def run_daily() -> None:
         typer.secho(result.message, err=True, fg=typer.colors.RED)
     elif result.status == "COMPLETED":
         typer.echo(f"daily pipeline finished in {time.monotonic() - t0:.0f} s")
+    if result.status in {"COMPLETED", "SKIPPED"}:
+        from research.cli.paper import ensure_demo
+
+        typer.echo("\npaper trading: the demo account follows ma_crossover on the sample universe (2018)")
+        ensure_demo()
     raise typer.Exit(result.exit_code)
 
 

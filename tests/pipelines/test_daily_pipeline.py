@@ -107,7 +107,7 @@ def test_workbench_run_says_where_everything_is(daily_run):
     assert "already published" in result.output
     run_dir = str(daily_run.run_dir)
     for needle in (f"executed notebooks  {run_dir}/notebooks", "signals.parquet", "experiment pipeline-daily",
-                   "workbench mlflow", "http://127.0.0.1:8866", "today's signals"):
+                   "workbench mlflow", "http://127.0.0.1:8866", "today's signals", "workbench paper show demo"):
         assert needle in result.output, needle
 
 
