@@ -3,7 +3,7 @@
 The arrow: data -> features -> models -> strategies -> backtest -> risk -> tracking -> experiments
 -> paper -> workflow.
 A module may import its own subpackage and earlier ones. Leaves importable from anywhere:
-research.config, research.types and research.risk.metrics (pure functions). research.viz and
+research.config, research.defaults, research.types and research.risk.metrics (pure functions). research.viz and
 research.cli sit on top and may import anything; nothing in the package imports them.
 research.compute (where work runs) imports nothing from the package but research.config, and
 only the top imports it: everything below receives a client as an argument.
@@ -19,7 +19,7 @@ import research
 ORDER = [
     "data", "features", "models", "strategies", "backtest", "risk", "tracking", "experiments", "paper", "workflow",
 ]
-LEAVES = {"research.config", "research.types", "research.risk.metrics"}
+LEAVES = {"research.config", "research.defaults", "research.types", "research.risk.metrics"}
 TOP = {"viz", "cli"}
 COMPUTE = "compute"
 ROOT = Path(research.__file__).parent

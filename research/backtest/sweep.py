@@ -32,6 +32,7 @@ from research.backtest.engine import TIMINGS, as_fields, backtest
 from research.backtest.engine import _span as span_of
 from research.backtest.kernels import STATS, ma_grid, ma_many, ma_table_nb
 from research.data import calendars
+from research.defaults import BACKTEST
 
 __all__ = ["SweepResult", "sweep_ma_crossover", "sweep", "ma_pairs", "STATS"]
 
@@ -188,10 +189,10 @@ def sweep_ma_crossover(
     *,
     fast: Iterable[int] = range(2, 200),
     slow: Iterable[int] = range(3, 201),
-    fees: float = 0.0,
-    slippage: float = 0.0,
-    init_cash: float = 100_000.0,
-    timing: str = "next_open",
+    fees: float = BACKTEST["fees"],
+    slippage: float = BACKTEST["slippage"],
+    init_cash: float = BACKTEST["init_cash"],
+    timing: str = BACKTEST["timing"],
     start: object = None,
     end: object = None,
     periods_per_year: float | None = None,

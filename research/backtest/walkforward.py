@@ -34,6 +34,7 @@ from research.backtest.engine import BacktestResult, as_fields, backtest
 from research.backtest.kernels import STATS
 from research.backtest.sweep import sweep_ma_crossover
 from research.data import calendars
+from research.defaults import BACKTEST
 from research.risk.metrics import sharpe_ratio, total_return
 from research.strategies._nb import cross_state_1d_nb, rolling_mean_1d_nb
 from research.strategies.signals import Signals
@@ -98,10 +99,10 @@ def walk_forward(
     test: int = 126,
     anchored: bool = False,
     metric: str = "sharpe",
-    fees: float = 0.0,
-    slippage: float = 0.0,
-    init_cash: float = 100_000.0,
-    timing: str = "next_open",
+    fees: float = BACKTEST["fees"],
+    slippage: float = BACKTEST["slippage"],
+    init_cash: float = BACKTEST["init_cash"],
+    timing: str = BACKTEST["timing"],
     periods_per_year: float | None = None,
 ) -> WalkForwardResult:
     """Choose crossover windows in-sample, trade them out of sample, roll forward.

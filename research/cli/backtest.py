@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from research.defaults import BACKTEST
+
 __all__ = ["register", "parse_params", "parse_grid"]
 
 SymbolOpt = Annotated[list[str], typer.Option("--symbol", "-y", help="Symbol to trade; repeat for several.")]
@@ -85,10 +87,10 @@ def backtest_command(
     interval: IntervalOpt = "1d",
     start: StartOpt = None,
     end: EndOpt = None,
-    fees: FeesOpt = 0.0,
-    slippage: SlipOpt = 0.0,
-    cash: CashOpt = 100_000.0,
-    timing: TimingOpt = "next_open",
+    fees: FeesOpt = BACKTEST["fees"],
+    slippage: SlipOpt = BACKTEST["slippage"],
+    cash: CashOpt = BACKTEST["init_cash"],
+    timing: TimingOpt = BACKTEST["timing"],
     sizing: Annotated[str, typer.Option(help="Sizer: all_in, fixed_fraction, vol_target, atr_risk or kelly.")] = "all_in",
     sizing_param: Annotated[list[str] | None, typer.Option(help="Sizer option KEY=VALUE; repeat.")] = None,
     stop_loss: Annotated[float | None, typer.Option(help="Stop-loss as a fraction of the entry price.")] = None,
@@ -148,10 +150,10 @@ def sweep_command(
     interval: IntervalOpt = "1d",
     start: StartOpt = None,
     end: EndOpt = None,
-    fees: FeesOpt = 0.0,
-    slippage: SlipOpt = 0.0,
-    cash: CashOpt = 100_000.0,
-    timing: TimingOpt = "next_open",
+    fees: FeesOpt = BACKTEST["fees"],
+    slippage: SlipOpt = BACKTEST["slippage"],
+    cash: CashOpt = BACKTEST["init_cash"],
+    timing: TimingOpt = BACKTEST["timing"],
     overfitting: Annotated[bool, typer.Option(help="Report the deflated Sharpe ratio and the probability of "
                                                    "backtest overfitting of the best set (fused sweeps).")] = True,
 ) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from research.defaults import LSTM
 from research.models.base import Forecaster, TrainingError, check_model_path, check_training_data
 from research.models.datasets import Scaler, WindowedDataset, chronological_split
 
@@ -42,21 +43,21 @@ _CONFIGURED: dict[str, Any] = {}
 
 @dataclass(frozen=True)
 class LSTMParams:
-    """Flat, YAML-friendly hyperparameters of :class:`LSTMForecaster`."""
+    """Flat, YAML-friendly hyperparameters of :class:`LSTMForecaster` (defaults: ``research.defaults.LSTM``)."""
 
-    lookback: int = 30
-    units: int = 32
-    layers: int = 1
-    dropout: float = 0.0
-    lr: float = 1e-3
-    batch_size: int = 256
-    epochs: int = 10
-    patience: int = 3
-    seed: int = 0
-    jit_compile: bool | str = "auto"
-    deterministic: bool = True
-    val_fraction: float = 0.15
-    steps_per_execution: int = 1
+    lookback: int = LSTM["lookback"]
+    units: int = LSTM["units"]
+    layers: int = LSTM["layers"]
+    dropout: float = LSTM["dropout"]
+    lr: float = LSTM["lr"]
+    batch_size: int = LSTM["batch_size"]
+    epochs: int = LSTM["epochs"]
+    patience: int = LSTM["patience"]
+    seed: int = LSTM["seed"]
+    jit_compile: bool | str = LSTM["jit_compile"]
+    deterministic: bool = LSTM["deterministic"]
+    val_fraction: float = LSTM["val_fraction"]
+    steps_per_execution: int = LSTM["steps_per_execution"]
 
     def __post_init__(self) -> None:
         for name in ("lookback", "units", "layers", "batch_size", "epochs", "steps_per_execution"):

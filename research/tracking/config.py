@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from research.defaults import LSTM, TRAINING
+
 __all__ = ["TrainingConfig", "PRIMARY_METRICS", "BASELINES"]
 
 PRIMARY_METRICS = ("rmse", "mae", "directional_accuracy")
@@ -39,42 +41,45 @@ class TrainingConfig:
     ``ridge_alpha``, ``ridge_lags``, ``primary_metric``.
     Model: ``refit_final`` (train the registered model on every window; else the last fold's).
     Trading: ``trade``, ``long_threshold``, ``short_threshold``, ``fees``, ``slippage``.
+
+    Defaults come from ``research.defaults`` (``LSTM`` for the network, ``TRAINING`` for the
+    rest, including the cost assumptions of trading the forecasts: 0.1% fees).
     """
 
-    feature_set: str = "lstm"
-    horizon: int = 1
-    target: str = "return"
+    feature_set: str = TRAINING["feature_set"]
+    horizon: int = TRAINING["horizon"]
+    target: str = TRAINING["target"]
     max_bars: int | None = None
     start: str | None = None
     end: str | None = None
-    lookback: int = 30
-    units: int = 16
-    layers: int = 1
-    dropout: float = 0.0
-    lr: float = 1e-3
-    batch_size: int = 128
-    epochs: int = 4
-    patience: int = 2
-    seeds: tuple[int, ...] = (0,)
-    jit_compile: bool | str = "auto"
-    deterministic: bool = True
-    val_fraction: float = 0.15
-    n_folds: int = 3
-    test_size: int | None = 252
-    fold_mode: str = "expanding"
+    lookback: int = LSTM["lookback"]
+    units: int = LSTM["units"]
+    layers: int = LSTM["layers"]
+    dropout: float = LSTM["dropout"]
+    lr: float = LSTM["lr"]
+    batch_size: int = LSTM["batch_size"]
+    epochs: int = LSTM["epochs"]
+    patience: int = LSTM["patience"]
+    seeds: tuple[int, ...] = TRAINING["seeds"]
+    jit_compile: bool | str = LSTM["jit_compile"]
+    deterministic: bool = LSTM["deterministic"]
+    val_fraction: float = LSTM["val_fraction"]
+    n_folds: int = TRAINING["n_folds"]
+    test_size: int | None = TRAINING["test_size"]
+    fold_mode: str = TRAINING["fold_mode"]
     train_size: int | None = None
     embargo: int | None = None
     baselines: tuple[str, ...] = BASELINES
-    ma_window: int = 20
-    ridge_alpha: float = 10.0
-    ridge_lags: int = 1
-    primary_metric: str = "rmse"
+    ma_window: int = TRAINING["ma_window"]
+    ridge_alpha: float = TRAINING["ridge_alpha"]
+    ridge_lags: int = TRAINING["ridge_lags"]
+    primary_metric: str = TRAINING["primary_metric"]
     refit_final: bool = True
     trade: bool = True
     long_threshold: float = 0.0
     short_threshold: float | None = None
-    fees: float = 0.001
-    slippage: float = 0.0
+    fees: float = TRAINING["fees"]
+    slippage: float = TRAINING["slippage"]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -97,9 +102,7 @@ class TrainingConfig:
 
     def lstm_params(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~research.models.lstm.LSTMForecaster` (seed excluded)."""
-        keys = ("lookback", "units", "layers", "dropout", "lr", "batch_size", "epochs", "patience",
-                "jit_compile", "deterministic", "val_fraction")
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in LSTM if hasattr(self, k)}
 
     def replace(self, **changes: Any) -> TrainingConfig:
         """A copy with some fields changed (unknown names are refused)."""

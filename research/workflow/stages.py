@@ -16,7 +16,8 @@ summary        :func:`summary_stage`                       ``summary``
 =============  ==========================================  ==================================
 
 Stages share nothing in memory: bars come from the store (``load_prices`` up to ``as_of``,
-which the ingest stage filled), everything else from the run's ``outputs/`` folder.
+which the ingest stage filled), everything else from the run's ``outputs/`` folder. Defaults
+are the daily pipeline's (``research.defaults.PIPELINES["daily"]``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ import numpy as np
 import pandas as pd
 
 from research.data import ingest_many, load_prices
+from research.defaults import PIPELINES
 from research.workflow.results import read_output, write_output
+
+_DAILY = PIPELINES["daily"]
 
 __all__ = [
     "ingest_stage", "features_stage", "model_stage", "backtest_stage", "risk_stage", "signals_stage",
@@ -196,7 +200,8 @@ def _book_weights(res: Any, symbols: list[str]) -> pd.DataFrame:
 def backtest_stage(
     output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
     start: str | None = None, strategies: Mapping[str, Mapping[str, Any]] | None = None,
-    fees: float = 0.001, slippage: float = 0.0005, sweep_fast: list[int] | None = None,
+    fees: float = _DAILY["backtest"]["fees"], slippage: float = _DAILY["backtest"]["slippage"],
+    sweep_fast: list[int] | None = None,
     sweep_slow: list[int] | None = None, sweep_symbol: str | None = None, primary: str = "ma_crossover",
 ) -> pd.DataFrame:
     """Backtest each strategy on each symbol, buy and hold, and the model's out-of-sample
