@@ -181,9 +181,15 @@ def enqueue(alerts: pd.DataFrame | Iterable[Mapping[str, Any]], *, url: str | No
     if not records:
         return []
     engine = connect(url)
-    new: list[str] = []
+    try:
+        return _insert_new(engine, records)
+    except sa.exc.IntegrityError:  # another process enqueued some of them meanwhile: take the rest
+        return _insert_new(engine, records)
+
+
+def _insert_new(engine: sa.Engine, records: dict[str, dict]) -> list[str]:
     with engine.begin() as conn:
-        known = set()
+        known: set[str] = set()
         ids = list(records)
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
@@ -191,8 +197,7 @@ def enqueue(alerts: pd.DataFrame | Iterable[Mapping[str, Any]], *, url: str | No
         fresh = [r for k, r in records.items() if k not in known]
         if fresh:
             conn.execute(alert_outbox.insert(), fresh)
-            new = [r["id"] for r in fresh]
-    return new
+    return [r["id"] for r in fresh]
 
 
 def _decode(row: Mapping[str, Any]) -> dict:

@@ -100,7 +100,7 @@ class _Recorder:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
                               "data": envelope.content.decode("utf-8", "replace"),
-                              "tls": session.ssl is not None, "login": getattr(session, "login_data", None)})
+                              "tls": session.ssl is not None, "authenticated": bool(session.authenticated)})
         return "250 OK"
 
 
@@ -111,6 +111,7 @@ class SmtpReceiver:
     port: int = field(default_factory=free_port)
     users: dict[str, str] | None = None
     tls_files: tuple[Path, Path] | None = None  # (certificate, key)
+    implicit_tls: bool = False  # SMTPS: TLS from the first byte instead of STARTTLS
     handler: _Recorder = field(default_factory=_Recorder)
     _controller: object = None
 
@@ -132,11 +133,14 @@ class SmtpReceiver:
                 ok = users.get(auth_data.login.decode()) == auth_data.password.decode()
                 return AuthResult(success=ok, handled=False)
 
-            kwargs.update(authenticator=authenticator, auth_require_tls=self.tls_files is not None)
+            kwargs.update(authenticator=authenticator, auth_require_tls=self.tls_files is not None and not self.implicit_tls)
         if self.tls_files is not None:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(str(self.tls_files[0]), str(self.tls_files[1]))
-            kwargs.update(tls_context=ctx, require_starttls=True)
+            if self.implicit_tls:
+                kwargs.update(ssl_context=ctx)
+            else:
+                kwargs.update(tls_context=ctx, require_starttls=True)
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
         self._controller.start()
         return self

@@ -183,7 +183,7 @@ def test_email_with_starttls_and_login_password_from_the_environment(home, tmp_p
     finally:
         server.stop()
     (msg,) = server.messages
-    assert msg["tls"] and PASSWORD not in msg["data"]
+    assert msg["tls"] and msg["authenticated"] and PASSWORD not in msg["data"]
 
 
 def test_email_server_down_is_a_retryable_error(home):
@@ -203,3 +203,18 @@ def test_the_readme_channel_example_is_valid():
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
     cfg = parse_config(yaml.safe_load(block))
     assert sorted(cfg.channels) == ["desk", "ops"] and cfg.channel("desk").starttls
+
+
+def test_email_over_smtps_checks_the_certificate(home, tmp_path):
+    cert, key = receivers.self_signed(tmp_path)
+    server = receivers.SmtpReceiver(tls_files=(cert, key), implicit_tls=True).start()
+    try:
+        untrusted = EmailChannel("desk", host="127.0.0.1", port=server.port, sender="a@b", to=("c@d",), use_ssl=True,
+                                 timeout=5)
+        with pytest.raises(SendError):
+            untrusted.send(ALERT)  # a self-signed certificate is refused unless named by ca_file
+        EmailChannel("desk", host="127.0.0.1", port=server.port, sender="a@b", to=("c@d",), use_ssl=True,
+                     ca_file=str(cert), timeout=5).send(ALERT)
+    finally:
+        server.stop()
+    assert len(server.messages) == 1  # only the connection that verified the certificate got through
