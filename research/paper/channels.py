@@ -186,7 +186,7 @@ class WebhookChannel(Channel):
             return self.url
         value = _secret(self.url_env or "")
         if not value:
-            raise SendError(f"channel {self.name!r}: url_env {self.url_env} is not set in the environment or .env",
+            raise SendError(f"url_env {self.url_env} is not set in the environment or .env",
                             retryable=False)
         return value
 
@@ -199,7 +199,7 @@ class WebhookChannel(Channel):
     def send(self, alert: dict) -> None:
         secret = _secret(self.secret_env)
         if not secret:
-            raise SendError(f"channel {self.name!r}: secret_env {self.secret_env} is not set in the environment or .env",
+            raise SendError(f"secret_env {self.secret_env} is not set in the environment or .env",
                             retryable=False)
         stamp = str(int(time.time()))
         body = webhook_body(alert, channel=self.name, sent_at=stamp)
@@ -268,7 +268,7 @@ class EmailChannel(Channel):
         if self.username:
             password = _secret(self.password_env or "")
             if not password:
-                raise SendError(f"channel {self.name!r}: password_env {self.password_env} is not set in the environment "
+                raise SendError(f"password_env {self.password_env} is not set in the environment "
                                 "or .env", retryable=False)
         try:
             if self.use_ssl:
