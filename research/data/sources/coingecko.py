@@ -64,11 +64,11 @@ from research.data.resilience import (
     Attempt,
     CircuitBreaker,
     Guard,
-    RequestBudget,
     RetryPolicy,
     describe_request,
     guard_for,
     parse_retry_after,
+    shared_budget,
     transport_error,
 )
 from research.data.sources.base import Source
@@ -95,12 +95,9 @@ _KEY_IN_URL = re.compile(r"(x_cg_(?:pro|demo)_api_key=)[^&\s'\"]+", re.IGNORECAS
 
 
 def default_coingecko_guard(plan: str) -> Guard:
-    """The process-wide guard of one plan: public about 10 calls/min, demo 30, paid 500."""
-    budget = {
-        "public": RequestBudget.every(6.0),
-        "demo": RequestBudget.every(2.1),
-        "pro": RequestBudget(rate=8.0, burst=8),
-    }[plan]
+    """The guard of one plan: public about 10 calls/min, demo 30, paid 500, for all processes together."""
+    rate, burst = {"public": (1 / 6.0, 1), "demo": (1 / 2.1, 1), "pro": (8.0, 8)}[plan]
+    budget = shared_budget(f"coingecko-{plan}", rate, burst)  # one budget for every process
     return Guard(
         "coingecko",
         policy=RetryPolicy(attempts=4, base_delay=2.0, max_delay=30.0, deadline=90.0, timeout=15.0),

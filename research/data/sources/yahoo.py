@@ -15,11 +15,23 @@ columns with ``multi_level_index=False``, tz-naive local dates with ``ignore_tz=
 While a request runs, yfinance's process-wide switches are set so that errors arrive as
 exceptions (``config.debug.hide_exceptions = False``) and yfinance does not retry on its own
 (``config.network.retries = 0``): the :class:`~research.data.resilience.Guard` of this source
-retries, paces and breaks the circuit. yfinance keeps one HTTP session for the whole process,
-so requests are serialised by a lock. Its in-process cache of past ranges is cleared before
-each attempt (it would otherwise replay a cached 5xx page on retry); the store is the cache.
-After any HTTP error yfinance re-sends the request once with its other cookie strategy, so one
-attempt can be two HTTP requests; the budget counts attempts.
+retries, paces (with a request budget shared by every process on the machine) and breaks the
+circuit. yfinance keeps one HTTP session for the whole process, so requests are serialised by a
+lock. Its in-process cache of past ranges is cleared before each attempt (it would otherwise
+replay a cached 5xx page on retry); the store is the cache. After an HTTP error yfinance
+re-sends a request at once with its other cookie strategy, which no setting turns off: for a
+chart answer of 429 or 5xx the instrumented session stops yfinance before that re-send, so
+each attempt is one chart request and only the guard's backoff (honouring ``Retry-After``)
+decides when the next one goes out. yfinance's own log warnings are kept quiet during a call:
+its failures arrive as the typed errors below.
+
+The still-forming bar
+---------------------
+While a session is open, Yahoo's last bar is today's, still forming. Bars whose period has not
+ended (a daily bar before the exchange's regular close, per the answer's trading period, or
+before the next exchange-local midnight when that is unknown; a weekly or monthly bar before
+its period ends; an hourly bar before its hour ends) are listed in ``frame.attrs["partial"]``;
+the store never keeps them as final bars and the next fetch brings them once complete.
 
 Schema
 ------
@@ -67,11 +79,11 @@ from research.data.resilience import (
     Attempt,
     CircuitBreaker,
     Guard,
-    RequestBudget,
     RetryPolicy,
     describe_request,
     guard_for,
     parse_retry_after,
+    shared_budget,
     transport_error,
 )
 from research.data.sources.base import Source
@@ -99,13 +111,13 @@ def default_yahoo_guard() -> Guard:
     """The guard every :class:`YahooSource` shares unless given one.
 
     Four attempts within 60 s (backoff 2, 4, 8 s, jittered), 10 s per request, one request per
-    second on average with bursts of 4, and a breaker that opens after 5 consecutive failures
+    second on average with bursts of 4 (for all processes on the machine together), and a breaker that opens after 5 consecutive failures
     for 2 minutes.
     """
     return Guard(
         "yahoo",
         policy=RetryPolicy(attempts=4, base_delay=2.0, max_delay=30.0, deadline=60.0, timeout=10.0),
-        budget=RequestBudget(rate=1.0, burst=4),
+        budget=shared_budget("yahoo", rate=1.0, burst=4),
         breaker=CircuitBreaker(failure_threshold=5, cooldown=120.0),
     )
 
@@ -123,6 +135,14 @@ class _Observed:
 
 
 _OBSERVED = _Observed()
+
+
+class _ChartFailed(Exception):
+    """A chart answer of 429 or 5xx, raised inside yfinance to stop its immediate re-send."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 _DEFAULT_SESSION: Any = None
 
 
@@ -145,8 +165,11 @@ def _instrument(session: Any) -> Any:
             response = __original(*args, **kwargs)
             url = str(kwargs.get("url", args[0] if args else ""))
             if "/finance/chart/" in url:
+                status = int(response.status_code)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                _OBSERVED.chart.append((int(response.status_code), retry_after))
+                _OBSERVED.chart.append((status, retry_after))
+                if _OBSERVED.timeout is not None and (status == 429 or status >= 500):
+                    raise _ChartFailed(status)  # before yfinance re-sends it on its own
             return response
 
         setattr(session, method, wrapper)
@@ -172,6 +195,9 @@ def _strict_yfinance():
     saved = (yf.config.debug.hide_exceptions, yf.config.network.retries)
     yf.config.debug.hide_exceptions = False
     yf.config.network.retries = 0
+    yf_log = logging.getLogger("yfinance")
+    level = yf_log.level
+    yf_log.setLevel(logging.CRITICAL)  # its failures come back as typed errors instead
     try:
         with warnings.catch_warnings():
             # yfinance 1.7 calls pandas APIs deprecated in pandas 3 (inplace=...): not the user's concern
@@ -179,6 +205,7 @@ def _strict_yfinance():
             yield yf
     finally:
         yf.config.debug.hide_exceptions, yf.config.network.retries = saved
+        yf_log.setLevel(level)
 
 
 # ---------------------------------------------------------------------------- normalisation
@@ -373,11 +400,12 @@ class YahooSource(Source):
             try:
                 ticker = yf.Ticker(request.symbol, session=self.session)
                 raw = ticker.history(**request.kwargs, timeout=attempt.timeout)
+                meta = getattr(getattr(ticker, "_price_history", None), "_history_metadata", None)
             except Exception as exc:  # yfinance raises many kinds; map every one
                 raise self._map_error(exc, request, _OBSERVED.last_chart()) from None
             finally:
                 _OBSERVED.timeout = None
-        return self._to_frame(raw, request)
+        return self._to_frame(raw, request, meta if isinstance(meta, dict) else {})
 
     def _map_error(self, exc: Exception, request: _Request, chart: tuple[int, float | None] | None) -> SourceError:
         from yfinance import exceptions as yfe
@@ -418,7 +446,7 @@ class YahooSource(Source):
             f"{src} {what}: unexpected answer from Yahoo ({status_text}{kind}: {detail})", source=src, symbol=sym
         )
 
-    def _to_frame(self, raw: pd.DataFrame | None, request: _Request) -> pd.DataFrame:
+    def _to_frame(self, raw: pd.DataFrame | None, request: _Request, meta: dict | None = None) -> pd.DataFrame:
         src, sym, what = self.name, request.symbol, request.what
         if raw is None or not isinstance(raw, pd.DataFrame) or raw.empty:
             raise EmptyResultError(
@@ -439,5 +467,48 @@ class YahooSource(Source):
         frame = frame[keep.to_numpy()]
         if frame.empty:
             raise EmptyResultError(f"{src} {what}: Yahoo returned no bars inside the range", source=src, symbol=sym)
-        frame.attrs.update(source=src, symbol=sym, interval=request.interval, exchange_tz=exchange_tz)
+        partial = partial_bars(frame.index, request.interval, exchange_tz, meta or {}, now=_now())
+        frame.attrs.update(source=src, symbol=sym, interval=request.interval, exchange_tz=exchange_tz,
+                           partial=[t.isoformat() for t in partial])
         return frame
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+def partial_bars(
+    index: pd.DatetimeIndex, interval: str, exchange_tz: str | None, meta: dict, *, now: pd.Timestamp
+) -> list[pd.Timestamp]:
+    """Bars of ``index`` (normalised stamps) whose period had not ended at ``now``.
+
+    Daily bars end at the regular close of their session when the answer's
+    ``currentTradingPeriod`` covers that session, else at the next exchange-local midnight;
+    weekly and monthly bars at the end of their week or month (exchange-local); hourly bars an
+    hour after they start.
+    """
+    if not len(index):
+        return []
+    if interval not in _DAILY_OR_LONGER:
+        return [t for t in index[-3:] if t + pd.Timedelta(hours=1) > now]
+    tz = exchange_tz or "UTC"
+    regular = ((meta.get("currentTradingPeriod") or {}).get("regular") or {}) if isinstance(meta, dict) else {}
+    out = []
+    for t in index[-3:]:
+        day = pd.Timestamp(t.date())
+        if interval == "1wk":
+            ends = (day + pd.Timedelta(days=7)).tz_localize(tz)
+        elif interval == "1mo":
+            ends = (day + pd.offsets.MonthBegin(1)).tz_localize(tz)
+        else:
+            ends = (day + pd.Timedelta(days=1)).tz_localize(tz)
+            try:
+                start = pd.Timestamp(int(regular["start"]), unit="s", tz="UTC")
+                end = pd.Timestamp(int(regular["end"]), unit="s", tz="UTC")
+            except (KeyError, TypeError, ValueError):
+                start = end = None
+            if start is not None and start.tz_convert(tz).date() == day.date():
+                ends = end
+        if now < ends:
+            out.append(t)
+    return out
