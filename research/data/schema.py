@@ -214,21 +214,23 @@ def validate_ohlcv(
     kept_pos = order[keep][np.argsort(frame.index[keep].asi8, kind="stable")]
 
     # Unit jumps: a spike of >= 20x against both neighbours is quarantined; a lasting level
-    # change is flagged; near-split ratios are flagged.
+    # change is flagged; near-split ratios are flagged. Spikes are removed until none is left
+    # (two adjacent bad rows can hide each other), so stored rows re-validate unchanged.
     close = kept["close"].to_numpy()
     if len(close) >= 2:
         ratio = close[1:] / close[:-1]
         big = (ratio >= _UNIT) | (ratio <= 1 / _UNIT)
-        spike = np.zeros(len(close), dtype=bool)
-        if len(close) >= 3:
+        while len(close) >= 3:
+            spike = np.zeros(len(close), dtype=bool)
             back = close[1:-1] / close[2:]
             spike[1:-1] = big[:-1] & (((ratio[:-1] >= _UNIT) & (back >= _UNIT)) | ((ratio[:-1] <= 1 / _UNIT) & (back <= 1 / _UNIT)))
-        if spike.any():
+            if not spike.any():
+                break
             unit = np.zeros(n, dtype=bool)
             unit[kept_pos[spike]] = True
             mark(unit, "UNIT_JUMP", "close jumps 20x and reverts")
             keep = keep & ~unit
-            kept = kept[~spike]
+            kept, kept_pos = kept[~spike], kept_pos[~spike]
             close = kept["close"].to_numpy()
             ratio = close[1:] / close[:-1] if len(close) >= 2 else np.array([])
             big = (ratio >= _UNIT) | (ratio <= 1 / _UNIT)

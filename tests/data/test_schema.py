@@ -173,3 +173,12 @@ def test_every_row_is_accounted_for_and_stored_rows_are_valid(raw):
     again = _validate(res.clean)  # idempotent: valid data re-validates unchanged
     assert again.report.quarantined == 0 and again.report.duplicates == 0
     pd.testing.assert_frame_equal(again.clean, res.clean, check_freq=False)
+
+
+def test_adjacent_unit_spikes_are_all_quarantined_so_stored_rows_revalidate():
+    idx = pd.date_range("2000-01-03", periods=4, freq="D", tz="UTC", name="timestamp")
+    c = np.array([28.00503, 2.818947e7, 2.831954e4, 28.32514])  # x1e6 then x1000: each hides the other
+    raw = pd.DataFrame({"open": c, "high": c * 1.01, "low": c * 0.99, "close": c, "volume": 1000.0}, index=idx)
+    res = validate_ohlcv(raw, symbol="T", source="test")
+    assert res.report.reasons == {"UNIT_JUMP": 2} and len(res.clean) == 2
+    assert validate_ohlcv(res.clean, symbol="T", source="test").report.quarantined == 0
