@@ -18,7 +18,7 @@ verb                  what it does (its home)
 ``walk_forward``      choose in-sample, trade out of sample (:mod:`research.backtest.walkforward`)
 ``summary``           the risk statistics of a return series (:mod:`research.risk.metrics`)
 ``risk_report``       the summary with the tear sheet's series (:mod:`research.risk.report`)
-``train_and_evaluate``  the LSTM against its baselines, tracked (:mod:`research.tracking.experiments`)
+``train_and_evaluate``  the LSTM against its baselines, tracked (:mod:`research.experiments.cycle`)
 ``get_settings``      paths, tracking URI and keys (:mod:`research.config`)
 ====================  ===================================================================
 """
@@ -38,8 +38,8 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "walk_forward": "research.backtest.walkforward",
     "summary": "research.risk.metrics",
     "risk_report": "research.risk.report",
-    "train_and_evaluate": "research.tracking.experiments",
-    "TrainingConfig": "research.tracking.config",
+    "train_and_evaluate": "research.experiments.cycle",
+    "TrainingConfig": "research.experiments.training_config",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

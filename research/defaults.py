@@ -13,7 +13,7 @@ branch                 what it holds
                        unless asked (the golden tests and the README figures use these)
 ``lstm``               the LSTM's hyperparameters (:class:`~research.models.lstm.LSTMParams`
                        and the training configuration's LSTM fields)
-``training``           the training cycle (:class:`~research.experiments.config.TrainingConfig`):
+``training``           the training cycle (:class:`~research.experiments.TrainingConfig`):
                        data, evaluation, and the cost assumptions of trading the forecasts
 ``pipelines``          each pipeline's shared parameters and each stage's parameters
 =====================  ===================================================================

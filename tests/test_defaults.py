@@ -61,8 +61,8 @@ def test_the_cli_options_read_the_tree():
 
 
 def test_one_declaration_of_the_lstm_hyperparameters():
+    from research.experiments.training_config import TrainingConfig
     from research.models.lstm import LSTMParams
-    from research.tracking.config import TrainingConfig
 
     model = {f.name: f.default for f in dataclasses.fields(LSTMParams)}
     assert model == D.LSTM, "LSTMParams declares other defaults than research.defaults.LSTM"

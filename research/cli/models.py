@@ -38,7 +38,7 @@ def train(
     Walk-forward folds with an embargo; the model is registered and becomes `champion` only
     when it beats the naive baseline on the primary metric.
     """
-    from research.tracking import TrainingConfig, train_and_evaluate
+    from research.experiments import TrainingConfig, train_and_evaluate
     from research.viz.models import evaluation_figures
 
     cfg = TrainingConfig.from_yaml(config, base=TrainingConfig.preset(preset)) if config else TrainingConfig.preset(preset)
@@ -63,8 +63,9 @@ def predict(
 ) -> None:
     """Forecast SYMBOL's next horizon with the champion model (or --version) on the latest bars."""
     from research.data import load_prices
+    from research.experiments import model_name_for
     from research.features.sets import feature_set
-    from research.tracking import NoChampionError, load_champion, load_version, model_name_for
+    from research.tracking import NoChampionError, load_champion, load_version
 
     name = model_name or model_name_for(symbol)
     try:

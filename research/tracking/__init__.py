@@ -1,4 +1,4 @@
-"""MLflow tracking for the workbench: runs, the model registry and the training cycle.
+"""The workbench's thin facade over MLflow: runs, the store and the model registry.
 
 The store is ``sqlite:///<home>/mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
 unless ``MLFLOW_TRACKING_URI`` / ``WORKBENCH_ARTIFACT_ROOT`` say otherwise.
@@ -8,9 +8,10 @@ entry point                   what it does
 ============================  ================================================================
 ``run(experiment, config)``   context manager: one tracked run (params, tags, data hash, FAILED
                               on error); see :mod:`research.tracking.runs`
-``train_and_evaluate(sym)``   the one-call training cycle; see :mod:`research.tracking.experiments`
 ``load_champion(name)``       the champion model for inference; see :mod:`research.tracking.registry`
 ============================  ================================================================
+
+The training cycle that records into it lives one floor up, in :mod:`research.experiments`.
 
 Names are imported on first use, so ``import research.tracking.runs`` stays light (no Keras,
 no backtest engine).
@@ -28,9 +29,6 @@ _EXPORTS = {
     "register_model": "registry", "promote": "registry", "champion_version": "registry",
     "latest_version": "registry", "load_champion": "registry", "load_version": "registry",
     "CHAMPION": "registry", "RegistryError": "registry", "NoChampionError": "registry",
-    "TrainingConfig": "config",
-    "TrainingResult": "experiments", "train_and_evaluate": "experiments",
-    "model_name_for": "experiments", "DEFAULT_EXPERIMENT": "experiments",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -4,8 +4,8 @@ For each symbol, :func:`train_or_predict` decides (see :func:`retrain_reason`):
 
 * **train** when asked (``retrain=True``), when no model is registered yet, when the latest
   registered version is ``retrain_every_days`` old or older, or when the model was fitted on
-  bars after the as-of date (using it would look ahead). Training is the tracking layer's
-  one-call cycle (:func:`research.tracking.train_and_evaluate`): walk-forward LSTM against
+  bars after the as-of date (using it would look ahead). Training is the experiments layer's
+  one-call cycle (:func:`research.experiments.train_and_evaluate`): walk-forward LSTM against
   the naive, moving-average and ridge baselines out of sample, logged to MLflow, registered,
   and promoted to ``champion`` only if it beats the naive baseline.
 * **predict** otherwise, with the champion (or, when no version ever beat the naive baseline,
@@ -16,7 +16,7 @@ Either way the stage ends with a forecast made at the symbol's last bar up to th
 ``predictions`` rows: ``timestamp, symbol, model, predicted, actual, kind, fold, seed, version``
 where ``kind`` is ``walk_forward`` (out-of-sample evaluation forecasts) or ``forecast`` (made
 by the deployed model on bars after its training data; ``actual`` is NaN until realised).
-``model_eval`` rows follow :meth:`research.tracking.TrainingResult.model_eval`, plus ``mode``
+``model_eval`` rows follow :meth:`research.experiments.TrainingResult.model_eval`, plus ``mode``
 (``trained``/``predicted``), ``version`` and ``reason``.
 """
 
@@ -118,7 +118,7 @@ def _eval_from_run(run_id: str, symbol: str, *, champion: bool, primary: str) ->
 
 
 def _train(symbol: str, *, source: str, interval: str, config: Any, ohlcv: pd.DataFrame, reason: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from research.tracking import train_and_evaluate
+    from research.experiments import train_and_evaluate
 
     res = train_and_evaluate(symbol, source=source, config=config, interval=interval)
     wf = res.predictions.assign(symbol=symbol, kind="walk_forward", version=res.model_version)
@@ -145,7 +145,7 @@ def train_or_predict(
     predictions, model_eval : DataFrame
         The two outputs of the daily pipeline's model stage.
     """
-    from research.tracking import TrainingConfig, model_name_for
+    from research.experiments import TrainingConfig, model_name_for
 
     end = str(_utc(as_of))
     config = TrainingConfig.preset(preset).replace(end=end, **dict(overrides or {}))

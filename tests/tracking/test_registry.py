@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from research.experiments.cycle import _log_model
 from research.models.datasets import forward_target, make_windows
 from research.models.lstm import LSTMForecaster
 from research.tracking import registry
-from research.tracking.experiments import _log_model
 from research.tracking.runs import run
 
 

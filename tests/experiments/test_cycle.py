@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from research.experiments import TrainingConfig, train_and_evaluate
+from research.experiments.training_config import BASELINES
 from research.models.base import TrainingError
-from research.tracking import TrainingConfig, load_champion, train_and_evaluate
-from research.tracking.config import BASELINES
+from research.tracking import load_champion
 from research.viz.models import evaluation_figures
 
 TINY = TrainingConfig.preset("tiny").replace(max_bars=500, n_folds=2, test_size=80, epochs=6, patience=2, lr=5e-3, trade=False)

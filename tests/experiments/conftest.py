@@ -25,7 +25,7 @@ def planted_features(ohlcv: pd.DataFrame, name: str = "lstm") -> pd.DataFrame:
 @pytest.fixture
 def planted(monkeypatch):
     """Make the training cycle use :func:`planted_features`."""
-    import research.tracking.experiments as ex
+    import research.experiments.cycle as ex
 
     monkeypatch.setattr(ex, "feature_set", planted_features)
     return planted_features

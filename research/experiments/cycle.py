@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 
 from research.data import load_prices
+from research.experiments.trading import trade_predictions
+from research.experiments.training_config import TrainingConfig
 from research.features.sets import feature_set
 from research.models.baselines import make_baseline
 from research.models.datasets import (
@@ -55,10 +57,8 @@ from research.models.evaluate import (
 from research.models.lstm import LSTMForecaster
 from research.models.walkforward import WalkForwardResult, walk_forward
 from research.tracking import registry
-from research.tracking.config import TrainingConfig
 from research.tracking.runs import TrackedRun, run
 from research.tracking.store import configure
-from research.tracking.trading import trade_predictions
 
 __all__ = ["TrainingResult", "train_and_evaluate", "DEFAULT_EXPERIMENT", "model_name_for"]
 

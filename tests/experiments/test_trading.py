@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from research.data.sources.synthetic import synthetic_ohlcv
-from research.tracking.config import TrainingConfig
-from research.tracking.trading import TRADING_COLUMNS, trade_predictions
+from research.experiments.trading import TRADING_COLUMNS, trade_predictions
+from research.experiments.training_config import TrainingConfig
 
 
 def test_flat_hold_and_foresight_forecasts_trade_as_expected():

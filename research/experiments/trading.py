@@ -17,8 +17,8 @@ import warnings
 import pandas as pd
 
 from research.backtest import backtest
+from research.experiments.training_config import TrainingConfig
 from research.strategies.signals import prediction_signals
-from research.tracking.config import TrainingConfig
 
 __all__ = ["trade_predictions", "TRADING_COLUMNS"]
 

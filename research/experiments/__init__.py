@@ -1,0 +1,42 @@
+"""Experiments: the training cycle and the trading of its forecasts, recorded through tracking.
+
+============================  ================================================================
+entry point                   what it does
+============================  ================================================================
+``train_and_evaluate(sym)``   the one-call cycle: walk-forward LSTM against the baselines,
+                              logged to MLflow, registered, champion only if it beat naive;
+                              see :mod:`research.experiments.cycle`
+``TrainingConfig``            flat, YAML-friendly settings with presets (``tiny``,
+                              ``pipeline``, ``research``); :mod:`research.experiments.training_config`
+``trade_predictions``         backtest stats of acting on each model's out-of-sample forecasts;
+                              :mod:`research.experiments.trading`
+============================  ================================================================
+
+This layer sits above ``research.backtest`` and ``research.tracking`` and may import both;
+tracking knows nothing of it. Names are imported on first use (no Keras, no engine).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TrainingConfig": "training_config", "PRIMARY_METRICS": "training_config", "BASELINES": "training_config",
+    "TrainingResult": "cycle", "train_and_evaluate": "cycle", "model_name_for": "cycle",
+    "DEFAULT_EXPERIMENT": "cycle",
+    "trade_predictions": "trading", "TRADING_COLUMNS": "trading",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"research.experiments.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'research.experiments' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
