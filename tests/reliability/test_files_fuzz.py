@@ -163,3 +163,20 @@ def test_offsets_changing_across_dst_parse_daily_and_hourly(tmp_path, case):
           and list(hourly.index) == list(hours.tz_convert("UTC")))
     case(GROUP, "offsets -05:00/-04:00 in one column (1d and 1h)", "session dates; UTC instants",
          f"{len(daily)} dates, {len(hourly)} hours, ok={ok}", ok)
+
+
+def test_spreadsheet_exports_load(tmp_path, case):
+    """Excel-style exports: a byte-order mark, ``;`` with decimal commas, day-first dates."""
+    import pandas as pd
+
+    days = pd.bdate_range("2024-01-01", "2024-02-15")
+    rows = [f"{d:%d/%m/%Y};10,5;11,25;9,75;10,5;1000" for d in days]
+    (tmp_path / "EU.csv").write_text("\n".join(["Date;Open;High;Low;Close;Volume", *rows]) + "\n", encoding="utf-8-sig")
+    (tmp_path / "BOM.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n", encoding="utf-8-sig")
+    store = Store(tmp_path / "data")
+    eu = store.ingest(FilesSource(tmp_path), "EU")
+    bom = store.ingest(FilesSource(tmp_path), "BOM")
+    ok = (list(eu.frame.index) == [pd.Timestamp(d, tz="UTC") for d in days] and eu.frame["high"].eq(11.25).all()
+          and eu.report.quarantined == 0 and len(bom.frame) == 1)
+    case(GROUP, "spreadsheet exports (BOM; ';' and decimal comma; dd/mm/yyyy)", f"{len(days)} + 1 bars, 0 quarantined",
+         f"{len(eu.frame)} + {len(bom.frame)} bars, {eu.report.quarantined} quarantined", ok)

@@ -10,6 +10,10 @@ the column (an ``America/New_York`` export has ``-05:00`` in winter and ``-04:00
 daily, weekly and monthly bars take the date as written (the exchange's session date), hourly
 bars their instant in UTC.
 
+CSV files may start with a byte-order mark and use ``;`` (with decimal commas), tab or ``|``
+as separator. Dates written day first (``31/01/2024``) are read day first when reading them
+month first would leave some unparsed.
+
 A file that cannot be read as bars (empty, binary, not a table, missing or repeated columns)
 raises :class:`~research.data.errors.SchemaError` naming the file, what was found and what is
 expected; no other exception leaves :meth:`FilesSource.fetch`.
@@ -136,7 +140,12 @@ class FilesSource(Source):
                 if isinstance(raw.index, pd.DatetimeIndex):
                     raw = raw.reset_index()
             else:
-                raw = pd.read_csv(path)
+                raw = pd.read_csv(path, encoding="utf-8-sig")  # -sig: Excel's byte-order mark
+                if raw.shape[1] == 1:  # another separator: ";" (with decimal commas), tab or "|"
+                    head = str(raw.columns[0])
+                    sep = next((c for c in (";", "\t", "|") if c in head), None)
+                    if sep is not None:
+                        raw = pd.read_csv(path, encoding="utf-8-sig", sep=sep, decimal="," if sep == ";" else ".")
         except SchemaError:
             raise
         except UnicodeDecodeError:
@@ -157,10 +166,16 @@ class FilesSource(Source):
             return wall.dt.normalize().dt.tz_localize("UTC")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
+            warnings.filterwarnings("ignore", "Parsing dates in", UserWarning)
             try:
                 ts = pd.to_datetime(stamps, errors="coerce")
             except ValueError:  # offsets that change within the column (DST): each is a valid instant
                 ts = pd.to_datetime(stamps, errors="coerce", utc=True)
+            if text is not None and ts.isna().any() and text.str.contains("/", regex=False).fillna(False).any():
+                # day-first dates (31/01/2024): month-first reading leaves days above 12 unparsed
+                first = pd.to_datetime(stamps, errors="coerce", dayfirst=True)
+                if first.isna().sum() < ts.isna().sum():
+                    ts = first
         if not isinstance(ts.dtype, pd.DatetimeTZDtype) and not pd.api.types.is_datetime64_dtype(ts.dtype):
             ts = pd.to_datetime(ts, errors="coerce", utc=True)
         if getattr(ts.dt, "tz", None) is None:
