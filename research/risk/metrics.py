@@ -47,7 +47,7 @@ __all__ = [
     "sortino_ratio", "downside_deviation", "calmar_ratio", "equity_curve", "drawdown_series",
     "max_drawdown", "max_drawdown_duration", "value_at_risk", "conditional_value_at_risk",
     "beta", "alpha", "tracking_error", "information_ratio", "win_rate", "profit_factor",
-    "exposure", "turnover", "summary", "SUMMARY_KEYS", "VAR_METHODS",
+    "exposure", "turnover", "equal_weight_returns", "summary", "SUMMARY_KEYS", "VAR_METHODS",
 ]
 
 VAR_METHODS = ("historical", "gaussian", "cornish_fisher")
@@ -300,6 +300,24 @@ def information_ratio(returns: pd.Series, benchmark: pd.Series, *, periods_per_y
     if len(active) < 2:
         return float("nan")
     return _ratio(active.mean(), _std(active)) * np.sqrt(periods_per_year)
+
+
+# --------------------------------------------------------------------------- books
+
+def equal_weight_returns(curves: pd.DataFrame) -> pd.Series:
+    """Per-bar returns of an equal-weight book of ``curves``, rebalanced every bar.
+
+    The mean of the members' simple returns on each bar, over the members that have a return
+    on that bar (a member before its first or after its last bar does not count; no price is
+    filled). A bar where no member has a return is NaN: the caller decides whether it is a
+    flat bar (``fillna(0)``) or no bar (``dropna()``).
+
+    Parameters
+    ----------
+    curves : DataFrame
+        Equity curves or prices, one column per member.
+    """
+    return curves.pct_change(fill_method=None).mean(axis=1, skipna=True)
 
 
 # --------------------------------------------------------------------------- trades and positions

@@ -32,6 +32,7 @@ import pandas as pd
 
 from research.data import ingest_many, load_prices
 from research.defaults import PIPELINES
+from research.risk.metrics import equal_weight_returns
 from research.workflow.results import read_output, write_output
 
 _DAILY = PIPELINES["daily"]
@@ -226,7 +227,7 @@ def backtest_stage(
         trades.append(_trades(res, name, params))
         curves.update({f"{name}|{book}": res.equity[book] for book in res.equity.columns})
         if name == primary:
-            book = res.equity.pct_change(fill_method=None).mean(axis=1, skipna=True).fillna(0.0)
+            book = equal_weight_returns(res.equity).fillna(0.0)
             curves[f"portfolio|{primary}"] = (1.0 + book).cumprod() * float(res.equity.iloc[0].dropna().mean())
             positions = _book_weights(res, symbols)
     equity = pd.DataFrame(curves)
@@ -259,8 +260,8 @@ def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -
     if not cols:
         raise ValueError(f"no equity curves of strategy {strategy!r}; have {sorted({c.split('|')[0] for c in equity.columns})}")
     rets = equity[cols].pct_change(fill_method=None)
-    book = rets.mean(axis=1, skipna=True).dropna()
-    bench = prices.pct_change(fill_method=None).mean(axis=1, skipna=True).reindex(book.index)
+    book = equal_weight_returns(equity[cols]).dropna()
+    bench = equal_weight_returns(prices).reindex(book.index)
     ppy = periods_per_year(book)
     trials = read_output(output_dir, "sweep_returns") if _has(output_dir, "sweep_returns") else None
     overfit = None

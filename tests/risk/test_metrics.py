@@ -211,3 +211,12 @@ def test_drawdown_and_tail_properties(xs):
     for method in m.VAR_METHODS[:2]:
         assert m.conditional_value_at_risk(r, method=method) <= m.value_at_risk(r, method=method) + 1e-12
         assert m.value_at_risk(r, level=0.99, method=method) <= m.value_at_risk(r, level=0.95, method=method) + 1e-12
+
+
+def test_equal_weight_returns_average_the_members_that_have_a_bar():
+    idx = pd.date_range("2024-01-01", periods=4, freq="D")
+    curves = pd.DataFrame({"a": [100.0, 110.0, 121.0, 121.0], "b": [np.nan, 50.0, 55.0, 44.0]}, index=idx)
+    book = m.equal_weight_returns(curves)
+    assert np.isnan(book.iloc[0])
+    assert book.iloc[1] == pytest.approx(0.10)  # b has no return yet
+    assert book.iloc[2] == pytest.approx(0.10) and book.iloc[3] == pytest.approx(-0.10)

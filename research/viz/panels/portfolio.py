@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from research.risk.metrics import equal_weight_returns
 from research.risk.report import rolling_metrics
 from research.viz.panels.layout import (
     dropdown,
@@ -128,7 +129,7 @@ def portfolio_curves(run: PublishedRun) -> tuple[dict[str, pd.Series], str]:
     strategy = run.document("risk").get("strategy") if run.has("risk") else None
     members = [c for c in equity.columns if strategy and str(c).startswith(f"{strategy}|") and str(c).count("|") == 1]
     if len(members) > 1:
-        book = equity[members].pct_change(fill_method=None).mean(axis=1, skipna=True).dropna()
+        book = equal_weight_returns(equity[members]).dropna()
         label = f"book|{strategy} (equal weight)"
         return {label: (1 + book).cumprod(), **curves}, label
     return curves, next(iter(curves))
