@@ -153,7 +153,7 @@ class Store:
         """File of one dataset (``kind`` is ``"store"`` or ``"quarantine"``)."""
         if interval not in INTERVALS:
             raise InvalidRequestError(f"unknown interval {interval!r}; expected one of {list(INTERVALS)}")
-        return self.root / kind / source / interval / f"{quote(symbol, safe='^=.-_')}.parquet"
+        return self.root / kind / source / interval / dataset_file_name(symbol)
 
     # ------------------------------------------------------------- low level
     def _dataset(self, source: str, interval: str, symbol: str) -> str:
@@ -418,7 +418,9 @@ class Store:
         that moment (fetched rows win on equal timestamps), so concurrent ingests never drop
         each other's rows. ``refresh=True`` replaces the version it saw when it started
         (rows committed by a concurrent ingest since then are kept). A corrupt stored copy is
-        replaced by ``refresh=True`` and raises :class:`CorruptDatasetError` otherwise.
+        replaced by ``refresh=True`` and raises :class:`CorruptDatasetError` otherwise. When the
+        update cannot be stored (read-only folder, disk full), a live source's stored copy is
+        served marked stale, as when the source fails; otherwise :class:`StoreError` is raised.
         """
         start, end = _utc(start), _utc(end)
         if start is not None and end is not None and start > end:
@@ -477,9 +479,9 @@ class Store:
                 }
                 manifest = self.write(source.name, interval, symbol, clean, meta=meta)
         except StoreError as exc:
-            if m is None or isinstance(exc, CorruptDatasetError):
+            if m is None or not source.live or isinstance(exc, CorruptDatasetError):
                 raise
-            return self._serve_stale(source, symbol, interval, m, exc, start, end)
+            return self._serve_stale(source, symbol, interval, m, exc, start, end)  # as when the source fails
         frame = self.read(source.name, interval, symbol, start=start, end=end)
         return IngestResult(frame, manifest, result.report, True)
 
@@ -519,6 +521,11 @@ class Store:
             return False
         age = (_now() - pd.Timestamp(m["fetched_at"])).total_seconds()
         return age < self.freshness_ttl
+
+
+def dataset_file_name(symbol: str) -> str:
+    """The file name of a symbol's dataset (characters unsafe in file names percent-encoded)."""
+    return f"{quote(symbol, safe='^=.-_')}.parquet"
 
 
 def _partial_index(raw: pd.DataFrame) -> pd.DatetimeIndex:

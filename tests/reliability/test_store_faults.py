@@ -19,7 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from research.data import CorruptDatasetError, StaleDataWarning, Store, StoreError, load_prices
+from research.data import (
+    CorruptDatasetError,
+    StaleDataWarning,
+    Store,
+    StoreError,
+    SymbolNotFoundError,
+    load_prices,
+)
 from research.data.sources.files import FilesSource
 from research.data.sources.synthetic import SyntheticSource, synthetic_ohlcv
 from tests.data.store_worker import PartLive, part_frame
@@ -62,6 +69,73 @@ def test_concurrent_first_ingests_keep_every_acknowledged_row(tmp_path, case):
          f"{lost_commits} of {acked} acknowledged", lost_commits == 0 and acked == trials * workers)
     case(GROUP, "concurrent first ingests: rows unaccounted", 0, f"{unaccounted} (of {expected_rows} per trial)",
          unaccounted == 0)
+
+
+def test_first_and_later_ingests_with_sigkill(tmp_path, case):
+    """Six writers of one dataset start at once and two are SIGKILLed at random moments."""
+    rng = random.Random(21)
+    trials, workers, kills = 4, 6, 2
+    acked = lost = unaccounted = torn = 0
+    for trial in range(trials):
+        root, go = tmp_path / f"k{trial}", tmp_path / f"kgo{trial}"
+        later = trial % 2 == 1  # odd trials: the dataset exists before the writers start
+        if later:
+            Store(root).ingest(PartLive(0, workers), "KILL")
+        first = 1 if later else 0
+        outs = {w: tmp_path / f"k{trial}-w{w}.json" for w in range(first, workers)}
+        procs = {w: _spawn("ingest", root, w, workers, go, out, "KILL") for w, out in outs.items()}
+        deadline = time.monotonic() + 120
+        while not all(Path(str(o) + ".ready").exists() for o in outs.values()):
+            assert time.monotonic() < deadline, "ingest workers did not start"
+            time.sleep(0.01)
+        go.touch()
+        victims = rng.sample(sorted(procs), kills)
+        time.sleep(rng.uniform(0.0, 0.3))
+        for w in victims:
+            procs[w].send_signal(signal.SIGKILL)
+        for p in procs.values():
+            p.wait(timeout=120)
+        try:
+            stored = set(Store(root).read("partlive", "1d", "KILL").index.map(pd.Timestamp.isoformat))
+        except SymbolNotFoundError:
+            stored = set()
+        except StoreError:
+            torn += 1
+            continue
+        expect = [set(part_frame(0, workers).index.map(pd.Timestamp.isoformat))] if later else []
+        for out in outs.values():
+            if out.exists() and json.loads(out.read_text())["ack"]:
+                expect.append(set(json.loads(out.read_text())["rows"]))
+        acked += len(expect)
+        for rows in expect:
+            lost += bool(rows - stored)
+            unaccounted += len(rows - stored)
+    case(GROUP, "first and later ingests with SIGKILL: lost commits", 0,
+         f"{lost} of {acked} acknowledged ({trials} trials x {workers} writers, {kills} killed each)", lost == 0)
+    case(GROUP, "first and later ingests with SIGKILL: torn or unreadable", 0,
+         f"{torn} torn, {unaccounted} rows unaccounted", torn == 0 and unaccounted == 0)
+
+
+def test_disk_full_keeps_the_previous_version(store, monkeypatch, case):
+    old = load_prices("FULL", source="synthetic", store=store)
+
+    def full(table, where, **kwargs):
+        where.write(b"PAR1 half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    try:
+        load_prices("FULL", source="synthetic", refresh=True, store=store)
+        observed = "no error"
+    except StoreError as exc:
+        observed = f"StoreError: {exc}"
+    monkeypatch.undo()
+    folder = store.path("synthetic", "1d", "FULL").parent
+    leftovers = [p.name for p in folder.iterdir() if p.suffix == ".tmp"]
+    intact = store.read("synthetic", "1d", "FULL").equals(old)
+    case(GROUP, "disk full during a refresh", "StoreError; previous version intact; no temp file",
+         f"{observed[:60]}; intact={intact}; temp files {leftovers}",
+         observed.startswith("StoreError") and "No space" in observed and intact and not leftovers)
 
 
 def test_a_later_ingest_keeps_rows_committed_meanwhile(store):
