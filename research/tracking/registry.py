@@ -10,13 +10,20 @@ Rules
   keeps the alias.
 - Models load only into the workbench's artifact store (downloads go to
   ``<artifact_root>/.registry-cache``), in the native ``.keras`` format, with safe mode on.
+- Every version records, when registered, the sha256 of its ``.keras`` file and of the
+  forecaster metadata (version tags ``keras_sha256`` and ``metadata_sha256``). Loading
+  checks both before Keras reads a byte: a flipped bit or an edited file raises
+  :class:`ModelIntegrityError` and nothing is loaded. (A version registered before these
+  tags existed is checked by its weights hash only, after loading, with a warning.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +34,7 @@ from research.tracking.store import configure
 __all__ = [
     "CHAMPION",
     "RegistryError",
+    "ModelIntegrityError",
     "NoChampionError",
     "register_model",
     "promote",
@@ -45,6 +53,10 @@ class RegistryError(RuntimeError):
     """A registry operation was refused."""
 
 
+class ModelIntegrityError(RegistryError):
+    """A registered model's artifact does not match the hash recorded when it was registered."""
+
+
 class NoChampionError(LookupError):
     """No version of a registered model holds the ``champion`` alias."""
 
@@ -56,13 +68,44 @@ def _client() -> Any:
     return MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _one(folder: Path, pattern: str, what: str) -> Path:
+    files = sorted(Path(folder).rglob(pattern))
+    if len(files) != 1:
+        raise RegistryError(f"{what}: expected one {pattern} file, found {len(files)}")
+    return files[0]
+
+
+def _artifact_hashes(run_id: str, model_uri: str) -> dict[str, str]:
+    """sha256 of the logged ``.keras`` file and of the forecaster metadata, read from the store."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(Path(tmp) / "model"))
+        meta_dir = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FORECASTER_DIR,
+                                                       dst_path=str(Path(tmp) / "run"))
+        return {"keras_sha256": _sha256(_one(model_dir, "*.keras", f"model {model_uri}")),
+                "metadata_sha256": _sha256(_one(meta_dir, "*.json", f"run {run_id} {FORECASTER_DIR}/"))}
+
+
 def register_model(run_id: str, *, name: str, model_uri: str, tags: dict[str, Any] | None = None) -> Any:
     """Register the model logged by a FINISHED run as a new version of ``name``.
+
+    The version is created with the sha256 of its ``.keras`` file and of the forecaster
+    metadata as tags (``keras_sha256``, ``metadata_sha256``), which loading verifies.
 
     Raises
     ------
     RegistryError
-        The run did not finish successfully (nothing is registered).
+        The run did not finish successfully, or its model or metadata artifact is missing
+        (nothing is registered).
     """
     import mlflow
 
@@ -70,7 +113,8 @@ def register_model(run_id: str, *, name: str, model_uri: str, tags: dict[str, An
     status = client.get_run(run_id).info.status
     if status != "FINISHED":
         raise RegistryError(f"refusing to register a model from run {run_id}: its status is {status}, not FINISHED")
-    mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    hashes = _artifact_hashes(run_id, model_uri)
+    mv = mlflow.register_model(model_uri, name, tags={**{k: str(v) for k, v in (tags or {}).items()}, **hashes})
     client.set_model_version_tag(name, mv.version, "run_id", run_id)
     return mv
 
@@ -137,15 +181,32 @@ def load_version(name: str, version: str | int, *, fast_inference: bool = False)
     files = sorted(Path(model_dir).rglob("*.keras"))
     if len(files) != 1:
         raise RegistryError(f"{name} v{version}: expected one .keras file in the registered model, found {len(files)}")
+    _verify(name, str(version), mv.tags or {}, {"keras_sha256": files[0], "metadata_sha256": metas[0]}, dst)
     keras_path = dst / "registered.keras"
     shutil.copyfile(files[0], keras_path)
     keras_path.with_suffix(".json").write_text(metas[0].read_text(encoding="utf-8"), encoding="utf-8")
     model = LSTMForecaster.load(keras_path, fast_inference=fast_inference)
     expected = json.loads(metas[0].read_text(encoding="utf-8")).get("weights_sha256")
     if expected and model.weights_sha256() != expected:
-        raise RegistryError(f"{name} v{version}: registered weights do not match the run's recorded hash")
+        raise ModelIntegrityError(f"{name} v{version}: registered weights do not match the run's recorded hash")
     model.registry = {"name": name, "version": str(version), "run_id": mv.run_id}
     return model
+
+
+def _verify(name: str, version: str, tags: dict, files: dict[str, Path], cache: Path) -> None:
+    """Compare downloaded artifacts with the hashes recorded at registration; refuse on mismatch."""
+    if not any(key in tags for key in files):
+        log.warning("%s v%s was registered without artifact hashes; only its weights hash is checked", name, version)
+        return
+    for key, path in files.items():
+        recorded, actual = tags.get(key), _sha256(path)
+        if recorded != actual:
+            shutil.rmtree(cache, ignore_errors=True)
+            raise ModelIntegrityError(
+                f"{name} v{version}: {path.name} does not match the sha256 recorded when it was registered "
+                f"({key} {str(recorded)[:12]}..., found {actual[:12]}...); the stored artifact is corrupted or "
+                "was altered, so it is not loaded. Restore it from a backup or register a newly trained version."
+            )
 
 
 def load_champion(name: str, *, fast_inference: bool = False) -> LSTMForecaster:
