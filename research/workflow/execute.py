@@ -248,8 +248,9 @@ def _drop_pending_tasks(grace: float = 5.0) -> None:
     loop = ensure_event_loop()
     default = loop.get_exception_handler()
 
-    def quiet(loop, context: dict) -> None:  # the abandoned cell's task ends when its kernel is killed
-        if isinstance(context.get("exception"), (DeadKernelError, CellTimeoutError, CellExecutionError)):
+    def quiet(loop, context: dict) -> None:  # the abandoned cell's tasks end when its kernel is killed
+        if (isinstance(context.get("exception"), (DeadKernelError, CellTimeoutError, CellExecutionError))
+                or "never retrieved" in str(context.get("message", ""))):
             log.debug("stage task ended after the interruption: %s", context.get("exception"))
         elif default is not None:
             default(loop, context)
