@@ -18,15 +18,22 @@ setting                        environment variable                         defa
 
 API keys are secrets: they are never logged, never written into a notebook or a run, and
 ``repr(settings)`` masks them.
+
+Settings are resolved once per state of their inputs: :func:`get_settings` reads the ``.env``
+file again only when it changed (its modification time or size) or when the environment
+changed, so a test that sets a variable sees it at once.
+:func:`refresh_settings` forgets what was resolved (after editing ``.env`` in place within
+the same instant, say).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Settings", "get_settings", "project_root", "read_dotenv"]
+__all__ = ["Settings", "get_settings", "refresh_settings", "project_root", "read_dotenv"]
 
 
 def project_root() -> Path:
@@ -103,7 +110,7 @@ class Settings:
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Read the settings now (environment and ``.env`` are read on every call).
+    """The settings for the current environment and ``.env`` (resolved once per state of them).
 
     Parameters
     ----------
@@ -111,7 +118,24 @@ def get_settings(**overrides: object) -> Settings:
         Field values that win over everything else, e.g. ``data_dir=tmp_path``.
     """
     home = project_root()
-    env = {**read_dotenv(home / ".env"), **os.environ}
+    try:
+        stat = (home / ".env").stat()
+        stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = None
+    settings = _resolve(home, tuple(sorted(os.environ.items())), stamp)
+    return settings.with_overrides(**overrides) if overrides else settings
+
+
+def refresh_settings() -> None:
+    """Forget the resolved settings; the next :func:`get_settings` reads everything again."""
+    _resolve.cache_clear()
+
+
+@lru_cache(maxsize=16)
+def _resolve(home: Path, environ: tuple[tuple[str, str], ...], dotenv_stamp: tuple[int, int] | None) -> Settings:
+    """Settings from ``.env`` under ``home`` and the environment (``environ``: its items)."""
+    env = {**read_dotenv(home / ".env"), **dict(environ)}
 
     def path(var: str, default: Path) -> Path:
         value = env.get(var)
@@ -129,4 +153,4 @@ def get_settings(**overrides: object) -> Settings:
         coingecko_api_key=env.get("COINGECKO_API_KEY") or None,
         coingecko_demo_api_key=env.get("COINGECKO_DEMO_API_KEY") or None,
     )
-    return settings.with_overrides(**overrides) if overrides else settings
+    return settings

@@ -31,3 +31,18 @@ def test_dotenv_is_read_and_keys_are_masked(monkeypatch, tmp_path):
 
 def test_read_dotenv_missing_file_is_empty(tmp_path):
     assert read_dotenv(Path(tmp_path / "none")) == {}
+
+
+def test_settings_are_resolved_once_per_state_of_env_and_dotenv(monkeypatch, tmp_path):
+    from research.config import refresh_settings
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    monkeypatch.delenv("WORKBENCH_FRESHNESS_TTL", raising=False)
+    first = get_settings()
+    assert get_settings() is first  # nothing changed: not read again
+    (tmp_path / ".env").write_text("WORKBENCH_FRESHNESS_TTL=60\n")
+    assert get_settings().freshness_ttl == 60  # the file changed
+    monkeypatch.setenv("WORKBENCH_FRESHNESS_TTL", "30")
+    assert get_settings().freshness_ttl == 30  # the environment changed
+    refresh_settings()
+    assert get_settings() is not first and get_settings().freshness_ttl == 30

@@ -103,11 +103,7 @@ def scratch(example: Example, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("WORKBENCH_HOME", str(folder))
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(folder / "data"))
     monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(folder / "runs"))
-    from research.config import get_settings
-
-    getattr(get_settings, "cache_clear", lambda: None)()
     yield folder, namespace
-    getattr(get_settings, "cache_clear", lambda: None)()
 
 
 def test_every_doc_has_examples():
