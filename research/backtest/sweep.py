@@ -153,27 +153,41 @@ def _rows_of(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return windows, frow, srow
 
 
-def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pairs: np.ndarray,
-                 lo: np.ndarray, hi: np.ndarray, costs: tuple) -> pd.DataFrame:
-    if len(pairs) < close.shape[1]:  # few parameter sets, many symbols: parallel over symbols
-        parts = []
+FusedParts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # symbol index, fast, slow, stats
+
+
+def _fused_parts(close: np.ndarray, exec_px: np.ndarray, pairs: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 costs: tuple, many: bool | None = None) -> FusedParts:
+    """Statistics of every pair on every column: ``(symbol index, fast, slow, stats)`` rows.
+
+    ``many`` picks the kernel (True: one pair on all symbols at once; False: a grid per
+    symbol; None: by shape). Every row's numbers are the same either way it is grouped.
+    """
+    if many is None:
+        many = len(pairs) < close.shape[1]
+    n_sym = close.shape[1]
+    parts = []
+    if many:  # few parameter sets, many symbols: parallel over symbols
         for f, s in pairs:
             stats = ma_many(exec_px, close, int(f), int(s), lo, hi, *costs)
-            parts.append((np.arange(len(symbols)), np.full(len(symbols), f), np.full(len(symbols), s), stats))
+            parts.append((np.arange(n_sym), np.full(n_sym, f), np.full(n_sym, s), stats))
     else:  # a grid per symbol: parallel over parameter sets
         windows, frow, srow = _rows_of(pairs[:, 0], pairs[:, 1])
-        parts = []
-        for j in range(len(symbols)):
+        for j in range(n_sym):
             c = np.ascontiguousarray(close[:, j])
             o = np.ascontiguousarray(exec_px[:, j])
             stats, _ = ma_grid(o, c, ma_table_nb(c, windows), frow, srow, int(lo[j]), int(hi[j]), *costs, False)
             parts.append((np.full(len(pairs), j), pairs[:, 0], pairs[:, 1], stats))
-    sym_idx = np.concatenate([p[0] for p in parts])
-    stats = np.concatenate([p[3] for p in parts])
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))  # type: ignore[return-value]
+
+
+def _fused_frame(symbols: Sequence[str], parts: FusedParts) -> pd.DataFrame:
+    """The tidy table of fused rows, sorted by symbol (in ``symbols`` order), fast, slow."""
+    sym_idx, fast, slow, stats = parts
     columns = {
         "symbol": np.asarray(symbols, dtype=object)[sym_idx],
-        "fast": np.concatenate([p[1] for p in parts]).astype(np.int64),
-        "slow": np.concatenate([p[2] for p in parts]).astype(np.int64),
+        "fast": fast.astype(np.int64),
+        "slow": slow.astype(np.int64),
     }
     columns.update({name: stats[:, i] for i, name in enumerate(STATS)})
     columns["trades"] = columns["trades"].astype(np.int64)
@@ -182,6 +196,11 @@ def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str],
     if (order != np.arange(len(order))).any():
         table = table.iloc[order].reset_index(drop=True)
     return table
+
+
+def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pairs: np.ndarray,
+                 lo: np.ndarray, hi: np.ndarray, costs: tuple) -> pd.DataFrame:
+    return _fused_frame(symbols, _fused_parts(close, exec_px, pairs, lo, hi, costs))
 
 
 def sweep_ma_crossover(
@@ -197,6 +216,10 @@ def sweep_ma_crossover(
     end: object = None,
     periods_per_year: float | None = None,
     metric: str = "sharpe",
+    client: Any = None,
+    cache: bool | None = None,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
 ) -> SweepResult:
     """Every long-only SMA crossover ``fast < slow`` on every symbol, through the fused kernel.
 
@@ -215,10 +238,23 @@ def sweep_ma_crossover(
         ``"next_close"``).
     metric : str
         Column :meth:`SweepResult.best` maximises (a :data:`STATS` name).
+    client : distributed.Client, optional
+        Run on this Dask client (from :func:`research.compute.get_client`): the grid is
+        split into symbols x pair blocks of about a quarter of a second each. Same table,
+        bit for bit, as without it.
+    cache : bool, optional
+        Keep finished chunks under ``<data_dir>/cache/sweeps/`` and resume from them (default:
+        on with a client). ``True`` without a client runs the chunks in process.
+    chunk_size : int, optional
+        Pairs per task instead of the automatic size.
+    progress : bool, optional
+        Progress bar over chunks (default: on with a client).
 
     Returns
     -------
     SweepResult
+        With a client or a cache, ``params["chunks"]`` tells how many tasks ran and how many
+        came from the cache.
     """
     if timing not in ("next_open", "next_close"):
         raise ValueError(f"the fused sweep supports timing 'next_open' or 'next_close', got {timing!r}")
@@ -253,11 +289,20 @@ def sweep_ma_crossover(
     costs = (float(fees), float(slippage), float(init_cash), ppy)
     symbols = [str(c) for c in keep]
     t0 = time.perf_counter()
-    table = _fused_table(close, exec_px, symbols, pairs, lo, hi, costs)
+    chunks = None
+    if client is not None or cache:
+        from research.backtest.chunked import run_fused
+
+        table, chunks = run_fused(close, exec_px, symbols, pairs, lo, hi, costs, index, client=client, cache=cache,
+                                  chunk_size=chunk_size, progress=progress is not False)
+    else:
+        table = _fused_table(close, exec_px, symbols, pairs, lo, hi, costs)
     elapsed = time.perf_counter() - t0
     params = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing,
               "periods_per_year": ppy, "start": str(index[rows.start]), "end": str(index[rows.stop - 1]),
               "engine": "fused", "excluded": [str(e) for e in empty], "direction": "long", "sizing": "all_in"}
+    if chunks is not None:
+        params["chunks"] = chunks
     inputs = {"close": close, "exec": exec_px, "symbols": symbols, "lo": lo, "hi": hi, "costs": costs, "index": index}
     return SweepResult(table, "ma_crossover", ["fast", "slow"], metric, params, elapsed, inputs)
 
@@ -282,6 +327,9 @@ def sweep(
     *,
     metric: str = "sharpe",
     progress: bool | None = None,
+    client: Any = None,
+    cache: bool | None = None,
+    chunk_size: int | None = None,
     **backtest_kwargs: Any,
 ) -> SweepResult:
     """Sweep any registered strategy over a parameter grid (Cartesian product).
@@ -301,7 +349,16 @@ def sweep(
     metric : str
         Column :meth:`SweepResult.best` maximises.
     progress : bool, optional
-        Progress bar (default: on for more than 20 engine runs).
+        Progress bar (default: on for more than 20 engine runs, and over chunks with a client).
+    client : distributed.Client, optional
+        Run on this Dask client (from :func:`research.compute.get_client`) in chunks of
+        parameter sets x symbols; the prices are scattered to the workers once. Same table,
+        bit for bit, as without it.
+    cache : bool, optional
+        Keep finished chunks under ``<data_dir>/cache/sweeps/`` and resume from them (default:
+        on with a client). ``True`` without a client runs the chunks in process.
+    chunk_size : int, optional
+        Parameter sets per task instead of the automatic size.
     **backtest_kwargs
         Passed to :func:`~research.backtest.engine.backtest` (fees, slippage, sizing, risk...).
     """
@@ -313,10 +370,14 @@ def sweep(
 
         d = get_strategy("ma_crossover").defaults
         return sweep_ma_crossover(prices, fast=grid.get("fast", [d["fast"]]), slow=grid.get("slow", [d["slow"]]),
-                                  metric=metric, **backtest_kwargs)
+                                  metric=metric, client=client, cache=cache, chunk_size=chunk_size,
+                                  progress=progress, **backtest_kwargs)
     from tqdm.auto import tqdm
 
     combos = list(itertools.product(*[list(grid[k]) for k in keys]))
+    if client is not None or cache:
+        return _sweep_chunked(prices, strategy, grid, combos, metric, backtest_kwargs, client=client, cache=cache,
+                              chunk_size=chunk_size, progress=progress is not False)
     show = len(combos) > 20 if progress is None else progress
     rows, t0 = [], time.perf_counter()
     for combo in tqdm(combos, desc=f"sweep {strategy}", disable=not show, leave=False):
@@ -334,4 +395,23 @@ def sweep(
     table["trades"] = table["trades"].astype(np.int64)
     params = {k: v for k, v in backtest_kwargs.items() if isinstance(v, str | int | float | bool | type(None))}
     params["engine"] = "engine"
+    return SweepResult(table, strategy, keys, metric, params, time.perf_counter() - t0)
+
+
+def _sweep_chunked(prices: Any, strategy: str, grid: Mapping[str, Sequence[Any]], combos: list[tuple], metric: str,
+                   backtest_kwargs: dict[str, Any], *, client: Any, cache: bool | None, chunk_size: int | None,
+                   progress: bool) -> SweepResult:
+    from research.backtest.chunked import run_engine
+
+    keys = list(grid)
+    t0 = time.perf_counter()
+    rows, chunks = run_engine(as_fields(prices), strategy, keys, combos, backtest_kwargs, client=client, cache=cache,
+                              chunk_size=chunk_size, progress=progress)
+    if not rows:
+        raise ValueError(f"no parameter set of {strategy} ran; grid: {dict(grid)}")
+    table = pd.DataFrame(rows)
+    table["trades"] = table["trades"].astype(np.int64)
+    params = {k: v for k, v in backtest_kwargs.items() if isinstance(v, str | int | float | bool | type(None))}
+    params["engine"] = "engine"
+    params["chunks"] = chunks
     return SweepResult(table, strategy, keys, metric, params, time.perf_counter() - t0)

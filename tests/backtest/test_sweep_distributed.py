@@ -1,0 +1,178 @@
+"""Sweeps on a Dask client: the same table bit for bit, one scatter, resumable chunks, a lost worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from research.backtest import chunked
+from research.backtest.sweep import sweep, sweep_ma_crossover
+from research.data import load_prices
+
+GRID = {"fast": range(2, 40), "slow": range(3, 60)}
+RSI = {"window": [7, 14], "lower": [25.0, 30.0]}
+
+
+@pytest.fixture(scope="module")
+def client():
+    from research.compute import get_client
+
+    with get_client("local", n_workers=2, memory_limit="2GiB", dashboard_address=None, announce=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def prices() -> pd.DataFrame:
+    return load_prices(["GOOG", "SPX"])
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """Each test keeps its chunks apart (the cache key is the content, shared across a session)."""
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
+
+
+class Counting:
+    """A client that counts what it is asked to do (and passes everything on)."""
+
+    def __init__(self, client):
+        self._client, self.scatters, self.submits = client, 0, 0
+
+    def scatter(self, *args, **kwargs):
+        self.scatters += 1
+        return self._client.scatter(*args, **kwargs)
+
+    def submit(self, *args, **kwargs):
+        self.submits += 1
+        return self._client.submit(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def _chunk_files(tmp_path):
+    return sorted((tmp_path / "data" / "cache" / "sweeps").glob("*/chunk-*.parquet"))
+
+
+def test_fused_crossover_on_a_client_equals_in_process(client, prices):
+    expected = sweep_ma_crossover(prices, fees=0.001, slippage=0.0005, **GRID)
+    counting = Counting(client)
+    got = sweep_ma_crossover(prices, fees=0.001, slippage=0.0005, client=counting, chunk_size=150, progress=False,
+                             **GRID)
+    pd.testing.assert_frame_equal(expected.table, got.table, check_exact=True)
+    chunks = got.params["chunks"]
+    assert chunks["on"] == "cluster" and chunks["tasks"] == 10 == counting.submits  # 1,463 pairs / 150
+    assert counting.scatters == 7  # each shared input once, however many tasks
+
+
+def test_engine_rsi_grid_on_a_client_equals_in_process(client, prices, monkeypatch):
+    expected = sweep(prices, "rsi_reversion", RSI, fees=0.001, progress=False)
+    monkeypatch.setattr(chunked, "_ENGINE_SYMBOLS_PER_CALL", 1)  # symbols split across tasks too
+    got = sweep(prices, "rsi_reversion", RSI, fees=0.001, client=client, chunk_size=2, progress=False)
+    pd.testing.assert_frame_equal(expected.table, got.table, check_exact=True)
+    assert got.params["chunks"]["tasks"] == 2 * 2
+
+
+def test_a_rerun_computes_only_the_missing_chunks(client, prices, tmp_path):
+    first = sweep_ma_crossover(prices, client=client, chunk_size=200, progress=False, **GRID)
+    files = _chunk_files(tmp_path)
+    assert len(files) == first.params["chunks"]["tasks"] == first.params["chunks"]["computed"] == 8
+    for f in files[:3]:
+        f.unlink()
+    again = sweep_ma_crossover(prices, client=client, chunk_size=200, progress=False, **GRID)
+    assert again.params["chunks"] == {**first.params["chunks"], "computed": 3, "cached": 5}
+    pd.testing.assert_frame_equal(first.table, again.table, check_exact=True)
+    other = sweep_ma_crossover(prices, client=client, chunk_size=200, progress=False, fees=0.002, **GRID)
+    assert other.params["chunks"]["computed"] == 8  # other costs: another key
+
+
+def test_an_interrupted_sweep_resumes_from_its_finished_chunks(prices, tmp_path, monkeypatch):
+    calls = []
+    real = chunked.fused_chunk
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chunked, "fused_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweep_ma_crossover(prices, cache=True, chunk_size=200, progress=False, **GRID)
+    assert len(_chunk_files(tmp_path)) == 3
+    monkeypatch.setattr(chunked, "fused_chunk", real)
+    resumed = sweep_ma_crossover(prices, cache=True, chunk_size=200, progress=False, **GRID)
+    assert resumed.params["chunks"]["computed"] == 8 - 3 and resumed.params["chunks"]["on"] == "process"
+    pd.testing.assert_frame_equal(sweep_ma_crossover(prices, **GRID).table, resumed.table, check_exact=True)
+
+
+def test_small_work_stays_in_process(client, prices):
+    res = sweep_ma_crossover(prices, fast=[5, 10], slow=[20, 50], client=client, progress=False)
+    assert res.params["chunks"]["tasks"] == 1 and res.params["chunks"]["on"] == "process"
+
+
+def test_without_a_client_no_dask_is_imported():
+    code = ("import sys\nfrom research.data import load_prices\nfrom research.backtest.sweep import sweep\n"
+            "sweep(load_prices('SPX'), 'ma_crossover', {'fast': [5, 10], 'slow': [20, 50]})\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cli_cluster_writes_the_same_table(client, tmp_path):
+    from research.cli import app
+    from research.compute import describe
+
+    runner = CliRunner()
+    args = ["sweep", "ma_crossover", "--symbol", "SPX", "--symbol", "IXIC", "--no-overfitting"]  # 19,701 pairs
+    here = runner.invoke(app, [*args, "--out", str(tmp_path / "A")])
+    there = runner.invoke(app, [*args, "--out", str(tmp_path / "B"), "--cluster", describe(client)["scheduler"]])
+    assert here.exit_code == 0, here.output
+    assert there.exit_code == 0, there.output
+    assert "computed" in there.output and "cluster" in there.output
+    assert (tmp_path / "A" / "sweep.csv").read_bytes() == (tmp_path / "B" / "sweep.csv").read_bytes()
+
+
+def test_a_worker_killed_mid_sweep_loses_nothing(client, tmp_path):
+    """SIGKILL one worker while tasks run: its tasks rerun elsewhere; every row once, same numbers."""
+    from research.data.sources.synthetic import synthetic_ohlcv
+
+    frames = {f"S{i}": synthetic_ohlcv(f"S{i}", bars=2000, seed=i) for i in range(8)}
+    many = {f: pd.DataFrame({s: d[f] for s, d in frames.items()}) for f in ("open", "close")}
+    grid = {"fast": range(2, 200), "slow": range(3, 201)}
+    expected = sweep_ma_crossover(many, **grid)
+    pids = client.run(os.getpid)
+    out: dict = {}
+
+    def run():
+        try:
+            out["res"] = sweep_ma_crossover(many, client=client, chunk_size=2000, progress=False, **grid)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            out["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 240
+    while not _chunk_files(tmp_path) and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    busy = [addr for addr, keys in client.processing().items() if keys and addr in pids]
+    victim = pids[busy[0] if busy else next(iter(pids))]
+    finished_before = len(_chunk_files(tmp_path))
+    os.kill(victim, signal.SIGKILL)
+    worker.join(timeout=300)
+    assert not worker.is_alive() and "error" not in out, out.get("error")
+    res = out["res"]
+    tasks = res.params["chunks"]["tasks"]
+    assert finished_before < tasks == res.params["chunks"]["computed"] == len(_chunk_files(tmp_path)) == 10
+    pd.testing.assert_frame_equal(expected.table, res.table, check_exact=True)
+    assert len(res.table) == 8 * 19_701 and not res.table.duplicated(["symbol", "fast", "slow"]).any()
+    assert victim not in client.run(os.getpid).values()
