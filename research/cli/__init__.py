@@ -9,9 +9,6 @@ import os
 
 import typer
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
 app = typer.Typer(
     name="workbench",
     help="Quant research workbench: data, backtests, models, pipelines and dashboards.",
@@ -71,9 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     """
     from research.cli.errors import report
 
+    # Quiet TensorFlow's C++ logs and MLflow's telemetry here and in the kernels this starts.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         app(args=argv, prog_name="workbench")
-    except (SystemExit, KeyboardInterrupt):
+    except SystemExit:
         raise
-    except Exception as exc:  # every command group's errors are reported here, once
+    except (Exception, KeyboardInterrupt) as exc:  # every command group's errors are reported here, once
         raise SystemExit(report(exc)) from None

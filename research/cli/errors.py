@@ -5,7 +5,7 @@ that cannot be reached) is printed as one line on stderr, ``error: <what, which 
 do>``, and the command exits non-zero: 2 for usage and input errors, 1 for failures of the
 environment (network, store, tracking). ``--debug`` (or ``WORKBENCH_DEBUG=1``) prints the full
 traceback instead. An unexpected error (a bug) is also reported in one line, with a hint to
-re-run with ``--debug`` and report it; its exit code is 1.
+re-run with ``--debug`` and report it; its exit code is 1. Ctrl-C prints one line and exits 130.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ def _is_workbench_error(exc: BaseException) -> bool:
 
 
 def exit_code(exc: BaseException) -> int:
-    """2 for input and usage errors, 1 for everything else."""
+    """2 for input and usage errors, 130 for Ctrl-C, 1 for everything else."""
     from research.data.errors import DataError, SourceError, StoreError
 
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
     if isinstance(exc, (SourceError, StoreError)):
         return EXIT_FAILURE
     if isinstance(exc, DataError):  # invalid request, unknown symbol, bad file schema
@@ -73,6 +75,8 @@ def _hint(exc: BaseException) -> str:
 
 def one_line(exc: BaseException) -> str:
     """The single line printed for ``exc`` (no traceback)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "error: interrupted (Ctrl-C)"
     if isinstance(exc, OSError) and exc.strerror and not _is_workbench_error(exc):
         where = f": {exc.filename}" if exc.filename else ""
         text = f"{exc.strerror}{where}"

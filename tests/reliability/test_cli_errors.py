@@ -172,3 +172,14 @@ def test_debug_shows_the_traceback(data_dir, files, case):
                 "Traceback" in by_env.stderr)
     case(GROUP, "console script: plain / --debug / WORKBENCH_DEBUG=1", (2, False, 2, True, True), observed,
          observed == (2, False, 2, True, True))
+
+
+def test_ctrl_c_is_one_line(data_dir, capsys, case, monkeypatch):
+    import research.data.loader as loader
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loader, "ingest_many", interrupted)
+    monkeypatch.setattr("research.data.ingest_many", interrupted)
+    check(case, "Ctrl-C during data fetch", ["data", "fetch", "SPX"], capsys, code=130, needles=["interrupted"])
