@@ -140,3 +140,12 @@ def test_paper_drift_alerts_of_the_run_date_are_enqueued(tmp_path, ledger, hook,
     body = req.json
     assert (body["kind"], body["subject"], body["source"]) == ("paper_drift", "demo", "paper")
     assert body["payload"]["tracking_error"] == 0.03
+
+
+def test_a_channel_secret_is_refused_as_a_pipeline_parameter(tmp_path, hook, toys):
+    from research.workflow.spec import SpecError
+
+    spec = toys.two_stage_spec(tmp_path, "toy-secret")
+    with pytest.raises(SpecError, match="equals a secret from the environment"):
+        run_pipeline(spec, ["as_of=2020-01-03", f"fail_if_exists={SECRET}"])
+    assert hook.requests == []
