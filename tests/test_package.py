@@ -22,3 +22,12 @@ def test_import_loads_no_heavy_library():
     code = "import sys, research; print(sorted(m for m in ('pandas', 'numba', 'keras', 'mlflow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_importing_changes_no_environment_variable():
+    code = ("import os; before = dict(os.environ); "
+            "import research, research.config, research.defaults, research.data, research.models.lstm; "
+            "print(sorted(k for k, v in os.environ.items() if before.get(k) != v))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "[]"

@@ -37,7 +37,6 @@ from research.models.datasets import Scaler, WindowedDataset, chronological_spli
 __all__ = ["LSTMParams", "LSTMForecaster", "build_network", "configure_backend", "weights_sha256"]
 
 log = logging.getLogger(__name__)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before the backend is first imported
 _CONFIGURED: dict[str, Any] = {}
 
 
@@ -71,12 +70,20 @@ class LSTMParams:
             raise ValueError(f"val_fraction must be in [0, 0.5); got {self.val_fraction}")
 
 
+def _keras() -> Any:
+    """Import Keras, with TensorFlow's C++ logging quieted first (it is read once, at import)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    return keras
+
+
 def configure_backend(*, threads: int | None = None) -> str:
     """Set thread counts once (before the backend starts) and return the Keras backend name.
 
     ``threads`` defaults to ``WORKBENCH_TF_THREADS`` or 2. TensorFlow ignores a late change.
     """
-    import keras
+    keras = _keras()
 
     backend = keras.backend.backend()
     if _CONFIGURED.get("backend"):
@@ -100,7 +107,7 @@ def configure_backend(*, threads: int | None = None) -> str:
 
 def _seed_everything(seed: int, *, deterministic: bool) -> None:
     """Seed Python, NumPy and the backend; on TensorFlow switch op determinism on or off."""
-    import keras
+    keras = _keras()
 
     keras.utils.set_random_seed(int(seed))
     if keras.backend.backend() == "tensorflow":
@@ -118,7 +125,7 @@ def _resolve_jit(jit_compile: bool | str, *, deterministic: bool) -> bool:
     Keras runs TensorFlow without XLA while op determinism is enabled (not every XLA kernel
     honours it), so deterministic mode trades XLA's speed for bit-exact weights.
     """
-    import keras
+    keras = _keras()
 
     backend = keras.backend.backend()
     if jit_compile == "auto":
@@ -153,7 +160,7 @@ def build_network(
 
     The trainable layers, and so the weight list, are the same with or without the constants.
     """
-    import keras
+    keras = _keras()
     from keras import layers as L
 
     inputs = keras.Input(shape=(lookback, n_features), name="window")  # [N, T, F]
@@ -188,7 +195,7 @@ class _Trainer:
     _cache: dict[tuple, _Trainer] = {}
 
     def __init__(self, arch: dict, *, classify: bool, jit: bool, steps: int) -> None:
-        import keras
+        keras = _keras()
 
         self.arch = arch
         self.core = build_network(**arch)
@@ -201,7 +208,7 @@ class _Trainer:
 
     @classmethod
     def get(cls, *, arch: dict, jit: bool, steps: int) -> _Trainer:
-        import keras
+        keras = _keras()
 
         key = (keras.backend.backend(), tuple(sorted(arch.items())), jit, steps)
         if key not in cls._cache:
@@ -212,7 +219,7 @@ class _Trainer:
 
     def reset(self, seed: int, *, lr: float) -> None:
         """Fresh weights and dropout RNG state for ``seed``; optimizer state zeroed; ``lr`` set."""
-        import keras
+        keras = _keras()
 
         keras.utils.set_random_seed(int(seed))
         fresh = build_network(**self.arch)
@@ -298,7 +305,7 @@ class LSTMForecaster(Forecaster):
         LeakageError
             ``data`` reaches its evaluation window (see :class:`~research.models.datasets.Scaler`).
         """
-        import keras
+        keras = _keras()
 
         self._begin_fit(data)
         if validation is None:
@@ -374,7 +381,7 @@ class LSTMForecaster(Forecaster):
         shape compiles once (about a second), so this pays off for repeated small predictions
         (serving), not for one pass over a long history.
         """
-        import keras
+        keras = _keras()
 
         self._require_fitted()
         backend = keras.backend.backend()
@@ -402,7 +409,7 @@ class LSTMForecaster(Forecaster):
     # -- persistence -----------------------------------------------------------------------
     def metadata(self) -> dict:
         """Everything but the weights: hyperparameters, features, scaler and fit range."""
-        import keras
+        keras = _keras()
 
         self._require_fitted()
         return {
@@ -449,7 +456,7 @@ class LSTMForecaster(Forecaster):
 
         ``fast_inference`` calls :meth:`compile_for_inference` (for serving one window at a time).
         """
-        import keras
+        keras = _keras()
 
         p = check_model_path(path)
         if p.suffix != ".keras":
