@@ -359,6 +359,13 @@ def _number(spec: dict, key: str, where: str, default: float, *, integer: bool =
     return int(value) if integer else float(value)
 
 
+def _flag(spec: dict, key: str, where: str) -> bool:
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: field {key!r} must be true or false, got {value!r}")
+    return value
+
+
 def _list(spec: dict, key: str, where: str) -> list[str] | None:
     value = spec.get(key)
     if value is None:
@@ -393,7 +400,7 @@ def _quiet_hours(value: Any, where: str) -> QuietHours | None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}.timezone: unknown time zone {tz!r}") from None
     return QuietHours(_clock(value["start"], f"{where}.start"), _clock(value["end"], f"{where}.end"), tz,
-                      bool(value.get("allow_critical", False)))
+                      _flag(value, "allow_critical", where))
 
 
 def _rate_limit(value: Any, where: str) -> RateLimit | None:
@@ -459,12 +466,13 @@ def _channel(name: str, spec: Any) -> Channel:
     password_env = _env_name(spec, "password_env", where)
     if username and not password_env:
         raise ConfigError(f"{where}: field 'password_env' is required with 'username'")
-    if spec.get("ssl") and spec.get("starttls"):
+    use_ssl, starttls = _flag(spec, "ssl", where), _flag(spec, "starttls", where)
+    if use_ssl and starttls:
         raise ConfigError(f"{where}: give either 'ssl' (SMTPS) or 'starttls', not both")
     return EmailChannel(**common, host=_str(spec, "host", where, required=True),
-                        port=_number(spec, "port", where, 465 if spec.get("ssl") else 25, integer=True, minimum=1),
-                        sender=_str(spec, "from", where, required=True), to=tuple(to), starttls=bool(spec.get("starttls")),
-                        use_ssl=bool(spec.get("ssl")), username=username, password_env=password_env,
+                        port=_number(spec, "port", where, 465 if use_ssl else 25, integer=True, minimum=1),
+                        sender=_str(spec, "from", where, required=True), to=tuple(to), starttls=starttls,
+                        use_ssl=use_ssl, username=username, password_env=password_env,
                         ca_file=_str(spec, "ca_file", where))
 
 

@@ -79,6 +79,10 @@ def test_the_example_file_is_valid_and_names_secrets_only_by_variable():
     ({"type": "email", "to": "c@d", "from": "a@b"}, "channel 'x': field 'host' is required"),
     ({"type": "email", "host": "h", "from": "a@b", "to": "c@d", "username": "u"}, "field 'password_env' is required"),
     ({"type": "email", "host": "h", "from": "a@b", "to": "c@d", "password": "pw"}, "secrets go in environment variables"),
+    ({"type": "email", "host": "h", "from": "a@b", "to": "c@d", "starttls": "no"}, "field 'starttls' must be true or false"),
+    ({"type": "webhook", "url": "http://h/", "secret_env": "S", "quiet_hours": {"start": "22:00", "end": "07:00",
+                                                                                "allow_critical": "yes"}},
+     "channel 'x' quiet_hours: field 'allow_critical' must be true or false"),
 ])
 def test_invalid_channels_are_refused_naming_channel_and_field(spec, expected):
     with pytest.raises(ConfigError) as err:
