@@ -1,4 +1,5 @@
-"""Sweeps on a Dask client: the same table bit for bit, one scatter, resumable chunks, a lost worker."""
+"""Sweeps and walk-forward folds on a Dask client: the same results bit for bit, one scatter,
+resumable chunks, a lost worker."""
 
 from __future__ import annotations
 
@@ -140,6 +141,19 @@ def test_cli_cluster_writes_the_same_table(client, tmp_path):
     assert there.exit_code == 0, there.output
     assert "computed" in there.output and "cluster" in there.output
     assert (tmp_path / "A" / "sweep.csv").read_bytes() == (tmp_path / "B" / "sweep.csv").read_bytes()
+
+
+def test_walk_forward_folds_on_a_client_equal_in_process(client, prices):
+    from research.backtest.walkforward import walk_forward
+
+    kw = {"fast": range(5, 50, 5), "slow": range(20, 100, 20), "train": 504, "test": 252, "fees": 0.001}
+    here = walk_forward(prices, **kw)
+    counting = Counting(client)
+    there = walk_forward(prices, client=counting, **kw)
+    assert counting.submits == 2 and counting.scatters == 6  # a task per symbol; shared inputs once
+    pd.testing.assert_frame_equal(here.folds, there.folds, check_exact=True)
+    pd.testing.assert_frame_equal(here.result.equity, there.result.equity, check_exact=True)
+    pd.testing.assert_series_equal(here.summary("SPX"), there.summary("SPX"), check_exact=True)
 
 
 def test_a_worker_killed_mid_sweep_loses_nothing(client, tmp_path):
