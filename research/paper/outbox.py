@@ -90,7 +90,8 @@ alert_delivery = sa.Table(
 
 #: Fields of an alert as :func:`enqueue` takes it (``symbol`` is accepted for ``subject``).
 ALERT_FIELDS = ("kind", "severity", "subject", "message", "as_of", "source", "payload", "key")
-#: How long a claimed delivery is reserved for the run that claimed it.
+#: How long a claimed delivery is at least reserved for the run that claimed it (longer when the
+#: channel's attempts, timeouts and backoff could take longer).
 LEASE = timedelta(minutes=10)
 _NUMBERS = re.compile(r"[-+]?\d[\d.,]*%?")
 _RANK = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # critical 0, warning 1, info 2
@@ -351,13 +352,19 @@ def _route(conn: sa.Connection, cfg: AlertsConfig, now: datetime) -> int:
     return len(rows)
 
 
-def _claim(engine: sa.Engine, alert: str, channel: str, token: str, now: datetime) -> bool:
+def _lease(ch: Channel) -> timedelta:
+    """A claim outlives the slowest send of the channel, so no other run can take it meanwhile."""
+    worst = (ch.retries + 1) * ch.timeout + sum(max(ch.backoff * 2 ** i, 60.0) for i in range(ch.retries))
+    return max(LEASE, timedelta(seconds=worst + 60.0))
+
+
+def _claim(engine: sa.Engine, alert: str, channel: str, token: str, now: datetime, lease: timedelta) -> bool:
     d = alert_delivery.c
     with engine.begin() as conn:
         res = conn.execute(alert_delivery.update()
                            .where(d.alert_id == alert, d.channel == channel, d.status == "pending",
                                   sa.or_(d.claimed_until.is_(None), d.claimed_until < now))
-                           .values(claim=token, claimed_until=now + LEASE, last_attempt_at=now))
+                           .values(claim=token, claimed_until=now + lease, last_attempt_at=now))
         return res.rowcount == 1
 
 
@@ -426,7 +433,7 @@ def _deliver_channel(engine: sa.Engine, ch: Channel, now: datetime, token: str, 
         if budget is not None and budget <= 0:
             rep.rate_limited += 1
             continue
-        if not _claim(engine, item.alert_id, ch.name, token, now):
+        if not _claim(engine, item.alert_id, ch.name, token, now, _lease(ch)):
             continue  # another delivery run has it
         tries, error = _send(ch, full[item.alert_id], sleep)
         if error is None:
