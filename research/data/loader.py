@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
@@ -11,6 +12,7 @@ from tqdm.auto import tqdm
 
 from research.data.calendars import record_calendar
 from research.data.errors import InvalidRequestError
+from research.data.matrix_cache import MatrixCache
 from research.data.sources import Source, get_source
 from research.data.store import IngestResult, Store, _utc
 
@@ -24,7 +26,7 @@ def _symbols(symbols: str | Iterable[str]) -> list[str]:
     bad = [s for s in out if not isinstance(s, str) or not s.strip()]
     if bad:
         raise InvalidRequestError(f"symbols must be non-empty strings; got {bad!r}")
-    dupes = sorted({s for s in out if out.count(s) > 1})
+    dupes = sorted(s for s, n in Counter(out).items() if n > 1)
     if dupes:
         raise InvalidRequestError(f"symbols listed twice: {dupes}")
     return out
@@ -142,29 +144,27 @@ def close_matrix(
     field: str = "close",
     store: Store | None = None,
     progress: bool | None = None,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """The wide matrix of one field (index = time, one column per symbol); close by default.
 
-    Datasets already stored and fresh are read with one Parquet read each (only the index and
-    ``field``); the others are ingested first through :func:`load_prices`'s path.
+    With ``cache=True`` (default) the matrix of the same symbols is served from the store's
+    matrix cache (one memory-mapped Arrow file per universe, :mod:`research.data.matrix_cache`)
+    while every dataset file is unchanged since the cache was built from verified reads and,
+    for a live source, still fresh. Otherwise datasets already stored and fresh are read with
+    one Parquet read each (only the index and ``field``, checked against the manifest's column
+    sha256), the others are ingested first through :func:`load_prices`'s path, and the cache
+    is rebuilt. ``cache=False`` always takes the per-symbol path and writes no cache.
     """
     names = _symbols(symbols)
     src = get_source(source)
     store = store or Store()
-    series, manifests = store.read_field(src.name, interval, names, field)
-    todo = [s for s in names if s not in manifests or not store.is_fresh(src, manifests[s], start)]
-    if todo:
-        ingest_many(todo, start=start, end=end, interval=interval, source=src, store=store, progress=progress)
-        more, more_manifests = store.read_field(src.name, interval, todo, field)
-        series.update(more)
-        manifests.update(more_manifests)
-    cols = [series[s] for s in names]
-    first = cols[0].index
-    if all(c.index.equals(first) for c in cols[1:]):
-        out = pd.DataFrame(np.column_stack([c.to_numpy() for c in cols]), index=first, columns=pd.Index(names, name="symbol"))
+    matrices = MatrixCache(store)
+    hit = matrices.read(src.name, interval, field, names) if cache else None
+    if hit is not None and all(store.is_fresh(src, m, start) for m in hit.manifests.values()):
+        out, manifests = hit.frame, hit.manifests
     else:
-        out = pd.concat(cols, axis=1).sort_index()
-        out.columns.name = "symbol"
+        out, manifests = _read_matrix(names, src, interval, field, start, end, store, progress, matrices if cache else None)
     s, e = _utc(start), _utc(end)
     if s is not None or e is not None:
         out = out.loc[s:e]
@@ -176,4 +176,35 @@ def close_matrix(
         "sha256": {k: m.get("sha256") for k, m in manifests.items()},
     }
     return record_calendar(out, {sym: src.calendar(sym) for sym in names}, interval)
+
+
+def _read_matrix(
+    names: list[str], src: Source, interval: str, field: str, start: object, end: object,
+    store: Store, progress: bool | None, matrices: MatrixCache | None,
+) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The per-symbol path of :func:`close_matrix`; caches the matrix when ``matrices`` is given.
+
+    File signatures are taken before each read, so the cache never records a signature newer
+    than the content it was built from.
+    """
+    sigs = matrices.signatures(src.name, interval, names) if matrices else {}
+    series, manifests = store.read_field(src.name, interval, names, field)
+    todo = [s for s in names if s not in manifests or not store.is_fresh(src, manifests[s], start)]
+    if todo:
+        ingest_many(todo, start=start, end=end, interval=interval, source=src, store=store, progress=progress)
+        if matrices:
+            sigs.update(matrices.signatures(src.name, interval, todo))
+        more, more_manifests = store.read_field(src.name, interval, todo, field)
+        series.update(more)
+        manifests.update(more_manifests)
+    cols = [series[s] for s in names]
+    first = cols[0].index
+    if all(c.index.equals(first) for c in cols[1:]):
+        out = pd.DataFrame(np.column_stack([c.to_numpy() for c in cols]), index=first, columns=pd.Index(names, name="symbol"))
+    else:
+        out = pd.concat(cols, axis=1).sort_index()
+        out.columns.name = "symbol"
+    if matrices is not None and all(m.get("sha256") for m in manifests.values()):
+        matrices.write(src.name, interval, field, out, manifests, sigs)
+    return out, manifests
 
