@@ -48,12 +48,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from research.backtest.result import BacktestResult, assemble
 from research.data import calendars
 from research.data.calendars import infer_periods_per_year
 from research.risk.metrics import summary as risk_summary
@@ -70,68 +71,6 @@ TIMINGS: dict[str, tuple[int, str]] = {
     "same_close": (0, "close"),
 }
 _FIELDS = ("open", "high", "low", "close")
-
-
-@dataclass
-class BacktestResult:
-    """Everything one backtest produced.
-
-    Attributes
-    ----------
-    equity : DataFrame
-        Book value at each bar's close (one column per book: a symbol, or ``"portfolio"``).
-    returns : DataFrame
-        Decimal per-bar returns of each book (the first bar measured from ``init_cash``).
-    positions : DataFrame
-        Shares held after each bar per symbol (negative = short), plus ``cash`` (all books).
-    weights : DataFrame
-        Value of each symbol's holding over its book's equity, after each bar.
-    trades : DataFrame
-        One row per trade: ``book, symbol, direction, entry_time, exit_time, size,
-        entry_price, exit_price, entry_fees, exit_fees, pnl, return, status, exit_reason``;
-        a trade still open at the end has ``status="open"`` and is valued at the last close.
-    orders : DataFrame
-        One row per fill: ``timestamp, book, symbol, side, size, price, fees, reason``.
-    stats : DataFrame
-        One row per book, the columns of :func:`research.risk.metrics.summary`.
-    params : dict
-        What ran: strategy, parameters, sizing, risk rules, costs, timing, periods per year.
-    timing : str
-        The execution timing used.
-    excluded : list of str
-        Symbols left out because they had no prices.
-    portfolio : vectorbt.Portfolio
-        The underlying vectorbt portfolio (for its own analytics).
-    """
-
-    equity: pd.DataFrame
-    returns: pd.DataFrame
-    positions: pd.DataFrame
-    weights: pd.DataFrame
-    trades: pd.DataFrame
-    orders: pd.DataFrame
-    stats: pd.DataFrame
-    params: dict[str, Any]
-    timing: str
-    excluded: list[str] = field(default_factory=list)
-    portfolio: Any = None
-
-    @property
-    def books(self) -> list[str]:
-        """Names of the books (symbols, or ``["portfolio"]`` with shared cash)."""
-        return list(self.stats.index)
-
-    def summary(self, book: str | None = None) -> pd.Series:
-        """The risk summary of one book (the only one when ``book`` is omitted)."""
-        if book is None:
-            if len(self.stats) != 1:
-                raise ValueError(f"several books {self.books}: name one, e.g. summary({self.books[0]!r})")
-            book = self.books[0]
-        if book not in self.stats.index:
-            raise KeyError(f"no book {book!r}; books are {self.books}")
-        out = self.stats.loc[book].astype("float64").rename(book)
-        out.attrs = {"nan_reasons": dict(self.stats.attrs.get("nan_reasons", {}).get(book, {}))}
-        return out
 
 
 # --------------------------------------------------------------------------- inputs
@@ -424,8 +363,6 @@ def backtest(
         "symbols": [str(c) for c in fields["close"].columns], "excluded": excluded,
         "start": str(fields["close"].index[0]), "end": str(fields["close"].index[-1]),
     }
-    from research.backtest._results import assemble
-
     record["symbols"] = given
     result = assemble(pf, plan, fields, record, benchmark=benchmark, shared=shared_cash,
                       summary=risk_summary, reasons=REASONS, excluded=excluded)

@@ -1,14 +1,78 @@
-"""Turn a vectorbt portfolio and the fill plan into a :class:`BacktestResult`."""
+"""What a backtest produced (:class:`BacktestResult`), and how a vectorbt portfolio and the fill
+plan become one (:func:`assemble`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["assemble", "trades_frame", "orders_frame"]
+__all__ = ["BacktestResult", "assemble", "trades_frame", "orders_frame"]
+
+
+@dataclass
+class BacktestResult:
+    """Everything one backtest produced.
+
+    Attributes
+    ----------
+    equity : DataFrame
+        Book value at each bar's close (one column per book: a symbol, or ``"portfolio"``).
+    returns : DataFrame
+        Decimal per-bar returns of each book (the first bar measured from ``init_cash``).
+    positions : DataFrame
+        Shares held after each bar per symbol (negative = short), plus ``cash`` (all books).
+    weights : DataFrame
+        Value of each symbol's holding over its book's equity, after each bar.
+    trades : DataFrame
+        One row per trade: ``book, symbol, direction, entry_time, exit_time, size,
+        entry_price, exit_price, entry_fees, exit_fees, pnl, return, status, exit_reason``;
+        a trade still open at the end has ``status="open"`` and is valued at the last close.
+    orders : DataFrame
+        One row per fill: ``timestamp, book, symbol, side, size, price, fees, reason``.
+    stats : DataFrame
+        One row per book, the columns of :func:`research.risk.metrics.summary`.
+    params : dict
+        What ran: strategy, parameters, sizing, risk rules, costs, timing, periods per year.
+    timing : str
+        The execution timing used.
+    excluded : list of str
+        Symbols left out because they had no prices.
+    portfolio : vectorbt.Portfolio
+        The underlying vectorbt portfolio (for its own analytics).
+    """
+
+    equity: pd.DataFrame
+    returns: pd.DataFrame
+    positions: pd.DataFrame
+    weights: pd.DataFrame
+    trades: pd.DataFrame
+    orders: pd.DataFrame
+    stats: pd.DataFrame
+    params: dict[str, Any]
+    timing: str
+    excluded: list[str] = field(default_factory=list)
+    portfolio: Any = None
+
+    @property
+    def books(self) -> list[str]:
+        """Names of the books (symbols, or ``["portfolio"]`` with shared cash)."""
+        return list(self.stats.index)
+
+    def summary(self, book: str | None = None) -> pd.Series:
+        """The risk summary of one book (the only one when ``book`` is omitted)."""
+        if book is None:
+            if len(self.stats) != 1:
+                raise ValueError(f"several books {self.books}: name one, e.g. summary({self.books[0]!r})")
+            book = self.books[0]
+        if book not in self.stats.index:
+            raise KeyError(f"no book {book!r}; books are {self.books}")
+        out = self.stats.loc[book].astype("float64").rename(book)
+        out.attrs = {"nan_reasons": dict(self.stats.attrs.get("nan_reasons", {}).get(book, {}))}
+        return out
 
 
 def _frame(x: pd.Series | pd.DataFrame, name: str) -> pd.DataFrame:
@@ -76,8 +140,6 @@ def _benchmark(benchmark: pd.Series | str | None, close: pd.DataFrame) -> pd.Ser
 def assemble(pf, plan, fields: dict[str, pd.DataFrame], record: dict[str, Any], *, benchmark, shared: bool,
              summary: Callable[..., pd.Series], reasons: Sequence[str], excluded: list[str]):
     """Build the result: equity, returns, positions, weights, trades, orders and stats per book."""
-    from research.backtest.engine import BacktestResult
-
     close = fields["close"]
     index = close.index
     symbols = [str(c) for c in close.columns]
