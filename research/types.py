@@ -16,21 +16,27 @@ Data contracts
 ``Returns``
     Decimal, non-cumulative simple returns, wide like ``Prices``; NaN where either bar is
     missing (gaps are never filled into 0% moves).
-``Signals``
-    Wide boolean frame (entries or exits), aligned to ``Prices``; ``True`` at the bar whose
-    close produced the signal.
+``Fields``
+    Wide ``Prices`` per field name (``"open"``, ``"high"``, ``"low"``, ``"close"``...), all on
+    one index and one set of columns: what :func:`research.backtest.as_fields` returns and the
+    sizers take.
 ``Weights``
     Wide float frame of target weights (fraction of equity per symbol; negative is short).
+
+A strategy's signals have their own class, :class:`research.strategies.signals.Signals`
+(direction, entries and exits on the ``Prices`` grid).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pandas as pd
 
 OHLCV = pd.DataFrame
 Prices = pd.DataFrame
 Returns = pd.DataFrame
-Signals = pd.DataFrame
+Fields = Mapping[str, Prices]
 Weights = pd.DataFrame
 
-__all__ = ["OHLCV", "Prices", "Returns", "Signals", "Weights"]
+__all__ = ["OHLCV", "Prices", "Returns", "Fields", "Weights"]

@@ -29,20 +29,19 @@ import numpy as np
 import pandas as pd
 
 from research.strategies.signals import Signals
+from research.types import Fields
 
 __all__ = [
     "all_in", "fixed_fraction", "vol_target", "atr_risk", "kelly", "apply_caps", "SIZERS",
     "get_sizer", "position_magnitude",
 ]
 
-Prices = Mapping[str, pd.DataFrame]
-
 
 def _ones(signals: Signals) -> pd.DataFrame:
     return pd.DataFrame(1.0, index=signals.direction.index, columns=signals.direction.columns)
 
 
-def _field(prices: Prices, name: str, signals: Signals) -> pd.DataFrame:
+def _field(prices: Fields, name: str, signals: Signals) -> pd.DataFrame:
     if name not in prices:
         raise ValueError(f"this sizer needs {name!r} prices; got fields {sorted(prices)}")
     frame = prices[name]
@@ -61,19 +60,19 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-def all_in(signals: Signals, prices: Prices) -> pd.DataFrame:
+def all_in(signals: Signals, prices: Fields) -> pd.DataFrame:
     """Every position gets the whole book (a shared book splits it through the gross cap)."""
     return _ones(signals)
 
 
-def fixed_fraction(signals: Signals, prices: Prices, *, fraction: float = 0.1) -> pd.DataFrame:
+def fixed_fraction(signals: Signals, prices: Fields, *, fraction: float = 0.1) -> pd.DataFrame:
     """Each position gets ``fraction`` of equity (0 < fraction)."""
     return _ones(signals) * _positive("fraction", fraction)
 
 
 def vol_target(
     signals: Signals,
-    prices: Prices,
+    prices: Fields,
     *,
     target: float = 0.15,
     window: int = 20,
@@ -107,7 +106,7 @@ def vol_target(
 
 def atr_risk(
     signals: Signals,
-    prices: Prices,
+    prices: Fields,
     *,
     risk: float = 0.01,
     window: int = 14,
@@ -130,7 +129,7 @@ def atr_risk(
 
 def kelly(
     signals: Signals,
-    prices: Prices,
+    prices: Fields,
     *,
     window: int = 252,
     fraction: float = 0.5,
@@ -194,7 +193,7 @@ def get_sizer(name: str) -> Callable[..., pd.DataFrame]:
 
 
 def position_magnitude(
-    signals: Signals, prices: Prices, sizer: str = "all_in", params: Mapping[str, Any] | None = None
+    signals: Signals, prices: Fields, sizer: str = "all_in", params: Mapping[str, Any] | None = None
 ) -> pd.DataFrame:
     """Run a named sizer: the magnitude (>= 0, never NaN) each position would get at each bar."""
     out = get_sizer(sizer)(signals, prices, **dict(params or {}))
