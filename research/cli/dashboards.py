@@ -20,7 +20,7 @@ def dashboards(
     pipeline: Annotated[str, typer.Option(help="Pipeline whose published runs the dashboards show.")] = "daily",
     base_url: Annotated[str, typer.Option(help="URL prefix when a proxy serves them under a sub-path, e.g. /dashboards/.")] = "/",
 ) -> None:
-    """Serve the dashboards (market, predictions, backtests, risk, pipeline health) with Voila.
+    """Serve the dashboards (market, predictions, backtests, risk, pipeline health, paper trading) with Voila.
 
     Listens on 127.0.0.1:8866 by default with notebook sources stripped, tracebacks hidden, only
     the dashboards served and pre-started kernels. A bind to another address is refused unless a
