@@ -103,24 +103,32 @@ def order_plan(
         Annualisation for ``vol_target`` sizing; inferred from the index by default.
     """
     fields = {k: v for k, v in fields.items() if k in ("open", "high", "low", "close")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fields, excluded = _drop_empty(fields, "open")
+    excluded: list[str] = []
+    close, px = fields["close"].to_numpy(), fields["open"].to_numpy()
+    if (np.isnan(close).all(axis=0) | ~(px > 0).any(axis=0)).any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fields, excluded = _drop_empty(fields, "open")
     ppy = float(periods_per_year or infer_periods_per_year(fields["close"].index))
     sig = _signals(strategy, fields, params or {})
     sp = dict(sizing_params or {})
     if sizing == "vol_target":
         sp.setdefault("periods_per_year", ppy)
     magnitude = position_magnitude(sig, fields, sizing, sp)
-    direction = sig.direction
-    if next_bar is not None:
-        fields, direction, magnitude = _with_next_bar(fields, direction, magnitude, next_bar)
     index = fields["close"].index
     lo = int(index.searchsorted(first, side="left"))
-    rows = slice(lo, len(index))
-    dir_exec = direction.shift(1).fillna(0.0).to_numpy().astype(np.int8)[rows]
-    mag_exec = magnitude.shift(1).fillna(0.0).to_numpy()[rows]
-    window = {k: v.iloc[rows] for k, v in fields.items()}
+    d = sig.direction.to_numpy()
+    m = magnitude.to_numpy()
+    zero = np.zeros((1, d.shape[1]))
+    dir_exec = np.vstack([zero, d[:-1]])[lo:]
+    mag_exec = np.vstack([zero, m[:-1]])[lo:]
+    window = {k: v.iloc[lo:] for k, v in fields.items()}
+    if next_bar is not None:
+        window = _with_next_bar(window, fields["close"], next_bar)
+        dir_exec = np.vstack([dir_exec, d[-1:]])
+        mag_exec = np.vstack([mag_exec, m[-1:]])
+    dir_exec = np.nan_to_num(dir_exec).astype(np.int8)
+    mag_exec = np.nan_to_num(mag_exec)
     idx = window["close"].index
     halt = None
     if halt_from is not None:
@@ -140,16 +148,15 @@ def order_plan(
     )
 
 
-def _with_next_bar(fields, direction, magnitude, next_bar):
+def _with_next_bar(window, full_close, next_bar):
     """Append the next bar: its execution price is the last close, its range unknown (NaN)."""
-    close = fields["close"]
+    close = window["close"]
     ts = pd.DatetimeIndex([next_bar]) if isinstance(close.index, pd.DatetimeIndex) else pd.Index([next_bar])
-    nan_row = pd.DataFrame(np.nan, index=ts, columns=close.columns)
-    last = close.ffill().iloc[[-1]].set_axis(ts)
-    out = {k: pd.concat([v, nan_row]) for k, v in fields.items() if k != "open"}
-    out["open"] = pd.concat([fields["open"], last])
-    pad = pd.DataFrame(0.0, index=ts, columns=direction.columns)
-    return out, pd.concat([direction, pad]), pd.concat([magnitude, pad])
+    index = close.index.append(ts)
+    nan_row = np.full((1, close.shape[1]), np.nan)
+    last = full_close.ffill().to_numpy()[-1:]
+    return {k: pd.DataFrame(np.vstack([v.to_numpy(), last if k == "open" else nan_row]), index=index,
+                            columns=close.columns) for k, v in window.items()}
 
 
 @dataclass

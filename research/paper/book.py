@@ -42,7 +42,7 @@ from research.paper.db import LedgerError, connect, metadata
 
 __all__ = [
     "Account", "SessionWrite", "OrderRow", "FillRow", "create_account", "get_account", "list_accounts",
-    "delete_account", "write_session", "last_session", "positions", "cash", "orders", "fills", "sessions",
+    "delete_account", "write_session", "last_session", "session_equity", "pending_orders", "positions", "cash", "orders", "fills", "sessions",
     "cash_flows", "check", "TOLERANCE", "AccountError",
 ]
 
@@ -325,7 +325,7 @@ def write_session(name: str, session: SessionWrite, *, url: str | None = None) -
     """
     as_of = naive_utc(session.as_of)
     with connect(url).begin() as conn:
-        get_account(name, conn=conn)
+        account = get_account(name, conn=conn)
         exists = conn.execute(sa.select(sessions_t.c.as_of).where(
             sessions_t.c.account == name, sessions_t.c.as_of == as_of)).first()
         if exists:
@@ -339,7 +339,7 @@ def write_session(name: str, session: SessionWrite, *, url: str | None = None) -
             account=name, as_of=as_of, status="done", cash=float(session.cash), equity=float(session.equity),
             positions={k: float(v) for k, v in session.positions.items()}, targets=_jsonable(session.targets),
             created=_now()))
-        _raise_problems(conn, name)
+        _raise_problems(conn, name, account)
     return True
 
 
@@ -398,12 +398,13 @@ def positions(name: str, *, url: str | None = None, conn: Connection | None = No
     return {s: float(q_) for s, q_ in conn.execute(q.group_by(fills_t.c.symbol))}
 
 
-def cash(name: str, *, url: str | None = None, conn: Connection | None = None, until: object = None) -> float:
+def cash(name: str, *, url: str | None = None, conn: Connection | None = None, until: object = None,
+         account: Account | None = None) -> float:
     """Cash: initial cash + flows - fees - net purchases (up to ``until`` inclusive)."""
     if conn is None:
         with connect(url).connect() as c:
-            return cash(name, conn=c, until=until)
-    acct = get_account(name, conn=conn)
+            return cash(name, conn=c, until=until, account=account)
+    acct = account or get_account(name, conn=conn)
     trade = sa.select(sa.func.coalesce(sa.func.sum(-_signed_qty() * fills_t.c.price - fills_t.c.fees), 0.0)).where(
         fills_t.c.account == name)
     flow = sa.select(sa.func.coalesce(sa.func.sum(flows_t.c.amount), 0.0)).where(flows_t.c.account == name)
@@ -457,6 +458,27 @@ def cash_flows(name: str, *, url: str | None = None) -> pd.DataFrame:
         return _frame(conn, q, ("timestamp",))
 
 
+def session_equity(name: str, *, url: str | None = None, conn: Connection | None = None) -> pd.Series:
+    """Equity at each session's close (index: as-of bar, UTC), by time."""
+    if conn is None:
+        with connect(url).connect() as c:
+            return session_equity(name, conn=c)
+    rows = conn.execute(sa.select(sessions_t.c.as_of, sessions_t.c.equity).where(sessions_t.c.account == name)
+                        .order_by(sessions_t.c.as_of)).all()
+    index = pd.DatetimeIndex([r[0] for r in rows], name="as_of").tz_localize("UTC")
+    return pd.Series([float(r[1]) for r in rows], index=index, name="equity", dtype="float64")
+
+
+def pending_orders(name: str, *, url: str | None = None, conn: Connection | None = None) -> dict[str, str]:
+    """The account's pending orders: symbol -> order id."""
+    if conn is None:
+        with connect(url).connect() as c:
+            return pending_orders(name, conn=c)
+    q = sa.select(orders_t.c.symbol, orders_t.c.order_id).where(orders_t.c.account == name,
+                                                                 orders_t.c.status == "pending")
+    return {s: o for s, o in conn.execute(q.order_by(orders_t.c.decided_at))}
+
+
 def last_session(name: str, *, url: str | None = None, conn: Connection | None = None) -> pd.Timestamp | None:
     """The as-of bar of the account's latest session, or None."""
     if conn is None:
@@ -475,8 +497,8 @@ def check(name: str, *, url: str | None = None) -> list[str]:
         return _problems(conn, name)
 
 
-def _raise_problems(conn: Connection, name: str) -> None:
-    problems = _problems(conn, name)
+def _raise_problems(conn: Connection, name: str, account: Account | None = None) -> None:
+    problems = _problems(conn, name, account)
     if problems:
         raise LedgerError(f"account {name!r}: " + "; ".join(problems[:5]))
 
@@ -485,8 +507,8 @@ def _close(a: float, b: float, scale: float) -> bool:
     return abs(a - b) <= TOLERANCE * max(1.0, abs(scale))
 
 
-def _problems(conn: Connection, name: str) -> list[str]:
-    acct = get_account(name, conn=conn)
+def _problems(conn: Connection, name: str, account: Account | None = None) -> list[str]:
+    acct = account or get_account(name, conn=conn)
     out: list[str] = []
     orphan = conn.execute(sa.select(fills_t.c.fill_id).outerjoin(orders_t, orders_t.c.order_id == fills_t.c.order_id)
                           .where(fills_t.c.account == name, orders_t.c.order_id.is_(None))).first()
@@ -510,19 +532,19 @@ def _problems(conn: Connection, name: str) -> list[str]:
     last = conn.execute(sa.select(sessions_t).where(sessions_t.c.account == name)
                         .order_by(sessions_t.c.as_of.desc()).limit(1)).mappings().first()
     if last is not None:
-        out += _session_problems(conn, name, last)
+        out += _session_problems(conn, acct, last)
     return out
 
 
-def _session_problems(conn: Connection, name: str, last: Mapping[str, Any]) -> list[str]:
-    out = []
+def _session_problems(conn: Connection, acct: Account, last: Mapping[str, Any]) -> list[str]:
+    out, name = [], acct.name
     held = positions(name, conn=conn, until=last["as_of"])
     recorded = {k: float(v) for k, v in (last["positions"] or {}).items()}
     for sym in sorted(set(held) | set(recorded)):
         a, b = held.get(sym, 0.0), recorded.get(sym, 0.0)
         if not _close(a, b, max(abs(a), abs(b))):
             out.append(f"position {sym} at {last['as_of']:%Y-%m-%d %H:%M} is {b:g} but its fills sum to {a:g}")
-    derived = cash(name, conn=conn, until=last["as_of"])
+    derived = cash(name, conn=conn, until=last["as_of"], account=acct)
     if not _close(derived, last["cash"], derived):
         out.append(f"cash at {last['as_of']:%Y-%m-%d %H:%M} is {last['cash']:.6f} but initial cash + flows - fees "
                    f"- net purchases is {derived:.6f}")

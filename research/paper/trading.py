@@ -102,11 +102,11 @@ def _halt_from(account: book.Account, equity: pd.Series, index: pd.Index, nxt: p
     return later[0] if len(later) else nxt
 
 
-def _fill_bar(account: book.Account, plan: OrderPlan, t: pd.Timestamp, pending: pd.DataFrame,
+def _fill_bar(account: book.Account, plan: OrderPlan, t: pd.Timestamp, pending: dict[str, str],
               held: dict[str, float], cash: float) -> tuple[float, dict[str, float], book.SessionWrite]:
     cols = [str(c) for c in plan.size.columns]
     out = book.SessionWrite(as_of=t, cash=cash, equity=np.nan, positions={}, targets={})
-    pend = {r.symbol: r.order_id for r in pending.itertuples()}
+    pend = dict(pending)
     if t in plan.size.index:
         res = execute_bar(cash, np.array([held.get(c, 0.0) for c in cols]), plan.size.loc[t].to_numpy(),
                           plan.price.loc[t].to_numpy(), plan.price.loc[:t].ffill().loc[t].to_numpy(),
@@ -157,22 +157,22 @@ def session(account: book.Account, fields: Mapping[str, pd.DataFrame], t: pd.Tim
     index = sub["close"].index
     nxt = next_bar(account, t)
     with connect(url).connect() as conn:
-        sess = book.sessions(account.name, url=url)
-        if (sess["as_of"] == t).any():
+        equity_log = book.session_equity(account.name, conn=conn)
+        if t in equity_log.index:
             return None
         held = book.positions(account.name, conn=conn)
         cash = book.cash(account.name, conn=conn)
-    first_session = sess["as_of"].iloc[0] if len(sess) else t
+        pending = book.pending_orders(account.name, conn=conn)
+    first_session = equity_log.index[0] if len(equity_log) else t
     later = index[index > first_session]
     first = later[0] if len(later) else nxt
-    traded = sess[sess["as_of"] > first_session].set_index("as_of")["equity"]
+    traded = equity_log[equity_log.index > first_session]
     halt = _halt_from(account, traded, index, nxt)
     plan = _plan(account, sub, first, nxt, halt)
-    pending = book.orders(account.name, url=url, status="pending")
     cash, held, out = _fill_bar(account, plan, t, pending, held, cash)
     close = sub["close"].ffill().iloc[-1]
     equity = cash + sum(q * float(close.get(s, 0.0)) for s, q in held.items() if q != 0)
-    if halt is None and t > first_session:
+    if halt is None and account.risk.get("max_drawdown") and t > first_session:
         new_halt = _halt_from(account, pd.concat([traded, pd.Series([equity], index=[t])]), index, nxt)
         if new_halt is not None:
             plan = _plan(account, sub, first, nxt, new_halt)

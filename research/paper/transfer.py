@@ -127,6 +127,8 @@ def _parse(name: str, raw: pd.DataFrame, source: str, account: book.Account, las
     if missing:
         raise book.AccountError(f"{source}: missing columns {missing}; expected {', '.join(_TX)}")
     rows, seen = [], set()
+    text = raw["timestamp"].astype(str).str.strip()
+    stamps = pd.to_datetime(text, errors="coerce", utc=True)
     for i, r in enumerate(raw.to_dict(orient="records")):
         line = i + 2
         rid = str(r.get("id", "")).strip()
@@ -135,10 +137,12 @@ def _parse(name: str, raw: pd.DataFrame, source: str, account: book.Account, las
         if rid in seen or f"{name}:import:{rid}" in known_ids:
             raise _fail(source, line, f"duplicate id {rid!r}")
         seen.add(rid)
-        try:
-            ts = pd.Timestamp(str(r.get("timestamp", "")).strip())
-        except (ValueError, TypeError):
-            ts = pd.NaT
+        ts = stamps.iloc[i]
+        if pd.isna(ts):
+            try:
+                ts = pd.Timestamp(text.iloc[i])
+            except (ValueError, TypeError):
+                ts = pd.NaT
         if pd.isna(ts):
             raise _fail(source, line, f"timestamp {r.get('timestamp')!r} is not a date")
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

@@ -34,15 +34,17 @@ def _ledger(url, name):
     return o, f, s
 
 
-@pytest.mark.parametrize("strategy, kw", [
-    ("ma_crossover", {}),
-    ("rsi_reversion", {"whole_shares": True}),
-    ("bollinger_breakout", {"whole_shares": True, "risk": {"stop_loss": 0.02}}),
+@pytest.mark.parametrize("strategy, start, kw", [
+    ("ma_crossover", "2018-01-02", {}),
+    ("rsi_reversion", "2018-01-02", {"whole_shares": True}),
+    ("bollinger_breakout", "2018-07-02", {"whole_shares": True, "risk": {"stop_loss": 0.015}}),
+    ("time_series_momentum", "2018-07-02", {"params": {"lookback": 21},
+                                            "risk": {"trailing_stop": 0.03, "max_drawdown": 0.04}}),
 ])
-def test_replay_agrees_with_the_backtest(sqlite_url, name, sample_fields, strategy, kw):
+def test_replay_agrees_with_the_backtest(sqlite_url, name, sample_fields, strategy, start, kw):
     _make(sqlite_url, name, strategy, **kw)
-    out = replay(name, "2018-01-02", "2018-12-31", fields=sample_fields, url=sqlite_url, progress=False)
-    assert out["sessions"] == 251
+    out = replay(name, start, "2018-12-31", fields=sample_fields, url=sqlite_url, progress=False)
+    assert out["sessions"] == (251 if start == "2018-01-02" else 126)
     rec = reconcile(name, fields=sample_fields, url=sqlite_url)
     s = rec.summary
     assert s["returns_correlation"] == pytest.approx(1.0, abs=1e-12)
@@ -52,8 +54,11 @@ def test_replay_agrees_with_the_backtest(sqlite_url, name, sample_fields, strate
     assert s["differences"] == 0 and s["fills_paper"] == s["fills_backtest"] > 0
     assert book.check(name, url=sqlite_url) == []
     assert drift_alerts(name, fields=sample_fields, url=sqlite_url, reconciliation=rec) == []
-    if "risk" in kw:
-        assert (book.fills(name, url=sqlite_url)["reason"] == "stop_loss").any()
+    reasons = set(book.fills(name, url=sqlite_url)["reason"])
+    if "stop_loss" in kw.get("risk", {}):
+        assert "stop_loss" in reasons
+    if "max_drawdown" in kw.get("risk", {}):
+        assert "halt" in reasons
 
 
 def test_postgres_and_sqlite_books_are_identical(postgres_url, sqlite_url, name, sample_fields):
