@@ -70,8 +70,8 @@ def show(
     store = Store()
     manifest = store.manifest(source, interval, symbol)
     if manifest is None:
-        typer.echo(f"{symbol} ({source}, {interval}) is not stored; run `workbench data fetch {symbol} --source {source}`", err=True)
-        raise typer.Exit(1)
+        typer.echo(f"error: {symbol} ({source}, {interval}) is not stored; run `workbench data fetch {symbol} --source {source}`", err=True)
+        raise typer.Exit(2)
     typer.echo(json.dumps({k: v for k, v in manifest.items() if k != "last_report"}, indent=2))
     typer.echo(store.read(source, interval, symbol).tail(rows).to_string())
     q = store.read_quarantine(source, interval, symbol)

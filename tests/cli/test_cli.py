@@ -47,7 +47,7 @@ def test_data_fetch_list_show(tmp_path, monkeypatch):
     shown = runner.invoke(app, ["data", "show", "GOOG", "--rows", "2"])
     assert shown.exit_code == 0 and "sha256" in shown.output and "2013-03-01" in shown.output
     missing = runner.invoke(app, ["data", "show", "NOPE"])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2  # an input error
 
 
 def test_data_fetch_synthetic_and_errors(tmp_path, monkeypatch):

@@ -186,3 +186,8 @@ def test_ctrl_c_is_one_line(data_dir, capsys, case, monkeypatch):
     lines = [line for line in err.splitlines() if line.strip()]
     case(GROUP, "Ctrl-C during data fetch", "exit 130, at most one line, no traceback",
          f"exit {code}, {len(lines)} line(s)", code == 130 and len(lines) <= 1 and "Traceback" not in err + out)
+
+
+def test_show_of_a_dataset_not_stored(data_dir, capsys, case):
+    check(case, "data show of a dataset not stored", ["data", "show", "NOPE"], capsys, code=2,
+          needles=["NOPE", "workbench data fetch NOPE"])
