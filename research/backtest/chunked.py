@@ -180,7 +180,7 @@ def run_engine(fields: Mapping[str, pd.DataFrame], strategy: str, keys: Sequence
                kwargs: Mapping[str, Any], *, client: Any = None, cache: bool | None = None,
                chunk_size: int | None = None, progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of an engine sweep in the in-process order (parameter set, then symbol); how it ran."""
-    from research.strategies.registry import get_strategy
+    from research.strategies.catalog import get_strategy
 
     symbols = [str(s) for s in fields["close"].columns]
     split = not kwargs.get("shared_cash", False) and get_strategy(strategy).input == "close"

@@ -58,7 +58,7 @@ from research.backtest.result import BacktestResult, assemble
 from research.data import calendars
 from research.data.calendars import infer_periods_per_year
 from research.risk.metrics import summary as risk_summary
-from research.strategies.registry import get_strategy
+from research.strategies.catalog import get_strategy
 from research.strategies.signals import Signals
 from research.strategies.sizing import apply_caps, position_magnitude
 from research.strategies.stops import REASONS, RiskRules, plan_fills

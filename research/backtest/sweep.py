@@ -366,7 +366,7 @@ def sweep(
     fused = (strategy == "ma_crossover" and set(keys) <= {"fast", "slow"}
              and set(backtest_kwargs) <= _FUSED_OK and backtest_kwargs.get("timing", "next_open") != "same_close")
     if fused:
-        from research.strategies.registry import get_strategy
+        from research.strategies.catalog import get_strategy
 
         d = get_strategy("ma_crossover").defaults
         return sweep_ma_crossover(prices, fast=grid.get("fast", [d["fast"]]), slow=grid.get("slow", [d["slow"]]),

@@ -170,7 +170,7 @@ def sweep_command(
     On a cluster (same table, bit for bit): add --cluster local, or --cluster tcp://host:8786.
     """
     from research.backtest.sweep import sweep
-    from research.strategies.registry import get_strategy
+    from research.strategies.catalog import get_strategy
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter(f"--format must be csv or parquet, got {fmt!r}")

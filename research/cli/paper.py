@@ -71,7 +71,7 @@ def start_command(
     """
     from research.cli.backtest import _number
     from research.paper import book
-    from research.strategies.registry import get_strategy
+    from research.strategies.catalog import get_strategy
     from research.strategies.sizing import SIZERS
     from research.strategies.stops import RiskRules
 

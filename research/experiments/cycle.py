@@ -54,8 +54,8 @@ from research.models.evaluate import (
     comparison_table,
     nan_reasons,
 )
+from research.models.folds import FoldEvaluation, evaluate_folds
 from research.models.lstm import LSTMForecaster
-from research.models.walkforward import WalkForwardResult, walk_forward
 from research.tracking import registry
 from research.tracking.runs import TrackedRun, run
 from research.tracking.store import configure
@@ -186,7 +186,7 @@ def _verdicts(summary: pd.DataFrame, metric: str) -> tuple[pd.Series, float]:
     return beats, best
 
 
-def _log_evaluation(tr: TrackedRun, wf: WalkForwardResult, summary: pd.DataFrame) -> None:
+def _log_evaluation(tr: TrackedRun, wf: FoldEvaluation, summary: pd.DataFrame) -> None:
     for (model, seed, fold), g in wf.predictions.groupby(["model", "seed", "fold"], sort=False):
         row = wf.fold_metrics[(wf.fold_metrics["model"] == model) & (wf.fold_metrics["seed"] == seed)
                               & (wf.fold_metrics["fold"] == fold)].iloc[0]
@@ -205,7 +205,7 @@ def _log_evaluation(tr: TrackedRun, wf: WalkForwardResult, summary: pd.DataFrame
     tr.log_frame(summary.reset_index(), "evaluation/summary")
 
 
-def _final_model(ds: WindowedDataset, wf: WalkForwardResult, cfg: TrainingConfig, tr: TrackedRun) -> LSTMForecaster:
+def _final_model(ds: WindowedDataset, wf: FoldEvaluation, cfg: TrainingConfig, tr: TrackedRun) -> LSTMForecaster:
     if not cfg.refit_final:
         return wf.last_models[("lstm", cfg.seeds[0])]
 
@@ -294,7 +294,7 @@ def train_and_evaluate(
         def on_epoch(model: str, seed: int, fold: int, epoch: int, logs: dict) -> None:
             tr.log_metrics({f"epoch/f{fold}/s{seed}/{k}": v for k, v in logs.items()}, step=epoch)
 
-        wf = walk_forward(ds, folds, _factories(cfg), seeds=cfg.seeds, stochastic={"lstm"},
+        wf = evaluate_folds(ds, folds, _factories(cfg), seeds=cfg.seeds, stochastic={"lstm"},
                           on_epoch=on_epoch, progress=progress)
         summary = wf.summary.copy()
         beats, naive_value = _verdicts(summary, cfg.primary_metric)

@@ -38,8 +38,8 @@ from research.models.evaluate import (
     rolling_directional_accuracy,
     seed_summary,
 )
+from research.models.folds import FoldEvaluation, evaluate_folds
 from research.models.lstm import LSTMForecaster, LSTMParams, build_network, weights_sha256
-from research.models.walkforward import WalkForwardResult, walk_forward
 
 __all__ = [
     "Forecaster", "TrainingError", "NotEnoughHistoryError", "FeatureMismatchError",
@@ -50,5 +50,5 @@ __all__ = [
     "walk_forward_folds", "check_embargo",
     "METRICS", "forecast_metrics", "fold_metrics", "overall_metrics", "seed_summary",
     "comparison_table", "beats_baseline", "rolling_directional_accuracy",
-    "WalkForwardResult", "walk_forward",
+    "FoldEvaluation", "evaluate_folds",
 ]

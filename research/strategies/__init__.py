@@ -4,10 +4,10 @@
   :class:`Signals` (position direction decided at each bar's close).
 * :mod:`~research.strategies.sizing` — how much equity each position gets, and caps.
 * :mod:`~research.strategies.stops` — stop-loss, take-profit, trailing stop, drawdown halt.
-* :mod:`~research.strategies.registry` — named strategies with typed parameters.
+* :mod:`~research.strategies.catalog` — named strategies with typed parameters.
 """
 
-from research.strategies.registry import STRATEGIES, StrategySpec, get_strategy, list_strategies
+from research.strategies.catalog import STRATEGIES, StrategySpec, get_strategy, list_strategies
 from research.strategies.signals import (
     Signals,
     bollinger_breakout,

@@ -6,7 +6,7 @@ collected out of sample into one predictions table (see :mod:`research.models.ev
 Examples
 --------
 >>> folds = walk_forward_folds(len(ds), n_folds=3, test_size=250, embargo=ds.horizon)
->>> res = walk_forward(ds, folds, {"lstm": lambda seed: LSTMForecaster(lookback=30, seed=seed),
+>>> res = evaluate_folds(ds, folds, {"lstm": lambda seed: LSTMForecaster(lookback=30, seed=seed),
 ...                                "naive": lambda seed: NaiveForecaster(lookback=30)},
 ...                    seeds=[0, 1], stochastic={"lstm"})
 >>> res.summary          # one row per model: mean and std over seeds
@@ -27,7 +27,7 @@ from research.models.base import Forecaster
 from research.models.datasets import Fold, WindowedDataset
 from research.models.evaluate import fold_metrics, overall_metrics, seed_summary
 
-__all__ = ["WalkForwardResult", "walk_forward"]
+__all__ = ["FoldEvaluation", "evaluate_folds"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ EpochHook = Callable[[str, int, int, int, dict], None]
 
 
 @dataclass
-class WalkForwardResult:
+class FoldEvaluation:
     """Out-of-sample forecasts and their metrics.
 
     Attributes
@@ -65,7 +65,7 @@ class WalkForwardResult:
     last_models: dict[tuple[str, int], Forecaster] = field(default_factory=dict)
 
 
-def walk_forward(
+def evaluate_folds(
     dataset: WindowedDataset,
     folds: Iterable[Fold],
     models: Mapping[str, Factory],
@@ -75,7 +75,7 @@ def walk_forward(
     on_fold: FoldHook | None = None,
     on_epoch: EpochHook | None = None,
     progress: bool = False,
-) -> WalkForwardResult:
+) -> FoldEvaluation:
     """Fit every model on every fold and forecast the fold's evaluation windows.
 
     Parameters
@@ -128,7 +128,7 @@ def walk_forward(
     bar.close()
     predictions = pd.concat(parts, ignore_index=True)
     overall = overall_metrics(predictions, target=dataset.target)
-    return WalkForwardResult(
+    return FoldEvaluation(
         predictions=predictions,
         folds=pd.DataFrame(fold_rows),
         fold_metrics=fold_metrics(predictions, target=dataset.target),

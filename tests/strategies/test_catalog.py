@@ -1,4 +1,4 @@
-"""The strategy registry: names, typed parameters from strings, and running by name."""
+"""The strategy catalog: names, typed parameters from strings, and running by name."""
 
 from __future__ import annotations
 
