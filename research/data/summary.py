@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from research.data.errors import InvalidRequestError
 from research.data.sources import Source
 from research.data.store import IngestResult
 
@@ -16,7 +17,9 @@ def default_universe(source: Source, interval: str) -> tuple[list[str], str]:
         return [s for s in source.symbols() if s != "BTC-USD"], "1d"
     if source.synthetic:
         return ["SYN0000", "SYN0001", "BTC-USD", "ETH-USD"], interval
-    raise SystemExit(f"name the symbols to fetch from {source.name}")
+    raise InvalidRequestError(
+        f"name the symbols to fetch from {source.name}, e.g. `workbench data fetch AAPL MSFT --source {source.name}`"
+    )
 
 
 def ingest_summary(results: dict[str, IngestResult]) -> pd.DataFrame:
@@ -36,7 +39,8 @@ def ingest_summary(results: dict[str, IngestResult]) -> pd.DataFrame:
                 "flagged": m.get("flags", 0),
                 "gaps": m.get("gaps", 0),
                 "synthetic": "yes" if m.get("synthetic") else "no",
-                "status": "stale" if res.stale else ("ingested" if res.fetched else "cached"),
+                "status": ("stale" if res.stale else ("ingested" if res.fetched else "cached"))
+                + (f" ({len(m['partial_excluded'])} forming bar left out)" if m.get("partial_excluded") else ""),
             }
         )
     return pd.DataFrame(rows)

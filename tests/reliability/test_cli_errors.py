@@ -191,3 +191,8 @@ def test_ctrl_c_is_one_line(data_dir, capsys, case, monkeypatch):
 def test_show_of_a_dataset_not_stored(data_dir, capsys, case):
     check(case, "data show of a dataset not stored", ["data", "show", "NOPE"], capsys, code=2,
           needles=["NOPE", "workbench data fetch NOPE"])
+
+
+def test_fetch_without_symbols_from_a_live_source(data_dir, capsys, case):
+    check(case, "data fetch with no symbols from yahoo", ["data", "fetch", "--source", "yahoo"], capsys, code=2,
+          needles=["name the symbols", "yahoo"])
