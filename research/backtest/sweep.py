@@ -33,6 +33,7 @@ from research.backtest.engine import _span as span_of
 from research.backtest.kernels import STATS, ma_grid, ma_many, ma_table_nb
 from research.data import calendars
 from research.defaults import BACKTEST
+from research.risk.metrics import compact_stats
 
 __all__ = ["SweepResult", "sweep_ma_crossover", "sweep", "ma_pairs", "STATS"]
 
@@ -310,14 +311,8 @@ def sweep_ma_crossover(
 # --------------------------------------------------------------------------- generic path
 
 def _stats_row(s: pd.Series, final_value: float) -> dict[str, float]:
-    pct = 0.01
-    return {
-        "total_return": s["Total Return [%]"] * pct, "annual_return": s["Return (Ann.) [%]"] * pct,
-        "annual_volatility": s["Volatility (Ann.) [%]"] * pct, "sharpe": s["Sharpe Ratio"],
-        "max_drawdown": s["Max. Drawdown [%]"] * pct, "trades": s["# Trades"],
-        "win_rate": s["Win Rate [%]"] * pct, "exposure": s["Exposure Time [%]"] * pct,
-        "final_value": final_value,
-    }
+    """A summary as one row of a sweep table (the glossary: :data:`research.risk.metrics.COMPACT_KEYS`)."""
+    return {**compact_stats(s), "final_value": final_value}
 
 
 def sweep(

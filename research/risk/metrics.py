@@ -48,6 +48,7 @@ __all__ = [
     "max_drawdown", "max_drawdown_duration", "value_at_risk", "conditional_value_at_risk",
     "beta", "alpha", "tracking_error", "information_ratio", "win_rate", "profit_factor",
     "exposure", "turnover", "equal_weight_returns", "summary", "SUMMARY_KEYS", "VAR_METHODS",
+    "COMPACT_KEYS", "compact_stats",
 ]
 
 VAR_METHODS = ("historical", "gaussian", "cornish_fisher")
@@ -300,6 +301,33 @@ def information_ratio(returns: pd.Series, benchmark: pd.Series, *, periods_per_y
     if len(active) < 2:
         return float("nan")
     return _ratio(active.mean(), _std(active)) * np.sqrt(periods_per_year)
+
+
+# --------------------------------------------------------------------------- glossary
+
+#: One glossary for the statistics. Summaries, reports, dashboards and MLflow use the
+#: summary's keys (``'Sharpe Ratio'``, percentages in percent); tables of many backtests
+#: (sweeps, the fused kernel's ``STATS``) use these compact names in decimal units. Each
+#: compact name is exactly one summary key; a key ending in ``[%]`` is 100 x the compact value.
+COMPACT_KEYS: dict[str, str] = {
+    "total_return": "Total Return [%]",
+    "annual_return": "Return (Ann.) [%]",
+    "annual_volatility": "Volatility (Ann.) [%]",
+    "sharpe": "Sharpe Ratio",
+    "max_drawdown": "Max. Drawdown [%]",
+    "trades": "# Trades",
+    "win_rate": "Win Rate [%]",
+    "exposure": "Exposure Time [%]",
+}
+
+
+def compact_stats(stats: pd.Series) -> dict[str, float]:
+    """A summary's statistics under their compact names, percentages as decimals.
+
+    >>> compact_stats(summary(r))["sharpe"] == summary(r)["Sharpe Ratio"]
+    True
+    """
+    return {name: stats[key] * 0.01 if key.endswith("[%]") else stats[key] for name, key in COMPACT_KEYS.items()}
 
 
 # --------------------------------------------------------------------------- books

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from research.risk.metrics import COMPACT_KEYS
+
 __all__ = ["sweep_heatmap", "equity_figure", "walk_forward_figure"]
 
 
@@ -60,7 +62,7 @@ def sweep_heatmap(
     x = x or (params[0] if params else "fast")
     y = y or (params[1] if len(params) > 1 else "slow")
     grid = t.pivot_table(index=y, columns=x, values=metric, aggfunc="first")
-    pct = metric in ("total_return", "annual_return", "annual_volatility", "max_drawdown", "win_rate", "exposure")
+    pct = COMPACT_KEYS.get(metric, "").endswith("[%]")
     z = grid.to_numpy() * (100.0 if pct else 1.0)
     fig = go.Figure(go.Heatmap(
         z=z, x=grid.columns, y=grid.index, colorscale="RdYlGn", zmid=0 if np.nanmin(z) < 0 < np.nanmax(z) else None,

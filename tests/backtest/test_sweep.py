@@ -121,3 +121,11 @@ def test_heatmap(full_grid):
     assert fig.data[1].x[0] == full_grid.best()["fast"] and "GOOG" in fig.layout.title.text
     with pytest.raises(ValueError, match="metric"):
         sweep_heatmap(full_grid, metric="nope")
+
+
+def test_one_glossary_for_sweep_tables_and_summaries():
+    from research.backtest.kernels import STATS
+    from research.risk.metrics import COMPACT_KEYS, SUMMARY_KEYS
+
+    assert set(STATS) - {"final_value"} == set(COMPACT_KEYS)
+    assert set(COMPACT_KEYS.values()) <= set(SUMMARY_KEYS)
