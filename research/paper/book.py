@@ -324,6 +324,14 @@ def write_session(name: str, session: SessionWrite, *, url: str | None = None) -
         If an invariant fails afterwards (nothing is written then).
     """
     as_of = naive_utc(session.as_of)
+    try:
+        return _write_session(name, session, as_of, url)
+    except sa.exc.IntegrityError as exc:
+        raise LedgerError(f"account {name!r}: the session of {as_of:%Y-%m-%d %H:%M} conflicts with rows already in "
+                          f"the ledger (another process stepping the same account?): {exc.orig}") from None
+
+
+def _write_session(name: str, session: SessionWrite, as_of: datetime, url: str | None) -> bool:
     with connect(url).begin() as conn:
         account = get_account(name, conn=conn)
         exists = conn.execute(sa.select(sessions_t.c.as_of).where(
