@@ -15,6 +15,7 @@ branch                 what it holds
                        and the training configuration's LSTM fields)
 ``training``           the training cycle (:class:`~research.experiments.TrainingConfig`):
                        data, evaluation, and the cost assumptions of trading the forecasts
+``training_presets``   the cycle's named presets (``tiny``, ``pipeline``, ``research``)
 ``pipelines``          each pipeline's shared parameters and each stage's parameters
 =====================  ===================================================================
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULTS", "BACKTEST", "LSTM", "TRAINING", "PIPELINES", "lookup"]
+__all__ = ["DEFAULTS", "BACKTEST", "LSTM", "TRAINING", "TRAINING_PRESETS", "PIPELINES", "lookup"]
 
 BACKTEST: dict[str, Any] = {
     "fees": 0.0,
@@ -69,6 +70,15 @@ TRAINING: dict[str, Any] = {
     "primary_metric": "rmse",
     "fees": 0.001,
     "slippage": 0.0,
+}
+
+#: Named starting points of the training cycle: changes on top of ``LSTM`` and ``TRAINING``.
+TRAINING_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"max_bars": 700, "lookback": 20, "units": 8, "epochs": 1, "patience": 1, "batch_size": 64,
+             "n_folds": 2, "test_size": 60, "ma_window": 10},
+    "pipeline": {},
+    "research": {"lookback": 60, "units": 32, "layers": 2, "dropout": 0.1, "epochs": 20, "patience": 4,
+                 "batch_size": 256, "n_folds": 5, "seeds": (0, 1, 2)},
 }
 
 _ALERTS: dict[str, Any] = {
@@ -110,7 +120,10 @@ PIPELINES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-DEFAULTS: dict[str, Any] = {"backtest": BACKTEST, "lstm": LSTM, "training": TRAINING, "pipelines": PIPELINES}
+DEFAULTS: dict[str, Any] = {
+    "backtest": BACKTEST, "lstm": LSTM, "training": TRAINING, "training_presets": TRAINING_PRESETS,
+    "pipelines": PIPELINES,
+}
 
 
 def lookup(path: str) -> Any:

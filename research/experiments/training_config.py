@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from research.defaults import LSTM, TRAINING
+from research.defaults import LSTM, TRAINING, TRAINING_PRESETS
 
 __all__ = ["TrainingConfig", "PRIMARY_METRICS", "BASELINES"]
 
@@ -132,17 +132,10 @@ class TrainingConfig:
 
     @classmethod
     def preset(cls, name: str) -> TrainingConfig:
-        """A named preset: ``tiny``, ``pipeline`` or ``research``."""
-        presets = {
-            "tiny": dict(max_bars=700, lookback=20, units=8, epochs=1, patience=1, batch_size=64,
-                         n_folds=2, test_size=60, ma_window=10),
-            "pipeline": {},
-            "research": dict(lookback=60, units=32, layers=2, dropout=0.1, epochs=20, patience=4,
-                             batch_size=256, n_folds=5, seeds=(0, 1, 2)),
-        }
-        if name not in presets:
-            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(presets)}")
-        return cls(**presets[name])
+        """A named preset: ``tiny``, ``pipeline`` or ``research`` (``research.defaults.TRAINING_PRESETS``)."""
+        if name not in TRAINING_PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(TRAINING_PRESETS)}")
+        return cls(**TRAINING_PRESETS[name])
 
 
 def _check_keys(values: dict[str, Any]) -> None:
