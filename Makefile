@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: help install run test lab dashboards mlflow bench lint clean
+.PHONY: help install run test lab dashboards mlflow bench lint clean plotly-bundle
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,14 @@ mlflow: $(STAMP) ## Start the MLflow UI on 127.0.0.1
 
 bench: $(STAMP) ## Run every benchmark script and print the figures
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+PLOTLY_JS := 4.1.1
+plotly-bundle: ## Rebuild the dashboards' plotly.js (partial cartesian bundle) from npm; needs npm and the network
+	@tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent plotly.js-cartesian-dist-min@$(PLOTLY_JS) >/dev/null && tar xzf *.tgz) \
+	  && gzip -9n -c $$tmp/package/plotly-cartesian.min.js > research/viz/static/plotly-cartesian.min.js.gz \
+	  && cp $$tmp/package/LICENSE research/viz/static/LICENSE-plotly.js.txt \
+	  && echo "sha256 (record it in research/viz/static/README.md):" && sha256sum $$tmp/package/plotly-cartesian.min.js \
+	  && rm -rf $$tmp
 
 lint: $(STAMP) ## ruff check
 	$(BIN)/ruff check research tests benchmarks

@@ -66,6 +66,7 @@ class Served:
     as_of: str
     home: Path
     log: Path
+    pid: int = 0
     canary: str = CANARY
 
 
@@ -100,6 +101,16 @@ def _write_account(home: Path, run) -> str:
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory, chromium_path) -> Served:
+    yield from _serve(tmp_path_factory, pool_size=1)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, chromium_path) -> Served:
+    """A server with no pre-started kernels, one viewer at most and unconnected kernels culled after 10 s."""
+    yield from _serve(tmp_path_factory, pool_size=0, extra=["--max-viewers", "1", "--cull-idle-timeout", "10"])
+
+
+def _serve(tmp_path_factory, *, pool_size: int, extra: list[str] | None = None):
     from research.workflow.results import latest
 
     home = tmp_path_factory.mktemp("home")
@@ -115,10 +126,11 @@ def served(tmp_path_factory, chromium_path) -> Served:
     env = {"WORKBENCH_HOME": str(home), "WORKBENCH_RUNS_DIR": str(runs), "PYTHONWARNINGS": "ignore",
            "WORKBENCH_DATA_DIR": os.environ["WORKBENCH_DATA_DIR"],
            "WORKBENCH_LEDGER_URL": os.environ.get("WORKBENCH_BROWSER_LEDGER_URL") or _write_account(home, run)}
-    proc = start_server(port=port, pool_size=1, env=env, log_path=log)
+    proc = start_server(port=port, pool_size=pool_size, env=env, log_path=log, extra=extra)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}", timeout=90, proc=proc)
-        yield Served(url=f"http://127.0.0.1:{port}", run_id=run.run_id, as_of=str(run.as_of), home=home, log=log)
+        yield Served(url=f"http://127.0.0.1:{port}", run_id=run.run_id, as_of=str(run.as_of), home=home, log=log,
+                     pid=proc.pid)
     finally:
         stop_server(proc)
 
@@ -135,12 +147,14 @@ def browser(chromium_path):
 
 @pytest.fixture
 def page(browser):
-    """A page that may only talk to 127.0.0.1; ``page.blocked`` lists what it tried elsewhere."""
+    """A page that may only talk to 127.0.0.1; ``page.blocked`` lists what it tried elsewhere (a test
+    fails on any), ``page.requests`` every URL it asked for."""
     context = browser.new_context(viewport={"width": 1280, "height": 1600})
     pg = context.new_page()
-    pg.blocked = []
+    pg.blocked, pg.requests = [], []
 
     def route(r):
+        pg.requests.append(r.request.url)
         if r.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
             r.continue_()
         else:

@@ -99,7 +99,9 @@ def test_dashboard_renders_offline_reacts_and_shows_no_source_or_error(served, p
     assert page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0, "stderr reached the page"
     assert page.locator(".jp-InputArea, .jp-Cell-inputWrapper .jp-InputArea-editor").count() == 0
     assert not any(snippet in html for snippet in SOURCE_SNIPPETS), "notebook source reached the page"
-    assert not any("plot.ly" in url or "plotly" in url for url in page.blocked), page.blocked
+    assert page.blocked == [], f"requests that left 127.0.0.1: {page.blocked}"
+    assert any(url.endswith("/voila/wb/plotly-cartesian.min.js") for url in page.requests)
+    assert not any("jupyterlab-plotly" in url or "plotly.min.js" in url for url in page.requests)
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -11,10 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from research.viz.panels.guards import (
+    DEFAULT_MAX_VIEWERS,
+    PLOTLY_ASSET,
+    STATIC_DIR,
+    TEMPLATE_DIR,
+    _HostGuard,
+    host_allowed,
+)
 from research.viz.panels.server import (
     SECURITY_HEADERS,
     SECURITY_SETTINGS,
     BindRefusedError,
+    TokenTooShortError,
     _PoolRefresher,
     build_app,
     check_bind,
@@ -37,7 +48,50 @@ def test_other_binds_are_refused_without_a_token(ip):
         check_bind(ip, token=None)
     with pytest.raises(BindRefusedError):
         check_bind(ip, token="")
-    check_bind(ip, token="s3cret-token")
+    check_bind(ip, token="s3cret-token-of-24-chars")
+
+
+@pytest.mark.parametrize("token", ["x", "short-token", "fifteen-chars!!"])
+def test_tokens_have_a_minimum_length(token):
+    with pytest.raises(TokenTooShortError, match="at least 16 characters"):
+        check_bind("0.0.0.0", token=token)
+    with pytest.raises(TokenTooShortError):
+        check_bind("127.0.0.1", token=token)
+
+
+@pytest.mark.parametrize("host, allowed, ok", [
+    ("127.0.0.1:8866", (), True), ("localhost:8866", (), True), ("[::1]:8866", (), True), ("127.0.0.1", (), True),
+    ("LOCALHOST.:8866", (), True), ("research.example.com", ("research.example.com",), True),
+    ("attacker.example:8866", (), False), ("attacker.example", ("research.example.com",), False),
+    ("127.0.0.1.attacker.example", (), False), ("", (), False), (None, (), False),
+])
+def test_the_host_header_must_name_loopback_or_a_configured_name(host, allowed, ok):
+    assert host_allowed(host, allowed) is ok
+
+
+def test_every_route_checks_the_host_and_pages_are_guarded():
+    app = build_app(pool_size=0, allowed_hosts=["research.example.com"], max_viewers=3)
+    assert app.tornado_settings["wb_allowed_hosts"] == ("research.example.com",)
+    assert app.tornado_settings["wb_max_viewers"] == 3
+    assert build_app(pool_size=0).tornado_settings["wb_max_viewers"] == DEFAULT_MAX_VIEWERS
+    app.init_settings()
+    handlers = app.init_handlers()
+    assert all(issubclass(h[1], _HostGuard) for h in handlers if isinstance(h, tuple))
+    assert any(h[0].endswith("/voila/wb/([A-Za-z0-9._-]+)") for h in handlers)
+    assert "jupyterlab-plotly" in app.voila_configuration.extension_denylist
+    assert app.template_paths[0] == str(TEMPLATE_DIR)
+
+
+def test_the_partial_plotly_bundle_is_the_one_its_provenance_names():
+    readme = (STATIC_DIR / "README.md").read_text()
+    digest = hashlib.sha256(gzip.decompress((STATIC_DIR / f"{PLOTLY_ASSET}.gz").read_bytes())).hexdigest()
+    assert f"`{digest}`" in readme
+    assert (STATIC_DIR / "LICENSE-plotly.js.txt").read_text().startswith("MIT License")
+    import plotly
+
+    bundled = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    version = bundled.read_text()[:200].split(" v", 1)[1].split()[0]
+    assert f"`plotly.js-cartesian-dist-min` {version}" in readme, "update the bundle with make plotly-bundle"
 
 
 def test_the_dashboards_folder_holds_only_dashboards_and_their_config():
@@ -66,7 +120,7 @@ def test_app_serves_only_the_dashboards_folder_locked_down():
     assert conf.file_allowlist == [] and conf.file_denylist == [".*"]
     assert conf.preheat_kernel is True and conf.default_pool_size == 2
     assert app.config.MappingKernelManager.cull_idle_timeout == 120
-    assert app.config.MappingKernelManager.cull_interval == 60
+    assert app.config.MappingKernelManager.cull_interval == 30
     assert app.tornado_settings["headers"]["X-Content-Type-Options"] == SECURITY_HEADERS["X-Content-Type-Options"]
     assert app.config_file_paths == [str(dashboards_dir())]
 
@@ -165,3 +219,20 @@ def test_paths_that_climb_out_are_caught_by_the_first_route(path, climbs):
 
     assert bool(re.fullmatch(TRAVERSAL, path)) is climbs
     assert type(build_app(pool_size=0)).__name__ == "LockedVoila"  # its first route is the guard
+
+
+def test_on_the_server_figures_are_drawn_by_the_served_plotly_bundle(monkeypatch):
+    import plotly.graph_objects as go
+
+    from research.viz.panels.layout import PLOTLY_MIME, figure_output
+
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4], name="</script><b>x"))
+    fig.update_layout(title="t")
+    assert PLOTLY_MIME in figure_output(fig, dom_class="wb-x").outputs[0]["data"]  # JupyterLab: the extension
+    monkeypatch.setenv("WORKBENCH_FIGURES", "page")
+    (bundle,) = figure_output(fig, dom_class="wb-x").outputs
+    markup = bundle["data"]["text/html"]
+    assert PLOTLY_MIME not in bundle["data"]
+    assert "wb/plotly-cartesian.min.js" in markup and "Plotly.newPlot" in markup
+    assert "</script><b>" not in markup, "figure data must not close the script element"
+    assert "http://" not in markup and "https://" not in markup

@@ -207,16 +207,34 @@ def stamp(fig: Any, run: PublishedRun | None) -> Any:
     return fig
 
 
+#: Draws a figure with the page's plotly.js (``<script id="wb-plotly">``, loaded once per page).
+_PAGE_FIGURE = """<div class="wb-plot" id="{id}"></div><script>(function () {{
+var el = document.getElementById("{id}"), spec = {spec};
+function draw() {{ window.Plotly.newPlot(el, spec.data, spec.layout, {{displaylogo: false, responsive: true}}); }}
+if (window.Plotly) {{ draw(); return; }}
+var tag = document.getElementById("wb-plotly");
+if (!tag) {{ tag = document.createElement("script"); tag.id = "wb-plotly";
+  tag.src = (document.body.dataset.baseUrl || "/voila/") + "wb/plotly-cartesian.min.js"; document.head.appendChild(tag); }}
+tag.addEventListener("load", draw);
+}})();</script>"""
+
+
 def _bundle(fig: Any) -> dict:
+    """The display bundle of ``fig``: plotly's mime type, or, on the dashboard server
+    (``WORKBENCH_FIGURES=page``), HTML drawing it with the plotly.js bundle the server serves."""
+    import uuid
+
     import plotly.io as pio
 
-    spec = json.loads(pio.to_json(fig, validate=False))
+    text = pio.to_json(fig, validate=False)
+    spec = json.loads(text)
     title = ((spec.get("layout") or {}).get("title") or {}).get("text") or "figure"
-    return {
-        "output_type": "display_data",
-        "data": {PLOTLY_MIME: spec, "text/plain": f"<plotly figure: {title}>"},
-        "metadata": {},
-    }
+    if os.environ.get("WORKBENCH_FIGURES") == "page":
+        markup = _PAGE_FIGURE.format(id=f"wb-plot-{uuid.uuid4().hex[:12]}", spec=text.replace("</", "<\\/"))
+        data = {"text/html": markup, "text/plain": f"<plotly figure: {title}>"}
+    else:
+        data = {PLOTLY_MIME: spec, "text/plain": f"<plotly figure: {title}>"}
+    return {"output_type": "display_data", "data": data, "metadata": {}}
 
 
 def show_figure(out: widgets.Output, fig: Any) -> None:

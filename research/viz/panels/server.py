@@ -14,6 +14,11 @@ new run the pre-started kernels are replaced so the next viewer sees it.
 
 The base settings live in ``dashboards/voila.json`` (used too by ``cd dashboards && voila .``);
 the security settings are applied after it is read, so no configuration file can relax them. A bind to an address other than loopback is refused unless a token is configured.
+
+Requests are guarded (:mod:`research.viz.panels.guards`): the ``Host`` header must name loopback
+or a configured host name, viewer kernels are capped (a "busy" page past the cap), a kernel is
+shut down when its tab closes or its page request is aborted, and every asset (plotly.js as the
+partial cartesian bundle, the page template without CDN links) is served by the server itself.
 """
 
 from __future__ import annotations
@@ -31,9 +36,18 @@ import urllib.request
 from pathlib import Path
 
 from research.config import get_settings
+from research.viz.panels.guards import (
+    DEFAULT_MAX_VIEWERS,
+    MIN_TOKEN_LENGTH,
+    STATIC_DIR,
+    TEMPLATE_DIR,
+    OfflineAssetHandler,
+    guard_handlers,
+    guarded_page_class,
+)
 
 __all__ = [
-    "BindRefusedError", "DEFAULT_PORT", "TOKEN_ENV", "SECURITY_SETTINGS", "SECURITY_HEADERS", "dashboards_dir", "is_loopback",
+    "BindRefusedError", "TokenTooShortError", "DEFAULT_PORT", "FIGURES_ENV", "TOKEN_ENV", "SECURITY_SETTINGS", "SECURITY_HEADERS", "dashboards_dir", "is_loopback",
     "check_bind", "build_app", "serve", "start_server", "wait_until_ready", "stop_server", "free_port",
 ]
 
@@ -41,6 +55,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8866
 TOKEN_ENV = "WORKBENCH_DASHBOARDS_TOKEN"
+#: Set for the kernels of the server: figures are drawn by the page's own plotly.js bundle.
+FIGURES_ENV = "WORKBENCH_FIGURES"
 
 #: Settings no configuration file may change (set on the application after its files are read).
 SECURITY_SETTINGS: dict[str, object] = {
@@ -58,6 +74,10 @@ SECURITY_HEADERS = {
 
 class BindRefusedError(ValueError):
     """A bind to a non-loopback address without a token."""
+
+
+class TokenTooShortError(ValueError):
+    """A token shorter than :data:`research.viz.panels.guards.MIN_TOKEN_LENGTH` characters."""
 
 
 def dashboards_dir() -> Path:
@@ -82,7 +102,14 @@ def check_bind(ip: str, *, token: str | None) -> None:
     ------
     BindRefusedError
         Naming the address and how to configure a token.
+    TokenTooShortError
+        When a token is given but is shorter than 16 characters.
     """
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        raise TokenTooShortError(
+            f"the dashboards token must be at least {MIN_TOKEN_LENGTH} characters (got {len(token)}); "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+        )
     if not is_loopback(ip) and not token:
         raise BindRefusedError(
             f"refusing to serve the dashboards on {ip!r} without authentication: set a token with "
@@ -93,12 +120,15 @@ def check_bind(ip: str, *, token: str | None) -> None:
 
 def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", port: int = DEFAULT_PORT,
               open_browser: bool = False, token: str | None = None, pool_size: int | None = None,
-              cull_idle_timeout: int | None = None, base_url: str = "/") -> object:
+              cull_idle_timeout: int | None = None, base_url: str = "/",
+              allowed_hosts: tuple[str, ...] | list[str] = (), max_viewers: int | None = None) -> object:
     """An initialised (not started) Voila application serving ``root``, locked down.
 
     Configuration is read from ``root/voila.json`` only (not from the working directory or the
     user's Jupyter folders); then the arguments and :data:`SECURITY_SETTINGS` are applied on top,
-    so no configuration file can relax them.
+    so no configuration file can relax them. ``allowed_hosts`` are the host names (besides
+    loopback) the ``Host`` header may carry, e.g. the proxy's public name; ``max_viewers`` caps
+    the viewer kernels live at once (0: no cap; default 8).
     """
     root = Path(root) if root is not None else dashboards_dir()
     if not (root / "voila.json").is_file():
@@ -114,13 +144,25 @@ def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", p
     conf = app.voila_configuration
     for key, value in SECURITY_SETTINGS.items():
         setattr(conf, key, value)
+    # figures are drawn by the page's plotly.js bundle, not the plotly extension's full bundle
+    conf.extension_denylist = sorted({*conf.extension_denylist, "jupyterlab-plotly"})
     if pool_size is not None:
         conf.preheat_kernel = pool_size > 0
         conf.default_pool_size = max(int(pool_size), 0)
     if cull_idle_timeout is not None:
-        app.config.MappingKernelManager.cull_idle_timeout = int(cull_idle_timeout)
+        mkm = app.config.MappingKernelManager
+        mkm.cull_idle_timeout = int(cull_idle_timeout)
+        interval = int(mkm.cull_interval) if "cull_interval" in mkm else 300
+        mkm.cull_interval = max(min(interval, int(cull_idle_timeout) // 4), 5)
     headers = dict(app.tornado_settings.get("headers", {}))
-    app.tornado_settings = {**app.tornado_settings, "headers": {**headers, **SECURITY_HEADERS}}
+    extra_hosts = [h for h in allowed_hosts if h]
+    if not is_loopback(ip) and ip not in ("0.0.0.0", "::"):
+        extra_hosts.append(ip)
+    app.tornado_settings = {
+        **app.tornado_settings, "headers": {**headers, **SECURITY_HEADERS},
+        "wb_allowed_hosts": tuple(extra_hosts),
+        "wb_max_viewers": DEFAULT_MAX_VIEWERS if max_viewers is None else max(int(max_viewers), 0),
+    }
     return app
 
 
@@ -133,14 +175,29 @@ def _locked_voila_class() -> type:
     import tornado.web
     from jupyter_server.utils import url_path_join
     from voila.app import Voila
+    from voila.tornado.handler import TornadoVoilaHandler
 
     class TraversalGuard(tornado.web.RequestHandler):
         def prepare(self) -> None:
             raise tornado.web.HTTPError(404)
 
+    page_class = guarded_page_class(TornadoVoilaHandler)
+
     class LockedVoila(Voila):
+        def setup_template_dirs(self) -> None:
+            super().setup_template_dirs()
+            self.template_paths = [str(TEMPLATE_DIR), *self.template_paths]
+
         def init_handlers(self) -> list:
-            return [(url_path_join(self.server_url, TRAVERSAL), TraversalGuard), *super().init_handlers()]
+            handlers = [
+                (url_path_join(self.server_url, TRAVERSAL), TraversalGuard),
+                (url_path_join(self.server_url, r"/voila/wb/([A-Za-z0-9._-]+)"), OfflineAssetHandler,
+                 {"path": str(STATIC_DIR)}),
+                *super().init_handlers(),
+            ]
+            handlers = [(r[0], page_class, *r[2:]) if isinstance(r, tuple) and len(r) >= 2
+                        and r[1] is TornadoVoilaHandler else r for r in handlers]
+            return guard_handlers(handlers)
 
     return LockedVoila
 
@@ -177,7 +234,8 @@ class _PoolRefresher:
 
 def serve(*, ip: str = "127.0.0.1", port: int = DEFAULT_PORT, open_browser: bool = False,
           token: str | None = None, pool_size: int | None = None, cull_idle_timeout: int | None = None,
-          pipeline: str = "daily", root: str | os.PathLike | None = None, base_url: str = "/") -> None:
+          pipeline: str = "daily", root: str | os.PathLike | None = None, base_url: str = "/",
+          allowed_hosts: tuple[str, ...] | list[str] = (), max_viewers: int | None = None) -> None:
     """Run the Voila server in this process until interrupted.
 
     Parameters
@@ -198,12 +256,18 @@ def serve(*, ip: str = "127.0.0.1", port: int = DEFAULT_PORT, open_browser: bool
         The dashboards folder (default ``<home>/dashboards``).
     base_url : str
         URL prefix when a proxy serves the dashboards under a sub-path (``/dashboards/``).
+    allowed_hosts : sequence of str
+        Host names besides loopback that requests may name (a proxy's public name).
+    max_viewers : int, optional
+        Viewer kernels live at once before new viewers get a "busy" page (default 8; 0: no cap).
     """
     check_bind(ip, token=token)
+    os.environ[FIGURES_ENV] = "page"  # the kernels inherit it
     from tornado.ioloop import PeriodicCallback
 
     app = build_app(root=root, ip=ip, port=port, open_browser=open_browser, token=token,
-                    pool_size=pool_size, cull_idle_timeout=cull_idle_timeout, base_url=base_url)
+                    pool_size=pool_size, cull_idle_timeout=cull_idle_timeout, base_url=base_url,
+                    allowed_hosts=allowed_hosts, max_viewers=max_viewers)
     refresher = _PoolRefresher(app, get_settings().runs_dir / pipeline / "published.json")
     PeriodicCallback(refresher.check, 15_000).start()
     app.start()

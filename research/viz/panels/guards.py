@@ -1,0 +1,191 @@
+"""Request guards and self-served assets of the dashboard server.
+
+Every route of the server is wrapped so that:
+
+* a request whose ``Host`` header names neither loopback nor one of the configured host names is
+  refused with 403 (a page on another site cannot reach the server through DNS rebinding);
+* a dashboard page is refused with a "busy" page (503) once ``max_viewers`` viewer kernels are
+  live, so memory stays bounded however many people open it;
+* a page request the client aborts before the page is delivered shuts its kernel down;
+* the page sets the ``_xsrf`` cookie, so the request the page sends when its tab closes (which
+  shuts its kernel down) is accepted.
+
+Assets: plotly.js (the partial cartesian bundle, ``research/viz/static``) is served under
+``/voila/wb/``; the page template (``research/viz/voila_template``) is Voila's lab template
+without its Font Awesome CDN links. Nothing a dashboard page loads comes from another host.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from tornado.httputil import split_host_and_port
+
+__all__ = [
+    "STATIC_DIR", "TEMPLATE_DIR", "PLOTLY_ASSET", "LOOPBACK_HOSTS", "MIN_TOKEN_LENGTH", "DEFAULT_MAX_VIEWERS",
+    "host_allowed", "guard_handlers", "viewer_kernels", "busy_page", "OfflineAssetHandler", "guarded_page_class",
+]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "voila_template"
+PLOTLY_ASSET = "plotly-cartesian.min.js"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Shortest token accepted (a token is a shared password: 16 random characters or more).
+MIN_TOKEN_LENGTH = 16
+#: Viewer kernels (not counting pre-started ones) served at once before the busy page.
+DEFAULT_MAX_VIEWERS = 8
+_KERNEL_ID = re.compile(r'"kernelId":\s*"([0-9a-f-]{36})"')
+
+
+def host_allowed(host_header: str | None, allowed: tuple[str, ...] | list[str]) -> bool:
+    """Whether a request's ``Host`` header names loopback or one of ``allowed`` (port ignored).
+
+    >>> host_allowed("127.0.0.1:8866", ())
+    True
+    >>> host_allowed("attacker.example:8866", ("research.example.com",))
+    False
+    """
+    if not host_header:
+        return False
+    host, _ = split_host_and_port(host_header.strip().lower())
+    host = host.strip("[]").rstrip(".")
+    names = {h.lower().strip("[]").rstrip(".") for h in (*LOOPBACK_HOSTS, *allowed)}
+    return host in names
+
+
+class _HostGuard:
+    """Mixin: refuse requests whose Host header is not one the server answers to."""
+
+    def prepare(self) -> Any:
+        allowed = self.settings.get("wb_allowed_hosts", ())
+        if not host_allowed(self.request.headers.get("Host"), allowed):
+            log.warning("refused a request for host %r (allowed: loopback and %s)",
+                        self.request.headers.get("Host"), list(allowed) or "nothing else")
+            self.clear()
+            self.set_status(403)
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish("403: this server does not answer to that host name\n")
+            return None
+        return super().prepare()
+
+
+def guard_handlers(handlers: list) -> list:
+    """Every ``(pattern, handler[, kwargs])`` route with its handler behind the Host check."""
+    out = []
+    for route in handlers:
+        if isinstance(route, tuple) and len(route) >= 2 and isinstance(route[1], type):
+            cls = route[1]
+            if not issubclass(cls, _HostGuard):
+                cls = type(cls.__name__, (_HostGuard, cls), {"__module__": __name__})
+            route = (route[0], cls, *route[2:])
+        out.append(route)
+    return out
+
+
+def viewer_kernels(kernel_manager: Any) -> int:
+    """Live kernels serving viewers: all kernels minus those waiting in the pre-started pools."""
+    pooled = sum(len(pool) for pool in getattr(kernel_manager, "_pools", {}).values())
+    return max(len(kernel_manager.list_kernel_ids()) - pooled, 0)
+
+
+def busy_page(live: int, limit: int) -> str:
+    """The page shown past the viewer limit (self-contained, reloads itself after 20 s)."""
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='20'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>Dashboards busy</title>"
+        "<style>body{font-family:system-ui,sans-serif;color:#1f2933;max-width:36em;margin:4em auto;"
+        "padding:0 1em}.wb-busy{background:#fff3c4;border-left:4px solid #cb6e17;padding:12px 16px}</style>"
+        "</head><body><div class='wb-busy'><h2>The dashboards are busy</h2>"
+        f"<p>{html.escape(str(live))} viewers have a dashboard open, the most this server serves at once "
+        f"({html.escape(str(limit))}). This page tries again by itself in 20 seconds.</p></div></body></html>"
+    )
+
+
+class OfflineAssetHandler(tornado.web.RequestHandler):
+    """Serve ``plotly-cartesian.min.js`` from its gzip file (decompressed for clients without gzip)."""
+
+    def initialize(self, path: str | Path = STATIC_DIR) -> None:
+        self.root = Path(path)
+
+    def get(self, name: str) -> None:
+        if name != PLOTLY_ASSET:
+            raise tornado.web.HTTPError(404)
+        packed = (self.root / f"{name}.gz").read_bytes()
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.set_header("Cache-Control", "public, max-age=86400")
+        self.set_header("Vary", "Accept-Encoding")
+        if "gzip" in self.request.headers.get("Accept-Encoding", ""):
+            self.set_header("Content-Encoding", "gzip")
+            self.finish(packed)
+        else:
+            self.finish(gzip.decompress(packed))
+
+
+def guarded_page_class(base: type) -> type:
+    """Voila's page handler with the viewer limit, the ``_xsrf`` cookie and abort clean-up."""
+
+    class GuardedPage(base):
+        inflight = 0  # page requests being served right now (all instances)
+        _counted, _closed, _kernel_id = False, False, None
+
+        async def prepare(self) -> None:
+            self._counted, self._closed, self._kernel_id = False, False, None
+            for arg in ("template", "theme"):  # one template only: Voila's others link CDNs
+                self.request.arguments.pop(arg, None)
+                self.request.query_arguments.pop(arg, None)
+            limit = int(self.settings.get("wb_max_viewers") or 0)
+            live = viewer_kernels(self.kernel_manager) + GuardedPage.inflight
+            if limit and live >= limit:
+                log.warning("busy: %d viewer kernels live or starting (limit %d)", live, limit)
+                self.set_status(503)
+                self.set_header("Retry-After", "20")
+                self.set_header("Cache-Control", "no-store")
+                self.finish(busy_page(live, limit))
+                return None
+            GuardedPage.inflight += 1
+            self._counted = True
+            result = super().prepare()
+            if result is not None:
+                await result
+            if not self._finished:
+                self.xsrf_token  # noqa: B018 (sets the _xsrf cookie the page's shutdown request sends back)
+
+        def on_connection_close(self) -> None:
+            self._closed = True
+            super().on_connection_close()
+
+        def on_finish(self) -> None:
+            if self._counted:
+                GuardedPage.inflight -= 1
+                self._counted = False
+            super().on_finish()
+
+        @tornado.web.authenticated
+        async def get(self, path: str | None = None) -> None:
+            try:
+                async for chunk in self.get_generator(path=path):
+                    if self._kernel_id is None:
+                        found = _KERNEL_ID.search(chunk)
+                        self._kernel_id = found.group(1) if found else None
+                    if self._closed and self._kernel_id is not None:
+                        break
+                    self.write(chunk)
+                    self.flush()
+            finally:
+                if self._closed and self._kernel_id is not None:
+                    log.info("page request aborted: shutting down kernel %s", self._kernel_id)
+                    try:
+                        await self.kernel_manager.shutdown_kernel(self._kernel_id)
+                    except Exception as exc:  # already gone
+                        log.debug("kernel %s: %s", self._kernel_id, exc)
+
+    GuardedPage.__name__ = GuardedPage.__qualname__ = base.__name__
+    return GuardedPage
