@@ -19,6 +19,21 @@ def _source(source: str, directory: Path | None):
     return get_source(source, directory=directory) if source == "files" else get_source(source)
 
 
+def _date(value: str | None, option: str) -> str | None:
+    """``value`` checked as a date, or a one-line error naming the option."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    from research.data.errors import InvalidRequestError
+
+    try:
+        pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError(f"{option} {value!r} is not a date ({exc}); expected YYYY-MM-DD") from None
+    return value
+
+
 @app.command()
 def fetch(
     symbols: Annotated[list[str] | None, typer.Argument(help="Symbols; default: the sample universe.")] = None,
@@ -33,6 +48,7 @@ def fetch(
     from research.data import ingest_many
     from research.data.summary import default_universe, print_ingest_summary
 
+    start, end = _date(start, "--start"), _date(end, "--end")
     src = _source(source, directory)
     if not symbols:
         symbols, interval = default_universe(src, interval)

@@ -196,3 +196,11 @@ def test_show_of_a_dataset_not_stored(data_dir, capsys, case):
 def test_fetch_without_symbols_from_a_live_source(data_dir, capsys, case):
     check(case, "data fetch with no symbols from yahoo", ["data", "fetch", "--source", "yahoo"], capsys, code=2,
           needles=["name the symbols", "yahoo"])
+
+
+@pytest.mark.parametrize("name,argv,needles", [
+    ("files source without --directory", ["data", "fetch", "SPX", "--source", "files"], ["--directory"]),
+    ("a start that is not a date", ["data", "fetch", "SPX", "--start", "2020-13-45"], ["--start", "2020-13-45", "YYYY-MM-DD"]),
+])
+def test_more_input_errors(data_dir, capsys, case, name, argv, needles):
+    check(case, f"data fetch, {name}", argv, capsys, code=2, needles=needles)

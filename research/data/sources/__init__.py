@@ -35,8 +35,11 @@ def get_source(name: str | Source, **options: object) -> Source:
     if name == "files":
         from research.data.sources.files import FilesSource
 
-        if "directory" not in options:
-            raise ValueError("source='files' needs directory=<folder with one file per symbol>")
+        if options.get("directory") is None:
+            raise ValueError(
+                "source='files' needs directory=<folder with one CSV or Parquet file per symbol> "
+                "(on the command line: --directory FOLDER)"
+            )
         return FilesSource(**options)
     if name == "yahoo":
         from research.data.sources.yahoo import YahooSource
