@@ -99,8 +99,10 @@ def test_stalled_receiver_times_out_and_is_retried(case, url):
             return original(self)
         stall.set()
         time.sleep(1.5)  # longer than the channel's 0.5 s timeout: the sender gave up, the receiver did not
-        original(self)
-        answered_late.set()
+        try:
+            original(self)  # records the request, then finds the sender gone
+        finally:
+            answered_late.set()
 
     handler.do_POST = slow
     try:
