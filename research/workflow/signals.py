@@ -10,8 +10,11 @@ before ``as_of``); nothing is an order, these are research outputs.
 
 ``signal`` is the position direction (-1, 0, +1) decided at the close of ``bar_time``;
 ``target_position`` is that direction times the sizer's weight (a fraction of the book's
-equity, e.g. volatility targeting); ``stale`` says the symbol's last bar is older than the
-as-of date by more than ``stale_bars`` sessions.
+equity, e.g. volatility targeting); ``stale`` says the symbol's last bar is older than its
+calendar allows: more than ``stale_bars`` sessions of its calendar (NYSE sessions for equities,
+every day for ``*-USD`` crypto; :func:`research.data.calendars.calendar_of`) passed between its
+last bar and the as-of date. A stale symbol keeps its last signal for reference but gets no
+target position (0): nothing is decided on old data.
 
 ``alerts`` table (one row per condition that fired)::
 
@@ -35,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from research.data.calendars import calendar_of
 from research.features import indicators as ind
 from research.strategies import Signals, get_strategy, position_magnitude, prediction_signals
 
@@ -93,11 +97,20 @@ def _as_of(as_of: object) -> pd.Timestamp:
     return ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if ts == ts.normalize() else ts
 
 
-def _stale(bar_time: pd.Timestamp, as_of: pd.Timestamp, index: pd.DatetimeIndex, stale_bars: int) -> bool:
+def _stale(symbol: str, bar_time: pd.Timestamp, as_of: pd.Timestamp, index: pd.DatetimeIndex,
+           stale_bars: int) -> bool:
+    """Whether ``symbol``'s last bar lags ``as_of`` by more than ``stale_bars`` bars.
+
+    Daily bars count the sessions of the symbol's calendar after the last bar's day up to the
+    as-of day (a weekend or a holiday is not a missed bar); intraday bars use their spacing.
+    """
     if len(index) < 2:
         return True
     step = pd.Series(index[-50:]).diff().median()
-    return bool((as_of - bar_time) > step * (stale_bars + 1) + pd.Timedelta(days=3 if step >= pd.Timedelta(days=1) else 0))
+    if step >= pd.Timedelta(hours=20):
+        missed = calendar_of(symbol).sessions(bar_time.normalize() + pd.Timedelta(days=1), as_of.normalize())
+        return len(missed) > stale_bars
+    return bool((as_of - bar_time) > step * (stale_bars + 1))
 
 
 def _row(symbol: str, strategy: str, as_of: str, bars: dict, sig: Signals, size: pd.DataFrame, params: dict, stale: bool) -> dict:
@@ -106,7 +119,8 @@ def _row(symbol: str, strategy: str, as_of: str, bars: dict, sig: Signals, size:
     return {
         "symbol": symbol, "strategy": strategy, "as_of": as_of, "bar_time": d.index[-1],
         "signal": last, "previous_signal": prev, "changed": last != prev,
-        "target_position": last * float(size[symbol].iloc[-1]), "close": float(bars["close"][symbol].iloc[-1]),
+        "target_position": 0.0 if stale else last * float(size[symbol].iloc[-1]),
+        "close": float(bars["close"][symbol].iloc[-1]),
         "stale": stale, "params": json.dumps(params, sort_keys=True, default=str),
     }
 
@@ -147,7 +161,7 @@ def todays_signals(
         bars = _symbol_bars(fields, symbol, when)
         if len(bars["close"]) < 2:
             continue
-        stale = _stale(bars["close"].index[-1], when, bars["close"].index, stale_bars)
+        stale = _stale(symbol, bars["close"].index[-1], when, bars["close"].index, stale_bars)
         for name, params in (strategies or DEFAULT_STRATEGIES).items():
             spec = get_strategy(name)
             call = spec.coerce(params)
@@ -185,7 +199,7 @@ def prediction_signal_rows(
             continue
         sig = prediction_signals(pred.to_frame(symbol), long_threshold=long_threshold, short_threshold=short_threshold)
         size = position_magnitude(sig, bars, sizing, sizing_params)
-        stale = _stale(bars["close"].index[-1], when, bars["close"].index, stale_bars)
+        stale = _stale(symbol, bars["close"].index[-1], when, bars["close"].index, stale_bars)
         params = {"long_threshold": long_threshold, "short_threshold": short_threshold, "model": str(group["model"].iloc[-1])}
         rows.append(_row(symbol, "prediction", label, bars, sig, size, params, stale))
     return pd.DataFrame(rows, columns=SIGNAL_COLUMNS)
@@ -272,7 +286,7 @@ def market_alerts(prices: pd.DataFrame, *, as_of: object, rules: AlertRules | No
             _alert(rows, symbol, "data", "critical", f"{symbol} has no bars up to {label}", 0, 2, label, pd.NaT)
             continue
         t = bars["close"].index[-1]
-        if _stale(t, when, bars["close"].index, rules.stale_bars):
+        if _stale(symbol, t, when, bars["close"].index, rules.stale_bars):
             lag = (when.normalize() - t.normalize()).days
             _alert(rows, symbol, "data", "warning", f"{symbol}'s last bar ({t.date()}) is {lag} days before the as-of date",
                    lag, rules.stale_bars, label, t)

@@ -72,6 +72,35 @@ def test_planted_conditions_fire(bars):
     assert sig.loc[sig["symbol"] == "BBB", "stale"].all() and not sig.loc[sig["symbol"] == "AAA", "stale"].any()
 
 
+def _daily(symbol: str, start: str, end: str, *, freq: str = "B") -> pd.DataFrame:
+    idx = pd.date_range(start, end, freq=freq, tz="UTC", name="timestamp")
+    close = pd.Series(100 * np.exp(np.linspace(0, 0.3, len(idx))) * (1 + 0.01 * np.sin(np.arange(len(idx)))), index=idx)
+    return pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                         "volume": 1e6 + np.arange(len(idx)) % 7})
+
+
+def test_a_symbol_whose_data_ended_years_ago_is_stale_and_gets_no_target_position():
+    frames = {"MSFT": _daily("MSFT", "2016-01-01", "2018-12-31"), "GOOG": _daily("GOOG", "2010-01-01", "2013-03-01")}
+    sig = todays_signals(_prices(frames), as_of="2018-12-31")
+    goog, msft = sig[sig["symbol"] == "GOOG"], sig[sig["symbol"] == "MSFT"]
+    assert goog["stale"].all() and (goog["target_position"] == 0).all()
+    assert not msft["stale"].any()
+    alerts = market_alerts(_prices(frames), as_of="2018-12-31")
+    assert set(alerts.loc[alerts["kind"] == "data", "symbol"]) == {"GOOG"}
+
+
+def test_staleness_counts_the_sessions_of_the_symbols_calendar():
+    # equity bars up to Friday 2018-12-21: by Wednesday 12-26 two sessions were missed (24 and 26;
+    # the weekend and Christmas are no sessions), by Thursday three
+    equity = {"SPX": _daily("SPX", "2018-01-01", "2018-12-21")}
+    assert not todays_signals(_prices(equity), as_of="2018-12-26", stale_bars=2)["stale"].any()
+    assert todays_signals(_prices(equity), as_of="2018-12-27", stale_bars=2)["stale"].all()
+    # crypto trades every day: by 12-24 three bars were missed
+    crypto = {"BTC-USD": _daily("BTC-USD", "2018-01-01", "2018-12-21", freq="D")}
+    assert not todays_signals(_prices(crypto), as_of="2018-12-23", stale_bars=2)["stale"].any()
+    assert todays_signals(_prices(crypto), as_of="2018-12-24", stale_bars=2)["stale"].all()
+
+
 def test_quiet_market_raises_no_price_alerts():
     idx = pd.date_range("2020-01-01", periods=300, freq="D", tz="UTC", name="timestamp")
     close = pd.Series(100 * np.exp(np.linspace(0, 0.05, 300)) * (1 + 0.001 * np.sin(np.arange(300))), index=idx)
