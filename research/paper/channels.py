@@ -194,7 +194,9 @@ class WebhookChannel(Channel):
         if not self.url:
             return f"webhook (URL from ${self.url_env})"
         parts = urlsplit(self.url)
-        return f"webhook {parts.scheme}://{parts.netloc}"
+        host = parts.hostname or "?"
+        host = f"[{host}]" if ":" in host else host
+        return f"webhook {parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"  # no user:password, path or query
 
     def send(self, alert: dict) -> None:
         secret = _secret(self.secret_env)

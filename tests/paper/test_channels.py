@@ -153,6 +153,8 @@ def test_webhook_errors_name_the_variable_never_the_secret(home, hook, monkeypat
         down.send(ALERT)
     assert err.value.retryable and "unreachable" in str(err.value)
     assert "tok-9f2" not in str(err.value) and SECRET not in str(err.value)  # a token in the URL stays out too
+    creds = WebhookChannel("ops", url=f"http://user:pass-8e1@127.0.0.1:{receivers.free_port()}/h", secret_env="X")
+    assert "pass-8e1" not in creds.describe() and creds.describe().startswith("webhook http://127.0.0.1:")
 
 
 # ---------------------------------------------------------------- e-mail
