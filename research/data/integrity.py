@@ -41,10 +41,13 @@ __all__ = [
     "verify_frame",
     "remove_orphans",
     "WRITE_OPTIONS",
+    "table_with_digest",
+    "check_digest",
 ]
 
 META_KEY = b"workbench"
 META_SHA_KEY = b"workbench.sha256"
+DIGEST_KEY = b"workbench.digest"
 INDEX_KEY = "__index__"
 #: Options of every Parquet write of the store.
 WRITE_OPTIONS = {"compression": "zstd", "write_page_checksum": True}
@@ -198,3 +201,29 @@ def remove_orphans(path: Path, *, older_than: float = 0.0) -> int:
         except OSError:
             continue
     return removed
+
+
+def _digest(table: pa.Table) -> str:
+    frame = table.to_pandas()
+    h = hashlib.sha256(json.dumps([str(c) for c in frame.columns]).encode())
+    h.update(np.ascontiguousarray(pd.util.hash_pandas_object(frame, index=True).to_numpy()).tobytes())
+    return h.hexdigest()
+
+
+def table_with_digest(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as an Arrow table carrying the sha256 of its content (for files without a manifest)."""
+    table = pa.Table.from_pandas(frame, preserve_index=True)
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), DIGEST_KEY: _digest(table).encode()})
+
+
+def check_digest(table: pa.Table, path: Path, what: str) -> None:
+    """Raise :class:`CorruptDatasetError` when a table written by :func:`table_with_digest` changed."""
+    expected = (table.schema.metadata or {}).get(DIGEST_KEY)
+    if expected is None:
+        return
+    try:
+        ok = _digest(table).encode() == expected
+    except Exception:
+        ok = False
+    if not ok:
+        raise _corrupt(path, "does not match the sha256 recorded in it", what)

@@ -64,12 +64,14 @@ from research.data.errors import (
 )
 from research.data.integrity import (
     WRITE_OPTIONS,
+    check_digest,
     column_hashes,
     content_sha256,
     decode_manifest,
     encode_manifest,
     read_verified,
     remove_orphans,
+    table_with_digest,
     verify_columns,
     verify_frame,
 )
@@ -351,25 +353,48 @@ class Store:
         path = self.path(source, interval, symbol, kind="quarantine")
         if not path.exists():
             return pd.DataFrame(columns=["open", "high", "low", "close", "volume", "reason", "detail", "ingested_at"])
+        what = f"quarantine of {self._dataset(source, interval, symbol)}"
         try:
             with open(path, "rb") as fh:
-                return pq.read_table(fh).to_pandas()
+                table = pq.read_table(fh, page_checksum_verification=True)
+            check_digest(table, path, what)
+            return table.to_pandas()
         except PermissionError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+        except CorruptDatasetError:
+            raise
         except Exception as exc:
             raise CorruptDatasetError(
-                f"the quarantine file {path} cannot be decoded ({type(exc).__name__}); move it aside and ingest "
-                f"{symbol} again with refresh", path=str(path),
+                f"stored {what} is corrupt: {path} cannot be decoded ({type(exc).__name__}); ingest {symbol} "
+                "again with refresh (load_prices(..., refresh=True) or `workbench data fetch ... --refresh`)",
+                path=str(path),
             ) from None
 
-    def _append_quarantine(self, source: str, interval: str, symbol: str, rows: pd.DataFrame) -> int:
-        """Add quarantined rows not already recorded; returns the rows in the quarantine file."""
+    def _append_quarantine(
+        self, source: str, interval: str, symbol: str, rows: pd.DataFrame, *, replace_corrupt: bool = False
+    ) -> int:
+        """Add quarantined rows not already recorded; returns the rows in the quarantine file.
+
+        A corrupt quarantine file raises :class:`CorruptDatasetError`, or is started afresh
+        with ``replace_corrupt=True`` (an ingest with ``refresh=True``).
+        """
         path = self.path(source, interval, symbol, kind="quarantine")
-        if rows.empty:
-            return len(self.read_quarantine(source, interval, symbol)) if path.exists() else 0
+        if rows.empty and not path.exists():
+            return 0
         rows = rows.assign(ingested_at=_now().isoformat())
         with self._locked(path, f"quarantine rows of {self._dataset(source, interval, symbol)}"):
-            old = self.read_quarantine(source, interval, symbol) if path.exists() else rows.iloc[:0]
+            try:
+                old = self.read_quarantine(source, interval, symbol) if path.exists() else rows.iloc[:0]
+            except CorruptDatasetError as exc:
+                if not replace_corrupt:
+                    raise
+                log.warning("replacing a corrupt quarantine file: %s", exc)
+                old, rows = rows.iloc[:0], rows
+                if rows.empty:
+                    path.unlink(missing_ok=True)
+                    return 0
+            if rows.empty:
+                return len(old)
             seen = set(_quarantine_keys(old))
             keys = _quarantine_keys(rows)
             fresh = rows[[k not in seen for k in keys]]
@@ -378,7 +403,7 @@ class Store:
                 return len(old)
             both = pd.concat([old, fresh]) if len(old) else fresh
             remove_orphans(path)
-            self._write_atomic(path, pa.Table.from_pandas(both, preserve_index=True))
+            self._write_atomic(path, table_with_digest(both))
             return len(both)
 
     def list(self) -> pd.DataFrame:
@@ -465,7 +490,9 @@ class Store:
                         f"{source.name} {symbol}: none of the {result.report.received} rows received is a valid bar "
                         f"({reasons}); nothing stored. Check the input (`workbench data validate FILE` lists each row's reason)"
                     )
-                quarantined = self._append_quarantine(source.name, interval, symbol, result.quarantine)
+                quarantined = self._append_quarantine(
+                    source.name, interval, symbol, result.quarantine, replace_corrupt=refresh
+                )
                 meta = {
                     "provenance": source.provenance(symbol),
                     "synthetic": source.synthetic,

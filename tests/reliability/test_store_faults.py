@@ -351,3 +351,25 @@ def test_static_ingest_of_a_stored_dataset_is_idempotent(store):
     a = store.ingest(SyntheticSource(), "IDEM2")
     b = store.ingest(SyntheticSource(), "IDEM2", refresh=True)
     assert a.manifest["sha256"] == b.manifest["sha256"]
+
+
+def test_a_damaged_quarantine_file_is_refused_and_refresh_replaces_it(store, tmp_path, case):
+    bars = synthetic_ohlcv("QC", bars=40).reset_index()
+    bars.loc[5, "close"] = -3.0
+    bars.to_csv(tmp_path / "QC.csv", index=False)
+    store.ingest(FilesSource(tmp_path), "QC")
+    path = store.path("files", "1d", "QC", kind="quarantine")
+    table = pq.read_table(path)
+    edited = table.to_pandas()
+    edited.iloc[0, edited.columns.get_loc("close")] = 3.0  # a quarantined value rewritten in a valid file
+    pq.write_table(pa.Table.from_pandas(edited, preserve_index=True).replace_schema_metadata(table.schema.metadata), path)
+    try:
+        store.read_quarantine("files", "1d", "QC")
+        observed = "served"
+    except CorruptDatasetError as exc:
+        observed = str(exc)
+    store.ingest(FilesSource(tmp_path), "QC", refresh=True)
+    again = store.read_quarantine("files", "1d", "QC")
+    ok = observed != "served" and "refresh" in observed and len(again) == 1 and again["close"].iloc[0] == -3.0
+    case(GROUP, "edited quarantine file", "CorruptDatasetError; refresh rebuilds it",
+         f"{observed[:60]}; after refresh {len(again)} row(s)", ok)
