@@ -293,15 +293,14 @@ def paper_trading(*, account: str | None = None, pipeline: str = "daily", runs_d
     choose = dropdown(names, description="Account", dom_class="wb-paper-account", value=first)
 
     def show(name: str) -> None:
-        try:
-            view = load_account(name, url=url, runs_dir=runs_dir)
-        except Exception as exc:  # a viewer never sees a traceback
-            log.exception("paper account %r could not be read", name)
-            header.value = f'<div class="wb-header"><h2>{_TITLE}</h2></div>'
-            detail.children = [guard(f"Account {name}", lambda e=exc: (_ for _ in ()).throw(e))]
-            return
-        header.value = _header(view, url)
-        detail.children = [guard(f"Account {name}", lambda: widgets.VBox(_account_panels(view, url)))]
+        views: list[AccountView] = []
+
+        def build() -> widgets.Widget:
+            views.append(load_account(name, url=url, runs_dir=runs_dir))
+            return widgets.VBox(_account_panels(views[0], url))
+
+        detail.children = [guard(f"Account {name}", build)]  # a failure shows a message, never a traceback
+        header.value = _header(views[0], url) if views else f'<div class="wb-header"><h2>{_TITLE}</h2></div>'
 
     choose.observe(lambda ch: show(ch["new"]), names="value")
     show(first)
