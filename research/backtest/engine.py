@@ -95,6 +95,10 @@ def as_fields(prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame]) -> 
         out = {"close": prices}
     else:
         raise TypeError(f"prices must be a DataFrame, Series or mapping of frames, not {type(prices).__name__}")
+    recorded = getattr(prices, "attrs", None)
+    for frame in out.values() if recorded else ():  # what the prices record (their calendar) goes along
+        if frame is not prices:
+            frame.attrs = {**recorded, **frame.attrs}
     if "close" not in out:
         raise ValueError(f"prices need a 'close' field; got fields {sorted(out)}")
     close = out["close"]

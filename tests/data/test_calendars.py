@@ -73,3 +73,11 @@ def test_the_engine_reads_the_calendar_and_takes_one_override(store):
     res = backtest(bars, "ma_crossover", params={"fast": 5, "slow": 20})
     assert res.params["periods_per_year"] == 365.0
     assert backtest(bars, "ma_crossover", params={"fast": 5, "slow": 20}, periods_per_year=252).params["periods_per_year"] == 252.0
+
+
+def test_one_symbols_flat_frame_passes_its_calendar_to_the_engine(store):
+    from research.backtest import backtest
+
+    spx = load_prices("SPX", start="2015-01-01", store=store)
+    spx.attrs["periods_per_year"] = 260.0  # a recorded calendar wins over what the index suggests
+    assert backtest(spx, "ma_crossover", params={"fast": 5, "slow": 20}).params["periods_per_year"] == 260.0
