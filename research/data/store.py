@@ -407,7 +407,10 @@ class Store:
             return len(both)
 
     def list(self) -> pd.DataFrame:
-        """One row per stored dataset with its manifest fields."""
+        """One row per stored dataset with its manifest fields; ``status`` says ``ok`` or ``corrupt``.
+
+        Only manifests are checked here (the content is verified when a dataset is read).
+        """
         rows = []
         base = self.root / "store"
         for path in sorted(base.glob("*/*/*.parquet")) if base.exists() else []:
@@ -416,10 +419,12 @@ class Store:
             try:
                 m = self.manifest(source, interval, symbol)
             except CorruptDatasetError:
-                m = {"source": source, "interval": interval, "symbol": symbol, "sha256": "CORRUPT: ingest again with refresh"}
+                m = {"source": source, "interval": interval, "symbol": symbol, "sha256": "",
+                     "status": "corrupt: ingest again with refresh"}
             if m:
-                rows.append(m)
-        cols = ["source", "interval", "symbol", "rows", "first", "last", "quarantined", "flags", "synthetic", "fetched_at", "sha256"]
+                rows.append({"status": "ok", **m})
+        cols = ["source", "interval", "symbol", "rows", "first", "last", "quarantined", "flags", "synthetic",
+                "fetched_at", "sha256", "status"]
         return pd.DataFrame(rows).reindex(columns=cols) if rows else pd.DataFrame(columns=cols)
 
     # ---------------------------------------------------------------- ingest

@@ -204,3 +204,12 @@ def test_fetch_without_symbols_from_a_live_source(data_dir, capsys, case):
 ])
 def test_more_input_errors(data_dir, capsys, case, name, argv, needles):
     check(case, f"data fetch, {name}", argv, capsys, code=2, needles=needles)
+
+
+def test_list_marks_a_corrupt_dataset(data_dir, capsys, case):
+    store = Store(data_dir)
+    store.write("synthetic", "1d", "OK", synthetic_ohlcv("OK", bars=20))
+    store.path("synthetic", "1d", "BROKEN").write_bytes(b"PAR1 not a parquet file PAR1")
+    code, out, err = run(["data", "list"], capsys)
+    ok = code == 0 and "Traceback" not in out + err and "corrupt" in out and "OK" in out
+    case(GROUP, "data list with a corrupt dataset", "exit 0, the dataset marked corrupt", f"exit {code}, corrupt shown: {'corrupt' in out}", ok)
