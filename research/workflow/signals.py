@@ -97,6 +97,18 @@ def _as_of(as_of: object) -> pd.Timestamp:
     return ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if ts == ts.normalize() else ts
 
 
+def missed_sessions(symbol: str, last_bar: object, as_of: object) -> int:
+    """Daily bars of ``symbol``'s calendar expected after its ``last_bar`` up to the ``as_of`` day.
+
+    >>> missed_sessions("SPX", "2018-12-21", "2018-12-27")  # Mon 24, Wed 26, Thu 27 (25: Christmas)
+    3
+    """
+    last, end = pd.Timestamp(last_bar), pd.Timestamp(as_of)
+    last = last.tz_localize("UTC") if last.tzinfo is None else last.tz_convert("UTC")
+    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    return len(calendar_of(symbol).sessions(last.normalize() + pd.Timedelta(days=1), end.normalize()))
+
+
 def _stale(symbol: str, bar_time: pd.Timestamp, as_of: pd.Timestamp, index: pd.DatetimeIndex,
            stale_bars: int) -> bool:
     """Whether ``symbol``'s last bar lags ``as_of`` by more than ``stale_bars`` bars.
@@ -108,8 +120,7 @@ def _stale(symbol: str, bar_time: pd.Timestamp, as_of: pd.Timestamp, index: pd.D
         return True
     step = pd.Series(index[-50:]).diff().median()
     if step >= pd.Timedelta(hours=20):
-        missed = calendar_of(symbol).sessions(bar_time.normalize() + pd.Timedelta(days=1), as_of.normalize())
-        return len(missed) > stale_bars
+        return missed_sessions(symbol, bar_time, as_of) > stale_bars
     return bool((as_of - bar_time) > step * (stale_bars + 1))
 
 

@@ -18,7 +18,7 @@ from research.viz.panels import DASHBOARDS, backtest_explorer, market_overview, 
 from research.viz.panels.explorer import canonical_params, params_label
 from research.viz.panels.health import failed_stages, read_runs, runs_frame
 from research.viz.panels.layout import PLOTLY_MIME, data_source
-from research.viz.panels.market import trailing_returns
+from research.viz.panels.market import freshness_table, trailing_returns
 from research.viz.panels.portfolio import drawdown_episodes, flatten_risk, headline, var_table
 from research.viz.panels.predictions import mlflow_run_url
 from research.workflow.results import latest
@@ -378,3 +378,16 @@ def test_paper_page_shows_a_message_when_an_account_cannot_be_read(runs, monkeyp
     assert "Account demo: could not be shown (OSError: prices of demo unreadable)" in error.value
     assert "Traceback" not in page_text(page) and by_class(page, "wb-outbox")
 
+
+def test_returns_end_at_the_as_of_date_and_stale_symbols_are_marked():
+    idx = pd.date_range("2016-01-04", "2018-12-31", freq="B", tz="UTC")
+    prices = pd.DataFrame({"SPX": np.linspace(100.0, 130.0, len(idx)), "OLD": np.linspace(50.0, 60.0, len(idx))},
+                          index=idx)
+    prices.loc[prices.index > "2017-11-10", "OLD"] = np.nan
+    table = trailing_returns(prices, as_of="2018-12-31").set_index("symbol")
+    assert bool(table.loc["OLD", "stale"]) and np.isnan(table.loc["OLD", "1 month [%]"])
+    assert not table.loc["SPX", "stale"] and table.loc["SPX", "1 month [%]"] > 0
+    report = pd.DataFrame({"symbol": ["SPX", "OLD"], "last": ["2018-12-31", "2017-11-10"], "stale": [False, False]})
+    fresh = freshness_table(report, as_of="2018-12-31").set_index("symbol")
+    assert fresh.loc["OLD", "stale"] and not fresh.loc["SPX", "stale"]
+    assert fresh.loc["SPX", "sessions behind"] == 0 and fresh.loc["OLD", "sessions behind"] > 200

@@ -18,6 +18,7 @@ from research.viz.panels.layout import (
     line_xy,
     load_run,
     naive_index,
+    note,
     page,
     periods_per_year,
     require,
@@ -28,6 +29,7 @@ from research.viz.panels.layout import (
     weekly_note,
 )
 from research.workflow.results import PublishedRun
+from research.workflow.signals import missed_sessions
 
 __all__ = [
     "market_overview", "prices_panel", "returns_panel", "volatility_panel", "correlation_panel",
@@ -69,47 +71,64 @@ def prices_panel(run: PublishedRun) -> widgets.Widget:
     return section("Prices", scale, out, dom_class="wb-prices")
 
 
-def trailing_returns(prices: pd.DataFrame) -> pd.DataFrame:
-    """Per symbol: the return over the last bar and over calendar windows ending at its last bar [%]."""
+def trailing_returns(prices: pd.DataFrame, *, as_of: object = None, stale_bars: int = 3) -> pd.DataFrame:
+    """Per symbol: returns over the last bar and over calendar windows that all end at ``as_of`` [%].
+
+    Every symbol's windows end at the same time (``as_of``, default the latest bar of any
+    symbol), so the figures compare like with like. A symbol whose last bar is more than
+    ``stale_bars`` sessions of its calendar before that end is marked ``stale`` and its returns
+    are left empty (they would describe another period).
+    """
+    end = pd.Timestamp(as_of) if as_of is not None else prices.index.max()
+    if isinstance(prices.index, pd.DatetimeIndex) and prices.index.tz is not None and end.tzinfo is None:
+        end = end.tz_localize(prices.index.tz)
+    end = end.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if end == end.normalize() else end
     rows = []
     for symbol in prices:
         s = prices[symbol].dropna()
+        s = s[s.index <= end]
         if len(s) < 2:
             continue
         last_ts, last = s.index[-1], float(s.iloc[-1])
-        row: dict[str, object] = {"symbol": symbol, "last close": last, "last bar": last_ts.date()}
+        stale = missed_sessions(str(symbol), last_ts, end) > stale_bars
+        row: dict[str, object] = {"symbol": symbol, "last close": last, "last bar": last_ts.date(), "stale": stale}
         for label, days in _PERIODS.items():
             if days is None:
                 base = float(s.iloc[-2])
             elif days == 0:
                 base = float(s.iloc[0])
             else:
-                past = s[: last_ts - pd.Timedelta(days=days)]
+                past = s[: end - pd.Timedelta(days=days)]
                 base = float(past.iloc[-1]) if len(past) else np.nan
-            row[f"{label} [%]"] = (last / base - 1) * 100
+            row[f"{label} [%]"] = np.nan if stale else (last / base - 1) * 100
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _returns_figure(table: pd.DataFrame, period: str, run: PublishedRun) -> go.Figure:
     col = f"{period} [%]"
-    values = table[col].to_numpy()
+    shown = table[table[col].notna()]
+    values = shown[col].to_numpy()
     colors = np.where(values >= 0, "#2f9e66", "#d64545")
-    fig = go.Figure(go.Bar(x=table["symbol"], y=values, marker_color=colors,
+    fig = go.Figure(go.Bar(x=shown["symbol"], y=values, marker_color=colors,
                            text=[f"{v:+.1f}%" for v in values], textposition="outside"))
-    fig.update_layout(title=f"Return over {period} [%]", yaxis_title="%")
+    fig.update_layout(title=f"Return over {period} to {run.as_of or 'the last bar'} [%]", yaxis_title="%")
     return stamp(fig, run)
 
 
 def returns_panel(run: PublishedRun) -> widgets.Widget:
-    """Trailing returns per symbol: a table and a bar chart for a chosen window."""
-    table = trailing_returns(_prices(run))
+    """Trailing returns per symbol over windows ending at the run's as-of date: a table and a bar chart."""
+    table = trailing_returns(_prices(run), as_of=run.as_of)
     period = dropdown(list(_PERIODS), value="1 month", description="Window", dom_class="wb-returns-period")
     out = figure_output(_returns_figure(table, period.value, run), dom_class="wb-returns-fig", height=340)
     period.observe(lambda change: show_figure(out, _returns_figure(table, change["new"], run)), names="value")
     formats = {c: "+.2f" for c in table.columns if c.endswith("[%]")} | {"last close": ",.2f"}
-    return section("Returns", table_html(table, dom_class="wb-returns-table", formats=formats), period, out,
-                   dom_class="wb-returns")
+    children: list[widgets.Widget] = [table_html(table, dom_class="wb-returns-table", formats=formats)]
+    stale = [str(s) for s in table.loc[table["stale"], "symbol"]] if len(table) else []
+    if stale:
+        children.append(note(f"{', '.join(stale)}: data ends before {run.as_of} (stale), so no return is "
+                             "shown; every window ends at the as-of date.", dom_class="wb-returns-stale"))
+    return section("Returns", *children, period, out, dom_class="wb-returns")
 
 
 def _volatility_figure(prices: pd.DataFrame, window: int, run: PublishedRun) -> go.Figure:
@@ -156,14 +175,26 @@ def correlation_panel(run: PublishedRun) -> widgets.Widget:
     return section("Correlation", lookback, out, dom_class="wb-correlation")
 
 
-def freshness_table(report: pd.DataFrame, *, as_of: str | None) -> pd.DataFrame:
-    """The data report with each symbol's age at the run's as-of time."""
-    table = report.copy()
+def freshness_table(report: pd.DataFrame, *, as_of: str | None, stale_bars: int = 3) -> pd.DataFrame:
+    """The data report with each symbol's age at the run's as-of time.
+
+    ``stale`` is true when the stored copy was served because its source failed (the report's
+    own flag) or when more than ``stale_bars`` sessions of the symbol's calendar passed between
+    its last bar and the as-of date (``sessions behind``), the rule the signals follow.
+    """
+    table = report.copy().reset_index(drop=True)
     ref = pd.Timestamp(as_of, tz="UTC") if as_of else pd.Timestamp.now(tz="UTC")
     if "last" in table:
         last = pd.to_datetime(table["last"], utc=True)
         table["age [days]"] = ((ref - last).dt.total_seconds() / 86400).round(1)
-    keep = [c for c in ("symbol", "source", "synthetic", "interval", "rows", "first", "last", "age [days]", "stale",
+        if "symbol" in table:
+            behind = pd.Series([missed_sessions(str(sym), t, ref) if pd.notna(t) else np.nan
+                                for sym, t in zip(table["symbol"], last, strict=True)], index=table.index)
+            table["sessions behind"] = behind.astype("Int64")
+            served_stale = table["stale"].fillna(False).astype(bool) if "stale" in table else False
+            table["stale"] = served_stale | (behind > stale_bars)
+    keep = [c for c in ("symbol", "source", "synthetic", "interval", "rows", "first", "last", "age [days]",
+                        "sessions behind", "stale",
                         "fetched_at", "quarantined", "flagged", "gaps") if c in table]
     for col in ("first", "last"):
         if col in table:

@@ -259,6 +259,11 @@ def exposure_panel(run: PublishedRun) -> widgets.Widget:
         fig = go.Figure(go.Bar(x=last.index.astype(str), y=(last * 100).to_numpy(), marker_color="#2680c2"))
         fig.update_layout(title="Target exposure by symbol today [% of equity]", yaxis_title="%")
     now = pd.DataFrame({"symbol": last.index.astype(str), "weight [%]": (last * 100).to_numpy()})
+    if run.has("signals"):  # a symbol whose data stopped is marked (and holds no target position)
+        sig = run.table("signals")
+        if {"symbol", "stale"} <= set(sig.columns):
+            stale = sig.groupby(sig["symbol"].astype(str))["stale"].any()
+            now["stale"] = now["symbol"].map(stale).fillna(False).astype(bool)
     totals = pd.DataFrame({"symbol": ["gross", "net"], "weight [%]": [last.abs().sum() * 100, last.sum() * 100]})
     return section("Exposures", figure_output(stamp(fig, run), dom_class="wb-exposure-fig", height=320),
                    table_html(pd.concat([now, totals], ignore_index=True), dom_class="wb-exposure-table",
