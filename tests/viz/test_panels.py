@@ -391,3 +391,14 @@ def test_returns_end_at_the_as_of_date_and_stale_symbols_are_marked():
     fresh = freshness_table(report, as_of="2018-12-31").set_index("symbol")
     assert fresh.loc["OLD", "stale"] and not fresh.loc["SPX", "stale"]
     assert fresh.loc["SPX", "sessions behind"] == 0 and fresh.loc["OLD", "sessions behind"] > 200
+
+
+def test_no_champion_says_how_many_versions_are_registered():
+    from research.viz.panels.predictions import champions_table_html
+
+    evals = pd.DataFrame({"symbol": ["SPX"] * 2, "model": ["lstm", "naive"], "champion": [False, False],
+                          "version": ["4", None], "reason": ["no registered model yet", None],
+                          "directional_accuracy": [0.5, 0.52], "rmse": [0.01, 0.009]})
+    markup = champions_table_html(evals)
+    assert "no champion yet: 4 versions registered" in markup
+    assert "no registered model yet" not in markup

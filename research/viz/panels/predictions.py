@@ -88,6 +88,16 @@ def _link(run_id: object) -> str:
             f'rel="noopener">MLflow run {html.escape(run_id[:8])}</a>')
 
 
+def _no_champion(model_rows: pd.DataFrame) -> str:
+    """Why a symbol has no champion, with how many versions of its model are registered."""
+    versions = pd.to_numeric(model_rows.get("version", pd.Series(dtype=float)), errors="coerce").dropna()
+    if versions.empty:
+        return "no champion yet: no model beats the naive baseline out of sample"
+    n = int(versions.max())
+    return (f"no champion yet: {n} version{'s' if n != 1 else ''} registered, "
+            "none beats the naive baseline out of sample")
+
+
 def champions_table_html(evals: pd.DataFrame, preds: pd.DataFrame | None = None) -> str:
     """HTML rows: per symbol its champion (or why there is none), its metrics next to the naive
     baseline's, the next-bar forecast when recorded, and a link to the MLflow run."""
@@ -105,8 +115,7 @@ def champions_table_html(evals: pd.DataFrame, preds: pd.DataFrame | None = None)
             forecast = _fmt(forecasts.get((str(symbol), str(c["model"]))), "+.3%")
         else:
             c = model_rows.iloc[0] if len(model_rows) else group.iloc[0]
-            why = f" ({c['reason']})" if "reason" in group and isinstance(c.get("reason"), str) else ""
-            model, acc, rmse, forecast = f"<i>none beats the naive baseline{html.escape(why)}</i>", "", "", ""
+            model, acc, rmse, forecast = f"<i>{html.escape(_no_champion(model_rows))}</i>", "", "", ""
         base_acc = _fmt(base.get("directional_accuracy"), ".1%") if base is not None else ""
         base_rmse = _fmt(base.get("rmse"), ".5f") if base is not None else ""
         rows.append(f"<tr><td>{html.escape(str(symbol))}</td><td>{model}</td><td>{acc}</td><td>{base_acc}</td>"
