@@ -402,3 +402,30 @@ def test_no_champion_says_how_many_versions_are_registered():
     markup = champions_table_html(evals)
     assert "no champion yet: 4 versions registered" in markup
     assert "no registered model yet" not in markup
+
+
+@pytest.mark.parametrize("name", ["01-market-overview", "02-predictions", "03-backtest-explorer", "04-portfolio-risk"])
+def test_each_page_opens_with_its_headline_figures(runs, name):
+    page = DASHBOARDS[name](runs_dir=runs)
+    (row,) = by_class(page, "wb-headline")
+    assert page.children.index(row) == 2, "the headline row comes right after the header"
+    for label in ("total return", "Sharpe ratio", "max drawdown", "last signals", "data"):
+        assert f'<div class="wb-card-label">{label}</div>' in row.value, label
+
+
+def test_headline_names_stale_symbols(runs, tmp_path):
+    import shutil
+
+    from research.viz.panels.headline import headline_figures
+
+    run = latest("daily", runs_dir=runs)
+    sig = run.table("signals").assign(stale=False)
+    sig.loc[sig["symbol"] == sig["symbol"].iloc[0], "stale"] = True
+    copy = tmp_path / "daily"
+    shutil.copytree(runs, copy)
+    copied = latest("daily", runs_dir=copy)
+    from research.workflow.results import write_output
+
+    write_output(copied.outputs_dir, "signals", sig)
+    figures = {label: value for label, value, _ in headline_figures(latest("daily", runs_dir=copy))}
+    assert figures["data"].startswith("stale: ") and str(sig["symbol"].iloc[0]) in figures["data"]

@@ -16,6 +16,7 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
+from research.viz.panels.headline import headline_panel
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -286,5 +287,5 @@ def backtest_explorer(run: PublishedRun | None = None, *, pipeline: str = "daily
         The pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
     """
     run = run if run is not None else load_run(pipeline, runs_dir=runs_dir)
-    panels = [("Backtest", explorer_panel), ("Sweep", sweep_panel)]
+    panels = [("Headline", headline_panel), ("Backtest", explorer_panel), ("Sweep", sweep_panel)]
     return page("Backtest explorer", panels, run=run, pipeline=pipeline, runs_dir=runs_dir, dom_id="explorer")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from research.viz.panels.headline import headline_panel
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -223,6 +224,6 @@ def market_overview(run: PublishedRun | None = None, *, pipeline: str = "daily",
         The pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
     """
     run = run if run is not None else load_run(pipeline, runs_dir=runs_dir)
-    panels = [("Prices", prices_panel), ("Returns", returns_panel), ("Volatility", volatility_panel),
+    panels = [("Headline", headline_panel), ("Prices", prices_panel), ("Returns", returns_panel), ("Volatility", volatility_panel),
               ("Correlation", correlation_panel), ("Data freshness", freshness_panel)]
     return page("Market overview", panels, run=run, pipeline=pipeline, runs_dir=runs_dir, dom_id="market")

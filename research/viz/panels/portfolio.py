@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 
 from research.risk.metrics import equal_weight_returns
 from research.risk.report import rolling_metrics
+from research.viz.panels.headline import headline_panel
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -317,6 +318,6 @@ def portfolio_risk(run: PublishedRun | None = None, *, pipeline: str = "daily",
         The pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
     """
     run = run if run is not None else load_run(pipeline, runs_dir=runs_dir)
-    panels = [("Value at risk", var_panel), ("Drawdowns", drawdown_panel), ("Exposures", exposure_panel),
+    panels = [("Headline", headline_panel), ("Value at risk", var_panel), ("Drawdowns", drawdown_panel), ("Exposures", exposure_panel),
               ("Rolling Sharpe and volatility", rolling_panel)]
     return page("Portfolio risk", panels, run=run, pipeline=pipeline, runs_dir=runs_dir, dom_id="portfolio")

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from research.config import get_settings
+from research.viz.panels.headline import headline_panel
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -221,6 +222,6 @@ def predictions_page(run: PublishedRun | None = None, *, pipeline: str = "daily"
         The pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
     """
     run = run if run is not None else load_run(pipeline, runs_dir=runs_dir)
-    panels = [("Champions", champions_panel), ("Predicted vs actual", predicted_vs_actual_panel),
+    panels = [("Headline", headline_panel), ("Champions", champions_panel), ("Predicted vs actual", predicted_vs_actual_panel),
               ("Accuracy", accuracy_panel)]
     return page("Predictions", panels, run=run, pipeline=pipeline, runs_dir=runs_dir, dom_id="predictions")
