@@ -6,6 +6,7 @@ module                 what
 ``spec``               YAML pipeline specs, typed parameters, validation before execution
 ``execute``            one stage notebook through papermill, bounded in time
 ``runner``             ``run_pipeline`` / ``resume_run``: locks, retries, publish
+``locks``              the run lock: one runner per pipeline and as-of date, stale holders
 ``ledger``             the run ledger in the tracking store (MLflow) and ``run.json``
 ``results``            what a run writes (``write_output``) and readers use (``latest``)
 ``signals``            today's signals, target positions and alerts

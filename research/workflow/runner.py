@@ -48,6 +48,7 @@ from filelock import FileLock, Timeout
 from research.config import get_settings
 from research.workflow.execute import KernelPrefetch, execute_stage
 from research.workflow.ledger import Ledger, find_run_dir, iter_run_records, read_run_record
+from research.workflow.locks import RunLocked, holder_alive, record_owner, run_lock
 from research.workflow.results import atomic_write_text, latest, publish
 from research.workflow.spec import (
     PipelineSpec,
@@ -69,10 +70,6 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT, EXIT_LOCKED = 0, 1, 2, 3, 75
 _RESUMABLE = {"FAILED", "TIMEOUT", "INTERRUPTED", "RUNNING"}
 Echo = Callable[[str], None]
-
-
-class RunLocked(RuntimeError):
-    """Another run of the same pipeline and as-of date holds the lock."""
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -134,112 +131,6 @@ def _slug(as_of: str) -> str:
     return as_of.replace("-", "").replace(":", "")
 
 
-def _process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot, from /proc), or ``None``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
-
-
-def _owner_alive(info: Mapping[str, Any]) -> bool:
-    """Whether the process recorded as a lock's holder still runs (same PID and start time).
-
-    A holder on another host cannot be checked and counts as alive.
-    """
-    if info.get("host") not in (None, socket.gethostname()):
-        return True
-    try:
-        pid = int(info["pid"])
-        os.kill(pid, 0)
-    except (KeyError, TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    started = _process_start(pid)
-    if Path("/proc/self/stat").exists() and started is None:
-        return False  # a zombie
-    return info.get("pid_start") in (None, started)
-
-
-def _lock_holders(path: Path) -> list[int]:
-    """PIDs holding a flock on ``path`` according to /proc/locks (Linux; ``[]`` elsewhere)."""
-    try:
-        inode = path.stat().st_ino
-        lines = Path("/proc/locks").read_text().splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
-            out.append(int(parts[4]))
-    return out
-
-
-def _read_owner(owner: Path) -> dict:
-    try:
-        info = json.loads(owner.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def _acquire(lock: FileLock, owner: Path, pipeline: str, as_of: str, *, grace: float = 3.0) -> dict:
-    """Take the run lock or raise :class:`RunLocked` naming a live holder.
-
-    Returns the record of a dead holder whose lock was taken over (empty when the lock was free).
-    """
-    try:
-        lock.acquire(timeout=0)
-        return {}
-    except Timeout:
-        pass
-    info = _read_owner(owner)
-    if not info or not _owner_alive(info):
-        # the recorded holder is gone: its lock is being released, or the new holder has not
-        # recorded itself yet; either way the answer comes within moments
-        stale = info
-        try:
-            lock.acquire(timeout=grace)
-            return stale or {"pid": None}
-        except Timeout:
-            info = _read_owner(owner)
-        if not info or not _owner_alive(info):
-            live = [p for p in _lock_holders(Path(lock.lock_file)) if _owner_alive({"pid": p})]
-            who = f" (held by pid {', '.join(map(str, live))}, which has not recorded its run)" if live else ""
-            raise RunLocked(f"pipeline {pipeline!r} for as-of {as_of} is already running{who}; "
-                            "not starting a second run") from None
-    who = f" (run {info.get('run_id')}, pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
-    raise RunLocked(f"pipeline {pipeline!r} for as-of {as_of} is already running{who}; not starting a second run") from None
-
-
-@contextmanager
-def _run_lock(pdir: Path, pipeline: str, as_of: str, run_id: str):
-    locks = pdir / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    owner = locks / f"{_slug(as_of)}.owner.json"
-    lock = FileLock(str(locks / f"{_slug(as_of)}.lock"))
-    stale = _acquire(lock, owner, pipeline, as_of)
-    if stale.get("pid"):
-        log.warning("took over the lock of %s as of %s from pid %s (run %s), which is no longer running",
-                    pipeline, as_of, stale.get("pid"), stale.get("run_id"))
-    try:
-        _record_owner(owner, run_id)
-        yield owner
-    finally:
-        owner.unlink(missing_ok=True)
-        lock.release()
-
-
-def _record_owner(owner: Path, run_id: str) -> None:
-    pid = os.getpid()
-    atomic_write_text(owner, json.dumps({"run_id": run_id, "pid": pid, "pid_start": _process_start(pid),
-                                         "host": socket.gethostname(), "since": _now()}))
-
-
 @contextmanager
 def _kernel_environment(tracking_uri: str, run_id: str):
     """Environment the stage kernels inherit: the tracking URI set explicitly, the run id."""
@@ -260,17 +151,8 @@ def _kernel_environment(tracking_uri: str, run_id: str):
 
 def is_running(pipeline: str, as_of: str) -> bool:
     """Whether a live runner currently holds the lock of ``pipeline`` for ``as_of``."""
-    path = pipeline_dir(pipeline) / ".locks" / f"{_slug(as_of)}.lock"
-    if not path.exists():
-        return False
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        info = _read_owner(path.with_name(f"{_slug(as_of)}.owner.json"))
-        return _owner_alive(info) if info else bool(_lock_holders(path))
-    lock.release()
-    return False
+    locks = pipeline_dir(pipeline) / ".locks"
+    return holder_alive(locks / f"{_slug(as_of)}.lock", locks / f"{_slug(as_of)}.owner.json")
 
 
 def close_orphans(pipeline: str, as_of: str, ledger: Ledger | None = None) -> list[str]:
@@ -580,7 +462,7 @@ def run_pipeline(
     pdir = pipeline_dir(spec.name)
     ledger = Ledger()
     run_id = f"{_slug(as_of)}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
-    with _run_lock(pdir, spec.name, as_of, run_id) as owner:
+    with run_lock(pdir / ".locks", _slug(as_of), spec.name, as_of, run_id) as owner:
         _mark_stale(pdir, as_of, ledger)
         same_day = [r for r in iter_run_records(pdir) if r.get("as_of") == as_of]
         done = [r for r in same_day if r.get("status") == "COMPLETED" and (r.get("published") or r.get("superseded_by"))]
@@ -596,7 +478,7 @@ def run_pipeline(
             if (last.get("status") in _RESUMABLE and last.get("spec_sha256") == spec.sha256
                     and json.dumps(last.get("parameters"), sort_keys=True, default=str) == json.dumps(shared, sort_keys=True, default=str)):
                 echo(f"resuming failed run {last['run_id']} of the same as-of date and parameters (use --force for a new run)")
-                _record_owner(owner, last["run_id"])
+                record_owner(owner, last["run_id"])
                 return _resume_locked(last, plan, ledger, echo)
         run_dir = pdir / run_id
         (run_dir / "notebooks").mkdir(parents=True)
@@ -647,7 +529,7 @@ def resume_run(run_id: str, *, echo: Echo | None = None) -> RunResult:
     for stage, values in record.get("stage_parameters", {}).items():
         overrides.update({f"{stage}.{k}": v for k, v in values.items() if k in spec.stage(stage).parameters})
     plan = plan_run(spec, overrides)
-    with _run_lock(run_dir.parent, spec.name, record["as_of"], run_id):
+    with run_lock(run_dir.parent / ".locks", _slug(record["as_of"]), spec.name, record["as_of"], run_id):
         _mark_stale(run_dir.parent, record["as_of"], Ledger())
         record = read_run_record(run_dir)
         if record["status"] == "COMPLETED":

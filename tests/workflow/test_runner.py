@@ -112,8 +112,10 @@ def test_double_start_is_refused_and_sigterm_interrupts(tmp_path, kernels, toys)
         assert second.exit_code == 75 and "already running" in second.output
         run_id = json.loads(owner.read_text())["run_id"]
         run_json = get_settings().runs_dir / "toy-lock" / run_id / "run.json"
-        while json.loads(run_json.read_text())["stages"][0]["status"] != "RUNNING":
-            time.sleep(0.2)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (
+                run_json.exists() and json.loads(run_json.read_text())["stages"][0]["status"] == "RUNNING"):
+            time.sleep(0.2)  # the run folder is written after the lock is taken
         time.sleep(1.0)  # let the kernel start
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) != 0
