@@ -91,6 +91,10 @@ def start_command(
         slippage=slippage, whole_shares=whole_shares, initial_cash=cash,
         calendar=calendar or ("crypto" if source == "coingecko" or pipeline == "hourly" else "equity"),
         source=source, interval=interval, pipeline=pipeline, long_only=params.get("direction", "long") == "long")
+    if source in ("sample", "synthetic"):  # offline: check the symbols have prices before creating
+        from research.paper.trading import load_fields
+
+        load_fields(account)
     acct = book.create_account(account)
     typer.echo(f"created paper account {acct.name}: {acct.strategy} {acct.params} on {', '.join(acct.symbols)}, "
                f"cash {acct.initial_cash:,.2f}")

@@ -204,8 +204,12 @@ def run_sessions(account: book.Account, fields: Mapping[str, pd.DataFrame], bars
 def pending_bars(account: book.Account, index: pd.Index, start: object, end: object, *,
                  url: str | None = None) -> list[pd.Timestamp]:
     """Bars of ``index`` in ``[start, end]`` not yet stepped, refusing to skip a bar after the last session."""
-    last = book.last_session(account.name, url=url)
+    equity_log = book.session_equity(account.name, url=url)
+    last = equity_log.index[-1] if len(equity_log) else None
     lo = _ts(start, index) if start is not None else None
+    if lo is not None and last is not None and lo < equity_log.index[0]:
+        raise book.AccountError(f"account {account.name!r} starts at {equity_log.index[0]:%Y-%m-%d %H:%M}; it cannot be "
+                                f"replayed from {lo:%Y-%m-%d %H:%M} (create a new account for an earlier start)")
     hi = _ts(end, index) if end is not None else index[-1]
     bars = index[(index <= hi) & ((index >= lo) if lo is not None else True)]
     if last is None:

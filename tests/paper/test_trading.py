@@ -100,6 +100,8 @@ def test_step_catches_up_and_refuses_gaps(sqlite_url, name, sample_fields):
         replay(name, "2018-12-20", "2018-12-31", fields=sample_fields, url=sqlite_url, progress=False)
     assert replay(name, "2018-11-30", "2018-12-31", fields=sample_fields, url=sqlite_url,
                   progress=False)["skipped"] == 10
+    with pytest.raises(book.AccountError, match="starts at 2018-11-30"):
+        replay(name, "2018-11-01", "2018-12-31", fields=sample_fields, url=sqlite_url, progress=False)
 
 
 def test_replay_killed_and_resumed_equals_uninterrupted(tmp_path, sample_fields):
