@@ -35,7 +35,8 @@ Parameter types: ``str``, ``int``, ``float``, ``bool``, ``date`` (an ISO date or
 kept as a string), ``list[str]``, ``list[int]``, ``list[float]``. A declared parameter (shared,
 or a stage parameter written as a mapping) may bound its values: ``min`` and ``max``
 (inclusive, numbers; for lists each element), ``exclusive_min`` / ``exclusive_max`` (strict
-bounds, e.g. ``exclusive_min: 0`` for "> 0") and ``choices`` (the allowed values). A value out
+bounds, e.g. ``exclusive_min: 0`` for "> 0"), ``choices`` (the allowed values) and, for lists,
+``min_items``. A value out
 of bounds, from the spec or from ``-p``, is refused before any stage runs with the parameter,
 the value and the allowed range. On the command line,
 ``-p key=value`` sets a shared parameter and ``-p stage.key=value`` a stage parameter; the
@@ -72,7 +73,7 @@ _SECRET_KEY = re.compile(
     r"(secret|passw|token|api_?key|apikey|credential|private_?key|access_?key|auth_|bearer|cookie)",
     re.IGNORECASE,
 )
-_PARAM_KEYS = {"type", "default", "help", "min", "max", "exclusive_min", "exclusive_max", "choices"}
+_PARAM_KEYS = {"type", "default", "help", "min", "max", "exclusive_min", "exclusive_max", "choices", "min_items"}
 _BOUND_KEYS = ("min", "max", "exclusive_min", "exclusive_max")
 _STAGE_KEYS = {"name", "notebook", "parameters", "timeout", "retries", "backoff", "reads", "writes", "description"}
 _SPEC_KEYS = {"name", "description", "parameters", "stages"}
@@ -95,6 +96,7 @@ class Param:
     exclusive_min: float | None = None
     exclusive_max: float | None = None
     choices: tuple | None = None
+    min_items: int | None = None
 
     def allowed(self) -> str:
         """The allowed values in words, e.g. ``">= 1"`` or ``"one of ['a', 'b']"`` (``""``: any)."""
@@ -102,6 +104,8 @@ class Param:
                                                        ("<=", self.max), ("<", self.exclusive_max)) if bound is not None]
         if self.choices is not None:
             parts.append(f"one of {list(self.choices)}")
+        if self.min_items is not None:
+            parts.append(f"at least {self.min_items} item(s)")
         return " and ".join(parts)
 
     def check(self, value: Any) -> str | None:
@@ -109,6 +113,8 @@ class Param:
         if value is None or not self.allowed():
             return None
         items = value if isinstance(value, list) else [value]
+        if self.min_items is not None and isinstance(value, list) and len(value) < self.min_items:
+            return f"parameter {self.name!r} = {value!r} has too few items: expected {self.allowed()}"
         for item in items:
             if self.choices is not None and item not in self.choices:
                 return f"parameter {self.name!r} = {value!r} is not allowed: expected {self.allowed()}"
@@ -357,6 +363,10 @@ def _bounds(name: str, kind: str, raw: Mapping) -> dict:
         if isinstance(bound, bool) or not isinstance(bound, (int, float)):
             raise SpecError(f"parameter {name!r}: {key} must be a number, got {bound!r}")
         out[key] = bound
+    if raw.get("min_items") is not None:
+        if not kind.startswith("list[") or isinstance(raw["min_items"], bool) or not isinstance(raw["min_items"], int):
+            raise SpecError(f"parameter {name!r}: min_items must be an integer and applies to lists, not to type {kind}")
+        out["min_items"] = raw["min_items"]
     if raw.get("choices") is not None:
         choices = raw["choices"]
         if not isinstance(choices, list) or not choices:

@@ -203,6 +203,7 @@ def test_bad_parameters_are_refused_before_execution(tmp_path, case):
                              (["epochs=0"], "'epochs' = 0 is out of range"),
                              (["retrain_every_days=0"], "'retrain_every_days' = 0.0 is out of range: allowed > 0"),
                              (["source=nasdaq"], "'source' = 'nasdaq' is not allowed"),
+                             (["symbols="], "'symbols' = [] has too few items"),
                              (["backtest.fees=-0.1"], "'fees' = -0.1 is out of range")]:
         res = CliRunner().invoke(app, ["pipeline", "run", str(daily), *[a for p in params for a in ("-p", p)]])
         case("pipelines", f"daily: -p {params[0]} refused (exit 2)", f"2; {expected}",

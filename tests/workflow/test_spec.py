@@ -132,6 +132,8 @@ def test_bounds_and_choices_in_the_spec_are_checked_when_loading(tmp_path, toys)
         ({"n": {"type": "int", "default": 1, "max": "ten"}}, "max must be a number"),
         ({"n": {"type": "str", "default": "c", "choices": ["a", "b"]}}, "is not allowed: expected one of ['a', 'b']"),
         ({"n": {"type": "int", "default": 1, "range": [1, 2]}}, "unknown keys ['range']"),
+        ({"n": {"type": "int", "default": 1, "min_items": 1}}, "min_items must be an integer and applies to lists"),
+        ({"n": {"type": "list[int]", "default": [], "min_items": 1}}, "'n' = [] has too few items"),
     ]
     for params, expected in bad:
         path = toys.write_spec(tmp_path, "toy-badbounds", [{"name": "numbers", "notebook": "01-numbers.ipynb"}], params)
