@@ -29,6 +29,7 @@ def _config(path: Path | None):
 def deliver(
     config: ConfigOpt = None,
     channel: Annotated[list[str] | None, typer.Option("--channel", help="Only this channel (repeatable).")] = None,
+    deadline: Annotated[float | None, typer.Option(min=0, help="Seconds to spend; what is left waits for the next delivery.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Deliver every pending alert to the channels it routes to (each at most once).
@@ -43,7 +44,7 @@ def deliver(
 
     cfg = _config(config)
     try:
-        report = outbox.deliver(cfg, channels=channel)
+        report = outbox.deliver(cfg, channels=channel, deadline=deadline)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

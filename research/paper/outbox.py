@@ -328,7 +328,7 @@ class DeliveryReport:
             waits = [f"{n} {what}" for n, what in ((c.held_quiet, "held for quiet hours"),
                                                    (c.rate_limited, "over the rate limit"),
                                                    (c.failed, "failed, kept for the next run"),
-                                                   (c.waiting, "not tried (channel down this run)"),
+                                                   (c.waiting, "not tried this run (channel down or out of time)"),
                                                    (c.gave_up, "given up after max_attempts")) if n]
             lines.append(f"{c.channel}: {', '.join(parts + waits)}" + (f" — {c.errors[-1]}" if c.errors else ""))
         return "\n".join(lines)
@@ -408,7 +408,7 @@ def _sent_since(engine: sa.Engine, channel: str, since: datetime) -> int:
 
 
 def _deliver_channel(engine: sa.Engine, ch: Channel, now: datetime, token: str, sleep: Callable[[float], None],
-                     url: str | None) -> ChannelReport:
+                     url: str | None, stop_at: float) -> ChannelReport:
     rep = ChannelReport(ch.name)
     queue = pending(url=url, channel=ch.name)
     if queue.empty:
@@ -427,7 +427,7 @@ def _deliver_channel(engine: sa.Engine, ch: Channel, now: datetime, token: str, 
         if ch.quiet_hours is not None and ch.quiet_hours.holds(item.severity, aware):
             rep.held_quiet += 1
             continue
-        if down:
+        if down or time.monotonic() >= stop_at:
             rep.waiting += 1
             continue
         if budget is not None and budget <= 0:
@@ -457,7 +457,7 @@ def _deliver_channel(engine: sa.Engine, ch: Channel, now: datetime, token: str, 
 
 
 def deliver(config: AlertsConfig | str | None = None, now: datetime | pd.Timestamp | None = None, *,
-            url: str | None = None, channels: Iterable[str] | None = None,
+            url: str | None = None, channels: Iterable[str] | None = None, deadline: float | None = None,
             sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
     """Deliver every pending alert to every channel it routes to, at most once each.
 
@@ -479,6 +479,9 @@ def deliver(config: AlertsConfig | str | None = None, now: datetime | pd.Timesta
         Ledger database URL.
     channels : iterable of str, optional
         Deliver only to these channels.
+    deadline : float, optional
+        Seconds this run may spend; alerts not started by then wait for the next run (a send
+        under way finishes within its channel's timeout and retries).
     sleep : callable
         Waits between retries (tests pass a no-op).
 
@@ -502,7 +505,8 @@ def deliver(config: AlertsConfig | str | None = None, now: datetime | pd.Timesta
         log.info("alert routes were created concurrently; continuing")
     except sa.exc.OperationalError as exc:
         raise LedgerError(f"cannot read the alert outbox: {exc.orig}") from exc
+    stop_at = math.inf if deadline is None else time.monotonic() + deadline
     for name in wanted:
-        report.channels[name] = _deliver_channel(engine, cfg.channels[name], moment, token, sleep, url)
+        report.channels[name] = _deliver_channel(engine, cfg.channels[name], moment, token, sleep, url, stop_at)
     return report
 

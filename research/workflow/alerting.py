@@ -27,9 +27,11 @@ import pandas as pd
 
 from research.workflow.results import read_output
 
-__all__ = ["after_run", "run_alerts", "failure_alert", "paper_drift_alerts"]
+__all__ = ["after_run", "run_alerts", "failure_alert", "paper_drift_alerts", "DELIVERY_DEADLINE"]
 
 log = logging.getLogger(__name__)
+#: Seconds a run spends delivering at its end; what is left waits for the next run.
+DELIVERY_DEADLINE = 120.0
 _FAILED = {"FAILED", "TIMEOUT", "INTERRUPTED"}
 
 
@@ -131,7 +133,7 @@ def after_run(record: dict, run_dir: str | Path, *, echo: Callable[[str], None] 
             if new:
                 say(f"alerts: {len(new)} new in the outbox (no channel file; see alerts.example.yaml)")
             return
-        report = outbox.deliver(cfg, url=url)
+        report = outbox.deliver(cfg, url=url, deadline=DELIVERY_DEADLINE)
         lines = report.summary().splitlines()
         say(f"alerts: {len(new)} new; " + "; ".join(lines))
     except Exception as exc:  # alerts never fail a run

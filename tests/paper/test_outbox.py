@@ -245,3 +245,11 @@ def test_no_channels_configured_leaves_alerts_waiting(url):
     report = outbox.deliver(AlertsConfig(), NOW, url=url)
     assert report.sent == 0 and "no alert channels configured" in report.summary()
     assert outbox.outbox_summary(url=url)["unrouted"] == 2
+
+
+def test_a_spent_deadline_leaves_the_rest_for_the_next_run(url, hook):
+    cfg = config(webhook(hook.url))
+    outbox.enqueue(signal_alerts(3), url=url, now=NOW)
+    report = outbox.deliver(cfg, NOW, url=url, deadline=0, sleep=Sleeps())
+    assert (report.sent, report.channels["ops"].waiting) == (0, 3) and len(outbox.pending(url=url)) == 3
+    assert outbox.deliver(cfg, NOW, url=url, sleep=Sleeps()).sent == 3 and len(hook.requests) == 3
