@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import types
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -429,3 +430,20 @@ def test_headline_names_stale_symbols(runs, tmp_path):
     write_output(copied.outputs_dir, "signals", sig)
     figures = {label: value for label, value, _ in headline_figures(latest("daily", runs_dir=copy))}
     assert figures["data"].startswith("stale: ") and str(sig["symbol"].iloc[0]) in figures["data"]
+
+
+def test_prices_of_different_ages_start_together_and_each_keeps_its_own_range():
+    from research.viz.panels.market import PRICE_SCALES, _price_figure
+
+    idx = pd.date_range("2010-01-01", "2018-12-31", freq="B", tz="UTC")
+    prices = pd.DataFrame({"OLD": np.linspace(1.0, 1000.0, len(idx)), "NEW": np.linspace(50.0, 60.0, len(idx)),
+                           "GONE": np.linspace(5.0, 6.0, len(idx))}, index=idx)
+    prices.loc[prices.index < "2015-01-01", "NEW"] = np.nan
+    prices.loc[prices.index > "2012-12-31", "GONE"] = np.nan
+    run = types.SimpleNamespace(as_of="2018-12-31", finished_at=None, run_id="r")
+    fig = _price_figure(prices, PRICE_SCALES[0], run)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"OLD", "NEW"} and "no data since then: GONE" in fig.layout.title.text
+    assert traces["OLD"].y[0] == pytest.approx(100.0) and traces["NEW"].y[0] == pytest.approx(100.0)
+    fig = _price_figure(prices, PRICE_SCALES[1], run)
+    assert fig.layout.yaxis.type == "log" and len(fig.data) == 3

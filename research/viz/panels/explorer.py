@@ -128,8 +128,8 @@ class BacktestSelection:
 
     def buy_and_hold(self, symbol: str, like: pd.Series) -> pd.Series | None:
         col = self.curves.get(("buy_and_hold", symbol, None)) or self.curves.get(("buy_and_hold", symbol, "{}"))
-        if col is not None:
-            return self.equity[col].dropna()
+        if col is not None:  # only the symbol's own bars: no flat line after its data ends
+            return self._own_bars(self.equity[col].dropna(), symbol)
         if self.prices is None or symbol not in self.prices:
             return None
         close = self.prices[symbol].dropna()

@@ -48,25 +48,37 @@ def _prices(run: PublishedRun) -> pd.DataFrame:
     return prices.astype("float64")
 
 
+#: Price views: series of different ages are compared from a common start or on a log scale.
+PRICE_SCALES = ["rebased to 100 from a common start", "rebased to 100, log scale", "price", "log price"]
+
+
 def _price_figure(prices: pd.DataFrame, scale: str, run: PublishedRun) -> go.Figure:
-    fig, weekly = go.Figure(), False
+    fig, weekly, left_out = go.Figure(), False, []
+    firsts = [prices[c].first_valid_index() for c in prices if prices[c].notna().any()]
+    start = max(firsts) if scale == PRICE_SCALES[0] and firsts else None
     for symbol in prices:
         s = prices[symbol].dropna()
+        if start is not None:
+            s = s[s.index >= start]
         if s.empty:
+            left_out.append(str(symbol))
             continue
-        x, y, thinned = line_xy(s / s.iloc[0] * 100 if scale == "rebased to 100" else s)
+        x, y, thinned = line_xy(s / s.iloc[0] * 100 if scale.startswith("rebased") else s)
         weekly |= thinned
         fig.add_trace(go.Scatter(x=x, y=y, name=str(symbol), mode="lines"))
-    fig.update_layout(title=f"Universe prices ({scale}){weekly_note(weekly)}",
-                      yaxis_type="log" if scale == "log price" else "linear",
+    since = f" since {start.date()}" if start is not None else ""
+    gone = f" · no data since then: {', '.join(left_out)}" if left_out else ""
+    fig.update_layout(title=f"Universe prices ({scale}{since}){weekly_note(weekly)}{gone}",
+                      yaxis_type="log" if "log" in scale else "linear",
                       hovermode="x unified", legend_title_text="symbol")
     return stamp(fig, run)
 
 
 def prices_panel(run: PublishedRun) -> widgets.Widget:
-    """Close prices of the universe, rebased to 100, raw or on a log scale."""
+    """Close prices of the universe: rebased to 100 from the first date every symbol has a price
+    (the default), rebased on a log scale (each from its own first bar), raw or log prices."""
     prices = _prices(run)
-    scale = dropdown(["rebased to 100", "price", "log price"], description="Scale", dom_class="wb-prices-scale")
+    scale = dropdown(PRICE_SCALES, description="Scale", dom_class="wb-prices-scale", width="380px")
     out = figure_output(_price_figure(prices, scale.value, run), dom_class="wb-prices-fig", height=420)
     scale.observe(lambda change: show_figure(out, _price_figure(prices, change["new"], run)), names="value")
     return section("Prices", scale, out, dom_class="wb-prices")
