@@ -342,6 +342,8 @@ def test_paper_page_shows_the_replayed_account_against_its_backtest(runs):
     assert "Return [%]" in one(page, "wb-paper-cards").value
     outbox = one(page, "wb-outbox-table").value
     assert "paper_drift" in outbox and "unrouted" in outbox
+    about = one(page, "wb-paper-alerts-table").value
+    assert "drifted from its backtest" in about and "SYN0001 is 21% below its high" in about
 
 
 def test_health_page_shows_the_outbox_with_failed_deliveries_but_no_secret(runs, monkeypatch):

@@ -233,7 +233,18 @@ def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
                                            formats={"qty": ",.4f", "price": ",.2f", "quote": ",.2f", "fees": ",.2f"}),
                 dom_class="wb-paper-fills"),
         section("Reconciliation with the backtest", recon, dom_class="wb-paper-recon"),
+        section(f"Alerts about {name} and its symbols", _account_alerts(view, url), dom_class="wb-paper-alerts"),
     ]
+
+
+def _account_alerts(view: AccountView, url: str, limit: int = 15) -> widgets.Widget:
+    """The outbox rows whose subject is the account or one of its symbols, newest first."""
+    frame = outbox.alerts_frame(url=url, limit=500)
+    mine = frame[frame["subject"].isin({view.account.name, *view.account.symbols})]
+    if mine.empty:
+        return note("No alert about this account or its symbols in the outbox.", dom_class="wb-paper-alerts-none")
+    keep = ["created", "severity", "kind", "subject", "status", "channels", "message"]
+    return table_html(mine[keep], dom_class="wb-paper-alerts-table", max_rows=limit)
 
 
 # ---------------------------------------------------------------- alert outbox
