@@ -24,15 +24,26 @@ def _echo(line: str) -> None:
 
 @contextmanager
 def _sigterm_interrupts():
-    """SIGTERM (systemd stop, kill) ends the run like Ctrl-C: recorded INTERRUPTED, kernels shut down."""
+    """SIGTERM (systemd stop, kill) ends the run like Ctrl-C: recorded INTERRUPTED, kernels shut down.
+
+    A second signal while that happens is ignored (with a note), so the record is always written.
+    """
+    def again(signum, frame):  # the run is already being recorded INTERRUPTED: let that finish
+        typer.echo(f"{signal.Signals(signum).name}: already stopping; recording the run", err=True)
+
     def handler(signum, frame):
+        signal.signal(signal.SIGTERM, again)
+        signal.signal(signal.SIGINT, again)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _fmt(value, digits: int = 1) -> str:

@@ -307,8 +307,8 @@ def _drive(ctx: _Context, *, resumed: bool) -> RunResult:
                 if stage_rec["status"] != "COMPLETED":
                     return _finish(ctx, stage_rec["status"], t0, error={"stage": stage_rec["name"], **stage_rec["error"]})
     except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or a bug in the runner itself
-        reason = (f"terminated by {exc}" if str(exc).startswith("SIG") else "interrupted (Ctrl-C)") \
-            if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        reason = (f"terminated by {exc}" if str(exc).startswith("SIG") and str(exc) != "SIGINT"
+                  else "interrupted (Ctrl-C)") if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
         where = None
         for stage_rec in rec["stages"]:
             if stage_rec["status"] == "RUNNING":
