@@ -243,6 +243,11 @@ def status_cmd(pipeline: Annotated[str | None, typer.Argument(help="Pipeline nam
     if not names:
         typer.echo("no pipeline runs recorded yet")
         return
+    # housekeeping: runs left RUNNING by a runner that is gone are recorded INTERRUPTED (stage runs too)
+    closed: set[str] = set()
+    for key in sorted({(r["pipeline"], r["as_of"]) for r in rows if r["status"] == "RUNNING"}):
+        if not is_running(*key):
+            closed.update(close_orphans(*key, ledger))
     for name in names:
         mine = [r for r in rows if r["pipeline"] == name]
         pub = latest(name)
@@ -250,9 +255,9 @@ def status_cmd(pipeline: Annotated[str | None, typer.Argument(help="Pipeline nam
         if mine:
             last = mine[0]
             status = last["status"]
-            if status == "RUNNING" and not is_running(name, last["as_of"]):
+            if status == "RUNNING" and (last["run_id"] in closed or not is_running(name, last["as_of"])):
                 status = "INTERRUPTED (its runner is gone; the next start resumes it)"
-                if close_orphans(name, last["as_of"], ledger):  # housekeeping: record it in the ledger
+                if last["run_id"] in closed:
                     status += "; recorded INTERRUPTED in the ledger"
             typer.echo(f"  latest run  {last['run_id']}  as of {last['as_of']}  {status}")
             if last["status"] not in {"COMPLETED", "RUNNING"}:
