@@ -100,6 +100,30 @@ def _ui_command(uri: str, artifact_root: Path, host: str, port: int) -> list[str
             "--workers", "1"]
 
 
+def server_command(backend_store_uri: str, artifacts_destination: str, host: str, port: int, *,
+                   workers: int = 2) -> list[str]:
+    """``mlflow server`` over ``backend_store_uri`` (e.g. PostgreSQL) with proxied artifacts.
+
+    Clients reach runs, the registry and artifacts through the server alone
+    (``MLFLOW_TRACKING_URI=http://host:port``): artifacts are uploaded to it and stored under
+    ``artifacts_destination`` (a folder, or ``s3://...`` and the like).
+    """
+    dest = artifacts_destination if "://" in artifacts_destination else Path(artifacts_destination).resolve().as_uri()
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", _postgres_driver(backend_store_uri),
+            "--serve-artifacts", "--artifacts-destination", dest, "--host", host, "--port", str(port),
+            "--workers", str(workers)]
+
+
+def _postgres_driver(uri: str) -> str:
+    """``postgresql://`` names SQLAlchemy's default driver (psycopg 3); use psycopg2 unless it is installed."""
+    import importlib.util
+
+    for prefix in ("postgresql://", "postgres://"):
+        if uri.startswith(prefix) and importlib.util.find_spec("psycopg") is None:
+            return "postgresql+psycopg2://" + uri[len(prefix):]
+    return uri
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -184,28 +208,48 @@ def _sigterm_as_interrupt(signum, frame) -> None:
 def mlflow_ui(
     port: Annotated[int, typer.Option(help="Port of the UI.")] = 5000,
     host: Annotated[str, typer.Option(help="Loopback address to bind (the UI has no authentication).")] = "127.0.0.1",
+    backend_store_uri: Annotated[str | None, typer.Option(
+        help="Run a team tracking server over this store instead, e.g. postgresql://user@db:5432/mlflow.")] = None,
+    artifacts_destination: Annotated[str, typer.Option(
+        help="With --backend-store-uri: where the server keeps the artifacts it proxies (folder or s3://...).")] = "mlruns/artifacts",
+    allow_network: Annotated[bool, typer.Option(
+        help="Bind a non-loopback --host (put authentication in front: MLflow's server has none).")] = False,
 ) -> None:
-    """Start the MLflow UI on 127.0.0.1 over the workbench's tracking store; Ctrl-C stops it."""
+    """Start the MLflow UI on 127.0.0.1 over the workbench's tracking store; Ctrl-C stops it.
+
+    With --backend-store-uri, start a team tracking server instead (proxied artifacts); point
+    clients at it with MLFLOW_TRACKING_URI=http://HOST:PORT.
+    """
     from research.tracking.store import configure, sqlite_path
 
     try:
-        if not ipaddress.ip_address(host).is_loopback:
+        if not (allow_network or ipaddress.ip_address(host).is_loopback):
             raise ValueError
     except ValueError:
-        typer.echo(f"error: refusing to bind {host!r}: the MLflow UI has no authentication; use a loopback address", err=True)
+        typer.echo(f"error: refusing to bind {host!r}: the MLflow UI has no authentication; use a loopback address "
+                   "(or --allow-network behind an authenticating proxy)", err=True)
         raise typer.Exit(2) from None
-    store = configure()
-    if sqlite_path(store.tracking_uri) is None:
-        typer.echo(f"The tracking URI is a server already: {store.tracking_uri}")
-        raise typer.Exit(0)
+    if backend_store_uri:
+        command = server_command(backend_store_uri, artifacts_destination, host, port)
+        dest = command[command.index("--artifacts-destination") + 1]
+        label, detail = "MLflow tracking server", f"store {_masked(backend_store_uri)}, artifacts {dest}"
+    else:
+        store = configure()
+        if sqlite_path(store.tracking_uri) is None:
+            typer.echo(f"The tracking URI is a server already: {store.tracking_uri}")
+            raise typer.Exit(0)
+        command = _ui_command(store.tracking_uri, store.artifact_root, host, port)
+        label, detail = "MLflow UI", f"store {store.tracking_uri}"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # a service stop ends it like Ctrl-C
     # its own session: Ctrl-C reaches only this command, which stops the server's whole group
-    proc = subprocess.Popen(_ui_command(store.tracking_uri, store.artifact_root, host, port), env=env, start_new_session=True)
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
     url = f"http://{host}:{port}"
     try:
         if _wait_healthy(url, proc, timeout=120):
-            typer.echo(f"MLflow UI at {url} (store {store.tracking_uri}); Ctrl-C to stop")
+            typer.echo(f"{label} at {url} ({detail}); Ctrl-C to stop")
+            if backend_store_uri:
+                typer.echo(f"clients: export MLFLOW_TRACKING_URI={url}")
         code = proc.wait()
         if code:
             typer.echo(f"error: the MLflow UI exited with status {code}", err=True)
@@ -215,6 +259,17 @@ def mlflow_ui(
     finally:
         _stop_group(proc)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _masked(uri: str) -> str:
+    """A database URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return uri
 
 
 def register(app: typer.Typer) -> None:

@@ -141,9 +141,12 @@ def ensure_experiment(name: str, store: TrackingStore | None = None) -> str:
     store = store or configure()
     client = MlflowClient(store.tracking_uri)
     exp = client.get_experiment_by_name(name)
+    # through a tracking server, artifacts go where the server puts them (proxied, shared by the team)
+    remote = store.tracking_uri.startswith(("http://", "https://"))
+    location = None if remote else store.experiment_artifact_location(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=store.experiment_artifact_location(name))
+            return client.create_experiment(name, artifact_location=location)
         except MlflowException:  # created meanwhile by another process
             exp = client.get_experiment_by_name(name)
             if exp is None:
