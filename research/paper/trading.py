@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research.backtest.engine import as_fields, infer_periods_per_year
+from research.backtest.engine import as_fields
 from research.backtest.plan import OrderPlan, execute_bar, order_plan
 from research.paper import book
 from research.paper.db import LedgerError, connect
 from research.strategies.stops import RiskRules
 
-__all__ = ["load_fields", "next_bar", "step", "run_sessions", "risk_rules", "periods_per_year"]
+__all__ = ["load_fields", "next_bar", "session", "step", "run_sessions", "pending_bars", "risk_rules", "periods_per_year"]
 
 log = logging.getLogger(__name__)
 _RULES = ("stop_loss", "take_profit", "trailing_stop", "max_drawdown")
@@ -189,6 +189,9 @@ def run_sessions(account: book.Account, fields: Mapping[str, pd.DataFrame], bars
                  url: str | None = None, progress: bool = False) -> int:
     """Run the sessions ``bars`` in order (each cut at its own bar); return how many were written."""
     bars = list(bars)
+    symbols = [s for s in account.symbols if s in fields["close"].columns]
+    if list(fields["close"].columns) != symbols:  # the book's columns in the account's (name) order
+        fields = {k: v[symbols] for k, v in fields.items()}
     done = 0
     bar_iter: Iterable[pd.Timestamp] = bars
     if progress and bars:
@@ -249,7 +252,3 @@ def step(name: str, as_of: object = None, *, fields: Mapping[str, pd.DataFrame] 
     written = run_sessions(account, fields, bars, url=url, progress=len(bars) > 20)
     return {"account": name, "as_of": str(upto[-1]), "sessions": written}
 
-
-def infer_ppy(fields: Mapping[str, pd.DataFrame]) -> float:
-    """Periods per year of a price index (as the backtest infers it)."""
-    return infer_periods_per_year(fields["close"].index)
