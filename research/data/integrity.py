@@ -8,8 +8,13 @@ records
 * ``column_sha256``: one hash for the index and one per column (:func:`column_hashes`), so a
   read of a few columns is verified without reading the others.
 
-Data pages are written with Parquet page checksums and read with checksum verification. A read
-that cannot decode the file, or whose content or manifest does not match its hash, raises
+Data pages are written with Parquet page checksums and read with checksum verification, and
+the footer holds ``workbench.integrity``: the sha256 of every byte before the footer (pages and
+their headers) and of the footer's own content (schema, row-group metadata, statistics, the
+other key-value entries). A file is written twice in memory to compute it (the bytes it covers
+do not depend on its value), so a single flipped bit anywhere in the file is noticed, even
+where it would not change the decoded data. A read that cannot decode the file, or whose
+bytes, content or manifest do not match their hashes, raises
 :class:`~research.data.errors.CorruptDatasetError` naming the file and the remedy (ingest again
 with ``refresh=True``); corrupt bytes never come back as data.
 """
@@ -43,11 +48,15 @@ __all__ = [
     "WRITE_OPTIONS",
     "table_with_digest",
     "check_digest",
+    "verify_columns",
+    "parquet_bytes",
+    "read_parquet",
 ]
 
 META_KEY = b"workbench"
 META_SHA_KEY = b"workbench.sha256"
 DIGEST_KEY = b"workbench.digest"
+INTEGRITY_KEY = "workbench.integrity"
 INDEX_KEY = "__index__"
 #: Options of every Parquet write of the store.
 WRITE_OPTIONS = {"compression": "zstd", "write_page_checksum": True}
@@ -112,6 +121,66 @@ def decode_manifest(metadata: dict | None, path: Path, dataset: str) -> dict | N
     return manifest
 
 
+def _footer_start(data: bytes) -> int:
+    if len(data) < 12 or data[:4] != b"PAR1" or data[-4:] != b"PAR1":
+        raise ValueError("not a Parquet file (no PAR1 magic at both ends)")
+    start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    if start < 4:
+        raise ValueError("footer length beyond the file")
+    return start
+
+
+def _integrity(data: bytes, metadata: pq.FileMetaData) -> str:
+    """sha256 of the bytes before the footer and of the footer's content but this key."""
+    h = hashlib.sha256(data[: _footer_start(data)])
+    described = metadata.to_dict()
+    described.pop("serialized_size", None)
+    h.update(json.dumps(described, sort_keys=True, default=str).encode())
+    schema = metadata.schema
+    columns = [schema.column(i) for i in range(len(schema))]
+    h.update(json.dumps([(c.path, c.physical_type, str(c.logical_type), c.converted_type, c.max_definition_level,
+                          c.max_repetition_level) for c in columns], default=str).encode())
+    for key, value in sorted((metadata.metadata or {}).items()):
+        if key != INTEGRITY_KEY.encode():
+            h.update(key + b"=" + value + b";")
+    return h.hexdigest()
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as a Parquet file whose footer carries its ``workbench.integrity`` hash."""
+
+    def once(value: str) -> bytes:
+        sink = pa.BufferOutputStream()
+        with pq.ParquetWriter(sink, table.schema, **WRITE_OPTIONS) as writer:
+            writer.write_table(table)
+            writer.add_key_value_metadata({INTEGRITY_KEY: value})
+        return sink.getvalue().to_pybytes()
+
+    draft = once("0" * 64)
+    return once(_integrity(draft, pq.read_metadata(pa.BufferReader(draft))))
+
+
+def read_parquet(path: Path, columns: list[str] | None, what: str) -> pa.Table:
+    """Read a Parquet file written by :func:`parquet_bytes`, checking its integrity hash.
+
+    Files without the hash (written by earlier versions) are read with page checksums only.
+    Raises ``FileNotFoundError``, ``PermissionError`` or :class:`CorruptDatasetError`.
+    """
+    with open(path, "rb") as fh:  # one read: a concurrent rename cannot mix two versions
+        data = fh.read()
+    try:
+        buffer = pa.BufferReader(data)
+        metadata = pq.read_metadata(buffer)
+        expected = (metadata.metadata or {}).get(INTEGRITY_KEY.encode())
+        if expected is not None and _integrity(data, metadata).encode() != expected:
+            raise _corrupt(path, "does not match the integrity sha256 in its footer (bytes changed)", what)
+        return pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
+    except CorruptDatasetError:
+        raise
+    except Exception as exc:  # pyarrow raises OSError, ArrowInvalid, ArrowException, ... on bad bytes
+        raise _corrupt(path, f"cannot be decoded ({type(exc).__name__}: {str(exc)[:160]})", what) from None
+
+
 def read_verified(
     path: Path, columns: list[str] | None, dataset: str
 ) -> tuple[pa.Table, dict | None]:
@@ -121,14 +190,7 @@ def read_verified(
     :class:`CorruptDatasetError` when it cannot be decoded. The content is not yet compared
     with the manifest: see :func:`verify_frame` and :func:`verify_columns`.
     """
-    try:
-        # One open file handle for footer and data: a concurrent rename cannot mix two versions.
-        with open(path, "rb") as fh:
-            table = pq.read_table(fh, columns=columns, page_checksum_verification=True)
-    except (FileNotFoundError, PermissionError):
-        raise
-    except Exception as exc:  # pyarrow raises OSError, ArrowInvalid, ArrowException, ... on bad bytes
-        raise _corrupt(path, f"cannot be decoded ({type(exc).__name__}: {str(exc)[:160]})", dataset) from None
+    table = read_parquet(path, columns, dataset)
     return table, decode_manifest(table.schema.metadata, path, dataset)
 
 

@@ -63,12 +63,13 @@ from research.data.errors import (
     SymbolNotFoundError,
 )
 from research.data.integrity import (
-    WRITE_OPTIONS,
     check_digest,
     column_hashes,
     content_sha256,
     decode_manifest,
     encode_manifest,
+    parquet_bytes,
+    read_parquet,
     read_verified,
     remove_orphans,
     table_with_digest,
@@ -179,7 +180,7 @@ class Store:
             raise self._unwritable(path.parent, exc, f"write {path.name}") from exc
         try:
             with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh, **WRITE_OPTIONS)
+                fh.write(parquet_bytes(table))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -355,8 +356,7 @@ class Store:
             return pd.DataFrame(columns=["open", "high", "low", "close", "volume", "reason", "detail", "ingested_at"])
         what = f"quarantine of {self._dataset(source, interval, symbol)}"
         try:
-            with open(path, "rb") as fh:
-                table = pq.read_table(fh, page_checksum_verification=True)
+            table = read_parquet(path, None, what)
             check_digest(table, path, what)
             return table.to_pandas()
         except PermissionError as exc:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from research.data import InvalidRequestError, Store, StoreError, SymbolNotFoundError, load_prices
@@ -36,11 +37,10 @@ def test_failed_write_leaves_the_old_version_and_no_temp_file(store, monkeypatch
     old = synthetic_ohlcv("A", bars=50)
     store.write("synthetic", "1d", "A", old)
 
-    def explode(table, where, **kwargs):
-        where.write(b"PAR1 half a file")
+    def explode(fd):  # the bytes are written, then flushing them to disk fails
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pq, "write_table", explode)
+    monkeypatch.setattr(os, "fsync", explode)
     with pytest.raises(StoreError, match="No space left"):
         store.write("synthetic", "1d", "A", synthetic_ohlcv("B", bars=80))
     monkeypatch.undo()
