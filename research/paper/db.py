@@ -69,7 +69,7 @@ def connect(url: str | None = None) -> Engine:
             engine = sa.create_engine(url, connect_args={"timeout": 30})
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True)
+            engine = sa.create_engine(_with_driver(url), pool_pre_ping=True)
         _import_tables()
         try:
             metadata.create_all(engine)
@@ -87,6 +87,21 @@ def dispose(url: str | None = None) -> None:
             engine = _engines.pop(key, None)
             if engine is not None:
                 engine.dispose()
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the installed driver: psycopg 3 when present, else psycopg2.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3; the workbench depends on
+    psycopg2, so a bare URL is given that driver unless psycopg 3 is importable.
+    """
+    parsed = sa.engine.make_url(url)
+    if parsed.drivername != "postgresql":
+        return url
+    import importlib.util
+
+    driver = "psycopg" if importlib.util.find_spec("psycopg") else "psycopg2"
+    return parsed.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
 
 
 def _masked(url: str) -> str:
