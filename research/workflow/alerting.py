@@ -65,20 +65,23 @@ def _naive(value: object) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def paper_drift_alerts(pipeline: str, *, since: object = None, url: str | None = None) -> list[dict]:
+def paper_drift_alerts(pipeline: str, *, since: object = None, url: str | None = None,
+                       window: int | None = None, band: float | None = None) -> list[dict]:
     """Drift alerts of the paper accounts ``pipeline`` steps (see :mod:`research.paper.monitor`).
 
     :func:`research.paper.monitor.drift_alerts` reports every session where an account's rolling
     tracking error against its backtest crossed out of its band; only crossings at or after
     ``since`` (the run's as-of date) are returned, so a replayed history does not flood the
-    channels. The monitor's stable id becomes the alert's rule key.
+    channels. The monitor's stable id becomes the alert's rule key. ``window`` and ``band`` are
+    the drift check's (the run's ``paper`` stage parameters; the monitor's defaults when None).
     """
     from research.paper import book, monitor
 
     cutoff = None if since in (None, "") else _naive(since)
     rows: list[dict] = []
     for account in book.list_accounts(url=url, pipeline=pipeline):
-        for row in monitor.drift_alerts(account.name, url=url):
+        opts = {k: v for k, v in (("window", window), ("band", band)) if v is not None}
+        for row in monitor.drift_alerts(account.name, url=url, **opts):
             if cutoff is not None and _naive(row.get("as_of")) < cutoff:
                 continue
             row = dict(row)
@@ -115,7 +118,9 @@ def after_run(record: dict, run_dir: str | Path, *, echo: Callable[[str], None] 
         if status == "COMPLETED":
             new += outbox.enqueue(run_alerts(run_dir), url=url, source="signals")
             try:
-                drift = paper_drift_alerts(str(record.get("pipeline")), since=record.get("as_of"), url=url)
+                stage = (record.get("stage_parameters") or {}).get("paper") or {}
+                drift = paper_drift_alerts(str(record.get("pipeline")), since=record.get("as_of"), url=url,
+                                           window=stage.get("drift_window"), band=stage.get("drift_band"))
                 new += outbox.enqueue(drift, url=url, source="paper")
             except Exception as exc:  # the monitor is optional here; signals alerts still go out
                 log.warning("paper drift alerts skipped: %s: %s", type(exc).__name__, exc)

@@ -127,15 +127,20 @@ def test_paper_drift_alerts_of_the_run_date_are_enqueued(tmp_path, ledger, hook,
     account = book.Account(name="demo", strategy="ma_crossover", symbols=["SPX"], pipeline="daily")
     monkeypatch.setattr(book, "list_accounts", lambda **kw: [account] if kw.get("pipeline") == "daily" else [])
 
+    seen: list[dict] = []
+
     def drift(name, **kw):
+        seen.append(kw)
         return [{"id": f"paper-drift:{name}:{day}T00:00", "kind": "paper_drift", "account": name,
                  "as_of": f"{day}T00:00:00+00:00", "tracking_error": 0.03, "band": 0.01, "window": 20,
                  "severity": "warning", "message": f"paper account {name} drifted from its backtest as of {day}"}
                 for day in ("2018-06-01", "2018-12-31")]
 
     monkeypatch.setattr(monitor, "drift_alerts", drift)
-    record = {"pipeline": "daily", "run_id": "r5", "as_of": "2018-12-31", "status": "COMPLETED"}
+    record = {"pipeline": "daily", "run_id": "r5", "as_of": "2018-12-31", "status": "COMPLETED",
+              "stage_parameters": {"paper": {"drift_window": 10, "drift_band": 0.02}}}
     after_run(record, tmp_path / "no-outputs", echo=lambda line: None)
+    assert (seen[0]["window"], seen[0]["band"]) == (10, 0.02)  # the run's own drift settings
     (req,) = hook.requests  # the crossing of June, seen in a replay, is history: not sent now
     body = req.json
     assert (body["kind"], body["subject"], body["source"]) == ("paper_drift", "demo", "paper")
