@@ -142,3 +142,16 @@ def test_listing_names_dashboards_only_and_never_their_source(served):
     status, body = _get(f"{served.url}/voila/api/contents/01-market-overview.ipynb")
     assert status == 200 and json.loads(body)["content"] is None
     assert not any(snippet in body for snippet in SOURCE_SNIPPETS)
+
+
+def test_tables_download_as_csv_and_figures_as_png(served, page):
+    page.goto(f"{served.url}/voila/render/01-market-overview.ipynb")
+    page.wait_for_function(ALL_DRAWN)
+    link = page.locator(".wb-returns-table a.wb-download")
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "returns-table.csv"
+    assert "symbol" in Path(download.value.path()).read_text().splitlines()[0]
+    page.locator(".wb-prices-fig .js-plotly-plot").hover()
+    assert page.locator(".wb-prices-fig [data-title='Download plot as a PNG']").count() == 1
+    assert page.blocked == []

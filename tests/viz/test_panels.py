@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -449,3 +450,17 @@ def test_prices_of_different_ages_start_together_and_each_keeps_its_own_range():
     assert traces["OLD"].y[0] == pytest.approx(100.0) and traces["NEW"].y[0] == pytest.approx(100.0)
     fig = _price_figure(prices, PRICE_SCALES[1], run)
     assert fig.layout.yaxis.type == "log" and len(fig.data) == 3
+
+
+def test_tables_offer_all_their_rows_as_csv():
+    import base64
+    import re
+
+    from research.viz.panels.layout import table_html
+
+    frame = pd.DataFrame({"symbol": [f"S{i}" for i in range(50)], "value": np.arange(50.0)})
+    box = table_html(frame, dom_class="wb-demo-table", max_rows=10)
+    found = re.search(r'download="demo-table.csv" href="data:text/csv;base64,([^"]+)"', box.value)
+    assert found and "showing 10 of 50 rows" in box.value
+    back = pd.read_csv(io.StringIO(base64.b64decode(found.group(1)).decode()))
+    pd.testing.assert_frame_equal(back, frame)

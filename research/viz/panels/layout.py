@@ -29,7 +29,7 @@ from research.workflow.results import PublishedRun, latest
 
 __all__ = [
     "PLOTLY_MIME", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
-    "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table",
+    "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table", "csv_link",
     "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
 ]
 
@@ -57,6 +57,7 @@ _CSS = """
 .wb-table th, .wb-table td { border-bottom: 1px solid #d9e2ec; padding: 3px 8px; text-align: right;
   white-space: nowrap; }
 .wb-table th { background: #f5f7fa; }
+.wb-download { font-size: 0.82em; color: #2680c2; margin: 2px 0 0 2px; display: inline-block; }
 .wb-status-COMPLETED { color: #0e7c45; font-weight: 600; }
 .wb-status-FAILED, .wb-status-TIMEOUT, .wb-status-INTERRUPTED { color: #ba2525; font-weight: 600; }
 .wb-cards { display: flex; flex-wrap: wrap; gap: 8px; }
@@ -210,7 +211,9 @@ def stamp(fig: Any, run: PublishedRun | None) -> Any:
 #: Draws a figure with the page's plotly.js (``<script id="wb-plotly">``, loaded once per page).
 _PAGE_FIGURE = """<div class="wb-plot" id="{id}"></div><script>(function () {{
 var el = document.getElementById("{id}"), spec = {spec};
-function draw() {{ window.Plotly.newPlot(el, spec.data, spec.layout, {{displaylogo: false, responsive: true}}); }}
+var title = ((spec.layout || {{}}).title || {{}}).text || "figure";
+function draw() {{ window.Plotly.newPlot(el, spec.data, spec.layout, {{displaylogo: false, responsive: true,
+  toImageButtonOptions: {{format: "png", filename: title.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 80)}}}}); }}
 if (window.Plotly) {{ draw(); return; }}
 var tag = document.getElementById("wb-plotly");
 if (!tag) {{ tag = document.createElement("script"); tag.id = "wb-plotly";
@@ -283,12 +286,24 @@ def table_html(frame: pd.DataFrame, *, dom_class: str, max_rows: int = 30,
     return box
 
 
+def csv_link(frame: pd.DataFrame, name: str) -> str:
+    """A "download CSV" link holding every row of ``frame`` (a ``data:`` URL: nothing is fetched)."""
+    import base64
+
+    data = base64.b64encode(frame.to_csv(index=False).encode("utf-8")).decode("ascii")
+    filename = html.escape(f"{name}.csv", quote=True)
+    return (f'<a class="wb-download" download="{filename}" href="data:text/csv;base64,{data}">'
+            f"download CSV ({len(frame)} rows)</a>")
+
+
 def set_table(box: widgets.HTML, frame: pd.DataFrame, *, max_rows: int = 30,
               formats: dict[str, str] | None = None) -> None:
-    """Replace the table shown by ``box``."""
-    box.value = _table_markup(frame, max_rows=max_rows, formats=formats) if len(frame) else (
-        '<div class="wb-note">nothing to show</div>'
-    )
+    """Replace the table shown by ``box``, with a link downloading all its rows as CSV."""
+    if not len(frame):
+        box.value = '<div class="wb-note">nothing to show</div>'
+        return
+    name = next((c[3:] for c in box._dom_classes if c.startswith("wb-") and c != "wb-table"), "table")
+    box.value = _table_markup(frame, max_rows=max_rows, formats=formats) + csv_link(frame, name)
 
 
 def dropdown(options: Sequence[Any], *, description: str, dom_class: str, value: Any = None,
