@@ -9,11 +9,11 @@ records
   read of a few columns is verified without reading the others.
 
 Data pages are written with Parquet page checksums and read with checksum verification, and
-the footer holds ``workbench.integrity``: the sha256 of every byte before the footer (pages and
-their headers) and of the footer's own content (schema, row-group metadata, statistics, the
-other key-value entries). A file is written twice in memory to compute it (the bytes it covers
-do not depend on its value), so a single flipped bit anywhere in the file is noticed, even
-where it would not change the decoded data. A read that cannot decode the file, or whose
+the footer holds ``workbench.integrity``: the sha256 of the whole file with that value replaced
+by a fixed placeholder (:func:`parquet_bytes`), so a single flipped bit anywhere in the file
+(pages, page headers, schema, statistics, key-value entries) is noticed, even where it would
+not change the decoded data; the manifest records ``"integrity": true`` so a file cannot
+silently lose the key. A read that cannot decode the file, or whose
 bytes, content or manifest do not match their hashes, raises
 :class:`~research.data.errors.CorruptDatasetError` naming the file and the remedy (ingest again
 with ``refresh=True``); corrupt bytes never come back as data.
@@ -130,51 +130,57 @@ def _footer_start(data: bytes) -> int:
     return start
 
 
-def _integrity(data: bytes, metadata: pq.FileMetaData) -> str:
-    """sha256 of the bytes before the footer and of the footer's content but this key."""
-    h = hashlib.sha256(data[: _footer_start(data)])
-    described = metadata.to_dict()
-    described.pop("serialized_size", None)
-    h.update(json.dumps(described, sort_keys=True, default=str).encode())
-    schema = metadata.schema
-    columns = [schema.column(i) for i in range(len(schema))]
-    h.update(json.dumps([(c.path, c.physical_type, str(c.logical_type), c.converted_type, c.max_definition_level,
-                          c.max_repetition_level) for c in columns], default=str).encode())
-    for key, value in sorted((metadata.metadata or {}).items()):
-        if key != INTEGRITY_KEY.encode():
-            h.update(key + b"=" + value + b";")
-    return h.hexdigest()
+_PLACEHOLDER = b"~" * 64
+
+
+def _hash_with_placeholder(data: bytes, value: bytes) -> tuple[str, bytes] | None:
+    """sha256 of ``data`` with ``value`` (in the footer) replaced by the placeholder."""
+    start = _footer_start(data)
+    at = data.rfind(value, start, len(data) - 8)
+    if at < 0 or data.find(value, start, len(data) - 8) != at:
+        return None
+    filled = data[:at] + _PLACEHOLDER + data[at + len(value):]
+    return hashlib.sha256(filled).hexdigest(), filled
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
-    """``table`` as a Parquet file whose footer carries its ``workbench.integrity`` hash."""
+    """``table`` as a Parquet file whose footer carries ``workbench.integrity``.
 
-    def once(value: str) -> bytes:
-        sink = pa.BufferOutputStream()
-        with pq.ParquetWriter(sink, table.schema, **WRITE_OPTIONS) as writer:
-            writer.write_table(table)
-            writer.add_key_value_metadata({INTEGRITY_KEY: value})
-        return sink.getvalue().to_pybytes()
+    The value is the sha256 of the whole file with the value itself replaced by a fixed
+    placeholder of the same length, so it covers every other byte: pages, page headers,
+    schema, statistics and the other key-value entries.
+    """
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema, **WRITE_OPTIONS) as writer:
+        writer.write_table(table)
+        writer.add_key_value_metadata({INTEGRITY_KEY: _PLACEHOLDER.decode()})
+    draft = sink.getvalue().to_pybytes()
+    found = _hash_with_placeholder(draft, _PLACEHOLDER)
+    if found is None:  # pragma: no cover - the placeholder is not a run Parquet produces
+        raise RuntimeError("cannot place the integrity hash in the Parquet footer")
+    digest, filled = found
+    at = filled.rfind(_PLACEHOLDER, _footer_start(filled), len(filled) - 8)
+    return filled[:at] + digest.encode() + filled[at + len(_PLACEHOLDER):]
 
-    draft = once("0" * 64)
-    return once(_integrity(draft, pq.read_metadata(pa.BufferReader(draft))))
 
+def read_parquet(path: Path, columns: list[str] | None, what: str) -> tuple[pa.Table, bool]:
+    """Read a Parquet file, checking its ``workbench.integrity`` hash when it has one.
 
-def read_parquet(path: Path, columns: list[str] | None, what: str) -> pa.Table:
-    """Read a Parquet file written by :func:`parquet_bytes`, checking its integrity hash.
-
-    Files without the hash (written by earlier versions) are read with page checksums only.
-    Raises ``FileNotFoundError``, ``PermissionError`` or :class:`CorruptDatasetError`.
+    Returns the table and whether the hash was checked (files written by earlier versions
+    have none: they are read with page checksums only). Raises ``FileNotFoundError``,
+    ``PermissionError`` or :class:`CorruptDatasetError`.
     """
     with open(path, "rb") as fh:  # one read: a concurrent rename cannot mix two versions
         data = fh.read()
     try:
-        buffer = pa.BufferReader(data)
-        metadata = pq.read_metadata(buffer)
+        metadata = pq.read_metadata(pa.BufferReader(data))
         expected = (metadata.metadata or {}).get(INTEGRITY_KEY.encode())
-        if expected is not None and _integrity(data, metadata).encode() != expected:
-            raise _corrupt(path, "does not match the integrity sha256 in its footer (bytes changed)", what)
-        return pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
+        if expected is not None:
+            found = _hash_with_placeholder(data, expected)
+            if found is None or found[0].encode() != expected:
+                raise _corrupt(path, "does not match the integrity sha256 in its footer (bytes changed)", what)
+        table = pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
+        return table, expected is not None
     except CorruptDatasetError:
         raise
     except Exception as exc:  # pyarrow raises OSError, ArrowInvalid, ArrowException, ... on bad bytes
@@ -186,12 +192,27 @@ def read_verified(
 ) -> tuple[pa.Table, dict | None]:
     """Read a dataset file (all columns, or ``timestamp`` plus ``columns``) and its manifest.
 
-    Raises ``FileNotFoundError`` when the file does not exist and
-    :class:`CorruptDatasetError` when it cannot be decoded. The content is not yet compared
-    with the manifest: see :func:`verify_frame` and :func:`verify_columns`.
+    A whole read checks the file's integrity hash; a read of some columns reads only those
+    (their content is checked against the manifest's per-column hashes). Raises
+    ``FileNotFoundError`` when the file does not exist and :class:`CorruptDatasetError` when
+    it cannot be decoded, its bytes do not match their integrity hash, or a manifest that records one (``"integrity": true``) comes with a file
+    that lacks it. The content is then compared with the manifest by :func:`verify_frame` or
+    :func:`verify_columns`.
     """
-    table = read_parquet(path, columns, dataset)
-    return table, decode_manifest(table.schema.metadata, path, dataset)
+    if columns is not None:  # a few columns: their content hashes are checked by verify_columns
+        try:
+            with open(path, "rb") as fh:  # one handle: a concurrent rename cannot mix two versions
+                table = pq.read_table(fh, columns=columns, page_checksum_verification=True)
+        except (FileNotFoundError, PermissionError):
+            raise
+        except Exception as exc:
+            raise _corrupt(path, f"cannot be decoded ({type(exc).__name__}: {str(exc)[:160]})", dataset) from None
+        return table, decode_manifest(table.schema.metadata, path, dataset)
+    table, checked = read_parquet(path, None, dataset)
+    manifest = decode_manifest(table.schema.metadata, path, dataset)
+    if manifest is not None and manifest.get("integrity") and not checked:
+        raise _corrupt(path, "has lost the integrity sha256 its manifest says it carries", dataset)
+    return table, manifest
 
 
 def verify_frame(frame: pd.DataFrame, manifest: dict | None, path: Path, dataset: str) -> None:

@@ -235,6 +235,7 @@ class Store:
             "columns": list(frame.columns),
             "sha256": content_sha256(frame),
             "column_sha256": column_hashes(frame),
+            "integrity": True,
             "fetched_at": _now().isoformat(),
             **(meta or {}),
         }
@@ -356,7 +357,7 @@ class Store:
             return pd.DataFrame(columns=["open", "high", "low", "close", "volume", "reason", "detail", "ingested_at"])
         what = f"quarantine of {self._dataset(source, interval, symbol)}"
         try:
-            table = read_parquet(path, None, what)
+            table, _ = read_parquet(path, None, what)
             check_digest(table, path, what)
             return table.to_pandas()
         except PermissionError as exc:
