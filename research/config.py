@@ -1,4 +1,7 @@
-"""One settings object for the workbench.
+"""One settings object for the workbench: where things are, and the keys.
+
+The default values of functions, the CLI and the pipelines are the other half of the
+configuration; they live in :mod:`research.defaults`.
 
 Values come, in order of precedence, from keyword overrides, the process environment, a
 git-ignored ``.env`` file at the project root, and the defaults below.
