@@ -111,3 +111,19 @@ def test_bit_flips_in_registered_artifacts_are_refused(registered, case):
     clean = registry.load_version(name, version)  # the restored artifacts load again
     case("models", "restored artifacts load with the same weights", model.weights_sha256()[:12],
          clean.weights_sha256()[:12], clean.weights_sha256() == model.weights_sha256())
+
+
+def test_a_version_registered_without_hashes_loads_with_a_warning(registered, caplog):
+    name, version, _, model = registered
+    client = MlflowClient()
+    tags = client.get_model_version(name, version).tags
+    try:
+        for key in ("keras_sha256", "metadata_sha256"):
+            client.delete_model_version_tag(name, version, key)
+        with caplog.at_level("WARNING", logger="research.tracking.registry"):
+            legacy = registry.load_version(name, version)
+        assert legacy.weights_sha256() == model.weights_sha256()
+        assert "registered without artifact hashes" in caplog.text
+    finally:
+        for key in ("keras_sha256", "metadata_sha256"):
+            client.set_model_version_tag(name, version, key, tags[key])
