@@ -155,3 +155,16 @@ def test_tables_download_as_csv_and_figures_as_png(served, page):
     page.locator(".wb-prices-fig .js-plotly-plot").hover()
     assert page.locator(".wb-prices-fig [data-title='Download plot as a PNG']").count() == 1
     assert page.blocked == []
+
+
+def test_a_link_opens_the_same_view_and_changes_rewrite_the_link(served, page):
+    page.goto(f"{served.url}/voila/render/01-market-overview.ipynb?returns-period=1+year&prices-scale=log+price")
+    page.wait_for_function(ALL_DRAWN)
+    page.wait_for_function("() => (document.querySelector('.wb-returns-fig .gtitle') || {}).textContent"
+                           " && document.querySelector('.wb-returns-fig .gtitle').textContent.includes('1 year')")
+    assert "log price" in _title(page, "wb-prices-fig")
+    page.locator(".wb-vol-window select").select_option(index=0)
+    page.locator(".wb-returns-period select").select_option(index=1)  # 1 week
+    page.wait_for_function("() => window.location.search.includes('returns-period=1+week')")
+    assert "prices-scale=log+price" in page.url and "vol-window=" in page.url
+    assert page.blocked == []

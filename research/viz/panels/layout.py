@@ -353,7 +353,9 @@ def guarded(name: str, panel: Panel, run: PublishedRun) -> widgets.Widget:
 
 def page_root(children: Sequence[widgets.Widget], *, dom_id: str) -> widgets.VBox:
     """The page's outer box (stylesheet first), DOM classes ``wb-page`` and ``wb-page-<dom_id>``."""
-    root = widgets.VBox([widgets.HTML(_CSS), *children], layout=widgets.Layout(width="100%"))
+    from research.viz.panels.links import deep_link_widget
+
+    root = widgets.VBox([widgets.HTML(_CSS), *children, deep_link_widget()], layout=widgets.Layout(width="100%"))
     root.add_class("wb-page")
     root.add_class(f"wb-page-{dom_id}")
     return root
