@@ -464,3 +464,10 @@ def test_tables_offer_all_their_rows_as_csv():
     assert found and "showing 10 of 50 rows" in box.value
     back = pd.read_csv(io.StringIO(base64.b64decode(found.group(1)).decode()))
     pd.testing.assert_frame_equal(back, frame)
+
+
+def test_the_provenance_line_links_to_the_mlflow_run(runs):
+    run = latest("daily", runs_dir=runs)
+    page = DASHBOARDS["01-market-overview"](runs_dir=runs)
+    (header,) = by_class(page, "wb-header-box")
+    assert f'href="{mlflow_run_url(run.record["mlflow_run_id"])}">MLflow run</a>' in header.value

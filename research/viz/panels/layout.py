@@ -29,7 +29,7 @@ from research.workflow.results import PublishedRun, latest
 
 __all__ = [
     "PLOTLY_MIME", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
-    "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table", "csv_link",
+    "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table", "csv_link", "mlflow_run_url",
     "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
 ]
 
@@ -126,17 +126,30 @@ def periods_per_year(symbol: str) -> int:
     return calendar_of(symbol).periods_per_year
 
 
+def mlflow_run_url(run_id: str, *, ui_url: str | None = None) -> str:
+    """Link to a run in the MLflow UI (``MLFLOW_UI_URL``, else an http tracking URI, else 127.0.0.1:5000)."""
+    if ui_url is None:
+        ui_url = os.environ.get("MLFLOW_UI_URL")
+    if ui_url is None:
+        uri = get_settings().tracking_uri
+        ui_url = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{ui_url.rstrip('/')}/#/runs/{run_id}"
+
+
 # ---------------------------------------------------------------- header and messages
 def run_header(run: PublishedRun, *, title: str) -> widgets.HTML:
-    """The page header: title, as-of time, pipeline run id and data source."""
+    """The page header: title, as-of time, pipeline run id (linked to its MLflow run) and data source."""
     source, synthetic = data_source(run)
+    mlflow_id = str(run.record.get("mlflow_run_id") or "")
+    mlflow = (f' <a class="wb-mlflow" target="_blank" rel="noopener noreferrer" '
+              f'href="{html.escape(mlflow_run_url(mlflow_id), quote=True)}">MLflow run</a>' if mlflow_id else "")
     badge = ' <span class="wb-badge-synthetic wb-synthetic">synthetic</span>' if synthetic else ""
     as_of = run.as_of or run.finished_at or "unknown"
     body = (
         f'<div class="wb-header"><h2>{html.escape(title)}</h2><div class="wb-meta">'
         f'<span>as of <b class="wb-as-of">{html.escape(str(as_of))}</b></span>'
         f'<span>pipeline run <b class="wb-run-id">{html.escape(run.run_id)}</b> '
-        f"({html.escape(run.pipeline)})</span>"
+        f"({html.escape(run.pipeline)}){mlflow}</span>"
         f'<span>data <b class="wb-source">{html.escape(source)}</b>{badge}</span>'
         f"</div></div>"
     )

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from research.config import get_settings
 from research.viz.panels.headline import headline_panel
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
     load_run,
+    mlflow_run_url,
     naive_index,
     page,
     require,
@@ -40,16 +40,6 @@ _METRICS = {
     "ic": "Information coefficient (higher is better)",
     "rank_ic": "Rank IC (higher is better)",
 }
-
-
-def mlflow_run_url(run_id: str, *, ui_url: str | None = None) -> str:
-    """Link to a run in the MLflow UI (``MLFLOW_UI_URL``, else an http tracking URI, else 127.0.0.1:5000)."""
-    if ui_url is None:
-        ui_url = os.environ.get("MLFLOW_UI_URL")
-    if ui_url is None:
-        uri = get_settings().tracking_uri
-        ui_url = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{ui_url.rstrip('/')}/#/runs/{run_id}"
 
 
 def _model_eval(run: PublishedRun) -> pd.DataFrame:
