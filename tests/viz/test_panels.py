@@ -471,3 +471,14 @@ def test_the_provenance_line_links_to_the_mlflow_run(runs):
     page = DASHBOARDS["01-market-overview"](runs_dir=runs)
     (header,) = by_class(page, "wb-header-box")
     assert f'href="{mlflow_run_url(run.record["mlflow_run_id"])}">MLflow run</a>' in header.value
+
+
+def test_the_explorer_risk_summary_has_units_and_hides_empty_metrics_once():
+    from research.viz.panels.explorer import _risk_frame
+
+    frame = _risk_frame(pd.Series({"Sharpe Ratio": 0.81234, "Total Return [%]": 12.3456, "# Trades": 14.0,
+                                   "Alpha": np.nan, "Beta": np.nan}))
+    shown = dict(zip(frame["metric"], frame["value"], strict=True))
+    assert list(shown)[:2] == ["Total Return", "Sharpe Ratio"]
+    assert shown["Total Return"] == "12.35%" and shown["Sharpe Ratio"] == "0.81" and shown["# Trades"] == "14"
+    assert "Alpha" not in shown and shown["2 more"].startswith("not available")

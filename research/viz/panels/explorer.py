@@ -158,12 +158,30 @@ def equity_pair(sel: BacktestSelection, strategy: str, symbol: str, params: str)
     return stamp(eq, run), stamp(dd, run), note
 
 
+def _metric_text(key: str, value: object) -> str:
+    """A metric in its unit: percentages with 2 decimals and %, counts whole, ratios 2 decimals."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if key.endswith("[%]"):
+        return f"{value:,.2f}%"
+    if key.startswith("#") or key.endswith(("[bars]", "[days]")):
+        return f"{value:,.0f}"
+    if key.endswith(("[$]", "[USD]")) or "Equity" in key or "Value" in key:
+        return f"{value:,.2f}"
+    return f"{value:,.2f}" if abs(value) < 1e5 else f"{value:,.0f}"
+
+
 def _risk_frame(stats: pd.Series) -> pd.DataFrame:
+    """The selection's metrics, headline ones first; metrics without a value are left out and
+    counted in one last row (a benchmark that was not recorded, too few trades...)."""
     keys = [k for k in _HEADLINE if k in stats.index] + [k for k in stats.index if k not in _HEADLINE]
-    values = [stats[k] for k in keys]
-    shown = [f"{v:,.4g}" if isinstance(v, (int, float)) and not pd.isna(v) else ("" if pd.isna(v) else str(v))
-             for v in values]
-    return pd.DataFrame({"metric": keys, "value": shown})
+    present = [k for k in keys if not (stats[k] is None or (isinstance(stats[k], float) and pd.isna(stats[k]))
+                                       or stats[k] == "")]
+    rows = [(k.replace(" [%]", "").replace(" [bars]", " (bars)"), _metric_text(k, stats[k])) for k in present]
+    missing = [k for k in keys if k not in present]
+    if missing:
+        rows.append((f"{len(missing)} more", "not available for this run (e.g. " + ", ".join(missing[:3]) + ")"))
+    return pd.DataFrame(rows, columns=["metric", "value"])
 
 
 def _trades_frame(sel: BacktestSelection, strategy: str, symbol: str, params: str) -> pd.DataFrame:
