@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import html
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MIN_TOKEN_LENGTH = 16
 #: Viewer kernels (not counting pre-started ones) served at once before the busy page.
 DEFAULT_MAX_VIEWERS = 8
+#: Kernels started for viewers at once when no pre-started one is left (one per core, at least 2).
+MAX_COLD_STARTS = max(os.cpu_count() or 1, 2)
 _KERNEL_ID = re.compile(r'"kernelId":\s*"([0-9a-f-]{36})"')
 
 
@@ -96,16 +99,28 @@ def viewer_kernels(kernel_manager: Any) -> int:
     return max(len(kernel_manager.list_kernel_ids()) - pooled, 0)
 
 
-def busy_page(live: int, limit: int) -> str:
-    """The page shown past the viewer limit (self-contained, reloads itself after 20 s)."""
+def _pooled(kernel_manager: Any, notebook: str) -> bool:
+    """Whether a pre-started kernel (ready or starting) waits for ``notebook``."""
+    try:
+        return kernel_manager.get_pool_size(notebook) > 0
+    except AttributeError:  # no pools configured
+        return False
+
+
+def busy_page(live: int, limit: int, *, starting: int = 0) -> str:
+    """The page shown past the viewer limit, or when ``starting`` kernels are already being
+    started for viewers (self-contained, reloads itself after 20 s)."""
+    why = (f"{html.escape(str(live))} viewers have a dashboard open, the most this server serves at once "
+           f"({html.escape(str(limit))})." if not starting else
+           f"It is already preparing {html.escape(str(starting))} dashboards for other viewers, as many as it "
+           "does at once.")
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='20'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'><title>Dashboards busy</title>"
         "<style>body{font-family:system-ui,sans-serif;color:#1f2933;max-width:36em;margin:4em auto;"
         "padding:0 1em}.wb-busy{background:#fff3c4;border-left:4px solid #cb6e17;padding:12px 16px}</style>"
         "</head><body><div class='wb-busy'><h2>The dashboards are busy</h2>"
-        f"<p>{html.escape(str(live))} viewers have a dashboard open, the most this server serves at once "
-        f"({html.escape(str(limit))}). This page tries again by itself in 20 seconds.</p></div></body></html>"
+        f"<p>{why} This page tries again by itself in 20 seconds.</p></div></body></html>"
     )
 
 
@@ -134,7 +149,8 @@ def guarded_page_class(base: type) -> type:
 
     class GuardedPage(base):
         inflight = 0  # page requests being served right now (all instances)
-        _counted, _closed, _kernel_id = False, False, None
+        cold = 0  # of which, requests that start a kernel (no pre-started one was left)
+        _counted, _cold, _closed, _kernel_id = False, False, False, None
 
         async def prepare(self) -> None:
             self._counted, self._closed, self._kernel_id = False, False, None
@@ -143,15 +159,20 @@ def guarded_page_class(base: type) -> type:
                 self.request.query_arguments.pop(arg, None)
             limit = int(self.settings.get("wb_max_viewers") or 0)
             live = viewer_kernels(self.kernel_manager) + GuardedPage.inflight
-            if limit and live >= limit:
-                log.warning("busy: %d viewer kernels live or starting (limit %d)", live, limit)
+            name = self.path_args[0] if self.path_args else ""
+            cold = not _pooled(self.kernel_manager, name)
+            if (limit and live >= limit) or (cold and GuardedPage.cold >= MAX_COLD_STARTS):
+                log.warning("busy: %d viewer kernels live or starting (limit %d), %d starting without a "
+                            "pre-started kernel (limit %d)", live, limit, GuardedPage.cold, MAX_COLD_STARTS)
                 self.set_status(503)
                 self.set_header("Retry-After", "20")
                 self.set_header("Cache-Control", "no-store")
-                self.finish(busy_page(live, limit))
+                full = bool(limit and live >= limit)
+                self.finish(busy_page(live, limit, starting=0 if full else GuardedPage.cold))
                 return None
             GuardedPage.inflight += 1
-            self._counted = True
+            GuardedPage.cold += cold
+            self._counted, self._cold = True, cold
             result = super().prepare()
             if result is not None:
                 await result
@@ -165,7 +186,8 @@ def guarded_page_class(base: type) -> type:
         def on_finish(self) -> None:
             if self._counted:
                 GuardedPage.inflight -= 1
-                self._counted = False
+                GuardedPage.cold -= self._cold
+                self._counted = self._cold = False
             super().on_finish()
 
         @tornado.web.authenticated
