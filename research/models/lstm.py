@@ -120,16 +120,19 @@ def _seed_everything(seed: int, *, deterministic: bool) -> None:
 
 
 def _resolve_jit(jit_compile: bool | str, *, deterministic: bool) -> bool:
-    """XLA on or off: ``"auto"`` is on for JAX, and for TensorFlow outside deterministic mode.
+    """XLA on or off: ``"auto"`` is on for JAX and off for TensorFlow.
 
+    On TensorFlow (CPU) the recurrent loop compiled by XLA trained this network slower than
+    TensorFlow's own kernels (``benchmarks/bench_lstm.py --profile``: 0.6-0.85x in every
+    interleaved measurement on a 2-core Xeon), so XLA is opt-in there (``jit_compile=True``).
     Keras runs TensorFlow without XLA while op determinism is enabled (not every XLA kernel
-    honours it), so deterministic mode trades XLA's speed for bit-exact weights.
+    honours it), so deterministic mode ignores ``jit_compile=True``.
     """
     keras = _keras()
 
     backend = keras.backend.backend()
     if jit_compile == "auto":
-        return backend == "jax" or (backend == "tensorflow" and not deterministic)
+        return backend == "jax"
     if jit_compile and deterministic and backend == "tensorflow":
         log.warning("deterministic mode runs TensorFlow without XLA; jit_compile=True ignored")
         return False
@@ -256,10 +259,9 @@ class LSTMForecaster(Forecaster):
     lookback, units, layers, dropout, lr, batch_size, epochs, patience, seed
         Flat hyperparameters (see :class:`LSTMParams`).
     jit_compile : bool or "auto"
-        XLA compilation. ``"auto"`` turns it on for JAX, and for TensorFlow when not in
-        deterministic mode (TensorFlow's own default leaves XLA off on CPU, which is slower
-        per epoch; XLA pays a one-off compile of several seconds per model, so tiny models
-        may finish sooner without it).
+        XLA compilation. ``"auto"`` turns it on for JAX and leaves it off for TensorFlow,
+        whose own CPU kernels train this network faster than XLA's compiled loop (see
+        ``benchmarks/bench_lstm.py --profile``); ``True`` forces it outside deterministic mode.
     deterministic : bool
         Seed everything and, on TensorFlow, enable op determinism: the same seed and data give
         the same weights on CPU. Keras then trains TensorFlow without XLA.

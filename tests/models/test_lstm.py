@@ -92,3 +92,13 @@ def test_hyperparameters_are_validated():
         LSTMParams(dropout=1.0)
     with pytest.raises(TypeError):
         LSTMForecaster(hidden=3)
+
+
+def test_xla_is_opt_in_on_tensorflow_and_off_in_deterministic_mode():
+    from research.models.lstm import _keras, _resolve_jit
+
+    if _keras().backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's XLA choice only")
+    assert _resolve_jit("auto", deterministic=False) is False  # its own CPU kernels train faster here
+    assert _resolve_jit(True, deterministic=False) is True
+    assert _resolve_jit(True, deterministic=True) is False
