@@ -186,8 +186,9 @@ def run_engine(fields: Mapping[str, pd.DataFrame], strategy: str, keys: Sequence
     split = not kwargs.get("shared_cash", False) and get_strategy(strategy).input == "close"
     per_call = len(symbols) if not split else min(len(symbols), _ENGINE_SYMBOLS_PER_CALL)
     run_s = _ENGINE_CALL_S + _ENGINE_SYMBOL_BAR_S * per_call * len(fields["close"].index)
-    tasks = plan_blocks(len(symbols), len(combos), units=per_call * max(1.0, TASK_SECONDS / run_s),
-                        chunk_size=chunk_size, max_symbols=per_call)
+    per_task = max(1, round(TASK_SECONDS / run_s))  # engine calls per task, each on a wide symbol block
+    tasks = plan_blocks(len(symbols), len(combos), units=per_call * per_task, chunk_size=chunk_size or per_task,
+                        max_symbols=per_call)
     key = digest("engine", dict(fields), strategy, list(keys), [list(c) for c in combos], dict(kwargs), tasks,
                  code_version())
     meta = {"kind": f"{strategy} (engine)", "symbols": len(symbols), "parameter_sets": len(combos), "tasks": len(tasks)}
