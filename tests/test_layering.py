@@ -97,3 +97,51 @@ def test_the_check_catches_a_planted_backward_edge():
     planted = {"research.data.store": {"research.backtest.engine"}, "research.risk.report": {"research.viz.risk"},
                "research.backtest.sweep": {"research.compute"}, "research.compute.cluster": {"research.data"}}
     assert len(backward_edges(planted)) == 4
+
+
+def import_circles(modules: dict[str, set[str]]) -> list[list[str]]:
+    """Groups of modules that import each other, directly or through others (any import)."""
+    graph = {m: {t for t in targets if t in modules and t != m and not m.startswith(t + ".")}
+             for m, targets in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return circles
+
+
+def test_no_import_circles():
+    modules = {_module_name(p): _imports(p) for p in ROOT.rglob("*.py")}
+    assert import_circles(modules) == []
+
+
+def test_the_circle_check_catches_a_planted_circle():
+    planted = {"research.backtest.sweep": {"research.backtest.chunked"},
+               "research.backtest.chunked": {"research.backtest.tasks"},
+               "research.backtest.tasks": {"research.backtest.sweep"},
+               "research.backtest": {"research.backtest.sweep"}}
+    assert import_circles(planted) == [["research.backtest.chunked", "research.backtest.sweep",
+                                        "research.backtest.tasks"]]

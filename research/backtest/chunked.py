@@ -94,7 +94,7 @@ def _info(tasks: Sequence[Block], store: ChunkCache | None, client: Any) -> dict
 def fused_chunk(a: int, b: int, c: int, d: int, *, close: np.ndarray, exec_px: np.ndarray, pairs: np.ndarray,
                 lo: np.ndarray, hi: np.ndarray, costs: tuple, many: bool) -> tuple[np.ndarray, ...]:
     """Fused rows of symbols ``[a, b)`` x pairs ``[c, d)``; symbol indices refer to all columns."""
-    from research.backtest.sweep import _fused_parts
+    from research.backtest.fused import _fused_parts
 
     sym, fast, slow, stats = _fused_parts(np.asfortranarray(close[:, a:b]), np.asfortranarray(exec_px[:, a:b]),
                                           pairs[c:d], lo[a:b], hi[a:b], costs, many)
@@ -118,7 +118,7 @@ def run_fused(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pa
               hi: np.ndarray, costs: tuple, index: pd.Index, *, client: Any = None, cache: bool | None = None,
               chunk_size: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The fused sweep's table, chunked; and how it ran (tasks, computed, cached, cache folder)."""
-    from research.backtest.sweep import _fused_frame
+    from research.backtest.fused import _fused_frame
 
     many = len(pairs) < close.shape[1]  # the kernel the in-process path picks
     bars = max(1, int(np.max(hi - lo)) if len(lo) else 1)
@@ -145,7 +145,7 @@ def engine_chunk(a: int, b: int, c: int, d: int, *, fields: Mapping[str, pd.Data
     the parameter sets the engine refused, with the reason.
     """
     from research.backtest.engine import backtest
-    from research.backtest.sweep import _stats_row
+    from research.backtest.fused import _stats_row
 
     names = list(symbols[a:b])
     sub = {k: v[names] for k, v in fields.items()} if split else fields

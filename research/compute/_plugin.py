@@ -7,7 +7,7 @@ import sys
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from research.compute.cluster import WORKER_ENV
+from research.compute._env import WORKER_ENV
 
 __all__ = ["OneThreadPerWorker"]
 

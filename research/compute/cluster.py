@@ -32,6 +32,8 @@ import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from research.compute._env import WORKER_ENV
+
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
@@ -40,15 +42,6 @@ __all__ = ["SCHEDULER_ENV", "WORKER_ENV", "get_client", "resolve_cluster", "desc
 logger = logging.getLogger(__name__)
 
 SCHEDULER_ENV = "WORKBENCH_DASK_SCHEDULER"
-WORKER_ENV: dict[str, str] = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "NUMBA_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-}
 _OPEN: weakref.WeakSet = weakref.WeakSet()
 
 

@@ -1,0 +1,92 @@
+"""The fused crossover sweep's building blocks, shared by the in-process and the chunked paths.
+
+:mod:`research.backtest.sweep` runs them in one go; :mod:`research.backtest.chunked` runs them
+per block of symbols x pairs (on a Dask client or here) and caches finished blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from research.backtest.kernels import STATS, ma_grid, ma_many, ma_table_nb
+from research.risk.metrics import compact_stats
+
+
+def _lives(close: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Per symbol, the simulated bars: the requested range cut to its first..last priced bar.
+
+    A symbol lives from its first to its last bar with a close; bars before a listing or after
+    the data ends are not periods of its life (the engine's statistics follow the same rule).
+    """
+    valid = ~np.isnan(close)
+    n = close.shape[0]
+    first = valid.argmax(axis=0)
+    last = n - valid[::-1].argmax(axis=0)
+    lo = np.maximum(first, rows.start).astype(np.int64)
+    hi = np.minimum(last, rows.stop).astype(np.int64)
+    return lo, np.maximum(hi, lo)
+
+
+def _rows_of(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    windows = np.unique(np.concatenate([fast, slow])).astype(np.int64)
+    frow = np.searchsorted(windows, fast).astype(np.int64)
+    srow = np.searchsorted(windows, slow).astype(np.int64)
+    return windows, frow, srow
+
+
+FusedParts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # symbol index, fast, slow, stats
+
+
+def _fused_parts(close: np.ndarray, exec_px: np.ndarray, pairs: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 costs: tuple, many: bool | None = None) -> FusedParts:
+    """Statistics of every pair on every column: ``(symbol index, fast, slow, stats)`` rows.
+
+    ``many`` picks the kernel (True: one pair on all symbols at once; False: a grid per
+    symbol; None: by shape). Every row's numbers are the same either way it is grouped.
+    """
+    if many is None:
+        many = len(pairs) < close.shape[1]
+    n_sym = close.shape[1]
+    parts = []
+    if many:  # few parameter sets, many symbols: parallel over symbols
+        for f, s in pairs:
+            stats = ma_many(exec_px, close, int(f), int(s), lo, hi, *costs)
+            parts.append((np.arange(n_sym), np.full(n_sym, f), np.full(n_sym, s), stats))
+    else:  # a grid per symbol: parallel over parameter sets
+        windows, frow, srow = _rows_of(pairs[:, 0], pairs[:, 1])
+        for j in range(n_sym):
+            c = np.ascontiguousarray(close[:, j])
+            o = np.ascontiguousarray(exec_px[:, j])
+            stats, _ = ma_grid(o, c, ma_table_nb(c, windows), frow, srow, int(lo[j]), int(hi[j]), *costs, False)
+            parts.append((np.full(len(pairs), j), pairs[:, 0], pairs[:, 1], stats))
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))  # type: ignore[return-value]
+
+
+def _fused_frame(symbols: Sequence[str], parts: FusedParts) -> pd.DataFrame:
+    """The tidy table of fused rows, sorted by symbol (in ``symbols`` order), fast, slow."""
+    sym_idx, fast, slow, stats = parts
+    columns = {
+        "symbol": np.asarray(symbols, dtype=object)[sym_idx],
+        "fast": fast.astype(np.int64),
+        "slow": slow.astype(np.int64),
+    }
+    columns.update({name: stats[:, i] for i, name in enumerate(STATS)})
+    columns["trades"] = columns["trades"].astype(np.int64)
+    table = pd.DataFrame(columns)
+    order = np.lexsort((table["slow"].to_numpy(), table["fast"].to_numpy(), sym_idx))
+    if (order != np.arange(len(order))).any():
+        table = table.iloc[order].reset_index(drop=True)
+    return table
+
+
+def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pairs: np.ndarray,
+                 lo: np.ndarray, hi: np.ndarray, costs: tuple) -> pd.DataFrame:
+    return _fused_frame(symbols, _fused_parts(close, exec_px, pairs, lo, hi, costs))
+
+
+def _stats_row(s: pd.Series, final_value: float) -> dict[str, float]:
+    """A summary as one row of a sweep table (the glossary: :data:`research.risk.metrics.COMPACT_KEYS`)."""
+    return {**compact_stats(s), "final_value": final_value}
