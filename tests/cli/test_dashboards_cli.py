@@ -42,10 +42,17 @@ def test_public_bind_without_token_is_refused(served):
 
 
 def test_public_bind_with_a_token_from_the_environment(served, monkeypatch):
-    monkeypatch.setenv(server.TOKEN_ENV, "t0ken")
+    monkeypatch.setenv(server.TOKEN_ENV, "t0ken-long-enough-for-a-bind")
     result = runner.invoke(app, ["dashboards", "--ip", "0.0.0.0", "--port", "9000", "--open", "--pool-size", "0"])
     assert result.exit_code == 0, result.output
     (call,) = served
-    assert call["token"] == "t0ken" and call["port"] == 9000 and call["open_browser"] is True
+    assert call["token"] == "t0ken-long-enough-for-a-bind" and call["port"] == 9000 and call["open_browser"] is True
     assert call["pool_size"] == 0
-    assert "t0ken" not in result.output
+    assert "t0ken-long-enough-for-a-bind" not in result.output
+
+
+def test_a_short_token_is_refused_with_how_to_make_one(served, monkeypatch):
+    monkeypatch.setenv(server.TOKEN_ENV, "t0ken")
+    result = runner.invoke(app, ["dashboards", "--ip", "0.0.0.0", "--port", "9000", "--pool-size", "0"])
+    assert result.exit_code == 2 and served == []
+    assert "at least 16 characters" in result.output and "t0ken" not in result.output
