@@ -236,3 +236,16 @@ def test_on_the_server_figures_are_drawn_by_the_served_plotly_bundle(monkeypatch
     assert "wb/plotly-cartesian.min.js" in markup and "Plotly.newPlot" in markup
     assert "</script><b>" not in markup, "figure data must not close the script element"
     assert "http://" not in markup and "https://" not in markup
+
+
+def test_viewer_kernels_count_pool_kernels_still_starting_as_viewers():
+    from research.viz.panels.guards import viewer_kernels
+
+    class Pending(_Task):
+        def done(self) -> bool:
+            return False
+
+    km = _KernelManager()
+    km._pools["01-market-overview.ipynb"].append(Pending("k3"))
+    km.list_kernel_ids = lambda: ["k1", "k2", "k3", "viewer"]
+    assert viewer_kernels(km) == 2  # "viewer" and the pool kernel not ready yet

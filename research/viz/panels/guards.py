@@ -94,8 +94,18 @@ def guard_handlers(handlers: list) -> list:
 
 
 def viewer_kernels(kernel_manager: Any) -> int:
-    """Live kernels serving viewers: all kernels minus those waiting in the pre-started pools."""
-    pooled = sum(len(pool) for pool in getattr(kernel_manager, "_pools", {}).values())
+    """Live kernels serving viewers: all kernels minus those ready in the pre-started pools.
+
+    A pool kernel still starting counts as a viewer's until it is ready, so the cap errs on the
+    safe side while the pools refill.
+    """
+    pooled = 0
+    for pool in getattr(kernel_manager, "_pools", {}).values():
+        for task in pool:
+            try:
+                pooled += bool(task.done() and not task.exception())
+            except Exception:  # a cancelled task
+                pass
     return max(len(kernel_manager.list_kernel_ids()) - pooled, 0)
 
 
