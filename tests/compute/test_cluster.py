@@ -57,3 +57,16 @@ def test_scheduler_address_from_the_environment(tmp_path):
                              env={**os.environ, SCHEDULER_ENV: cluster.scheduler_address})
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == cluster.scheduler_address
+
+
+def test_an_in_process_worker_leaves_its_process_thread_settings_alone():
+    """A client that registers the plugin on an in-process cluster changes nothing in this process."""
+    from distributed import Client, LocalCluster
+
+    from research.compute._plugin import OneThreadPerWorker
+
+    before = {k: os.environ.get(k) for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        client.register_plugin(OneThreadPerWorker(), name="workbench-one-thread")
+        assert {k: os.environ.get(k) for k in before} == before
