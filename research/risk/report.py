@@ -3,13 +3,11 @@
 :func:`risk_report` composes :mod:`research.risk.metrics` (and, for sweeps,
 :mod:`research.risk.overfitting`) into a :class:`RiskReport`. Drawing lives in
 :mod:`research.viz.risk`: ``tearsheet_figures(report)`` turns a report into plotly figures.
-This module never imports the drawing layer; :meth:`RiskReport.figures` calls whichever figure
-builder :mod:`research.viz.risk` registered when it was imported.
+This module never imports the drawing layer, and a report holds numbers only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,16 +23,7 @@ from research.risk.overfitting import (
     probability_of_backtest_overfitting,
 )
 
-__all__ = ["RiskReport", "risk_report", "monthly_returns", "rolling_metrics", "register_figure_builder"]
-
-_FIGURE_BUILDER: Callable[..., dict[str, Any]] | None = None
-
-
-def register_figure_builder(builder: Callable[..., dict[str, Any]]) -> None:
-    """Install the function :meth:`RiskReport.figures` delegates to (done by ``research.viz.risk``)."""
-    global _FIGURE_BUILDER
-    _FIGURE_BUILDER = builder
-
+__all__ = ["RiskReport", "risk_report", "monthly_returns", "rolling_metrics"]
 
 def monthly_returns(returns: pd.Series) -> pd.DataFrame | None:
     """Compounded return per calendar month: rows = year, columns = month 1..12 (NaN if no bar).
@@ -111,19 +100,6 @@ class RiskReport:
     deflated_sharpe: DeflatedSharpeResult | None = None
     pbo: PBOResult | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-
-    def figures(self, **options: Any) -> dict[str, Any]:
-        """Plotly figures of this report (see ``research.viz.risk.tearsheet_figures``).
-
-        ``options`` (e.g. ``as_of``, ``run_id``) are passed to the builder. Needs
-        ``research.viz.risk`` to have been imported (``import research.viz`` does it).
-        """
-        if _FIGURE_BUILDER is None:
-            raise RuntimeError(
-                "no figure builder registered: import research.viz.risk (or call "
-                "research.viz.risk.tearsheet_figures(report)) to draw a risk report"
-            )
-        return _FIGURE_BUILDER(self, **options)
 
 
 def _var_table(r: pd.Series) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Drawing: plotly figures and ipywidgets panels over computed results.
 
-``research.viz`` may import any part of the workbench; nothing in the package imports it.
-Importing it registers the tear-sheet builder, so ``RiskReport.figures()`` works afterwards.
+``research.viz`` may import any part of the workbench; nothing in the package imports it, and
+importing it changes nothing elsewhere (a risk report is drawn by ``viz.risk.tearsheet_figures``).
 
 Modules
 -------

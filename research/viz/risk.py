@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from research.risk.report import RiskReport, register_figure_builder
+from research.risk.report import RiskReport
 
 __all__ = [
     "equity_figure", "drawdown_figure", "monthly_returns_figure", "rolling_figure",
@@ -149,5 +149,3 @@ def tearsheet_figures(report: RiskReport, *, as_of: object = None, run_id: str |
         "distribution": distribution_figure(report, **options),
     }
 
-
-register_figure_builder(tearsheet_figures)

@@ -71,12 +71,11 @@ def test_report_with_sweep_trials_reports_dsr_and_pbo():
     assert "nan_reasons" in rep.summary.attrs
 
 
-def test_figures_need_the_drawing_layer_registered_or_say_so(daily, monkeypatch):
+def test_a_report_holds_numbers_and_no_drawing_hook(daily):
     import research.risk.report as report_mod
 
-    monkeypatch.setattr(report_mod, "_FIGURE_BUILDER", None)
-    with pytest.raises(RuntimeError, match="import research.viz.risk"):
-        risk_report(daily[0]).figures()
+    rep = risk_report(daily[0])
+    assert not hasattr(rep, "figures") and not hasattr(report_mod, "register_figure_builder")
 
 
 def test_bad_input_is_refused():

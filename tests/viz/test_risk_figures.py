@@ -61,9 +61,9 @@ def test_figures_draw_the_reports_numbers(report):
     assert sum(dist.data[0].y) == len(report.returns)
 
 
-def test_report_figures_method_uses_the_registered_builder(report):
-    figs = report.figures(run_id="r1")
-    assert set(figs) == set(vr.tearsheet_figures(report))
+def test_tearsheet_options_reach_every_figure(report):
+    figs = vr.tearsheet_figures(report, run_id="r1")
+    assert set(figs) == {"equity", "drawdown", "monthly_returns", "rolling", "distribution"}
     assert "run r1" in figs["rolling"].layout.title.text
 
 
