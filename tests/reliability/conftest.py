@@ -8,7 +8,9 @@ end of the run one table per group is printed (case, expected, observed, pass) a
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,6 +31,32 @@ def case():
         return ok
 
     return record
+
+
+@pytest.fixture
+def read_only_fs(monkeypatch):
+    """Every creation or write of a file or folder fails with EROFS, as on a read-only mount.
+
+    Works as root too (chmod does not stop root).
+    """
+    real_open = os.open
+    writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    def ro_open(path, flags, *args, **kwargs):
+        if flags & writes:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def ro_mkdir(path, *args, **kwargs):
+        if os.path.isdir(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path))
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def apply() -> None:
+        monkeypatch.setattr(os, "open", ro_open)
+        monkeypatch.setattr(os, "mkdir", ro_mkdir)
+
+    return apply
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001

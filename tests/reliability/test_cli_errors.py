@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import subprocess
@@ -117,22 +116,8 @@ def test_bad_requests_are_usage_errors(data_dir, capsys, case, name, argv, needl
     check(case, f"data fetch, {name}", argv, capsys, code=2, needles=needles)
 
 
-def test_read_only_data_folder(data_dir, capsys, case, monkeypatch):
-    real_open = os.open
-    writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-
-    def ro_open(path, flags, *args, **kwargs):
-        if flags & writes:
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    def ro_mkdir(path, *args, **kwargs):
-        if os.path.isdir(path):
-            raise FileExistsError(errno.EEXIST, "File exists", str(path))
-        raise OSError(errno.EROFS, "Read-only file system", str(path))
-
-    monkeypatch.setattr(os, "open", ro_open)
-    monkeypatch.setattr(os, "mkdir", ro_mkdir)
+def test_read_only_data_folder(data_dir, capsys, case, read_only_fs):
+    read_only_fs()
     check(case, "read-only data folder: data fetch SPX", ["data", "fetch", "SPX"], capsys,
           code=1, needles=["not writable", "WORKBENCH_DATA_DIR"])
 

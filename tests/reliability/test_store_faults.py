@@ -220,30 +220,7 @@ def test_an_edited_value_in_a_valid_parquet_file_is_refused_then_refresh_repairs
 
 
 # ------------------------------------------------------------------------- read-only folder
-@pytest.fixture
-def read_only_fs(monkeypatch):
-    """Every creation or write of a file or folder fails with EROFS, as on a read-only mount.
-
-    Works as root too (chmod does not stop root).
-    """
-    real_open = os.open
-    writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-
-    def ro_open(path, flags, *args, **kwargs):
-        if flags & writes:
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    def ro_mkdir(path, *args, **kwargs):
-        if os.path.isdir(path):
-            raise FileExistsError(errno.EEXIST, "File exists", str(path))
-        raise OSError(errno.EROFS, "Read-only file system", str(path))
-
-    def apply() -> None:
-        monkeypatch.setattr(os, "open", ro_open)
-        monkeypatch.setattr(os, "mkdir", ro_mkdir)
-
-    return apply
+# (the read_only_fs fixture is in conftest.py)
 
 
 def test_read_only_folder_writes_fail_clearly_and_reads_still_work(store, read_only_fs, case):
