@@ -307,12 +307,18 @@ def sweep(
             continue
         for book in res.books:
             rows.append({"symbol": book, **params, **_stats_row(res.summary(book), float(res.equity[book].iloc[-1]))})
+    return _engine_result(rows, strategy, grid, keys, metric, backtest_kwargs, t0)
+
+
+def _engine_result(rows: list[dict], strategy: str, grid: Mapping[str, Sequence[Any]], keys: list[str], metric: str,
+                   backtest_kwargs: Mapping[str, Any], t0: float, **extra: Any) -> SweepResult:
+    """The engine path's table and record (in process or chunked), from its rows."""
     if not rows:
         raise ValueError(f"no parameter set of {strategy} ran; grid: {dict(grid)}")
     table = pd.DataFrame(rows)
     table["trades"] = table["trades"].astype(np.int64)
     params = {k: v for k, v in backtest_kwargs.items() if isinstance(v, str | int | float | bool | type(None))}
-    params["engine"] = "engine"
+    params.update(engine="engine", **extra)
     return SweepResult(table, strategy, keys, metric, params, time.perf_counter() - t0)
 
 
@@ -325,11 +331,4 @@ def _sweep_chunked(prices: Any, strategy: str, grid: Mapping[str, Sequence[Any]]
     t0 = time.perf_counter()
     rows, chunks = run_engine(as_fields(prices), strategy, keys, combos, backtest_kwargs, client=client, cache=cache,
                               chunk_size=chunk_size, progress=progress)
-    if not rows:
-        raise ValueError(f"no parameter set of {strategy} ran; grid: {dict(grid)}")
-    table = pd.DataFrame(rows)
-    table["trades"] = table["trades"].astype(np.int64)
-    params = {k: v for k, v in backtest_kwargs.items() if isinstance(v, str | int | float | bool | type(None))}
-    params["engine"] = "engine"
-    params["chunks"] = chunks
-    return SweepResult(table, strategy, keys, metric, params, time.perf_counter() - t0)
+    return _engine_result(rows, strategy, grid, keys, metric, backtest_kwargs, t0, chunks=chunks)
