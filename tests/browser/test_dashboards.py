@@ -162,6 +162,8 @@ def test_a_link_opens_the_same_view_and_changes_rewrite_the_link(served, page):
     page.wait_for_function(ALL_DRAWN)
     page.wait_for_function("() => (document.querySelector('.wb-returns-fig .gtitle') || {}).textContent"
                            " && document.querySelector('.wb-returns-fig .gtitle').textContent.includes('1 year')")
+    page.wait_for_function("() => ((document.querySelector('.wb-prices-fig .gtitle') || {}).textContent || '')"
+                           ".includes('log price')", timeout=30_000)
     assert "log price" in _title(page, "wb-prices-fig")
     page.locator(".wb-vol-window select").select_option(index=0)
     page.locator(".wb-returns-period select").select_option(index=1)  # 1 week
