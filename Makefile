@@ -40,13 +40,12 @@ mlflow: $(STAMP) ## Start the MLflow UI on 127.0.0.1
 bench: $(STAMP) ## Run every benchmark script and print the figures
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-PLOTLY_JS := 4.1.1
-plotly-bundle: ## Rebuild the dashboards' plotly.js (partial cartesian bundle) from npm; needs npm and the network
-	@tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent plotly.js-cartesian-dist-min@$(PLOTLY_JS) >/dev/null && tar xzf *.tgz) \
-	  && gzip -9n -c $$tmp/package/plotly-cartesian.min.js > research/viz/static/plotly-cartesian.min.js.gz \
-	  && cp $$tmp/package/LICENSE research/viz/static/LICENSE-plotly.js.txt \
-	  && echo "sha256 (record it in research/viz/static/README.md):" && sha256sum $$tmp/package/plotly-cartesian.min.js \
-	  && rm -rf $$tmp
+plotly-bundle: ## Rebuild the dashboards' partial plotly.js bundle (traces in research/viz/static/plotly-bundle/entry.js); needs npm and the registry
+	@cd research/viz/static/plotly-bundle && npm install --silent --no-audit --no-fund --no-save >/dev/null \
+	  && node build.js "$$PWD/../plotly-workbench.min.js" && cd .. \
+	  && gzip -9n -f plotly-workbench.min.js && cp plotly-bundle/node_modules/plotly.js/LICENSE LICENSE-plotly.js.txt \
+	  && rm -rf plotly-bundle/node_modules plotly-bundle/package-lock.json \
+	  && echo "sha256 (record it in research/viz/static/README.md):" && gzip -dc plotly-workbench.min.js.gz | sha256sum
 
 lint: $(STAMP) ## ruff check
 	$(BIN)/ruff check research tests benchmarks

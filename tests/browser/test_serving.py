@@ -51,7 +51,7 @@ def _wait_for_kernels(pid: int, count: int, *, timeout: float = 120.0) -> int:
     return kernel_count(pid)
 
 
-@pytest.mark.parametrize("path", ["/voila/static/voila.js", PAGE, "/voila/wb/plotly-cartesian.min.js",
+@pytest.mark.parametrize("path", ["/voila/static/voila.js", PAGE, "/voila/wb/plotly-workbench.min.js",
                                   "/voila/api/contents/", "/"])
 def test_requests_naming_another_host_are_refused(guarded, path):
     port = guarded.url.rsplit(":", 1)[1]
@@ -63,13 +63,13 @@ def test_requests_naming_another_host_are_refused(guarded, path):
 
 
 def test_the_plotly_bundle_is_served_by_the_server(guarded):
-    request = urllib.request.Request(guarded.url + "/voila/wb/plotly-cartesian.min.js",
+    request = urllib.request.Request(guarded.url + "/voila/wb/plotly-workbench.min.js",
                                      headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(request, timeout=30) as resp:
         assert resp.headers["Content-Encoding"] == "gzip"
         assert len(resp.read()) < 600_000
-    status, body = _status(guarded.url + "/voila/wb/plotly-cartesian.min.js")  # no gzip accepted
-    assert status == 200 and body.startswith("/**\n* plotly.js (cartesian - minified)")
+    status, body = _status(guarded.url + "/voila/wb/plotly-workbench.min.js")  # no gzip accepted
+    assert status == 200 and body.startswith("/* plotly.js (workbench partial bundle: scatter")
     assert _status(guarded.url + "/voila/wb/README.md")[0] == 404
 
 

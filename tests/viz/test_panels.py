@@ -19,7 +19,7 @@ import pytest
 from research.viz.panels import DASHBOARDS, backtest_explorer, market_overview, pipeline_health
 from research.viz.panels.explorer import canonical_params, params_label
 from research.viz.panels.health import failed_stages, read_runs, runs_frame
-from research.viz.panels.layout import PLOTLY_MIME, data_source
+from research.viz.panels.layout import BUNDLED_TRACES, PLOTLY_MIME, data_source
 from research.viz.panels.market import freshness_table, trailing_returns
 from research.viz.panels.portfolio import drawdown_episodes, flatten_risk, headline, var_table
 from research.viz.panels.predictions import mlflow_run_url
@@ -104,6 +104,8 @@ def test_every_page_renders_every_panel_with_its_provenance(runs, name):
         if name != "05-pipeline-health":
             assert any(run.run_id in n and str(run.as_of) in n for n in notes), "figure lacks as-of and run id"
         assert "text/html" not in out.outputs[0]["data"], "figures must not carry HTML that loads plotly.js"
+        drawn = {trace.get("type", "scatter") for trace in spec["data"]}
+        assert drawn <= set(BUNDLED_TRACES), f"{sorted(drawn - set(BUNDLED_TRACES))} missing from the plotly bundle"
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))

@@ -8,11 +8,13 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from research.viz.panels.layout import BUNDLED_TRACES
 from research.viz.panels.guards import (
     DEFAULT_MAX_VIEWERS,
     PLOTLY_ASSET,
@@ -84,14 +86,22 @@ def test_every_route_checks_the_host_and_pages_are_guarded():
 
 def test_the_partial_plotly_bundle_is_the_one_its_provenance_names():
     readme = (STATIC_DIR / "README.md").read_text()
-    digest = hashlib.sha256(gzip.decompress((STATIC_DIR / f"{PLOTLY_ASSET}.gz").read_bytes())).hexdigest()
-    assert f"`{digest}`" in readme
+    code = gzip.decompress((STATIC_DIR / f"{PLOTLY_ASSET}.gz").read_bytes()).decode()
+    assert f"`{hashlib.sha256(code.encode()).hexdigest()}`" in readme
     assert (STATIC_DIR / "LICENSE-plotly.js.txt").read_text().startswith("MIT License")
     import plotly
 
     bundled = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     version = bundled.read_text()[:200].split(" v", 1)[1].split()[0]
-    assert f"`plotly.js-cartesian-dist-min` {version}" in readme, "update the bundle with make plotly-bundle"
+    recipe = json.loads((STATIC_DIR / "plotly-bundle" / "package.json").read_text())
+    assert recipe["dependencies"]["plotly.js"] == version, "set plotly.js's version and run make plotly-bundle"
+    banner = code.splitlines()[0]
+    assert f" v{version} " in banner, "update the bundle with make plotly-bundle"
+    # the bundle's banner, its recipe and BUNDLED_TRACES name the same trace types
+    entry = (STATIC_DIR / "plotly-bundle" / "entry.js").read_text()
+    required = set(re.findall(r"require\('plotly\.js/lib/(\w+)'\)", entry)) - {"core"}
+    assert {"scatter", *required} == set(BUNDLED_TRACES)
+    assert banner.startswith(f"/* plotly.js (workbench partial bundle: {', '.join(['scatter', *sorted(required, key=entry.index)])})")
 
 
 def test_the_dashboards_folder_holds_only_dashboards_and_their_config():
@@ -233,7 +243,7 @@ def test_on_the_server_figures_are_drawn_by_the_served_plotly_bundle(monkeypatch
     (bundle,) = figure_output(fig, dom_class="wb-x").outputs
     markup = bundle["data"]["text/html"]
     assert PLOTLY_MIME not in bundle["data"]
-    assert "wb/plotly-cartesian.min.js" in markup and "Plotly.newPlot" in markup
+    assert "wb/plotly-workbench.min.js" in markup and "Plotly.newPlot" in markup
     assert "</script><b>" not in markup, "figure data must not close the script element"
     assert "http://" not in markup and "https://" not in markup
 

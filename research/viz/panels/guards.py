@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "voila_template"
-PLOTLY_ASSET = "plotly-cartesian.min.js"
+PLOTLY_ASSET = "plotly-workbench.min.js"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: Shortest token accepted (a token is a shared password: 16 random characters or more).
 MIN_TOKEN_LENGTH = 16
@@ -135,7 +135,7 @@ def busy_page(live: int, limit: int, *, starting: int = 0) -> str:
 
 
 class OfflineAssetHandler(tornado.web.RequestHandler):
-    """Serve ``plotly-cartesian.min.js`` from its gzip file (decompressed for clients without gzip)."""
+    """Serve ``plotly-workbench.min.js`` from its gzip file (decompressed for clients without gzip)."""
 
     def initialize(self, path: str | Path = STATIC_DIR) -> None:
         self.root = Path(path)

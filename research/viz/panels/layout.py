@@ -28,7 +28,7 @@ from research.data.calendars import calendar_of
 from research.workflow.results import PublishedRun, latest
 
 __all__ = [
-    "PLOTLY_MIME", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
+    "PLOTLY_MIME", "BUNDLED_TRACES", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
     "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table", "csv_link", "mlflow_run_url",
     "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
 ]
@@ -221,17 +221,33 @@ def stamp(fig: Any, run: PublishedRun | None) -> Any:
     return fig
 
 
+#: The trace types the page's plotly.js bundle holds (``research/viz/static/plotly-bundle/entry.js``);
+#: a figure of any other type would not draw on the dashboard server.
+BUNDLED_TRACES = ("scatter", "bar", "heatmap", "histogram")
+
 #: Draws a figure with the page's plotly.js (``<script id="wb-plotly">``, loaded once per page).
+#: Figures are drawn one at a time, each in its own task after the browser has had a frame, so
+#: the first figure shows while the others are still waiting; a figure redrawn after a widget
+#: change (plotly already loaded, nothing queued) is drawn at once.
 _PAGE_FIGURE = """<div class="wb-plot" id="{id}"></div><script>(function () {{
 var el = document.getElementById("{id}"), spec = {spec};
 var title = ((spec.layout || {{}}).title || {{}}).text || "figure";
-function draw() {{ window.Plotly.newPlot(el, spec.data, spec.layout, {{displaylogo: false, responsive: true,
-  toImageButtonOptions: {{format: "png", filename: title.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 80)}}}}); }}
-if (window.Plotly) {{ draw(); return; }}
+var q = window.wbFigures || (window.wbFigures = {{busy: false, todo: []}});
+function next() {{ q.busy = false; var f = q.todo.shift(); if (f) f(); }}
+function draw() {{
+  if (!el.isConnected) {{ next(); return; }}
+  q.busy = true;
+  Promise.resolve(window.Plotly.newPlot(el, spec.data, spec.layout, {{displaylogo: false, responsive: true,
+    toImageButtonOptions: {{format: "png", filename: title.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 80)}}}}))
+    .catch(function (e) {{ console.error(e); }})
+    .then(function () {{ requestAnimationFrame(function () {{ setTimeout(next, 0); }}); }});
+}}
+function enqueue() {{ if (q.busy) q.todo.push(draw); else draw(); }}
+if (window.Plotly) {{ enqueue(); return; }}
 var tag = document.getElementById("wb-plotly");
 if (!tag) {{ tag = document.createElement("script"); tag.id = "wb-plotly";
-  tag.src = (document.body.dataset.baseUrl || "/voila/") + "wb/plotly-cartesian.min.js"; document.head.appendChild(tag); }}
-tag.addEventListener("load", draw);
+  tag.src = (document.body.dataset.baseUrl || "/voila/") + "wb/plotly-workbench.min.js"; document.head.appendChild(tag); }}
+tag.addEventListener("load", enqueue);
 }})();</script>"""
 
 
