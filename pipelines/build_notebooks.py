@@ -46,10 +46,11 @@ STAGES = {
          "                           lookback=lookback, units=units))"],
     ),
     "daily/04-backtest.ipynb": (
-        "# Backtests and a sweep\nEvery strategy on every symbol (and the model's out-of-sample forecasts), plus a small "
-        "moving-average grid; write `backtests`, `equity`, `sweep` and `sweep_returns`.",
-        COMMON + "\nstart = None\nfees = 0.001\nslippage = 0.0005\nsweep_fast = [5, 10, 20, 50]\n"
-        "sweep_slow = [50, 100, 150, 200]",
+        "# Backtests and a sweep\nEvery strategy on every symbol (and the model's out-of-sample forecasts), plus the "
+        "whole moving-average grid (every fast < slow pair); write `backtests`, `equity`, `sweep`, `sweep_summary` "
+        "(deflated Sharpe and PBO), `sweep_returns` and `sweep_bars`.",
+        COMMON + '\nstart = None\nfees = 0.001\nslippage = 0.0005\nsweep_fast = "2:100"\n'
+        'sweep_slow = "10:250:5"',
         ["from research.workflow.stages import backtest_stage",
          "backtest_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval, start=start,\n"
          "               fees=fees, slippage=slippage, sweep_fast=sweep_fast, sweep_slow=sweep_slow)"],

@@ -35,7 +35,7 @@ from research.backtest.kernels import STATS, ma_grid, ma_table_nb
 from research.data import calendars
 from research.defaults import BACKTEST
 
-__all__ = ["SweepResult", "sweep_ma_crossover", "sweep", "ma_pairs", "STATS"]
+__all__ = ["SweepResult", "sweep_ma_crossover", "sweep", "ma_pairs", "parse_windows", "STATS"]
 
 _FUSED_OK = {"fees", "slippage", "init_cash", "timing", "start", "end", "periods_per_year"}
 
@@ -332,3 +332,43 @@ def _sweep_chunked(prices: Any, strategy: str, grid: Mapping[str, Sequence[Any]]
     rows, chunks = run_engine(as_fields(prices), strategy, keys, combos, backtest_kwargs, client=client, cache=cache,
                               chunk_size=chunk_size, progress=progress)
     return _engine_result(rows, strategy, grid, keys, metric, backtest_kwargs, t0, chunks=chunks)
+
+
+# --------------------------------------------------------------------------- grids as text
+
+def parse_windows(spec: str | int | Iterable[int]) -> list[int]:
+    """Windows from text: ``"2:100"`` (every window 2..100), ``"10:250:5"`` (a step), ``"5,10,20"``
+    or a mix ``"2:20,25:100:5"``; ranges include both ends (as ``workbench sweep --grid``).
+
+    Lists and single integers are returned as a sorted list of unique ints.
+
+    Raises
+    ------
+    ValueError
+        A part is not ``START:STOP[:STEP]`` of integers with ``START <= STOP`` and ``STEP > 0``,
+        or no window is left.
+    """
+    if isinstance(spec, int | np.integer):
+        return [int(spec)]
+    if not isinstance(spec, str):
+        out = sorted({int(v) for v in spec})
+    else:
+        values: set[int] = set()
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            bits = part.split(":")
+            try:
+                nums = [int(b) for b in bits]
+            except ValueError:
+                raise ValueError(f"windows must be integers or START:STOP[:STEP] ranges, got {part!r} in {spec!r}") from None
+            if len(nums) == 1:
+                values.add(nums[0])
+                continue
+            if len(nums) not in (2, 3) or nums[1] < nums[0] or (len(nums) == 3 and nums[2] <= 0):
+                raise ValueError(f"a range is START:STOP[:STEP] with START <= STOP and STEP > 0, got {part!r}")
+            values.update(range(nums[0], nums[1] + 1, nums[2] if len(nums) == 3 else 1))
+        out = sorted(values)
+    if not out:
+        raise ValueError(f"no window in {spec!r}")
+    return out

@@ -49,13 +49,21 @@ name                kind     content
 ``positions``       table    timestamp index, one column per symbol: portfolio weight
                              (fraction of equity; optional; the daily pipeline records the
                              equal-weight ma_crossover book) [backtest]
-``sweep``           table    tidy grid: symbol, fast, slow, metrics... [backtest]
-``sweep_returns``   table    per-bar returns of every sweep pair ("fast/slow" columns) on one
-                             symbol (column ``symbol``), for overfitting statistics [backtest]
+``sweep``           table    tidy grid: symbol, fast, slow, metrics... (the daily pipeline:
+                             every fast < slow pair of its grid, stats as float32) [backtest]
+``sweep_summary``   table    optional; per symbol: grid, costs, timing, periods_per_year, the
+                             best cell by Sharpe (fast, slow, sharpe), its deflated_sharpe
+                             over dsr_trials cells, pbo over pbo_trials cells of pbo_grid
+                             (pbo_splits, pbo_combinations) [backtest]
+``sweep_returns``   table    per-bar returns of sweep pairs ("fast/slow" columns; the daily
+                             pipeline: a coarse 4 x 4 sub-grid) on one symbol (column
+                             ``symbol``) [backtest]
+``sweep_bars``      table    optional; timestamp index, "open|symbol" and "close|symbol":
+                             the bars the sweep ran on (to re-run one cell) [backtest]
 ``risk``            json     as_of, strategy, book, periods_per_year, start, end, summary
                              (unit-suffixed keys), nan_reasons, var, drawdown {max, current},
                              benchmark, per_symbol, overfitting {symbol, selected, n_trials,
-                             deflated_sharpe, pbo_pct} [risk]
+                             deflated_sharpe, pbo_pct, pbo_trials, grid} [risk]
 ``signals``         table    symbol, strategy, as_of, bar_time, signal, previous_signal,
                              changed, target_position, close, stale, params, synthetic
                              [signals]

@@ -9,7 +9,8 @@ features       :func:`features_stage`                      ``features``
 model          :func:`model_stage`                         ``predictions``, ``model_eval``
 backtest       :func:`backtest_stage`                      ``backtests``, ``equity``, ``trades``,
                                                            ``positions``, ``sweep``,
-                                                           ``sweep_returns``
+                                                           ``sweep_summary``,
+                                                           ``sweep_returns``, ``sweep_bars``
 risk           :func:`risk_stage`                          ``risk``
 signals        :func:`signals_stage`                       ``signals``, ``alerts``
 summary        :func:`summary_stage`                       ``summary``
@@ -202,16 +203,20 @@ def backtest_stage(
     output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
     start: str | None = None, strategies: Mapping[str, Mapping[str, Any]] | None = None,
     fees: float = _DAILY["backtest"]["fees"], slippage: float = _DAILY["backtest"]["slippage"],
-    sweep_fast: list[int] | None = None,
-    sweep_slow: list[int] | None = None, sweep_symbol: str | None = None, primary: str = "ma_crossover",
+    sweep_fast: str | list[int] = _DAILY["backtest"]["sweep_fast"],
+    sweep_slow: str | list[int] = _DAILY["backtest"]["sweep_slow"], sweep_symbol: str | None = None,
+    primary: str = "ma_crossover",
 ) -> pd.DataFrame:
     """Backtest each strategy on each symbol, buy and hold, and the model's out-of-sample
-    forecasts; sweep the MA crossover. Writes ``backtests``, ``equity`` (``strategy|symbol``
-    curves plus ``portfolio|<primary>``, the equal-weight book of the primary strategy),
-    ``trades``, ``positions`` (the primary book's weights), ``sweep`` and ``sweep_returns``."""
+    forecasts; sweep the MA crossover over every ``fast < slow`` pair of ``sweep_fast`` x
+    ``sweep_slow`` (text ranges ``"2:100"``, ``"10:250:5"`` or lists). Writes ``backtests``,
+    ``equity`` (``strategy|symbol`` curves plus ``portfolio|<primary>``, the equal-weight book of
+    the primary strategy), ``trades``, ``positions`` (the primary book's weights), and the sweep
+    record of :func:`research.workflow.sweeps.sweep_record`: ``sweep``, ``sweep_summary``
+    (deflated Sharpe and PBO per symbol), ``sweep_returns`` and ``sweep_bars``."""
     from research.backtest import backtest
-    from research.backtest.sweep import sweep_ma_crossover
     from research.workflow.signals import DEFAULT_STRATEGIES
+    from research.workflow.sweeps import sweep_record
 
     prices = _bars(symbols, as_of, source, interval, start)
     costs = {"fees": fees, "slippage": slippage}
@@ -232,18 +237,15 @@ def backtest_stage(
             positions = _book_weights(res, symbols)
     equity = pd.DataFrame(curves)
     equity.index.name = "timestamp"
-    sw = sweep_ma_crossover(prices, fast=sweep_fast or [5, 10, 20, 50], slow=sweep_slow or [50, 100, 150, 200], **costs)
-    target = sweep_symbol or symbols[0]
-    trials = sw.trial_returns(target)
-    trials.columns = [f"{f}/{s}" for f, s in trials.columns]
+    record = sweep_record(prices, fast=sweep_fast, slow=sweep_slow, target=sweep_symbol or symbols[0], **costs)
     backtests = pd.concat(tables, ignore_index=True)
     write_output(output_dir, "backtests", backtests)
     write_output(output_dir, "equity", equity)
     write_output(output_dir, "trades", pd.concat(trades, ignore_index=True))
     if positions is not None:
         write_output(output_dir, "positions", positions)
-    write_output(output_dir, "sweep", sw.table.reset_index(drop=True))
-    write_output(output_dir, "sweep_returns", trials.assign(symbol=target))
+    for name, table in record.items():
+        write_output(output_dir, name, table)
     return backtests
 
 
@@ -265,7 +267,14 @@ def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -
     ppy = periods_per_year(book)
     trials = read_output(output_dir, "sweep_returns") if _has(output_dir, "sweep_returns") else None
     overfit = None
-    if trials is not None:
+    if trials is not None and _has(output_dir, "sweep_summary"):  # computed over the whole grid
+        symbol = str(trials["symbol"].iloc[0])
+        row = read_output(output_dir, "sweep_summary").set_index("symbol").loc[symbol]
+        overfit = {"symbol": symbol, "selected": f"{row['fast']:.0f}/{row['slow']:.0f}", "selected_by": "sharpe",
+                   "n_trials": row.get("dsr_trials"), "deflated_sharpe": row.get("deflated_sharpe"),
+                   "pbo_pct": None if pd.isna(row.get("pbo")) else 100 * float(row["pbo"]),
+                   "pbo_trials": row.get("pbo_trials"), "pbo_grid": row.get("pbo_grid"), "grid": row.get("grid")}
+    elif trials is not None:
         symbol = str(trials.pop("symbol").iloc[0])
         sel = trials.mean().idxmax()
         rep_sel = risk_report(trials[sel].dropna(), periods_per_year=ppy, trial_returns=trials)

@@ -20,7 +20,7 @@ TINY = [
     "backtest.sweep_fast=5,10", "backtest.sweep_slow=20,50",
 ]
 CONTRACT = ["prices", "data_report", "features", "predictions", "model_eval", "backtests", "equity", "trades",
-            "positions", "sweep", "sweep_returns", "risk", "signals", "alerts", "paper", "summary"]
+            "positions", "sweep", "sweep_summary", "sweep_returns", "sweep_bars", "risk", "signals", "alerts", "paper", "summary"]
 
 
 @pytest.fixture(scope="module")

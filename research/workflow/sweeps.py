@@ -1,0 +1,190 @@
+"""The backtest stage's sweep record: the full moving-average grid, how likely its best cell is
+luck, and the bars it ran on (so a dashboard can re-run any one cell exactly).
+
+:func:`sweep_record` returns the outputs the backtest stage writes:
+
+================  ===========================================================================
+output            contents
+================  ===========================================================================
+``sweep``         one row per (symbol, fast, slow) of the whole grid: :data:`STATS`
+                  (decimal fractions; ``sharpe`` annualised)
+``sweep_summary`` one row per symbol: the grid, costs and dates of the sweep; the best cell by
+                  Sharpe; its deflated Sharpe ratio over *every* cell of the grid
+                  (``dsr_trials``); the PBO by CSCV over a regular sub-grid
+                  (``pbo_trials`` cells, ``pbo_grid``, ``pbo_splits`` blocks,
+                  ``pbo_combinations`` splits)
+``sweep_returns`` per-bar returns of a coarse 4 x 4 sub-grid of one symbol (``fast/slow``
+                  columns), for notebooks; bounded whatever the grid size
+``sweep_bars``    the open and close each symbol was swept on (``open|SYM``, ``close|SYM``)
+================  ===========================================================================
+
+The deflated Sharpe needs only the number of trials and the variance of their Sharpe ratios
+(both from the full table) and the selected cell's own returns; the PBO needs every trial's
+returns, so it runs on a sub-grid of at most :data:`PBO_MAX_TRIALS` cells (every k-th fast and
+slow window) with :data:`PBO_COMBINATIONS` of the C(16, 8) splits (seeded), which keeps the
+stage within a second or two however large the grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.backtest.kernels import STATS
+from research.backtest.sweep import SweepResult, ma_pairs, parse_windows, sweep_ma_crossover
+
+__all__ = ["sweep_record", "summary_row", "pbo_subgrid", "coarse", "grid_text", "PBO_MAX_TRIALS", "PBO_SPLITS",
+           "PBO_COMBINATIONS", "STATS"]
+
+#: Largest number of grid cells whose returns go into the PBO.
+PBO_MAX_TRIALS = 800
+#: CSCV blocks and the number of the C(16, 8) = 12,870 splits evaluated.
+PBO_SPLITS = 16
+PBO_COMBINATIONS = 2000
+
+
+def grid_text(windows: Sequence[int]) -> str:
+    """``[2, 3, ..., 100]`` -> ``"2:100"``; ``[10, 15, ..., 250]`` -> ``"10:250:5"``; else a comma list."""
+    w = sorted(int(v) for v in windows)
+    if len(w) > 2:
+        steps = set(np.diff(w).tolist())
+        if len(steps) == 1:
+            step = steps.pop()
+            return f"{w[0]}:{w[-1]}" + (f":{step}" if step != 1 else "")
+    return ",".join(str(v) for v in w)
+
+
+def coarse(windows: Sequence[int], k: int) -> list[int]:
+    """At most ``k`` windows spread evenly over ``windows`` (first and last included)."""
+    w = sorted(windows)
+    if len(w) <= k:
+        return list(w)
+    return sorted({w[int(round(i))] for i in np.linspace(0, len(w) - 1, k)})
+
+
+def pbo_subgrid(fast: Sequence[int], slow: Sequence[int], *, max_trials: int = PBO_MAX_TRIALS) -> tuple[list[int], list[int]]:
+    """Every k-th fast and slow window, the smallest k leaving at most ``max_trials`` pairs."""
+    fast, slow = sorted(fast), sorted(slow)
+    for k in range(1, max(len(fast), len(slow)) + 1):
+        f, s = fast[::k], slow[::k]
+        try:
+            if len(ma_pairs(f, s)) <= max_trials:
+                return f, s
+        except ValueError:
+            continue
+    return fast[:1], slow[-1:]
+
+
+def _bars(prices: Any, symbols: Sequence[str], exec_field: str) -> pd.DataFrame:
+    from research.backtest.engine import as_fields
+
+    fields = as_fields(prices)
+    cols = {}
+    for field in dict.fromkeys((exec_field, "close")):
+        for sym in symbols:
+            cols[f"{field}|{sym}"] = fields[field][sym].astype("float64")
+    out = pd.DataFrame(cols)
+    out.index.name = "timestamp"
+    return out.dropna(how="all")
+
+
+def _overfitting(sw: SweepResult, sub: SweepResult | None, symbol: str) -> dict[str, Any]:
+    """The best cell by Sharpe, its deflated Sharpe over every cell, and the sub-grid's PBO."""
+    from research.risk.overfitting import deflated_sharpe_ratio, probability_of_backtest_overfitting
+
+    rows = sw.table[sw.table["symbol"] == symbol]
+    ppy = float(sw.params["periods_per_year"])
+    best = rows.loc[rows["sharpe"].idxmax()] if rows["sharpe"].notna().any() else None
+    out: dict[str, Any] = {"symbol": symbol, "selected_by": "sharpe", "pairs": len(rows)}
+    if best is None:
+        return out
+    f, s = int(best["fast"]), int(best["slow"])
+    out.update(fast=f, slow=s, sharpe=float(best["sharpe"]), total_return=float(best["total_return"]))
+    per_bar = rows["sharpe"].to_numpy(dtype="float64") / math.sqrt(ppy)
+    one = _one_pair(sw, symbol, f, s)
+    try:
+        dsr = deflated_sharpe_ratio(one, trial_sharpes=per_bar)
+        out.update(deflated_sharpe=dsr.dsr, expected_max_sharpe=dsr.expected_max_sharpe * math.sqrt(ppy),
+                   dsr_trials=dsr.n_trials, n_obs=dsr.n_obs, skew=dsr.skew, kurtosis=dsr.kurtosis)
+    except ValueError as exc:
+        out["dsr_note"] = str(exc)
+    if sub is not None:
+        trials = sub.trial_returns(symbol)
+        try:
+            pbo = probability_of_backtest_overfitting(trials.to_numpy(), n_splits=PBO_SPLITS,
+                                                      max_combinations=PBO_COMBINATIONS, seed=0)
+            out.update(pbo=pbo.pbo, prob_oos_loss=pbo.prob_oos_loss, pbo_trials=pbo.n_trials,
+                       pbo_splits=pbo.n_splits, pbo_combinations=pbo.n_combinations)
+        except ValueError as exc:
+            out["pbo_note"] = str(exc)
+    return out
+
+
+def _one_pair(sw: SweepResult, symbol: str, fast: int, slow: int) -> pd.Series:
+    """Per-bar returns of one cell, from the sweep's own inputs (the fused kernel)."""
+    one = SweepResult(sw.table[(sw.table["symbol"] == symbol) & (sw.table["fast"] == fast) & (sw.table["slow"] == slow)],
+                      sw.strategy, sw.param_names, sw.metric, sw.params, 0.0, sw._inputs)
+    return one.trial_returns(symbol).iloc[:, 0]
+
+
+def sweep_record(
+    prices: Any, *, fast: str | Iterable[int], slow: str | Iterable[int], fees: float, slippage: float,
+    target: str | None = None, **options: Any,
+) -> dict[str, pd.DataFrame]:
+    """Sweep every ``fast < slow`` pair on every symbol and build the stage's sweep outputs.
+
+    Parameters
+    ----------
+    prices : DataFrame or mapping
+        OHLC as for :func:`~research.backtest.sweep.sweep_ma_crossover`.
+    fast, slow : str or iterable of int
+        Windows, as text (``"2:100"``, ``"10:250:5"``, ``"5,10,20"``) or integers.
+    fees, slippage : float
+        Costs, as for the backtests.
+    target : str, optional
+        Symbol whose coarse sub-grid returns become ``sweep_returns`` (default: the first).
+    **options
+        More :func:`~research.backtest.sweep.sweep_ma_crossover` options (``timing``, ``init_cash``...).
+
+    Returns
+    -------
+    dict
+        ``sweep``, ``sweep_summary``, ``sweep_returns`` and ``sweep_bars`` (see the module doc).
+    """
+    fast_w, slow_w = parse_windows(fast), parse_windows(slow)
+    costs = {"fees": fees, "slippage": slippage, **options}
+    sw = sweep_ma_crossover(prices, fast=fast_w, slow=slow_w, **costs)
+    pf, ps = pbo_subgrid(fast_w, slow_w)
+    sub = sweep_ma_crossover(prices, fast=pf, slow=ps, **costs) if len(ma_pairs(pf, ps)) >= 2 else None
+    symbols = list(dict.fromkeys(sw.table["symbol"]))
+    rows = []
+    for sym in symbols:
+        row = _overfitting(sw, sub, sym)
+        row.update(grid=f"fast {grid_text(fast_w)} x slow {grid_text(slow_w)}",
+                   pbo_grid=f"fast {grid_text(pf)} x slow {grid_text(ps)}",
+                   **{k: sw.params[k] for k in ("fees", "slippage", "init_cash", "timing", "periods_per_year")},
+                   start=str(sw.params["start"]), end=str(sw.params["end"]),
+                   seconds=round(sw.elapsed, 3))
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    target = target if target in symbols else symbols[0]
+    cf, cs = coarse(fast_w, 4), coarse([w for w in slow_w if w > min(fast_w)], 4)
+    small = sweep_ma_crossover(prices, fast=cf, slow=cs, **costs)
+    trials = small.trial_returns(target)
+    trials.columns = [f"{f}/{s}" for f, s in trials.columns]
+    exec_field = "open" if sw.params["timing"] == "next_open" else "close"
+    table = sw.table.reset_index(drop=True)
+    stats = [c for c in STATS if c in table and c != "trades"]
+    table[stats] = table[stats].astype("float32")  # 7 significant digits; halves the file
+    return {"sweep": table, "sweep_summary": summary,
+            "sweep_returns": trials.assign(symbol=target), "sweep_bars": _bars(prices, symbols, exec_field)}
+
+
+def summary_row(summary: pd.DataFrame, symbol: str) -> Mapping[str, Any]:
+    """The ``sweep_summary`` row of ``symbol`` as a dict (empty when absent)."""
+    rows = summary[summary["symbol"].astype(str) == symbol]
+    return {} if rows.empty else rows.iloc[0].to_dict()
