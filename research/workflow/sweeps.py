@@ -37,7 +37,7 @@ import pandas as pd
 from research.backtest.kernels import STATS
 from research.backtest.sweep import SweepResult, ma_pairs, parse_windows, sweep_ma_crossover
 
-__all__ = ["sweep_record", "summary_row", "pbo_subgrid", "coarse", "grid_text", "PBO_MAX_TRIALS", "PBO_SPLITS",
+__all__ = ["sweep_record", "summary_row", "wf_windows", "pbo_subgrid", "coarse", "grid_text", "PBO_MAX_TRIALS", "PBO_SPLITS",
            "PBO_COMBINATIONS", "STATS"]
 
 #: Largest number of grid cells whose returns go into the PBO.
@@ -45,6 +45,15 @@ PBO_MAX_TRIALS = 800
 #: CSCV blocks and the number of the C(16, 8) = 12,870 splits evaluated.
 PBO_SPLITS = 16
 PBO_COMBINATIONS = 2000
+
+
+def wf_windows(bars: int) -> tuple[int, int]:
+    """Walk-forward training and test lengths for a history of ``bars``: the workbench's
+    three years and half a year of sessions (:func:`research.backtest.walkforward.walk_forward`)
+    when at least four test windows follow the first training one, else half the bars and an eighth."""
+    if bars >= 756 + 4 * 126:
+        return 756, 126
+    return max(bars // 2, 2), max(bars // 8, 2)
 
 
 def grid_text(windows: Sequence[int]) -> str:

@@ -3,7 +3,7 @@
 Every output of the results contract is written with ``write_output`` and the run is published
 with ``publish``, exactly as the pipeline runner does, so dashboards read it through
 ``research.workflow.results.latest``. The numbers come from real computations on seeded synthetic
-prices (moving-average crossovers, a parameter grid, naive and rolling-mean forecasts, risk
+prices (moving-average crossovers, the whole moving-average grid with its deflated Sharpe and PBO, naive and rolling-mean forecasts, risk
 metrics), kept small so the whole run is written in well under a second. A second, FAILED run is
 recorded too (never published) so the pipeline-health page has a failure to show.
 """
@@ -20,11 +20,13 @@ import pandas as pd
 from research.data.sources.synthetic import synthetic_ohlcv
 from research.risk import metrics
 from research.workflow.results import PublishedRun, latest, publish, write_output
+from research.workflow.sweeps import sweep_record
 
 SYMBOLS = ("SYN0001", "SYN0002", "SYN0003", "BTC-USD")
 PARAMS = ((10, 50), (20, 100))
-GRID_FAST = (5, 10, 20, 30)
-GRID_SLOW = (50, 100, 150)
+GRID_FAST = "2:40"  # the sweep: every fast < slow pair (608 per symbol)
+GRID_SLOW = "10:120:5"
+COSTS = {"fees": 0.001, "slippage": 0.0005}
 
 
 def _digest(*parts: str) -> str:
@@ -90,19 +92,16 @@ def _backtests(close: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     return pd.DataFrame(rows), equity, trade_frame, pos_frame
 
 
-def _sweep(close: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for symbol in close:
-        c = close[symbol].dropna()
-        ppy = 365 if symbol.endswith("-USD") else 252
-        for fast in GRID_FAST:
-            for slow in GRID_SLOW:
-                _, ret = _crossover(c, fast, slow)
-                rows.append({"symbol": symbol, "fast": fast, "slow": slow,
-                             "sharpe": metrics.sharpe_ratio(ret, periods_per_year=ppy),
-                             "total_return": metrics.total_return(ret) * 100,
-                             "max_drawdown": metrics.max_drawdown(ret) * 100})
-    return pd.DataFrame(rows)
+def _sweep(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The backtest stage's sweep record (``research.workflow.sweeps.sweep_record``) of every
+    ``fast < slow`` pair of :data:`GRID_FAST` x :data:`GRID_SLOW`, one symbol at a time (each on
+    its own calendar)."""
+    parts = [sweep_record(frames[s], fast=GRID_FAST, slow=GRID_SLOW, **COSTS) for s in SYMBOLS]
+    out = {name: pd.concat([p[name] for p in parts], ignore_index=True)
+           for name in ("sweep", "sweep_summary")}
+    out["sweep_bars"] = pd.concat([p["sweep_bars"] for p in parts], axis=1).sort_index()
+    out["sweep_returns"] = parts[0]["sweep_returns"]
+    return out
 
 
 def _predictions(close: pd.DataFrame, tail: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -236,7 +235,7 @@ def write_fixture_run(runs_dir: str | Path, *, bars: int = 400, seed: int = 7) -
     outputs = {
         "prices": close, "data_report": _data_report(frames, (as_of + pd.Timedelta(hours=21)).isoformat()),
         "predictions": preds, "model_eval": evals, "backtests": backtests, "equity": equity,
-        "trades": trades, "positions": positions, "sweep": _sweep(close), "signals": signals, "alerts": alerts,
+        "trades": trades, "positions": positions, **_sweep(frames), "signals": signals, "alerts": alerts,
         "risk": risk,
         "summary": {"symbols": list(SYMBOLS), "source": "synthetic", "bars": bars},
     }

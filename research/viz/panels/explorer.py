@@ -3,7 +3,9 @@
 Reads the run outputs ``backtests`` (strategy, symbol, params as a JSON string, stats columns),
 ``equity`` (one column per ``strategy|symbol`` or ``strategy|symbol|params`` curve), ``trades``
 (optional), ``prices`` (buy-and-hold when no ``buy_and_hold|symbol`` curve was recorded) and
-``sweep`` (symbol, fast, slow, metrics). Every interaction only selects among recorded results.
+``sweep`` (symbol, fast, slow, metrics; the sweep panel is :mod:`research.viz.panels.sweep`). The
+strategy panel only selects among recorded results; the sweep panel re-runs a chosen cell on the
+bars the sweep recorded.
 """
 
 from __future__ import annotations
@@ -256,39 +258,11 @@ def explorer_panel(run: PublishedRun) -> widgets.Widget:
                    widgets.HBox([risk_box, trades_box]), dom_class="wb-explorer")
 
 
-def _sweep_figure(sweep: pd.DataFrame, symbol: str, metric: str, run: PublishedRun) -> go.Figure:
-    grid = sweep[sweep["symbol"].astype(str) == symbol].pivot_table(index="fast", columns="slow", values=metric)
-    best = sweep[sweep["symbol"].astype(str) == symbol].sort_values(metric, ascending=False).head(1)
-    fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[str(c) for c in grid.columns], y=[str(i) for i in grid.index],
-                               colorscale="Viridis", colorbar={"title": metric}))
-    subtitle = ""
-    if len(best):
-        b = best.iloc[0]
-        subtitle = f" (highest: fast={b['fast']}, slow={b['slow']}, {metric}={b[metric]:.3g})"
-    fig.update_layout(title=f"Sweep {symbol}: {metric}{subtitle}", xaxis_title="slow", yaxis_title="fast",
-                      xaxis_type="category", yaxis_type="category")
-    return stamp(fig, run)
-
-
 def sweep_panel(run: PublishedRun) -> widgets.Widget:
-    """Heatmap of a swept metric over the fast/slow grid, per symbol."""
-    require(run, "sweep")
-    sweep = run.table("sweep")
-    missing = {"symbol", "fast", "slow"} - set(sweep.columns)
-    if missing:
-        raise ValueError(f"the sweep table needs columns symbol, fast, slow; missing {sorted(missing)}")
-    metrics = [c for c in sweep.columns if c not in {"symbol", "fast", "slow", "strategy"}
-               and pd.api.types.is_numeric_dtype(sweep[c])]
-    symbol = dropdown(sorted(sweep["symbol"].astype(str).unique()), description="Symbol", dom_class="wb-sweep-symbol")
-    metric = dropdown(metrics, description="Metric", dom_class="wb-sweep-metric")
-    out = figure_output(_sweep_figure(sweep, symbol.value, metric.value, run), dom_class="wb-sweep-fig", height=420)
+    """The whole sweep (:func:`research.viz.panels.sweep.sweep_panel`)."""
+    from research.viz.panels.sweep import sweep_panel as panel
 
-    def refresh(*_: object) -> None:
-        show_figure(out, _sweep_figure(sweep, symbol.value, metric.value, run))
-
-    symbol.observe(refresh, names="value")
-    metric.observe(refresh, names="value")
-    return section("Parameter sweep", widgets.HBox([symbol, metric]), out, dom_class="wb-sweep")
+    return panel(run)
 
 
 def backtest_explorer(run: PublishedRun | None = None, *, pipeline: str = "daily",

@@ -411,3 +411,66 @@ def page(title: str, panels: Sequence[tuple[str, Panel]], *, run: PublishedRun |
     if run is None:
         return page_root([empty_state(pipeline, title=title, runs_dir=runs_dir)], dom_id=dom_id)
     return page_root([run_header(run, title=title), *(guarded(n, p, run) for n, p in panels)], dom_id=dom_id)
+
+
+# ---------------------------------------------------------------- clicks on page-drawn figures
+#: Sends plotly clicks on a page-drawn figure (:data:`_PAGE_FIGURE`) to the kernel: waits for the
+#: figure's div to be drawn, then on ``plotly_click`` writes ``"x,y,n"`` (the clicked point and a
+#: click counter, so a second click on the same cell still changes the value) into the
+#: ``<input>`` of the widget with DOM class ``{target}`` and dispatches ``input`` and ``change``,
+#: which ipywidgets syncs to the kernel. ``link`` maps query-string keys to point fields
+#: (``"x"``/``"y"``) written into the address bar, as the deep links do for dropdowns.
+_CLICK_BRIDGE = """<script>(function () {{
+var id = "{id}", target = {target}, link = {link}, tries = 0;
+var counter = window.wbClicks || (window.wbClicks = {{n: 0}});
+function send(p) {{
+  var box = document.querySelector("." + target + " input");
+  if (!box || !p) return;
+  box.value = p.x + "," + p.y + "," + (++counter.n);
+  box.dispatchEvent(new Event("input", {{bubbles: true}}));
+  box.dispatchEvent(new Event("change", {{bubbles: true}}));
+  var keys = Object.keys(link);
+  if (keys.length) {{
+    var query = new URLSearchParams(window.location.search);
+    keys.forEach(function (k) {{ query.set(k, String(p[link[k]])); }});
+    window.history.replaceState(null, "", "?" + query.toString());
+  }}
+}}
+function attach() {{
+  var el = document.getElementById(id);
+  if (el && typeof el.on === "function" && el._fullLayout) {{
+    el.on("plotly_click", function (ev) {{ send((ev && ev.points || [])[0]); }});
+    el.setAttribute("data-wb-click", target);
+    return;
+  }}
+  if (++tries < 2400) setTimeout(attach, 50);
+}}
+attach();
+}})();</script>"""
+
+
+def show_clickable_figure(out: widgets.Output, fig: Any, *, target: str, link: dict[str, str] | None = None) -> None:
+    """:func:`show_figure`, plus, on the dashboard server, :data:`_CLICK_BRIDGE` sending clicks on
+    the figure to the widget with DOM class ``target`` (a hidden ``ipywidgets.Text``).
+
+    Elsewhere (JupyterLab's plotly renderer) the figure is shown as usual and clicks stay in
+    the browser: give the page another way (dropdowns) to reach the same code.
+    """
+    import re
+
+    bundle = _bundle(fig)
+    markup = bundle["data"].get("text/html")
+    found = re.search(r'id="(wb-plot-[0-9a-f]+)"', markup or "")
+    if found:
+        bundle["data"]["text/html"] = markup + _CLICK_BRIDGE.format(
+            id=found.group(1), target=json.dumps(target), link=json.dumps(link or {}))
+    out.outputs = (bundle,)
+
+
+def clickable_figure_output(fig: Any, *, dom_class: str, target: str, height: int | None = None,
+                            link: dict[str, str] | None = None) -> widgets.Output:
+    """:func:`figure_output` whose clicks reach the widget with DOM class ``target`` (see
+    :func:`show_clickable_figure`)."""
+    out = figure_output(fig, dom_class=dom_class, height=height)
+    show_clickable_figure(out, fig, target=target, link=link)
+    return out

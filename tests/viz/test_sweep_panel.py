@@ -1,0 +1,168 @@
+"""The explorer's sweep panel, built from the fixture run without a browser: the whole grid as one
+heatmap, the best cell's deflated Sharpe and PBO, a picked cell re-run, compared and deep-linked."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from research.viz.panels import backtest_explorer
+from research.viz.panels.layout import PLOTLY_MIME
+from research.workflow.results import latest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _load("wb_test_panels", ROOT / "tests" / "viz" / "test_panels.py")
+one, by_class, title, figure_spec = helpers.one, helpers.by_class, helpers.title, helpers.figure_spec
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    _load("wb_run_fixture", ROOT / "tests" / "browser" / "run_fixture.py").write_fixture_run(root)
+    return root / "daily"
+
+
+@pytest.fixture
+def page(runs):
+    return backtest_explorer(runs_dir=runs)
+
+
+def _decode(values) -> np.ndarray:
+    if isinstance(values, dict):
+        arr = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+        shape = values.get("shape")
+        if isinstance(shape, str):
+            shape = tuple(int(v) for v in shape.split(","))
+        return arr.reshape(shape) if shape else arr
+    return np.asarray(values, dtype=float)
+
+
+def _pick(page, fast: int, slow: int, n: int = 1) -> None:
+    """What the page script does on a heatmap click: ``"x,y,n"`` into the hidden text box."""
+    one(page, "wb-sweep-pick").value = f"{slow},{fast},{n}"
+
+
+def test_the_heatmap_is_the_whole_grid_in_one_trace(runs, page):
+    sweep = latest("daily", runs_dir=runs).table("sweep")
+    rows = sweep[sweep["symbol"] == "SYN0001"]
+    spec = figure_spec(one(page, "wb-sweep-fig"))
+    heat = [t for t in spec["data"] if t["type"] == "heatmap"]
+    assert len(heat) == 1 and len(spec["data"]) <= 3  # one trace for the grid, markers for the best cells
+    fast, slow = sorted(rows["fast"].unique()), sorted(rows["slow"].unique())
+    z = _decode(heat[0]["z"])
+    assert z.shape == (len(fast), len(slow)) and list(_decode(heat[0]["y"])) == fast
+    assert np.isfinite(z).sum() == len(rows) == 785
+    cell = rows[(rows["fast"] == 7) & (rows["slow"] == 60)].iloc[0]
+    assert z[fast.index(7), slow.index(60)] == pytest.approx(cell["sharpe"], abs=1e-4)
+    assert np.isnan(z[fast.index(30), slow.index(20)])  # fast >= slow is not a cell
+    best = rows.loc[rows["sharpe"].idxmax()]
+    star = next(t for t in spec["data"] if t["type"] == "scatter")
+    assert (list(_decode(star["x"])), list(_decode(star["y"]))) == ([best["slow"]], [best["fast"]])
+    assert f"highest at fast={best['fast']}, slow={best['slow']}" in title(one(page, "wb-sweep-fig"))
+
+
+def test_deflated_sharpe_and_pbo_are_shown_beside_the_best_cell(runs, page):
+    row = latest("daily", runs_dir=runs).table("sweep_summary").set_index("symbol").loc["SYN0001"]
+    card = one(page, "wb-sweep-overfit").value
+    assert f"fast {row['fast']} · slow {row['slow']}" in card
+    assert f"deflated Sharpe {row['deflated_sharpe']:.2f}" in card and f"best of {row['dsr_trials']:,}" in card
+    assert f"PBO {100 * row['pbo']:.1f}%" in card and f"over {row['pbo_trials']:,} cells" in card
+    one(page, "wb-sweep-symbol").value = "BTC-USD"
+    btc = latest("daily", runs_dir=runs).table("sweep_summary").set_index("symbol").loc["BTC-USD"]
+    assert f"deflated Sharpe {btc['deflated_sharpe']:.2f}" in one(page, "wb-sweep-overfit").value
+
+
+def test_a_click_re_runs_that_cell_with_the_sweeps_costs(runs, page):
+    eq, dd = one(page, "wb-sweep-equity-fig"), one(page, "wb-sweep-drawdown-fig")
+    trades, wf = one(page, "wb-sweep-trades-table"), one(page, "wb-sweep-wf-table")
+    before = (title(eq), trades.value, wf.value)
+    _pick(page, 7, 60)
+    assert "fast=7, slow=60" in title(eq) and "fast=7, slow=60" in title(dd)
+    assert (one(page, "wb-sweep-fast").value, one(page, "wb-sweep-slow").value) == (7, 60)
+    assert trades.value != before[1] and wf.value != before[2]
+    assert "matches the sweep" in one(page, "wb-sweep-pair-note").value
+    assert "Sharpe in test" in wf.value and "not out of sample" in one(page, "wb-sweep-wf-note").value
+    # the same click again (a new counter) and a cell outside the grid change nothing
+    _pick(page, 7, 60, n=2)
+    assert "fast=7, slow=60" in title(eq)
+    _pick(page, 30, 20, n=3)
+    assert "fast=7, slow=60" in title(eq)
+    # the recorded curve of the re-run cell is the engine's: its last point is the sweep's final value
+    sweep = latest("daily", runs_dir=runs).table("sweep")
+    cell = sweep[(sweep["symbol"] == "SYN0001") & (sweep["fast"] == 7) & (sweep["slow"] == 60)].iloc[0]
+    y = _decode(figure_spec(eq)["data"][0]["y"])
+    assert y[-1] == pytest.approx(cell["final_value"], rel=1e-5)
+
+
+def test_dropdowns_and_the_best_button_take_the_same_path(page):
+    fast, slow, eq = one(page, "wb-sweep-fast"), one(page, "wb-sweep-slow"), one(page, "wb-sweep-equity-fig")
+    slow.value = 45
+    assert title(eq).endswith(f"fast={fast.value}, slow=45")
+    fast.value, slow.value = 40, 20
+    assert "not a cell of the grid" in one(page, "wb-sweep-pair-note").value
+    one(page, "wb-sweep-metric").value = "total_return"
+    one(page, "wb-sweep-best").click()
+    heat_title = title(one(page, "wb-sweep-fig"))
+    best = re.search(r"fast=(\d+), slow=(\d+)", heat_title)
+    assert "total_return [%]" in heat_title and f"fast={best[1]}, slow={best[2]}" in title(eq)
+
+
+def test_two_parameter_sets_or_a_recorded_strategy_side_by_side(page):
+    _pick(page, 7, 60)
+    compare, eq, stats = one(page, "wb-sweep-compare"), one(page, "wb-sweep-equity-fig"), one(page, "wb-sweep-stats-table")
+    one(page, "wb-sweep-cfast").value, one(page, "wb-sweep-cslow").value = 12, 90
+    compare.value = "cell"
+    names = [t["name"] for t in figure_spec(eq)["data"]]
+    assert names == ["fast=7, slow=60", "fast=12, slow=90", "buy and hold"]
+    assert "<th>fast=7, slow=60</th>" in stats.value and "<th>fast=12, slow=90</th>" in stats.value
+    assert "fast=12, slow=90: Sharpe in test" in one(page, "wb-sweep-wf-table").value
+    label, value = next(o for o in compare.options if o[1] == 'curve:sma_cross|SYN0001|{"fast": 20, "slow": 100}')
+    compare.value = value
+    assert "vs sma_cross (fast=20, slow=100)" in title(eq)
+    assert "sma_cross (fast=20, slow=100) (recorded)" in stats.value
+
+
+def test_on_the_dashboard_server_heatmap_clicks_reach_the_pick_box(runs, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_FIGURES", "page")
+    page = backtest_explorer(runs_dir=runs)
+    (bundle,) = one(page, "wb-sweep-fig").outputs
+    markup = bundle["data"]["text/html"]
+    plot_id = re.search(r'<div class="wb-plot" id="(wb-plot-[0-9a-f]+)"', markup)[1]
+    assert f'var id = "{plot_id}", target = "wb-sweep-pick"' in markup and '"plotly_click"' in markup
+    assert '{"sweep-fast": "y", "sweep-slow": "x"}' in markup  # the picked cell goes into the address
+    one(page, "wb-sweep-metric").value = "max_drawdown"
+    assert "plotly_click" in one(page, "wb-sweep-fig").outputs[0]["data"]["text/html"]
+    monkeypatch.delenv("WORKBENCH_FIGURES")
+    page = backtest_explorer(runs_dir=runs)
+    assert PLOTLY_MIME in one(page, "wb-sweep-fig").outputs[0]["data"]
+
+
+def test_a_run_without_bars_or_overfitting_figures_still_shows_its_grid(runs, tmp_path):
+    copy = tmp_path / "daily"
+    shutil.copytree(runs, copy)
+    run_dir = copy / latest("daily", runs_dir=runs).run_id
+    (run_dir / "outputs" / "sweep_bars.parquet").unlink()
+    (run_dir / "outputs" / "sweep_summary.parquet").unlink()
+    pointer = json.loads((copy / "published.json").read_text())
+    (copy / "published.json").write_text(json.dumps({**pointer, "path": str(run_dir)}))
+    page = backtest_explorer(runs_dir=copy)
+    assert not by_class(page, "wb-panel-error-box")
+    assert "785 pairs" in title(one(page, "wb-sweep-fig"))
+    assert "recorded no deflated Sharpe" in one(page, "wb-sweep-overfit").value
+    assert "no sweep bars" in one(page, "wb-sweep-pair-note").value
