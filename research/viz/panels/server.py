@@ -58,6 +58,10 @@ TOKEN_ENV = "WORKBENCH_DASHBOARDS_TOKEN"
 #: Set for the kernels of the server: figures are drawn by the page's own plotly.js bundle.
 FIGURES_ENV = "WORKBENCH_FIGURES"
 
+#: Lab extensions installed in the environment that no dashboard uses: not sent to viewers (each
+#: costs requests and script evaluation on every page load).
+UNUSED_EXTENSIONS = ("jupyterlab-plotly", "anywidget", "jupyterlab_pygments")
+
 #: Settings no configuration file may change (set on the application after its files are read).
 SECURITY_SETTINGS: dict[str, object] = {
     "strip_sources": True,
@@ -144,8 +148,9 @@ def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", p
     conf = app.voila_configuration
     for key, value in SECURITY_SETTINGS.items():
         setattr(conf, key, value)
-    # figures are drawn by the page's plotly.js bundle, not the plotly extension's full bundle
-    conf.extension_denylist = sorted({*conf.extension_denylist, "jupyterlab-plotly"})
+    # figures are drawn by the page's plotly.js bundle, not the plotly extension's full bundle; the
+    # pages use no anywidget and show no source code, so those extensions' scripts are not loaded
+    conf.extension_denylist = sorted({*conf.extension_denylist, *UNUSED_EXTENSIONS})
     if pool_size is not None:
         conf.preheat_kernel = pool_size > 0
         conf.default_pool_size = max(int(pool_size), 0)
