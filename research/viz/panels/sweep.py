@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as widgets
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -177,7 +176,7 @@ def heatmap_figure(data: SweepData, symbol: str, metric: str) -> go.Figure:
     grid = rows.pivot_table(index="fast", columns="slow", values=metric).reindex(index=fast, columns=slow)
     z = grid.to_numpy(dtype="float64") * (100.0 if metric in _PERCENT else 1.0)
     fig = go.Figure(go.Heatmap(
-        z=np.round(z, 4), x=slow, y=fast, colorscale="Viridis", colorbar={"title": {"text": _label(metric)}},
+        z=z.astype("float32"), x=slow, y=fast, colorscale="Viridis", colorbar={"title": {"text": _label(metric)}},
         hovertemplate="fast %{y} · slow %{x}<br>" + _label(metric) + " %{z:.4g}<extra></extra>", name=metric))
     best, title = data.best(symbol, metric), f"Sweep {symbol}: {_label(metric)} · {len(rows):,} pairs"
     if best is not None:
