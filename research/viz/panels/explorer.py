@@ -11,7 +11,6 @@ bars the sweep recorded.
 from __future__ import annotations
 
 import html
-import json
 import os
 
 import ipywidgets as widgets
@@ -19,6 +18,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from research.viz.panels.headline import headline_panel
+from research.viz.panels.labels import canonical_params, params_label
+from research.viz.panels.labels import curve_index as _curve_index
+from research.viz.panels.labels import metric_text as _metric_text
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -33,6 +35,7 @@ from research.viz.panels.layout import (
     table_html,
     weekly_note,
 )
+from research.viz.panels.sweep import sweep_panel
 from research.workflow.results import PublishedRun
 
 __all__ = ["backtest_explorer", "explorer_panel", "sweep_panel", "canonical_params", "params_label",
@@ -41,38 +44,6 @@ __all__ = ["backtest_explorer", "explorer_panel", "sweep_panel", "canonical_para
 _HEADLINE = ("Total Return [%]", "Return (Ann.) [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Volatility (Ann.) [%]",
              "# Trades", "Win Rate [%]")
 _TRADE_COLS = ("entry_time", "exit_time", "direction", "size", "entry_price", "exit_price", "pnl", "return")
-
-
-def canonical_params(params: object) -> str:
-    """One spelling per parameter set: JSON with sorted keys (``'{}'`` for none)."""
-    if isinstance(params, str):
-        try:
-            params = json.loads(params) if params.strip() else {}
-        except json.JSONDecodeError:
-            return params
-    if params is None or (isinstance(params, float) and pd.isna(params)):
-        params = {}
-    return json.dumps(params, sort_keys=True)
-
-
-def params_label(params: str) -> str:
-    """``'{"fast": 10, "slow": 50}'`` -> ``'fast=10, slow=50'``."""
-    try:
-        value = json.loads(params)
-    except (TypeError, json.JSONDecodeError):
-        return str(params)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "default"
-    return str(value)
-
-
-def _curve_index(equity: pd.DataFrame) -> dict[tuple[str, str, str | None], str]:
-    out: dict[tuple[str, str, str | None], str] = {}
-    for col in equity.columns:
-        parts = str(col).split("|", 2)
-        if len(parts) >= 2:
-            out[(parts[0], parts[1], canonical_params(parts[2]) if len(parts) == 3 else None)] = col
-    return out
 
 
 class BacktestSelection:
@@ -160,19 +131,6 @@ def equity_pair(sel: BacktestSelection, strategy: str, symbol: str, params: str)
     return stamp(eq, run), stamp(dd, run), note
 
 
-def _metric_text(key: str, value: object) -> str:
-    """A metric in its unit: percentages with 2 decimals and %, counts whole, ratios 2 decimals."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if key.endswith("[%]"):
-        return f"{value:,.2f}%"
-    if key.startswith("#") or key.endswith(("[bars]", "[days]")):
-        return f"{value:,.0f}"
-    if key.endswith(("[$]", "[USD]")) or "Equity" in key or "Value" in key:
-        return f"{value:,.2f}"
-    return f"{value:,.2f}" if abs(value) < 1e5 else f"{value:,.0f}"
-
-
 def _risk_frame(stats: pd.Series) -> pd.DataFrame:
     """The selection's metrics, headline ones first; metrics without a value are left out and
     counted in one last row (a benchmark that was not recorded, too few trades...)."""
@@ -256,13 +214,6 @@ def explorer_panel(run: PublishedRun) -> widgets.Widget:
     trades_box = section("Trades (most recent first)", trades, dom_class="wb-bt-trades")
     return section("Strategy backtest", widgets.HBox([strategy, symbol, params]), note, eq_out, dd_out,
                    widgets.HBox([risk_box, trades_box]), dom_class="wb-explorer")
-
-
-def sweep_panel(run: PublishedRun) -> widgets.Widget:
-    """The whole sweep (:func:`research.viz.panels.sweep.sweep_panel`)."""
-    from research.viz.panels.sweep import sweep_panel as panel
-
-    return panel(run)
 
 
 def backtest_explorer(run: PublishedRun | None = None, *, pipeline: str = "daily",

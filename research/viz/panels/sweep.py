@@ -26,7 +26,9 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
-from research.viz.panels.explorer import _curve_index, _metric_text, canonical_params, params_label
+from research.viz.panels.labels import canonical_params, params_label
+from research.viz.panels.labels import curve_index as _curve_index
+from research.viz.panels.labels import metric_text as _metric_text
 from research.viz.panels.layout import (
     clickable_figure_output,
     dropdown,
