@@ -47,7 +47,8 @@ def test_clicking_a_heatmap_cell_shows_that_pair(served, page):
     redraw_s = time.perf_counter() - started
     print(f"click to redrawn equity figure: {redraw_s:.2f} s")
 
-    assert "SYN0001" in page.locator(EQUITY_TITLE).first.text_content()
+    symbol = page.locator(".wb-sweep-symbol select").evaluate("s => s.options[s.selectedIndex].text").strip()
+    assert f"Equity: {symbol} · fast=7, slow=60" in page.locator(EQUITY_TITLE).first.text_content()
     drawdown = page.locator(".wb-sweep-drawdown-fig .gtitle").first
     page.wait_for_function("t => t.textContent.includes('fast=7, slow=60')", arg=drawdown.element_handle())
     assert page.locator(".wb-sweep-fast select").evaluate("s => s.options[s.selectedIndex].text").strip() == "7"

@@ -194,7 +194,8 @@ def heatmap_figure(data: SweepData, symbol: str, metric: str) -> go.Figure:
                                  marker={"symbol": "diamond", "size": 13, "color": "#f0b429", "line": {"color": "black", "width": 1}},
                                  hovertemplate="highest Sharpe: fast %{y} · slow %{x}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="slow window (bars)", yaxis_title="fast window (bars)",
-                      legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"}, clickmode="event",
+                      legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)"},
+                      clickmode="event",
                       height=520)
     return stamp(fig, data.run)
 
@@ -204,7 +205,8 @@ def _overfitting_html(data: SweepData, symbol: str, metric: str) -> str:
     if "fast" not in o:
         return '<div class="wb-note">This run recorded no deflated Sharpe or PBO for its sweep.</div>'
     pct = lambda v: f"{100 * float(v):.1f}%"  # noqa: E731
-    parts = [f'<div class="wb-card-label">highest Sharpe cell of {int(o.get("pairs", 0)):,}</div>'
+    where = "" if metric == "sharpe" else " (the diamond)"
+    parts = [f'<div class="wb-card-label">highest Sharpe cell of {int(o.get("pairs", 0)):,}{where}</div>'
              f'<div class="wb-card-value wb-sweep-best-cell">fast {o["fast"]:.0f} · slow {o["slow"]:.0f}</div>'
              f'<div>Sharpe {o["sharpe"]:.2f} · total return {pct(o.get("total_return", float("nan")))}</div>']
     if "deflated_sharpe" in o:
@@ -220,8 +222,7 @@ def _overfitting_html(data: SweepData, symbol: str, metric: str) -> str:
                      f'out-of-sample loss in {pct(o.get("prob_oos_loss", float("nan")))} of splits</div>')
     costs = data.costs(symbol)
     parts.append(f'<div class="wb-note">grid {html.escape(str(o.get("grid", "")))}; fees {100 * costs["fees"]:.2f}%, '
-                 f'slippage {100 * costs["slippage"]:.2f}%, {html.escape(str(costs.get("timing", "next_open")))} fills'
-                 + ("" if metric == "sharpe" else "; the diamond on the heatmap") + "</div>")
+                 f'slippage {100 * costs["slippage"]:.2f}%, {html.escape(str(costs.get("timing", "next_open")))} fills</div>')
     return '<div class="wb-card wb-sweep-overfit-card">' + "".join(parts) + "</div>"
 
 
@@ -303,7 +304,7 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
     metric = dropdown(data.metrics(), description="Metric", dom_class="wb-sweep-metric")
     heat = clickable_figure_output(heatmap_figure(data, symbol.value, metric.value), dom_class="wb-sweep-fig",
                                    height=520, target=PICK_CLASS, link={"sweep-fast": "y", "sweep-slow": "x"})
-    card = widgets.HTML(_overfitting_html(data, symbol.value, metric.value), layout=widgets.Layout(width="330px"))
+    card = widgets.HTML(_overfitting_html(data, symbol.value, metric.value), layout=widgets.Layout(width="380px", min_width="380px"))
     card.add_class("wb-sweep-overfit")
     fast_w, slow_w = data.windows(symbol.value)
     fast = dropdown([(str(w), w) for w in fast_w], description="Fast", dom_class="wb-sweep-fast", width="130px")
@@ -330,7 +331,7 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
         best = data.best(symbol.value, metric.value)
         opts = [("nothing", "none"), ("another cell (fast, slow on the right)", "cell")]
         if best is not None:
-            opts.insert(1, (f"best {metric.value} cell (fast={best['fast']:.0f}, slow={best['slow']:.0f})", "best"))
+            opts.insert(1, (f"the best {metric.value} cell (the star)", "best"))
         return opts + [(f"recorded: {label}", f"curve:{col}") for label, col in data.recorded(symbol.value)]
 
     def leg(sym: str, f: int, s: int) -> tuple[str, Any] | None:
