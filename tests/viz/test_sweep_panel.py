@@ -166,3 +166,26 @@ def test_a_run_without_bars_or_overfitting_figures_still_shows_its_grid(runs, tm
     assert "785 pairs" in title(one(page, "wb-sweep-fig"))
     assert "recorded no deflated Sharpe" in one(page, "wb-sweep-overfit").value
     assert "no sweep bars" in one(page, "wb-sweep-pair-note").value
+
+
+def test_the_walk_forward_is_an_out_of_sample_benchmark_for_a_picked_cell(runs, page):
+    from research.backtest.walkforward import walk_forward
+    from research.workflow.sweeps import pbo_subgrid, wf_windows
+
+    _pick(page, 7, 60)
+    one(page, "wb-sweep-compare").value = "wf"
+    eq, wf_table = one(page, "wb-sweep-equity-fig"), one(page, "wb-sweep-wf-table").value
+    assert [t["name"] for t in figure_spec(eq)["data"]][:2] == ["fast=7, slow=60", "walk-forward"]
+    assert "walk-forward: pick" in wf_table and "walk-forward (out of sample)" in one(page, "wb-sweep-stats-table").value
+    # the same walk-forward as the library's on the recorded bars: picks made on training windows only
+    run = latest("daily", runs_dir=runs)
+    bars = run.table("sweep_bars")
+    fields = {f: bars[[f"{f}|SYN0001"]].rename(columns=lambda c: "SYN0001").dropna() for f in ("open", "close")}
+    sweep = run.table("sweep")
+    fast, slow = pbo_subgrid(sorted(sweep["fast"].unique()), sorted(sweep["slow"].unique()))
+    train, test = wf_windows(len(fields["close"]))
+    wf = walk_forward(fields, fast=fast, slow=slow, train=train, test=test, fees=0.001, slippage=0.0005)
+    first = wf.folds.iloc[0]
+    assert f"{first['fast']}/{first['slow']}" in wf_table
+    x = figure_spec(eq)["data"][1]["x"]  # the out-of-sample book starts at the first test bar
+    assert isinstance(x, list) and str(x[0])[:10] >= str(first["test_start"])[:10]

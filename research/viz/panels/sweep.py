@@ -127,19 +127,42 @@ class SweepData:
         key = (symbol, fast, slow)
         if key in self._cache:
             return self._cache[key]
-        if self.bars is None or f"close|{symbol}" not in self.bars:
+        fields = self.fields(symbol)
+        if fields is None:
             return None
         from research.backtest import backtest
 
-        fields = {f: self.bars[[f"{f}|{symbol}"]].rename(columns=lambda c: symbol) for f in ("open", "close")
-                  if f"{f}|{symbol}" in self.bars}
-        alive = fields["close"][symbol].notna().to_numpy()
-        fields = {f: v[alive] for f, v in fields.items()}
         res = backtest(fields, "ma_crossover", params={"fast": fast, "slow": slow}, **self.costs(symbol))
         if len(self._cache) > 64:
             self._cache.clear()
         self._cache[key] = res
         return res
+
+    def fields(self, symbol: str) -> dict[str, pd.DataFrame] | None:
+        """The recorded open and close of ``symbol`` over its own bars (``None`` without ``sweep_bars``)."""
+        if self.bars is None or f"close|{symbol}" not in self.bars:
+            return None
+        fields = {f: self.bars[[f"{f}|{symbol}"]].rename(columns=lambda c: symbol) for f in ("open", "close")
+                  if f"{f}|{symbol}" in self.bars}
+        alive = fields["close"][symbol].notna().to_numpy()
+        return {f: v[alive] for f, v in fields.items()}
+
+    def walk_forward(self, symbol: str):
+        """The walk-forward of ``symbol`` on the recorded bars and costs: in each training window the
+        highest-Sharpe cell of a regular sub-grid of the sweep (at most 800 cells), traded on the next
+        test window (:func:`research.backtest.walkforward.walk_forward`); ``None`` without bars."""
+        key = ("walk_forward", symbol)
+        if key not in self._cache:
+            fields = self.fields(symbol)
+            if fields is None:
+                return None
+            from research.backtest.walkforward import walk_forward
+            from research.workflow.sweeps import pbo_subgrid, wf_windows
+
+            fast, slow = pbo_subgrid(*self.windows(symbol))
+            train, test = wf_windows(len(fields["close"]))
+            self._cache[key] = walk_forward(fields, fast=fast, slow=slow, train=train, test=test, **self.costs(symbol))
+        return self._cache[key]
 
     def recorded(self, symbol: str) -> list[tuple[str, str]]:
         """Recorded strategy curves of ``symbol`` (label, equity column) to compare with."""
@@ -266,8 +289,10 @@ def _window_stats(returns: pd.Series, ppy: float) -> tuple[float, float]:
     return (sharpe_ratio(r, periods_per_year=ppy), total_return(r) * 100) if len(r) > 2 else (float("nan"),) * 2
 
 
-def _walk_forward(legs: list[tuple[str, pd.Series]], ppy: float) -> tuple[pd.DataFrame, str]:
-    """Per walk-forward fold, each leg's Sharpe on the training window and on the test window."""
+def _walk_forward(legs: list[tuple[str, pd.Series]], ppy: float,
+                  picks: tuple[str, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, str]:
+    """Per walk-forward fold, each leg's Sharpe on the training window and on the test window
+    (and, for a walk-forward leg, the cell it picked on the training window)."""
     from research.backtest.walkforward import fold_bounds
     from research.workflow.sweeps import wf_windows
 
@@ -281,6 +306,9 @@ def _walk_forward(legs: list[tuple[str, pd.Series]], ppy: float) -> tuple[pd.Dat
     for k, (a, b, c, d) in enumerate(bounds):
         row = {"fold": k, "train": f"{index[a]:%Y-%m-%d} – {index[b - 1]:%Y-%m-%d}",
                "test": f"{index[c]:%Y-%m-%d} – {index[d - 1]:%Y-%m-%d}"}
+        if picks is not None and k < len(picks[1]):
+            chosen = picks[1].iloc[k]
+            row[f"{picks[0]}: pick"] = f"{chosen['fast']:.0f}/{chosen['slow']:.0f}" if chosen["fast"] else "flat"
         for name, r in legs:
             r = r.reindex(index)
             row[f"{name}: Sharpe in train"] = _window_stats(r.iloc[a:b], ppy)[0]
@@ -292,7 +320,8 @@ def _walk_forward(legs: list[tuple[str, pd.Series]], ppy: float) -> tuple[pd.Dat
     text = (f"Walk-forward windows: {len(bounds)} folds of {train} training and {test} test bars. Over all test "
             f"windows ({index[first]:%Y-%m-%d} to {index[-1]:%Y-%m-%d}): {stitched}. A cell picked from this "
             "heatmap has seen every window, so its test-window figures are not out of sample; the drop from "
-            "training to test windows shows how stable the cell is.")
+            "training to test windows shows how stable the cell is. Compare with the walk-forward for an "
+            "out-of-sample benchmark: it picks a cell on each training window only.")
     return pd.DataFrame(rows), text
 
 
@@ -329,7 +358,8 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
 
     def compare_options() -> list[tuple[str, str]]:
         best = data.best(symbol.value, metric.value)
-        opts = [("nothing", "none"), ("another cell (fast, slow on the right)", "cell")]
+        opts = [("nothing", "none"), ("another cell (fast, slow on the right)", "cell"),
+                ("the walk-forward (best Sharpe of each training window, out of sample)", "wf")]
         if best is not None:
             opts.insert(1, (f"the best {metric.value} cell (the star)", "best"))
         return opts + [(f"recorded: {label}", f"curve:{col}") for label, col in data.recorded(symbol.value)]
@@ -355,7 +385,7 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
         legs = [(name, res.equity[sym].dropna())]
         columns = [(name, res.summary(sym))]
         rets = [(name, res.returns[sym])]
-        other = compare.value or "none"
+        other, picks = compare.value or "none", None
         if other in ("best", "cell"):
             b = data.best(sym, metric.value) if other == "best" else None
             cf, cs = (int(b["fast"]), int(b["slow"])) if b is not None else (int(cfast.value), int(cslow.value))
@@ -364,6 +394,14 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
                 legs.append((second[0], second[1].equity[sym].dropna()))
                 columns.append((second[0], second[1].summary(sym)))
                 rets.append((second[0], second[1].returns[sym]))
+        elif other == "wf":
+            wfr = data.walk_forward(sym)
+            if wfr is not None:
+                label = "walk-forward"
+                legs.append((label, wfr.result.equity[sym].dropna()))
+                columns.append((label + " (out of sample)", wfr.summary(sym)))
+                rets.append((label, wfr.result.returns[sym]))
+                picks = (label, wfr.folds.reset_index(drop=True))
         elif other.startswith("curve:"):
             col = other[6:]
             curve = data.recorded_curve(col)
@@ -392,7 +430,7 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
         set_table(trades, t[[c for c in _TRADE_COLS if c in t]], max_rows=20,
                   formats={c: ",.4g" for c in ("entry_price", "exit_price", "pnl", "size")} | {"return": "+.2%"})
         ppy = float(costs.get("periods_per_year") or 252)
-        frame, text = _walk_forward(rets, ppy)
+        frame, text = _walk_forward(rets, ppy, picks)
         wf_note.value = f'<div class="wb-note">{text}</div>' if text else ""
         fmt = {c: ".2f" for c in frame.columns if "Sharpe" in c or "[%]" in c}
         set_table(wf, frame, max_rows=60, formats=fmt)
