@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
@@ -325,6 +326,73 @@ def _walk_forward(legs: list[tuple[str, pd.Series]], ppy: float,
     return pd.DataFrame(rows), text
 
 
+@dataclass
+class _Leg:
+    """One side of the comparison: a name, its equity, per-bar returns and statistics."""
+
+    name: str
+    equity: pd.Series
+    returns: pd.Series
+    stats: pd.Series | None
+    label: str = ""
+    result: Any = None
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name
+
+
+def _cell_leg(data: SweepData, symbol: str, fast: int, slow: int) -> _Leg | None:
+    res = data.rerun(symbol, fast, slow)
+    if res is None:
+        return None
+    return _Leg(f"fast={fast}, slow={slow}", res.equity[symbol].dropna(), res.returns[symbol], res.summary(symbol),
+                result=res)
+
+
+def _compare_leg(data: SweepData, symbol: str, choice: str, metric: str, cell: tuple[int, int],
+                 first: _Leg) -> tuple[_Leg | None, tuple[str, pd.DataFrame] | None]:
+    """The second side chosen in "Compare with" (and the walk-forward's picks per fold)."""
+    if choice in ("best", "cell"):
+        b = data.best(symbol, metric) if choice == "best" else None
+        f, s = (int(b["fast"]), int(b["slow"])) if b is not None else cell
+        leg = _cell_leg(data, symbol, f, s) if data.cell(symbol, f, s) is not None else None
+        return (None if leg is None or leg.name == first.name else leg), None
+    if choice == "wf":
+        wf = data.walk_forward(symbol)
+        if wf is None:
+            return None, None
+        leg = _Leg("walk-forward", wf.result.equity[symbol].dropna(), wf.result.returns[symbol], wf.summary(symbol),
+                   label="walk-forward (out of sample)")
+        return leg, ("walk-forward", wf.folds.reset_index(drop=True))
+    if choice.startswith("curve:"):
+        col = choice[6:]
+        curve = data.recorded_curve(col)
+        curve = curve[curve.index >= first.equity.index[0]]
+        name = dict((c, lab) for lab, c in data.recorded(symbol)).get(col, col)
+        return _Leg(name, curve, curve.pct_change(fill_method=None), data.recorded_stats(col),
+                    label=f"{name} (recorded)"), None
+    return None, None
+
+
+def _rerun_note(data: SweepData, symbol: str, cell: tuple[int, int], row: pd.Series, stats: pd.Series) -> str:
+    """How a cell was re-run, and whether its Sharpe is the sweep row's."""
+    recorded = float(row["sharpe"]) if "sharpe" in row else float("nan")
+    rerun = float(stats.get("Sharpe Ratio", float("nan")))
+    same = "matches" if abs(recorded - rerun) <= 1e-4 * max(1.0, abs(recorded)) else "differs from"
+    costs = data.costs(symbol)
+    return (f'<div class="wb-note">fast={cell[0]}, slow={cell[1]} on {html.escape(symbol)}: re-run from the recorded '
+            f'bars with fees {100 * costs["fees"]:.2f}%, slippage {100 * costs["slippage"]:.2f}%, '
+            f'{html.escape(str(costs.get("timing", "next_open")))} fills; Sharpe {rerun:.3f} {same} the '
+            f"sweep's {recorded:.3f}.</div>")
+
+
+def _cell_trades(res: Any, symbol: str) -> pd.DataFrame:
+    t = res.trades
+    t = t[t["symbol"].astype(str) == symbol] if "symbol" in t else t
+    t = t.sort_values("entry_time", ascending=False) if "entry_time" in t else t
+    return t[[c for c in _TRADE_COLS if c in t]]
+
+
 # ---------------------------------------------------------------- the panel
 def sweep_panel(run: PublishedRun) -> widgets.Widget:
     """Heatmap of the whole sweep, the best cell's deflated Sharpe and PBO, and any cell re-run."""
@@ -364,76 +432,31 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
             opts.insert(1, (f"the best {metric.value} cell (the star)", "best"))
         return opts + [(f"recorded: {label}", f"curve:{col}") for label, col in data.recorded(symbol.value)]
 
-    def leg(sym: str, f: int, s: int) -> tuple[str, Any] | None:
-        res = data.rerun(sym, f, s)
-        return None if res is None else (f"fast={f}, slow={s}", res)
-
     def refresh_pair(*_: object) -> None:
         if busy["on"]:
             return
         sym, f, s = symbol.value, int(fast.value), int(slow.value)
         row = data.cell(sym, f, s)
-        if row is None:
-            note.value = f'<div class="wb-note">fast={f}, slow={s} is not a cell of the grid (fast must be below slow).</div>'
-            return
-        first = leg(sym, f, s)
+        first = _cell_leg(data, sym, f, s) if row is not None else None
         if first is None:
-            note.value = ('<div class="wb-note">This run recorded no sweep bars, so cells cannot be re-run; the heatmap '
-                          "shows the recorded figures.</div>")
+            note.value = ('<div class="wb-note">' + (f"fast={f}, slow={s} is not a cell of the grid (fast must be "
+                          "below slow)." if row is None else "This run recorded no sweep bars, so cells cannot be "
+                          "re-run; the heatmap shows the recorded figures.") + "</div>")
             return
-        name, res = first
-        legs = [(name, res.equity[sym].dropna())]
-        columns = [(name, res.summary(sym))]
-        rets = [(name, res.returns[sym])]
-        other, picks = compare.value or "none", None
-        if other in ("best", "cell"):
-            b = data.best(sym, metric.value) if other == "best" else None
-            cf, cs = (int(b["fast"]), int(b["slow"])) if b is not None else (int(cfast.value), int(cslow.value))
-            second = leg(sym, cf, cs) if data.cell(sym, cf, cs) is not None and (cf, cs) != (f, s) else None
-            if second is not None:
-                legs.append((second[0], second[1].equity[sym].dropna()))
-                columns.append((second[0], second[1].summary(sym)))
-                rets.append((second[0], second[1].returns[sym]))
-        elif other == "wf":
-            wfr = data.walk_forward(sym)
-            if wfr is not None:
-                label = "walk-forward"
-                legs.append((label, wfr.result.equity[sym].dropna()))
-                columns.append((label + " (out of sample)", wfr.summary(sym)))
-                rets.append((label, wfr.result.returns[sym]))
-                picks = (label, wfr.folds.reset_index(drop=True))
-        elif other.startswith("curve:"):
-            col = other[6:]
-            curve = data.recorded_curve(col)
-            curve = curve[curve.index >= legs[0][1].index[0]]
-            label = dict((c, lab) for lab, c in data.recorded(sym)).get(col, col)
-            legs.append((label, curve))
-            rets.append((label, curve.pct_change(fill_method=None)))
-            recorded_stats = data.recorded_stats(col)
-            if recorded_stats is not None:
-                columns.append((label + " (recorded)", recorded_stats))
-        eq, dd = _pair_figures(data, sym, legs)
+        choice = compare.value or "none"
+        second, picks = _compare_leg(data, sym, choice, metric.value, (int(cfast.value), int(cslow.value)), first)
+        legs = [first] if second is None else [first, second]
+        eq, dd = _pair_figures(data, sym, [(leg.name, leg.equity) for leg in legs])
         show_figure(eq_out, eq)
         show_figure(dd_out, dd)
-        recorded = float(row["sharpe"]) if "sharpe" in row else float("nan")
-        rerun = float(res.summary(sym).get("Sharpe Ratio", float("nan")))
-        same = "matches" if abs(recorded - rerun) <= 1e-4 * max(1.0, abs(recorded)) else "differs from"
-        costs = data.costs(sym)
-        note.value = (f'<div class="wb-note">fast={f}, slow={s} on {html.escape(sym)}: re-run from the recorded bars '
-                      f'with fees {100 * costs["fees"]:.2f}%, slippage {100 * costs["slippage"]:.2f}%, '
-                      f'{html.escape(str(costs.get("timing", "next_open")))} fills; Sharpe {rerun:.3f} {same} the '
-                      f"sweep's {recorded:.3f}.</div>")
-        set_table(stats, _stats_frame(columns), max_rows=20)
-        t = res.trades
-        t = t[t["symbol"].astype(str) == sym] if "symbol" in t else t
-        t = t.sort_values("entry_time", ascending=False) if "entry_time" in t else t
-        set_table(trades, t[[c for c in _TRADE_COLS if c in t]], max_rows=20,
+        note.value = _rerun_note(data, sym, (f, s), row, first.stats)
+        set_table(stats, _stats_frame([(leg.label, leg.stats) for leg in legs if leg.stats is not None]), max_rows=20)
+        set_table(trades, _cell_trades(first.result, sym), max_rows=20,
                   formats={c: ",.4g" for c in ("entry_price", "exit_price", "pnl", "size")} | {"return": "+.2%"})
-        ppy = float(costs.get("periods_per_year") or 252)
-        frame, text = _walk_forward(rets, ppy, picks)
+        ppy = float(data.costs(sym).get("periods_per_year") or 252)
+        frame, text = _walk_forward([(leg.name, leg.returns) for leg in legs], ppy, picks)
         wf_note.value = f'<div class="wb-note">{text}</div>' if text else ""
-        fmt = {c: ".2f" for c in frame.columns if "Sharpe" in c or "[%]" in c}
-        set_table(wf, frame, max_rows=60, formats=fmt)
+        set_table(wf, frame, max_rows=60, formats={c: ".2f" for c in frame.columns if "Sharpe" in c or "[%]" in c})
 
     def choose(f: int, s: int) -> None:
         if data.cell(symbol.value, f, s) is None:
