@@ -3,8 +3,9 @@
 Every output of the results contract is written with ``write_output`` and the run is published
 with ``publish``, exactly as the pipeline runner does, so dashboards read it through
 ``research.workflow.results.latest``. The numbers come from real computations on seeded synthetic
-prices (moving-average crossovers, the whole moving-average grid with its deflated Sharpe and PBO, naive and rolling-mean forecasts, risk
-metrics), kept small so the whole run is written in well under a second. A second, FAILED run is
+prices (moving-average crossovers, the pipeline's sweep record of a 785-pair grid with its deflated
+Sharpe and PBO, naive and rolling-mean forecasts, risk metrics), kept small so the whole run is
+written in about a second. A second, FAILED run is
 recorded too (never published) so the pipeline-health page has a failure to show.
 """
 
@@ -24,7 +25,7 @@ from research.workflow.sweeps import sweep_record
 
 SYMBOLS = ("SYN0001", "SYN0002", "SYN0003", "BTC-USD")
 PARAMS = ((10, 50), (20, 100))
-GRID_FAST = "2:40"  # the sweep: every fast < slow pair (608 per symbol)
+GRID_FAST = "2:40"  # the sweep: every fast < slow pair (785 per symbol)
 GRID_SLOW = "10:120:5"
 COSTS = {"fees": 0.001, "slippage": 0.0005}
 
