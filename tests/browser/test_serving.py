@@ -108,3 +108,35 @@ def test_past_the_cap_a_busy_page_and_closing_the_tab_frees_the_kernel(guarded, 
     assert not any("Culling" in line and kernel_id in line for line in log.splitlines()), "freed by the culler, not the tab"
     context.close()
     assert elsewhere == []
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory, chromium_path):
+    """No pre-started kernels, room for 8 viewers: only the cap on kernels starting at once applies."""
+    from tests.browser.conftest import _serve
+
+    yield from _serve(tmp_path_factory, pool_size=0, extra=["--max-viewers", "8", "--cull-idle-timeout", "10"])
+
+
+def test_at_most_one_kernel_per_core_starts_at_once_the_others_get_the_busy_page(cold):
+    import concurrent.futures
+    import threading
+
+    from research.viz.panels.guards import MAX_COLD_STARTS
+
+    viewers = MAX_COLD_STARTS + 2
+    barrier = threading.Barrier(viewers)
+
+    def open_page() -> tuple[int, str]:
+        barrier.wait()
+        return _status(cold.url + PAGE)
+
+    with concurrent.futures.ThreadPoolExecutor(viewers) as pool:
+        answers = list(pool.map(lambda _: open_page(), range(viewers)))
+    rendered = [body for status, body in answers if status == 200]
+    busy = [body for status, body in answers if status == 503]
+    assert len(rendered) + len(busy) == viewers, [status for status, _ in answers]
+    assert len(rendered) == MAX_COLD_STARTS, f"{len(rendered)} kernels started at once (limit {MAX_COLD_STARTS})"
+    assert all("wb-busy" in body and "preparing" in body for body in busy)
+    assert all("kernelId" in body for body in rendered)
+    assert _wait_for_kernels(cold.pid, 0, timeout=120) == 0, "the unconnected kernels were not culled"

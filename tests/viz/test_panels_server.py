@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from research.viz.panels.layout import BUNDLED_TRACES
 from research.viz.panels.guards import (
     DEFAULT_MAX_VIEWERS,
     PLOTLY_ASSET,
@@ -23,6 +22,7 @@ from research.viz.panels.guards import (
     _HostGuard,
     host_allowed,
 )
+from research.viz.panels.layout import BUNDLED_TRACES
 from research.viz.panels.server import (
     SECURITY_HEADERS,
     SECURITY_SETTINGS,
