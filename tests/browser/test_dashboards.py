@@ -100,7 +100,7 @@ def test_dashboard_renders_offline_reacts_and_shows_no_source_or_error(served, p
     assert page.locator(".jp-InputArea, .jp-Cell-inputWrapper .jp-InputArea-editor").count() == 0
     assert not any(snippet in html for snippet in SOURCE_SNIPPETS), "notebook source reached the page"
     assert page.blocked == [], f"requests that left 127.0.0.1: {page.blocked}"
-    assert any(url.endswith("/voila/wb/plotly-cartesian.min.js") for url in page.requests)
+    assert any(url.endswith("/voila/wb/plotly-workbench.min.js") for url in page.requests)
     assert not any("jupyterlab-plotly" in url or "plotly.min.js" in url for url in page.requests)
 
 
