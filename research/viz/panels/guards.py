@@ -10,8 +10,8 @@ Every route of the server is wrapped so that:
 * the page sets the ``_xsrf`` cookie, so the request the page sends when its tab closes (which
   shuts its kernel down) is accepted.
 
-Assets: plotly.js (the partial cartesian bundle, ``research/viz/static``) is served under
-``/voila/wb/``; the page template (``research/viz/voila_template``) is Voila's lab template
+Assets: plotly.js (a partial bundle of the trace types drawn, ``research/viz/static``) is served
+under ``/voila/wb/``; the page template (``research/viz/voila_template``) is Voila's lab template
 without its Font Awesome CDN links. Nothing a dashboard page loads comes from another host.
 """
 

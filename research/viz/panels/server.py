@@ -17,8 +17,8 @@ the security settings are applied after it is read, so no configuration file can
 
 Requests are guarded (:mod:`research.viz.panels.guards`): the ``Host`` header must name loopback
 or a configured host name, viewer kernels are capped (a "busy" page past the cap), a kernel is
-shut down when its tab closes or its page request is aborted, and every asset (plotly.js as the
-partial cartesian bundle, the page template without CDN links) is served by the server itself.
+shut down when its tab closes or its page request is aborted, and every asset (plotly.js as a
+partial bundle of the trace types drawn, the page template without CDN links) is served by the server itself.
 """
 
 from __future__ import annotations
