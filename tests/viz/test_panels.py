@@ -339,7 +339,7 @@ def test_paper_page_shows_the_replayed_account_against_its_backtest(runs):
     assert "paper minus backtest" in title(fig)
     recon = one(page, "wb-paper-recon-summary").value
     assert "returns_correlation" in recon and "tracking_error" in recon
-    assert "cause" in one(page, "wb-paper-recon-table").value
+    assert "<th>Cause</th>" in one(page, "wb-paper-recon-table").value
     assert "<td>buy</td>" in one(page, "wb-paper-fills-table").value
     assert "cash" in one(page, "wb-paper-positions-table").value
     assert "Return [%]" in one(page, "wb-paper-cards").value

@@ -12,15 +12,19 @@ Every widget a test or a stylesheet needs to find carries a DOM class starting w
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import pandas as pd
 
 from research.config import get_settings
@@ -30,6 +34,7 @@ from research.workflow.results import PublishedRun, latest
 __all__ = [
     "PLOTLY_MIME", "BUNDLED_TRACES", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
     "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table", "csv_link", "mlflow_run_url",
+    "column_label", "number_text", "cell_text", "LABELS", "table_row",
     "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
 ]
 
@@ -53,10 +58,15 @@ _CSS = """
 .wb-empty, .wb-panel-error { padding: 12px 16px; border-radius: 4px; margin: 8px 0; }
 .wb-empty { background: #e3f8ff; border-left: 4px solid #2680c2; }
 .wb-panel-error { background: #fff3c4; border-left: 4px solid #cb6e17; }
-.wb-table table { border-collapse: collapse; font-size: 0.88em; }
-.wb-table th, .wb-table td { border-bottom: 1px solid #d9e2ec; padding: 3px 8px; text-align: right;
+.wb-table { max-width: 100%; min-width: 0; }
+.wb-table, .wb-table .widget-html-content { overflow-x: auto; max-width: 100%; }
+.wb-table table { border-collapse: collapse; font-size: 0.88em; font-variant-numeric: tabular-nums; }
+.wb-table th, .wb-table td { border-bottom: 1px solid #d9e2ec; padding: 3px 8px; text-align: left;
   white-space: nowrap; }
-.wb-table th { background: #f5f7fa; }
+.wb-table th.wb-num, .wb-table td.wb-num { text-align: right; }
+.wb-table th { background: #f5f7fa; font-weight: 600; }
+.wb-row { display: flex; flex-wrap: wrap; gap: 8px 24px; align-items: flex-start; max-width: 100%; }
+.wb-row > * { flex: 0 1 auto; min-width: 0; max-width: 100%; }
 .wb-download { font-size: 0.82em; color: #2680c2; margin: 2px 0 0 2px; display: inline-block; }
 .wb-status-COMPLETED { color: #0e7c45; font-weight: 600; }
 .wb-status-FAILED, .wb-status-TIMEOUT, .wb-status-INTERRUPTED { color: #ba2525; font-weight: 600; }
@@ -291,27 +301,194 @@ def _format_times(column: pd.Series) -> pd.Series:
     return stamps.dt.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M")
 
 
-def _table_markup(frame: pd.DataFrame, *, max_rows: int, formats: dict[str, str] | None) -> str:
-    shown = frame.head(max_rows).copy()
-    for col in shown.columns:
-        if isinstance(shown[col].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(shown[col]):
-            shown[col] = _format_times(shown[col]).fillna("")
-    for col, fmt in (formats or {}).items():
-        if col in shown:
-            shown[col] = shown[col].map(lambda v, f=fmt: "" if pd.isna(v) else format(v, f))
-    markup = shown.to_html(index=False, escape=True, na_rep="", border=0, classes="wb-table-inner")
+#: Column names whose label is not their words in sentence case (keys lower case).
+LABELS = {
+    "pnl": "P&L", "pnl_pct": "P&L [%]", "realised_pnl": "Realised P&L", "realized_pnl": "Realised P&L",
+    "unrealised_pnl": "Unrealised P&L", "unrealized_pnl": "Unrealised P&L", "qty": "Quantity", "as_of": "As of",
+    "order_id": "Order", "run_id": "Run", "mlflow_run_id": "MLflow run", "id": "ID", "var": "VaR", "cvar": "CVaR",
+    "entry_time": "Entry", "exit_time": "Exit", "bar_time": "Bar", "return": "Return", "last_error": "Last error",
+    "periods_per_year": "Bars per year", "n_obs": "Bars", "ts": "Time", "timestamp": "Time",
+}
+#: Words spelled their own way inside a snake_case name.
+_WORDS = {"pnl": "P&L", "qty": "quantity", "id": "ID", "pct": "%", "usd": "USD", "var": "VaR", "cvar": "CVaR",
+          "oos": "out-of-sample", "ann": "ann.", "mlflow": "MLflow", "ohlc": "OHLC", "sma": "SMA", "ema": "EMA",
+          "rsi": "RSI", "macd": "MACD", "pbo": "PBO", "dsr": "DSR"}
+_SNAKE = re.compile(r"[a-z][a-z0-9_ ]*?(?P<unit>\s*\[[^\]]*\])?")
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+_SCIENTIFIC = re.compile(r"\de[+-]?\d", re.IGNORECASE)
+
+
+def column_label(name: object) -> str:
+    """How a column is headed on a page: ``"entry_price"`` -> ``"Entry price"``, ``"pnl"`` -> ``"P&L"``,
+    ``"depth [%]"`` -> ``"Depth [%]"`` (:data:`LABELS` first); names that are not lower-case words
+    (``"Sharpe Ratio"``, ``"fast=7, slow=60"``) are kept as they are."""
+    text = str(name)
+    if text.lower() in LABELS:
+        return LABELS[text.lower()]
+    found = _SNAKE.fullmatch(text)
+    if not found:
+        return text
+    unit = found["unit"] or ""
+    words = [_WORDS.get(w, w) for w in re.split(r"[_ ]+", text[: len(text) - len(unit)].strip()) if w]
+    if not words:
+        return text
+    label = " ".join(words)
+    return label[:1].upper() + label[1:] + unit
+
+
+def _missing_value(value: object) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    try:
+        return bool(pd.isna(value)) if not isinstance(value, (str, bytes)) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _decimals(size: float) -> int:
+    """Decimals for a number of this size: none from 100,000, 2 from 1, 4 significant digits below 1."""
+    if size >= 1e5:
+        return 0
+    if size >= 1 or size == 0:
+        return 2
+    return min(10, 3 - math.floor(math.log10(size)))
+
+
+def number_text(value: float | int, *, decimals: int | None = None) -> str:
+    """A number as a page shows it: thousands separators and never scientific notation; whole
+    numbers without decimals, else :func:`_decimals` (or ``decimals``)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if _missing_value(value):
+        return ""
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    value = float(value) + 0.0  # no "-0"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    alone = decimals is None
+    if decimals is None:
+        if abs(value) < 1e15 and value == int(value):
+            return f"{value:,.0f}"
+        decimals = _decimals(abs(value))
+    text = f"{value:,.{decimals}f}"
+    if alone and decimals > 2:  # a number on its own: 0.0001230 -> 0.000123
+        text = text.rstrip("0")
+        text += "0" * max(0, 2 - len(text.partition(".")[2]))
+    if text.strip("-0.,") == "":  # no "-0.00", no "0.0000000000"
+        return "0" if decimals > 2 else text.lstrip("-")
+    return text
+
+
+def time_text(value: Any, *, intraday: bool | None = None) -> str:
+    """A timestamp (or ISO string) as a date, or date and HH:MM when it is not midnight (UTC)."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC")
+    if intraday is None:
+        intraday = stamp != stamp.normalize()
+    return stamp.strftime("%Y-%m-%d %H:%M" if intraday else "%Y-%m-%d")
+
+
+def cell_text(value: Any) -> str:
+    """One cell of a table as a page shows it (see :func:`_table_markup` for the rules)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if _missing_value(value):
+        return ""
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return number_text(value)
+    if isinstance(value, (pd.Timestamp, datetime.datetime, np.datetime64)):
+        return time_text(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, str) and _ISO.fullmatch(value.strip()):
+        try:
+            return time_text(value.strip())
+        except (ValueError, TypeError):
+            return value
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _column_texts(column: pd.Series, fmt: str | None) -> tuple[list[str], bool]:
+    """The cells of one column as text, and whether the column is numeric (right-aligned)."""
+    values = list(column)
+    numeric = all(_is_number(v) or _missing_value(v) for v in values) and any(_is_number(v) for v in values)
+    if fmt is not None:
+        texts = []
+        for v in values:
+            if _missing_value(v):
+                texts.append("")
+                continue
+            try:
+                text = format(v, fmt)
+            except (TypeError, ValueError):
+                text = cell_text(v)
+            texts.append(cell_text(v) if _SCIENTIFIC.search(text) and _is_number(v) else text)
+        return texts, numeric
+    if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(column):
+        return list(_format_times(column).fillna("")), False
+    stamps = [v for v in values if isinstance(v, (pd.Timestamp, datetime.datetime))
+              or (isinstance(v, str) and _ISO.fullmatch(v.strip()))]
+    if stamps and len(stamps) == sum(not _missing_value(v) for v in values):
+        try:  # a column of timestamps: one precision for the whole column
+            parsed = [None if _missing_value(v) else pd.Timestamp(v.strip() if isinstance(v, str) else v)
+                      for v in values]
+            return list(_format_times(pd.Series(parsed, dtype=object)).fillna("")), False
+        except (ValueError, TypeError):
+            pass
+    if numeric and pd.api.types.is_float_dtype(column):  # one precision for the whole column
+        finite = column[np.isfinite(column.astype("float64"))].abs()
+        if len(finite) and (finite == finite.round()).all() and (finite < 1e15).all():
+            decimals = 0
+        else:
+            nonzero = finite[finite > 0]
+            decimals = _decimals(float(nonzero.median())) if len(nonzero) else 2
+        return [number_text(v, decimals=decimals) for v in values], True
+    return [cell_text(v) for v in values], numeric
+
+
+def _table_markup(frame: pd.DataFrame, *, max_rows: int, formats: dict[str, str] | None,
+                  labels: dict[str, str] | None = None) -> str:
+    """The HTML of a table as a page shows it (the CSV download keeps the raw frame).
+
+    Headers: ``labels[column]`` when given, else :func:`column_label`. Cells: ``formats[column]``
+    (a format spec) when given, unless it would print scientific notation; else numbers by
+    :func:`number_text`, booleans as yes/no, timestamps and ISO timestamp strings as a date (or
+    date and HH:MM when any of the column is intraday), missing values empty.
+    """
+    shown = frame.head(max_rows)
+    formats, labels = formats or {}, labels or {}
+    columns = []
+    for i, col in enumerate(shown.columns):
+        texts, numeric = _column_texts(shown.iloc[:, i], formats.get(col))
+        columns.append((labels.get(col, column_label(col)), texts, numeric))
+    num = ' class="wb-num"'
+    head = "".join(f"<th{num if numeric else ''}>{html.escape(label)}</th>" for label, _, numeric in columns)
+    rows = "".join("<tr>" + "".join(f"<td{num if numeric else ''}>{html.escape(texts[r])}</td>"
+                                    for _, texts, numeric in columns) + "</tr>" for r in range(len(shown)))
+    markup = f'<table class="wb-table-inner"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
     if len(frame) > max_rows:
         markup += f'<div class="wb-note">showing {max_rows} of {len(frame)} rows</div>'
     return markup
 
 
 def table_html(frame: pd.DataFrame, *, dom_class: str, max_rows: int = 30,
-               formats: dict[str, str] | None = None) -> widgets.HTML:
-    """A read-only HTML table of ``frame`` (values escaped), DOM classes ``wb-table`` and ``dom_class``."""
+               formats: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> widgets.HTML:
+    """A read-only HTML table of ``frame`` (values escaped), DOM classes ``wb-table`` and ``dom_class``.
+
+    Headers and cells are written for a reader (:func:`_table_markup`: ``labels`` and ``formats``,
+    keyed by the frame's own column names, win over the defaults); the CSV download under the
+    table holds the frame as it is (full precision, original column names).
+    """
     box = widgets.HTML()
     box.add_class("wb-table")
     box.add_class(dom_class)
-    set_table(box, frame, max_rows=max_rows, formats=formats)
+    set_table(box, frame, max_rows=max_rows, formats=formats, labels=labels)
     return box
 
 
@@ -326,13 +503,26 @@ def csv_link(frame: pd.DataFrame, name: str) -> str:
 
 
 def set_table(box: widgets.HTML, frame: pd.DataFrame, *, max_rows: int = 30,
-              formats: dict[str, str] | None = None) -> None:
-    """Replace the table shown by ``box``, with a link downloading all its rows as CSV."""
+              formats: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+              csv: pd.DataFrame | None = None) -> None:
+    """Replace the table shown by ``box``, with a link downloading all its rows as CSV (the raw
+    ``frame``, or ``csv`` when the table shown is a digest of a larger one)."""
     if not len(frame):
         box.value = '<div class="wb-note">nothing to show</div>'
         return
     name = next((c[3:] for c in box._dom_classes if c.startswith("wb-") and c != "wb-table"), "table")
-    box.value = _table_markup(frame, max_rows=max_rows, formats=formats) + csv_link(frame, name)
+    box.value = (_table_markup(frame, max_rows=max_rows, formats=formats, labels=labels)
+                 + csv_link(frame if csv is None else csv, name))
+
+
+def table_row(*children: widgets.Widget, dom_class: str = "wb-table-row") -> widgets.HBox:
+    """Tables (or sections holding them) side by side that wrap onto the next line when the
+    screen is too narrow for both: they never overlap (DOM classes ``wb-row`` and ``dom_class``)."""
+    box = widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start",
+                                                             width="100%"))
+    box.add_class("wb-row")
+    box.add_class(dom_class)
+    return box
 
 
 def dropdown(options: Sequence[Any], *, description: str, dom_class: str, value: Any = None,
