@@ -338,7 +338,7 @@ def test_paper_page_shows_the_replayed_account_against_its_backtest(runs):
     one(page, "wb-paper-view").value = "paper minus backtest"
     assert "paper minus backtest" in title(fig)
     recon = one(page, "wb-paper-recon-summary").value
-    assert "returns_correlation" in recon and "tracking_error" in recon
+    assert "Correlation of returns" in recon and "Tracking error (ann.)" in recon and "returns_correlation" not in recon
     assert "<th>Cause</th>" in one(page, "wb-paper-recon-table").value
     assert "<td>buy</td>" in one(page, "wb-paper-fills-table").value
     assert "cash" in one(page, "wb-paper-positions-table").value
@@ -475,12 +475,99 @@ def test_the_provenance_line_links_to_the_mlflow_run(runs):
     assert f'href="{mlflow_run_url(run.record["mlflow_run_id"])}">MLflow run</a>' in header.value
 
 
-def test_the_explorer_risk_summary_has_units_and_hides_empty_metrics_once():
-    from research.viz.panels.explorer import _risk_frame
+def test_the_explorer_risk_summary_is_grouped_with_units_and_hides_empty_metrics_once():
+    from research.viz.panels.explorer import _risk_csv, _risk_frame
 
-    frame = _risk_frame(pd.Series({"Sharpe Ratio": 0.81234, "Total Return [%]": 12.3456, "# Trades": 14.0,
-                                   "Alpha": np.nan, "Beta": np.nan}))
+    stats = pd.Series({"Sharpe Ratio": 0.81234, "Total Return [%]": 12.3456, "# Trades": 14.0, "Alpha": np.nan,
+                       "Beta": np.nan, "Max. Drawdown [%]": -40.4667, "VaR 95% (Gauss.) [%]": -1.2})
+    frame = _risk_frame(stats)
     shown = dict(zip(frame["metric"], frame["value"], strict=True))
-    assert list(shown)[:2] == ["Total Return", "Sharpe Ratio"]
-    assert shown["Total Return"] == "12.35%" and shown["Sharpe Ratio"] == "0.81" and shown["# Trades"] == "14"
-    assert "Alpha" not in shown and shown["2 more"].startswith("not available")
+    assert list(shown)[:2] == ["Total return", "Sharpe ratio"]
+    assert shown["Total return"] == "12.35%" and shown["Sharpe ratio"] == "0.81" and shown["Trades"] == "14"
+    assert shown["Max. drawdown"] == "-40.47%"
+    assert list(frame["group"]) == ["Returns", "", "Drawdown", "Trading", ""]  # each group named once
+    assert "Alpha" not in shown and shown["1 more"].startswith("not available")  # Beta; Alpha is not curated
+    csv = _risk_csv(stats)  # the download keeps every metric, raw
+    assert set(csv["metric"]) == set(stats.index) and -1.2 in csv["value"].tolist()
+
+
+# ---------------------------------------------------------------- tables written for a reader
+def _table_part(box: widgets.HTML) -> str:
+    """A table's HTML without its CSV download link (which holds the raw values)."""
+    return box.value.split('<a class="wb-download"')[0]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_no_table_shows_scientific_notation_raw_booleans_or_iso_timestamps(runs, name):
+    import re
+
+    page = DASHBOARDS[name](runs_dir=runs)
+    tables = [w for w in walk(page) if "wb-table" in getattr(w, "_dom_classes", ())]
+    assert tables, name
+    for box in tables:
+        shown = _table_part(box)
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh](?: [^>]*)?>(.*?)</t[dh]>", shown)]
+        for cell in cells:  # python writes scientific notation as 2.411e+04
+            assert not re.search(r"(?<![\w.])[+-]?\d+(\.\d+)?[eE][+-]\d+\b", cell), (box._dom_classes, cell)
+            assert cell not in {"True", "False", "nan", "NaN", "NaT", "None"}, (box._dom_classes, cell)
+            assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}|:\d{2}\.\d{6}", cell), (box._dom_classes, cell)
+        assert not re.search(r"<th(?: [^>]*)?>[a-z]+_[a-z_]+</th>", shown), (box._dom_classes, shown[:300])
+
+
+def test_portfolio_risk_summary_is_a_short_grouped_table_with_the_full_document_in_its_csv(runs):
+    import base64
+    import re
+
+    from research.viz.panels import portfolio_risk
+    from research.viz.panels.portfolio import risk_summary
+
+    run = latest("daily", runs_dir=runs)
+    doc = run.document("risk")
+    shown, raw = risk_summary(doc)
+    assert len(shown) <= 30 and set(shown["group"]) - {""} <= {"Portfolio", "Returns", "Risk", "Drawdown",
+                                                              "Benchmark", "Trading"}
+    assert not shown["metric"].str.contains(" / |_").any(), "no internal keys on the page"
+    assert not shown["value"].str.contains(r"T\d\d:").any(), "dates as dates"
+    pct = [v for m, v in zip(shown["metric"], shown["value"], strict=True) if "drawdown" in m.lower() and "bars" not in m]
+    assert pct and all(v.endswith("%") for v in pct), pct
+    assert set(raw["key"]) == set(flatten_risk(doc))
+    box = one(portfolio_risk(runs_dir=runs), "wb-risk-summary-table")
+    assert "as_of" not in _table_part(box) and "summary / " not in _table_part(box)
+    found = re.search(r'href="data:text/csv;base64,([^"]+)"', box.value)
+    back = pd.read_csv(io.StringIO(base64.b64decode(found.group(1)).decode()))
+    assert list(back.columns) == ["key", "value"] and set(back["key"]) == set(flatten_risk(doc))
+
+
+def test_risk_values_read_fractions_as_percent_and_the_period_as_dates():
+    from research.viz.panels.portfolio import risk_summary
+
+    doc = {"as_of": "2018-12-31", "strategy": "ma_crossover", "periods_per_year": 252.0,
+           "start": "1986-03-14T00:00:00+00:00", "end": "2018-12-31T00:00:00+00:00",
+           "summary": {"# Periods": 8267.0, "Sharpe Ratio": 0.6030194, "VaR 95% (hist.) [%]": -0.95,
+                       "# Trades": None},
+           "drawdown": {"max": -0.4046665, "current": -0.0295834},
+           "benchmark": {"name": "equal-weight buy and hold", "return_ann_pct": 25.5507}}
+    shown, _ = risk_summary(doc)
+    values = dict(zip(shown["metric"], shown["value"], strict=True))
+    assert values["First bar"] == "1986-03-14" and values["Last bar"] == "2018-12-31" and values["Bars"] == "8,267"
+    assert values["Max. drawdown"] == "-40.47%" and values["Current drawdown"] == "-2.96%"
+    assert values["Benchmark"] == "equal-weight buy and hold" and values["Benchmark annual return"] == "25.55%"
+    assert values["Sharpe ratio"] == "0.60" and "VaR 95% per bar (historical)" not in values  # in the VaR table
+    assert values["1 more"].startswith("not available")
+
+
+def test_explorer_trades_and_health_tables_are_labelled_for_a_reader(runs):
+    from research.viz.panels.health import alert_rows
+
+    trades = _table_part(one(backtest_explorer(runs_dir=runs), "wb-bt-trades-table"))
+    assert "<th>Entry</th>" in trades and ">P&amp;L</th>" in trades and ">Exit price</th>" in trades
+    assert "entry_time" not in trades and ">pnl<" not in trades
+    page = pipeline_health(runs_dir=runs)
+    signals = _table_part(one(page, "wb-signals-table"))
+    assert "previous_signal" not in signals and "target_position" not in signals and "bar_time" not in signals
+    assert ">Target position</th>" in signals
+    alerts = pd.DataFrame({"kind": ["drawdown", "data", "technical"], "value": [-0.144639, 2131.0, 74.881389],
+                           "threshold": [-0.1, 3.0, 70.0]})
+    shown = alert_rows(alerts)
+    assert shown["value"].tolist() == ["-14.5%", "2,131 days", "74.88"]
+    assert shown["threshold"].tolist() == ["-10.0%", "3 days", "70"]

@@ -120,7 +120,7 @@ def test_dropdowns_and_the_best_button_take_the_same_path(page):
     one(page, "wb-sweep-best").click()
     heat_title = title(one(page, "wb-sweep-fig"))
     best = re.search(r"fast=(\d+), slow=(\d+)", heat_title)
-    assert "total_return [%]" in heat_title and f"fast={best[1]}, slow={best[2]}" in title(eq)
+    assert "Total return [%]" in heat_title and f"fast={best[1]}, slow={best[2]}" in title(eq)
 
 
 def test_two_parameter_sets_or_a_recorded_strategy_side_by_side(page):
@@ -130,7 +130,7 @@ def test_two_parameter_sets_or_a_recorded_strategy_side_by_side(page):
     compare.value = "cell"
     names = [t["name"] for t in figure_spec(eq)["data"]]
     assert names == ["fast=7, slow=60", "fast=12, slow=90", "buy and hold"]
-    assert "<th>fast=7, slow=60</th>" in stats.value and "<th>fast=12, slow=90</th>" in stats.value
+    assert ">fast=7, slow=60</th>" in stats.value and ">fast=12, slow=90</th>" in stats.value
     assert "fast=12, slow=90: Sharpe in test" in one(page, "wb-sweep-wf-table").value
     label, value = next(o for o in compare.options if o[1] == 'curve:sma_cross|SYN0001|{"fast": 20, "slow": 100}')
     compare.value = value

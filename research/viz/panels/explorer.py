@@ -18,9 +18,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from research.viz.panels.headline import headline_panel
-from research.viz.panels.labels import canonical_params, params_label
+from research.viz.panels.labels import (
+    METRIC_GROUPS,
+    canonical_params,
+    grouped_metrics,
+    params_label,
+)
 from research.viz.panels.labels import curve_index as _curve_index
-from research.viz.panels.labels import metric_text as _metric_text
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -33,6 +37,7 @@ from research.viz.panels.layout import (
     show_figure,
     stamp,
     table_html,
+    table_row,
     weekly_note,
 )
 from research.viz.panels.sweep import sweep_panel
@@ -41,8 +46,6 @@ from research.workflow.results import PublishedRun
 __all__ = ["backtest_explorer", "explorer_panel", "sweep_panel", "canonical_params", "params_label",
            "equity_pair", "BacktestSelection"]
 
-_HEADLINE = ("Total Return [%]", "Return (Ann.) [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Volatility (Ann.) [%]",
-             "# Trades", "Win Rate [%]")
 _TRADE_COLS = ("entry_time", "exit_time", "direction", "size", "entry_price", "exit_price", "pnl", "return")
 
 
@@ -131,17 +134,25 @@ def equity_pair(sel: BacktestSelection, strategy: str, symbol: str, params: str)
     return stamp(eq, run), stamp(dd, run), note
 
 
+#: Trade columns shown with their own precision (prices and P&L in the account's currency units).
+TRADE_FORMATS = {"entry_price": ",.2f", "exit_price": ",.2f", "pnl": ",.2f", "return": "+.2%"}
+#: Trade column headings (the rest are labelled by :func:`research.viz.panels.layout.column_label`).
+TRADE_LABELS = {"entry_time": "Entry", "exit_time": "Exit", "pnl": "P&L", "return": "Return"}
+
+
 def _risk_frame(stats: pd.Series) -> pd.DataFrame:
-    """The selection's metrics, headline ones first; metrics without a value are left out and
-    counted in one last row (a benchmark that was not recorded, too few trades...)."""
-    keys = [k for k in _HEADLINE if k in stats.index] + [k for k in stats.index if k not in _HEADLINE]
-    present = [k for k in keys if not (stats[k] is None or (isinstance(stats[k], float) and pd.isna(stats[k]))
-                                       or stats[k] == "")]
-    rows = [(k.replace(" [%]", "").replace(" [bars]", " (bars)"), _metric_text(k, stats[k])) for k in present]
-    missing = [k for k in keys if k not in present]
-    if missing:
-        rows.append((f"{len(missing)} more", "not available for this run (e.g. " + ", ".join(missing[:3]) + ")"))
-    return pd.DataFrame(rows, columns=["metric", "value"])
+    """The selection's metrics as a short grouped table (returns, risk, drawdown, benchmark,
+    trading: :func:`research.viz.panels.labels.grouped_metrics`); metrics without a value are
+    counted in one last row (a benchmark that was not recorded, too few trades...); the others
+    (VaR by every method...) are in the table's CSV download."""
+    return grouped_metrics(stats.to_dict())
+
+
+def _risk_csv(stats: pd.Series) -> pd.DataFrame:
+    """Every metric of the selection, as recorded (the risk table's CSV download)."""
+    grouped = [k for _, keys in METRIC_GROUPS for k in keys]
+    keys = [k for k in grouped if k in stats.index] + [k for k in stats.index if k not in grouped]
+    return pd.DataFrame({"metric": keys, "value": [stats[k] for k in keys]})
 
 
 def _trades_frame(sel: BacktestSelection, strategy: str, symbol: str, params: str) -> pd.DataFrame:
@@ -173,7 +184,6 @@ def explorer_panel(run: PublishedRun) -> widgets.Widget:
     note.add_class("wb-bt-note")
     risk = table_html(pd.DataFrame(), dom_class="wb-bt-risk-table", max_rows=40)
     trades = table_html(pd.DataFrame(), dom_class="wb-bt-trades-table", max_rows=25)
-    fmt = {c: ",.4g" for c in ("entry_price", "exit_price", "pnl", "size")} | {"return": "+.2%"}
 
     busy = {"on": False}
 
@@ -184,8 +194,10 @@ def explorer_panel(run: PublishedRun) -> widgets.Widget:
         show_figure(eq_out, eq)
         show_figure(dd_out, dd)
         note.value = f'<div class="wb-note">{html.escape(caveat)}</div>' if caveat else ""
-        set_table(risk, _risk_frame(sel.stats(strategy.value, symbol.value, params.value)), max_rows=40)
-        set_table(trades, _trades_frame(sel, strategy.value, symbol.value, params.value), max_rows=25, formats=fmt)
+        stats = sel.stats(strategy.value, symbol.value, params.value)
+        set_table(risk, _risk_frame(stats), max_rows=40, labels={"group": ""}, csv=_risk_csv(stats))
+        set_table(trades, _trades_frame(sel, strategy.value, symbol.value, params.value), max_rows=25,
+                  formats=TRADE_FORMATS, labels=TRADE_LABELS)
 
     def on_strategy(change: dict) -> None:
         busy["on"] = True
@@ -212,8 +224,8 @@ def explorer_panel(run: PublishedRun) -> widgets.Widget:
     refresh()
     risk_box = section("Risk summary", risk, dom_class="wb-bt-risk")
     trades_box = section("Trades (most recent first)", trades, dom_class="wb-bt-trades")
-    return section("Strategy backtest", widgets.HBox([strategy, symbol, params]), note, eq_out, dd_out,
-                   widgets.HBox([risk_box, trades_box]), dom_class="wb-explorer")
+    return section("Strategy backtest", table_row(strategy, symbol, params, dom_class="wb-bt-controls"), note,
+                   eq_out, dd_out, table_row(risk_box, trades_box, dom_class="wb-bt-tables"), dom_class="wb-explorer")
 
 
 def backtest_explorer(run: PublishedRun | None = None, *, pipeline: str = "daily",

@@ -28,6 +28,7 @@ from research.viz.panels.layout import (
     guard,
     load_run,
     note,
+    number_text,
     page_root,
     require,
     run_header,
@@ -41,7 +42,7 @@ from research.viz.panels.paper import outbox_panel
 from research.workflow.results import PublishedRun
 
 __all__ = ["pipeline_health", "read_runs", "runs_frame", "failed_stages", "runs_panel", "failures_panel",
-           "signals_panel", "alerts_panel"]
+           "signals_panel", "alerts_panel", "alert_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,42 @@ def signals_panel(run: PublishedRun) -> widgets.Widget:
     signals = signals[keep] if {"symbol", "signal"} <= set(keep) else signals
     return section("Today's signals", table_html(signals, dom_class="wb-signals-table",
                                                  formats={"target_position": ".3f", "close": ",.2f", "signal": "+.0f",
-                                                          "previous_signal": "+.0f"}),
+                                                          "previous_signal": "+.0f"},
+                                                 labels={"previous_signal": "Previous", "changed": "Changed today",
+                                                         "target_position": "Target position", "bar_time": "Last bar",
+                                                         "params": "Parameters"}),
                    dom_class="wb-signals")
+
+
+#: Alert kinds whose value and threshold are fractions (shown in percent) or days
+#: (:mod:`research.workflow.signals`); the others (sigmas, RSI, prices) are plain numbers.
+_PERCENT_KINDS = {"drawdown"}
+_DAY_KINDS = {"data"}
+
+
+def _alert_number(kind: str, value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    if kind in _PERCENT_KINDS:
+        return f"{100 * float(value):+.1f}%"
+    if kind in _DAY_KINDS:
+        return f"{float(value):,.0f} days"
+    return number_text(value)
+
+
+def alert_rows(alerts: pd.DataFrame) -> pd.DataFrame:
+    """The alerts as shown: each value and threshold in its own unit (a drawdown in percent, a
+    stale feed in days, an RSI as a number), read from the alert's ``kind``."""
+    if "kind" not in alerts:
+        return alerts
+    out = alerts.copy()
+    kinds = out["kind"].astype(str).str.lower()
+    for col in ("value", "threshold"):
+        if col in out:
+            out[col] = [_alert_number(k, v) for k, v in zip(kinds, out[col], strict=True)]
+    return out
 
 
 def alerts_panel(run: PublishedRun) -> widgets.Widget:
@@ -192,7 +227,7 @@ def alerts_panel(run: PublishedRun) -> widgets.Widget:
     if "severity" in alerts:
         alerts = alerts.assign(_rank=alerts["severity"].astype(str).str.lower().map(_SEVERITY).fillna(3))
         alerts = alerts.sort_values("_rank").drop(columns="_rank")
-    body = (table_html(alerts, dom_class="wb-alerts-table", formats={"value": ".4g", "threshold": ".4g"})
+    body = (table_html(alert_rows(alerts), dom_class="wb-alerts-table", csv=alerts)
             if len(alerts) else note("No alerts.", dom_class="wb-alerts-none"))
     return section("Alerts", body, dom_class="wb-alerts")
 

@@ -315,6 +315,7 @@ _WORDS = {"pnl": "P&L", "qty": "quantity", "id": "ID", "pct": "%", "usd": "USD",
           "rsi": "RSI", "macd": "MACD", "pbo": "PBO", "dsr": "DSR"}
 _SNAKE = re.compile(r"[a-z][a-z0-9_ ]*?(?P<unit>\s*\[[^\]]*\])?")
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+_NUMBER_TEXT = re.compile(r"[+-]?(\d{1,3}(,\d{3})*|\d+)(\.\d+)?\s?%?")
 _SCIENTIFIC = re.compile(r"\de[+-]?\d", re.IGNORECASE)
 
 
@@ -449,7 +450,11 @@ def _column_texts(column: pd.Series, fmt: str | None) -> tuple[list[str], bool]:
             nonzero = finite[finite > 0]
             decimals = _decimals(float(nonzero.median())) if len(nonzero) else 2
         return [number_text(v, decimals=decimals) for v in values], True
-    return [cell_text(v) for v in values], numeric
+    texts = [cell_text(v) for v in values]
+    if not numeric:  # numbers already written as text ("12.35%", "2,391") are aligned as numbers
+        written = [t for t in texts if t]
+        numeric = bool(written) and all(_NUMBER_TEXT.fullmatch(t) for t in written)
+    return texts, numeric
 
 
 def _table_markup(frame: pd.DataFrame, *, max_rows: int, formats: dict[str, str] | None,
@@ -478,17 +483,19 @@ def _table_markup(frame: pd.DataFrame, *, max_rows: int, formats: dict[str, str]
 
 
 def table_html(frame: pd.DataFrame, *, dom_class: str, max_rows: int = 30,
-               formats: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> widgets.HTML:
+               formats: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+               csv: pd.DataFrame | None = None) -> widgets.HTML:
     """A read-only HTML table of ``frame`` (values escaped), DOM classes ``wb-table`` and ``dom_class``.
 
     Headers and cells are written for a reader (:func:`_table_markup`: ``labels`` and ``formats``,
     keyed by the frame's own column names, win over the defaults); the CSV download under the
-    table holds the frame as it is (full precision, original column names).
+    table holds the frame as it is (full precision, original column names), or ``csv`` when the
+    table shown is a digest of a larger one.
     """
     box = widgets.HTML()
     box.add_class("wb-table")
     box.add_class(dom_class)
-    set_table(box, frame, max_rows=max_rows, formats=formats, labels=labels)
+    set_table(box, frame, max_rows=max_rows, formats=formats, labels=labels, csv=csv)
     return box
 
 

@@ -28,6 +28,7 @@ from research.paper import book, monitor, outbox
 from research.paper.db import default_url
 from research.paper.trading import load_fields
 from research.viz.panels.layout import (
+    cell_text,
     dropdown,
     figure_output,
     guard,
@@ -35,6 +36,7 @@ from research.viz.panels.layout import (
     load_run,
     naive_index,
     note,
+    number_text,
     page_root,
     section,
     show_figure,
@@ -193,14 +195,37 @@ def equity_figure(view: AccountView, which: str = EQUITY_VIEWS[0]) -> go.Figure:
     return _stamp(fig, view)
 
 
+#: How the monitor's summary reads on the page: label, and whether the value is a fraction shown in percent.
+_SUMMARY_LABELS = {
+    "returns_correlation": ("Correlation of returns", False), "tracking_error": ("Tracking error (ann.)", True),
+    "total_return_paper": ("Total return, paper", True), "total_return_backtest": ("Total return, backtest", True),
+    "total_return_difference": ("Total return, paper minus backtest", True),
+    "max_equity_difference": ("Largest equity gap", False), "sessions": ("Sessions", False),
+    "fills_paper": ("Fills, paper", False), "fills_backtest": ("Fills, backtest", False),
+    "differences": ("Fills that differ", False),
+}
+
+
+def _summary_text(key: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "n/a"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _SUMMARY_LABELS.get(key, ("", False))[1]:
+            return f"{100 * float(value):,.2f}%"
+        if key == "returns_correlation":
+            return f"{float(value):.3f}"
+        return number_text(value)
+    return cell_text(value)
+
+
 def reconciliation_table(view: AccountView) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The monitor's summary as (metric, value) rows and its per-fill table (differences first)."""
+    """The monitor's summary as (metric, value) rows, named and in units for a reader (fractions
+    in percent), and its per-fill table (differences first)."""
     rec = view.reconciliation
     if rec is None:
         return pd.DataFrame(columns=["metric", "value"]), pd.DataFrame()
-    summary = pd.DataFrame([(k, rec.summary.get(k)) for k in _SUMMARY if k in rec.summary], columns=["metric", "value"])
-    summary["value"] = summary["value"].map(lambda v: "n/a" if v is None or (isinstance(v, float) and pd.isna(v))
-                                            else (f"{v:.6g}" if isinstance(v, float) else str(v)))
+    summary = pd.DataFrame([(_SUMMARY_LABELS.get(k, (k, False))[0], _summary_text(k, rec.summary.get(k)))
+                            for k in _SUMMARY if k in rec.summary], columns=["metric", "value"])
     trades = rec.trades.copy()
     if "cause" in trades:
         trades = trades.assign(_d=trades["cause"].eq("")).sort_values(["_d", "timestamp"], ascending=[True, False])
@@ -221,7 +246,9 @@ def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
     summary, trades = reconciliation_table(view)
     recon = (note("Fewer than three sessions: no reconciliation yet.", dom_class="wb-paper-recon-none")
              if view.reconciliation is None else widgets.VBox([
-                 table_html(summary, dom_class="wb-paper-recon-summary"),
+                 table_html(summary, dom_class="wb-paper-recon-summary",
+                            csv=pd.DataFrame({"metric": list(view.reconciliation.summary),
+                                              "value": list(view.reconciliation.summary.values())})),
                  table_html(trades, dom_class="wb-paper-recon-table", max_rows=25,
                             formats={c: ",.4f" for c in trades.columns if c.startswith(("qty_", "price_", "fees_"))})]))
     return [
@@ -230,7 +257,8 @@ def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
         section("Positions", table_html(held, dom_class="wb-paper-positions-table", formats={"quantity": ",.4f"}),
                 dom_class="wb-paper-positions"),
         section("Recent fills", table_html(fills[keep] if keep else fills, dom_class="wb-paper-fills-table", max_rows=20,
-                                           formats={"qty": ",.4f", "price": ",.2f", "quote": ",.2f", "fees": ",.2f"}),
+                                           formats={"qty": ",.4f", "price": ",.2f", "quote": ",.2f", "fees": ",.2f"},
+                                           labels={"order_id": "Order", "quote": "Quote at fill"}),
                 dom_class="wb-paper-fills"),
         section("Reconciliation with the backtest", recon, dom_class="wb-paper-recon"),
         section(f"Alerts about {name} and its symbols", _account_alerts(view, url), dom_class="wb-paper-alerts"),

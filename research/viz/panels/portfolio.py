@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from research.risk.metrics import equal_weight_returns
 from research.risk.report import rolling_metrics
 from research.viz.panels.headline import headline_panel
+from research.viz.panels.labels import grouped_metrics
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -33,12 +34,14 @@ from research.viz.panels.layout import (
     show_figure,
     stamp,
     table_html,
+    table_row,
     weekly_note,
 )
 from research.workflow.results import PublishedRun
 
 __all__ = ["portfolio_risk", "var_panel", "drawdown_panel", "exposure_panel", "rolling_panel",
-           "flatten_risk", "var_table", "headline", "portfolio_curves", "drawdown_episodes"]
+           "flatten_risk", "var_table", "headline", "portfolio_curves", "drawdown_episodes", "risk_summary",
+           "risk_values"]
 
 _VAR_LEAF = re.compile(r"^(?P<kind>C?VaR)\s*(?P<level>\d+(?:\.\d+)?)\s*%\s*(?:\((?P<method>[^)]*)\))?\s*(?P<unit>\[%\])?$",
                        re.IGNORECASE)
@@ -105,6 +108,44 @@ def headline(doc: dict) -> dict[str, float]:
         if leaf in _HEADLINE and _number(value) and all(p.lower() in _PORTFOLIO for p in path):
             out.setdefault(leaf, float(value))
     return out
+
+
+def risk_values(doc: dict) -> dict[str, object]:
+    """The portfolio's metrics of the risk document under the names of
+    :data:`research.viz.panels.labels.METRIC_GROUPS` (``"Sharpe Ratio"``, ``"Current Drawdown [%]"``...).
+
+    Read from the portfolio's own entries (top level, ``summary``...); fractions recorded
+    elsewhere (``drawdown / current``) are converted to percent; the benchmark's name and the
+    period (``start``, ``end``) come from their own keys.
+    """
+    flat = flatten_risk(doc)
+    out: dict[str, object] = {}
+    for key, value in flat.items():
+        *path, leaf = key.split(" / ")
+        if all(p.lower() in _PORTFOLIO for p in path):
+            out.setdefault(leaf, value)
+    for key, name in (("strategy", "Strategy"), ("book", "Book"), ("start", "Start"), ("end", "End"),
+                      ("benchmark / name", "Benchmark")):
+        if flat.get(key) not in (None, ""):
+            out.setdefault(name, flat[key])
+    for key, name in (("drawdown / current", "Current Drawdown [%]"), ("drawdown / max", "Max. Drawdown [%]")):
+        if _number(flat.get(key)) and not _number(out.get(name)):
+            out[name] = float(flat[key]) * 100
+    if _number(flat.get("benchmark / return_ann_pct")) and not _number(out.get("Benchmark Return (Ann.) [%]")):
+        out["Benchmark Return (Ann.) [%]"] = float(flat["benchmark / return_ann_pct"])
+    return out
+
+
+def risk_summary(doc: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The risk document as a short table (grouped: portfolio, returns, risk, drawdown, benchmark,
+    trading; VaR and CVaR are in the VaR table) and every entry of it as ``key, value`` rows (the
+    table's CSV download: nothing dropped from the page is lost)."""
+    values = risk_values(doc)
+    shown = grouped_metrics(values, skip={k for k in values if _VAR_LEAF.match(k)})
+    flat = flatten_risk(doc)
+    raw = pd.DataFrame({"key": list(flat), "value": [v if v is None or isinstance(v, (int, float, str)) else str(v)
+                                                     for v in flat.values()]})
+    return shown, raw
 
 
 def _equity(run: PublishedRun) -> pd.DataFrame:
@@ -185,16 +226,12 @@ def var_panel(run: PublishedRun) -> widgets.Widget:
         show_figure(out, _var_figure(returns, table, change["new"], run))
 
     method.observe(refresh, names="value")
-    others = {k: v for k, v in flatten_risk(doc).items()
-              if not _VAR_LEAF.match(k.split(" / ")[-1]) and "nan_reason" not in k
-              and v is not None and not (isinstance(v, float) and np.isnan(v))}
-    summary = pd.DataFrame({"metric": list(others), "value": [
-        f"{v:,.4g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else ("" if v is None else str(v))
-        for v in others.values()]})
-    tables = widgets.HBox([
-        table_html(table, dom_class="wb-var-table", formats={"VaR": ".3f", "CVaR": ".3f"}),
-        table_html(summary, dom_class="wb-risk-summary-table", max_rows=60),
-    ], layout=widgets.Layout(gap="24px", align_items="flex-start"))
+    summary, raw = risk_summary(doc)
+    tables = table_row(
+        table_html(table, dom_class="wb-var-table", formats={"VaR": ".2f", "CVaR": ".2f"},
+                   labels={"VaR": "VaR [%]", "CVaR": "CVaR [%]"}),
+        table_html(summary, dom_class="wb-risk-summary-table", max_rows=60, labels={"group": ""}, csv=raw),
+    )
     return section("Value at risk", method, cards, out, tables, dom_class="wb-var")
 
 

@@ -27,11 +27,12 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
-from research.viz.panels.labels import canonical_params, params_label
+from research.viz.panels.labels import METRIC_LABELS, canonical_params, params_label
 from research.viz.panels.labels import curve_index as _curve_index
 from research.viz.panels.labels import metric_text as _metric_text
 from research.viz.panels.layout import (
     clickable_figure_output,
+    column_label,
     dropdown,
     figure_output,
     line_xy,
@@ -42,6 +43,7 @@ from research.viz.panels.layout import (
     show_figure,
     stamp,
     table_html,
+    table_row,
     weekly_note,
 )
 from research.workflow.results import PublishedRun
@@ -55,12 +57,17 @@ _LOWER_BETTER = {"annual_volatility"}
 _NO_BEST = {"trades", "exposure"}
 _STATS = ("Total Return [%]", "Return (Ann.) [%]", "Sharpe Ratio", "Sortino Ratio", "Max. Drawdown [%]",
           "Volatility (Ann.) [%]", "# Trades", "Win Rate [%]", "Exposure Time [%]")
+#: as in the explorer's trades table
+TRADE_FORMATS = {"entry_price": ",.2f", "exit_price": ",.2f", "pnl": ",.2f", "return": "+.2%"}
+TRADE_LABELS = {"entry_time": "Entry", "exit_time": "Exit", "pnl": "P&L", "return": "Return"}
 _TRADE_COLS = ("entry_time", "exit_time", "direction", "size", "entry_price", "exit_price", "pnl", "return",
                "exit_reason")
 
 
 def _label(metric: str) -> str:
-    return f"{metric} [%]" if metric in _PERCENT else metric
+    """A sweep metric as the page names it: ``"total_return"`` -> ``"Total return [%]"`` (shown in percent)."""
+    label = column_label(metric)
+    return f"{label} [%]" if metric in _PERCENT else label
 
 
 class SweepData:
@@ -209,9 +216,9 @@ def heatmap_figure(data: SweepData, symbol: str, metric: str) -> go.Figure:
         scale = 100.0 if metric in _PERCENT else 1.0
         word = "lowest" if metric in _LOWER_BETTER else "highest"
         title += f" · {word} at fast={best['fast']:.0f}, slow={best['slow']:.0f} ({best[metric] * scale:.3g})"
-        fig.add_trace(go.Scatter(x=[best["slow"]], y=[best["fast"]], mode="markers", name=f"{word} {metric}",
+        fig.add_trace(go.Scatter(x=[best["slow"]], y=[best["fast"]], mode="markers", name=f"{word} {_label(metric)}",
                                  marker={"symbol": "star", "size": 16, "color": "white", "line": {"color": "black", "width": 1.5}},
-                                 hovertemplate=f"{word} {metric}: fast %{{y}} · slow %{{x}}<extra></extra>"))
+                                 hovertemplate=f"{word} {_label(metric)}: fast %{{y}} · slow %{{x}}<extra></extra>"))
     over = data.overfitting(symbol)
     if "fast" in over and metric != "sharpe":
         fig.add_trace(go.Scatter(x=[over["slow"]], y=[over["fast"]], mode="markers", name="highest Sharpe",
@@ -278,7 +285,7 @@ def _pair_figures(data: SweepData, symbol: str, legs: list[tuple[str, pd.Series]
 # ---------------------------------------------------------------- tables
 def _stats_frame(columns: list[tuple[str, pd.Series]]) -> pd.DataFrame:
     keys = [k for k in _STATS if any(k in s.index for _, s in columns)]
-    rows = [[k.replace(" [%]", "")] + [_metric_text(k, s.get(k)) if not _missing(s.get(k)) else "" for _, s in columns]
+    rows = [[METRIC_LABELS.get(k, k.replace(" [%]", ""))] + [_metric_text(k, s.get(k)) if not _missing(s.get(k)) else "" for _, s in columns]
             for k in keys]
     return pd.DataFrame(rows, columns=["metric", *[n for n, _ in columns]])
 
@@ -398,7 +405,7 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
     """Heatmap of the whole sweep, the best cell's deflated Sharpe and PBO, and any cell re-run."""
     data = SweepData(run)
     symbol = dropdown(data.symbols(), description="Symbol", dom_class="wb-sweep-symbol")
-    metric = dropdown(data.metrics(), description="Metric", dom_class="wb-sweep-metric")
+    metric = dropdown([(_label(m), m) for m in data.metrics()], description="Metric", dom_class="wb-sweep-metric")
     heat = clickable_figure_output(heatmap_figure(data, symbol.value, metric.value), dom_class="wb-sweep-fig",
                                    height=520, target=PICK_CLASS, link={"sweep-fast": "y", "sweep-slow": "x"})
     card = widgets.HTML(_overfitting_html(data, symbol.value, metric.value), layout=widgets.Layout(width="380px", min_width="380px"))
@@ -429,7 +436,7 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
         opts = [("nothing", "none"), ("another cell (fast, slow on the right)", "cell"),
                 ("the walk-forward (best Sharpe of each training window, out of sample)", "wf")]
         if best is not None:
-            opts.insert(1, (f"the best {metric.value} cell (the star)", "best"))
+            opts.insert(1, (f"the best {_label(metric.value)} cell (the star)", "best"))
         return opts + [(f"recorded: {label}", f"curve:{col}") for label, col in data.recorded(symbol.value)]
 
     def refresh_pair(*_: object) -> None:
@@ -451,8 +458,7 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
         show_figure(dd_out, dd)
         note.value = _rerun_note(data, sym, (f, s), row, first.stats)
         set_table(stats, _stats_frame([(leg.label, leg.stats) for leg in legs if leg.stats is not None]), max_rows=20)
-        set_table(trades, _cell_trades(first.result, sym), max_rows=20,
-                  formats={c: ",.4g" for c in ("entry_price", "exit_price", "pnl", "size")} | {"return": "+.2%"})
+        set_table(trades, _cell_trades(first.result, sym), max_rows=20, formats=TRADE_FORMATS, labels=TRADE_LABELS)
         ppy = float(data.costs(sym).get("periods_per_year") or 252)
         frame, text = _walk_forward([(leg.name, leg.returns) for leg in legs], ppy, picks)
         wf_note.value = f'<div class="wb-note">{text}</div>' if text else ""
@@ -525,8 +531,9 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
     return section(
         "Parameter sweep", widgets.HBox([symbol, metric]), top, hint,
         widgets.HBox([fast, slow, best_btn, pick]), widgets.HBox([compare, cfast, cslow]), note, eq_out, dd_out,
-        widgets.HBox([section("Side by side", stats, dom_class="wb-sweep-stats"),
-                      section("Trades of the cell (most recent first)", trades, dom_class="wb-sweep-trades")]),
+        table_row(section("Side by side", stats, dom_class="wb-sweep-stats"),
+                  section("Trades of the cell (most recent first)", trades, dom_class="wb-sweep-trades"),
+                  dom_class="wb-sweep-tables"),
         section("Walk-forward windows", wf_note, wf, dom_class="wb-sweep-wf"),
         dom_class="wb-sweep",
     )
