@@ -566,8 +566,10 @@ def test_explorer_trades_and_health_tables_are_labelled_for_a_reader(runs):
     signals = _table_part(one(page, "wb-signals-table"))
     assert "previous_signal" not in signals and "target_position" not in signals and "bar_time" not in signals
     assert ">Target position</th>" in signals
-    alerts = pd.DataFrame({"kind": ["drawdown", "data", "technical"], "value": [-0.144639, 2131.0, 74.881389],
-                           "threshold": [-0.1, 3.0, 70.0]})
+    alerts = pd.DataFrame({"kind": ["drawdown", "data", "technical", "price_move"],
+                           "value": [-0.144639, 2131.0, 74.881389, -0.02229], "threshold": [-0.1, 3.0, 70.0, 0.02]})
     shown = alert_rows(alerts)
-    assert shown["value"].tolist() == ["-14.5%", "2,131 days", "74.88"]
-    assert shown["threshold"].tolist() == ["-10.0%", "3 days", "70"]
+    assert shown["value"].tolist() == ["-14.5%", "2,131 days", "74.88", "-2.2%"]
+    assert shown["threshold"].tolist() == ["-10.0%", "3 days", "70", "+2.0%"]
+    assert shown["kind"].tolist() == ["drawdown", "data", "technical", "price move"]
+    assert alerts["value"].tolist()[0] == -0.144639  # the frame itself (the CSV) is left raw

@@ -122,5 +122,6 @@ def test_tables_wrap_and_scroll_instead_of_overlapping():
 
     row = table_row(table_html(pd.DataFrame({"a": [1]}), dom_class="wb-x-table"), dom_class="wb-x-row")
     assert {"wb-row", "wb-x-row"} <= set(row._dom_classes) and row.layout.flex_flow == "row wrap"
-    assert re.search(r"\.wb-table[^{]*\{[^}]*overflow-x: auto", _CSS)
+    assert '<div class="wb-table-scroll">' in row.children[0].value  # a wide table scrolls inside its box
+    assert re.search(r"\.wb-table-scroll \{[^}]*overflow-x: auto", _CSS)
     assert re.search(r"\.wb-row \{[^}]*flex-wrap: wrap", _CSS)

@@ -191,7 +191,7 @@ def signals_panel(run: PublishedRun) -> widgets.Widget:
 
 #: Alert kinds whose value and threshold are fractions (shown in percent) or days
 #: (:mod:`research.workflow.signals`); the others (sigmas, RSI, prices) are plain numbers.
-_PERCENT_KINDS = {"drawdown"}
+_PERCENT_KINDS = {"drawdown", "price_move"}
 _DAY_KINDS = {"data"}
 
 
@@ -217,6 +217,7 @@ def alert_rows(alerts: pd.DataFrame) -> pd.DataFrame:
     for col in ("value", "threshold"):
         if col in out:
             out[col] = [_alert_number(k, v) for k, v in zip(kinds, out[col], strict=True)]
+    out["kind"] = out["kind"].astype(str).str.replace("_", " ")  # "price_move" -> "price move"
     return out
 
 

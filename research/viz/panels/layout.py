@@ -58,8 +58,9 @@ _CSS = """
 .wb-empty, .wb-panel-error { padding: 12px 16px; border-radius: 4px; margin: 8px 0; }
 .wb-empty { background: #e3f8ff; border-left: 4px solid #2680c2; }
 .wb-panel-error { background: #fff3c4; border-left: 4px solid #cb6e17; }
-.wb-table { max-width: 100%; min-width: 0; }
-.wb-table, .wb-table .widget-html-content { overflow-x: auto; max-width: 100%; }
+.wb-table, .wb-table .widget-html-content { max-width: 100%; min-width: 0; }
+.wb-table .widget-html-content { height: auto; }
+.wb-table-scroll { overflow-x: auto; max-width: 100%; }
 .wb-table table { border-collapse: collapse; font-size: 0.88em; font-variant-numeric: tabular-nums; }
 .wb-table th, .wb-table td { border-bottom: 1px solid #d9e2ec; padding: 3px 8px; text-align: left;
   white-space: nowrap; }
@@ -476,7 +477,8 @@ def _table_markup(frame: pd.DataFrame, *, max_rows: int, formats: dict[str, str]
     head = "".join(f"<th{num if numeric else ''}>{html.escape(label)}</th>" for label, _, numeric in columns)
     rows = "".join("<tr>" + "".join(f"<td{num if numeric else ''}>{html.escape(texts[r])}</td>"
                                     for _, texts, numeric in columns) + "</tr>" for r in range(len(shown)))
-    markup = f'<table class="wb-table-inner"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    markup = (f'<div class="wb-table-scroll"><table class="wb-table-inner"><thead><tr>{head}</tr></thead>'
+              f"<tbody>{rows}</tbody></table></div>")
     if len(frame) > max_rows:
         markup += f'<div class="wb-note">showing {max_rows} of {len(frame)} rows</div>'
     return markup
