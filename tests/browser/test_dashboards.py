@@ -57,7 +57,7 @@ def _change_a_widget(page, name: str) -> tuple[str, str, str]:
     pytest.fail(f"{name}: no control with two options among {INTERACTIONS[name]}")
 
 
-def _save_screenshot(page, name: str) -> None:
+def _save_screenshot(page, name: str, element: str | None = None) -> None:
     """Always to tests/browser/screenshots/; to docs/screenshots/ (small, committed) when that copy
     is missing, when the page shows a real run (WORKBENCH_BROWSER_RUNS_DIR), or when
     WORKBENCH_UPDATE_SCREENSHOTS=1, so ordinary test runs leave the committed images alone."""
@@ -65,7 +65,10 @@ def _save_screenshot(page, name: str) -> None:
 
     SCREENSHOTS.mkdir(exist_ok=True)
     shot = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(shot))
+    if element:  # one part of the page (e.g. a panel below the fold)
+        page.locator(element).first.screenshot(path=str(shot))
+    else:
+        page.screenshot(path=str(shot))
     docs = DOCS_SCREENSHOTS / f"{name}.png"
     if docs.exists() and not (os.environ.get("WORKBENCH_BROWSER_RUNS_DIR")
                               or os.environ.get("WORKBENCH_UPDATE_SCREENSHOTS") == "1"):

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.browser.test_dashboards import _save_screenshot
+
 pytestmark = pytest.mark.browser
 
 PAGE = "/voila/render/03-backtest-explorer.ipynb"
@@ -55,6 +57,7 @@ def test_clicking_a_heatmap_cell_shows_that_pair(served, page):
     assert page.locator(".wb-sweep-slow select").evaluate("s => s.options[s.selectedIndex].text").strip() == "60"
     assert "matches the sweep" in page.locator(".wb-sweep-pair-note").inner_text()
     assert "fast=7, slow=60: Sharpe in test" in page.locator(".wb-sweep-wf-table").inner_text()
+    _save_screenshot(page, "03-backtest-explorer-sweep", element=".wb-sweep")
     query = parse_qs(urlparse(page.url).query)
     assert query.get("sweep-fast") == ["7"] and query.get("sweep-slow") == ["60"]
 
