@@ -62,3 +62,61 @@ def test_prefetched_kernel_runs_the_stage_and_a_dead_one_is_replaced(tmp_path, n
         assert outcome.status == "COMPLETED" and (tmp_path / "numbers.parquet").exists()
     finally:
         pool.close()
+
+
+@pytest.fixture
+def stuck_start(monkeypatch):
+    """Make the client's wait for a new kernel block its thread, as the zmq send blocked in native code in
+    a hung run (the kernel had died while starting; nbclient never got back to its own checks).
+
+    ``stuck_start(kill=True)`` also kills the kernel first. The blocked thread is released at teardown.
+    """
+    import os
+    import signal
+    import threading
+
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+
+    release = threading.Event()
+
+    def make(*, kill: bool) -> None:
+        async def stuck(self, timeout=None):
+            if kill:
+                os.killpg(self.parent.provisioner.pgid, signal.SIGKILL)
+            release.wait(90)  # blocks the event loop's thread: no coroutine, no is_alive check runs
+            raise RuntimeError("released by the test")
+
+        monkeypatch.setattr(AsyncKernelClient, "wait_for_ready", stuck)
+
+    yield make
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("stage "):
+            thread.join(15)
+
+
+def test_kernel_dead_at_start_with_a_stuck_client_fails_fast(tmp_path, stuck_start, no_orphan_kernels, toys):
+    stuck_start(kill=True)
+    out = tmp_path / "dead-at-start.ipynb"
+    outcome = execute_stage(toys.NOTEBOOKS / "raise.ipynb", out, BASE, timeout=60)
+    assert outcome.status == "FAILED"
+    assert outcome.error.ename == "DeadKernelError" and "died while starting" in outcome.error.evalue
+    assert outcome.error.cell is None
+    assert outcome.duration_s < 20  # not the stage's 60 s, let alone forever
+    nb = nbformat.read(out, as_version=4)
+    assert "papermill-error-cell-tag" in nb.cells[0].metadata.get("tags", [])
+    assert "DeadKernelError" in nb.cells[0].source
+
+
+def test_stuck_kernel_start_ends_at_the_stage_time_limit(tmp_path, monkeypatch, stuck_start, no_orphan_kernels, toys):
+    from research.workflow import execute
+
+    monkeypatch.setattr(execute, "_HARD_GRACE_S", 2.0, raising=False)
+    stuck_start(kill=False)  # the kernel is alive, the client never hears from it
+    out = tmp_path / "stuck-start.ipynb"
+    outcome = execute_stage(toys.NOTEBOOKS / "raise.ipynb", out, BASE, timeout=4)
+    assert outcome.status == "TIMEOUT"
+    assert outcome.error.ename == "TimeoutError" and "time limit (4 s) while its kernel was starting" in outcome.error.evalue
+    assert 4 <= outcome.duration_s < 15
+    nb = nbformat.read(out, as_version=4)
+    assert "papermill-error-cell-tag" in nb.cells[0].metadata.get("tags", [])
