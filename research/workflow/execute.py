@@ -525,7 +525,8 @@ def execute_stage(
             error.source = _first_line(nbformat.read(output, as_version=4), exc.cell)
             _banner(output)
     except _StageHung as exc:  # the worker is stuck: kill its kernel, leave it behind, write the notebook
-        abandoned = _abandon(worker, done, watch)
+        _abandon(worker, done, watch)
+        abandoned = True
         log.warning("stage %s: %s", Path(notebook).stem, exc)
         status, error = exc.status, CellError(watch.cell, exc.ename, exc.evalue)
         try:
@@ -555,12 +556,11 @@ def execute_stage(
     return StageOutcome(status=status, duration_s=duration, cells_s=cells_s, output=output, error=error)
 
 
-def _abandon(worker: threading.Thread, done: threading.Event, watch: _Watch) -> bool:
+def _abandon(worker: threading.Thread, done: threading.Event, watch: _Watch) -> None:
     """Give up on a stuck worker: it writes and logs nothing more; its kernel is killed."""
     watch.abandoned = True
     _QUIET.silence(worker, done)
     _hard_kill(watch.km)
-    return True
 
 
 def _wind_down(worker: threading.Thread, done: threading.Event, watch: _Watch) -> bool:
