@@ -37,6 +37,7 @@ from research.viz.panels.layout import (
     figure_output,
     line_xy,
     require,
+    run_record,
     section,
     set_table,
     show_clickable_figure,
@@ -84,10 +85,13 @@ class SweepData:
         self.summary = run.table("sweep_summary") if run.has("sweep_summary") else None
         self.bars = run.table("sweep_bars") if run.has("sweep_bars") else None
         self._equity = run.table("equity") if run.has("equity") else None
+        self._backtests = run.table("backtests") if run.has("backtests") else None
+        self._params = run_record(run).get("parameters") or {}
+        self._rows = dict(tuple(self.table.groupby("symbol", sort=False)))
         self._cache: dict[tuple, Any] = {}
 
     def symbols(self) -> list[str]:
-        return list(dict.fromkeys(self.table["symbol"]))
+        return list(self._rows)
 
     def metrics(self) -> list[str]:
         skip = {"symbol", "fast", "slow", "strategy"}
@@ -95,7 +99,7 @@ class SweepData:
         return sorted(cols, key=lambda c: c != "sharpe")
 
     def rows(self, symbol: str) -> pd.DataFrame:
-        return self.table[self.table["symbol"] == symbol]
+        return self._rows.get(symbol, self.table.iloc[:0])
 
     def windows(self, symbol: str) -> tuple[list[int], list[int]]:
         rows = self.rows(symbol)
@@ -120,10 +124,7 @@ class SweepData:
 
     def costs(self, symbol: str) -> dict[str, Any]:
         """The sweep's costs and timing (``sweep_summary``, else the run's parameters)."""
-        from research.viz.panels.layout import run_record
-
-        rec = self.overfitting(symbol)
-        params = run_record(self.run).get("parameters") or {}
+        rec, params = self.overfitting(symbol), self._params
         out = {"fees": rec.get("fees", params.get("fees", 0.0)), "slippage": rec.get("slippage", params.get("slippage", 0.0))}
         for key in ("init_cash", "timing", "periods_per_year"):
             if key in rec:
@@ -187,10 +188,10 @@ class SweepData:
 
     def recorded_stats(self, col: str) -> pd.Series | None:
         """The ``backtests`` row of a recorded curve (``strategy|symbol[|params]``), if any."""
-        if not self.run.has("backtests"):
+        if self._backtests is None:
             return None
         parts = str(col).split("|", 2)
-        bt = self.run.table("backtests")
+        bt = self._backtests
         hit = bt[(bt["strategy"].astype(str) == parts[0]) & (bt["symbol"].astype(str) == parts[1])]
         if len(parts) == 3 and "params" in hit:
             hit = hit[hit["params"].map(canonical_params) == canonical_params(parts[2])]
