@@ -17,6 +17,7 @@ without its Font Awesome CDN links. Nothing a dashboard page loads comes from an
 
 from __future__ import annotations
 
+import functools
 import gzip
 import html
 import logging
@@ -134,6 +135,12 @@ def busy_page(live: int, limit: int, *, starting: int = 0) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _packed_asset(path: Path) -> bytes:
+    """The gzip file of an asset, read once per server (every page load asks for it)."""
+    return path.read_bytes()
+
+
 class OfflineAssetHandler(tornado.web.RequestHandler):
     """Serve ``plotly-workbench.min.js`` from its gzip file (decompressed for clients without gzip)."""
 
@@ -143,7 +150,7 @@ class OfflineAssetHandler(tornado.web.RequestHandler):
     def get(self, name: str) -> None:
         if name != PLOTLY_ASSET:
             raise tornado.web.HTTPError(404)
-        packed = (self.root / f"{name}.gz").read_bytes()
+        packed = _packed_asset(self.root / f"{name}.gz")
         self.set_header("Content-Type", "text/javascript; charset=utf-8")
         self.set_header("Cache-Control", "public, max-age=86400")
         self.set_header("Vary", "Accept-Encoding")
