@@ -34,7 +34,7 @@ from research.workflow.results import PublishedRun, latest
 __all__ = [
     "PLOTLY_MIME", "BUNDLED_TRACES", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
     "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table", "csv_link", "mlflow_run_url",
-    "column_label", "number_text", "cell_text", "LABELS", "table_row",
+    "column_label", "number_text", "cell_text", "table_row",
     "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
 ]
 
@@ -382,14 +382,12 @@ def number_text(value: float | int, *, decimals: int | None = None) -> str:
     return text
 
 
-def time_text(value: Any, *, intraday: bool | None = None) -> str:
+def time_text(value: Any) -> str:
     """A timestamp (or ISO string) as a date, or date and HH:MM when it is not midnight (UTC)."""
     stamp = pd.Timestamp(value)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC")
-    if intraday is None:
-        intraday = stamp != stamp.normalize()
-    return stamp.strftime("%Y-%m-%d %H:%M" if intraday else "%Y-%m-%d")
+    return stamp.strftime("%Y-%m-%d" if stamp == stamp.normalize() else "%Y-%m-%d %H:%M")
 
 
 def cell_text(value: Any) -> str:
@@ -655,8 +653,6 @@ def show_clickable_figure(out: widgets.Output, fig: Any, *, target: str, link: d
     Elsewhere (JupyterLab's plotly renderer) the figure is shown as usual and clicks stay in
     the browser: give the page another way (dropdowns) to reach the same code.
     """
-    import re
-
     bundle = _bundle(fig)
     markup = bundle["data"].get("text/html")
     found = re.search(r'id="(wb-plot-[0-9a-f]+)"', markup or "")
