@@ -76,6 +76,18 @@ def title(out: widgets.Output) -> str:
     return figure_spec(out)["layout"]["title"]["text"]
 
 
+def copy_without(runs: Path, tmp_path: Path, *outputs: str) -> Path:
+    """A copy of the fixture runs whose published run lacks the named outputs."""
+    copy = tmp_path / "daily"
+    shutil.copytree(runs, copy)
+    run_dir = copy / latest("daily", runs_dir=runs).run_id
+    for name in outputs:
+        (run_dir / "outputs" / f"{name}.parquet").unlink()
+    pointer = json.loads((copy / "published.json").read_text())
+    (copy / "published.json").write_text(json.dumps({**pointer, "path": str(run_dir)}))
+    return copy
+
+
 def page_text(widget: widgets.Widget) -> str:
     parts = []
     for w in walk(widget):
@@ -184,14 +196,7 @@ def _decode(values) -> np.ndarray:
 
 
 def test_a_missing_output_shows_a_message_not_a_traceback(runs, tmp_path):
-    copy = tmp_path / "daily"
-    shutil.copytree(runs, copy)
-    run_dir = copy / latest("daily", runs_dir=runs).run_id
-    (run_dir / "outputs" / "sweep.parquet").unlink()
-    (run_dir / "outputs" / "trades.parquet").unlink()
-    pointer = json.loads((copy / "published.json").read_text())
-    (copy / "published.json").write_text(json.dumps({**pointer, "path": str(run_dir)}))
-    page = backtest_explorer(runs_dir=copy)
+    page = backtest_explorer(runs_dir=copy_without(runs, tmp_path, "sweep", "trades"))
     (error,) = by_class(page, "wb-panel-error-box")
     assert "not available" in error.value and "&#x27;sweep&#x27;" in error.value and "Traceback" not in error.value
     assert "recorded no trades table" in one(page, "wb-bt-trades-table").value

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -154,14 +152,7 @@ def test_on_the_dashboard_server_heatmap_clicks_reach_the_pick_box(runs, monkeyp
 
 
 def test_a_run_without_bars_or_overfitting_figures_still_shows_its_grid(runs, tmp_path):
-    copy = tmp_path / "daily"
-    shutil.copytree(runs, copy)
-    run_dir = copy / latest("daily", runs_dir=runs).run_id
-    (run_dir / "outputs" / "sweep_bars.parquet").unlink()
-    (run_dir / "outputs" / "sweep_summary.parquet").unlink()
-    pointer = json.loads((copy / "published.json").read_text())
-    (copy / "published.json").write_text(json.dumps({**pointer, "path": str(run_dir)}))
-    page = backtest_explorer(runs_dir=copy)
+    page = backtest_explorer(runs_dir=helpers.copy_without(runs, tmp_path, "sweep_bars", "sweep_summary"))
     assert not by_class(page, "wb-panel-error-box")
     assert "785 pairs" in title(one(page, "wb-sweep-fig"))
     assert "recorded no deflated Sharpe" in one(page, "wb-sweep-overfit").value
