@@ -184,8 +184,7 @@ def signals_panel(run: PublishedRun) -> widgets.Widget:
                                                  formats={"target_position": ".3f", "close": ",.2f", "signal": "+.0f",
                                                           "previous_signal": "+.0f"},
                                                  labels={"previous_signal": "Previous", "changed": "Changed today",
-                                                         "target_position": "Target position", "bar_time": "Last bar",
-                                                         "params": "Parameters"}),
+                                                         "bar_time": "Last bar", "params": "Parameters"}),
                    dom_class="wb-signals")
 
 

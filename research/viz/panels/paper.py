@@ -258,7 +258,7 @@ def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
                 dom_class="wb-paper-positions"),
         section("Recent fills", table_html(fills[keep] if keep else fills, dom_class="wb-paper-fills-table", max_rows=20,
                                            formats={"qty": ",.4f", "price": ",.2f", "quote": ",.2f", "fees": ",.2f"},
-                                           labels={"order_id": "Order", "quote": "Quote at fill"}),
+                                           labels={"quote": "Quote at fill"}),
                 dom_class="wb-paper-fills"),
         section("Reconciliation with the backtest", recon, dom_class="wb-paper-recon"),
         section(f"Alerts about {name} and its symbols", _account_alerts(view, url), dom_class="wb-paper-alerts"),
