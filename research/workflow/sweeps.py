@@ -28,7 +28,7 @@ stage within a second or two however large the grid.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ import pandas as pd
 from research.backtest.kernels import STATS
 from research.backtest.sweep import SweepResult, ma_pairs, parse_windows, sweep_ma_crossover
 
-__all__ = ["sweep_record", "summary_row", "wf_windows", "pbo_subgrid", "coarse", "grid_text", "PBO_MAX_TRIALS", "PBO_SPLITS",
+__all__ = ["sweep_record", "wf_windows", "pbo_subgrid", "coarse", "grid_text", "PBO_MAX_TRIALS", "PBO_SPLITS",
            "PBO_COMBINATIONS", "STATS"]
 
 #: Largest number of grid cells whose returns go into the PBO.
@@ -191,9 +191,3 @@ def sweep_record(
     table[stats] = table[stats].astype("float32")  # 7 significant digits; halves the file
     return {"sweep": table, "sweep_summary": summary,
             "sweep_returns": trials.assign(symbol=target), "sweep_bars": _bars(prices, symbols, exec_field)}
-
-
-def summary_row(summary: pd.DataFrame, symbol: str) -> Mapping[str, Any]:
-    """The ``sweep_summary`` row of ``symbol`` as a dict (empty when absent)."""
-    rows = summary[summary["symbol"].astype(str) == symbol]
-    return {} if rows.empty else rows.iloc[0].to_dict()
