@@ -417,11 +417,16 @@ def _is_number(value: Any) -> bool:
 def _column_texts(column: pd.Series, fmt: str | None) -> tuple[list[str], bool]:
     """The cells of one column as text, and whether the column is numeric (right-aligned)."""
     values = list(column)
-    numeric = all(_is_number(v) or _missing_value(v) for v in values) and any(_is_number(v) for v in values)
+    missing = column.isna().tolist()  # once per column, not per cell and per check
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "fiu":  # a numpy number column: no per-cell test
+        numeric = bool(values)
+    else:
+        numeric = (all(m or _is_number(v) for v, m in zip(values, missing, strict=True))
+                   and any(_is_number(v) for v in values))
     if fmt is not None:
         texts = []
-        for v in values:
-            if _missing_value(v):
+        for v, m in zip(values, missing, strict=True):
+            if m:
                 texts.append("")
                 continue
             try:
@@ -434,10 +439,10 @@ def _column_texts(column: pd.Series, fmt: str | None) -> tuple[list[str], bool]:
         return list(_format_times(column).fillna("")), False
     stamps = [v for v in values if isinstance(v, (pd.Timestamp, datetime.datetime))
               or (isinstance(v, str) and _ISO.fullmatch(v.strip()))]
-    if stamps and len(stamps) == sum(not _missing_value(v) for v in values):
+    if stamps and len(stamps) == missing.count(False):
         try:  # a column of timestamps: one precision for the whole column
-            parsed = [None if _missing_value(v) else pd.Timestamp(v.strip() if isinstance(v, str) else v)
-                      for v in values]
+            parsed = [None if m else pd.Timestamp(v.strip() if isinstance(v, str) else v)
+                      for v, m in zip(values, missing, strict=True)]
             return list(_format_times(pd.Series(parsed, dtype=object)).fillna("")), False
         except (ValueError, TypeError):
             pass
