@@ -20,6 +20,8 @@ import plotly.graph_objects as go
 from research.viz.panels.headline import headline_panel
 from research.viz.panels.labels import (
     METRIC_GROUPS,
+    TRADE_FORMATS,
+    TRADE_LABELS,
     canonical_params,
     grouped_metrics,
     params_label,
@@ -132,12 +134,6 @@ def equity_pair(sel: BacktestSelection, strategy: str, symbol: str, params: str)
     eq.update_layout(title=f"Equity: {title}{weekly_note(weekly)}", hovermode="x unified", yaxis_title="equity")
     dd.update_layout(title=f"Drawdown [%]: {title}{weekly_note(weekly)}", hovermode="x unified", yaxis_title="%")
     return stamp(eq, run), stamp(dd, run), note
-
-
-#: Trade columns shown with their own precision (prices and P&L in the account's currency units).
-TRADE_FORMATS = {"entry_price": ",.2f", "exit_price": ",.2f", "pnl": ",.2f", "return": "+.2%"}
-#: Trade column headings (the rest are labelled by :func:`research.viz.panels.layout.column_label`).
-TRADE_LABELS = {"entry_time": "Entry", "exit_time": "Exit", "pnl": "P&L", "return": "Return"}
 
 
 def _risk_frame(stats: pd.Series) -> pd.DataFrame:

@@ -27,7 +27,13 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
-from research.viz.panels.labels import METRIC_LABELS, canonical_params, params_label
+from research.viz.panels.labels import (
+    METRIC_LABELS,
+    TRADE_FORMATS,
+    TRADE_LABELS,
+    canonical_params,
+    params_label,
+)
 from research.viz.panels.labels import curve_index as _curve_index
 from research.viz.panels.labels import metric_text as _metric_text
 from research.viz.panels.layout import (
@@ -58,9 +64,6 @@ _LOWER_BETTER = {"annual_volatility"}
 _NO_BEST = {"trades", "exposure"}
 _STATS = ("Total Return [%]", "Return (Ann.) [%]", "Sharpe Ratio", "Sortino Ratio", "Max. Drawdown [%]",
           "Volatility (Ann.) [%]", "# Trades", "Win Rate [%]", "Exposure Time [%]")
-#: as in the explorer's trades table
-TRADE_FORMATS = {"entry_price": ",.2f", "exit_price": ",.2f", "pnl": ",.2f", "return": "+.2%"}
-TRADE_LABELS = {"entry_time": "Entry", "exit_time": "Exit", "pnl": "P&L", "return": "Return"}
 _TRADE_COLS = ("entry_time", "exit_time", "direction", "size", "entry_price", "exit_price", "pnl", "return",
                "exit_reason")
 
