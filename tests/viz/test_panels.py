@@ -19,10 +19,9 @@ import pytest
 from research.viz.panels import DASHBOARDS, backtest_explorer, market_overview, pipeline_health
 from research.viz.panels.explorer import canonical_params, params_label
 from research.viz.panels.health import failed_stages, read_runs, runs_frame
-from research.viz.panels.layout import BUNDLED_TRACES, PLOTLY_MIME, data_source
+from research.viz.panels.layout import BUNDLED_TRACES, PLOTLY_MIME, data_source, mlflow_run_url
 from research.viz.panels.market import freshness_table, trailing_returns
 from research.viz.panels.portfolio import drawdown_episodes, flatten_risk, headline, var_table
-from research.viz.panels.predictions import mlflow_run_url
 from research.workflow.results import latest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,11 +186,15 @@ def test_explorer_shows_the_recorded_curve_of_each_parameter_set(runs):
 
 
 def _decode(values) -> np.ndarray:
-    """Plotly's JSON may carry arrays as base64 typed arrays ({'dtype', 'bdata'})."""
+    """Plotly's JSON may carry arrays as base64 typed arrays ({'dtype', 'bdata'[, 'shape']})."""
     if isinstance(values, dict):
         import base64
 
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+        arr = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+        shape = values.get("shape")
+        if isinstance(shape, str):
+            shape = tuple(int(v) for v in shape.split(","))
+        return arr.reshape(shape) if shape else arr
     return np.asarray(values, dtype=float)
 
 

@@ -40,8 +40,7 @@ from research.viz.panels.layout import (
 from research.workflow.results import PublishedRun
 
 __all__ = ["portfolio_risk", "var_panel", "drawdown_panel", "exposure_panel", "rolling_panel",
-           "flatten_risk", "var_table", "headline", "portfolio_curves", "drawdown_episodes", "risk_summary",
-           "risk_values"]
+           "flatten_risk", "var_table", "headline", "portfolio_curves", "drawdown_episodes", "risk_summary"]
 
 _VAR_LEAF = re.compile(r"^(?P<kind>C?VaR)\s*(?P<level>\d+(?:\.\d+)?)\s*%\s*(?:\((?P<method>[^)]*)\))?\s*(?P<unit>\[%\])?$",
                        re.IGNORECASE)

@@ -30,8 +30,8 @@ from research.viz.panels.layout import (
 )
 from research.workflow.results import PublishedRun
 
-__all__ = ["predictions_page", "champions_panel", "predicted_vs_actual_panel", "accuracy_panel", "mlflow_run_url",
-           "out_of_sample", "champions_table_html"]
+__all__ = ["predictions_page", "champions_panel", "predicted_vs_actual_panel", "accuracy_panel", "out_of_sample",
+           "champions_table_html"]
 
 _METRICS = {
     "directional_accuracy": "Directional accuracy (higher is better)",
