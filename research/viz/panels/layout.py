@@ -392,12 +392,10 @@ def time_text(value: Any) -> str:
 
 def cell_text(value: Any) -> str:
     """One cell of a table as a page shows it (see :func:`_table_markup` for the rules)."""
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        return number_text(value)  # booleans as yes/no, NaN empty
     if _missing_value(value):
         return ""
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return number_text(value)
     if isinstance(value, (pd.Timestamp, datetime.datetime, np.datetime64)):
         return time_text(value)
     if isinstance(value, datetime.date):
