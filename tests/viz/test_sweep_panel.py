@@ -3,7 +3,6 @@ heatmap, the best cell's deflated Sharpe and PBO, a picked cell re-run, compared
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import re
 from pathlib import Path
@@ -27,6 +26,7 @@ def _load(name: str, path: Path):
 
 helpers = _load("wb_test_panels", ROOT / "tests" / "viz" / "test_panels.py")
 one, by_class, title, figure_spec = helpers.one, helpers.by_class, helpers.title, helpers.figure_spec
+_decode = helpers._decode  # base64 typed arrays, 2-D ones too
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +39,6 @@ def runs(tmp_path_factory) -> Path:
 @pytest.fixture
 def page(runs):
     return backtest_explorer(runs_dir=runs)
-
-
-def _decode(values) -> np.ndarray:
-    if isinstance(values, dict):
-        arr = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
-        shape = values.get("shape")
-        if isinstance(shape, str):
-            shape = tuple(int(v) for v in shape.split(","))
-        return arr.reshape(shape) if shape else arr
-    return np.asarray(values, dtype=float)
 
 
 def _pick(page, fast: int, slow: int, n: int = 1) -> None:
