@@ -88,6 +88,7 @@ class SweepData:
         self.summary = run.table("sweep_summary") if run.has("sweep_summary") else None
         self.bars = run.table("sweep_bars") if run.has("sweep_bars") else None
         self._equity = run.table("equity") if run.has("equity") else None
+        self._curves = _curve_index(self._equity) if self._equity is not None else {}
         self._backtests = run.table("backtests") if run.has("backtests") else None
         self._params = run_record(run).get("parameters") or {}
         self._rows = dict(tuple(self.table.groupby("symbol", sort=False)))
@@ -178,10 +179,8 @@ class SweepData:
 
     def recorded(self, symbol: str) -> list[tuple[str, str]]:
         """Recorded strategy curves of ``symbol`` (label, equity column) to compare with."""
-        if self._equity is None:
-            return []
         out = []
-        for (strategy, sym, params), col in _curve_index(self._equity).items():
+        for (strategy, sym, params), col in self._curves.items():
             if sym == symbol:
                 out.append((strategy + (f" ({params_label(params)})" if params not in (None, "{}") else ""), col))
         return sorted(out)
