@@ -101,8 +101,10 @@ def ingester(root: str, w: int, n: int, go_file: str, out: str, symbol: str) -> 
     while not os.path.exists(go_file) and time.monotonic() < deadline:
         time.sleep(0.001)
     res = store.ingest(PartLive(w, n), symbol)
-    with open(out, "w") as fh:
+    # the report appears whole or not at all: a worker SIGKILLed while writing it acknowledged nothing
+    with open(out + ".tmp", "w") as fh:
         json.dump({"ack": bool(res.fetched), "rows": [t.isoformat() for t in part_frame(w, n).index]}, fh)
+    os.replace(out + ".tmp", out)
 
 
 if __name__ == "__main__":
