@@ -22,6 +22,12 @@ os.environ["WORKBENCH_ALERTS_CONFIG"] = str(_SESSION_DIR / "alerts.yaml")
 (_SESSION_DIR / "alerts.yaml").write_text("channels: {}\n")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Hypothesis: "ci" (default) is reproducible and bounded; HYPOTHESIS_PROFILE=dev searches wider.
+settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -1,4 +1,4 @@
-"""Features: indicators (pure functions on wide frames), labels, and named feature sets.
+"""Features: indicators and candlestick patterns (pure functions on wide frames), labels, and named feature sets.
 
 No value at time ``t`` uses data after ``t``; see :mod:`research.features.indicators` for the
 warm-up and gap rules.
@@ -27,6 +27,23 @@ __all__ = [
     "returns", "sma", "ema", "rsi", "macd", "MACDResult", "bollinger", "BollingerResult",
     "atr", "true_range", "rolling_volatility", "momentum", "roc", "volume_zscore", "obv",
     "rolling_beta",
+]
+
+from research.features.patterns import (  # noqa: E402
+    CANDLE_SETTINGS,
+    PATTERNS,
+    candlestick_patterns,
+    doji,
+    engulfing,
+    evening_star,
+    hammer,
+    morning_star,
+    shooting_star,
+)
+
+__all__ += [
+    "engulfing", "hammer", "shooting_star", "doji", "morning_star", "evening_star", "PATTERNS",
+    "CANDLE_SETTINGS", "candlestick_patterns",
 ]
 
 from research.features.labels import direction, forward_returns  # noqa: E402

@@ -1,7 +1,8 @@
 """Named feature sets built from one symbol's OHLCV in one call.
 
 ``feature_set(ohlcv, "lstm")`` gives the small, stationary default set a sequence model is
-trained on; ``"research"`` gives a larger set for exploration. Column order is fixed by
+trained on; ``"research"`` gives a larger set for exploration; ``"patterns"`` gives the
+candlestick patterns of :mod:`research.features.patterns`. Column order is fixed by
 :data:`FEATURE_SETS` (a model checks the names and their order at predict time).
 
 Every feature at ``t`` uses bars up to and including ``t`` only (the bar's open, high, low,
@@ -25,6 +26,11 @@ Feature definitions
 ``range``            (high - low) / close
 ``gap``              open_t / close_{t-1} - 1
 ``volume_z_60``      z-score of volume against its trailing 60 bars
+``cdl_<pattern>``    a candlestick pattern of :mod:`research.features.patterns` (``engulfing``,
+                     ``hammer``, ``shooting_star``, ``doji``, ``morning_star``, ``evening_star``)
+                     divided by 100: +1 bullish, -1 bearish (+-0.8 for an engulfing that only
+                     touches the prior body), 0 none; NaN during the pattern's TA-Lib look-back
+                     and on bars with a missing open, high, low or close
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from research.features import indicators as ind
+from research.features import patterns as pat
 
 __all__ = ["feature_set", "drop_warmup", "warmup_rows", "FEATURE_SETS", "FEATURES"]
 
@@ -49,6 +56,16 @@ def _log_ret(o: pd.DataFrame, n: int = 1) -> pd.Series:
 def _vol(o: pd.DataFrame, window: int) -> pd.Series:
     return ind.rolling_volatility(_log_ret(o), window=window, periods_per_year=None)
 
+
+def _pattern(o: pd.DataFrame, name: str) -> pd.Series:
+    """A candlestick pattern scaled to [-1, 1], NaN while TA-Lib's look-back is unfilled."""
+    values = pat.PATTERNS[name](o["open"], o["high"], o["low"], o["close"]).astype("float64") / 100.0
+    complete = o[["open", "high", "low", "close"]].notna().all(axis=1).to_numpy()
+    warm = np.cumsum(complete) <= pat.lookback(name)
+    return values.mask(~complete | warm)
+
+
+_PATTERN_NAMES = tuple(pat.PATTERNS)
 
 FEATURES: MappingProxyType[str, Callable[[pd.DataFrame], pd.Series]] = MappingProxyType({
     "log_return": _log_ret,
@@ -68,6 +85,7 @@ FEATURES: MappingProxyType[str, Callable[[pd.DataFrame], pd.Series]] = MappingPr
     "range": lambda o: (o["high"] - o["low"]) / o["close"],
     "gap": lambda o: o["open"] / o["close"].shift(1) - 1.0,
     "volume_z_60": lambda o: ind.volume_zscore(o["volume"], window=60),
+    **{f"cdl_{name}": (lambda o, name=name: _pattern(o, name)) for name in _PATTERN_NAMES},
 })
 """Every named feature: a function of one symbol's OHLCV returning a Series on its index."""
 
@@ -79,6 +97,7 @@ FEATURE_SETS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
         "log_return_5", "log_return_20", "volatility_60", "sma_gap_20", "sma_gap_50",
         "ema_gap_12_26", "bollinger_pb_20", "atr_14", "roc_10", "range", "gap", "volume_z_60",
     ),
+    "patterns": tuple(f"cdl_{name}" for name in _PATTERN_NAMES),
 })
 """Feature-set name -> feature names, in the column order :func:`feature_set` returns."""
 
@@ -114,7 +133,8 @@ def feature_set(ohlcv: pd.DataFrame, name: str = "lstm") -> pd.DataFrame:
         One symbol's bars with columns ``open, high, low, close, volume`` (extra columns are
         ignored), e.g. ``load_prices("SPX")``.
     name : str
-        A key of :data:`FEATURE_SETS`: ``"lstm"`` (5 features) or ``"research"`` (17).
+        A key of :data:`FEATURE_SETS`: ``"lstm"`` (5 features), ``"research"`` (17) or
+        ``"patterns"`` (the 6 candlestick patterns).
 
     Returns
     -------
