@@ -80,7 +80,7 @@ def _risk(stop_loss, take_profit, trailing_stop, max_drawdown) -> dict[str, floa
 
 def backtest_command(
     strategy: Annotated[str, typer.Argument(help="Strategy name: ma_crossover, rsi_reversion, bollinger_breakout, "
-                                                 "time_series_momentum.")],
+                                                 "time_series_momentum, candlestick.")],
     symbol: SymbolOpt = ["SPX"],  # noqa: B006 - typer needs the literal default
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE; repeat.")] = None,
     source: SourceOpt = "sample",

@@ -48,7 +48,7 @@ from research.features.indicators import _compute
 
 __all__ = [
     "CandleSetting", "CANDLE_SETTINGS", "PATTERNS", "engulfing", "hammer", "shooting_star", "doji",
-    "morning_star", "evening_star", "lookback", "candlestick_patterns",
+    "morning_star", "evening_star", "lookback", "candlestick_patterns", "SIDES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -461,6 +461,17 @@ PATTERNS: MappingProxyType[str, Callable[..., Frame]] = MappingProxyType({
     "evening_star": evening_star,
 })
 """Pattern name -> function ``(open, high, low, close) -> int frame``."""
+
+SIDES: MappingProxyType[str, str] = MappingProxyType({
+    "engulfing": "both",
+    "hammer": "bullish",
+    "shooting_star": "bearish",
+    "doji": "neutral",
+    "morning_star": "bullish",
+    "evening_star": "bearish",
+})
+"""Which signs a pattern can take: ``"bullish"`` (> 0 only), ``"bearish"`` (< 0 only), ``"both"``,
+or ``"neutral"`` (a doji: TA-Lib writes +100, which marks indecision, not a direction)."""
 
 
 def candlestick_patterns(

@@ -11,6 +11,7 @@ from research.strategies.catalog import STRATEGIES, StrategySpec, get_strategy, 
 from research.strategies.signals import (
     Signals,
     bollinger_breakout,
+    candlestick,
     ma_crossover,
     moving_averages,
     prediction_signals,
@@ -22,7 +23,7 @@ from research.strategies.stops import REASONS, RiskRules, plan_fills
 
 __all__ = [
     "Signals", "ma_crossover", "moving_averages", "rsi_reversion", "bollinger_breakout",
-    "time_series_momentum", "prediction_signals", "STRATEGIES", "StrategySpec", "get_strategy",
+    "time_series_momentum", "prediction_signals", "candlestick", "STRATEGIES", "StrategySpec", "get_strategy",
     "list_strategies", "SIZERS", "get_sizer", "position_magnitude", "apply_caps", "RiskRules",
     "plan_fills", "REASONS",
 ]

@@ -20,6 +20,8 @@ from research.strategies import signals as _sig
 
 __all__ = ["StrategySpec", "STRATEGIES", "get_strategy", "list_strategies"]
 
+_OHLC = ("open", "high", "low", "close")
+
 
 @dataclass(frozen=True)
 class StrategySpec:
@@ -32,7 +34,8 @@ class StrategySpec:
     func : callable
         The strategy function (returns :class:`~research.strategies.signals.Signals`).
     input : str
-        What it reads: ``"close"`` (from the prices) or ``"predictions"`` (passed as a parameter).
+        What it reads: ``"close"`` or ``"ohlc"`` (open, high, low and close, from the prices), or
+        ``"predictions"`` (passed as a parameter).
     defaults : dict
         Every parameter with its default; the types of the defaults drive :meth:`coerce`.
     grid : dict
@@ -70,6 +73,14 @@ class StrategySpec:
             if preds is None:
                 raise ValueError(f"strategy {self.name!r} needs a 'predictions' frame parameter")
             return self.func(preds, **call)
+        if self.input == "ohlc":
+            missing = [f for f in _OHLC if f not in prices]
+            if missing:
+                raise ValueError(
+                    f"strategy {self.name!r} needs open, high, low and close prices; missing {missing} "
+                    f"(got {sorted(prices)})"
+                )
+            return self.func(*(prices[f] for f in _OHLC), **call)
         if self.input not in prices:
             raise ValueError(f"strategy {self.name!r} needs {self.input!r} prices; got {sorted(prices)}")
         return self.func(prices[self.input], **call)
@@ -123,6 +134,14 @@ STRATEGIES: dict[str, StrategySpec] = {
             {"lookback": 126, "threshold": 0.0, "direction": "long"},
             {"lookback": [21, 63, 126, 189, 252]},
             "Hold the sign of the trailing lookback-bar return.",
+        ),
+        StrategySpec(
+            "candlestick", _sig.candlestick, "ohlc",
+            {"bullish": "engulfing,hammer,morning_star", "bearish": "engulfing,shooting_star,evening_star",
+             "hold": 5, "direction": "long"},
+            {"hold": [1, 2, 3, 5, 10, 20],
+             "bullish": ["engulfing", "hammer", "morning_star", "engulfing,hammer,morning_star"]},
+            "Long after a bullish candlestick pattern (TA-Lib's), out after hold bars or a bearish one.",
         ),
         StrategySpec(
             "prediction", _sig.prediction_signals, "predictions",

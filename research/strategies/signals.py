@@ -20,18 +20,19 @@ timestamp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from research.strategies._nb import cross_state_1d_nb, hysteresis_state_1d_nb, rolling_mean_1d_nb
 
 __all__ = [
     "Signals", "ma_crossover", "moving_averages", "rsi_reversion", "bollinger_breakout",
-    "time_series_momentum", "prediction_signals",
+    "time_series_momentum", "prediction_signals", "candlestick", "pattern_state_1d_nb",
 ]
 
 _DIRECTIONS = ("long", "short", "both")
@@ -359,3 +360,124 @@ def prediction_signals(
             states = states + np.where(p < short_threshold, -1, 0)
     params = {"long_threshold": long_threshold, "short_threshold": short_threshold}
     return _from_states(states.astype(np.int8), frame, "prediction", params)
+
+
+# --------------------------------------------------------------------------- candlestick patterns
+
+@njit(cache=True)
+def pattern_state_1d_nb(bull: np.ndarray, bear: np.ndarray, hold: int, allow_long: bool,
+                        allow_short: bool) -> np.ndarray:
+    """Position after each bar's close, from bullish and bearish pattern flags.
+
+    A long opens on a bullish bar and closes on a bearish bar or once it has been held ``hold``
+    bars since the latest bullish bar (``hold = 0``: no time exit); a short is the mirror image.
+    A bar flagged both ways closes any position and opens none.
+    """
+    n = bull.shape[0]
+    out = np.zeros(n, dtype=np.int8)
+    state = 0
+    age = 0
+    for i in range(n):
+        up, down = bull[i], bear[i]
+        expired = hold > 0 and age >= hold
+        if (state == 1 and (down or expired)) or (state == -1 and (up or expired)):
+            state = 0
+        if up and not down and allow_long:
+            state, age = 1, 0
+        elif down and not up and allow_short:
+            state, age = -1, 0
+        out[i] = state
+        age = age + 1 if state != 0 else 0
+    return out
+
+
+def _pattern_list(label: str, value: str | Sequence[str], side: str) -> tuple[str, ...]:
+    """Parse ``"engulfing,hammer"`` (or ``"engulfing+hammer"``, or a list) into names that signal on ``side``."""
+    from research.features.patterns import PATTERNS, SIDES
+
+    names = value.replace("+", ",").split(",") if isinstance(value, str) else [str(v) for v in value]
+    names = [n.strip() for n in names]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in PATTERNS]
+    if unknown:
+        raise ValueError(f"{label}: unknown candlestick pattern(s) {unknown}; expected some of {sorted(PATTERNS)}")
+    wrong = [n for n in names if SIDES[n] not in (side, "both", "neutral")]
+    if wrong:
+        raise ValueError(f"{label}: {wrong} are never {side} (TA-Lib gives them only the other sign)")
+    return tuple(dict.fromkeys(names))
+
+
+def _flags(values: dict[str, pd.DataFrame], names: tuple[str, ...], side: str) -> np.ndarray:
+    from research.features.patterns import SIDES
+
+    first = next(iter(values.values()))
+    out = np.zeros(first.shape, dtype=np.bool_)
+    for name in names:
+        v = values[name].to_numpy()
+        out |= (v != 0) if SIDES[name] == "neutral" else (v > 0 if side == "bullish" else v < 0)
+    return out
+
+
+def candlestick(
+    open: pd.DataFrame | pd.Series,
+    high: pd.DataFrame | pd.Series,
+    low: pd.DataFrame | pd.Series,
+    close: pd.DataFrame | pd.Series,
+    *,
+    bullish: str | Sequence[str] = "engulfing,hammer,morning_star",
+    bearish: str | Sequence[str] = "engulfing,shooting_star,evening_star",
+    hold: int = 5,
+    direction: str = "long",
+) -> Signals:
+    """Candlestick patterns: long after a bullish pattern, out after ``hold`` bars or a bearish one.
+
+    Patterns are those of :mod:`research.features.patterns` (equal to TA-Lib's ``CDL*``), known
+    at the bar's close. A pattern listed in ``bullish`` signals when its value is positive, one
+    in ``bearish`` when it is negative; a doji (no direction) signals whenever it appears.
+
+    Parameters
+    ----------
+    open, high, low, close : DataFrame or Series
+        Prices with the same index and columns (one column per symbol).
+    bullish, bearish : str or sequence of str
+        Pattern names, separated by ``,`` or ``+`` in a string (as on the command line), e.g.
+        ``"engulfing,hammer"``; ``+`` lets a sweep grid hold combinations
+        (``--grid bullish=hammer,engulfing+hammer``). Either may be empty (``""``) when unused.
+    hold : int
+        Bars a position is held after the latest entry pattern (>= 0; 0 = until the opposite
+        pattern). A new entry pattern while in the position restarts the count.
+    direction : {"long", "short", "both"}
+        ``"long"``: long on bullish, flat on bearish; ``"short"``: short on bearish, flat on
+        bullish; ``"both"``: long on bullish, short on bearish.
+
+    Returns
+    -------
+    Signals
+        A bar with both a bullish and a bearish pattern closes any position and opens none.
+
+    Examples
+    --------
+    >>> bars = load_prices(["SPX", "IXIC"])
+    >>> sig = candlestick(bars["open"], bars["high"], bars["low"], bars["close"], bullish="hammer", hold=3)
+    """
+    from research.features.patterns import candlestick_patterns
+
+    hold = _check_int("hold", hold, 0)
+    allow_long, allow_short = _sides(direction)
+    bulls, bears = _pattern_list("bullish", bullish, "bullish"), _pattern_list("bearish", bearish, "bearish")
+    if (allow_long and not bulls) or (allow_short and not bears):
+        raise ValueError(f"direction {direction!r} needs entry patterns (bullish: {bulls}; bearish: {bears})")
+    if hold == 0 and ((allow_long and not bears) or (allow_short and not bulls)):
+        raise ValueError("with hold=0 a position only closes on the opposite pattern; give some (or hold >= 1)")
+    fields = {"open": open, "high": high, "low": low, "close": close}
+    if all(isinstance(v, pd.Series) for v in fields.values()):  # one symbol: the fields share close's name
+        fields = {k: v.rename(close.name if close.name is not None else "value") for k, v in fields.items()}
+    frames = {k: _as_frame(v, k) for k, v in fields.items()}
+    values = candlestick_patterns(frames, list(dict.fromkeys(bulls + bears)))
+    up, down = _flags(values, bulls, "bullish"), _flags(values, bears, "bearish")
+    states = np.zeros(up.shape, dtype=np.int8)
+    for j in range(up.shape[1]):
+        states[:, j] = pattern_state_1d_nb(np.ascontiguousarray(up[:, j]), np.ascontiguousarray(down[:, j]),
+                                           hold, allow_long, allow_short)
+    params = {"bullish": ",".join(bulls), "bearish": ",".join(bears), "hold": hold, "direction": direction}
+    return _from_states(states, frames["close"], "candlestick", params)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from research.data.sources.synthetic import synthetic_close_matrix
+from research.data.sources.synthetic import synthetic_close_matrix, synthetic_ohlcv
 from research.strategies import STRATEGIES, get_strategy, list_strategies, ma_crossover
 
 
 def test_every_strategy_runs_with_its_defaults():
     close = synthetic_close_matrix(2, 300, seed=1)
     preds = close.pct_change().shift(-1).fillna(0.0) * 0 + 0.001
+    bars = {s: synthetic_ohlcv(s, bars=300, seed=1) for s in close.columns}
+    fields = {f: pd.DataFrame({s: b[f] for s, b in bars.items()}) for f in ("open", "high", "low", "close")}
     for name, spec in STRATEGIES.items():
         params = {"predictions": preds} if spec.input == "predictions" else {}
-        sig = spec.run({"close": close}, **params)
+        sig = spec.run(fields if spec.input == "ohlc" else {"close": close}, **params)
         assert sig.direction.shape == close.shape, name
         assert sig.name == name
 
@@ -43,6 +45,7 @@ def test_unknown_and_listing():
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         get_strategy("nope")
     table = list_strategies()
-    assert {"ma_crossover", "rsi_reversion", "bollinger_breakout", "time_series_momentum", "prediction"} <= set(table.index)
+    assert {"ma_crossover", "rsi_reversion", "bollinger_breakout", "time_series_momentum", "candlestick",
+            "prediction"} <= set(table.index)
     with pytest.raises(ValueError, match="predictions"):
         get_strategy("prediction").run({"close": pd.DataFrame()})
