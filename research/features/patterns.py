@@ -93,46 +93,54 @@ CANDLE_SETTINGS: MappingProxyType[str, CandleSetting] = MappingProxyType({
 """TA-Lib's default candle settings (``TA_RestoreCandleDefaultSettings``)."""
 
 
-def _setting(name: str) -> np.ndarray:
-    s = CANDLE_SETTINGS[name]
-    return np.array([_RANGE_TYPES[s.range_type], s.period, s.factor], dtype=np.float64)
+def _params(names: tuple[str, ...]) -> np.ndarray:
+    """``period, factor, divisor`` of each setting (the divisor halves a shadows average)."""
+    settings = [CANDLE_SETTINGS[n] for n in names]
+    return np.array([[s.period, s.factor, 2.0 if s.range_type == "shadows" else 1.0] for s in settings],
+                    dtype=np.float64).reshape(len(settings), 3)
+
+
+def _ranges(names: tuple[str, ...], o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Each setting's range per bar, one row per setting (TA-Lib's ``TA_CANDLERANGE``, same operations)."""
+    if not names:
+        return np.empty((0, len(o)))
+    kinds = {CANDLE_SETTINGS[n].range_type for n in names}
+    by_type = {}
+    if "real_body" in kinds:
+        by_type["real_body"] = np.abs(c - o)
+    if "high_low" in kinds:
+        by_type["high_low"] = h - lo
+    if "shadows" in kinds:
+        white = c >= o
+        by_type["shadows"] = (h - np.where(white, c, o)) + (np.where(white, o, c) - lo)
+    return np.stack([by_type[CANDLE_SETTINGS[n].range_type] for n in names])
 
 
 # --------------------------------------------------------------------------- kernels
+# Each kernel reads one symbol's complete bars. ``ranges[k]`` and ``params[k]`` describe the k-th
+# setting the pattern uses (in the order of ``_USES``); running totals start at TA-Lib's trailing
+# index and are updated after each bar exactly as TA-Lib does (``total += new - old``).
 
-@njit(cache=True, inline="always")
-def _range_nb(s: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, i: int) -> float:
-    kind = int(s[0])
-    if kind == 0:
-        return abs(c[i] - o[i])
-    if kind == 1:
-        return h[i] - lo[i]
-    upper = h[i] - (c[i] if c[i] >= o[i] else o[i])
-    lower = (o[i] if c[i] >= o[i] else c[i]) - lo[i]
-    return upper + lower
-
-
-@njit(cache=True, inline="always")
-def _average_nb(s: np.ndarray, total: float, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-                i: int) -> float:
-    period = int(s[1])
-    base = total / period if period != 0 else _range_nb(s, o, h, lo, c, i)
-    return s[2] * base / (2.0 if int(s[0]) == 2 else 1.0)
+@njit(cache=True)
+def _avg_nb(total: float, own: float, period: float, factor: float, divisor: float) -> float:
+    """``TA_CANDLEAVERAGE``: ``factor * (total / period) / divisor`` (the bar's own range if period is 0)."""
+    base = total / period if period != 0.0 else own
+    return factor * base / divisor
 
 
 @njit(cache=True)
-def _sum_nb(s: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, start: int,
-            stop: int) -> float:
+def _total_nb(r: np.ndarray, start: int, stop: int) -> float:
     total = 0.0
     for k in range(start, stop):
-        total += _range_nb(s, o, h, lo, c, k)
+        total += r[k]
     return total
 
 
 @njit(cache=True)
-def _engulfing_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _engulfing_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, ranges: np.ndarray,
+                  params: np.ndarray, start: int) -> np.ndarray:
     out = np.zeros(len(o), dtype=np.int32)
-    for i in range(2, len(o)):
+    for i in range(start, len(o)):
         white, white_prev = c[i] >= o[i], c[i - 1] >= o[i - 1]
         bull = white and not white_prev and (
             (c[i] >= o[i - 1] and o[i] < c[i - 1]) or (c[i] > o[i - 1] and o[i] <= c[i - 1]))
@@ -145,89 +153,96 @@ def _engulfing_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -
 
 
 @njit(cache=True)
-def _hammer_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, body: np.ndarray,
-               shadow_long: np.ndarray, very_short: np.ndarray, near: np.ndarray, start: int) -> np.ndarray:
-    out = np.zeros(len(o), dtype=np.int32)
-    if start >= len(o):
+def _hammer_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, ranges: np.ndarray,
+               params: np.ndarray, start: int) -> np.ndarray:
+    """Settings: body_short, shadow_long, shadow_very_short, near."""
+    n = len(o)
+    out = np.zeros(n, dtype=np.int32)
+    if start >= n:
         return out
-    b_tr, sl_tr, vs_tr = start - int(body[1]), start - int(shadow_long[1]), start - int(very_short[1])
-    n_tr = start - 1 - int(near[1])
-    b_tot = _sum_nb(body, o, h, lo, c, b_tr, start)
-    sl_tot = _sum_nb(shadow_long, o, h, lo, c, sl_tr, start)
-    vs_tot = _sum_nb(very_short, o, h, lo, c, vs_tr, start)
-    n_tot = _sum_nb(near, o, h, lo, c, n_tr, start - 1)
-    for i in range(start, len(o)):
+    rb, rs, rv, rn = ranges[0], ranges[1], ranges[2], ranges[3]
+    pb, ps, pv, pn = params[0], params[1], params[2], params[3]
+    tb, ts, tv, tn = start - int(pb[0]), start - int(ps[0]), start - int(pv[0]), start - 1 - int(pn[0])
+    sb, ss, sv = _total_nb(rb, tb, start), _total_nb(rs, ts, start), _total_nb(rv, tv, start)
+    sn = _total_nb(rn, tn, start - 1)
+    for i in range(start, n):
         top, bottom = (c[i], o[i]) if c[i] >= o[i] else (o[i], c[i])
-        if (abs(c[i] - o[i]) < _average_nb(body, b_tot, o, h, lo, c, i)
-                and bottom - lo[i] > _average_nb(shadow_long, sl_tot, o, h, lo, c, i)
-                and h[i] - top < _average_nb(very_short, vs_tot, o, h, lo, c, i)
-                and min(c[i], o[i]) <= lo[i - 1] + _average_nb(near, n_tot, o, h, lo, c, i - 1)):
+        if (abs(c[i] - o[i]) < _avg_nb(sb, rb[i], pb[0], pb[1], pb[2])
+                and bottom - lo[i] > _avg_nb(ss, rs[i], ps[0], ps[1], ps[2])
+                and h[i] - top < _avg_nb(sv, rv[i], pv[0], pv[1], pv[2])
+                and min(c[i], o[i]) <= lo[i - 1] + _avg_nb(sn, rn[i - 1], pn[0], pn[1], pn[2])):
             out[i] = 100
-        b_tot += _range_nb(body, o, h, lo, c, i) - _range_nb(body, o, h, lo, c, b_tr)
-        sl_tot += _range_nb(shadow_long, o, h, lo, c, i) - _range_nb(shadow_long, o, h, lo, c, sl_tr)
-        vs_tot += _range_nb(very_short, o, h, lo, c, i) - _range_nb(very_short, o, h, lo, c, vs_tr)
-        n_tot += _range_nb(near, o, h, lo, c, i - 1) - _range_nb(near, o, h, lo, c, n_tr)
-        b_tr += 1
-        sl_tr += 1
-        vs_tr += 1
-        n_tr += 1
+        sb += rb[i] - rb[tb]
+        ss += rs[i] - rs[ts]
+        sv += rv[i] - rv[tv]
+        sn += rn[i - 1] - rn[tn]
+        tb += 1
+        ts += 1
+        tv += 1
+        tn += 1
     return out
 
 
 @njit(cache=True)
-def _shooting_star_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, body: np.ndarray,
-                      shadow_long: np.ndarray, very_short: np.ndarray, start: int) -> np.ndarray:
-    out = np.zeros(len(o), dtype=np.int32)
-    if start >= len(o):
+def _shooting_star_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, ranges: np.ndarray,
+                      params: np.ndarray, start: int) -> np.ndarray:
+    """Settings: body_short, shadow_long, shadow_very_short."""
+    n = len(o)
+    out = np.zeros(n, dtype=np.int32)
+    if start >= n:
         return out
-    b_tr, sl_tr, vs_tr = start - int(body[1]), start - int(shadow_long[1]), start - int(very_short[1])
-    b_tot = _sum_nb(body, o, h, lo, c, b_tr, start)
-    sl_tot = _sum_nb(shadow_long, o, h, lo, c, sl_tr, start)
-    vs_tot = _sum_nb(very_short, o, h, lo, c, vs_tr, start)
-    for i in range(start, len(o)):
+    rb, rs, rv = ranges[0], ranges[1], ranges[2]
+    pb, ps, pv = params[0], params[1], params[2]
+    tb, ts, tv = start - int(pb[0]), start - int(ps[0]), start - int(pv[0])
+    sb, ss, sv = _total_nb(rb, tb, start), _total_nb(rs, ts, start), _total_nb(rv, tv, start)
+    for i in range(start, n):
         top, bottom = (c[i], o[i]) if c[i] >= o[i] else (o[i], c[i])
         if (min(o[i], c[i]) > max(o[i - 1], c[i - 1])
-                and abs(c[i] - o[i]) < _average_nb(body, b_tot, o, h, lo, c, i)
-                and h[i] - top > _average_nb(shadow_long, sl_tot, o, h, lo, c, i)
-                and bottom - lo[i] < _average_nb(very_short, vs_tot, o, h, lo, c, i)):
+                and abs(c[i] - o[i]) < _avg_nb(sb, rb[i], pb[0], pb[1], pb[2])
+                and h[i] - top > _avg_nb(ss, rs[i], ps[0], ps[1], ps[2])
+                and bottom - lo[i] < _avg_nb(sv, rv[i], pv[0], pv[1], pv[2])):
             out[i] = -100
-        b_tot += _range_nb(body, o, h, lo, c, i) - _range_nb(body, o, h, lo, c, b_tr)
-        sl_tot += _range_nb(shadow_long, o, h, lo, c, i) - _range_nb(shadow_long, o, h, lo, c, sl_tr)
-        vs_tot += _range_nb(very_short, o, h, lo, c, i) - _range_nb(very_short, o, h, lo, c, vs_tr)
-        b_tr += 1
-        sl_tr += 1
-        vs_tr += 1
+        sb += rb[i] - rb[tb]
+        ss += rs[i] - rs[ts]
+        sv += rv[i] - rv[tv]
+        tb += 1
+        ts += 1
+        tv += 1
     return out
 
 
 @njit(cache=True)
-def _doji_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, body_doji: np.ndarray,
-             start: int) -> np.ndarray:
-    out = np.zeros(len(o), dtype=np.int32)
-    if start >= len(o):
+def _doji_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, ranges: np.ndarray,
+             params: np.ndarray, start: int) -> np.ndarray:
+    """Settings: body_doji."""
+    n = len(o)
+    out = np.zeros(n, dtype=np.int32)
+    if start >= n:
         return out
-    tr = start - int(body_doji[1])
-    tot = _sum_nb(body_doji, o, h, lo, c, tr, start)
-    for i in range(start, len(o)):
-        if abs(c[i] - o[i]) <= _average_nb(body_doji, tot, o, h, lo, c, i):
+    r, p = ranges[0], params[0]
+    t = start - int(p[0])
+    total = _total_nb(r, t, start)
+    for i in range(start, n):
+        if abs(c[i] - o[i]) <= _avg_nb(total, r[i], p[0], p[1], p[2]):
             out[i] = 100
-        tot += _range_nb(body_doji, o, h, lo, c, i) - _range_nb(body_doji, o, h, lo, c, tr)
-        tr += 1
+        total += r[i] - r[t]
+        t += 1
     return out
 
 
 @njit(cache=True)
-def _star_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, body_long: np.ndarray,
-             body_short: np.ndarray, penetration: float, start: int, sign: int) -> np.ndarray:
-    """Morning star (``sign = +1``) or evening star (``sign = -1``)."""
-    out = np.zeros(len(o), dtype=np.int32)
-    if start >= len(o):
+def _star_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, ranges: np.ndarray,
+             params: np.ndarray, start: int, penetration: float, sign: int) -> np.ndarray:
+    """Morning star (``sign = +1``) or evening star (``sign = -1``). Settings: body_long, body_short."""
+    n = len(o)
+    out = np.zeros(n, dtype=np.int32)
+    if start >= n:
         return out
-    l_tr, s_tr = start - 2 - int(body_long[1]), start - 1 - int(body_short[1])
-    l_tot = _sum_nb(body_long, o, h, lo, c, l_tr, start - 2)
-    s_tot = _sum_nb(body_short, o, h, lo, c, s_tr, start - 1)
-    s_tot2 = _sum_nb(body_short, o, h, lo, c, s_tr + 1, start)
-    for i in range(start, len(o)):
+    rl, rs = ranges[0], ranges[1]
+    pl, ps = params[0], params[1]
+    tl, ts = start - 2 - int(pl[0]), start - 1 - int(ps[0])
+    sl, ss, ss2 = _total_nb(rl, tl, start - 2), _total_nb(rs, ts, start - 1), _total_nb(rs, ts + 1, start)
+    for i in range(start, n):
         first_white, last_white = c[i - 2] >= o[i - 2], c[i] >= o[i]
         first_body = abs(c[i - 2] - o[i - 2])
         if sign > 0:
@@ -239,15 +254,15 @@ def _star_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, body_l
                 and min(o[i - 1], c[i - 1]) > max(o[i - 2], c[i - 2]) \
                 and c[i] < c[i - 2] - first_body * penetration
         if (shape
-                and first_body > _average_nb(body_long, l_tot, o, h, lo, c, i - 2)
-                and abs(c[i - 1] - o[i - 1]) <= _average_nb(body_short, s_tot, o, h, lo, c, i - 1)
-                and abs(c[i] - o[i]) > _average_nb(body_short, s_tot2, o, h, lo, c, i)):
+                and first_body > _avg_nb(sl, rl[i - 2], pl[0], pl[1], pl[2])
+                and abs(c[i - 1] - o[i - 1]) <= _avg_nb(ss, rs[i - 1], ps[0], ps[1], ps[2])
+                and abs(c[i] - o[i]) > _avg_nb(ss2, rs[i], ps[0], ps[1], ps[2])):
             out[i] = 100 * sign
-        l_tot += _range_nb(body_long, o, h, lo, c, i - 2) - _range_nb(body_long, o, h, lo, c, l_tr)
-        s_tot += _range_nb(body_short, o, h, lo, c, i - 1) - _range_nb(body_short, o, h, lo, c, s_tr)
-        s_tot2 += _range_nb(body_short, o, h, lo, c, i) - _range_nb(body_short, o, h, lo, c, s_tr + 1)
-        l_tr += 1
-        s_tr += 1
+        sl += rl[i - 2] - rl[tl]
+        ss += rs[i - 1] - rs[ts]
+        ss2 += rs[i] - rs[ts + 1]
+        tl += 1
+        ts += 1
     return out
 
 
@@ -280,28 +295,32 @@ def lookback(pattern: str) -> int:
     return max(CANDLE_SETTINGS[s].period for s in _USES[pattern]) + _BARS_BEFORE[pattern]
 
 
-def _per_symbol(
-    kernel: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-) -> Callable[..., tuple[pd.DataFrame]]:
-    """Run a 1-D kernel over each column's complete bars; other rows are 0."""
+def _per_symbol(name: str, kernel: Callable[..., np.ndarray], extra: tuple) -> Callable[..., tuple[pd.DataFrame]]:
+    """Run ``kernel`` over each column's complete bars; other rows are 0."""
+    start = lookback(name)
 
     def run(o: pd.DataFrame, h: pd.DataFrame, lo: pd.DataFrame, c: pd.DataFrame) -> tuple[pd.DataFrame]:
-        arrays = [f.to_numpy(dtype="float64") for f in (o, h, lo, c)]
-        out = np.zeros(arrays[0].shape, dtype=np.int32)
-        complete = np.logical_and.reduce([np.isfinite(a) for a in arrays])
-        for j in range(out.shape[1]):
-            rows = complete[:, j]
-            cols = [np.ascontiguousarray(a[rows, j]) for a in arrays]
-            out[rows, j] = kernel(*cols)
-        return (pd.DataFrame(out, index=o.index, columns=o.columns),)
+        columns = [np.ascontiguousarray(f.to_numpy(dtype="float64").T) for f in (o, h, lo, c)]  # symbol-major
+        out = np.zeros(columns[0].shape, dtype=np.int32)
+        complete = np.logical_and.reduce([np.isfinite(a) for a in columns])
+        params = _params(_USES[name])
+        for j in range(out.shape[0]):
+            rows = complete[j]
+            whole = rows.all()
+            bars = [a[j] if whole else a[j][rows] for a in columns]
+            found = kernel(*bars, _ranges(_USES[name], *bars), params, start, *extra)
+            if whole:
+                out[j] = found
+            else:
+                out[j][rows] = found
+        return (pd.DataFrame(out.T, index=o.index, columns=o.columns),)
 
     return run
 
 
-def _pattern(name: str, kernel: Callable[..., np.ndarray], open: Frame, high: Frame, low: Frame,
-             close: Frame) -> Frame:
-    inputs = {"open": open, "high": high, "low": low, "close": close}
-    return _compute(name, _per_symbol(kernel), inputs, {})[0]
+def _pattern(name: str, kernel: Callable[..., np.ndarray], frames: tuple[Frame, ...], *extra: float) -> Frame:
+    inputs = dict(zip(("open", "high", "low", "close"), frames, strict=True))
+    return _compute(name, _per_symbol(name, kernel, extra), inputs, {})[0]
 
 
 # --------------------------------------------------------------------------- patterns
@@ -324,7 +343,7 @@ def engulfing(open: Frame, high: Frame, low: Frame, close: Frame) -> Frame:
     DataFrame or Series
         int32 in {-100, -80, 0, 80, 100}; 0 on the first 2 bars of each symbol.
     """
-    return _pattern("engulfing", _engulfing_nb, open, high, low, close)
+    return _pattern("engulfing", _engulfing_nb, (open, high, low, close))
 
 
 def hammer(open: Frame, high: Frame, low: Frame, close: Frame) -> Frame:
@@ -345,9 +364,7 @@ def hammer(open: Frame, high: Frame, low: Frame, close: Frame) -> Frame:
     DataFrame or Series
         int32 in {0, 100}; 0 on the first 11 bars of each symbol.
     """
-    args = tuple(_setting(s) for s in _USES["hammer"])
-    start = lookback("hammer")
-    return _pattern("hammer", lambda o, h, lo, c: _hammer_nb(o, h, lo, c, *args, start), open, high, low, close)
+    return _pattern("hammer", _hammer_nb, (open, high, low, close))
 
 
 def shooting_star(open: Frame, high: Frame, low: Frame, close: Frame) -> Frame:
@@ -367,10 +384,7 @@ def shooting_star(open: Frame, high: Frame, low: Frame, close: Frame) -> Frame:
     DataFrame or Series
         int32 in {-100, 0}; 0 on the first 11 bars of each symbol.
     """
-    args = tuple(_setting(s) for s in _USES["shooting_star"])
-    start = lookback("shooting_star")
-    return _pattern("shooting_star", lambda o, h, lo, c: _shooting_star_nb(o, h, lo, c, *args, start),
-                    open, high, low, close)
+    return _pattern("shooting_star", _shooting_star_nb, (open, high, low, close))
 
 
 def doji(open: Frame, high: Frame, low: Frame, close: Frame) -> Frame:
@@ -389,8 +403,7 @@ def doji(open: Frame, high: Frame, low: Frame, close: Frame) -> Frame:
     DataFrame or Series
         int32 in {0, 100}; 0 on the first 10 bars of each symbol.
     """
-    arg, start = _setting("body_doji"), lookback("doji")
-    return _pattern("doji", lambda o, h, lo, c: _doji_nb(o, h, lo, c, arg, start), open, high, low, close)
+    return _pattern("doji", _doji_nb, (open, high, low, close))
 
 
 def _check_penetration(penetration: float) -> float:
@@ -401,11 +414,7 @@ def _check_penetration(penetration: float) -> float:
 
 
 def _star(name: str, sign: int, penetration: float, frames: tuple[Frame, ...]) -> Frame:
-    pen = _check_penetration(penetration)
-    body_long, body_short = _setting("body_long"), _setting("body_short")
-    start = lookback(name)
-    return _pattern(name, lambda o, h, lo, c: _star_nb(o, h, lo, c, body_long, body_short, pen, start, sign),
-                    *frames)
+    return _pattern(name, _star_nb, frames, _check_penetration(penetration), sign)
 
 
 def morning_star(open: Frame, high: Frame, low: Frame, close: Frame, *, penetration: float = 0.3) -> Frame:
