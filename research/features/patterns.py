@@ -5,16 +5,16 @@ and returns integers in TA-Lib's convention: ``+100`` for a bullish pattern on t
 ``-100`` for a bearish one, ``0`` for none. :func:`engulfing` also gives ``+-80`` when the
 engulfing body only touches the prior body (equal open or close), as TA-Lib does.
 
-=================  ====================  ====================================================
-function           TA-Lib                values
-=================  ====================  ====================================================
-:func:`engulfing`  ``CDLENGULFING``      +100 / +80 bullish, -100 / -80 bearish
-:func:`hammer`     ``CDLHAMMER``         +100
-:func:`shooting_star` ``CDLSHOOTINGSTAR`` -100
-:func:`doji`       ``CDLDOJI``           +100 (indecision: TA-Lib's sign carries no direction)
-:func:`morning_star` ``CDLMORNINGSTAR``  +100 (``penetration`` 0.3 by default)
-:func:`evening_star` ``CDLEVENINGSTAR``  -100 (``penetration`` 0.3 by default)
-=================  ====================  ====================================================
+======================  ===================  ==========================================
+function                TA-Lib               values
+======================  ===================  ==========================================
+:func:`engulfing`       ``CDLENGULFING``     +100 / +80 bullish, -100 / -80 bearish
+:func:`hammer`          ``CDLHAMMER``        +100
+:func:`shooting_star`   ``CDLSHOOTINGSTAR``  -100
+:func:`doji`            ``CDLDOJI``          +100 (indecision: the sign has no direction)
+:func:`morning_star`    ``CDLMORNINGSTAR``   +100 (``penetration`` 0.3 by default)
+:func:`evening_star`    ``CDLEVENINGSTAR``   -100 (``penetration`` 0.3 by default)
+======================  ===================  ==========================================
 
 Candle settings
 ---------------

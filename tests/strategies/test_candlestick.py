@@ -163,3 +163,13 @@ def test_backtests_on_the_sample_data_entering_the_bar_after_a_pattern():
         assert 2 <= x - latest <= 3 + 1  # out at the open after 3 closes held (earlier on a bearish bar)
     assert res.params["params"] == {"bullish": "hammer", "bearish": "engulfing,shooting_star,evening_star",
                                     "hold": 3, "direction": "long"}
+
+
+def test_inputs_are_not_mutated_and_series_names_need_not_match():
+    d = _wide(True)
+    before = d.copy()
+    candlestick(*(d[f] for f in FIELDS), direction="both")
+    pd.testing.assert_frame_equal(d, before)
+    one = d.xs("SYN0001", axis=1, level="symbol")
+    sig = candlestick(one["open"], one["high"], one["low"], one["close"])  # Series named open, high...
+    assert list(sig.direction.columns) == ["close"] and sig.direction.index.equals(one.index)
