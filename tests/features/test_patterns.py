@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import talib
 import talib.abstract
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from research.data import load_prices
@@ -176,3 +176,21 @@ def test_patterns_feature_set_scales_and_marks_warmup():
     gappy = d.copy()
     gappy.iloc[500, gappy.columns.get_loc("low")] = np.nan
     assert feature_set(gappy, "patterns").iloc[500].isna().all()  # a missing low is unknown, not "no pattern"
+
+
+_GAPPY = {f"S{k}": candles(40 + k, bars=300, tick=0.05) for k in range(3)}
+
+
+@settings(max_examples=40)
+@given(gaps=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 299), st.integers(0, 3)), max_size=30))
+def test_gaps_anywhere_leave_each_symbol_equal_to_talib_on_its_own_bars(gaps):
+    fields = [pd.DataFrame({s: bars[i] for s, bars in _GAPPY.items()}) for i in range(4)]
+    for sym, row, field in gaps:  # a missing value in one field of one bar
+        fields[field].iloc[row, sym] = np.nan
+    for name in TALIB:
+        out = pat.PATTERNS[name](*fields)
+        for sym in _GAPPY:
+            rows = np.logical_and.reduce([f[sym].notna().to_numpy() for f in fields])
+            ref = _talib(name, *(f[sym].to_numpy()[rows] for f in fields))
+            np.testing.assert_array_equal(out[sym].to_numpy()[rows], ref, err_msg=f"{name} {sym}")
+            assert (out[sym].to_numpy()[~rows] == 0).all()

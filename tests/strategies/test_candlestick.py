@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import talib
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from research.backtest import backtest
@@ -173,3 +173,22 @@ def test_inputs_are_not_mutated_and_series_names_need_not_match():
     one = d.xs("SYN0001", axis=1, level="symbol")
     sig = candlestick(one["open"], one["high"], one["low"], one["close"])  # Series named open, high...
     assert list(sig.direction.columns) == ["close"] and sig.direction.index.equals(one.index)
+
+
+_SMALL = _wide(True).iloc[:240]
+
+
+@settings(max_examples=25)
+@given(
+    bullish=st.lists(st.sampled_from(["engulfing", "hammer", "morning_star", "doji"]), min_size=1, unique=True),
+    bearish=st.lists(st.sampled_from(["engulfing", "shooting_star", "evening_star", "doji"]), min_size=1,
+                     unique=True),
+    hold=st.integers(0, 12),
+    direction=st.sampled_from(["long", "short", "both"]),
+)
+def test_no_look_ahead_for_any_parameters(bullish, bearish, hold, direction):
+    def run(data: pd.DataFrame) -> pd.DataFrame:
+        return candlestick(*(data[f] for f in FIELDS), bullish=bullish, bearish=bearish, hold=hold,
+                           direction=direction).direction
+
+    assert_no_lookahead(run, _SMALL, cuts=6, name="candlestick")
