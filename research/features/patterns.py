@@ -44,8 +44,6 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from research.features.indicators import _compute
-
 __all__ = [
     "CandleSetting", "CANDLE_SETTINGS", "PATTERNS", "engulfing", "hammer", "shooting_star", "doji",
     "morning_star", "evening_star", "lookback", "candlestick_patterns", "SIDES",
@@ -101,9 +99,9 @@ def _params(names: tuple[str, ...]) -> np.ndarray:
 
 
 def _ranges(names: tuple[str, ...], o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Each setting's range per bar, one row per setting (TA-Lib's ``TA_CANDLERANGE``, same operations)."""
+    """Each setting's range per bar, stacked on a new first axis (TA-Lib's ``TA_CANDLERANGE``, same operations)."""
     if not names:
-        return np.empty((0, len(o)))
+        return np.empty((0, *o.shape))
     kinds = {CANDLE_SETTINGS[n].range_type for n in names}
     by_type = {}
     if "real_body" in kinds:
@@ -295,32 +293,48 @@ def lookback(pattern: str) -> int:
     return max(CANDLE_SETTINGS[s].period for s in _USES[pattern]) + _BARS_BEFORE[pattern]
 
 
-def _per_symbol(name: str, kernel: Callable[..., np.ndarray], extra: tuple) -> Callable[..., tuple[pd.DataFrame]]:
-    """Run ``kernel`` over each column's complete bars; other rows are 0."""
-    start = lookback(name)
-
-    def run(o: pd.DataFrame, h: pd.DataFrame, lo: pd.DataFrame, c: pd.DataFrame) -> tuple[pd.DataFrame]:
-        columns = [np.ascontiguousarray(f.to_numpy(dtype="float64").T) for f in (o, h, lo, c)]  # symbol-major
-        out = np.zeros(columns[0].shape, dtype=np.int32)
-        complete = np.logical_and.reduce([np.isfinite(a) for a in columns])
-        params = _params(_USES[name])
-        for j in range(out.shape[0]):
-            rows = complete[j]
-            whole = rows.all()
-            bars = [a[j] if whole else a[j][rows] for a in columns]
-            found = kernel(*bars, _ranges(_USES[name], *bars), params, start, *extra)
-            if whole:
-                out[j] = found
-            else:
-                out[j][rows] = found
-        return (pd.DataFrame(out.T, index=o.index, columns=o.columns),)
-
-    return run
+def _symbol_major(name: str, frames: tuple[Frame, ...]) -> tuple[list[np.ndarray], pd.DataFrame | pd.Series]:
+    """Validated inputs as float arrays of shape (symbol, bar), and the first input (for the output's axes)."""
+    fields = ("open", "high", "low", "close")
+    series_in = [isinstance(f, pd.Series) for f in frames]
+    if any(series_in) and not all(series_in):
+        raise TypeError(f"{name}: give all inputs as Series or all as DataFrames ({', '.join(fields)})")
+    for field, frame in zip(fields, frames, strict=True):
+        if not isinstance(frame, pd.Series | pd.DataFrame):
+            raise TypeError(f"{field} must be a pandas DataFrame or Series, not {type(frame).__name__}")
+    ref = frames[0]
+    for field, frame in zip(fields[1:], frames[1:], strict=True):
+        same_cols = all(series_in) or frame.columns.equals(ref.columns)
+        if not frame.index.equals(ref.index) or not same_cols:
+            raise ValueError(
+                f"{field} must have the same index and columns as open (open: {ref.shape[0]} rows x "
+                f"{1 if all(series_in) else ref.shape[1]} columns; {field}: {frame.shape[0]} rows x "
+                f"{1 if all(series_in) else frame.shape[1]} columns)"
+            )
+    arrays = [np.asarray(f.to_numpy(dtype="float64")) for f in frames]
+    return [np.ascontiguousarray(a[None, :] if a.ndim == 1 else a.T) for a in arrays], ref
 
 
 def _pattern(name: str, kernel: Callable[..., np.ndarray], frames: tuple[Frame, ...], *extra: float) -> Frame:
-    inputs = dict(zip(("open", "high", "low", "close"), frames, strict=True))
-    return _compute(name, _per_symbol(name, kernel, extra), inputs, {})[0]
+    """Run ``kernel`` over each symbol's complete bars (other rows are 0), shaped like the inputs."""
+    columns, ref = _symbol_major(name, frames)
+    start, names = lookback(name), _USES[name]
+    params = _params(names)
+    out = np.zeros(columns[0].shape, dtype=np.int32)
+    complete = np.logical_and.reduce([np.isfinite(a) for a in columns])
+    ranges = np.ascontiguousarray(_ranges(names, *columns).transpose(1, 0, 2))  # (symbol, setting, bar)
+    for j in range(out.shape[0]):
+        rows = complete[j]
+        whole = rows.all()
+        bars = [a[j] if whole else a[j][rows] for a in columns]
+        found = kernel(*bars, ranges[j] if whole else _ranges(names, *bars), params, start, *extra)
+        if whole:
+            out[j] = found
+        else:
+            out[j][rows] = found
+    if isinstance(ref, pd.Series):
+        return pd.Series(out[0], index=ref.index, name=name, copy=False)
+    return pd.DataFrame(out.T, index=ref.index, columns=ref.columns, copy=False)
 
 
 # --------------------------------------------------------------------------- patterns
