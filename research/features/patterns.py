@@ -53,10 +53,6 @@ logger = logging.getLogger(__name__)
 
 Frame = pd.DataFrame | pd.Series
 
-_REAL_BODY, _HIGH_LOW, _SHADOWS = 0, 1, 2
-_RANGE_TYPES = {"real_body": _REAL_BODY, "high_low": _HIGH_LOW, "shadows": _SHADOWS}
-
-
 class CandleSetting(NamedTuple):
     """How one candle property is judged (TA-Lib's ``TA_CandleSetting``).
 

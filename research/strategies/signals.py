@@ -418,6 +418,15 @@ def _flags(values: dict[str, pd.DataFrame], names: tuple[str, ...], side: str) -
     return out
 
 
+def _on_own_bars(up: np.ndarray, down: np.ndarray, rows: np.ndarray, hold: int, allow_long: bool,
+                 allow_short: bool) -> np.ndarray:
+    """Positions over one symbol's complete bars (``hold`` counts its bars), carried across its gaps."""
+    own = pattern_state_1d_nb(np.ascontiguousarray(up[rows]), np.ascontiguousarray(down[rows]), hold,
+                              allow_long, allow_short)
+    last = np.maximum.accumulate(np.where(rows, np.cumsum(rows) - 1, -1))  # latest complete bar so far
+    return np.where(last >= 0, own[np.maximum(last, 0)] if len(own) else 0, 0).astype(np.int8)
+
+
 def candlestick(
     open: pd.DataFrame | pd.Series,
     high: pd.DataFrame | pd.Series,
@@ -454,6 +463,8 @@ def candlestick(
     -------
     Signals
         A bar with both a bullish and a bearish pattern closes any position and opens none.
+        Each symbol runs over its own bars (``hold`` counts them); on a row where its open,
+        high, low or close is missing, its position is carried unchanged.
 
     Examples
     --------
@@ -475,9 +486,9 @@ def candlestick(
     frames = {k: _as_frame(v, k) for k, v in fields.items()}
     values = candlestick_patterns(frames, list(dict.fromkeys(bulls + bears)))
     up, down = _flags(values, bulls, "bullish"), _flags(values, bears, "bearish")
+    complete = np.logical_and.reduce([f.notna().to_numpy() for f in frames.values()])
     states = np.zeros(up.shape, dtype=np.int8)
     for j in range(up.shape[1]):
-        states[:, j] = pattern_state_1d_nb(np.ascontiguousarray(up[:, j]), np.ascontiguousarray(down[:, j]),
-                                           hold, allow_long, allow_short)
+        states[:, j] = _on_own_bars(up[:, j], down[:, j], complete[:, j], hold, allow_long, allow_short)
     params = {"bullish": ",".join(bulls), "bearish": ",".join(bears), "hold": hold, "direction": direction}
     return _from_states(states, frames["close"], "candlestick", params)

@@ -192,3 +192,17 @@ def test_no_look_ahead_for_any_parameters(bullish, bearish, hold, direction):
                            direction=direction).direction
 
     assert_no_lookahead(run, _SMALL, cuts=6, name="candlestick")
+
+
+def test_each_symbol_counts_its_own_bars_and_holds_across_its_gaps():
+    d = _wide(True)  # SYN0002 misses bars 120, 121 and 300
+    fields = [d[f] for f in FIELDS]
+    sig = candlestick(*fields, bullish="engulfing,doji", bearish="engulfing", hold=4, direction="both").direction
+    alone = d.xs("SYN0002", axis=1, level="symbol").dropna()
+    own = candlestick(*(alone[f] for f in FIELDS), bullish="engulfing,doji", bearish="engulfing", hold=4,
+                      direction="both").direction.iloc[:, 0]
+    got = sig["SYN0002"]
+    np.testing.assert_array_equal(got.loc[alone.index].to_numpy(), own.to_numpy())
+    assert got.iloc[119] != 0  # a position is open when the gap starts
+    for gap in (120, 121, 300):
+        assert got.iloc[gap] == got.iloc[119 if gap < 300 else 299]  # carried, not reset
