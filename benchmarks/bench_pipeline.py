@@ -72,11 +72,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         _isolate(Path(tmp))
-        from research.workflow.ledger import Ledger
+        from research.workflow.runlog import RunLog
         from research.workflow.runner import run_pipeline
 
         t0 = time.monotonic()
-        Ledger()  # a deployment's tracking store already exists: create this one before timing
+        RunLog()  # a deployment's tracking store already exists: create this one before timing
         print(f"creating the empty tracking store took {time.monotonic() - t0:.1f} s (one-off, not counted below)")
         params = QUICK if args.quick else []
         spec = ROOT / "pipelines" / "daily.yaml"

@@ -1,7 +1,7 @@
 """Write the stage notebooks of the pipelines (outputs stripped): ``python pipelines/build_notebooks.py``.
 
 Each notebook is thin: a title, one cell tagged ``parameters`` holding every default, then a
-call into ``research.workflow.stages``. The runner injects the spec's values after the
+call into ``research.stages.steps``. The runner injects the spec's values after the
 ``parameters`` cell; ``output_dir`` and ``as_of`` always come from the runner.
 """
 
@@ -23,14 +23,14 @@ STAGES = {
         "# Ingest and validate\nFetch (or reuse) the universe's bars up to the as-of date through the validated store; "
         "write `data_report` and `prices`.",
         COMMON + "\nstart = None\nrefresh = False\nmin_rows = 50",
-        ["from research.workflow.stages import ingest_stage",
+        ["from research.stages.steps import ingest_stage",
          "ingest_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval,\n"
          "             start=start, refresh=refresh, min_rows=min_rows)"],
     ),
     "daily/02-features.ipynb": (
         "# Features\nThe named feature set per symbol, warm-up rows dropped; write `features`.",
         COMMON + '\nstart = None\nfeature_set_name = "lstm"',
-        ["from research.workflow.stages import features_stage",
+        ["from research.stages.steps import features_stage",
          "features_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval,\n"
          "               start=start, feature_set_name=feature_set_name).tail()"],
     ),
@@ -39,7 +39,7 @@ STAGES = {
         "forecast with the champion; write `predictions` and `model_eval`.",
         COMMON + '\nretrain = False\nretrain_every_days = 7.0\npreset = "pipeline"\nmax_bars = 1500\nepochs = 3\n'
         "n_folds = 2\ntest_size = 126\nlookback = 30\nunits = 16",
-        ["from research.workflow.stages import model_stage",
+        ["from research.stages.steps import model_stage",
          "model_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval,\n"
          "            retrain=retrain, retrain_every_days=retrain_every_days, preset=preset,\n"
          "            overrides=dict(max_bars=max_bars, epochs=epochs, n_folds=n_folds, test_size=test_size,\n"
@@ -51,7 +51,7 @@ STAGES = {
         "(deflated Sharpe and PBO), `sweep_returns` and `sweep_bars`.",
         COMMON + '\nstart = None\nfees = 0.001\nslippage = 0.0005\nsweep_fast = "2:100"\n'
         'sweep_slow = "10:250:5"',
-        ["from research.workflow.stages import backtest_stage",
+        ["from research.stages.steps import backtest_stage",
          "backtest_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval, start=start,\n"
          "               fees=fees, slippage=slippage, sweep_fast=sweep_fast, sweep_slow=sweep_slow)"],
     ),
@@ -60,7 +60,7 @@ STAGES = {
         "sweep's overfitting statistics; write `risk`.",
         'output_dir = ""  # the run\'s outputs/ folder (set by the runner)\nas_of = ""  # set by the runner\n'
         'strategy = "ma_crossover"',
-        ["from research.workflow.stages import risk_stage",
+        ["from research.stages.steps import risk_stage",
          "risk_stage(output_dir, as_of=as_of, strategy=strategy)"],
     ),
     "daily/06-signals.ipynb": (
@@ -70,7 +70,7 @@ STAGES = {
         'periods_per_year = None  # None: the calendar the prices carry (252 equity days, 8760 crypto hours)\n'
         'move_sigma = 3.0\n'
         "volume_z = 3.0\ndrawdown_warning = 0.10\ndrawdown_critical = 0.20\nstrategy_drawdown = 0.15\nstale_bars = 3",
-        ["from research.workflow.stages import signals_stage",
+        ["from research.stages.steps import signals_stage",
          "signals, alerts = signals_stage(\n"
          "    output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval, sizing=sizing,\n"
          "    sizing_params=dict(target=vol_target, periods_per_year=periods_per_year),\n"
@@ -82,7 +82,7 @@ STAGES = {
         "# Summary\nWhat ran, on what data, and the headline figures, for the dashboards; write `summary`.",
         'output_dir = ""  # the run\'s outputs/ folder (set by the runner)\nas_of = ""  # set by the runner\n'
         'pipeline = "daily"  # set by the runner\nrun_id = ""  # set by the runner',
-        ["from research.workflow.stages import summary_stage",
+        ["from research.stages.steps import summary_stage",
          "summary_stage(output_dir, as_of=as_of, pipeline=pipeline, run_id=run_id)"],
     ),
     "daily/08-paper.ipynb": (
@@ -91,7 +91,7 @@ STAGES = {
         "check drift; write `paper`.",
         'output_dir = ""  # the run\'s outputs/ folder (set by the runner)\nas_of = ""  # set by the runner\n'
         'pipeline = "daily"  # set by the runner\ndrift_window = 20\ndrift_band = 0.01',
-        ["from research.workflow.paper_stage import paper_stage",
+        ["from research.stages.paper_accounts import paper_stage",
          "paper_stage(output_dir, as_of=as_of, pipeline=pipeline, drift_window=drift_window, drift_band=drift_band)"],
     ),
 }

@@ -16,7 +16,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", dir_okay=False
 
 
 def _config(path: Path | None):
-    from research.paper.channels import ConfigError, load_config
+    from research.alerts.channels import ConfigError, load_config
 
     try:
         return load_config(path)
@@ -39,8 +39,8 @@ def deliver(
     """
     from dataclasses import asdict
 
-    from research.paper import outbox
-    from research.paper.channels import ConfigError
+    from research.alerts import outbox
+    from research.alerts.channels import ConfigError
 
     cfg = _config(config)
     try:
@@ -67,7 +67,7 @@ def list_alerts(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
     """The newest alerts in the outbox with their delivery status per channel."""
-    from research.paper import outbox
+    from research.alerts import outbox
 
     frame = outbox.alerts_frame(limit=limit, only_pending=pending)
     if as_json:
@@ -99,7 +99,7 @@ def test_channel(
     import datetime as dt
     import secrets
 
-    from research.paper.channels import ConfigError, SendError
+    from research.alerts.channels import ConfigError, SendError
 
     cfg = _config(config)
     try:

@@ -152,7 +152,7 @@ def _finish(result) -> None:
 
 
 def _guarded(call):
-    from research.workflow.ledger import LedgerError
+    from research.workflow.runlog import RunLogError
     from research.workflow.runner import (
         EXIT_FAILED,
         EXIT_INVALID,
@@ -176,7 +176,7 @@ def _guarded(call):
     except RunLocked as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
         raise typer.Exit(EXIT_LOCKED) from None
-    except LedgerError as exc:
+    except RunLogError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(EXIT_FAILED) from None
 
@@ -217,9 +217,9 @@ def list_cmd(
     import pandas as pd
 
     from research.data.summary import print_table
-    from research.workflow.ledger import Ledger
+    from research.workflow.runlog import RunLog
 
-    rows = _guarded(lambda: Ledger().list_runs(pipeline, limit=limit))
+    rows = _guarded(lambda: RunLog().list_runs(pipeline, limit=limit))
     if not rows:
         typer.echo("no pipeline runs recorded yet")
         return
@@ -233,11 +233,11 @@ def list_cmd(
 @app.command("status")
 def status_cmd(pipeline: Annotated[str | None, typer.Argument(help="Pipeline name (default: every pipeline).")] = None) -> None:
     """Show each pipeline's latest run, its published run, and how to continue a failed one."""
-    from research.workflow.ledger import Ledger
     from research.workflow.results import latest
+    from research.workflow.runlog import RunLog
     from research.workflow.runner import close_orphans, is_running
 
-    ledger = _guarded(Ledger)
+    ledger = _guarded(RunLog)
     rows = ledger.list_runs(pipeline, limit=200)
     names = [pipeline] if pipeline else sorted({r["pipeline"] for r in rows})
     if not names:
@@ -271,9 +271,9 @@ def show_cmd(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None
     """Show one run: parameters, stages, error, outputs and where its notebooks are."""
     import json
 
-    from research.workflow.ledger import Ledger, find_run_dir, read_run_record
+    from research.workflow.runlog import RunLog, find_run_dir, read_run_record
 
-    entry = _guarded(lambda: Ledger().get_run(run_id))
+    entry = _guarded(lambda: RunLog().get_run(run_id))
     try:
         record = read_run_record(find_run_dir(run_id))
     except Exception:  # the folder may have been cleaned up; the ledger still knows

@@ -1,6 +1,7 @@
 """Carrying strategies forward in time: the book (a ledger database), paper accounts that
-follow a strategy bar by bar, replay through history, the monitor that reconciles an account
-with a backtest of the same period, and the alert outbox that delivers to people.
+follow a strategy bar by bar, replay through history, and the monitor that reconciles an account
+with a backtest of the same period. Alerts (outbox, channels) live in :mod:`research.alerts`,
+on the same database.
 
 Modules and their entry points (import them from the module; nothing is imported here):
 
@@ -15,5 +16,4 @@ Modules and their entry points (import them from the module; nothing is imported
   ``Reconciliation``: ``summary``, ``curves``, ``returns``, ``trades``), ``drift_alerts``,
   ``report`` (what ``workbench paper show --json`` prints).
 * :mod:`~research.paper.transfer` — ``export_csv``, ``import_csv``, ``import_transactions``.
-* :mod:`~research.paper.outbox` and :mod:`~research.paper.channels` — alert delivery.
 """

@@ -5,8 +5,10 @@ on, a busy timeout so concurrent writers wait instead of failing); any SQLAlchem
 (``postgresql://user@host:5432/db``) runs the same code on another database. The URL comes
 from the ``url`` argument, else ``WORKBENCH_LEDGER_URL``, else the default file.
 
-Every table of the ledger is declared on :data:`metadata`; :func:`connect` creates the missing
-ones, so a new database is ready on first use.
+Each room that keeps tables here declares them on :data:`metadata` when it is imported (the book
+in :mod:`research.paper.book`, the outbox in :mod:`research.alerts.outbox`); :func:`connect`
+creates the declared tables that a database does not have yet, so a new database is ready on
+first use and this module imports no room by name.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = ["metadata", "connect", "default_url", "LedgerError"]
 
 metadata = sa.MetaData()
 _engines: dict[str, Engine] = {}
+_created: dict[str, frozenset[str]] = {}  # per URL: the declared tables already created
 _lock = threading.Lock()
 
 
@@ -48,7 +51,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def connect(url: str | None = None) -> Engine:
-    """The engine for ``url`` (cached per URL), with every ledger table created.
+    """The engine for ``url`` (cached per URL), with every table declared so far created.
 
     Parameters
     ----------
@@ -58,25 +61,30 @@ def connect(url: str | None = None) -> Engine:
     url = url or default_url()
     with _lock:
         engine = _engines.get(url)
-        if engine is not None:
-            return engine
-        if url.startswith("sqlite:///"):
-            path = Path(url.removeprefix("sqlite:///"))
+        if engine is None:
+            engine = _engine(url)
+        declared = frozenset(metadata.tables)
+        if not declared <= _created.get(url, frozenset()):
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise LedgerError(f"cannot create the ledger folder {path.parent}: {exc.strerror}") from exc
-            engine = sa.create_engine(url, connect_args={"timeout": 30})
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
-        else:
-            engine = sa.create_engine(_with_driver(url), pool_pre_ping=True)
-        _import_tables()
-        try:
-            metadata.create_all(engine)
-        except sa.exc.OperationalError as exc:
-            raise LedgerError(f"cannot open the ledger at {_masked(url)}: {exc.orig}") from exc
+                metadata.create_all(engine)
+            except sa.exc.OperationalError as exc:
+                raise LedgerError(f"cannot open the ledger at {_masked(url)}: {exc.orig}") from exc
+            _created[url] = declared
         _engines[url] = engine
         return engine
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the ledger folder {path.parent}: {exc.strerror}") from exc
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(_with_driver(url), pool_pre_ping=True)
 
 
 def dispose(url: str | None = None) -> None:
@@ -85,6 +93,7 @@ def dispose(url: str | None = None) -> None:
         keys = [url] if url else list(_engines)
         for key in keys:
             engine = _engines.pop(key, None)
+            _created.pop(key, None)
             if engine is not None:
                 engine.dispose()
 
@@ -106,15 +115,3 @@ def _with_driver(url: str) -> str:
 
 def _masked(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
-
-
-def _import_tables() -> None:
-    """Import the modules that declare tables on :data:`metadata` (book and outbox)."""
-    import importlib
-
-    for name in ("research.paper.book", "research.paper.outbox"):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise

@@ -1,4 +1,8 @@
-"""Pipelines: papermill runs of parameterised notebooks, and the results they publish.
+"""The pipeline engine: papermill runs of parameterised notebooks, and the results they publish.
+
+The engine knows nothing of markets: what a pipeline computes lives in its stage notebooks and
+in :mod:`research.stages`; what runs around a pipeline (the as-of date of a run, alert delivery
+after it) is named in the spec's ``hooks`` and called by :mod:`research.workflow.hooks`.
 
 =====================  ==================================================================
 module                 what
@@ -6,11 +10,11 @@ module                 what
 ``spec``               YAML pipeline specs, typed parameters, validation before execution
 ``execute``            one stage notebook through papermill, bounded in time
 ``runner``             ``run_pipeline`` / ``resume_run``: locks, retries, publish
+``hooks``              the spec's hooks (``as_of``, ``after_run``): loaded, checked, called
 ``locks``              the run lock: one runner per pipeline and as-of date, stale holders
-``ledger``             the run ledger in the tracking store (MLflow) and ``run.json``
+``runlog``             the run log in the tracking store (MLflow) and ``run.json``
 ``results``            what a run writes (``write_output``) and readers use (``latest``)
-``signals``            today's signals, target positions and alerts
-``stages``             the daily and hourly stage functions the notebooks call
+``notebooks``          helpers for stage notebooks
 =====================  ==================================================================
 
 Submodules are imported lazily: ``from research.workflow import run_pipeline`` works without
@@ -23,12 +27,12 @@ import importlib
 
 __all__ = [
     "run_pipeline", "resume_run", "RunResult", "RunLocked", "load_spec", "plan_run", "SpecError",
-    "Ledger", "write_output", "read_output", "publish", "latest",
+    "RunLog", "write_output", "read_output", "publish", "latest",
 ]
 
 _LOCATIONS = {
     "run_pipeline": "runner", "resume_run": "runner", "RunResult": "runner", "RunLocked": "runner",
-    "load_spec": "spec", "plan_run": "spec", "SpecError": "spec", "Ledger": "ledger",
+    "load_spec": "spec", "plan_run": "spec", "SpecError": "spec", "RunLog": "runlog",
     "write_output": "results", "read_output": "results", "publish": "results", "latest": "results",
 }
 

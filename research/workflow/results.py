@@ -16,7 +16,7 @@ completed for an as-of date older than the published one is kept and listed, but
 pointer stays on the newer date (the runner records ``superseded_by`` in the older run).
 
 Output names used by the daily pipeline (the contract with ``research.viz``); the stage that
-writes each is in brackets (see ``pipelines/daily.yaml`` and :mod:`research.workflow.stages`):
+writes each is in brackets (see ``pipelines/daily.yaml`` and :mod:`research.stages.steps`):
 
 ==================  =======  ==============================================================
 name                kind     content

@@ -3,7 +3,7 @@
 ``run_pipeline(spec, params)`` and ``resume_run(run_id)`` are what ``workbench pipeline run``
 and ``workbench pipeline resume`` call. A run lives in ``<runs_dir>/<pipeline>/<run_id>/``
 (see :mod:`research.workflow.results`) and in the tracking store (see
-:mod:`research.workflow.ledger`).
+:mod:`research.workflow.runlog`).
 
 Guarantees:
 
@@ -18,7 +18,7 @@ Guarantees:
 * a failed run is FAILED or TIMEOUT, names the stage and the cell, and publishes nothing;
   :func:`resume_run` continues from the failed stage, reusing the outputs of the others;
 * Ctrl-C or SIGTERM ends the run INTERRUPTED (:class:`RunInterrupted`), its stage runs ended
-  in the ledger; stage runs left RUNNING by a killed runner are closed (KILLED, tagged why)
+  in the run log; stage runs left RUNNING by a killed runner are closed (KILLED, tagged why)
   when the run is resumed or ``workbench pipeline status`` finds its runner gone;
 * publishing compares as-of dates: a completed run older than the published one is kept and
   listed (``superseded_by`` in its record) but does not become the latest.
@@ -47,14 +47,15 @@ from filelock import FileLock, Timeout
 
 from research.config import get_settings
 from research.workflow.execute import KernelPrefetch, execute_stage
-from research.workflow.ledger import Ledger, find_run_dir, iter_run_records, read_run_record
+from research.workflow.hooks import after_run, load_hook
 from research.workflow.locks import RunLocked, holder_alive, record_owner, run_lock
 from research.workflow.results import atomic_write_text, latest, publish
+from research.workflow.runlog import RunLog, find_run_dir, iter_run_records, read_run_record
 from research.workflow.spec import (
     PipelineSpec,
     RunPlan,
     SpecError,
-    _canonical_date,
+    canonical_date,
     load_spec,
     notebook_parameters,
     plan_run,
@@ -105,26 +106,16 @@ def pipeline_dir(pipeline: str) -> Path:
     return get_settings().runs_dir / pipeline
 
 
-def resolve_as_of(shared: Mapping[str, Any]) -> str:
-    """The as-of date of a run: the ``as_of`` parameter, else a default from the data.
+def resolve_as_of(spec: PipelineSpec, shared: Mapping[str, Any]) -> str:
+    """The as-of date of a run: the spec's ``as_of`` hook, else the ``as_of`` parameter, else today (UTC).
 
-    Offline sources (sample, synthetic) default to the last bar any of ``symbols`` has at
-    ``interval``, so a run on bundled data is reproducible; live sources default to today
-    (daily bars) or the current hour (hourly bars), in UTC.
+    The hook (e.g. :func:`research.stages.as_of.resolve_as_of`) receives the shared parameters.
     """
+    if spec.hooks.as_of:
+        return canonical_date(load_hook(spec.hooks.as_of)(shared))
     if shared.get("as_of"):
-        return _canonical_date(shared["as_of"])
-    interval = shared.get("interval") or "1d"
-    symbols = shared.get("symbols") or []
-    source_name = shared.get("source") or "sample"
-    if symbols and source_name in {"sample", "synthetic"}:
-        from research.data import get_source
-
-        src = get_source(source_name)
-        last = max(src.fetch(s, None, None, interval).index.max() for s in symbols)
-        return _canonical_date(last)
-    now = pd.Timestamp.now(tz="UTC")
-    return _canonical_date(now.floor("h") if interval == "1h" else now.normalize())
+        return canonical_date(shared["as_of"])
+    return canonical_date(pd.Timestamp.now(tz="UTC").normalize())
 
 
 def _slug(as_of: str) -> str:
@@ -155,9 +146,9 @@ def is_running(pipeline: str, as_of: str) -> bool:
     return holder_alive(locks / f"{_slug(as_of)}.lock", locks / f"{_slug(as_of)}.owner.json")
 
 
-def close_orphans(pipeline: str, as_of: str, ledger: Ledger | None = None) -> list[str]:
+def close_orphans(pipeline: str, as_of: str, runlog: RunLog | None = None) -> list[str]:
     """Housekeeping: when no runner holds ``pipeline``/``as_of``, record its runs left RUNNING as
-    INTERRUPTED and end their stage runs in the ledger. Returns the run ids marked."""
+    INTERRUPTED and end their stage runs in the run log. Returns the run ids marked."""
     pdir = pipeline_dir(pipeline)
     lock = FileLock(str(pdir / ".locks" / f"{_slug(as_of)}.lock"))
     if not (pdir / ".locks").is_dir():
@@ -167,7 +158,7 @@ def close_orphans(pipeline: str, as_of: str, ledger: Ledger | None = None) -> li
     except Timeout:
         return []
     try:
-        return _mark_stale(pdir, as_of, ledger or Ledger())
+        return _mark_stale(pdir, as_of, runlog or RunLog())
     finally:
         lock.release()
 
@@ -182,7 +173,7 @@ class _Context:
     plan: RunPlan
     record: dict
     run_dir: Path
-    ledger: Ledger
+    runlog: RunLog
     echo: Echo
     kernels: KernelPrefetch | None = None
     last_stage: str | None = None
@@ -252,7 +243,7 @@ def _run_stage(ctx: _Context, index: int, stage_rec: dict, *, resumed: bool) -> 
     st = ctx.spec.stage(stage_rec["name"])
     missing = _missing_outputs(ctx.run_dir / "outputs", st.reads)
     params = _stage_inputs(ctx, st.name)
-    child = ctx.ledger.start_stage(ctx.record["mlflow_run_id"], pipeline=ctx.spec.name, run_id=ctx.record["run_id"],
+    child = ctx.runlog.start_stage(ctx.record["mlflow_run_id"], pipeline=ctx.spec.name, run_id=ctx.record["run_id"],
                                    stage=st.name, index=index, resumed=resumed)
     stage_rec.update(status="RUNNING", started_at=_now(), mlflow_run_id=child, attempts=0, error=None)
     _write_record(ctx.run_dir, ctx.record)
@@ -274,15 +265,15 @@ def _run_stage(ctx: _Context, index: int, stage_rec: dict, *, resumed: bool) -> 
         if result["status"] == "COMPLETED":
             break
         if attempt < st.retries:
-            ctx.ledger.log_notebook(child, result["notebook"], folder=f"notebooks/attempt-{attempt + 1}")
+            ctx.runlog.log_notebook(child, result["notebook"], folder=f"notebooks/attempt-{attempt + 1}")
             ctx.echo(f"      {_error_message(st.name, result)}")
     stage_rec.update({k: round(v, 3) for k, v in total.items()})
     stage_rec.update(status=result["status"], finished_at=_now(), notebook=result["notebook"])
     if result["status"] != "COMPLETED":
         stage_rec["error"] = {**result["error"], "message": _error_message(st.name, result), "notebook": result["notebook"]}
     if result["notebook"]:
-        ctx.ledger.log_notebook(child, result["notebook"])
-    ctx.ledger.end_stage(child, stage_rec)
+        ctx.runlog.log_notebook(child, result["notebook"])
+    ctx.runlog.end_stage(child, stage_rec)
     return stage_rec
 
 
@@ -294,7 +285,7 @@ def _drive(ctx: _Context, *, resumed: bool) -> RunResult:
     n = len(rec["stages"])
     ctx.last_stage = rec["stages"][-1]["name"]
     try:
-        with _kernel_environment(ctx.ledger.tracking_uri, rec["run_id"]):
+        with _kernel_environment(ctx.runlog.tracking_uri, rec["run_id"]):
             ctx.kernels = KernelPrefetch(ctx.run_dir, log=ctx.run_dir / "kernels.log")
             for i, stage_rec in enumerate(rec["stages"], start=1):
                 if stage_rec["status"] == "COMPLETED":
@@ -317,7 +308,7 @@ def _drive(ctx: _Context, *, resumed: bool) -> RunResult:
                                  error={"message": f"stage {where!r} {reason}", "cell": None, "ename": "Interrupted"})
                 if stage_rec.get("mlflow_run_id"):
                     try:
-                        ctx.ledger.end_stage(stage_rec["mlflow_run_id"], stage_rec)
+                        ctx.runlog.end_stage(stage_rec["mlflow_run_id"], stage_rec)
                     except Exception as err:
                         log.warning("could not end stage run %s: %s", stage_rec["mlflow_run_id"], err)
         msg = f"run {reason}" + (f" during stage {where!r}" if where else "")
@@ -349,12 +340,10 @@ def _finish(ctx: _Context, status: str, t0: float, error: dict | None = None) ->
             rec["superseded_by"] = {"run_id": newer.run_id, "as_of": newer.as_of} if newer else None
     _write_record(ctx.run_dir, rec)
     try:
-        ctx.ledger.end_pipeline_run(rec["mlflow_run_id"], rec, ctx.run_dir / "run.json")
+        ctx.runlog.end_pipeline_run(rec["mlflow_run_id"], rec, ctx.run_dir / "run.json")
     except Exception as exc:  # the run folder is the record of last resort
-        log.error("could not end the ledger run %s: %s", rec["mlflow_run_id"], exc)
-    from research.workflow.alerting import after_run
-
-    after_run(rec, ctx.run_dir, echo=ctx.echo)  # enqueue the run's alerts (or its failure), deliver; never raises
+        log.error("could not end the run-log run %s: %s", rec["mlflow_run_id"], exc)
+    after_run(ctx.spec.hooks, rec, ctx.run_dir, echo=ctx.echo)  # the spec's after-run hooks (alert delivery); never raises
     code = {"COMPLETED": EXIT_OK, "TIMEOUT": EXIT_TIMEOUT}.get(status, EXIT_FAILED)
     if status == "COMPLETED" and not rec["published"]:
         newer = rec.get("superseded_by") or {}
@@ -373,9 +362,9 @@ def _finish(ctx: _Context, status: str, t0: float, error: dict | None = None) ->
 _ORPHAN_REASON = "its runner stopped without finishing (killed?); closed when the run was found without a runner"
 
 
-def _mark_stale(pdir: Path, as_of: str, ledger: Ledger) -> list[str]:
+def _mark_stale(pdir: Path, as_of: str, runlog: RunLog) -> list[str]:
     """Runs of this date still marked RUNNING while we hold the lock were killed: say so, in the
-    run folder and in the ledger (the parent run and every stage run left RUNNING)."""
+    run folder and in the run log (the parent run and every stage run left RUNNING)."""
     marked = []
     for rec in iter_run_records(pdir):
         if rec.get("as_of") == as_of and rec.get("status") == "RUNNING":
@@ -389,21 +378,21 @@ def _mark_stale(pdir: Path, as_of: str, ledger: Ledger) -> list[str]:
             marked.append(rec["run_id"])
             if rec.get("mlflow_run_id"):
                 try:
-                    ledger.close_orphan_stages(rec["mlflow_run_id"], f"stage {_ORPHAN_REASON}")
-                    ledger.mark(rec["mlflow_run_id"], "INTERRUPTED", rec["error"]["message"])
+                    runlog.close_orphan_stages(rec["mlflow_run_id"], f"stage {_ORPHAN_REASON}")
+                    runlog.mark(rec["mlflow_run_id"], "INTERRUPTED", rec["error"]["message"])
                 except Exception as exc:
-                    log.warning("could not mark %s interrupted in the ledger: %s", rec["run_id"], exc)
+                    log.warning("could not mark %s interrupted in the run log: %s", rec["run_id"], exc)
     return marked
 
 
-def _new_record(plan: RunPlan, as_of: str, run_id: str, overrides: dict, ledger: Ledger) -> dict:
+def _new_record(plan: RunPlan, as_of: str, run_id: str, overrides: dict, runlog: RunLog) -> dict:
     spec = plan.spec
     return {
         "pipeline": spec.name, "run_id": run_id, "as_of": as_of, "status": "PENDING",
         "spec_path": str(spec.path), "spec_sha256": spec.sha256, "overrides": overrides,
         "parameters": plan.shared, "stage_parameters": plan.stage_parameters,
         "started_at": _now(), "finished_at": None, "duration_s": None, "resumed_at": [],
-        "tracking_uri": ledger.tracking_uri, "mlflow_run_id": None, "published": False, "error": None,
+        "tracking_uri": runlog.tracking_uri, "mlflow_run_id": None, "published": False, "error": None,
         "stages": [
             {"name": st.name, "notebook_source": str(st.notebook), "status": "PENDING", "attempts": 0,
              "timeout": st.timeout, "retries": st.retries, "reads": list(st.reads), "writes": list(st.writes)}
@@ -453,17 +442,17 @@ def run_pipeline(
         overrides = parse_overrides(parameters)
     plan = plan_run(spec, overrides)
     try:
-        as_of = resolve_as_of(plan.shared)
+        as_of = resolve_as_of(spec, plan.shared)
     except Exception as exc:  # unknown symbol, unreadable data ...
         raise SpecError(f"could not work out the as-of date from the data ({type(exc).__name__}: {exc}); "
                         "check symbols and source, or pass -p as_of=YYYY-MM-DD") from exc
     shared = {**plan.shared, "as_of": as_of}
     plan = RunPlan(spec, shared, {k: ({**v, "as_of": as_of} if "as_of" in v else v) for k, v in plan.stage_parameters.items()})
     pdir = pipeline_dir(spec.name)
-    ledger = Ledger()
+    runlog = RunLog()
     run_id = f"{_slug(as_of)}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
     with run_lock(pdir / ".locks", _slug(as_of), spec.name, as_of, run_id) as owner:
-        _mark_stale(pdir, as_of, ledger)
+        _mark_stale(pdir, as_of, runlog)
         same_day = [r for r in iter_run_records(pdir) if r.get("as_of") == as_of]
         done = [r for r in same_day if r.get("status") == "COMPLETED" and (r.get("published") or r.get("superseded_by"))]
         if done and not force:
@@ -479,35 +468,35 @@ def run_pipeline(
                     and json.dumps(last.get("parameters"), sort_keys=True, default=str) == json.dumps(shared, sort_keys=True, default=str)):
                 echo(f"resuming failed run {last['run_id']} of the same as-of date and parameters (use --force for a new run)")
                 record_owner(owner, last["run_id"])
-                return _resume_locked(last, plan, ledger, echo)
+                return _resume_locked(last, plan, runlog, echo)
         run_dir = pdir / run_id
         (run_dir / "notebooks").mkdir(parents=True)
         (run_dir / "outputs").mkdir()
         (run_dir / "spec.yaml").write_text(spec.path.read_text(encoding="utf-8"), encoding="utf-8")
-        record = _new_record(plan, as_of, run_id, overrides, ledger)
-        record["mlflow_run_id"] = ledger.start_pipeline_run(
+        record = _new_record(plan, as_of, run_id, overrides, runlog)
+        record["mlflow_run_id"] = runlog.start_pipeline_run(
             pipeline=spec.name, run_id=run_id, as_of=as_of, parameters=shared, spec_path=str(spec.path))
         echo(f"run {run_id} of {spec.name!r} as of {as_of}: {run_dir}")
-        return _drive(_Context(plan, record, run_dir, ledger, echo), resumed=False)
+        return _drive(_Context(plan, record, run_dir, runlog, echo), resumed=False)
 
 
-def _resume_locked(record: dict, plan: RunPlan, ledger: Ledger, echo: Echo) -> RunResult:
+def _resume_locked(record: dict, plan: RunPlan, runlog: RunLog, echo: Echo) -> RunResult:
     run_dir = pipeline_dir(plan.spec.name) / record["run_id"]
     record["resumed_at"] = [*record.get("resumed_at", []), _now()]
     record["previous_duration_s"] = float(record.get("duration_s") or 0.0)
     record["published"] = False
     if record.get("mlflow_run_id"):
-        closed = ledger.close_orphan_stages(record["mlflow_run_id"], f"stage {_ORPHAN_REASON}; the run was resumed")
+        closed = runlog.close_orphan_stages(record["mlflow_run_id"], f"stage {_ORPHAN_REASON}; the run was resumed")
         if closed:
-            echo(f"closed {len(closed)} stage run(s) left RUNNING in the ledger by the interrupted runner")
-        ledger.reopen(record["mlflow_run_id"])
+            echo(f"closed {len(closed)} stage run(s) left RUNNING in the run log by the interrupted runner")
+        runlog.reopen(record["mlflow_run_id"])
     else:
-        record["mlflow_run_id"] = ledger.start_pipeline_run(
+        record["mlflow_run_id"] = runlog.start_pipeline_run(
             pipeline=plan.spec.name, run_id=record["run_id"], as_of=record["as_of"],
             parameters=plan.shared, spec_path=str(plan.spec.path))
     first = next((s["name"] for s in record["stages"] if s["status"] != "COMPLETED"), None)
     echo(f"resuming run {record['run_id']} of {plan.spec.name!r} as of {record['as_of']} from stage {first!r}")
-    return _drive(_Context(plan, record, run_dir, ledger, echo), resumed=True)
+    return _drive(_Context(plan, record, run_dir, runlog, echo), resumed=True)
 
 
 def resume_run(run_id: str, *, echo: Echo | None = None) -> RunResult:
@@ -530,9 +519,9 @@ def resume_run(run_id: str, *, echo: Echo | None = None) -> RunResult:
         overrides.update({f"{stage}.{k}": v for k, v in values.items() if k in spec.stage(stage).parameters})
     plan = plan_run(spec, overrides)
     with run_lock(run_dir.parent / ".locks", _slug(record["as_of"]), spec.name, record["as_of"], run_id):
-        _mark_stale(run_dir.parent, record["as_of"], Ledger())
+        _mark_stale(run_dir.parent, record["as_of"], RunLog())
         record = read_run_record(run_dir)
         if record["status"] == "COMPLETED":
             return RunResult(spec.name, "SKIPPED", EXIT_OK, f"run {run_id} already completed; nothing to resume",
                              run_id, run_dir, record)
-        return _resume_locked(record, plan, Ledger(), echo)
+        return _resume_locked(record, plan, RunLog(), echo)

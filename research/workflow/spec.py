@@ -21,6 +21,11 @@ A spec looks like this (paths are relative to the spec file)::
           min_rows: {default: 200, min: 1}
         reads: []                    # outputs of earlier stages this stage needs
         writes: [data_report, prices]
+    hooks:                           # optional: code the engine calls around a run
+      as_of: research.stages.as_of:resolve_as_of
+      after_run: [research.alerts.delivery:after_run]
+
+``hooks`` are described in :mod:`research.workflow.hooks`.
 
 Each stage notebook has exactly one cell tagged ``parameters``. A stage receives the shared
 parameters its ``parameters`` cell declares, its own ``parameters``, and the built-ins
@@ -59,6 +64,8 @@ import nbformat
 import pandas as pd
 import yaml
 
+from research.workflow.hooks import HookError, Hooks, parse_hooks
+
 __all__ = [
     "SpecError", "Param", "Stage", "PipelineSpec", "RunPlan", "load_spec", "plan_run",
     "notebook_parameters", "parse_overrides", "coerce", "looks_secret", "TYPES", "BUILTINS",
@@ -76,7 +83,7 @@ _SECRET_KEY = re.compile(
 _PARAM_KEYS = {"type", "default", "help", "min", "max", "exclusive_min", "exclusive_max", "choices", "min_items"}
 _BOUND_KEYS = ("min", "max", "exclusive_min", "exclusive_max")
 _STAGE_KEYS = {"name", "notebook", "parameters", "timeout", "retries", "backoff", "reads", "writes", "description"}
-_SPEC_KEYS = {"name", "description", "parameters", "stages"}
+_SPEC_KEYS = {"name", "description", "parameters", "stages", "hooks"}
 
 
 class SpecError(ValueError):
@@ -155,6 +162,7 @@ class PipelineSpec:
     stages: tuple[Stage, ...]
     description: str = ""
     sha256: str = ""
+    hooks: Hooks = field(default_factory=Hooks)
 
     def stage(self, name: str) -> Stage:
         """The stage called ``name`` (``KeyError`` lists the stages)."""
@@ -193,7 +201,8 @@ def _type_of(value: Any) -> str | None:
     return None
 
 
-def _canonical_date(text: str) -> str:
+def canonical_date(text: object) -> str:
+    """``text`` as an ISO date (midnight) or date-time, in UTC without a zone; ``ValueError`` if not a date."""
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError) as exc:
@@ -229,7 +238,7 @@ def _scalar(kind: str, value: Any) -> Any:
                 pass
     elif kind == "date":
         if hasattr(value, "isoformat") or isinstance(value, str):
-            return _canonical_date(str(value))
+            return canonical_date(str(value))
     raise ValueError(f"expected {kind}, got {value!r}")
 
 
@@ -490,9 +499,14 @@ def load_spec(path: str | os.PathLike) -> PipelineSpec:
         if missing:
             raise SpecError(f"stage {st.name!r} reads {missing}, which no earlier stage writes")
         written.update(st.writes)
+    try:
+        hooks = parse_hooks(raw.get("hooks"))
+    except HookError as exc:
+        raise SpecError(f"{path.name}: {exc}") from exc
     return PipelineSpec(
         name=name, path=path, parameters=params, stages=stages,
         description=str(raw.get("description", "")), sha256=hashlib.sha256(text.encode()).hexdigest(),
+        hooks=hooks,
     )
 
 

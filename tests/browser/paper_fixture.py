@@ -16,7 +16,8 @@ SYMBOLS = ("SYN0001", "SYN0002")
 def write_fixture_account(url: str, *, as_of: str, name: str = "demo", sessions: int = 60,
                           pipeline: str = "daily") -> dict:
     """Create account ``name`` in the ledger at ``url`` and replay its last ``sessions`` bars up to ``as_of``."""
-    from research.paper import book, outbox
+    from research.alerts import outbox
+    from research.paper import book
     from research.paper.replay import replay
     from research.paper.trading import load_fields
 

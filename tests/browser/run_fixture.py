@@ -20,8 +20,8 @@ import pandas as pd
 
 from research.data.sources.synthetic import synthetic_ohlcv
 from research.risk import metrics
+from research.stages.sweep_outputs import sweep_record
 from research.workflow.results import PublishedRun, latest, publish, write_output
-from research.workflow.sweeps import sweep_record
 
 SYMBOLS = ("SYN0001", "SYN0002", "SYN0003", "BTC-USD")
 PARAMS = ((10, 50), (20, 100))
@@ -94,7 +94,7 @@ def _backtests(close: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
 
 
 def _sweep(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The backtest stage's sweep record (``research.workflow.sweeps.sweep_record``) of every
+    """The backtest stage's sweep record (``research.stages.sweep_outputs.sweep_record``) of every
     ``fast < slow`` pair of :data:`GRID_FAST` x :data:`GRID_SLOW`, one symbol at a time (each on
     its own calendar)."""
     parts = [sweep_record(frames[s], fast=GRID_FAST, slow=GRID_SLOW, **COSTS) for s in SYMBOLS]

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from research.alerts import outbox
 from research.cli import app
-from research.paper import outbox
 from research.paper.db import dispose
 
 SECRET = "cli-secret-a04c"
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("wb_alert_receivers", ROOT / "tests" / "paper" / "receivers.py")
+_spec = importlib.util.spec_from_file_location("wb_alert_receivers", ROOT / "tests" / "alerts" / "receivers.py")
 receivers = sys.modules.setdefault("wb_alert_receivers", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(receivers)
 runner = CliRunner()

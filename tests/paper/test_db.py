@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from research.paper import db
+from research.alerts import outbox  # noqa: F401  (declares the outbox tables)
+from research.paper import (
+    book,  # noqa: F401  (declares the book's tables)
+    db,
+)
 
 
 def test_sqlite_default_is_wal_with_every_table(tmp_path):
@@ -31,3 +35,16 @@ def test_a_bare_postgresql_url_uses_the_installed_driver(postgres_url):
         assert "paper_accounts" in sa.inspect(engine).get_table_names()
     finally:
         db.dispose(bare)
+
+
+def test_a_table_declared_after_the_first_connect_is_created_on_the_next(tmp_path):
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+    engine = db.connect(url)
+    late = sa.Table("late_room_rows", db.metadata, sa.Column("id", sa.Integer, primary_key=True))
+    try:
+        assert "late_room_rows" not in sa.inspect(engine).get_table_names()
+        assert db.connect(url) is engine
+        assert "late_room_rows" in sa.inspect(engine).get_table_names()
+    finally:
+        db.metadata.remove(late)
+        db.dispose(url)

@@ -8,8 +8,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from research.workflow.ledger import Ledger, read_run_record
 from research.workflow.results import latest
+from research.workflow.runlog import RunLog, read_run_record
 from research.workflow.runner import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def test_daily_run_is_published_with_every_output(daily_run):
 
 
 def test_daily_ledger_has_the_run_and_its_stage_notebooks(daily_run):
-    entry = Ledger().get_run(daily_run.run_id)
+    entry = RunLog().get_run(daily_run.run_id)
     assert entry["status"] == "COMPLETED" and entry["published"]
     assert [s["status"] for s in entry["stages"]] == ["COMPLETED"] * 8
     parent = Path(entry["artifact_uri"].removeprefix("file://"))
@@ -112,7 +112,7 @@ def test_workbench_run_says_where_everything_is(daily_run):
 
 
 def test_the_next_day_predicts_with_the_registered_model(daily_run):
-    from research.workflow.modeling import train_or_predict
+    from research.stages.modeling import train_or_predict
 
     preds, ev = train_or_predict(["SPX"], as_of="2018-12-31", source="sample", preset="tiny",
                                  overrides={"max_bars": 400, "epochs": 1})

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research.workflow.ledger import Ledger
 from research.workflow.results import latest
+from research.workflow.runlog import RunLog
 from research.workflow.runner import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -31,5 +31,5 @@ def test_hourly_pipeline_writes_labelled_synthetic_signals():
     assert pub.table("data_report")["synthetic"].all()
     summary = pub.document("summary")
     assert summary["synthetic"] is True and summary["data"]["sources"] == ["synthetic"]
-    entry = Ledger().get_run(result.run_id)
+    entry = RunLog().get_run(result.run_id)
     assert [s["stage"] for s in entry["stages"]] == ["ingest", "signals", "paper", "summary"]

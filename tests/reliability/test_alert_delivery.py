@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from research.paper import outbox
-from research.paper.channels import AlertsConfig, EmailChannel, WebhookChannel
+from research.alerts import outbox
+from research.alerts.channels import AlertsConfig, EmailChannel, WebhookChannel
 from research.paper.db import dispose
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "reliability-secret-0e9d"
 NOW = datetime(2026, 12, 5, 12, 0)
 GROUP = "alert delivery"
-_spec = importlib.util.spec_from_file_location("wb_alert_receivers", ROOT / "tests" / "paper" / "receivers.py")
+_spec = importlib.util.spec_from_file_location("wb_alert_receivers", ROOT / "tests" / "alerts" / "receivers.py")
 receivers = sys.modules.setdefault("wb_alert_receivers", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(receivers)
 

@@ -28,8 +28,8 @@ from typer.testing import CliRunner
 
 from research.cli import app
 from research.config import get_settings
-from research.workflow.ledger import Ledger, read_run_record
 from research.workflow.results import latest, read_output
+from research.workflow.runlog import RunLog, read_run_record
 from research.workflow.runner import RunLocked, resume_run, run_pipeline
 from research.workflow.spec import SpecError
 
@@ -220,7 +220,7 @@ def test_an_older_as_of_never_replaces_the_published_pointer(tmp_path, case):
     case("pipelines", "an older as-of completes but the pointer stays on the newer one", "2018-12-31",
          f"{pub.as_of} (older run {older.status}, published={rec['published']})",
          pub.run_id == newer.run_id and older.status == "COMPLETED" and not rec["published"])
-    listed = {r["run_id"] for r in Ledger().list_runs("rel-asof")}
+    listed = {r["run_id"] for r in RunLog().list_runs("rel-asof")}
     case("pipelines", "the older run is kept, listed and says it is not the latest",
          "listed; 'not published as the latest'", older.message[-90:],
          older.run_id in listed and "not published as the latest" in older.message

@@ -358,8 +358,8 @@ def test_paper_page_shows_the_replayed_account_against_its_backtest(runs):
 
 
 def test_health_page_shows_the_outbox_with_failed_deliveries_but_no_secret(runs, monkeypatch):
-    from research.paper import outbox
-    from research.paper.channels import AlertsConfig, WebhookChannel
+    from research.alerts import outbox
+    from research.alerts.channels import AlertsConfig, WebhookChannel
 
     secret = "health-canary-secret-77"
     monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", secret)

@@ -151,7 +151,7 @@ def test_a_run_without_bars_or_overfitting_figures_still_shows_its_grid(runs, tm
 
 def test_the_walk_forward_is_an_out_of_sample_benchmark_for_a_picked_cell(runs, page):
     from research.backtest.walkforward import walk_forward
-    from research.workflow.sweeps import pbo_subgrid, wf_windows
+    from research.stages.sweep_outputs import pbo_subgrid, wf_windows
 
     _pick(page, 7, 60)
     one(page, "wb-sweep-compare").value = "wf"

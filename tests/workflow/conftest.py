@@ -12,17 +12,19 @@ import yaml
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 
 
-def write_spec(folder: Path, name: str, stages: list[dict], parameters: dict | None = None) -> Path:
-    """A spec file named ``<name>.yaml`` whose stage notebooks are the toy notebooks."""
+def write_spec(folder: Path, name: str, stages: list[dict], parameters: dict | None = None,
+               hooks: dict | None = None) -> Path:
+    """A spec file named ``<name>.yaml`` whose stage notebooks are the toy notebooks (and ``hooks``, if given)."""
     for st in stages:
         st["notebook"] = str(NOTEBOOKS / st["notebook"])
         st.setdefault("timeout", 60)
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"name": name, "parameters": parameters or {}, "stages": stages}, sort_keys=False))
+    doc = {"name": name, "parameters": parameters or {}, "stages": stages, **({"hooks": hooks} if hooks else {})}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
-def two_stage_spec(folder: Path, name: str) -> Path:
+def two_stage_spec(folder: Path, name: str, hooks: dict | None = None) -> Path:
     """numbers -> total: the second reads what the first wrote; it fails while a marker file exists."""
     return write_spec(
         folder, name,
@@ -31,6 +33,7 @@ def two_stage_spec(folder: Path, name: str) -> Path:
             {"name": "total", "notebook": "02-total.ipynb", "reads": ["numbers"], "writes": ["total"]},
         ],
         {"n": 5, "fail_if_exists": {"type": "str", "default": ""}},
+        hooks,
     )
 
 

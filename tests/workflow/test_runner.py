@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from research.cli import app
 from research.config import get_settings
-from research.workflow.ledger import Ledger, read_run_record
 from research.workflow.results import latest, read_output
+from research.workflow.runlog import RunLog, read_run_record
 from research.workflow.runner import EXIT_FAILED, EXIT_TIMEOUT, RunLocked, resume_run, run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def test_failure_publishes_nothing_and_resume_matches_a_clean_run(tmp_path, no_o
     assert [s["status"] for s in rec["stages"]] == ["COMPLETED", "FAILED"]
     kept = nbformat.read(rec["error"]["notebook"], as_version=4)
     assert any(o.output_type == "error" for c in kept.cells for o in c.get("outputs", []))
-    entry = Ledger().get_run(failed.run_id)
+    entry = RunLog().get_run(failed.run_id)
     assert entry["status"] == "FAILED" and [s["status"] for s in entry["stages"]] == ["COMPLETED", "FAILED"]
 
     # a re-run of the same date and parameters resumes the failed run (and fails again while broken)
@@ -73,7 +73,7 @@ def test_hung_cell_times_out(tmp_path, no_orphan_kernels, toys):
     assert result.status == "TIMEOUT" and result.exit_code == EXIT_TIMEOUT
     assert "stage 'hang' timed out in cell 4 ('time.sleep(seconds)')" in result.message
     assert read_run_record(result.run_dir)["stages"][0]["status"] == "TIMEOUT"
-    assert Ledger().get_run(result.run_id)["status"] == "TIMEOUT"
+    assert RunLog().get_run(result.run_id)["status"] == "TIMEOUT"
     assert latest("toy-hang") is None
 
 
@@ -174,14 +174,34 @@ def test_killed_runner_leaves_no_kernel_and_the_next_start_resumes(tmp_path, ker
     assert read_output(result.run_dir / "outputs", "gated") == {"as_of": "2020-01-02"}
 
 
-def test_as_of_defaults_come_from_the_data():
+def test_the_engine_takes_the_as_of_from_the_spec_hook_else_the_parameter_else_today(tmp_path, toys):
     from research.workflow.runner import resolve_as_of
+    from research.workflow.spec import load_spec
 
-    assert resolve_as_of({"symbols": ["SPX", "GOOG"], "source": "sample", "interval": "1d"}) == "2018-12-31"
-    assert resolve_as_of({"symbols": ["BTC-USD"], "source": "synthetic", "interval": "1h"}) == "2000-09-08T23:00:00"
-    assert resolve_as_of({"as_of": "2019-03-01T00:00:00Z"}) == "2019-03-01"
-    assert resolve_as_of({"symbols": ["SPX"], "source": "yahoo"}) == str(pd.Timestamp.now(tz="UTC").date())
-    from research.data import SymbolNotFoundError
+    plain = load_spec(toys.two_stage_spec(tmp_path, "toy-plain"))
+    assert resolve_as_of(plain, {"as_of": "2019-03-01T00:00:00Z"}) == "2019-03-01"
+    assert resolve_as_of(plain, {"symbols": ["SPX"], "source": "sample"}) == str(pd.Timestamp.now(tz="UTC").date())
+    hooked = load_spec(toys.two_stage_spec(tmp_path, "toy-hooked", hooks={"as_of": "research.stages.as_of:resolve_as_of"}))
+    assert resolve_as_of(hooked, {"symbols": ["SPX", "GOOG"], "source": "sample", "interval": "1d"}) == "2018-12-31"
 
-    with pytest.raises(SymbolNotFoundError):
-        resolve_as_of({"symbols": ["NOPE"], "source": "sample"})
+
+def test_a_spec_hook_that_cannot_be_loaded_is_refused_when_the_spec_loads(tmp_path, toys):
+    from research.workflow.spec import SpecError, load_spec
+
+    for hooks, match in [({"after_run": ["research.alerts.delivery:nope"]}, "has no callable 'nope'"),
+                         ({"after_run": ["no_such_module_x:run"]}, "cannot import no_such_module_x"),
+                         ({"as_of": "research.stages.as_of.resolve_as_of"}, "must be 'module:function'"),
+                         ({"before_run": []}, r"unknown hooks \['before_run'\]")]:
+        with pytest.raises(SpecError, match=match):
+            load_spec(toys.two_stage_spec(tmp_path, "toy-bad-hook", hooks=hooks))
+
+
+def test_a_failing_after_run_hook_never_fails_the_run(tmp_path, toys, monkeypatch):
+    module = tmp_path / "wb_failing_hook.py"
+    module.write_text("def after_run(record, run_dir, *, echo):\n    raise RuntimeError('receiver on fire')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = toys.two_stage_spec(tmp_path, "toy-hook-fails", hooks={"after_run": ["wb_failing_hook:after_run"]})
+    lines: list[str] = []
+    result = run_pipeline(spec, ["as_of=2020-01-03"], echo=lines.append)
+    assert result.status == "COMPLETED" and result.exit_code == 0
+    assert any("hook wb_failing_hook:after_run: failed (RuntimeError: receiver on fire)" in line for line in lines)

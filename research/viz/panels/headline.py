@@ -15,8 +15,8 @@ import math
 import ipywidgets as widgets
 import pandas as pd
 
+from research.stages.todays_signals import missed_sessions
 from research.workflow.results import PublishedRun
-from research.workflow.signals import missed_sessions
 
 __all__ = ["headline_figures", "headline_panel"]
 

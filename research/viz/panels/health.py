@@ -1,5 +1,5 @@
 """Pipeline health: recent runs with status and duration, failed stages, today's signals and alerts,
-and the alert outbox (deliveries pending, sent and failed; see :mod:`research.paper.outbox`).
+and the alert outbox (deliveries pending, sent and failed; see :mod:`research.alerts.outbox`).
 
 Runs are read from the run ledger's folders, ``<runs_dir>/<pipeline>/*/run.json`` (every run,
 failed ones included); signals and alerts from the latest published run. Error details shown are
@@ -189,7 +189,7 @@ def signals_panel(run: PublishedRun) -> widgets.Widget:
 
 
 #: Alert kinds whose value and threshold are fractions (shown in percent) or days
-#: (:mod:`research.workflow.signals`); the others (sigmas, RSI, prices) are plain numbers.
+#: (:mod:`research.stages.todays_signals`); the others (sigmas, RSI, prices) are plain numbers.
 _PERCENT_KINDS = {"drawdown", "price_move"}
 _DAY_KINDS = {"data"}
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from research.stages.todays_signals import missed_sessions
 from research.viz.panels.headline import headline_panel
 from research.viz.panels.layout import (
     dropdown,
@@ -30,7 +31,6 @@ from research.viz.panels.layout import (
     weekly_note,
 )
 from research.workflow.results import PublishedRun
-from research.workflow.signals import missed_sessions
 
 __all__ = [
     "market_overview", "prices_panel", "returns_panel", "volatility_panel", "correlation_panel",

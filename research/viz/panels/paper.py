@@ -1,7 +1,7 @@
 """Paper trading: accounts, equity against the backtest, positions, fills, reconciliation, alerts.
 
 Everything shown is read from the ledger database (:mod:`research.paper.book`: accounts,
-sessions, fills, positions, cash; :mod:`research.paper.outbox`: alerts and their deliveries) or
+sessions, fills, positions, cash; :mod:`research.alerts.outbox`: alerts and their deliveries) or
 computed by the monitor (:mod:`research.paper.monitor`: performance figures, the reconciliation
 against a backtest of the same period and its per-trade differences). The panels only select and
 draw. The page's as-of time is the selected account's last session; its provenance line names
@@ -24,7 +24,8 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
-from research.paper import book, monitor, outbox
+from research.alerts import outbox
+from research.paper import book, monitor
 from research.paper.db import default_url
 from research.paper.trading import load_fields
 from research.viz.panels.layout import (

@@ -170,7 +170,7 @@ class SweepData:
             if fields is None:
                 return None
             from research.backtest.walkforward import walk_forward
-            from research.workflow.sweeps import pbo_subgrid, wf_windows
+            from research.stages.sweep_outputs import pbo_subgrid, wf_windows
 
             fast, slow = pbo_subgrid(*self.windows(symbol))
             train, test = wf_windows(len(fields["close"]))
@@ -305,7 +305,7 @@ def _walk_forward(legs: list[tuple[str, pd.Series]], ppy: float,
     """Per walk-forward fold, each leg's Sharpe on the training window and on the test window
     (and, for a walk-forward leg, the cell it picked on the training window)."""
     from research.backtest.walkforward import fold_bounds
-    from research.workflow.sweeps import wf_windows
+    from research.stages.sweep_outputs import wf_windows
 
     index = legs[0][1].index
     train, test = wf_windows(len(index))

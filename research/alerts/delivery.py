@@ -1,6 +1,8 @@
 """Alerts at the end of a pipeline run: put them in the outbox, then deliver what is pending.
 
-The runner calls :func:`after_run` once a run ends, whatever its status:
+A pipeline spec names :func:`after_run` as its after-run hook (``hooks: {after_run:
+[research.alerts.delivery:after_run]}``; see :mod:`research.workflow.hooks`), so the engine
+calls it once a run ends, whatever its status:
 
 * a run that completed enqueues the alerts its ``signals`` stage wrote (price, technical,
   volume, drawdown, data, model) and the drift alerts of the paper accounts the pipeline steps
@@ -8,7 +10,7 @@ The runner calls :func:`after_run` once a run ends, whatever its status:
 * a run that failed or timed out enqueues one critical ``pipeline`` alert naming the stage,
   the error and the executed notebook; an interrupted run (Ctrl-C, SIGTERM) too;
 * then, unless the run was interrupted, every pending alert is delivered to the channels of the
-  channel file (:mod:`research.paper.channels`). Without a channel file alerts stay in the
+  channel file (:mod:`research.alerts.channels`). Without a channel file alerts stay in the
   outbox; ``workbench alerts deliver`` sends them later.
 
 Nothing here can fail a run: problems (an invalid channel file, a receiver that is down, an
@@ -111,8 +113,8 @@ def after_run(record: dict, run_dir: str | Path, *, echo: Callable[[str], None] 
     say = echo or log.info
     status = str(record.get("status"))
     try:
-        from research.paper import outbox
-        from research.paper.channels import ConfigError, load_config
+        from research.alerts import outbox
+        from research.alerts.channels import ConfigError, load_config
 
         new: list[str] = []
         if status == "COMPLETED":

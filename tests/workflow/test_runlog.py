@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from research.workflow.ledger import Ledger, LedgerError, find_run_dir, iter_run_records
+from research.workflow.runlog import RunLog, RunLogError, find_run_dir, iter_run_records
 
 
 @pytest.fixture
 def ledger(tmp_path):
-    return Ledger(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=tmp_path / "artifacts")
+    return RunLog(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=tmp_path / "artifacts")
 
 
 def test_a_run_with_stages_round_trips(ledger, tmp_path):
@@ -33,15 +33,15 @@ def test_a_run_with_stages_round_trips(ledger, tmp_path):
     assert ledger.client.get_run(parent).info.status == "FAILED"  # MLflow's own status
     art = entry["stages"][0]["artifact_uri"].removeprefix("file://")
     assert (tmp_path / "artifacts").exists() and art.startswith(str(tmp_path / "artifacts"))
-    with pytest.raises(LedgerError, match="no pipeline run 'nope'"):
+    with pytest.raises(RunLogError, match="no pipeline run 'nope'"):
         ledger.get_run("nope")
 
 
 def test_unusable_tracking_store_fails_fast(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(LedgerError, match="is not usable"):
-        Ledger(f"sqlite:///{blocker / 'mlflow.db'}")
+    with pytest.raises(RunLogError, match="is not usable"):
+        RunLog(f"sqlite:///{blocker / 'mlflow.db'}")
 
 
 def test_run_folders(tmp_path):
@@ -51,5 +51,5 @@ def test_run_folders(tmp_path):
     (tmp_path / "demo" / "r2" / "run.json").write_text("{broken")
     assert find_run_dir("r1", tmp_path) == tmp_path / "demo" / "r1"
     assert [r["run_id"] for r in iter_run_records(tmp_path / "demo")] == ["r1"]
-    with pytest.raises(LedgerError, match="no run folder for run 'r3'"):
+    with pytest.raises(RunLogError, match="no run folder for run 'r3'"):
         find_run_dir("r3", tmp_path)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from research.data.sources.synthetic import synthetic_ohlcv
-from research.workflow.signals import (
+from research.stages.todays_signals import (
     ALERT_COLUMNS,
     SIGNAL_COLUMNS,
     AlertRules,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from research.paper.channels import (
+from research.alerts.channels import (
     ConfigError,
     EmailChannel,
     SendError,

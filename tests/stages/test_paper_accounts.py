@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from research.paper import book
-from research.workflow.paper_stage import PAPER_COLUMNS, paper_stage
+from research.stages.paper_accounts import PAPER_COLUMNS, paper_stage
 from research.workflow.results import read_output
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from research.paper.channels import (
+from research.alerts.channels import (
     SEVERITIES,
     AlertsConfig,
     Channel,
@@ -472,7 +472,7 @@ def deliver(config: AlertsConfig | str | None = None, now: datetime | pd.Timesta
     Parameters
     ----------
     config : AlertsConfig or path, optional
-        The channels (default: :func:`research.paper.channels.load_config`).
+        The channels (default: :func:`research.alerts.channels.load_config`).
     now : datetime, optional
         The time used for routing, quiet hours, rate limits and the records (default: the clock).
     url : str, optional

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from research.paper import outbox
-from research.paper.channels import (
+from research.alerts import outbox
+from research.alerts.channels import (
     AlertsConfig,
     EmailChannel,
     QuietHours,

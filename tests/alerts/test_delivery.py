@@ -9,16 +9,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research.paper import outbox
+from research.alerts import outbox
+from research.alerts.delivery import after_run, failure_alert
 from research.paper.db import dispose
-from research.workflow.alerting import after_run, failure_alert
+from research.stages.todays_signals import ALERT_COLUMNS
 from research.workflow.results import write_output
 from research.workflow.runner import run_pipeline
-from research.workflow.signals import ALERT_COLUMNS
 
 SECRET = "run-hook-secret-31f0"
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("wb_alert_receivers", ROOT / "tests" / "paper" / "receivers.py")
+_spec = importlib.util.spec_from_file_location("wb_alert_receivers", ROOT / "tests" / "alerts" / "receivers.py")
 receivers = sys.modules.setdefault("wb_alert_receivers", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(receivers)
 
@@ -67,7 +67,7 @@ def test_a_completed_run_enqueues_its_signal_alerts_and_delivers_them_once(tmp_p
 
 @pytest.mark.slow
 def test_a_failed_pipeline_run_sends_a_critical_alert(tmp_path, ledger, hook, toys):
-    spec = toys.two_stage_spec(tmp_path, "toy-alert")
+    spec = toys.two_stage_spec(tmp_path, "toy-alert", hooks={"after_run": ["research.alerts.delivery:after_run"]})
     marker = tmp_path / "break-total"
     marker.touch()
     lines: list[str] = []

@@ -143,9 +143,9 @@ def model_stage(
     retrain: bool = False, retrain_every_days: float = 7.0, preset: str = "pipeline",
     overrides: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Train on schedule or predict with the champion (:mod:`research.workflow.modeling`);
+    """Train on schedule or predict with the champion (:mod:`research.stages.modeling`);
     write ``predictions`` and ``model_eval``; returns ``model_eval``."""
-    from research.workflow.modeling import train_or_predict
+    from research.stages.modeling import train_or_predict
 
     preds, evals = train_or_predict(symbols, as_of=as_of, source=source, interval=interval, retrain=retrain,
                                     retrain_every_days=retrain_every_days, preset=preset, overrides=overrides)
@@ -212,11 +212,11 @@ def backtest_stage(
     ``sweep_slow`` (text ranges ``"2:100"``, ``"10:250:5"`` or lists). Writes ``backtests``,
     ``equity`` (``strategy|symbol`` curves plus ``portfolio|<primary>``, the equal-weight book of
     the primary strategy), ``trades``, ``positions`` (the primary book's weights), and the sweep
-    record of :func:`research.workflow.sweeps.sweep_record`: ``sweep``, ``sweep_summary``
+    record of :func:`research.stages.sweep_outputs.sweep_record`: ``sweep``, ``sweep_summary``
     (deflated Sharpe and PBO per symbol), ``sweep_returns`` and ``sweep_bars``."""
     from research.backtest import backtest
-    from research.workflow.signals import DEFAULT_STRATEGIES
-    from research.workflow.sweeps import sweep_record
+    from research.stages.sweep_outputs import sweep_record
+    from research.stages.todays_signals import DEFAULT_STRATEGIES
 
     prices = _bars(symbols, as_of, source, interval, start)
     costs = {"fees": fees, "slippage": slippage}
@@ -307,7 +307,7 @@ def signals_stage(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Today's signals and target positions (plus the champion model's, when there is one) and
     the alerts; write ``signals`` and ``alerts``."""
-    from research.workflow import signals as sg
+    from research.stages import todays_signals as sg
 
     prices = _bars(symbols, as_of, source, interval)
     rules_obj = sg.AlertRules(**dict(rules or {}))

@@ -12,9 +12,15 @@ from research.backtest import backtest
 from research.backtest.sweep import ma_pairs, parse_windows
 from research.data.sources.synthetic import synthetic_ohlcv
 from research.defaults import PIPELINES
+from research.stages.steps import backtest_stage, ingest_stage, risk_stage
+from research.stages.sweep_outputs import (
+    PBO_MAX_TRIALS,
+    coarse,
+    grid_text,
+    pbo_subgrid,
+    sweep_record,
+)
 from research.workflow.results import read_output
-from research.workflow.stages import backtest_stage, ingest_stage, risk_stage
-from research.workflow.sweeps import PBO_MAX_TRIALS, coarse, grid_text, pbo_subgrid, sweep_record
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The run ledger: every pipeline run in the tracking store, plus ``run.json`` in its folder.
+"""The run log: every pipeline run in the tracking store, plus ``run.json`` in its folder.
 
 In MLflow, pipeline ``<name>`` has the experiment ``pipeline-<name>``. A pipeline run is one
 parent run (run name = the workbench run id) and each executed stage is a child run
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from research.config import get_settings
 
-__all__ = ["Ledger", "LedgerError", "TERMINAL_MLFLOW", "read_run_record", "find_run_dir", "iter_run_records"]
+__all__ = ["RunLog", "RunLogError", "TERMINAL_MLFLOW", "read_run_record", "find_run_dir", "iter_run_records"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ TERMINAL_MLFLOW = {"COMPLETED": "FINISHED", "FAILED": "FAILED", "TIMEOUT": "FAIL
 _MAX_PARAM = 500
 
 
-class LedgerError(RuntimeError):
+class RunLogError(RuntimeError):
     """The tracking store cannot be reached or a run is not in it."""
 
 
@@ -50,7 +50,7 @@ def _experiment_name(pipeline: str) -> str:
     return f"pipeline-{pipeline}"
 
 
-class Ledger:
+class RunLog:
     """Pipeline runs in the MLflow tracking store.
 
     Parameters
@@ -73,7 +73,7 @@ class Ledger:
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
             self.client.search_experiments(max_results=1)
         except Exception as exc:
-            raise LedgerError(f"the tracking store at {self.tracking_uri} is not usable: {type(exc).__name__}: {exc}") from exc
+            raise RunLogError(f"the tracking store at {self.tracking_uri} is not usable: {type(exc).__name__}: {exc}") from exc
 
     # ------------------------------------------------------------ writing
     def _experiment_id(self, pipeline: str) -> str:
@@ -225,7 +225,7 @@ class Ledger:
         found = self.client.search_runs(ids, filter_string=f"tags.`workbench.run_id` = '{run_id}'", max_results=500) if ids else []
         parents = [r for r in found if r.data.tags.get("workbench.kind") == "pipeline"]
         if not parents:
-            raise LedgerError(f"no pipeline run {run_id!r} in the tracking store at {self.tracking_uri}")
+            raise RunLogError(f"no pipeline run {run_id!r} in the tracking store at {self.tracking_uri}")
         row = self._row(parents[0])
         row["parameters"] = dict(parents[0].data.params)
         stages = [self._row(r) for r in found if r.data.tags.get("workbench.kind") == "stage"]
@@ -238,7 +238,7 @@ def read_run_record(run_dir: str | os.PathLike) -> dict:
     """The ``run.json`` of a run folder."""
     path = Path(run_dir) / "run.json"
     if not path.exists():
-        raise LedgerError(f"{path} does not exist")
+        raise RunLogError(f"{path} does not exist")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -258,5 +258,5 @@ def find_run_dir(run_id: str, runs_dir: str | os.PathLike | None = None) -> Path
     root = Path(runs_dir) if runs_dir is not None else get_settings().runs_dir
     hits = [p.parent for p in root.glob(f"*/{run_id}/run.json")]
     if not hits:
-        raise LedgerError(f"no run folder for run {run_id!r} under {root}")
+        raise RunLogError(f"no run folder for run {run_id!r} under {root}")
     return hits[0]

@@ -1,0 +1,109 @@
+"""Hooks: code a pipeline spec names, called by the engine around a run without knowing it.
+
+A spec may declare::
+
+    hooks:
+      as_of: research.stages.as_of:resolve_as_of       # the run's as-of date from its parameters
+      after_run: [research.alerts.delivery:after_run]  # called once a run ends, whatever its status
+
+Each hook is ``module:function``. The spec is refused when it loads if a hook is malformed,
+its module cannot be imported or its name is not a callable, so a typo never surfaces at the
+end of a run.
+
+* ``as_of(shared) -> str`` receives the run's shared parameters and returns its as-of date;
+  without it the engine takes the ``as_of`` parameter, else today's date in UTC.
+* each ``after_run(record, run_dir, *, echo)`` receives the run's record (``run.json``), its
+  folder and the progress-line printer. An after-run hook never fails the run: whatever it
+  raises is logged and reported on the progress lines.
+
+This module is the engine's one loader of code by name: the names come from the spec (data),
+never from the package's own imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Hooks", "HookError", "parse_hooks", "load_hook", "after_run", "HOOK_NAMES"]
+
+log = logging.getLogger(__name__)
+#: The hooks a spec may declare.
+HOOK_NAMES = ("as_of", "after_run")
+_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+
+
+class HookError(ValueError):
+    """A hook of a spec is malformed, or names something that is not an importable callable."""
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The hooks of one spec, as ``module:function`` references."""
+
+    as_of: str | None = None
+    after_run: tuple[str, ...] = ()
+
+
+def load_hook(ref: str) -> Callable[..., Any]:
+    """The callable ``ref`` (``module:function``) names.
+
+    Raises
+    ------
+    HookError
+        When ``ref`` is malformed, its module cannot be imported or the name is not callable.
+    """
+    if not isinstance(ref, str) or not _REF.match(ref):
+        raise HookError(f"hook {ref!r} must be 'module:function' (e.g. research.alerts.delivery:after_run)")
+    module_name, attr = ref.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HookError(f"hook {ref!r}: cannot import {module_name}: {exc}") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise HookError(f"hook {ref!r}: {module_name} has no callable {attr!r}")
+    return fn
+
+
+def parse_hooks(raw: Any) -> Hooks:
+    """Check the ``hooks`` mapping of a spec and load every hook once.
+
+    Raises
+    ------
+    HookError
+        Naming the hook that is unknown, malformed or not importable.
+    """
+    if raw is None:
+        return Hooks()
+    if not isinstance(raw, Mapping):
+        raise HookError(f"hooks must be a mapping of {list(HOOK_NAMES)}; got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(HOOK_NAMES))
+    if unknown:
+        raise HookError(f"unknown hooks {unknown}; expected {list(HOOK_NAMES)}")
+    as_of = raw.get("as_of")
+    if as_of is not None:
+        load_hook(as_of)
+    after = raw.get("after_run") or []
+    if isinstance(after, str):
+        after = [after]
+    if not isinstance(after, list):
+        raise HookError(f"hooks.after_run must be a list of 'module:function'; got {after!r}")
+    for ref in after:
+        load_hook(ref)
+    return Hooks(as_of=as_of, after_run=tuple(after))
+
+
+def after_run(hooks: Hooks, record: dict, run_dir: Path, *, echo: Callable[[str], None]) -> None:
+    """Call every ``after_run`` hook in order; never raises (a failing hook is reported and skipped)."""
+    for ref in hooks.after_run:
+        try:
+            load_hook(ref)(record, run_dir, echo=echo)
+        except Exception as exc:  # a hook never fails the run it follows
+            log.exception("after-run hook %s failed for run %s", ref, record.get("run_id"))
+            echo(f"hook {ref}: failed ({type(exc).__name__}: {exc})")
