@@ -113,6 +113,21 @@ class SweepResult:
         cols = pd.MultiIndex.from_arrays([fast, slow], names=["fast", "slow"])
         return pd.DataFrame(rets.T, index=inp["index"][lo:hi], columns=cols)
 
+    def cell_returns(self, symbol: str, **params: int) -> pd.Series:
+        """Per-bar returns of one parameter set on one symbol (e.g. ``cell_returns("SPX", fast=5, slow=20)``).
+
+        Recomputed by the fused kernel from this sweep's own inputs, as :meth:`trial_returns`.
+        """
+        rows = self._rows(symbol)
+        for name, value in params.items():
+            if name not in self.param_names:
+                raise KeyError(f"{name!r} is not a parameter of this sweep; parameters are {self.param_names}")
+            rows = rows[rows[name] == value]
+        if len(rows) != 1:
+            raise KeyError(f"{len(rows)} parameter sets of {symbol!r} match {params}; name exactly one")
+        one = SweepResult(rows, self.strategy, self.param_names, self.metric, self.params, 0.0, self._inputs)
+        return one.trial_returns(symbol).iloc[:, 0]
+
 
 # --------------------------------------------------------------------------- fused path
 

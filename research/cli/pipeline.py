@@ -13,7 +13,7 @@ import typer
 __all__ = ["register", "app", "print_run_summary", "print_where", "run_daily"]
 
 app = typer.Typer(
-    help="Run parameterised notebook pipelines (pipelines/*.yaml) and read their ledger.",
+    help="Run parameterised notebook pipelines (pipelines/*.yaml) and read their run log.",
     no_args_is_help=True,
 )
 
@@ -190,7 +190,7 @@ def run_cmd(
     """Run a pipeline: every stage notebook through papermill, then publish the run.
 
     Parameters are validated before anything executes. The executed notebooks go to
-    runs/<pipeline>/<run id>/notebooks, the ledger to the MLflow tracking store. Exit codes:
+    runs/<pipeline>/<run id>/notebooks, the run log to the MLflow tracking store. Exit codes:
     0 done or already published, 1 a stage failed, 2 refused, 3 a stage timed out, 75 the same
     pipeline and as-of date is already running. A failed run of the same as-of date and
     parameters is resumed instead of started over (unless --force).
@@ -213,7 +213,7 @@ def list_cmd(
     pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
 ) -> None:
-    """List the latest pipeline runs from the ledger (newest first)."""
+    """List the latest pipeline runs from the run log (newest first)."""
     import pandas as pd
 
     from research.data.summary import print_table
@@ -276,7 +276,7 @@ def show_cmd(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None
     entry = _guarded(lambda: RunLog().get_run(run_id))
     try:
         record = read_run_record(find_run_dir(run_id))
-    except Exception:  # the folder may have been cleaned up; the ledger still knows
+    except Exception:  # the folder may have been cleaned up; the run log still knows
         record = {"run_id": run_id, "pipeline": entry["pipeline"], "as_of": entry["as_of"], "status": entry["status"],
                   "duration_s": entry["duration_s"], "mlflow_run_id": entry["mlflow_run_id"],
                   "stages": [{"name": s["stage"], "status": s["status"], "attempts": s["attempts"],

@@ -20,6 +20,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from scipy import stats
 __all__ = [
     "EULER_GAMMA", "expected_max_sharpe", "probabilistic_sharpe_ratio", "deflated_sharpe",
     "deflated_sharpe_ratio", "DeflatedSharpeResult", "probability_of_backtest_overfitting",
-    "PBOResult",
+    "PBOResult", "sweep_overfitting",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -293,3 +294,56 @@ def probability_of_backtest_overfitting(
         n_combinations=len(combos),
         n_trials=m.shape[1],
     )
+
+
+def sweep_overfitting(sweep: Any, symbol: str, *, pbo_sweep: Any | None = None, n_splits: int = 16,
+                      max_combinations: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The best cell of a moving-average sweep by Sharpe, deflated over every cell, and a PBO.
+
+    Parameters
+    ----------
+    sweep : SweepResult
+        A fused sweep (:func:`research.backtest.sweep.sweep_ma_crossover`); its ``table`` has
+        ``symbol``, ``fast``, ``slow``, ``sharpe`` (annualised) and ``total_return``.
+    symbol : str
+        The symbol whose cells are judged.
+    pbo_sweep : SweepResult, optional
+        A smaller grid whose trial returns feed the PBO (CSCV over every cell of ``sweep`` would
+        not fit in memory); no PBO without it.
+    n_splits, max_combinations, seed
+        As in :func:`probability_of_backtest_overfitting`.
+
+    Returns
+    -------
+    dict
+        ``symbol``, ``selected_by``, ``pairs``; with a finite Sharpe also ``fast``, ``slow``,
+        ``sharpe``, ``total_return`` and the deflated Sharpe's figures (``deflated_sharpe``,
+        ``expected_max_sharpe`` annualised, ``dsr_trials``, ``n_obs``, ``skew``, ``kurtosis``)
+        or ``dsr_note``; with ``pbo_sweep`` the PBO's (``pbo``, ``prob_oos_loss``,
+        ``pbo_trials``, ``pbo_splits``, ``pbo_combinations``) or ``pbo_note``.
+    """
+    rows = sweep.table[sweep.table["symbol"] == symbol]
+    ppy = float(sweep.params["periods_per_year"])
+    best = rows.loc[rows["sharpe"].idxmax()] if rows["sharpe"].notna().any() else None
+    out: dict[str, Any] = {"symbol": symbol, "selected_by": "sharpe", "pairs": len(rows)}
+    if best is None:
+        return out
+    f, s = int(best["fast"]), int(best["slow"])
+    out.update(fast=f, slow=s, sharpe=float(best["sharpe"]), total_return=float(best["total_return"]))
+    per_bar = rows["sharpe"].to_numpy(dtype="float64") / math.sqrt(ppy)
+    try:
+        dsr = deflated_sharpe_ratio(sweep.cell_returns(symbol, fast=f, slow=s), trial_sharpes=per_bar)
+        out.update(deflated_sharpe=dsr.dsr, expected_max_sharpe=dsr.expected_max_sharpe * math.sqrt(ppy),
+                   dsr_trials=dsr.n_trials, n_obs=dsr.n_obs, skew=dsr.skew, kurtosis=dsr.kurtosis)
+    except ValueError as exc:
+        out["dsr_note"] = str(exc)
+    if pbo_sweep is not None:
+        trials = pbo_sweep.trial_returns(symbol)
+        try:
+            pbo = probability_of_backtest_overfitting(trials.to_numpy(), n_splits=n_splits,
+                                                      max_combinations=max_combinations, seed=seed)
+            out.update(pbo=pbo.pbo, prob_oos_loss=pbo.prob_oos_loss, pbo_trials=pbo.n_trials,
+                       pbo_splits=pbo.n_splits, pbo_combinations=pbo.n_combinations)
+        except ValueError as exc:
+            out["pbo_note"] = str(exc)
+    return out

@@ -8,6 +8,7 @@ This module never imports the drawing layer, and a report holds numbers only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from research.risk.overfitting import (
     probability_of_backtest_overfitting,
 )
 
-__all__ = ["RiskReport", "risk_report", "monthly_returns", "rolling_metrics"]
+__all__ = ["RiskReport", "risk_report", "risk_document", "monthly_returns", "rolling_metrics"]
 
 def monthly_returns(returns: pd.Series) -> pd.DataFrame | None:
     """Compounded return per calendar month: rows = year, columns = month 1..12 (NaN if no bar).
@@ -199,3 +200,52 @@ def risk_report(
         pbo=pbo,
         meta=dict(meta or {}),
     )
+
+
+#: The figures of each symbol's own report kept in :func:`risk_document`'s ``per_symbol``.
+PER_SYMBOL_KEYS = ("Sharpe Ratio", "Max. Drawdown [%]", "Return (Ann.) [%]")
+
+
+def risk_document(
+    book: pd.Series,
+    *,
+    benchmark: pd.Series | None = None,
+    per_symbol: Mapping[str, pd.Series] | None = None,
+    periods_per_year: float,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The risk of a book as plain data (what the pipelines publish as ``risk``).
+
+    Parameters
+    ----------
+    book : Series
+        Per-bar decimal returns of the book.
+    benchmark : Series, optional
+        Benchmark returns, aligned on ``book``'s index.
+    per_symbol : mapping of str to Series, optional
+        Per-bar returns of each symbol's own book; each gets :data:`PER_SYMBOL_KEYS` of its report.
+    periods_per_year : float
+        Bars per year of ``book``.
+    meta : dict, optional
+        Provenance kept on the book's :class:`RiskReport`.
+
+    Returns
+    -------
+    dict
+        ``periods_per_year``, ``start``, ``end``, ``summary``, ``nan_reasons``, ``var`` (by
+        level), ``drawdown`` (``max``, ``current``), ``benchmark`` (its annualised return in
+        percent) and ``per_symbol``.
+    """
+    rep = risk_report(book, benchmark=benchmark, periods_per_year=periods_per_year, meta=meta)
+    per = {name: risk_report(r, periods_per_year=periods_per_year).summary for name, r in (per_symbol or {}).items()}
+    bench_ann = None
+    if rep.benchmark is not None:
+        bench_ann = m.annualized_return(rep.benchmark, periods_per_year=periods_per_year) * 100
+    return {
+        "periods_per_year": periods_per_year, "start": book.index.min(), "end": book.index.max(),
+        "summary": dict(rep.summary), "nan_reasons": rep.summary.attrs.get("nan_reasons", {}),
+        "var": rep.var.to_dict(orient="index"),
+        "drawdown": {"max": rep.drawdown.min(), "current": rep.drawdown.iloc[-1]},
+        "benchmark": {"name": "equal-weight buy and hold", "return_ann_pct": bench_ann},
+        "per_symbol": {k: {key: v.get(key) for key in PER_SYMBOL_KEYS} for k, v in per.items()},
+    }

@@ -255,6 +255,7 @@ def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -
     hold, with the sweep's overfitting statistics; write ``risk`` (JSON); returns it."""
     from research.data.calendars import periods_per_year
     from research.risk import risk_report
+    from research.risk.report import risk_document
 
     equity = read_output(output_dir, "equity")
     prices = read_output(output_dir, "prices")
@@ -280,18 +281,10 @@ def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -
         rep_sel = risk_report(trials[sel].dropna(), periods_per_year=ppy, trial_returns=trials)
         overfit = {"symbol": symbol, "selected": sel, "n_trials": trials.shape[1],
                    "deflated_sharpe": rep_sel.summary.get("Deflated Sharpe Ratio"), "pbo_pct": rep_sel.summary.get("PBO [%]")}
-    rep = risk_report(book, benchmark=bench, periods_per_year=ppy, meta={"strategy": strategy})
-    per_symbol = {c.split("|", 1)[1]: risk_report(rets[c].dropna(), periods_per_year=ppy).summary for c in cols if rets[c].notna().sum() > 2}
+    per_symbol = {c.split("|", 1)[1]: rets[c].dropna() for c in cols if rets[c].notna().sum() > 2}
     doc = {
         "as_of": as_of, "strategy": strategy, "book": "equal-weight across symbols, daily rebalanced",
-        "periods_per_year": ppy, "start": book.index.min(), "end": book.index.max(),
-        "summary": dict(rep.summary), "nan_reasons": rep.summary.attrs.get("nan_reasons", {}),
-        "var": rep.var.to_dict(orient="index"),
-        "drawdown": {"max": rep.drawdown.min(), "current": rep.drawdown.iloc[-1]},
-        "benchmark": {"name": "equal-weight buy and hold", "return_ann_pct": None if rep.benchmark is None else
-                      float((1 + rep.benchmark).prod() ** (ppy / max(len(rep.benchmark), 1)) - 1) * 100},
-        "per_symbol": {k: {"Sharpe Ratio": v.get("Sharpe Ratio"), "Max. Drawdown [%]": v.get("Max. Drawdown [%]"),
-                           "Return (Ann.) [%]": v.get("Return (Ann.) [%]")} for k, v in per_symbol.items()},
+        **risk_document(book, benchmark=bench, per_symbol=per_symbol, periods_per_year=ppy, meta={"strategy": strategy}),
         "overfitting": overfit,
     }
     doc = _clean(doc)

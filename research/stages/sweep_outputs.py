@@ -27,7 +27,6 @@ stage within a second or two however large the grid.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from research.backtest.kernels import STATS
-from research.backtest.sweep import SweepResult, ma_pairs, parse_windows, sweep_ma_crossover
+from research.backtest.sweep import ma_pairs, parse_windows, sweep_ma_crossover
+from research.risk.overfitting import sweep_overfitting
 
 __all__ = ["sweep_record", "wf_windows", "pbo_subgrid", "coarse", "grid_text", "PBO_MAX_TRIALS", "PBO_SPLITS",
            "PBO_COMBINATIONS", "STATS"]
@@ -101,45 +101,6 @@ def _bars(prices: Any, symbols: Sequence[str], exec_field: str) -> pd.DataFrame:
     return out.dropna(how="all")
 
 
-def _overfitting(sw: SweepResult, sub: SweepResult | None, symbol: str) -> dict[str, Any]:
-    """The best cell by Sharpe, its deflated Sharpe over every cell, and the sub-grid's PBO."""
-    from research.risk.overfitting import deflated_sharpe_ratio, probability_of_backtest_overfitting
-
-    rows = sw.table[sw.table["symbol"] == symbol]
-    ppy = float(sw.params["periods_per_year"])
-    best = rows.loc[rows["sharpe"].idxmax()] if rows["sharpe"].notna().any() else None
-    out: dict[str, Any] = {"symbol": symbol, "selected_by": "sharpe", "pairs": len(rows)}
-    if best is None:
-        return out
-    f, s = int(best["fast"]), int(best["slow"])
-    out.update(fast=f, slow=s, sharpe=float(best["sharpe"]), total_return=float(best["total_return"]))
-    per_bar = rows["sharpe"].to_numpy(dtype="float64") / math.sqrt(ppy)
-    one = _one_pair(sw, symbol, f, s)
-    try:
-        dsr = deflated_sharpe_ratio(one, trial_sharpes=per_bar)
-        out.update(deflated_sharpe=dsr.dsr, expected_max_sharpe=dsr.expected_max_sharpe * math.sqrt(ppy),
-                   dsr_trials=dsr.n_trials, n_obs=dsr.n_obs, skew=dsr.skew, kurtosis=dsr.kurtosis)
-    except ValueError as exc:
-        out["dsr_note"] = str(exc)
-    if sub is not None:
-        trials = sub.trial_returns(symbol)
-        try:
-            pbo = probability_of_backtest_overfitting(trials.to_numpy(), n_splits=PBO_SPLITS,
-                                                      max_combinations=PBO_COMBINATIONS, seed=0)
-            out.update(pbo=pbo.pbo, prob_oos_loss=pbo.prob_oos_loss, pbo_trials=pbo.n_trials,
-                       pbo_splits=pbo.n_splits, pbo_combinations=pbo.n_combinations)
-        except ValueError as exc:
-            out["pbo_note"] = str(exc)
-    return out
-
-
-def _one_pair(sw: SweepResult, symbol: str, fast: int, slow: int) -> pd.Series:
-    """Per-bar returns of one cell, from the sweep's own inputs (the fused kernel)."""
-    one = SweepResult(sw.table[(sw.table["symbol"] == symbol) & (sw.table["fast"] == fast) & (sw.table["slow"] == slow)],
-                      sw.strategy, sw.param_names, sw.metric, sw.params, 0.0, sw._inputs)
-    return one.trial_returns(symbol).iloc[:, 0]
-
-
 def sweep_record(
     prices: Any, *, fast: str | Iterable[int], slow: str | Iterable[int], fees: float, slippage: float,
     target: str | None = None, **options: Any,
@@ -172,7 +133,7 @@ def sweep_record(
     symbols = list(dict.fromkeys(sw.table["symbol"]))
     rows = []
     for sym in symbols:
-        row = _overfitting(sw, sub, sym)
+        row = sweep_overfitting(sw, sym, pbo_sweep=sub, n_splits=PBO_SPLITS, max_combinations=PBO_COMBINATIONS, seed=0)
         row.update(grid=f"fast {grid_text(fast_w)} x slow {grid_text(slow_w)}",
                    pbo_grid=f"fast {grid_text(pf)} x slow {grid_text(ps)}",
                    **{k: sw.params[k] for k in ("fees", "slippage", "init_cash", "timing", "periods_per_year")},

@@ -1,7 +1,7 @@
 """Pipeline health: recent runs with status and duration, failed stages, today's signals and alerts,
 and the alert outbox (deliveries pending, sent and failed; see :mod:`research.alerts.outbox`).
 
-Runs are read from the run ledger's folders, ``<runs_dir>/<pipeline>/*/run.json`` (every run,
+Runs are read from the run log's folders, ``<runs_dir>/<pipeline>/*/run.json`` (every run,
 failed ones included); signals and alerts from the latest published run. Error details shown are
 the exception's name and message, the cell number and the executed notebook's path; the failing
 cell's source is never shown.
