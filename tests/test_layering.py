@@ -1,12 +1,19 @@
 """Imports inside research/ follow the data flow; nothing imports backwards.
 
 The arrow: data -> features -> models -> strategies -> backtest -> risk -> tracking -> experiments
--> paper -> workflow.
-A module may import its own subpackage and earlier ones. Leaves importable from anywhere:
+-> workflow -> paper -> alerts -> stages.
+A module may import its own subpackage and earlier ones. research.workflow is the generic pipeline
+engine: it imports nothing of the market rooms (only research.config), so the rooms above it (the
+book, alerts, the pipelines' stages) may use it; what runs around a pipeline is named in its spec's
+hooks, never imported by the engine. Leaves importable from anywhere:
 research.config, research.defaults, research.types and research.risk.metrics (pure functions). research.viz and
 research.cli sit on top and may import anything; nothing in the package imports them.
 research.compute (where work runs) imports nothing from the package but research.config, and
 only the top imports it: everything below receives a client as an argument.
+
+Two ways an import can hide from this walk are refused too: loading a module by a computed name
+(``importlib.import_module`` / ``__import__``) outside the files listed in ``LOADERS_BY_NAME``,
+and importing a private name (``from research.a.b import _x``) from another module.
 """
 
 from __future__ import annotations
@@ -17,8 +24,21 @@ from pathlib import Path
 import research
 
 ORDER = [
-    "data", "features", "models", "strategies", "backtest", "risk", "tracking", "experiments", "paper", "workflow",
+    "data", "features", "models", "strategies", "backtest", "risk", "tracking", "experiments", "workflow",
+    "paper", "alerts", "stages",
 ]
+ENGINE = "workflow"
+#: What the pipeline engine may import from the package besides itself.
+ENGINE_MAY_IMPORT = {"research.config"}
+#: The only files that load modules by a computed name, and why.
+LOADERS_BY_NAME = {
+    "research/__init__.py": "lazy exports of the package's front names",
+    "research/tracking/__init__.py": "lazy exports (MLflow loads on first use)",
+    "research/experiments/__init__.py": "lazy exports (TensorFlow loads on first use)",
+    "research/workflow/__init__.py": "lazy exports (papermill loads on first use)",
+    "research/cli/__init__.py": "the command groups, registered by name",
+    "research/workflow/hooks.py": "the hooks a pipeline spec names (module:function, from YAML)",
+}
 LEAVES = {"research.config", "research.defaults", "research.types", "research.risk.metrics"}
 TOP = {"viz", "cli"}
 COMPUTE = "compute"
@@ -145,3 +165,121 @@ def test_the_circle_check_catches_a_planted_circle():
                "research.backtest": {"research.backtest.sweep"}}
     assert import_circles(planted) == [["research.backtest.chunked", "research.backtest.sweep",
                                         "research.backtest.tasks"]]
+
+
+def _modules() -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) for p in ROOT.rglob("*.py")}
+
+
+def engine_imports(modules: dict[str, set[str]]) -> list[str]:
+    """Every import by the engine of something outside it and :data:`ENGINE_MAY_IMPORT`."""
+    allowed = tuple(ENGINE_MAY_IMPORT)
+    return [f"{m} -> {t}" for m, targets in sorted(modules.items()) if _layer(m) == ENGINE
+            for t in sorted(targets)
+            if _layer(t) != ENGINE and not any(t == a or t.startswith(a + ".") for a in allowed)]
+
+
+def test_the_engine_imports_nothing_of_the_market_rooms():
+    modules = _modules()
+    assert {"research.workflow.runner", "research.workflow.hooks"} <= set(modules)
+    assert engine_imports(modules) == []
+
+
+def test_the_engine_check_catches_a_planted_market_import():
+    planted = {"research.workflow.runner": {"research.config.get_settings", "research.workflow.spec",
+                                            "research.data", "research.alerts.delivery"},
+               "research.workflow.hooks": {"research.stages.as_of"}}
+    assert engine_imports(planted) == ["research.workflow.hooks -> research.stages.as_of",
+                                       "research.workflow.runner -> research.alerts.delivery",
+                                       "research.workflow.runner -> research.data"]
+
+
+def _loads_by_name(tree: ast.AST) -> list[str]:
+    """Calls that load a module by name: ``import_module(...)``/``__import__(...)`` (not of a
+    literal non-research name) and every bare mention of those two functions."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            fn = node.func
+            name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+            if name in {"import_module", "__import__"}:
+                arg = node.args[0] if node.args else None
+                literal = isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                if not literal or arg.value.split(".")[0] == "research":
+                    found.append(f"line {node.lineno}: {name}({ast.unparse(arg) if arg else ''})")
+    return found
+
+
+def loads_by_name(files: dict[str, str]) -> list[str]:
+    """Every module load by a computed name (or of a research module by a literal) outside
+    :data:`LOADERS_BY_NAME`, as 'path: line N: call'; ``files`` maps path -> source."""
+    bad = []
+    for path, source in sorted(files.items()):
+        if path in LOADERS_BY_NAME:
+            continue
+        bad += [f"{path}: {hit}" for hit in _loads_by_name(ast.parse(source))]
+    return bad
+
+
+def _sources() -> dict[str, str]:
+    return {p.relative_to(ROOT.parent).as_posix(): p.read_text(encoding="utf-8") for p in ROOT.rglob("*.py")}
+
+
+def test_no_module_is_loaded_by_a_computed_name_outside_the_listed_loaders():
+    sources = _sources()
+    assert set(LOADERS_BY_NAME) <= set(sources), "a listed loader no longer exists: update LOADERS_BY_NAME"
+    assert loads_by_name(sources) == []
+
+
+def test_the_by_name_check_catches_a_planted_load():
+    planted = {
+        "research/paper/db.py": "import importlib\nfor n in ('book',):\n    importlib.import_module(f'research.paper.{n}')\n",
+        "research/data/x.py": "__import__('research.features')\n",
+        "research/risk/y.py": "from importlib import import_module\nimport_module(name)\n",
+        "research/models/z.py": "import importlib\nimportlib.import_module('tensorflow')\n",
+        "research/workflow/hooks.py": "import importlib\nimportlib.import_module(ref)\n",
+    }
+    assert [hit.split(":")[0] for hit in loads_by_name(planted)] == [
+        "research/data/x.py", "research/paper/db.py", "research/risk/y.py"]
+
+
+def private_imports(modules: dict[str, ast.AST]) -> list[str]:
+    """Every ``from research.a.b import _x`` by another module, as 'importer -> module._x'.
+
+    A private submodule imported inside its own package (``from research.compute import _env``
+    in research.compute) is the package's business and is not reported.
+    """
+    bad = []
+    for importer, tree in sorted(modules.items()):
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+                continue
+            if node.module != "research" and not node.module.startswith("research."):
+                continue
+            for alias in node.names:
+                name = alias.name
+                if not name.startswith("_") or name.startswith("__") or node.module == importer:
+                    continue
+                if (importer + ".").startswith(node.module + ".") and _is_module(f"{node.module}.{name}"):
+                    continue
+                bad.append(f"{importer} -> {node.module}.{name}")
+    return bad
+
+
+def _is_module(dotted: str) -> bool:
+    path = ROOT.parent / dotted.replace(".", "/")
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def test_no_private_name_is_imported_from_another_module():
+    trees = {_module_name(p): ast.parse(p.read_text(encoding="utf-8")) for p in ROOT.rglob("*.py")}
+    assert private_imports(trees) == []
+
+
+def test_the_private_name_check_catches_a_planted_import():
+    planted = {"research.backtest.sweep": ast.parse("from research.backtest.fused import _rows_of, fused_table"),
+               "research.data.loader": ast.parse("def f():\n    from research.data.store import _utc"),
+               "research.compute.cluster": ast.parse("from research.compute import _env"),
+               "research.backtest.fused": ast.parse("from research.backtest.fused import _x")}
+    assert private_imports(planted) == ["research.backtest.sweep -> research.backtest.fused._rows_of",
+                                        "research.data.loader -> research.data.store._utc"]

@@ -94,9 +94,9 @@ def _info(tasks: Sequence[Block], store: ChunkCache | None, client: Any) -> dict
 def fused_chunk(a: int, b: int, c: int, d: int, *, close: np.ndarray, exec_px: np.ndarray, pairs: np.ndarray,
                 lo: np.ndarray, hi: np.ndarray, costs: tuple, many: bool) -> tuple[np.ndarray, ...]:
     """Fused rows of symbols ``[a, b)`` x pairs ``[c, d)``; symbol indices refer to all columns."""
-    from research.backtest.fused import _fused_parts
+    from research.backtest.fused import fused_parts
 
-    sym, fast, slow, stats = _fused_parts(np.asfortranarray(close[:, a:b]), np.asfortranarray(exec_px[:, a:b]),
+    sym, fast, slow, stats = fused_parts(np.asfortranarray(close[:, a:b]), np.asfortranarray(exec_px[:, a:b]),
                                           pairs[c:d], lo[a:b], hi[a:b], costs, many)
     return sym + a, fast, slow, stats
 
@@ -118,7 +118,7 @@ def run_fused(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pa
               hi: np.ndarray, costs: tuple, index: pd.Index, *, client: Any = None, cache: bool | None = None,
               chunk_size: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The fused sweep's table, chunked; and how it ran (tasks, computed, cached, cache folder)."""
-    from research.backtest.fused import _fused_frame
+    from research.backtest.fused import fused_frame
 
     many = len(pairs) < close.shape[1]  # the kernel the in-process path picks
     bars = max(1, int(np.max(hi - lo)) if len(lo) else 1)
@@ -131,7 +131,7 @@ def run_fused(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pa
     parts = run_tasks(fused_chunk, tasks, client=client, shared=shared, desc="sweep ma_crossover",
                       progress=progress, cache=store, to_frame=_fused_to_frame, from_frame=_fused_from_frame)
     joined = tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
-    return _fused_frame(symbols, joined), _info(tasks, store, client)
+    return fused_frame(symbols, joined), _info(tasks, store, client)
 
 
 # --------------------------------------------------------------------------- engine strategies
@@ -145,7 +145,7 @@ def engine_chunk(a: int, b: int, c: int, d: int, *, fields: Mapping[str, pd.Data
     the parameter sets the engine refused, with the reason.
     """
     from research.backtest.engine import backtest
-    from research.backtest.fused import _stats_row
+    from research.backtest.fused import stats_row
 
     names = list(symbols[a:b])
     sub = {k: v[names] for k, v in fields.items()} if split else fields
@@ -160,7 +160,7 @@ def engine_chunk(a: int, b: int, c: int, d: int, *, fields: Mapping[str, pd.Data
             skipped.append((ci, str(exc)))
             continue
         for book in res.books:
-            stats = _stats_row(res.summary(book), float(res.equity[book].iloc[-1]))
+            stats = stats_row(res.summary(book), float(res.equity[book].iloc[-1]))
             rows.append({"_combo": ci, "_pos": position.get(book, 0), "symbol": book, **params, **stats})
     return rows, skipped
 

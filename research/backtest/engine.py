@@ -117,7 +117,8 @@ def _frame(x: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return x.to_frame() if isinstance(x, pd.Series) else x
 
 
-def _drop_empty(fields: dict[str, pd.DataFrame], exec_field: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def drop_empty(fields: dict[str, pd.DataFrame], exec_field: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """``fields`` without the symbols that never price (all-NaN close or no positive ``exec_field``), and those symbols."""
     close, px = fields["close"], fields[exec_field]
     mask = close.isna().all().to_numpy() | ~(px > 0).any().to_numpy()
     bad = [c for c, b in zip(close.columns, mask, strict=True) if b]
@@ -129,7 +130,8 @@ def _drop_empty(fields: dict[str, pd.DataFrame], exec_field: str) -> tuple[dict[
     return {k: v[keep] for k, v in fields.items()}, [str(b) for b in bad]
 
 
-def _signals(strategy: str | Signals, fields: dict[str, pd.DataFrame], params: Mapping[str, Any]) -> Signals:
+def resolve_signals(strategy: str | Signals, fields: dict[str, pd.DataFrame], params: Mapping[str, Any]) -> Signals:
+    """The :class:`Signals` of ``strategy`` (a catalog name run on ``fields``, or signals given as they are)."""
     if isinstance(strategy, Signals):
         sig = strategy
     elif isinstance(strategy, str):
@@ -153,7 +155,8 @@ def _signals(strategy: str | Signals, fields: dict[str, pd.DataFrame], params: M
     return Signals(d[list(close.columns)], name=sig.name, params=sig.params)
 
 
-def _rebalance_mask(index: pd.Index, rebalance: str | int | None) -> np.ndarray:
+def rebalance_mask(index: pd.Index, rebalance: str | int | None) -> np.ndarray:
+    """Per bar, whether the book rebalances to target: ``None`` never (only signal changes trade), "daily" every bar, "weekly" / "monthly" / "quarterly" the first bar of each period, an int every N bars."""
     n = len(index)
     if rebalance is None:
         return np.zeros(n, dtype=bool)
@@ -171,7 +174,8 @@ def _rebalance_mask(index: pd.Index, rebalance: str | int | None) -> np.ndarray:
     return np.r_[True, p[1:] != p[:-1]]
 
 
-def _span(index: pd.Index, start: object, end: object) -> slice:
+def bar_span(index: pd.Index, start: object, end: object) -> slice:
+    """The slice of ``index`` from ``start`` to ``end``, both ends included (``None``: open)."""
     lo = 0 if start is None else int(index.searchsorted(_stamp(start, index), side="left"))
     hi = len(index) if end is None else int(index.searchsorted(_stamp(end, index), side="right"))
     if hi - lo < 2:
@@ -200,7 +204,8 @@ class _Plan:
     price: np.ndarray
 
 
-def _plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_from, rebalance, caps, shared) -> _Plan:
+def build_plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_from, rebalance, caps, shared) -> _Plan:
+    """Held positions, fills, their reasons, sizes and prices for every bar: what the bar loop executes."""
     close = fields["close"].to_numpy()
     held, fill, reason = plan_fills(
         dir_exec, exec_px, open=fields.get("open", fields["close"]).to_numpy(),
@@ -333,31 +338,31 @@ def backtest(
     if exec_field not in fields:
         raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)} "
                          f"(use timing='next_close' with close-only data)")
-    fields, excluded = _drop_empty(fields, exec_field)
+    fields, excluded = drop_empty(fields, exec_field)
     given = [str(c) for c in fields["close"].columns]
     fields = {k: v[sorted(v.columns, key=str)] for k, v in fields.items()}  # see "Symbol order"
     ppy = calendars.periods_per_year(fields["close"], override=periods_per_year or None)
-    sig = _signals(strategy, fields, params or {})
+    sig = resolve_signals(strategy, fields, params or {})
     sp = dict(sizing_params or {})
     if sizing == "vol_target":
         sp.setdefault("periods_per_year", ppy)
     magnitude = position_magnitude(sig, fields, sizing, sp)
 
-    rows = _span(fields["close"].index, start, end)
+    rows = bar_span(fields["close"].index, start, end)
     dir_exec = sig.direction.shift(shift).fillna(0.0).to_numpy().astype(np.int8)[rows]
     mag_exec = magnitude.shift(shift).fillna(0.0).to_numpy()[rows]
     fields = {k: v.iloc[rows] for k, v in fields.items()}
     exec_px = fields[exec_field].to_numpy()
-    rb = _rebalance_mask(fields["close"].index, rebalance)
+    rb = rebalance_mask(fields["close"].index, rebalance)
     caps = (max_position, max_gross)
     args = (fields, dir_exec, mag_exec, exec_px, rules, exec_field == "open")
-    plan = _plan(*args, None, rb, caps, shared_cash)
+    plan = build_plan(*args, None, rb, caps, shared_cash)
     sim = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "shared": shared_cash, "whole_shares": whole_shares}
     pf = _simulate(fields, plan, **sim)
     if rules.max_drawdown is not None:
         halt = _halt_from(pf, shared_cash, rules.max_drawdown, init_cash, fields["close"].columns)
         if halt is not None:
-            plan = _plan(*args, halt, rb, caps, shared_cash)
+            plan = build_plan(*args, halt, rb, caps, shared_cash)
             pf = _simulate(fields, plan, **sim)
     record = {
         "strategy": sig.name, "params": dict(sig.params), "sizing": sizing, "sizing_params": sp,

@@ -15,7 +15,7 @@ from research.backtest.kernels import STATS, ma_grid, ma_many, ma_table_nb
 from research.risk.metrics import compact_stats
 
 
-def _lives(close: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+def live_spans(close: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:
     """Per symbol, the simulated bars: the requested range cut to its first..last priced bar.
 
     A symbol lives from its first to its last bar with a close; bars before a listing or after
@@ -30,7 +30,8 @@ def _lives(close: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:
     return lo, np.maximum(hi, lo)
 
 
-def _rows_of(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def window_rows(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct windows of a grid and, per pair, the row of its fast and of its slow window."""
     windows = np.unique(np.concatenate([fast, slow])).astype(np.int64)
     frow = np.searchsorted(windows, fast).astype(np.int64)
     srow = np.searchsorted(windows, slow).astype(np.int64)
@@ -40,7 +41,7 @@ def _rows_of(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray
 FusedParts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # symbol index, fast, slow, stats
 
 
-def _fused_parts(close: np.ndarray, exec_px: np.ndarray, pairs: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+def fused_parts(close: np.ndarray, exec_px: np.ndarray, pairs: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  costs: tuple, many: bool | None = None) -> FusedParts:
     """Statistics of every pair on every column: ``(symbol index, fast, slow, stats)`` rows.
 
@@ -56,7 +57,7 @@ def _fused_parts(close: np.ndarray, exec_px: np.ndarray, pairs: np.ndarray, lo: 
             stats = ma_many(exec_px, close, int(f), int(s), lo, hi, *costs)
             parts.append((np.arange(n_sym), np.full(n_sym, f), np.full(n_sym, s), stats))
     else:  # a grid per symbol: parallel over parameter sets
-        windows, frow, srow = _rows_of(pairs[:, 0], pairs[:, 1])
+        windows, frow, srow = window_rows(pairs[:, 0], pairs[:, 1])
         for j in range(n_sym):
             c = np.ascontiguousarray(close[:, j])
             o = np.ascontiguousarray(exec_px[:, j])
@@ -65,7 +66,7 @@ def _fused_parts(close: np.ndarray, exec_px: np.ndarray, pairs: np.ndarray, lo: 
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))  # type: ignore[return-value]
 
 
-def _fused_frame(symbols: Sequence[str], parts: FusedParts) -> pd.DataFrame:
+def fused_frame(symbols: Sequence[str], parts: FusedParts) -> pd.DataFrame:
     """The tidy table of fused rows, sorted by symbol (in ``symbols`` order), fast, slow."""
     sym_idx, fast, slow, stats = parts
     columns = {
@@ -82,11 +83,11 @@ def _fused_frame(symbols: Sequence[str], parts: FusedParts) -> pd.DataFrame:
     return table
 
 
-def _fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pairs: np.ndarray,
+def fused_table(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pairs: np.ndarray,
                  lo: np.ndarray, hi: np.ndarray, costs: tuple) -> pd.DataFrame:
-    return _fused_frame(symbols, _fused_parts(close, exec_px, pairs, lo, hi, costs))
+    return fused_frame(symbols, fused_parts(close, exec_px, pairs, lo, hi, costs))
 
 
-def _stats_row(s: pd.Series, final_value: float) -> dict[str, float]:
+def stats_row(s: pd.Series, final_value: float) -> dict[str, float]:
     """A summary as one row of a sweep table (the glossary: :data:`research.risk.metrics.COMPACT_KEYS`)."""
     return {**compact_stats(s), "final_value": final_value}

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from research.backtest.engine import (
-    _drop_empty,
-    _plan,
-    _rebalance_mask,
-    _signals,
+    build_plan,
+    drop_empty,
     infer_periods_per_year,
+    rebalance_mask,
+    resolve_signals,
 )
 from research.strategies.sizing import position_magnitude
 from research.strategies.stops import REASONS, RiskRules
@@ -108,9 +108,9 @@ def order_plan(
     if (np.isnan(close).all(axis=0) | ~(px > 0).any(axis=0)).any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fields, excluded = _drop_empty(fields, "open")
+            fields, excluded = drop_empty(fields, "open")
     ppy = float(periods_per_year or infer_periods_per_year(fields["close"].index))
-    sig = _signals(strategy, fields, params or {})
+    sig = resolve_signals(strategy, fields, params or {})
     sp = dict(sizing_params or {})
     if sizing == "vol_target":
         sp.setdefault("periods_per_year", ppy)
@@ -133,8 +133,8 @@ def order_plan(
     halt = None
     if halt_from is not None:
         halt = np.full(len(window["close"].columns), int(idx.searchsorted(halt_from, side="left")))
-    rb = _rebalance_mask(idx, rebalance)
-    plan = _plan(window, dir_exec, mag_exec, window["open"].to_numpy(), risk or RiskRules(), True, halt, rb,
+    rb = rebalance_mask(idx, rebalance)
+    plan = build_plan(window, dir_exec, mag_exec, window["open"].to_numpy(), risk or RiskRules(), True, halt, rb,
                  (max_position, max_gross), True)
     cols = window["close"].columns
     names = np.asarray(REASONS, dtype=object)[plan.reason]

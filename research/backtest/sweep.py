@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from research.backtest.engine import TIMINGS, as_fields, backtest
-from research.backtest.engine import _span as span_of
-from research.backtest.fused import _fused_table, _lives, _rows_of, _stats_row
+from research.backtest.engine import bar_span as span_of
+from research.backtest.fused import fused_table, live_spans, stats_row, window_rows
 from research.backtest.kernels import STATS, ma_grid, ma_table_nb
 from research.data import calendars
 from research.defaults import BACKTEST
@@ -107,7 +107,7 @@ class SweepResult:
         c = np.ascontiguousarray(inp["close"][:, j])
         o = np.ascontiguousarray(inp["exec"][:, j])
         fast, slow = rows["fast"].to_numpy(), rows["slow"].to_numpy()
-        windows, frow, srow = _rows_of(fast, slow)
+        windows, frow, srow = window_rows(fast, slow)
         lo, hi = int(inp["lo"][j]), int(inp["hi"][j])
         _, rets = ma_grid(o, c, ma_table_nb(c, windows), frow, srow, lo, hi, *inp["costs"], True)
         cols = pd.MultiIndex.from_arrays([fast, slow], names=["fast", "slow"])
@@ -229,7 +229,7 @@ def sweep_ma_crossover(
     ppy = calendars.periods_per_year(close_df, override=periods_per_year or None)
     close = np.asfortranarray(close_all[:, ~bad]) if bad.any() else close_all
     exec_px = np.asfortranarray(exec_all[:, ~bad]) if bad.any() else exec_all
-    lo, hi = _lives(close, rows)
+    lo, hi = live_spans(close, rows)
     costs = (float(fees), float(slippage), float(init_cash), ppy)
     symbols = [str(c) for c in keep]
     t0 = time.perf_counter()
@@ -240,7 +240,7 @@ def sweep_ma_crossover(
         table, chunks = run_fused(close, exec_px, symbols, pairs, lo, hi, costs, index, client=client, cache=cache,
                                   chunk_size=chunk_size, progress=progress is not False)
     else:
-        table = _fused_table(close, exec_px, symbols, pairs, lo, hi, costs)
+        table = fused_table(close, exec_px, symbols, pairs, lo, hi, costs)
     elapsed = time.perf_counter() - t0
     params = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing,
               "periods_per_year": ppy, "start": str(index[rows.start]), "end": str(index[rows.stop - 1]),
@@ -321,7 +321,7 @@ def sweep(
             warnings.warn(f"{strategy} {params}: skipped ({exc})", stacklevel=2)
             continue
         for book in res.books:
-            rows.append({"symbol": book, **params, **_stats_row(res.summary(book), float(res.equity[book].iloc[-1]))})
+            rows.append({"symbol": book, **params, **stats_row(res.summary(book), float(res.equity[book].iloc[-1]))})
     return _engine_result(rows, strategy, grid, keys, metric, backtest_kwargs, t0)
 
 

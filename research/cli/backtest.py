@@ -24,7 +24,8 @@ TimingOpt = Annotated[str, typer.Option(help="Fill timing: next_open (default: c
                                              "open of t+1), next_close, or same_close.")]
 
 
-def _number(text: str) -> Any:
+def parse_number(text: str) -> Any:
+    """``text`` as an int, else a float, else the text itself."""
     for cast in (int, float):
         try:
             return cast(text)
@@ -49,7 +50,7 @@ def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for key, text in parse_params(items).items():
         if ":" in text:
-            parts = [_number(p) for p in text.split(":")]
+            parts = [parse_number(p) for p in text.split(":")]
             if len(parts) not in (2, 3) or not all(isinstance(p, int | float) for p in parts):
                 raise typer.BadParameter(f"range for {key!r} must be START:STOP[:STEP], got {text!r}")
             lo, hi = parts[0], parts[1]
@@ -60,7 +61,7 @@ def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
             values = [lo + i * step for i in range(count)]
             grid[key] = [int(v) if all(isinstance(p, int) for p in parts) else round(float(v), 12) for v in values]
         else:
-            grid[key] = [_number(v.strip()) for v in text.split(",") if v.strip()]
+            grid[key] = [parse_number(v.strip()) for v in text.split(",") if v.strip()]
     return grid
 
 
@@ -113,7 +114,7 @@ def backtest_command(
     if sizing not in SIZERS:
         raise typer.BadParameter(f"unknown sizer {sizing!r}; expected one of {sorted(SIZERS)}")
     prices = _load(symbol, source, interval)
-    sp = {k: _number(v) for k, v in parse_params(sizing_param).items()}
+    sp = {k: parse_number(v) for k, v in parse_params(sizing_param).items()}
     res = backtest(prices, strategy, params=parse_params(param), sizing=sizing, sizing_params=sp,
                    risk=_risk(stop_loss, take_profit, trailing_stop, max_drawdown), fees=fees, slippage=slippage,
                    init_cash=cash, timing=timing, shared_cash=shared_cash, start=start, end=end)

@@ -69,7 +69,7 @@ def start_command(
 
     Example: workbench paper start demo --strategy ma_crossover --symbols SPX --symbols IXIC --cash 100000
     """
-    from research.cli.backtest import _number
+    from research.cli.backtest import parse_number
     from research.paper import book
     from research.strategies.catalog import get_strategy
     from research.strategies.sizing import SIZERS
@@ -87,7 +87,7 @@ def start_command(
             raise ValueError(f"{label} must be a fraction in [0, 1), got {value!r}")
     account = book.Account(
         name, strategy, list(symbols), params=params, sizing=sizing,
-        sizing_params={k: _number(v) for k, v in _params(sizing_param).items()}, risk=risk, fees=fees,
+        sizing_params={k: parse_number(v) for k, v in _params(sizing_param).items()}, risk=risk, fees=fees,
         slippage=slippage, whole_shares=whole_shares, initial_cash=cash,
         calendar=calendar or ("crypto" if source == "coingecko" or pipeline == "hourly" else "equity"),
         source=source, interval=interval, pipeline=pipeline, long_only=params.get("direction", "long") == "long")

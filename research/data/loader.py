@@ -14,7 +14,7 @@ from research.data.calendars import record_calendar
 from research.data.errors import InvalidRequestError
 from research.data.matrix_cache import MatrixCache
 from research.data.sources import Source, get_source
-from research.data.store import IngestResult, Store, _utc
+from research.data.store import IngestResult, Store, to_utc
 
 __all__ = ["load_prices", "close_matrix", "ingest_many"]
 
@@ -165,7 +165,7 @@ def close_matrix(
         out, manifests = hit.frame, hit.manifests
     else:
         out, manifests = _read_matrix(names, src, interval, field, start, end, store, progress, matrices if cache else None)
-    s, e = _utc(start), _utc(end)
+    s, e = to_utc(start), to_utc(end)
     if s is not None or e is not None:
         out = out.loc[s:e]
     out.attrs = {

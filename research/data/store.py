@@ -116,7 +116,8 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
-def _utc(ts: object) -> pd.Timestamp | None:
+def to_utc(ts: object) -> pd.Timestamp | None:
+    """``ts`` as a UTC timestamp (naive read as UTC); ``None`` stays ``None``."""
     if ts is None:
         return None
     t = pd.Timestamp(ts)
@@ -313,7 +314,7 @@ class Store:
             )
         if columns is not None:
             frame = frame[list(columns)]
-        s, e = _utc(start), _utc(end)
+        s, e = to_utc(start), to_utc(end)
         if s is not None or e is not None:
             frame = frame.loc[s:e]
         return frame
@@ -453,7 +454,7 @@ class Store:
         update cannot be stored (read-only folder, disk full), a live source's stored copy is
         served marked stale, as when the source fails; otherwise :class:`StoreError` is raised.
         """
-        start, end = _utc(start), _utc(end)
+        start, end = to_utc(start), to_utc(end)
         if start is not None and end is not None and start > end:
             raise InvalidRequestError(f"{symbol}: start {start.date()} is after end {end.date()}")
         if interval not in INTERVALS:
@@ -545,7 +546,7 @@ class Store:
 
     def is_fresh(self, source: Source, m: dict, start: pd.Timestamp | None = None) -> bool:
         """Whether a stored dataset (its manifest ``m``) can be served without fetching."""
-        return self._fresh(source, m, _utc(start))
+        return self._fresh(source, m, to_utc(start))
 
     def _fresh(self, source: Source, m: dict, start: pd.Timestamp | None) -> bool:
         if not source.live:
@@ -566,7 +567,7 @@ def _partial_index(raw: pd.DataFrame) -> pd.DatetimeIndex:
     marked = raw.attrs.get("partial") if isinstance(raw, pd.DataFrame) else None
     if not marked:
         return pd.DatetimeIndex([], tz="UTC", name="timestamp")
-    return pd.DatetimeIndex([_utc(t) for t in marked], name="timestamp").as_unit("ns")
+    return pd.DatetimeIndex([to_utc(t) for t in marked], name="timestamp").as_unit("ns")
 
 
 def _quarantine_keys(rows: pd.DataFrame) -> list[str]:

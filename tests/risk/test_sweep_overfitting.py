@@ -11,7 +11,11 @@ import pytest
 from research.backtest.sweep import sweep_ma_crossover
 from research.data import load_prices
 from research.risk import metrics
-from research.risk.overfitting import deflated_sharpe_ratio, probability_of_backtest_overfitting, sweep_overfitting
+from research.risk.overfitting import (
+    deflated_sharpe_ratio,
+    probability_of_backtest_overfitting,
+    sweep_overfitting,
+)
 from research.risk.report import PER_SYMBOL_KEYS, risk_document, risk_report
 
 
