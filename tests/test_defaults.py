@@ -122,8 +122,8 @@ def test_generated_stage_notebooks_hold_the_daily_defaults():
 
 
 def test_stage_functions_default_to_the_daily_pipeline():
+    from research.alerts.rules import AlertRules
     from research.stages import steps as stages
-    from research.stages.todays_signals import AlertRules
 
     tree = D.PIPELINES["daily"]
     for name in ("ingest", "model", "backtest", "risk", "signals"):

@@ -2,6 +2,8 @@
 
 Modules and their entry points (import them from the module; nothing is imported here):
 
+* :mod:`~research.alerts.rules` — ``AlertRules`` (every threshold), ``symbol_alerts``,
+  ``strategy_drawdown_alerts``, ``ALERT_COLUMNS``.
 * :mod:`~research.alerts.outbox` — ``enqueue``, ``deliver``, ``pending``, ``alerts_frame``; the outbox tables live
   in the ledger database (:mod:`research.paper.db`) next to the book.
 * :mod:`~research.alerts.channels` — the channel file (``load_config``), webhook and e-mail.

@@ -300,10 +300,11 @@ def signals_stage(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Today's signals and target positions (plus the champion model's, when there is one) and
     the alerts; write ``signals`` and ``alerts``."""
+    from research.alerts.rules import AlertRules, strategy_drawdown_alerts
     from research.stages import todays_signals as sg
 
     prices = _bars(symbols, as_of, source, interval)
-    rules_obj = sg.AlertRules(**dict(rules or {}))
+    rules_obj = AlertRules(**dict(rules or {}))
     table = sg.todays_signals(prices, as_of=as_of, strategies=strategies, sizing=sizing,
                               sizing_params=sizing_params, stale_bars=rules_obj.stale_bars)
     alerts = [sg.market_alerts(prices, as_of=as_of, rules=rules_obj)]
@@ -319,7 +320,7 @@ def signals_stage(
                                          "message": f"no champion model for {sym}: the LSTM has not beaten the naive baseline, so its forecasts are not traded",
                                          "value": 0.0, "threshold": 1.0, "as_of": as_of, "bar_time": pd.NaT}]))
     if _has(output_dir, "equity"):
-        alerts.append(sg.strategy_drawdown_alerts(read_output(output_dir, "equity"), as_of=as_of, threshold=rules_obj.strategy_drawdown))
+        alerts.append(strategy_drawdown_alerts(read_output(output_dir, "equity"), as_of=as_of, threshold=rules_obj.strategy_drawdown))
     alerts_frame = pd.concat([a for a in alerts if not a.empty] or [alerts[0]], ignore_index=True)
     alerts_frame["bar_time"] = pd.to_datetime(alerts_frame["bar_time"], utc=True)
     table["synthetic"] = bool(_synthetic(output_dir))

@@ -1,4 +1,4 @@
-"""Today's signals, target positions and alerts: the research outputs a pipeline run ends with.
+"""Today's signals, target positions and market alerts: the research outputs a pipeline run ends with.
 
 Everything here is computed from bars up to the as-of date only (a symbol's last bar at or
 before ``as_of``); nothing is an order, these are research outputs.
@@ -16,36 +16,24 @@ every day for ``*-USD`` crypto; :func:`research.data.calendars.calendar_of`) pas
 last bar and the as-of date. A stale symbol keeps its last signal for reference but gets no
 target position (0): nothing is decided on old data.
 
-``alerts`` table (one row per condition that fired)::
-
-    symbol  kind       severity  message                                   value   threshold  as_of       bar_time
-    SPX     drawdown   critical  SPX is 19.8% below its 252-bar high        -0.198  -0.15      2018-12-31  2018-12-31
-
-Kinds: ``price`` (a move beyond ``move_sigma`` standard deviations, a new ``high_low_window``
-high or low), ``technical`` (RSI overbought/oversold, a moving-average cross on the last bar),
-``volume`` (volume z-score beyond ``volume_z``), ``drawdown`` (the symbol below its rolling high,
-or a strategy's equity below its peak, beyond the thresholds) and ``data`` (stale bars).
-Severities: ``info``, ``warning``, ``critical``.
+``alerts``: :func:`market_alerts` runs the rules of :mod:`research.alerts.rules` on each
+symbol's bars up to the as-of date and adds ``data`` alerts for missing or stale bars.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from research.alerts.rules import ALERT_COLUMNS, AlertRules, add_alert, symbol_alerts
 from research.data.calendars import calendar_of
-from research.features import indicators as ind
 from research.strategies import Signals, get_strategy, position_magnitude, prediction_signals
 
-__all__ = [
-    "AlertRules", "DEFAULT_STRATEGIES", "todays_signals", "prediction_signal_rows", "market_alerts",
-    "strategy_drawdown_alerts", "SIGNAL_COLUMNS", "ALERT_COLUMNS",
-]
+__all__ = ["DEFAULT_STRATEGIES", "todays_signals", "prediction_signal_rows", "market_alerts", "SIGNAL_COLUMNS"]
 
 DEFAULT_STRATEGIES: dict[str, dict[str, Any]] = {
     "ma_crossover": {"fast": 20, "slow": 50},
@@ -54,27 +42,6 @@ DEFAULT_STRATEGIES: dict[str, dict[str, Any]] = {
 }
 SIGNAL_COLUMNS = ["symbol", "strategy", "as_of", "bar_time", "signal", "previous_signal", "changed",
                   "target_position", "close", "stale", "params"]
-ALERT_COLUMNS = ["symbol", "kind", "severity", "message", "value", "threshold", "as_of", "bar_time"]
-
-
-@dataclass(frozen=True)
-class AlertRules:
-    """Thresholds of the alerts (all keyword-overridable from a pipeline's parameters)."""
-
-    move_sigma: float = 3.0
-    vol_window: int = 20
-    high_low_window: int = 252
-    rsi_window: int = 14
-    rsi_high: float = 70.0
-    rsi_low: float = 30.0
-    ma_fast: int = 20
-    ma_slow: int = 50
-    volume_window: int = 20
-    volume_z: float = 3.0
-    drawdown_warning: float = 0.10
-    drawdown_critical: float = 0.20
-    strategy_drawdown: float = 0.15
-    stale_bars: int = 3
 
 
 def _fields(prices: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -217,70 +184,11 @@ def prediction_signal_rows(
 
 
 # ---------------------------------------------------------------- alerts
-def _alert(rows: list, symbol: str, kind: str, severity: str, message: str, value: float, threshold: float,
-           as_of: str, bar_time: pd.Timestamp) -> None:
-    rows.append({"symbol": symbol, "kind": kind, "severity": severity, "message": message,
-                 "value": float(value), "threshold": float(threshold), "as_of": as_of, "bar_time": bar_time})
-
-
-def _price_alerts(rows: list, symbol: str, bars: dict, rules: AlertRules, label: str) -> None:
-    close = bars["close"][symbol]
-    t = close.index[-1]
-    ret = close.pct_change()
-    sigma = ret.iloc[:-1].tail(rules.vol_window).std()
-    if len(ret) > rules.vol_window and sigma > 0 and abs(ret.iloc[-1]) > rules.move_sigma * sigma:
-        z = ret.iloc[-1] / sigma
-        _alert(rows, symbol, "price", "warning", f"{symbol} moved {ret.iloc[-1]:+.2%} on the last bar ({z:+.1f} sigma)",
-               z, rules.move_sigma, label, t)
-    window = close.tail(rules.high_low_window)
-    if len(close) > rules.high_low_window:
-        if close.iloc[-1] >= window.max():
-            _alert(rows, symbol, "price", "info", f"{symbol} closed at a {rules.high_low_window}-bar high", close.iloc[-1], window.max(), label, t)
-        elif close.iloc[-1] <= window.min():
-            _alert(rows, symbol, "price", "warning", f"{symbol} closed at a {rules.high_low_window}-bar low", close.iloc[-1], window.min(), label, t)
-
-
-def _technical_alerts(rows: list, symbol: str, bars: dict, rules: AlertRules, label: str) -> None:
-    close = bars["close"][symbol]
-    t = close.index[-1]
-    r = ind.rsi(close, window=rules.rsi_window).iloc[-1]
-    if r >= rules.rsi_high:
-        _alert(rows, symbol, "technical", "info", f"{symbol} RSI({rules.rsi_window}) {r:.0f}: overbought", r, rules.rsi_high, label, t)
-    elif r <= rules.rsi_low:
-        _alert(rows, symbol, "technical", "info", f"{symbol} RSI({rules.rsi_window}) {r:.0f}: oversold", r, rules.rsi_low, label, t)
-    fast, slow = ind.sma(close, window=rules.ma_fast), ind.sma(close, window=rules.ma_slow)
-    diff = (fast - slow).tail(2)
-    if len(diff) == 2 and diff.notna().all() and np.sign(diff.iloc[0]) != np.sign(diff.iloc[1]):
-        way = "above" if diff.iloc[1] > 0 else "below"
-        _alert(rows, symbol, "technical", "info", f"{symbol} SMA({rules.ma_fast}) crossed {way} SMA({rules.ma_slow})",
-               diff.iloc[1], 0.0, label, t)
-
-
-def _volume_alerts(rows: list, symbol: str, bars: dict, rules: AlertRules, label: str) -> None:
-    if "volume" not in bars:
-        return
-    vol = bars["volume"][symbol]
-    if vol.tail(rules.volume_window).le(0).any():
-        return  # indices without volume
-    z = ind.volume_zscore(vol, window=rules.volume_window).iloc[-1]
-    if np.isfinite(z) and z >= rules.volume_z:
-        _alert(rows, symbol, "volume", "warning", f"{symbol} volume {z:.1f} standard deviations above its {rules.volume_window}-bar mean",
-               z, rules.volume_z, label, vol.index[-1])
-
-
-def _drawdown_alerts(rows: list, symbol: str, bars: dict, rules: AlertRules, label: str) -> None:
-    close = bars["close"][symbol]
-    peak = close.tail(rules.high_low_window).max()
-    dd = close.iloc[-1] / peak - 1.0
-    for severity, level in (("critical", rules.drawdown_critical), ("warning", rules.drawdown_warning)):
-        if dd <= -level:
-            _alert(rows, symbol, "drawdown", severity, f"{symbol} is {-dd:.1%} below its {rules.high_low_window}-bar high",
-                   dd, -level, label, close.index[-1])
-            break
-
-
 def market_alerts(prices: pd.DataFrame, *, as_of: object, rules: AlertRules | None = None) -> pd.DataFrame:
     """Price, technical, volume, drawdown and staleness alerts of every symbol at ``as_of``.
+
+    Each symbol's bars up to ``as_of`` go through the rules of :mod:`research.alerts.rules`;
+    a symbol without bars, or whose last bar is stale, gets a ``data`` alert here.
 
     Returns
     -------
@@ -294,29 +202,12 @@ def market_alerts(prices: pd.DataFrame, *, as_of: object, rules: AlertRules | No
     for symbol in fields["close"].columns:
         bars = _symbol_bars(fields, symbol, when)
         if len(bars["close"]) < 2:
-            _alert(rows, symbol, "data", "critical", f"{symbol} has no bars up to {label}", 0, 2, label, pd.NaT)
+            add_alert(rows, symbol, "data", "critical", f"{symbol} has no bars up to {label}", 0, 2, label, pd.NaT)
             continue
         t = bars["close"].index[-1]
         if _stale(symbol, t, when, bars["close"].index, rules.stale_bars):
             lag = (when.normalize() - t.normalize()).days
-            _alert(rows, symbol, "data", "warning", f"{symbol}'s last bar ({t.date()}) is {lag} days before the as-of date",
+            add_alert(rows, symbol, "data", "warning", f"{symbol}'s last bar ({t.date()}) is {lag} days before the as-of date",
                    lag, rules.stale_bars, label, t)
-        for check in (_price_alerts, _technical_alerts, _volume_alerts, _drawdown_alerts):
-            check(rows, symbol, bars, rules, label)
-    return pd.DataFrame(rows, columns=ALERT_COLUMNS)
-
-
-def strategy_drawdown_alerts(equity: pd.DataFrame, *, as_of: object, threshold: float = 0.15) -> pd.DataFrame:
-    """Alerts for strategy equity curves (columns ``"strategy|symbol"``) below their peak by ``threshold``."""
-    label = str(pd.Timestamp(as_of).date()) if pd.Timestamp(as_of) == pd.Timestamp(as_of).normalize() else str(as_of)
-    rows: list[dict] = []
-    for col in equity.columns:
-        curve = equity[col].dropna()
-        if curve.empty:
-            continue
-        dd = curve.iloc[-1] / curve.max() - 1.0
-        if dd <= -threshold:
-            strategy, _, symbol = str(col).partition("|")
-            _alert(rows, symbol or strategy, "drawdown", "warning",
-                   f"strategy {strategy} on {symbol} is {-dd:.1%} below its equity peak", dd, -threshold, label, curve.index[-1])
+        symbol_alerts(rows, symbol, bars, rules, label)
     return pd.DataFrame(rows, columns=ALERT_COLUMNS)

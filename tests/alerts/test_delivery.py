@@ -11,8 +11,8 @@ import pytest
 
 from research.alerts import outbox
 from research.alerts.delivery import after_run, failure_alert
+from research.alerts.rules import ALERT_COLUMNS
 from research.paper.db import dispose
-from research.stages.todays_signals import ALERT_COLUMNS
 from research.workflow.results import write_output
 from research.workflow.runner import run_pipeline
 

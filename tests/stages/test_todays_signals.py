@@ -6,14 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from research.alerts.rules import ALERT_COLUMNS, AlertRules
 from research.data.sources.synthetic import synthetic_ohlcv
 from research.stages.todays_signals import (
-    ALERT_COLUMNS,
     SIGNAL_COLUMNS,
-    AlertRules,
     market_alerts,
     prediction_signal_rows,
-    strategy_drawdown_alerts,
     todays_signals,
 )
 
@@ -117,11 +115,3 @@ def test_prediction_rows_follow_the_forecast(bars):
     assert dict(zip(rows["symbol"], rows["signal"], strict=True)) == {"AAA": 1.0, "BBB": 0.0}
     rows = prediction_signal_rows(prices, fc, as_of=t, short_threshold=-0.01)
     assert dict(zip(rows["symbol"], rows["signal"], strict=True)) == {"AAA": 1.0, "BBB": -1.0}
-
-
-def test_strategy_drawdown_alerts():
-    idx = pd.date_range("2020-01-01", periods=5, freq="D", tz="UTC")
-    equity = pd.DataFrame({"ma_crossover|AAA": [100, 120, 110, 100, 95.0], "rsi_reversion|AAA": [100, 101, 102, 103, 104.0]}, index=idx)
-    alerts = strategy_drawdown_alerts(equity, as_of="2020-01-05", threshold=0.15)
-    assert len(alerts) == 1 and alerts["value"].iloc[0] == pytest.approx(95 / 120 - 1)
-    assert "ma_crossover on AAA" in alerts["message"].iloc[0]
