@@ -21,11 +21,7 @@ A spec looks like this (paths are relative to the spec file)::
           min_rows: {default: 200, min: 1}
         reads: []                    # outputs of earlier stages this stage needs
         writes: [data_report, prices]
-    hooks:                           # optional: code the engine calls around a run
-      as_of: research.stages.as_of:resolve_as_of
-      after_run: [research.alerts.delivery:after_run]
-
-``hooks`` are described in :mod:`research.workflow.hooks`.
+    hooks: {after_run: [research.alerts.delivery:after_run]}  # see research.workflow.hooks
 
 Each stage notebook has exactly one cell tagged ``parameters``. A stage receives the shared
 parameters its ``parameters`` cell declares, its own ``parameters``, and the built-ins
