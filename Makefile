@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: help install run test lab dashboards mlflow bench lint clean plotly-bundle
+.PHONY: help install run test lab dashboards mlflow bench docs docs-serve lint clean plotly-bundle
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,8 +47,14 @@ plotly-bundle: ## Rebuild the dashboards' partial plotly.js bundle (traces in re
 	  && rm -rf plotly-bundle/node_modules plotly-bundle/package-lock.json \
 	  && echo "sha256 (record it in research/viz/static/README.md):" && gzip -dc plotly-workbench.min.js.gz | sha256sum
 
+docs: $(STAMP) ## Build the documentation site strictly into site/ (executes the tutorials)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP) ## Serve the documentation site on http://127.0.0.1:8000/
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 lint: $(STAMP) ## ruff check
 	$(BIN)/ruff check research tests benchmarks
 
 clean: ## Remove the virtualenv and generated data (keeps nothing generated)
-	rm -rf $(VENV) data runs mlruns/mlflow.db mlruns/artifacts
+	rm -rf $(VENV) data runs site .cache mlruns/mlflow.db mlruns/artifacts

@@ -152,6 +152,8 @@ def build_network(
 ):
     """The network: (normalise), ``layers`` stacked LSTMs, one dense output, (rescale).
 
+    The trainable layers, and so the weight list, are the same with or without the constants.
+
     Parameters
     ----------
     scaler : (mean, variance), optional
@@ -160,8 +162,6 @@ def build_network(
     target_scale : (mean, std), optional
         The target's scale as constants at the output (regression), so the model answers in
         target units. Without it the output is the standardised target.
-
-    The trainable layers, and so the weight list, are the same with or without the constants.
     """
     keras = _keras()
     from keras import layers as L
@@ -254,9 +254,9 @@ def weights_sha256(model: Any) -> str:
 class LSTMForecaster(Forecaster):
     """LSTM forecaster of the dataset's target.
 
-    Parameters
-    ----------
-    lookback, units, layers, dropout, lr, batch_size, epochs, patience, seed
+    Other Parameters
+    ----------------
+    lookback, units, layers, dropout, lr, batch_size, epochs, patience, seed : int or float
         Flat hyperparameters (see :class:`LSTMParams`).
     jit_compile : bool or "auto"
         XLA compilation. ``"auto"`` turns it on for JAX and leaves it off for TensorFlow,
