@@ -17,6 +17,7 @@ setting                        environment variable                         defa
 ``freshness_ttl``              ``WORKBENCH_FRESHNESS_TTL`` (seconds)        ``43200`` (12 h)
 ``coingecko_api_key``          ``COINGECKO_API_KEY`` (pro)                  unset
 ``coingecko_demo_api_key``     ``COINGECKO_DEMO_API_KEY``                   unset
+``newsapi_key``                ``NEWSAPI_KEY`` (newsapi.org)                unset
 =============================  ===========================================  =====================
 
 API keys are secrets: they are never logged, never written into a notebook or a run, and
@@ -84,6 +85,7 @@ class Settings:
     freshness_ttl: float = 12 * 3600.0
     coingecko_api_key: str | None = field(default=None, repr=False)
     coingecko_demo_api_key: str | None = field(default=None, repr=False)
+    newsapi_key: str | None = field(default=None, repr=False)
 
     @property
     def store_dir(self) -> Path:
@@ -107,7 +109,7 @@ class Settings:
         )
         keys = ", ".join(
             f"{name}={'***' if getattr(self, name) else None}"
-            for name in ("coingecko_api_key", "coingecko_demo_api_key")
+            for name in ("coingecko_api_key", "coingecko_demo_api_key", "newsapi_key")
         )
         return f"Settings({shown}, {keys})"
 
@@ -155,5 +157,6 @@ def _resolve(home: Path, environ: tuple[tuple[str, str], ...], dotenv_stamp: tup
         freshness_ttl=float(env.get("WORKBENCH_FRESHNESS_TTL") or 12 * 3600),
         coingecko_api_key=env.get("COINGECKO_API_KEY") or None,
         coingecko_demo_api_key=env.get("COINGECKO_DEMO_API_KEY") or None,
+        newsapi_key=env.get("NEWSAPI_KEY") or None,
     )
     return settings
