@@ -1,6 +1,6 @@
 """Imports inside research/ follow the data flow; nothing imports backwards.
 
-The arrow: data -> features -> models -> strategies -> backtest -> risk -> tracking -> experiments
+The arrow: data -> news -> features -> models -> strategies -> backtest -> risk -> tracking -> experiments
 -> workflow -> paper -> alerts -> stages.
 A module may import its own subpackage and earlier ones. research.workflow is the generic pipeline
 engine: it imports nothing of the market rooms (only research.config), so the rooms above it (the
@@ -24,7 +24,7 @@ from pathlib import Path
 import research
 
 ORDER = [
-    "data", "features", "models", "strategies", "backtest", "risk", "tracking", "experiments", "workflow",
+    "data", "news", "features", "models", "strategies", "backtest", "risk", "tracking", "experiments", "workflow",
     "paper", "alerts", "stages",
 ]
 ENGINE = "workflow"

@@ -31,6 +31,15 @@ Feature definitions
                      divided by 100: +1 bullish, -1 bearish (+-0.8 for an engulfing that only
                      touches the prior body), 0 none; NaN during the pattern's TA-Lib look-back
                      and on bars with a missing open, high, low or close
+
+News sets
+---------
+``"sentiment"`` holds the point-in-time news features of :mod:`research.news.features`
+(``sentiment_mean``, ``news_count``, ``sentiment_surprise``), and ``"lstm_sentiment"`` the
+LSTM set with them as extra inputs. They are built from scored headlines: pass
+``news=load_news(symbol, ...)``, or let :func:`feature_set` load them for the bars' symbol
+from the news store (``news_source``, the synthetic generator by default, labelled so in
+``attrs``). An item counts from the first bar that closes after it became available.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import pandas as pd
 
 from research.features import indicators as ind
 from research.features import patterns as pat
+from research.news.features import NEWS_FEATURES, sentiment_features
 
 __all__ = ["feature_set", "drop_warmup", "warmup_rows", "FEATURE_SETS", "FEATURES"]
 
@@ -93,6 +103,8 @@ _LSTM = ("log_return", "volatility_20", "rsi_14", "macd_hist", "volume_z_20")
 
 FEATURE_SETS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     "lstm": _LSTM,
+    "sentiment": NEWS_FEATURES,
+    "lstm_sentiment": _LSTM + NEWS_FEATURES,
     "research": _LSTM + (
         "log_return_5", "log_return_20", "volatility_60", "sma_gap_20", "sma_gap_50",
         "ema_gap_12_26", "bollinger_pb_20", "atr_14", "roc_10", "range", "gap", "volume_z_60",
@@ -124,7 +136,22 @@ def warmup_rows(frame: pd.DataFrame) -> int:
     return int(np.argmax(complete)) if complete.any() else len(frame)
 
 
-def feature_set(ohlcv: pd.DataFrame, name: str = "lstm") -> pd.DataFrame:
+def _news_features(ohlcv: pd.DataFrame, news: pd.DataFrame | None, source: object) -> pd.DataFrame:
+    """The news features of ``ohlcv``'s symbol, loading its news through the store when not given."""
+    symbol = ohlcv.attrs.get("symbol")
+    if news is None:
+        if not isinstance(symbol, str):
+            raise ValueError("the news features need the bars' symbol (ohlcv.attrs['symbol'], as load_prices records "
+                             "it) or the news itself: feature_set(bars, 'sentiment', news=load_news(symbol))")
+        from research.news import DEFAULT_NEWS_SOURCE, load_news
+
+        news = load_news(symbol, source=source or DEFAULT_NEWS_SOURCE)
+    return sentiment_features(ohlcv, news, symbol=symbol if isinstance(symbol, str) else None)
+
+
+def feature_set(
+    ohlcv: pd.DataFrame, name: str = "lstm", *, news: pd.DataFrame | None = None, news_source: object = None
+) -> pd.DataFrame:
     """Build a named feature set for one symbol.
 
     Parameters
@@ -133,8 +160,14 @@ def feature_set(ohlcv: pd.DataFrame, name: str = "lstm") -> pd.DataFrame:
         One symbol's bars with columns ``open, high, low, close, volume`` (extra columns are
         ignored), e.g. ``load_prices("SPX")``.
     name : str
-        A key of :data:`FEATURE_SETS`: ``"lstm"`` (5 features), ``"research"`` (17) or
-        ``"patterns"`` (the 6 candlestick patterns).
+        A key of :data:`FEATURE_SETS`: ``"lstm"`` (5 features), ``"research"`` (17),
+        ``"patterns"`` (the 6 candlestick patterns), ``"sentiment"`` (3 news features) or
+        ``"lstm_sentiment"`` (8).
+    news : DataFrame, optional
+        Scored headlines (``research.news.load_news``) for the news sets; loaded for
+        ``ohlcv.attrs["symbol"]`` from ``news_source`` when omitted.
+    news_source : str or NewsSource, optional
+        Where to load the news from (default: the synthetic generator).
 
     Returns
     -------
@@ -151,14 +184,23 @@ def feature_set(ohlcv: pd.DataFrame, name: str = "lstm") -> pd.DataFrame:
     """
     if name not in FEATURE_SETS:
         raise ValueError(f"unknown feature set {name!r}; expected one of {sorted(FEATURE_SETS)}")
-    bars = _validate(ohlcv)
     columns = FEATURE_SETS[name]
+    if news is not None and not set(columns) & set(NEWS_FEATURES):
+        raise ValueError(f"feature set {name!r} has no news inputs; use 'sentiment' or 'lstm_sentiment' with news=")
+    bars = _validate(ohlcv)
     data = {}
+    extra: dict = {}
+    if set(columns) & set(NEWS_FEATURES):
+        built = _news_features(ohlcv, news, news_source)
+        data.update({c: built[c].to_numpy(dtype="float64") for c in NEWS_FEATURES})
+        extra = {"news_source": built.attrs.get("news_source"), "news_synthetic": built.attrs.get("synthetic")}
     for feat in columns:
+        if feat in data:
+            continue
         values = FEATURES[feat](bars)
         data[feat] = values.replace([np.inf, -np.inf], np.nan).to_numpy(dtype="float64")
     frame = pd.DataFrame(data, index=ohlcv.index, columns=list(columns))
-    frame.attrs = {"feature_set": name, "features": list(columns), "warmup": warmup_rows(frame)}
+    frame.attrs = {"feature_set": name, "features": list(columns), "warmup": warmup_rows(frame), **extra}
     if "symbol" in ohlcv.attrs:
         frame.attrs["symbol"] = ohlcv.attrs["symbol"]
     return frame
