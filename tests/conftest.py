@@ -101,3 +101,15 @@ def postgres_url(tmp_path_factory):
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _hypothesis_profiles() -> None:
+    """``ci`` (default: derandomized, fixed examples) and ``dev``, chosen by HYPOTHESIS_PROFILE."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, max_examples=60, deadline=None, print_blob=True)
+    settings.register_profile("dev", max_examples=300, deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()

@@ -60,7 +60,7 @@ def bar_counts(bars: pd.DataFrame, news: pd.DataFrame, *, calendar: Calendar, in
     closes = bar_closes(bars.index, calendar, interval)
     pos = assign_bars(news["available"], closes, first_open=_first_open(bars.index, calendar, interval))
     ok = pos >= 0
-    sums = np.bincount(pos[ok], weights=news["sentiment"].to_numpy(dtype="float64")[ok], minlength=n)
+    sums = np.bincount(pos[ok], weights=news["sentiment"].to_numpy(dtype="float64")[ok], minlength=n).astype("float64")
     counts = np.bincount(pos[ok], minlength=n).astype("float64")
     return sums, counts
 
@@ -105,7 +105,9 @@ def sentiment_features(
         names = set(news["symbol"].unique())
         if symbol is None and len(names) > 1:
             raise ValueError(f"news holds several symbols {sorted(names)}; say which with symbol=...")
-        if symbol is not None:
+        if symbol is None and names:
+            symbol = next(iter(names))
+        elif symbol is not None:
             news = news[news["symbol"] == str(symbol).upper()]
     cal = _calendar(bars, symbol if isinstance(symbol, str) else None, calendar)
     sums, counts = bar_counts(bars, news, calendar=cal, interval=interval or bars.attrs.get("interval", "1d"))

@@ -55,6 +55,10 @@ QUARANTINE_COLUMNS = ("published", "title", "summary", "url", "symbols", "publis
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 _SYMBOL_SPLIT = re.compile(r"[,;|\s]+")
+#: How far in the future a publication time may be (clock skew) before it is refused.
+TOLERANCE = pd.Timedelta(minutes=15)
+#: Items with the same normalised title within this window are duplicates.
+WINDOW = pd.Timedelta(days=2)
 
 
 @dataclass
@@ -176,8 +180,8 @@ def normalise(
     source: str,
     live: bool,
     now: pd.Timestamp | None = None,
-    tolerance: pd.Timedelta = pd.Timedelta(minutes=15),
-    window: pd.Timedelta = pd.Timedelta(days=2),
+    tolerance: pd.Timedelta = TOLERANCE,
+    window: pd.Timedelta = WINDOW,
 ) -> NormaliseResult:
     """Turn a source's raw items into the schema; quarantine bad rows; drop duplicates.
 
@@ -224,7 +228,7 @@ def normalise(
     return NormaliseResult(clean, quarantine, len(raw), duplicates, {k: int(v) for k, v in reasons.items()})
 
 
-def deduplicate(frame: pd.DataFrame, *, window: pd.Timedelta = pd.Timedelta(days=2)) -> tuple[pd.DataFrame, int]:
+def deduplicate(frame: pd.DataFrame, *, window: pd.Timedelta = WINDOW) -> tuple[pd.DataFrame, int]:
     """Keep the first of each duplicate group (same url, or same normalised title within ``window``).
 
     Rows are ordered by ``published`` (stable, so on equal times the earlier row wins);

@@ -43,17 +43,17 @@ def session_close(dates: pd.DatetimeIndex, calendar: Calendar) -> pd.DatetimeInd
     """The close (UTC) of the daily sessions stamped ``dates``."""
     days = pd.DatetimeIndex(dates).tz_convert("UTC").normalize().tz_localize(None)
     if calendar.name == "crypto":
-        return (days + pd.Timedelta(days=1)).tz_localize("UTC")
+        return (days + pd.Timedelta(days=1)).tz_localize("UTC").as_unit("ns")
     hours = np.where([early_close(d) for d in days], 13, 16)
     local = (days + pd.to_timedelta(hours, unit="h")).tz_localize(_NY, ambiguous="raise", nonexistent="raise")
-    return local.tz_convert("UTC")
+    return local.tz_convert("UTC").as_unit("ns")
 
 
 def bar_closes(index: pd.DatetimeIndex, calendar: Calendar, interval: str = "1d") -> pd.DatetimeIndex:
-    """The close time (UTC) of each bar of ``index`` (daily or hourly)."""
+    """The close time (UTC, nanoseconds) of each bar of ``index`` (daily or hourly)."""
     if not isinstance(index, pd.DatetimeIndex):
         raise InvalidRequestError(f"news features need bars on a DatetimeIndex, got {type(index).__name__}")
-    idx = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    idx = (index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")).as_unit("ns")
     if interval == "1d":
         return session_close(idx, calendar)
     if interval == "1h":
@@ -79,7 +79,7 @@ def assign_bars(available: pd.Series, closes: pd.DatetimeIndex, *, first_open: p
         older than the bars and count for none (``-1``).
     """
     t = available.to_numpy(dtype="datetime64[ns]").view("int64")
-    c = closes.asi8 if closes.unit == "ns" else closes.as_unit("ns").asi8
+    c = closes.as_unit("ns").asi8
     pos = np.searchsorted(c, t, side="right")  # first close strictly after t
     pos = np.where(pos >= len(c), -1, pos)
     return np.where(t < pd.Timestamp(first_open).as_unit("ns").value, -1, pos)
