@@ -24,8 +24,9 @@ column          dtype                    meaning
 ``hash``        str                      sha256 of title, summary, url and published
 ==============  =======================  =====================================================
 
-Quarantine reasons: ``missing_title``, ``bad_date`` (missing or unparseable), ``future_date``
-(later than the ingest time plus the tolerance), ``bad_url`` (not http or https).
+Quarantine reasons: ``missing_title``, ``removed`` (withdrawn by the publisher: News API's
+``[Removed]``), ``bad_date`` (missing or unparseable), ``future_date`` (later than the ingest
+time plus the tolerance), ``bad_url`` (not http or https).
 
 Duplicates: an item whose url was already kept, or whose normalised title (lower case,
 punctuation and repeated spaces removed) was kept within ``window`` before it, is dropped and
@@ -154,8 +155,11 @@ def _parse_time(value: object) -> pd.Timestamp | None:
 
 def _check(row: dict, now: pd.Timestamp, tolerance: pd.Timedelta) -> tuple[str, str] | None:
     """``(reason, detail)`` when a raw row is bad, else ``None``."""
-    if not _text(row.get("title")):
+    title = _text(row.get("title"))
+    if not title:
         return "missing_title", "the item has no title"
+    if title == "[Removed]":
+        return "removed", "the publisher withdrew the item (News API answers '[Removed]')"
     published = _parse_time(row.get("published"))
     if published is None:
         return "bad_date", f"publication date {str(row.get('published'))[:60]!r} is missing or unparseable"
