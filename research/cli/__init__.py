@@ -22,7 +22,7 @@ def _register() -> None:
     from research.cli import data as data_cli
 
     app.add_typer(data_cli.app, name="data")
-    for module in ("backtest", "models", "pipeline", "dashboards", "alerts", "paper"):
+    for module in ("backtest", "models", "pipeline", "dashboards", "alerts", "paper", "news"):
         try:
             mod = __import__(f"research.cli.{module}", fromlist=["register"])
         except ModuleNotFoundError as exc:
