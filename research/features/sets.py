@@ -44,6 +44,7 @@ from the news store (``news_source``, the synthetic generator by default, labell
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from types import MappingProxyType
 
@@ -55,6 +56,8 @@ from research.features import patterns as pat
 from research.news.features import NEWS_FEATURES, sentiment_features
 
 __all__ = ["feature_set", "drop_warmup", "warmup_rows", "FEATURE_SETS", "FEATURES"]
+
+log = logging.getLogger(__name__)
 
 _REQUIRED = ("open", "high", "low", "close", "volume")
 
@@ -146,6 +149,9 @@ def _news_features(ohlcv: pd.DataFrame, news: pd.DataFrame | None, source: objec
         from research.news import DEFAULT_NEWS_SOURCE, load_news
 
         news = load_news(symbol, source=source or DEFAULT_NEWS_SOURCE)
+        if news.attrs.get("synthetic") and not ohlcv.attrs.get("synthetic", True):
+            log.warning("the news features of %s come from synthetic news (%s): generated headlines beside real "
+                        "prices; pass news= or news_source= for real headlines", symbol, news.attrs.get("source"))
     return sentiment_features(ohlcv, news, symbol=symbol if isinstance(symbol, str) else None)
 
 

@@ -185,20 +185,21 @@ class NewsStore:
         return manifest
 
     def _quarantine(self, source: str, rows: pd.DataFrame) -> int:
+        """Add rejected items not recorded yet; returns the items in the quarantine file."""
         path = self.path(source, kind="quarantine")
-        old = self.read_quarantine(source)
-        if rows.empty:
-            return len(old)
-        rows = rows.assign(ingested_at=pd.Timestamp.now(tz="UTC").isoformat()).astype(str)
-        key = list(QUARANTINE_COLUMNS)
-        both = pd.concat([old.astype(str), rows], ignore_index=True) if len(old) else rows
-        both = both.drop_duplicates(subset=key, keep="first").reset_index(drop=True)
-        if len(both) == len(old):
-            return len(old)
+        if rows.empty and not path.exists():
+            return 0
         with self._files._locked(path, f"quarantine news of {source}"):
-            remove_orphans(path)
-            self._files._write_atomic(path, table_with_digest(both))
-        return len(both)
+            old = self.read_quarantine(source)
+            if rows.empty:
+                return len(old)
+            rows = rows.assign(ingested_at=pd.Timestamp.now(tz="UTC").isoformat()).astype(str)
+            both = pd.concat([old.astype(str), rows], ignore_index=True) if len(old) else rows
+            both = both.drop_duplicates(subset=list(QUARANTINE_COLUMNS), keep="first").reset_index(drop=True)
+            if len(both) > len(old):
+                remove_orphans(path)
+                self._files._write_atomic(path, table_with_digest(both))
+            return len(both)
 
     def _fresh(self, source: NewsSource, m: dict, symbols: list[str], start: pd.Timestamp | None) -> bool:
         if not set(symbols) <= set(m.get("symbols", [])):

@@ -75,6 +75,25 @@ def test_crypto_days_close_at_midnight_utc():
     assert f["news_count"].tolist() == [1, 1, 0]
 
 
+def test_hourly_bars_take_the_items_of_their_hour():
+    index = pd.date_range("2024-03-01 10:00", periods=4, freq="h", tz=UTC, name="timestamp")
+    bars = pd.DataFrame({"close": 1.0}, index=index)
+    news = _news([("2024-03-01 10:30:00", "a", 1.0), ("2024-03-01 11:00:00", "b", -1.0), ("2024-03-01 09:59:00", "c", 1.0)],
+                 "BTC-USD")
+    f = sentiment_features(bars, news, interval="1h", calendar="crypto")
+    assert f["news_count"].tolist() == [1, 1, 0, 0]  # 09:59 belongs to the 09:00 bar, which is not there
+    assert f["sentiment_mean"].tolist() == [1.0, -1.0, 0.0, 0.0]
+
+
+def test_synthetic_news_beside_real_prices_is_said_so(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path))
+    from research.data import load_prices
+
+    spx = load_prices("SPX").loc["2017"]
+    feature_set(spx, "sentiment")
+    assert "synthetic news" in caplog.text
+
+
 @given(
     times=st.lists(st.integers(0, 40 * 86400), min_size=1, max_size=40),
     gaps=st.lists(st.integers(0, 29), max_size=5),
