@@ -25,7 +25,7 @@ from research.data.calendars import CRYPTO, Calendar, calendar_of, get_calendar
 from research.data.errors import SchemaError
 from research.news.sessions import assign_bars, bar_closes, session_close
 
-__all__ = ["NEWS_FEATURES", "sentiment_features", "bar_counts"]
+__all__ = ["NEWS_FEATURES", "sentiment_features", "bar_counts", "session_sentiment"]
 
 NEWS_FEATURES = ("sentiment_mean", "news_count", "sentiment_surprise")
 
@@ -121,3 +121,22 @@ def sentiment_features(
     frame.attrs = {"calendar": cal.name, "symbol": symbol, "news_source": news.attrs.get("source"),
                    "synthetic": bool(news.attrs.get("synthetic", False))}
     return frame
+
+
+def session_sentiment(
+    news: pd.DataFrame, symbol: str, *, start: object, end: object, calendar: Calendar | str | None = None,
+    window: int = 20,
+) -> pd.DataFrame:
+    """The news features of ``symbol`` on its calendar's daily sessions in ``[start, end]``, without bars.
+
+    For views and alerts that have news but no prices at hand (a news panel, news alerts): the
+    same point-in-time rule, on every session the calendar expects.
+    """
+    cal = calendar if isinstance(calendar, Calendar) else (get_calendar(calendar) if calendar else calendar_of(symbol))
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    lo = lo.tz_localize("UTC") if lo.tzinfo is None else lo.tz_convert("UTC")
+    hi = hi.tz_localize("UTC") if hi.tzinfo is None else hi.tz_convert("UTC")
+    sessions = cal.sessions(lo, hi)
+    frame = pd.DataFrame(index=sessions)
+    frame.attrs.update(symbol=symbol, calendar=cal.name, interval="1d")
+    return sentiment_features(frame, news, symbol=symbol, calendar=cal, interval="1d", window=window)
