@@ -134,14 +134,10 @@ def news_sha256(frame: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _text(value: object) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return _SPACES.sub(" ", str(value)).strip()
-
-
 def _parse_time(value: object) -> pd.Timestamp | None:
     """A UTC timestamp, or ``None`` when ``value`` is missing or unparseable (naive = UTC)."""
+    if isinstance(value, pd.Timestamp) and value.tzinfo is not None:
+        return None if pd.isna(value) else value.tz_convert("UTC")
     if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
         return None
     try:
@@ -153,22 +149,49 @@ def _parse_time(value: object) -> pd.Timestamp | None:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def _check(row: dict, now: pd.Timestamp, tolerance: pd.Timedelta) -> tuple[str, str] | None:
-    """``(reason, detail)`` when a raw row is bad, else ``None``."""
-    title = _text(row.get("title"))
-    if not title:
-        return "missing_title", "the item has no title"
-    if title == "[Removed]":
-        return "removed", "the publisher withdrew the item (News API answers '[Removed]')"
-    published = _parse_time(row.get("published"))
-    if published is None:
-        return "bad_date", f"publication date {str(row.get('published'))[:60]!r} is missing or unparseable"
-    if published > now + tolerance:
-        return "future_date", f"published {published.isoformat()} is after the ingest time {now.isoformat()} plus {tolerance}"
-    url = _text(row.get("url"))
-    if url and not url.lower().startswith(("http://", "https://")):
-        return "bad_url", f"url {url[:80]!r} is not http(s)"
-    return None
+def _text_series(col: pd.Series) -> pd.Series:
+    """Text with missing values empty and whitespace collapsed."""
+    values = col.astype(object).where(col.notna(), "")
+    return values.astype(str).str.replace(r"\s+", " ", regex=True).str.strip().astype(object)
+
+
+def _time_series(col: pd.Series) -> pd.Series:
+    """UTC times (NaT where missing or unparseable; naive times are UTC)."""
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        return col.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    parsed = [_parse_time(v) for v in col.tolist()]
+    return pd.Series(pd.to_datetime([t if t is not None else pd.NaT for t in parsed], utc=True),
+                     index=col.index).astype("datetime64[ns, UTC]")
+
+
+def _column(raw: pd.DataFrame, name: str) -> pd.Series:
+    return raw[name] if name in raw.columns else pd.Series([None] * len(raw), index=raw.index, dtype=object)
+
+
+def _reasons(title: pd.Series, published: pd.Series, url: pd.Series, now: pd.Timestamp,
+             tolerance: pd.Timedelta) -> np.ndarray:
+    """The quarantine reason of each row ("" when it is good), first failing check first."""
+    checks = [
+        (title == "", "missing_title"),
+        (title == "[Removed]", "removed"),
+        (published.isna(), "bad_date"),
+        (published > now + tolerance, "future_date"),
+        ((url != "") & ~url.str.lower().str.startswith(("http://", "https://")), "bad_url"),
+    ]
+    return np.select([c.to_numpy(dtype=bool) for c, _ in checks], [r for _, r in checks], default="")
+
+
+def _detail(reason: str, raw_published: object, published: pd.Timestamp, url: str, now: pd.Timestamp,
+            tolerance: pd.Timedelta) -> str:
+    if reason == "missing_title":
+        return "the item has no title"
+    if reason == "removed":
+        return "the publisher withdrew the item (News API answers '[Removed]')"
+    if reason == "bad_date":
+        return f"publication date {str(raw_published)[:60]!r} is missing or unparseable"
+    if reason == "future_date":
+        return f"published {published.isoformat()} is after the ingest time {now.isoformat()} plus {tolerance}"
+    return f"url {url[:80]!r} is not http(s)"
 
 
 def _text_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -205,27 +228,32 @@ def normalise(
         Items with the same normalised title within this window are duplicates.
     """
     now = pd.Timestamp.now(tz="UTC") if now is None else _parse_time(now)
-    rows, bad = [], []
-    for rec in raw.to_dict("records"):
-        problem = _check(rec, now, tolerance)
-        if problem is not None:
-            bad.append({**{c: _text(rec.get(c)) for c in QUARANTINE_COLUMNS[:-2] if c != "symbols"},
-                        "symbols": ",".join(split_symbols(rec.get("symbols"))), "reason": problem[0], "detail": problem[1]})
-            continue
-        published = _parse_time(rec.get("published"))
-        seen = _parse_time(rec.get("seen")) or now
-        title, summary, url = _text(rec.get("title")), _text(rec.get("summary")), _text(rec.get("url"))
-        rows.append({
-            "published": published, "seen": seen, "available": max(published, seen) if live else published,
-            "source": source, "publisher": _text(rec.get("publisher")) or source, "title": title,
-            "summary": summary, "url": url, "symbols": ",".join(split_symbols(rec.get("symbols"))),
-            "hash": item_hash(title, summary, url, published),
-        })
-    clean = pd.DataFrame(rows, columns=list(NEWS_COLUMNS)) if rows else empty_news()
-    for col in _TIME_COLUMNS:
-        clean[col] = pd.to_datetime(clean[col], utc=True).astype("datetime64[ns, UTC]")
+    raw = raw.reset_index(drop=True)
+    title, summary, url = (_text_series(_column(raw, c)) for c in ("title", "summary", "url"))
+    publisher = _text_series(_column(raw, "publisher"))
+    published = _time_series(_column(raw, "published"))
+    symbols = pd.Series([",".join(split_symbols(v)) for v in _column(raw, "symbols").tolist()], index=raw.index, dtype=object)
+    reason = _reasons(title, published, url, now, tolerance)
+    bad = reason != ""
+    quarantine = pd.DataFrame({
+        "published": [str(v) if v is not None and not (isinstance(v, float) and np.isnan(v)) else ""
+                      for v in _column(raw, "published")[bad].tolist()],
+        "title": title[bad], "summary": summary[bad], "url": url[bad], "symbols": symbols[bad],
+        "publisher": publisher[bad], "reason": reason[bad],
+        "detail": [_detail(r, p, t, u, now, tolerance) for r, p, t, u in
+                   zip(reason[bad], _column(raw, "published")[bad], published[bad], url[bad], strict=True)],
+    }, columns=list(QUARANTINE_COLUMNS)).astype(str).reset_index(drop=True)
+    good = ~bad
+    pub = published[good]
+    seen = _time_series(_column(raw, "seen"))[good].fillna(now) if "seen" in raw.columns else pd.Series(now, index=pub.index)
+    seen = seen.astype("datetime64[ns, UTC]")
+    clean = pd.DataFrame({
+        "published": pub, "seen": seen, "available": pub.where(pub >= seen, seen) if live else pub,
+        "source": source, "publisher": publisher[good].where(publisher[good] != "", source), "title": title[good],
+        "summary": summary[good], "url": url[good], "symbols": symbols[good],
+        "hash": [item_hash(t, s_, u, p) for t, s_, u, p in zip(title[good], summary[good], url[good], pub, strict=True)],
+    }, columns=list(NEWS_COLUMNS)) if good.any() else empty_news()
     clean, duplicates = deduplicate(_text_columns(clean), window=window)
-    quarantine = pd.DataFrame(bad, columns=list(QUARANTINE_COLUMNS)).astype(str)
     reasons = quarantine["reason"].value_counts().to_dict() if len(quarantine) else {}
     if reasons:
         log.info("%s: %d item(s) quarantined %s", source, len(quarantine), reasons)
