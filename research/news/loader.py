@@ -66,12 +66,13 @@ def load_news(
         raise ValueError(f"symbols must be a symbol or a non-empty list of symbols, got {symbols!r}")
     wanted = [s.strip().upper() for s in names]
     src = get_news_source(source)
-    result = (store or NewsStore()).ingest(src, wanted, start=start, end=end, refresh=refresh)
+    store = store or NewsStore()
+    result = store.ingest(src, wanted, start=start, end=end, refresh=refresh)
     frame = result.frame
     rows = frame.assign(symbol=frame["symbols"].str.split(",")).explode("symbol")
     rows = rows[rows["symbol"].isin(wanted)]
     chosen = get_scorer(scorer)
-    rows = rows.assign(sentiment=chosen.score(rows["title"].tolist()) if len(rows) else [])
+    rows = rows.assign(sentiment=store.scores(src.name, chosen, rows) if len(rows) else [])
     rows = rows.sort_values(["available", "published"], kind="stable").reset_index(drop=True)
     rows = rows[[*NEWS_COLUMNS, "symbol", "sentiment"]]
     rows["sentiment"] = rows["sentiment"].astype("float64")

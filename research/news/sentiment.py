@@ -10,6 +10,9 @@ model (a fine-tuned transformer, a dictionary of their own) plugs in by having t
 
     load_news("SPX", scorer=MyScorer())
 
+A scorer with a ``fingerprint`` attribute (a name that changes whenever its scores would) has
+its scores cached by the news store, per item; the default scorer has one.
+
 The default, :class:`VaderScorer`, is VADER (the ``vaderSentiment`` package, whose lexicon
 ships in the wheel, so it works offline): the ``compound`` score of each text. General-purpose
 VADER misreads finance: "beats", "misses", "downgrade" or "guidance cut" mean little to it.
@@ -24,6 +27,8 @@ thresholds (+-0.05). The accuracy on the labelled headlines kept in the tests is
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
@@ -122,6 +127,9 @@ class VaderScorer:
         self._vader.lexicon.update({_phrase_token(p): float(v) for p, v in phrases.items()})
         self._pattern = (re.compile(r"\b(" + "|".join(re.escape(p) for p in self._phrases) + r")\b", re.IGNORECASE)
                          if self._phrases else None)
+        recipe = json.dumps([self.name, _vader_version(), sorted(words.items()), sorted(phrases.items())])
+        #: Identifies the scores (the news store caches them by item under this name).
+        self.fingerprint = f"{self.name.replace('+', '-')}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
     def _prepare(self, text: str) -> str:
         if self._pattern is None:
@@ -132,6 +140,15 @@ class VaderScorer:
         """VADER compound score of each text (``NaN``-free; empty text scores 0)."""
         polarity = self._vader.polarity_scores
         return np.array([polarity(self._prepare(str(t)))["compound"] if t else 0.0 for t in texts], dtype="float64")
+
+
+def _vader_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("vaderSentiment")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        return "?"
 
 
 def label(scores: np.ndarray, *, threshold: float = 0.05) -> np.ndarray:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -170,6 +171,41 @@ class NewsStore:
         cols = ["source", "rows", "symbols", "first", "last", "duplicates", "quarantined", "synthetic", "live",
                 "fetched_at", "sha256", "status"]
         return pd.DataFrame(rows).reindex(columns=cols) if rows else pd.DataFrame(columns=cols)
+
+    def scores(self, source: str, scorer: object, items: pd.DataFrame) -> np.ndarray:
+        """Sentiment of ``items``' titles, cached per item hash for scorers with a ``fingerprint``.
+
+        The cache (``news/scores/<source>.<fingerprint>.parquet``) is derived data: a damaged
+        one is rebuilt.
+        """
+        fingerprint = getattr(scorer, "fingerprint", None)
+        if not fingerprint or items.empty:
+            return np.asarray(scorer.score(items["title"].tolist()), dtype="float64")  # type: ignore[attr-defined]
+        path = self.root / "news" / "scores" / f"{_safe(source)}.{_safe(fingerprint)}.parquet"
+        with self._files._locked(path, f"score cache of {source}"):
+            cache = self._read_scores(path)
+            todo = items.drop_duplicates("hash")
+            todo = todo[~todo["hash"].isin(cache.index)]
+            if len(todo):
+                fresh = pd.Series(np.asarray(scorer.score(todo["title"].tolist()), dtype="float64"),  # type: ignore[attr-defined]
+                                  index=todo["hash"].to_numpy())
+                cache = pd.concat([cache, fresh]) if len(cache) else fresh
+                table = table_with_digest(pd.DataFrame({"hash": cache.index.astype(str), "score": cache.to_numpy()}))
+                remove_orphans(path)
+                self._files._write_atomic(path, table)
+        return cache.reindex(items["hash"].to_numpy()).to_numpy(dtype="float64")
+
+    def _read_scores(self, path: Path) -> pd.Series:
+        if not path.exists():
+            return pd.Series(dtype="float64")
+        try:
+            table, _ = read_parquet(path, None, "news score cache")
+            check_digest(table, path, "news score cache")
+            frame = table.to_pandas()
+            return pd.Series(frame["score"].to_numpy(dtype="float64"), index=frame["hash"].astype(str).to_numpy())
+        except (CorruptDatasetError, KeyError) as exc:
+            log.warning("rebuilding the news score cache %s: %s", path, exc)
+            return pd.Series(dtype="float64")
 
     # ------------------------------------------------------------------ writing
     def _write(self, source: str, frame: pd.DataFrame, meta: dict) -> dict:

@@ -60,3 +60,29 @@ def test_a_users_own_scorer_plugs_in(tmp_path):
         load_news("SYN0005", scorer=object(), store=NewsStore(tmp_path))
     with pytest.raises(ValueError, match="unknown scorer"):
         get_scorer("finbert")
+
+
+def test_scores_of_a_fingerprinted_scorer_are_cached_per_item_and_a_damaged_cache_is_rebuilt(tmp_path):
+    class Counting:
+        name, fingerprint = "counting", "counting-v1"
+
+        def __init__(self):
+            self.scored = 0
+
+        def score(self, texts):
+            self.scored += len(texts)
+            return np.array([0.5 if "beat" in t else -0.5 for t in texts])
+
+    store, scorer = NewsStore(tmp_path), Counting()
+    first = load_news(["SYN0006", "SYN0007"], start="2001-01-01", end="2001-12-31", scorer=scorer, store=store)
+    assert scorer.scored == len(first)
+    again = load_news(["SYN0006"], start="2001-01-01", end="2001-06-30", scorer=scorer, store=store)
+    assert scorer.scored == len(first)  # nothing scored twice
+    pd.testing.assert_series_equal(again["sentiment"], first.set_index("hash").loc[again["hash"], "sentiment"]
+                                   .reset_index(drop=True), check_names=False)
+    cache = next((tmp_path / "news" / "scores").glob("synthetic.counting-v1.parquet"))
+    cache.write_bytes(cache.read_bytes()[:100])
+    rebuilt = load_news(["SYN0006"], start="2001-01-01", end="2001-06-30", scorer=scorer, store=store)
+    assert scorer.scored == len(first) + len(rebuilt)
+    np.testing.assert_array_equal(rebuilt["sentiment"], again["sentiment"])
+    assert VaderScorer().fingerprint != VaderScorer(lexicon={"beats": 4.0}).fingerprint
