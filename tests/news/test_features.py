@@ -113,6 +113,30 @@ def test_every_item_lands_in_the_first_bar_closing_after_it(times, gaps, crypto)
             assert t >= closes[-1] or t < pd.Timestamp("2024-01-31 21:00", tz=UTC)
 
 
+@given(
+    hours=st.lists(st.integers(-72, 24 * 45), min_size=1, max_size=60),
+    lags=st.lists(st.integers(0, 30), min_size=1, max_size=60),
+    crypto=st.booleans(),
+)
+def test_every_item_available_within_the_bars_is_counted_once_and_never_early(hours, lags, crypto):
+    cal = CRYPTO if crypto else EQUITY
+    bars = _bars("2024-02-01", 25, cal)
+    t0 = pd.Timestamp("2024-02-01", tz=UTC)
+    rows = [((t0 + pd.Timedelta(hours=h)).strftime("%Y-%m-%d %H:%M:%S"), "x", 1.0) for h in hours]
+    seen = [(t0 + pd.Timedelta(hours=h + lags[i % len(lags)])).strftime("%Y-%m-%d %H:%M:%S") for i, h in enumerate(hours)]
+    news = _news(rows, seen=seen)
+    f = sentiment_features(bars, news)
+    closes = bar_closes(bars.index, cal)
+    opened = session_close(cal.sessions(t0 - pd.Timedelta(days=7), t0 - pd.Timedelta(days=1))[-1:], cal)[0] if not crypto else t0
+    inside = news["available"].between(opened, closes[-1], inclusive="left")
+    assert f["news_count"].sum() == inside.sum()
+    counted = np.repeat(np.arange(len(bars)), f["news_count"].astype(int))
+    when = np.sort(news.loc[inside, "available"].to_numpy())
+    assert (when < closes[counted].to_numpy()).all()  # never after the bar's close
+    later = counted > 0
+    assert (when[later] >= closes[counted[later] - 1].to_numpy()).all()  # nor held back a bar
+
+
 # ------------------------------------------------------------------------ look-ahead
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory):
