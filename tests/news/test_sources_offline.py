@@ -260,3 +260,14 @@ def test_load_news_through_newsapi_scores_every_item(server, newsapi, tmp_path):
     assert sorted(news["symbol"]) == ["AAPL", "AAPL", "MSFT"]
     slide = news.loc[news["title"].str.contains("slide"), "sentiment"].iloc[0]
     assert slide < -0.05 and news.attrs["live"] is True and news.attrs["synthetic"] is False
+
+
+def test_the_key_comes_from_the_settings_and_is_masked(server, monkeypatch, sleeps):
+    from research.config import get_settings
+
+    monkeypatch.setenv("NEWSAPI_KEY", KEY)
+    assert get_settings().newsapi_key == KEY and KEY not in repr(get_settings())
+    server.route(r"/v2/everything", Reply(200, EVERYTHING.encode(), {"Content-Type": "application/json"}))
+    src = NewsAPISource(base_url=server.url, guard=_guard("newsapi", sleeps))
+    src.fetch(["AAPL"], None, None)
+    assert server.hits(r"/v2/everything")[0].headers["Authorization"] == KEY and KEY not in repr(src)
