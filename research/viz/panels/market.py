@@ -30,6 +30,7 @@ from research.viz.panels.layout import (
     table_html,
     weekly_note,
 )
+from research.viz.panels.news import news_panel
 from research.workflow.results import PublishedRun
 
 __all__ = [
@@ -238,4 +239,6 @@ def market_overview(run: PublishedRun | None = None, *, pipeline: str = "daily",
     run = run if run is not None else load_run(pipeline, runs_dir=runs_dir)
     panels = [("Headline", headline_panel), ("Prices", prices_panel), ("Returns", returns_panel), ("Volatility", volatility_panel),
               ("Correlation", correlation_panel), ("Data freshness", freshness_panel)]
+    if run is not None and run.has("news"):  # runs of pipelines that read the news
+        panels.append(("News", news_panel))
     return page("Market overview", panels, run=run, pipeline=pipeline, runs_dir=runs_dir, dom_id="market")
