@@ -25,7 +25,7 @@ from research.data.calendars import CRYPTO, Calendar, calendar_of, get_calendar
 from research.data.errors import SchemaError
 from research.news.sessions import assign_bars, bar_closes, session_close
 
-__all__ = ["NEWS_FEATURES", "sentiment_features", "bar_counts", "session_sentiment"]
+__all__ = ["NEWS_FEATURES", "sentiment_features", "bar_counts", "session_sentiment", "known_at", "sentiment_as_of"]
 
 NEWS_FEATURES = ("sentiment_mean", "news_count", "sentiment_surprise")
 
@@ -140,3 +140,45 @@ def session_sentiment(
     frame = pd.DataFrame(index=sessions)
     frame.attrs.update(symbol=symbol, calendar=cal.name, interval="1d")
     return sentiment_features(frame, news, symbol=symbol, calendar=cal, interval="1d", window=window)
+
+
+def _cutoff(symbol: str, as_of: pd.Timestamp) -> pd.Timestamp:
+    """The instant ``as_of`` means for ``symbol``: its session's close for a date, else itself."""
+    if as_of != as_of.normalize():
+        return as_of
+    return session_close(pd.DatetimeIndex([as_of]), calendar_of(symbol))[0]
+
+
+def known_at(news: pd.DataFrame, as_of: object) -> pd.DataFrame:
+    """The items of ``news`` (``load_news`` output) available before ``as_of``.
+
+    A date means the close of that day's session on each symbol's calendar (16:00 New York for
+    equities, the next midnight UTC for crypto); a time means that instant. This is what a run
+    as of that date may show or use: nothing after it.
+    """
+    when = pd.Timestamp(as_of)
+    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    cut = news["symbol"].map({s: _cutoff(s, when) for s in news["symbol"].unique()})
+    out = news[news["available"] < cut.astype(news["available"].dtype)].reset_index(drop=True)
+    out.attrs = dict(news.attrs)
+    return out
+
+
+def sentiment_as_of(news: pd.DataFrame, symbols: list[str], *, as_of: object, window: int = 20) -> pd.DataFrame:
+    """Per symbol, the news features of its latest session at or before ``as_of``.
+
+    Returns
+    -------
+    DataFrame
+        Index ``symbol``; columns ``session`` and :data:`NEWS_FEATURES` (a symbol without news
+        has a count of 0 and a mean of 0).
+    """
+    when = pd.Timestamp(as_of)
+    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    rows = {}
+    for symbol in symbols:
+        mine = news[news["symbol"] == symbol] if len(news) else news
+        f = session_sentiment(mine, symbol, start=when - pd.Timedelta(days=3 * window + 10), end=when, window=window)
+        if len(f):
+            rows[symbol] = {"session": f.index[-1], **f.iloc[-1].to_dict()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["session", *NEWS_FEATURES]).rename_axis("symbol")

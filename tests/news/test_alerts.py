@@ -57,3 +57,17 @@ def test_session_sentiment_follows_the_calendar_without_bars():
                                           [("2024-06-07", 0), ("2024-06-10", 1), ("2024-06-11", 0)]}
     crypto = session_sentiment(news, "BTC-USD", start="2024-06-07", end="2024-06-09")
     assert crypto["news_count"].tolist() == [0, 1, 0]
+
+
+def test_known_at_keeps_what_was_available_before_each_symbols_close_and_sentiment_as_of():
+    from research.news.features import known_at, sentiment_as_of
+
+    news = _items([("2024-06-10 19:59", "AAA in session", 0.5, "AAA"), ("2024-06-10 20:01", "AAA after close", -0.5, "AAA"),
+                   ("2024-06-10 23:59", "coin late", 0.3, "BTC-USD"), ("2024-06-11 00:00", "coin next day", 0.1, "BTC-USD")])
+    kept = known_at(news, "2024-06-10")
+    assert kept["title"].tolist() == ["AAA in session", "coin late"]
+    assert known_at(news, "2024-06-10 20:05")["title"].tolist() == ["AAA in session", "AAA after close"]
+    table = sentiment_as_of(news, ["AAA", "BTC-USD", "ZZZ"], as_of="2024-06-10")
+    assert table.loc["AAA", "sentiment_mean"] == 0.5 and table.loc["AAA", "news_count"] == 1
+    assert table.loc["BTC-USD", "news_count"] == 1 and table.loc["ZZZ", "news_count"] == 0
+    assert (table["session"] == pd.Timestamp("2024-06-10", tz="UTC")).all()
