@@ -25,6 +25,21 @@ def _source(source: str, path: Path | None, link: float | None):
     return get_news_source(source)
 
 
+def _date(value: str | None, option: str) -> str | None:
+    """``value`` checked as a date, or a one-line error naming the option."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    from research.data.errors import InvalidRequestError
+
+    try:
+        pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError(f"{option} {value!r} is not a date ({exc}); expected YYYY-MM-DD") from None
+    return value
+
+
 def _echo_json(payload: object) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
@@ -41,7 +56,6 @@ def fetch(
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch, normalise and store headlines about SYMBOLS; print counts and mean sentiment."""
-    from research.cli.data import _date
     from research.data.sources.sample import SAMPLE_UNIVERSE
     from research.news import load_news
 

@@ -7,8 +7,9 @@ Layout under the data directory (beside the market-data store)::
 
 The files are written as the market-data store writes its own (:mod:`research.data.store`):
 to a temporary file, fsynced, renamed over the old one under the dataset's lock, with the
-manifest in the Parquet footer and a sha256 of the whole file checked on every read; a
-damaged file raises :class:`~research.data.errors.CorruptDatasetError`, never data.
+manifest in the Parquet footer and a sha256 of the whole file checked on every read
+(:mod:`research.data.integrity`); a damaged file raises
+:class:`~research.data.errors.CorruptDatasetError`, never data.
 
 An ingest normalises what the source returned, merges it under the lock into what is stored
 at that moment (a stored item keeps its ``seen``: when the workbench *first* stored it),
@@ -24,7 +25,10 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -32,23 +36,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from filelock import FileLock, Timeout
 
 from research.config import get_settings
 from research.data.errors import (
     CorruptDatasetError,
     InvalidRequestError,
     SourceError,
+    StoreError,
     SymbolNotFoundError,
 )
 from research.data.integrity import (
     check_digest,
     decode_manifest,
     encode_manifest,
+    parquet_bytes,
     read_parquet,
     remove_orphans,
     table_with_digest,
 )
-from research.data.store import StaleDataWarning, Store
+from research.data.store import StaleDataWarning
 from research.news.schema import (
     NEWS_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -103,8 +110,7 @@ class NewsStore:
     def __init__(self, root: str | os.PathLike | None = None, *, ttl: float = NEWS_TTL, lock_timeout: float = 120.0) -> None:
         self.root = Path(root) if root is not None else get_settings().data_dir
         self.ttl = ttl
-        # the market-data store's atomic writes and locks, on the news folders
-        self._files = Store(self.root, lock_timeout=lock_timeout)
+        self.lock_timeout = lock_timeout
 
     def __repr__(self) -> str:
         return f"NewsStore({str(self.root)!r})"
@@ -112,6 +118,40 @@ class NewsStore:
     def path(self, source: str, *, kind: str = "store") -> Path:
         """File of a source's dataset (``kind``: ``"store"`` or ``"quarantine"``)."""
         return self.root / "news" / kind / f"{_safe(source)}.parquet"
+
+    # ------------------------------------------------------------------ files
+    @contextmanager
+    def _locked(self, path: Path, what: str) -> Iterator[None]:
+        """Hold ``path``'s lock; a timeout or an unwritable folder raises :class:`StoreError`."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path) + ".lock", timeout=self.lock_timeout)
+            lock.acquire()
+        except Timeout as exc:
+            raise StoreError(f"cannot {what}: another writer holds {path}.lock; try again, or remove the lock file "
+                             "if no workbench process is running") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot {what}: {exc.strerror or exc} at {path.parent} (is the data folder writable?)") from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _write_atomic(self, path: Path, table: pa.Table) -> None:
+        """Write ``table`` to a temporary file, fsync it, rename it over ``path`` (readers see old or new)."""
+        tmp: str | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(parquet_bytes(table))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise StoreError(f"writing {path} failed ({exc.strerror or exc}); the previous version is intact") from exc
 
     # ------------------------------------------------------------------ reading
     def manifest(self, source: str) -> dict | None:
@@ -182,7 +222,7 @@ class NewsStore:
         if not fingerprint or items.empty:
             return np.asarray(scorer.score(items["title"].tolist()), dtype="float64")  # type: ignore[attr-defined]
         path = self.root / "news" / "scores" / f"{_safe(source)}.{_safe(fingerprint)}.parquet"
-        with self._files._locked(path, f"score cache of {source}"):
+        with self._locked(path, f"score cache of {source}"):
             cache = self._read_scores(path)
             todo = items.drop_duplicates("hash")
             todo = todo[~todo["hash"].isin(cache.index)]
@@ -192,7 +232,7 @@ class NewsStore:
                 cache = pd.concat([cache, fresh]) if len(cache) else fresh
                 table = table_with_digest(pd.DataFrame({"hash": cache.index.astype(str), "score": cache.to_numpy()}))
                 remove_orphans(path)
-                self._files._write_atomic(path, table)
+                self._write_atomic(path, table)
         return cache.reindex(items["hash"].to_numpy()).to_numpy(dtype="float64")
 
     def _read_scores(self, path: Path) -> pd.Series:
@@ -217,7 +257,7 @@ class NewsStore:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **encode_manifest(manifest)})
         remove_orphans(path)
-        self._files._write_atomic(path, table)
+        self._write_atomic(path, table)
         return manifest
 
     def _quarantine(self, source: str, rows: pd.DataFrame) -> int:
@@ -225,7 +265,7 @@ class NewsStore:
         path = self.path(source, kind="quarantine")
         if rows.empty and not path.exists():
             return 0
-        with self._files._locked(path, f"quarantine news of {source}"):
+        with self._locked(path, f"quarantine news of {source}"):
             old = self.read_quarantine(source)
             if rows.empty:
                 return len(old)
@@ -234,7 +274,7 @@ class NewsStore:
             both = both.drop_duplicates(subset=list(QUARANTINE_COLUMNS), keep="first").reset_index(drop=True)
             if len(both) > len(old):
                 remove_orphans(path)
-                self._files._write_atomic(path, table_with_digest(both))
+                self._write_atomic(path, table_with_digest(both))
             return len(both)
 
     def _fresh(self, source: NewsSource, m: dict, symbols: list[str], start: pd.Timestamp | None) -> bool:
@@ -265,7 +305,7 @@ class NewsStore:
             return self._stale(source, m, exc, symbols, start, end)
         result = normalise(raw, source=source.name, live=source.live)
         path = self.path(source.name)
-        with self._files._locked(path.with_suffix(".ingest"), f"ingest news of {source.name}"):
+        with self._locked(path.with_suffix(".ingest"), f"ingest news of {source.name}"):
             current = self.manifest(source.name)
             replace = refresh and not source.live  # a static source's refresh replaces its copy
             old = self.read(source.name) if current is not None and not replace else empty_news()

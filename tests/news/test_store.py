@@ -132,3 +132,24 @@ def test_the_files_source_reads_csv_and_json_lines(tmp_path, store=None):
         NewsFiles(tmp_path / "bad.jsonl").fetch([], None, None)
     with pytest.raises(ValueError, match="path="):
         get_news_source("files")
+
+
+def test_a_failed_write_leaves_the_stored_news_whole_and_no_temporary_file(tmp_path, monkeypatch):
+    import os
+
+    from research.data.errors import StoreError
+
+    store = NewsStore(tmp_path)
+    before = load_news("SYN0001", store=store)
+    path = store.path("synthetic")
+    raw = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(StoreError, match="No space left.*previous version is intact"):
+        load_news("SYN0002", store=store)
+    monkeypatch.undo()
+    assert path.read_bytes() == raw and not list(path.parent.glob("*.tmp"))
+    assert len(load_news("SYN0001", store=store)) == len(before)
