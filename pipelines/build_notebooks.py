@@ -27,6 +27,15 @@ STAGES = {
          "ingest_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval,\n"
          "             start=start, refresh=refresh, min_rows=min_rows)"],
     ),
+    "daily/09-news.ipynb": (
+        "# News\nHeadlines about the universe up to the as-of time through the news store (synthetic by default, "
+        "labelled so), scored for sentiment, only what was available at the as-of time; write `news`.",
+        'output_dir = ""  # the run\'s outputs/ folder (set by the runner)\nas_of = ""  # set by the runner\n'
+        'symbols = ["SPX", "IXIC", "GOOG", "MSFT"]\nnews_source = "synthetic"  # synthetic, rss (news.yaml) or newsapi (NEWSAPI_KEY)\n'
+        "lookback_days = 365",
+        ["from research.stages.news_step import news_stage",
+         "news_stage(output_dir, symbols=symbols, as_of=as_of, news_source=news_source, lookback_days=lookback_days).tail()"],
+    ),
     "daily/02-features.ipynb": (
         "# Features\nThe named feature set per symbol, warm-up rows dropped; write `features`.",
         COMMON + '\nstart = None\nfeature_set_name = "lstm"',

@@ -105,6 +105,7 @@ PIPELINES: dict[str, dict[str, dict[str, Any]]] = {
             "epochs": 3,
         },
         "ingest": {"min_rows": 50},
+        "news": {"news_source": "synthetic", "lookback_days": 365},
         "model": {"n_folds": 2, "test_size": 126, "lookback": 30, "units": 16},
         "backtest": {"fees": 0.001, "slippage": 0.0005, "sweep_fast": "2:100",
                      "sweep_slow": "10:250:5"},
@@ -115,6 +116,7 @@ PIPELINES: dict[str, dict[str, dict[str, Any]]] = {
     "hourly": {
         "shared": {"symbols": ["BTC-USD", "ETH-USD"], "source": "synthetic", "interval": "1h", "as_of": None},
         "ingest": {"min_rows": 200},
+        "news": {"news_source": "synthetic", "lookback_days": 30},
         "signals": {"sizing": "vol_target", "vol_target": 0.5, "periods_per_year": None, "stale_bars": 2},
         "paper": {"drift_window": 20, "drift_band": 0.01},
     },

@@ -321,6 +321,13 @@ def signals_stage(
                                          "value": 0.0, "threshold": 1.0, "as_of": as_of, "bar_time": pd.NaT}]))
     if _has(output_dir, "equity"):
         alerts.append(strategy_drawdown_alerts(read_output(output_dir, "equity"), as_of=as_of, threshold=rules_obj.strategy_drawdown))
+    if _has(output_dir, "news"):  # pipelines with a news step
+        from research.news.alerts import news_alerts
+        from research.stages.news_step import news_signal_columns
+
+        news = read_output(output_dir, "news")
+        table = news_signal_columns(table, news, as_of=as_of)
+        alerts.append(news_alerts(news, as_of=as_of))
     alerts_frame = pd.concat([a for a in alerts if not a.empty] or [alerts[0]], ignore_index=True)
     alerts_frame["bar_time"] = pd.to_datetime(alerts_frame["bar_time"], utc=True)
     table["synthetic"] = bool(_synthetic(output_dir))

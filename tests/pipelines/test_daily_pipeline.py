@@ -20,7 +20,7 @@ TINY = [
     "backtest.sweep_fast=5,10", "backtest.sweep_slow=20,50",
 ]
 CONTRACT = ["prices", "data_report", "features", "predictions", "model_eval", "backtests", "equity", "trades",
-            "positions", "sweep", "sweep_summary", "sweep_returns", "sweep_bars", "risk", "signals", "alerts", "paper", "summary"]
+            "positions", "sweep", "sweep_summary", "sweep_returns", "sweep_bars", "risk", "signals", "alerts", "paper", "summary", "news"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_daily_run_is_published_with_every_output(daily_run):
     assert pub is not None and pub.run_id == daily_run.run_id and pub.as_of == "2018-12-31"
     assert all(pub.has(name) for name in CONTRACT), [n for n in CONTRACT if not pub.has(n)]
     rec = read_run_record(daily_run.run_dir)
-    assert [s["status"] for s in rec["stages"]] == ["COMPLETED"] * 8 and rec["published"]
+    assert [s["status"] for s in rec["stages"]] == ["COMPLETED"] * 9 and rec["published"]
     for stage in rec["stages"]:
         nb = nbformat.read(stage["notebook"], as_version=4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
@@ -45,7 +45,7 @@ def test_daily_run_is_published_with_every_output(daily_run):
 def test_daily_ledger_has_the_run_and_its_stage_notebooks(daily_run):
     entry = RunLog().get_run(daily_run.run_id)
     assert entry["status"] == "COMPLETED" and entry["published"]
-    assert [s["status"] for s in entry["stages"]] == ["COMPLETED"] * 8
+    assert [s["status"] for s in entry["stages"]] == ["COMPLETED"] * 9
     parent = Path(entry["artifact_uri"].removeprefix("file://"))
     assert (parent / "run.json").exists()
     child = Path(entry["stages"][0]["artifact_uri"].removeprefix("file://"))

@@ -32,4 +32,4 @@ def test_hourly_pipeline_writes_labelled_synthetic_signals():
     summary = pub.document("summary")
     assert summary["synthetic"] is True and summary["data"]["sources"] == ["synthetic"]
     entry = RunLog().get_run(result.run_id)
-    assert [s["stage"] for s in entry["stages"]] == ["ingest", "signals", "paper", "summary"]
+    assert [s["stage"] for s in entry["stages"]] == ["ingest", "news", "signals", "paper", "summary"]
