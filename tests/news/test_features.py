@@ -239,3 +239,12 @@ def test_feature_set_loads_the_news_of_the_bars_symbol_when_not_given(tmp_path, 
     bars.attrs.clear()
     with pytest.raises(ValueError, match="symbol"):
         feature_set(bars, "sentiment")
+
+
+def test_the_lstm_set_with_news_inputs_is_model_ready_after_its_warm_up(linked):
+    from research.features import drop_warmup
+
+    bars, news = linked["SYN0003"]
+    feats = drop_warmup(feature_set(bars, "lstm_sentiment", news=news))
+    assert list(feats.columns) == list(FEATURE_SETS["lstm"]) + list(NEWS_FEATURES)
+    assert np.isfinite(feats.to_numpy()).all() and len(feats) > len(bars) - 40
