@@ -153,3 +153,17 @@ def test_a_failed_write_leaves_the_stored_news_whole_and_no_temporary_file(tmp_p
     monkeypatch.undo()
     assert path.read_bytes() == raw and not list(path.parent.glob("*.tmp"))
     assert len(load_news("SYN0001", store=store)) == len(before)
+
+
+def test_concurrent_ingests_of_one_source_keep_every_symbol(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    symbols = ["SYN0010", "SYN0011", "SYN0012"]
+    src = SyntheticNews(bars=400)
+    with ThreadPoolExecutor(3) as pool:
+        frames = list(pool.map(lambda s: load_news(s, source=src, store=NewsStore(tmp_path)), symbols))
+    store = NewsStore(tmp_path)
+    assert store.manifest(src.name)["symbols"] == symbols
+    stored = store.read(src.name)
+    for sym, frame in zip(symbols, frames, strict=True):
+        assert set(frame["hash"]) <= set(stored["hash"]) and len(frame) > 500
