@@ -166,4 +166,4 @@ def test_concurrent_ingests_of_one_source_keep_every_symbol(tmp_path):
     assert store.manifest(src.name)["symbols"] == symbols
     stored = store.read(src.name)
     for sym, frame in zip(symbols, frames, strict=True):
-        assert set(frame["hash"]) <= set(stored["hash"]) and len(frame) > 500
+        assert set(frame["hash"]) <= set(stored["hash"]) and len(frame) > 500 and set(frame["symbol"]) == {sym}
