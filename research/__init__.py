@@ -25,8 +25,7 @@ verb                  what it does (its home)
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from research.lazy import lazy_exports
 
 _EXPORTS: dict[str, str | tuple[str, str]] = {
     "get_settings": "research.config",
@@ -44,15 +43,4 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module, attr = _EXPORTS[name] if isinstance(_EXPORTS[name], tuple) else (_EXPORTS[name], name)
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'research' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

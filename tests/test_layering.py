@@ -29,17 +29,15 @@ ORDER = [
 ]
 ENGINE = "workflow"
 #: What the pipeline engine may import from the package besides itself.
-ENGINE_MAY_IMPORT = {"research.config"}
+ENGINE_MAY_IMPORT = {"research.config", "research.atomic", "research.lazy"}
 #: The only files that load modules by a computed name, and why.
 LOADERS_BY_NAME = {
-    "research/__init__.py": "lazy exports of the package's front names",
-    "research/tracking/__init__.py": "lazy exports (MLflow loads on first use)",
-    "research/experiments/__init__.py": "lazy exports (TensorFlow loads on first use)",
-    "research/workflow/__init__.py": "lazy exports (papermill loads on first use)",
+    "research/lazy.py": "lazy exports: the names a package declares, loaded on first use",
     "research/cli/__init__.py": "the command groups, registered by name",
     "research/workflow/hooks.py": "the hooks a pipeline spec names (module:function, from YAML)",
 }
-LEAVES = {"research.config", "research.defaults", "research.types", "research.risk.metrics"}
+LEAVES = {"research.config", "research.defaults", "research.types", "research.risk.metrics", "research.atomic",
+          "research.lazy"}
 TOP = {"viz", "cli"}
 COMPUTE = "compute"
 ROOT = Path(research.__file__).parent

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from research.atomic import atomic_path, atomic_write
 
 __all__ = ["run_tasks", "ChunkCache", "digest", "code_version", "cache_root"]
 
@@ -175,23 +176,13 @@ class ChunkCache:
         """Write chunk ``i`` atomically (temporary file in the same folder, then rename)."""
         self.path.mkdir(parents=True, exist_ok=True)
         if self._meta and not (self.path / "plan.json").exists():
-            _atomic_write(self.path / "plan.json", json.dumps(self._meta, indent=2, default=str).encode())
-        tmp = self.path / f".chunk-{i}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
+            atomic_write(self.path / "plan.json", json.dumps(self._meta, indent=2, default=str), durable=False)
+        with atomic_path(self._file(i), durable=False) as tmp:
             frame.to_parquet(tmp, index=False)
-            os.replace(tmp, self._file(i))
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def chunks(self) -> list[Path]:
         """The chunk files present now."""
         return sorted(self.path.glob("chunk-*.parquet")) if self.path.is_dir() else []
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def cache_root() -> Path:

@@ -52,7 +52,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,7 @@ import pandas as pd
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
+from research.atomic import atomic_path
 from research.data.errors import CorruptDatasetError
 from research.data.store import Store, dataset_file_name
 
@@ -272,17 +272,8 @@ class MatrixCache:
 
 
 def _write_atomic(path: Path, table: pa.Table) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with pa.ipc.new_file(fh, table.schema) as writer:
-                writer.write_table(table)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as fh, pa.ipc.new_file(fh, table.schema) as writer:
+        writer.write_table(table)
 
 
 def verify_cache_file(path: str | os.PathLike) -> dict:

@@ -43,6 +43,7 @@ from typing import TypeVar
 
 import pandas as pd
 
+from research.atomic import atomic_write, remove_orphans
 from research.data.errors import (
     BadResponseError,
     CircuitOpenError,
@@ -267,11 +268,9 @@ class SharedRequestBudget:
             except (OSError, ValueError, KeyError, TypeError):  # first use, or a damaged file
                 tokens, stamp = float(self.burst), now
             tokens = min(float(self.burst), tokens + max(0.0, now - stamp) * self.rate) - take
-            for orphan in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a writer killed mid-write
-                orphan.unlink(missing_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"tokens": tokens, "stamp": max(now, stamp), "rate": self.rate, "burst": self.burst}))
-            os.replace(tmp, self.path)
+            remove_orphans(self.path)  # of a writer killed mid-write
+            state = {"tokens": tokens, "stamp": max(now, stamp), "rate": self.rate, "burst": self.burst}
+            atomic_write(self.path, json.dumps(state), durable=False, mkdir=False)
             return tokens
 
     def reserve(self) -> float:

@@ -39,7 +39,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from research.atomic import atomic_write
 from research.config import get_settings
 from research.data.errors import (
     CorruptDatasetError,
@@ -175,26 +175,14 @@ class Store:
     def _write_atomic(self, path: Path, table: pa.Table) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.fchmod(fd, 0o666 & ~_UMASK)
         except OSError as exc:
-            raise self._unwritable(path.parent, exc, f"write {path.name}") from exc
+            raise self._unwritable(path.parent, exc, f"create {path.parent}") from exc
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(parquet_bytes(table))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except BaseException as exc:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise StoreError(f"writing {path} failed ({exc}); the previous version is intact") from exc
-            raise
+            atomic_write(path, parquet_bytes(table), mode=0o666 & ~_UMASK, mkdir=False)
+        except OSError as exc:
+            if exc.errno in _READ_ONLY:
+                raise self._unwritable(path.parent, exc, f"write {path.name}") from exc
+            raise StoreError(f"writing {path} failed ({exc}); the previous version is intact") from exc
 
     def _lock(self, path: Path) -> FileLock:
         try:

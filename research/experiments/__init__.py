@@ -18,8 +18,7 @@ tracking knows nothing of it. Names are imported on first use (no Keras, no engi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from research.lazy import lazy_exports
 
 _EXPORTS = {
     "TrainingConfig": "training_config", "PRIMARY_METRICS": "training_config", "BASELINES": "training_config",
@@ -29,14 +28,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"research.experiments.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'research.experiments' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -19,8 +19,7 @@ no backtest engine).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from research.lazy import lazy_exports
 
 _EXPORTS = {
     "run": "runs", "TrackedRun": "runs", "flatten_config": "runs", "git_info": "runs",
@@ -32,14 +31,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"research.tracking.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'research.tracking' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

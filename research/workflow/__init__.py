@@ -23,7 +23,7 @@ loading papermill in a stage kernel that only needs ``results``.
 
 from __future__ import annotations
 
-import importlib
+from research.lazy import lazy_exports
 
 __all__ = [
     "run_pipeline", "resume_run", "RunResult", "RunLocked", "load_spec", "plan_run", "SpecError",
@@ -36,8 +36,4 @@ _LOCATIONS = {
     "write_output": "results", "read_output": "results", "publish": "results", "latest": "results",
 }
 
-
-def __getattr__(name: str):
-    if name in _LOCATIONS:
-        return getattr(importlib.import_module(f"research.workflow.{_LOCATIONS[name]}"), name)
-    raise AttributeError(f"module 'research.workflow' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LOCATIONS)

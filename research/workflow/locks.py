@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from research.workflow.results import atomic_write_text
+from research.atomic import atomic_write
 
 __all__ = ["RunLocked", "run_lock", "record_owner", "holder_alive", "owner_alive", "process_start", "read_owner", "lock_holders"]
 
@@ -138,7 +138,7 @@ def run_lock(locks: Path, key: str, pipeline: str, as_of: str, run_id: str) -> I
 def record_owner(owner: Path, run_id: str) -> None:
     """Record this process as the holder of the lock next to ``owner``, running ``run_id``."""
     pid = os.getpid()
-    atomic_write_text(owner, json.dumps({"run_id": run_id, "pid": pid, "pid_start": process_start(pid),
+    atomic_write(owner, json.dumps({"run_id": run_id, "pid": pid, "pid_start": process_start(pid),
                                          "host": socket.gethostname(), "since": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}))
 
 

@@ -90,30 +90,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from research.atomic import atomic_path, atomic_write
 from research.config import get_settings
 
-__all__ = ["PublishedRun", "write_output", "read_output", "publish", "latest", "atomic_write_text"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["PublishedRun", "write_output", "read_output", "publish", "latest"]
 
 
 def write_output(output_dir: str | os.PathLike, name: str, value: pd.DataFrame | dict) -> Path:
@@ -122,20 +107,14 @@ def write_output(output_dir: str | os.PathLike, name: str, value: pd.DataFrame |
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(value, pd.DataFrame):
         path = out / f"{name}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=out)
-        os.close(fd)
-        try:
-            frame = value.copy()
-            frame.columns = [str(c) for c in frame.columns]
+        frame = value.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        with atomic_path(path) as tmp:
             frame.to_parquet(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
     if isinstance(value, dict):
         path = out / f"{name}.json"
-        atomic_write_text(path, json.dumps(value, indent=2, default=str))
+        atomic_write(path, json.dumps(value, indent=2, default=str))
         return path
     raise TypeError(f"output {name!r} must be a DataFrame or a dict, not {type(value).__name__}")
 
@@ -223,7 +202,7 @@ def publish(run_dir: str | os.PathLike, *, pipeline: str, run_id: str, record: d
             old, new = _as_of_key(current.get("as_of")), _as_of_key(record.get("as_of"))
             if old is not None and new is not None and new < old and current.get("run_id") != run_id:
                 return None
-        atomic_write_text(pointer, json.dumps({"pipeline": pipeline, "run_id": run_id, "path": str(run_dir), **record},
+        atomic_write(pointer, json.dumps({"pipeline": pipeline, "run_id": run_id, "path": str(run_dir), **record},
                                               indent=2, default=str))
     return pointer
 

@@ -45,11 +45,12 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from research.atomic import atomic_write
 from research.config import get_settings
 from research.workflow.execute import KernelPrefetch, execute_stage
 from research.workflow.hooks import after_run, load_hook
 from research.workflow.locks import RunLocked, holder_alive, record_owner, run_lock
-from research.workflow.results import atomic_write_text, latest, publish
+from research.workflow.results import latest, publish
 from research.workflow.runlog import RunLog, find_run_dir, iter_run_records, read_run_record
 from research.workflow.spec import (
     PipelineSpec,
@@ -164,7 +165,7 @@ def close_orphans(pipeline: str, as_of: str, runlog: RunLog | None = None) -> li
 
 
 def _write_record(run_dir: Path, record: dict) -> None:
-    atomic_write_text(run_dir / "run.json", json.dumps(record, indent=2, default=str))
+    atomic_write(run_dir / "run.json", json.dumps(record, indent=2, default=str))
 
 
 # ---------------------------------------------------------------- stages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 import threading
 
 import numpy as np
@@ -155,7 +156,7 @@ def test_an_unwritable_folder_serves_the_matrix_without_caching(store, src, monk
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(mc.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
     pd.testing.assert_frame_equal(close_matrix(SYMBOLS, source=src, store=store), want, check_exact=True)
     assert _cache_files(store) == []
 
