@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
+from research.atomic import atomic_write
 from research.config import get_settings
 from research.data.errors import (
     CorruptDatasetError,
@@ -138,19 +138,10 @@ class NewsStore:
             lock.release()
 
     def _write_atomic(self, path: Path, table: pa.Table) -> None:
-        """Write ``table`` to a temporary file, fsync it, rename it over ``path`` (readers see old or new)."""
-        tmp: str | None = None
+        """Write ``table`` over ``path`` atomically (readers see the old or the new version)."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(parquet_bytes(table))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, parquet_bytes(table))
         except OSError as exc:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             raise StoreError(f"writing {path} failed ({exc.strerror or exc}); the previous version is intact") from exc
 
     # ------------------------------------------------------------------ reading
