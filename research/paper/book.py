@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from research.paper import seal as _seal  # noqa: F401  (declares paper_seals and paper_ledger)
 from research.paper.db import LedgerError, connect, metadata
 
 __all__ = [
@@ -256,12 +258,40 @@ def _now() -> datetime:
 
 # --------------------------------------------------------------------------- accounts
 
+NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""An account name: ASCII letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit."""
+
+
+def validate_name(name: object) -> str:
+    """``name`` if it is a valid account name, else an :class:`AccountError` saying why.
+
+    The same limits on every database: at most as long as the ``name`` column (100), only the
+    characters of :data:`NAME_CHARACTERS`, so no name starts with a character a spreadsheet
+    reads as a formula (``= + - @``).
+    """
+    limit = accounts_t.c.name.type.length
+    if not isinstance(name, str) or not name:
+        raise AccountError(f"account name must be a non-empty string, got {name!r}")
+    if len(name) > limit:
+        raise AccountError(f"account name is {len(name)} characters long; the ledger allows at most {limit} "
+                           f"(got {name[:20]!r}...)")
+    if not NAME_CHARACTERS.fullmatch(name):
+        first = " (it starts with a formula character)" if name[0] in "=+-@\t\r" else ""
+        raise AccountError(f"account name {name!r} is not allowed{first}: use letters, digits, '_', '.' and '-', "
+                           f"starting with a letter or digit")
+    return name
+
+
 def create_account(account: Account, *, url: str | None = None) -> Account:
-    """Create ``account``; a :class:`LedgerError` if the name is taken."""
-    if not account.name or any(c in account.name for c in ":/\\ "):
-        raise AccountError(f"account name must be non-empty without ':', '/', '\\' or spaces; got {account.name!r}")
+    """Create ``account`` (and its first seal); an :class:`AccountError` if the name is invalid or taken."""
+    from research.paper import audit
+
+    validate_name(account.name)
     if not account.symbols:
         raise AccountError(f"account {account.name!r} needs at least one symbol")
+    long = [s for s in account.symbols if not s or len(str(s)) > fills_t.c.symbol.type.length]
+    if long:
+        raise AccountError(f"symbols must be 1 to {fills_t.c.symbol.type.length} characters; got {long[:3]}")
     if not account.initial_cash > 0:
         raise AccountError(f"initial cash must be positive, got {account.initial_cash!r}")
     row = account.to_dict()
@@ -271,7 +301,9 @@ def create_account(account: Account, *, url: str | None = None) -> Account:
     with engine.begin() as conn:
         if conn.execute(sa.select(accounts_t.c.name).where(accounts_t.c.name == account.name)).first():
             raise AccountError(f"account {account.name!r} already exists (see `workbench paper show {account.name}`)")
+        _seal.check_identity(conn)
         conn.execute(accounts_t.insert().values(**row))
+        audit.seal_account(conn, account.name)
     return get_account(account.name, url=url)
 
 
@@ -308,7 +340,7 @@ def delete_account(name: str, *, url: str | None = None) -> None:
         get_account(name, conn=conn)
         order_ids = sa.select(orders_t.c.order_id).where(orders_t.c.account == name)
         conn.execute(fills_t.delete().where(fills_t.c.order_id.in_(order_ids)))
-        for table in (orders_t, flows_t, sessions_t):
+        for table in (orders_t, flows_t, sessions_t, _seal.seals_t):
             conn.execute(table.delete().where(table.c.account == name))
         conn.execute(accounts_t.delete().where(accounts_t.c.name == name))
 
@@ -332,22 +364,29 @@ def write_session(name: str, session: SessionWrite, *, url: str | None = None) -
 
 
 def _write_session(name: str, session: SessionWrite, as_of: datetime, url: str | None) -> bool:
+    from research.paper import audit
+
     with connect(url).begin() as conn:
-        account = get_account(name, conn=conn)
+        get_account(name, conn=conn)
         exists = conn.execute(sa.select(sessions_t.c.as_of).where(
             sessions_t.c.account == name, sessions_t.c.as_of == as_of)).first()
         if exists:
             return False
+        tip = audit.before_write(conn, name)
+        executed = {f.order_id: f for f in session.fills}
         for order_id, (status, reason) in session.updates.items():
+            values: dict[str, Any] = {"status": status, "reason": reason}
+            if status == "filled" and order_id in executed:  # the order records what was executed
+                values |= {"side": executed[order_id].side, "qty": float(executed[order_id].qty)}
             conn.execute(orders_t.update().where(orders_t.c.order_id == order_id, orders_t.c.account == name)
-                         .values(status=status, reason=reason))
+                         .values(**values))
         insert_orders(conn, name, session.orders)
         insert_fills(conn, name, session.fills)
         conn.execute(sessions_t.insert().values(
             account=name, as_of=as_of, status="done", cash=float(session.cash), equity=float(session.equity),
             positions={k: float(v) for k, v in session.positions.items()}, targets=_jsonable(session.targets),
             created=_now()))
-        _raise_problems(conn, name, account)
+        audit.after_write(conn, name, tip, as_of, session.updates)
     return True
 
 
@@ -499,64 +538,13 @@ def last_session(name: str, *, url: str | None = None, conn: Connection | None =
 # --------------------------------------------------------------------------- invariants
 
 def check(name: str, *, url: str | None = None) -> list[str]:
-    """The account's invariant violations (an empty list when the book is consistent)."""
-    with connect(url).connect() as conn:
-        get_account(name, conn=conn)
-        return _problems(conn, name)
+    """The account's problems: every session rebuilt and its seal checked (empty when the book is sound).
 
+    See :func:`research.paper.audit.verify` for the rules, the notes and the seal's head digest.
+    """
+    from research.paper import audit
 
-def _raise_problems(conn: Connection, name: str, account: Account | None = None) -> None:
-    problems = _problems(conn, name, account)
-    if problems:
-        raise LedgerError(f"account {name!r}: " + "; ".join(problems[:5]))
-
-
-def _close(a: float, b: float, scale: float) -> bool:
-    return abs(a - b) <= TOLERANCE * max(1.0, abs(scale))
-
-
-def _problems(conn: Connection, name: str, account: Account | None = None) -> list[str]:
-    acct = account or get_account(name, conn=conn)
-    out: list[str] = []
-    orphan = conn.execute(sa.select(fills_t.c.fill_id).outerjoin(orders_t, orders_t.c.order_id == fills_t.c.order_id)
-                          .where(fills_t.c.account == name, orders_t.c.order_id.is_(None))).first()
-    if orphan:
-        out.append(f"fill {orphan[0]} has no order")
-    dup = conn.execute(sa.select(fills_t.c.order_id).where(fills_t.c.account == name).group_by(fills_t.c.order_id)
-                       .having(sa.func.count() > 1)).first()
-    if dup:
-        out.append(f"order {dup[0]} has more than one fill")
-    unfilled = conn.execute(sa.select(orders_t.c.order_id).outerjoin(fills_t, fills_t.c.order_id == orders_t.c.order_id)
-                            .where(orders_t.c.account == name, orders_t.c.status == "filled",
-                                   fills_t.c.fill_id.is_(None))).first()
-    if unfilled:
-        out.append(f"order {unfilled[0]} is marked filled but has no fill")
-    held = positions(name, conn=conn)
-    unknown = sorted(set(held) - set(acct.symbols))
-    if unknown:
-        out.append(f"fills for symbols outside the account: {unknown}")
-    if acct.long_only:
-        out += [f"negative position {q:g} in {s} on a long-only account" for s, q in held.items() if q < -TOLERANCE]
-    last = conn.execute(sa.select(sessions_t).where(sessions_t.c.account == name)
-                        .order_by(sessions_t.c.as_of.desc()).limit(1)).mappings().first()
-    if last is not None:
-        out += _session_problems(conn, acct, last)
-    return out
-
-
-def _session_problems(conn: Connection, acct: Account, last: Mapping[str, Any]) -> list[str]:
-    out, name = [], acct.name
-    held = positions(name, conn=conn, until=last["as_of"])
-    recorded = {k: float(v) for k, v in (last["positions"] or {}).items()}
-    for sym in sorted(set(held) | set(recorded)):
-        a, b = held.get(sym, 0.0), recorded.get(sym, 0.0)
-        if not _close(a, b, max(abs(a), abs(b))):
-            out.append(f"position {sym} at {last['as_of']:%Y-%m-%d %H:%M} is {b:g} but its fills sum to {a:g}")
-    derived = cash(name, conn=conn, until=last["as_of"], account=acct)
-    if not _close(derived, last["cash"], derived):
-        out.append(f"cash at {last['as_of']:%Y-%m-%d %H:%M} is {last['cash']:.6f} but initial cash + flows - fees "
-                   f"- net purchases is {derived:.6f}")
-    return out
+    return audit.verify(name, url=url).problems
 
 
 def to_json(x: Any) -> str:

@@ -160,8 +160,8 @@ def session(account: book.Account, fields: Mapping[str, pd.DataFrame], t: pd.Tim
         equity_log = book.session_equity(account.name, conn=conn)
         if t in equity_log.index:
             return None
-        held = book.positions(account.name, conn=conn)
-        cash = book.cash(account.name, conn=conn)
+        held = book.positions(account.name, conn=conn, until=t)  # an import dated later applies at its date
+        cash = book.cash(account.name, conn=conn, until=t)
         pending = book.pending_orders(account.name, conn=conn)
     first_session = equity_log.index[0] if len(equity_log) else t
     later = index[index > first_session]

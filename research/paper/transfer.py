@@ -182,8 +182,11 @@ def import_transactions(name: str, raw: pd.DataFrame, *, source: str = "transact
     """Validate and apply transaction rows (the columns of the transactions CSV, as text) in one transaction."""
     import sqlalchemy as sa
 
+    from research.paper import audit
+
     with connect(url).begin() as conn:
         account = book.get_account(name, conn=conn)
+        tip = audit.before_write(conn, name)
         last = book.last_session(name, conn=conn)
         known = {r[0] for r in conn.execute(sa.select(book.orders_t.c.order_id).where(book.orders_t.c.account == name))}
         known |= {r[0] for r in conn.execute(sa.select(book.flows_t.c.flow_id).where(book.flows_t.c.account == name))}
@@ -208,5 +211,5 @@ def import_transactions(name: str, raw: pd.DataFrame, *, source: str = "transact
                 flows += 1
         book.insert_orders(conn, name, orders)
         book.insert_fills(conn, name, fills)
-        book._raise_problems(conn, name)
+        audit.after_import(conn, name, tip)
     return {"fills": len(fills), "flows": flows}
