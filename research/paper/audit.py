@@ -377,6 +377,8 @@ def seal_account(conn: Connection, name: str) -> None:
 
 
 def _rehash(conn: Connection, name: str) -> int:
+    for index in book.TIME_INDEXES:  # ledgers created before them lack them
+        index.create(conn, checkfirst=True)
     rows = load(conn, name)
     conformed = 0 if _seals(conn, name, last=1) else _conform_orders(conn, rows)
     problems = [p for rule in RULES for p in rule(rows)] + rebuild_problems(rows)

@@ -120,6 +120,13 @@ sessions_t = sa.Table(
     sa.Column("created", sa.DateTime, nullable=False),
 )
 
+# the windows of the write-time check read rows of one account between two sessions
+TIME_INDEXES = (
+    sa.Index("ix_paper_orders_account_decided", orders_t.c.account, orders_t.c.decided_at),
+    sa.Index("ix_paper_fills_account_timestamp", fills_t.c.account, fills_t.c.timestamp),
+    sa.Index("ix_paper_flows_account_timestamp", flows_t.c.account, flows_t.c.timestamp),
+)
+
 
 class AccountError(LedgerError, ValueError):
     """A request the ledger refuses because of its input: an unknown account, a taken name, a bad file row."""
