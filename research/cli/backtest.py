@@ -183,7 +183,9 @@ def sweep_command(
     out.mkdir(parents=True, exist_ok=True)
     table_path = out / f"sweep.{fmt}"
     if fmt == "csv":
-        res.table.to_csv(table_path, index=False)
+        from research.data.csvsafe import to_csv
+
+        to_csv(res.table, table_path, index=False)
     else:
         res.table.to_parquet(table_path, index=False)
     typer.echo(f"{len(res.table):,} backtests ({res.params['engine']}) in {res.elapsed:.2f} s "

@@ -226,16 +226,37 @@ def history_command(name: NameArg, as_json: JsonOpt = False,
 
 
 @app.command("check")
-def check_command(name: NameArg) -> None:
-    """Check the account's invariants (positions = fills, cash = flows - costs - net purchases, ...)."""
-    from research.paper import book
+def check_command(
+    name: NameArg,
+    rehash: Annotated[bool, typer.Option("--rehash", help="Verify the book, then (re)seal every session as it is "
+                                                           "now (a ledger written before seals, or one edited on "
+                                                           "purpose).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify every session: cash and positions rebuilt from flows and fills, each session's seal, the row rules.
 
-    problems = book.check(name)
-    if problems:
-        for p in problems:
+    Exits 1 and names each problem (session, table, row, what differs) when the book does not verify.
+    """
+    from dataclasses import asdict
+
+    from research.paper import audit
+
+    if rehash:
+        sealed = audit.rehash(name)
+        typer.echo(f"{name}: verified and sealed {sealed} session(s)")
+    v = audit.verify(name)
+    if as_json:
+        _echo_json(asdict(v))
+    else:
+        for note in v.notes:
+            typer.echo(f"{name}: note: {note}")
+        for p in v.problems:
             typer.secho(f"{name}: {p}", err=True, fg=typer.colors.RED)
+    if v.problems:
         raise typer.Exit(1)
-    typer.echo(f"{name}: book is consistent ({len(book.fills(name))} fills, {len(book.sessions(name))} sessions)")
+    if not as_json:
+        head = f", head digest {v.head[:16]}" if v.head else ""
+        typer.echo(f"{name}: book verified ({v.fills} fills, {v.sessions} sessions, {v.sealed} seals{head})")
 
 
 @app.command("import")

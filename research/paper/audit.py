@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from research.paper import book, seal
+from research.paper import seal, tables
 from research.paper.db import LedgerError, connect
 
 __all__ = ["Rows", "Verification", "RULES", "verify", "rehash", "before_write", "after_write", "after_import"]
@@ -53,6 +53,8 @@ class Rows:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     fills: list[dict[str, Any]] = field(default_factory=list)
     flows: list[dict[str, Any]] = field(default_factory=list)
+    executed: bool = True
+    """Orders record their executed side and quantity (False for a ledger written before seals)."""
 
 
 @dataclass
@@ -74,7 +76,7 @@ def _when(t: datetime | None) -> str:
 
 def _close(a: float, b: float) -> bool:
     scale = max(1.0, abs(a), abs(b))
-    return abs(a - b) <= book.TOLERANCE * scale
+    return abs(a - b) <= tables.TOLERANCE * scale
 
 
 # --------------------------------------------------------------------------- row rules
@@ -105,10 +107,10 @@ def rule_fills_agree_with_orders(rows: Rows) -> list[str]:
             continue
         if o["status"] != "filled":
             out.append(f"order {f['order_id']} has a fill but is marked {o['status']}")
-        if o["symbol"] != f["symbol"] or o["side"] != f["side"]:
+        if o["symbol"] != f["symbol"] or (rows.executed and o["side"] != f["side"]):
             out.append(f"order {f['order_id']} is a {o['side']} of {o['symbol']} but its fill is a {f['side']} "
                        f"of {f['symbol']}")
-        elif not _close(float(o["qty"]), float(f["qty"])):
+        elif rows.executed and not _close(float(o["qty"]), float(f["qty"])):
             out.append(f"order {f['order_id']} is for {o['qty']:g} but its fill is for {f['qty']:g}")
     return out
 
@@ -162,7 +164,7 @@ def _compare(state: _State, session: Mapping[str, Any], long_only: bool) -> list
         a, b = state.positions.get(sym, 0.0), recorded.get(sym, 0.0)
         if not _close(a, b):
             out.append(f"session {when}: position {sym} is {b:g} but its fills sum to {a:g}")
-        if long_only and a < -book.TOLERANCE:
+        if long_only and a < -tables.TOLERANCE:
             out.append(f"session {when}: negative position {a:g} in {sym} on a long-only account")
     rec_cash = float(session["cash"])
     if not math.isfinite(state.cash) or not _close(state.cash, rec_cash):
@@ -204,10 +206,10 @@ def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def load(conn: Connection, name: str) -> Rows:
     """Every row of account ``name``."""
-    acct = conn.execute(sa.select(book.accounts_t).where(book.accounts_t.c.name == name)).mappings().first()
+    acct = conn.execute(sa.select(tables.accounts_t).where(tables.accounts_t.c.name == name)).mappings().first()
     if acct is None:
-        book.get_account(name, conn=conn)
-    t = book
+        raise tables.AccountError(f"no paper account {name!r}")
+    t = tables
     sessions = conn.execute(sa.select(t.sessions_t).where(t.sessions_t.c.account == name)
                             .order_by(t.sessions_t.c.as_of)).mappings().all()
     orders = conn.execute(sa.select(t.orders_t).where(t.orders_t.c.account == name)).mappings().all()
@@ -302,15 +304,16 @@ def verify(name: str, *, url: str | None = None) -> Verification:
     with connect(url).connect() as conn:
         rows = load(conn, name)
         seals = _seals(conn, name)
+    rows.executed = bool(seals)
     problems = [p for rule in RULES for p in rule(rows)] + rebuild_problems(rows)
     sealed, notes = seal_problems(rows, seals)
     if not seals:
-        asked = [f["order_id"] for f in rows.fills if f["order_id"] in rows.orders
-                 and not _close(float(rows.orders[f["order_id"]]["qty"]), float(f["qty"]))]
-        problems = [p for p in problems if not (asked and " is for " in p)]
+        asked = [f for f in rows.fills if f["order_id"] in rows.orders
+                 and (rows.orders[f["order_id"]]["side"], float(rows.orders[f["order_id"]]["qty"]))
+                 != (f["side"], float(f["qty"]))]
         if asked:
-            notes.append(f"{len(asked)} filled order(s) record the quantity asked rather than filled (a ledger "
-                         f"written before seals); sealing records the executed quantity")
+            notes.append(f"{len(asked)} filled order(s) record the side and quantity asked rather than filled "
+                         f"(a ledger written before seals); sealing records the executed ones")
     tail = sum(1 for f in rows.fills if rows.sessions and f["timestamp"] > rows.sessions[-1]["as_of"])
     if tail:
         notes.append(f"{tail} fill(s) dated after the last session wait for the next session's seal")
@@ -338,7 +341,7 @@ def _conform_orders(conn: Connection, rows: Rows) -> int:
     for f in rows.fills:
         o = rows.orders.get(f["order_id"])
         if o is not None and o["status"] == "filled" and (o["side"], o["qty"]) != (f["side"], f["qty"]):
-            conn.execute(book.orders_t.update().where(book.orders_t.c.order_id == o["order_id"])
+            conn.execute(tables.orders_t.update().where(tables.orders_t.c.order_id == o["order_id"])
                          .values(side=f["side"], qty=f["qty"]))
             o["side"], o["qty"] = f["side"], f["qty"]
             changed += 1
@@ -377,7 +380,7 @@ def seal_account(conn: Connection, name: str) -> None:
 
 
 def _rehash(conn: Connection, name: str) -> int:
-    for index in book.TIME_INDEXES:  # ledgers created before them lack them
+    for index in tables.TIME_INDEXES:  # ledgers created before them lack them
         index.create(conn, checkfirst=True)
     rows = load(conn, name)
     conformed = 0 if _seals(conn, name, last=1) else _conform_orders(conn, rows)
@@ -421,7 +424,7 @@ def _between(col: sa.ColumnElement, lo: datetime | None, hi: datetime | None) ->
 def _window(conn: Connection, account: dict[str, Any], lo: datetime | None, hi: datetime | None,
             extra: Iterable[str] = ()) -> Rows:
     """The rows of one window ``(lo, hi]`` of an account, with the orders its fills and ``extra`` name."""
-    t, name = book, account["name"]
+    t, name = tables, account["name"]
     rows = Rows(account)
     if hi is not None:
         rows.sessions = [_plain(r) for r in conn.execute(sa.select(t.sessions_t).where(
@@ -447,9 +450,9 @@ def _decided(rows: Rows, lo: datetime | None, hi: datetime | None) -> list[dict]
 
 
 def _account_row(conn: Connection, name: str) -> dict[str, Any]:
-    row = conn.execute(sa.select(book.accounts_t).where(book.accounts_t.c.name == name)).mappings().first()
+    row = conn.execute(sa.select(tables.accounts_t).where(tables.accounts_t.c.name == name)).mappings().first()
     if row is None:
-        book.get_account(name, conn=conn)
+        raise tables.AccountError(f"no paper account {name!r}")
     return _plain(row)
 
 
@@ -490,16 +493,16 @@ def before_write(conn: Connection, name: str) -> Tip:
     account = _account_row(conn, name)
     seals = _seals(conn, name, last=2)
     if not seals:
-        later = conn.execute(sa.select(sa.func.count()).select_from(book.sessions_t)
-                             .where(book.sessions_t.c.account == name)).scalar()
+        later = conn.execute(sa.select(sa.func.count()).select_from(tables.sessions_t)
+                             .where(tables.sessions_t.c.account == name)).scalar()
         if later:
             _rehash(conn, name)
         else:
             seal_account(conn, name)
         seals = _seals(conn, name, last=2)
     tip = _check_tip(conn, account, seals)
-    newer = conn.execute(sa.select(sa.func.min(book.sessions_t.c.as_of)).where(
-        book.sessions_t.c.account == name, *_between(book.sessions_t.c.as_of, tip.as_of, None))).scalar()
+    newer = conn.execute(sa.select(sa.func.min(tables.sessions_t.c.as_of)).where(
+        tables.sessions_t.c.account == name, *_between(tables.sessions_t.c.as_of, tip.as_of, None))).scalar()
     if newer is not None:
         raise LedgerError(f"account {name!r}: the session of {_when(newer)} has no seal (written outside the "
                           f"workbench?); run `workbench paper check {name}`")
@@ -542,5 +545,5 @@ def after_import(conn: Connection, name: str, tip: Tip) -> None:
     problems += [f"position {s} would become {q!r}" for s, q in state.positions.items() if not math.isfinite(q)]
     if account["long_only"]:
         problems += [f"negative position {q:g} in {s} on a long-only account" for s, q in state.positions.items()
-                     if q < -book.TOLERANCE]
+                     if q < -tables.TOLERANCE]
     _raise(name, problems)

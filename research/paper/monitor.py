@@ -87,7 +87,8 @@ def _cumulative(rows: pd.DataFrame, idx: pd.DatetimeIndex, cols: list[str]) -> p
         return pd.DataFrame(0.0, index=idx, columns=cols)
     wide = rows.pivot_table(index="t", columns="s", values="v", aggfunc="sum").reindex(columns=cols).fillna(0.0)
     pos = idx.searchsorted(wide.index, side="left")
-    per_session = wide.groupby(np.minimum(pos, len(idx) - 1)).sum()
+    keep = pos < len(idx)  # rows after the last session (an import waiting for its date) are not in the curve
+    per_session = wide[keep].groupby(pos[keep]).sum()
     return per_session.reindex(range(len(idx)), fill_value=0.0).cumsum().set_axis(idx)
 
 

@@ -8,7 +8,8 @@ Transactions file (``<account>-transactions.csv``)::
     t3,2018-03-05,sell,SPX,4,2750.0,1.1,
 
 ``type`` is ``buy``/``sell`` (``symbol, qty > 0, price > 0, fees >= 0``) or
-``deposit``/``withdrawal`` (``amount > 0``). Holdings file (``<account>-holdings.csv``)::
+``deposit``/``withdrawal`` (``amount > 0``). Every number is finite, and so is ``qty x price +
+fees``. Holdings file (``<account>-holdings.csv``)::
 
     symbol,qty,price,timestamp
     SPX,10,2700.5,2018-01-03
@@ -16,8 +17,11 @@ Transactions file (``<account>-transactions.csv``)::
 A holding is booked as a transfer in: a fill at ``price`` without fees and a deposit of its
 value, so cash is unchanged. An import is validated whole before anything is written: an
 unknown symbol, a negative position on a long-only account, a duplicate id (in the file or
-already in the ledger), an unparseable date or number, or a date on or before the account's
-last session is refused with the file's line number, and nothing is applied.
+already in the ledger), an unparseable date or number, a date on or before the account's
+last session (those sessions are sealed) or in the future, or an id too long for the ledger
+is refused with the file's line number, and nothing is applied. A row dated after the account's
+next session is applied as of its date: the sessions before it do not see it (each session
+reads the book as of its own bar), the first session on or after it does.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from research.data.csvsafe import to_csv
 from research.paper import book
 from research.paper.db import connect
 
@@ -52,8 +57,8 @@ def export_csv(name: str, folder: str | Path, *, url: str | None = None) -> dict
     hold = pd.DataFrame([{"symbol": s, "qty": q, "price": _avg_cost(f, s), "timestamp": book.last_session(name, url=url)}
                          for s, q in sorted(held.items()) if q != 0], columns=_HOLD)
     paths = {"transactions": folder / f"{name}-transactions.csv", "holdings": folder / f"{name}-holdings.csv"}
-    tx[_TX].to_csv(paths["transactions"], index=False, float_format="%.17g")
-    hold.to_csv(paths["holdings"], index=False, float_format="%.17g")
+    to_csv(tx[_TX], paths["transactions"], index=False, float_format="%.17g")
+    to_csv(hold, paths["holdings"], index=False, float_format="%.17g")
     return paths
 
 
@@ -126,7 +131,7 @@ def _parse(name: str, raw: pd.DataFrame, source: str, account: book.Account, las
     missing = [c for c in ("id", "timestamp", "type") if c not in raw.columns]
     if missing:
         raise book.AccountError(f"{source}: missing columns {missing}; expected {', '.join(_TX)}")
-    rows, seen = [], set()
+    rows, seen, now = [], set(), pd.Timestamp.now(tz="UTC")
     text = raw["timestamp"].astype(str).str.strip()
     stamps = pd.to_datetime(text, errors="coerce", utc=True)
     for i, r in enumerate(raw.to_dict(orient="records")):
@@ -148,7 +153,12 @@ def _parse(name: str, raw: pd.DataFrame, source: str, account: book.Account, las
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
         if last is not None and ts <= last:
             raise _fail(source, line, f"timestamp {ts:%Y-%m-%d %H:%M} is not after the account's last session "
-                                      f"({last:%Y-%m-%d %H:%M})")
+                                      f"({last:%Y-%m-%d %H:%M}); sessions already written are sealed")
+        if ts > now:
+            raise _fail(source, line, f"timestamp {ts:%Y-%m-%d %H:%M} is in the future (now {now:%Y-%m-%d %H:%M})")
+        if len(f"{name}:import:{rid}:value") > book.flows_t.c.flow_id.type.length:
+            raise _fail(source, line, f"id {rid[:20]!r}... is too long: with the account name it must fit "
+                                      f"{book.flows_t.c.flow_id.type.length} characters")
         kind = str(r.get("type", "")).strip().lower()
         row = {"id": rid, "timestamp": ts, "type": kind, "line": line}
         if kind in ("buy", "sell", "transfer"):
@@ -158,12 +168,21 @@ def _parse(name: str, raw: pd.DataFrame, source: str, account: book.Account, las
             row.update(symbol=sym, qty=_number(source, line, "qty", r.get("qty", "")),
                        price=_number(source, line, "price", r.get("price", "")),
                        fees=_number(source, line, "fees", r.get("fees", ""), positive=False, optional=True))
+            value = row["qty"] * row["price"] + row["fees"]
+            if not np.isfinite(value):
+                raise _fail(source, line, f"qty x price + fees overflows ({row['qty']:g} x {row['price']:g} + "
+                                          f"{row['fees']:g} is {value}); check the units")
         elif kind in ("deposit", "withdrawal"):
             row["amount"] = _number(source, line, "amount", r.get("amount", ""))
         else:
             raise _fail(source, line, f"type {kind!r} must be buy, sell, deposit or withdrawal")
         rows.append(row)
     return sorted(rows, key=lambda x: (x["timestamp"], x["line"]))
+
+
+def _note(source: str) -> str:
+    """The note of an imported flow: the file's name, cut to the column's width."""
+    return f"import {Path(source).name}"[:book.flows_t.c.note.type.length]
 
 
 def _check_long_only(rows: list[dict], held: dict[str, float], source: str) -> None:
@@ -198,7 +217,7 @@ def import_transactions(name: str, raw: pd.DataFrame, *, source: str = "transact
             oid = f"{name}:import:{r['id']}"
             if r["type"] in ("deposit", "withdrawal"):
                 sign = 1.0 if r["type"] == "deposit" else -1.0
-                book.insert_flow(conn, name, oid, sign * r["amount"], r["timestamp"], f"import {source}")
+                book.insert_flow(conn, name, oid, sign * r["amount"], r["timestamp"], _note(source))
                 flows += 1
                 continue
             side = "sell" if r["type"] == "sell" else "buy"

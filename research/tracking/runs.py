@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from research.config import get_settings
+from research.data.csvsafe import to_csv
 from research.tracking.store import TrackingStore, configure, ensure_experiment
 
 __all__ = ["TrackedRun", "run", "flatten_config", "git_info", "MAX_PARAM_CHARS"]
@@ -174,7 +175,7 @@ class TrackedRun:
             mlflow.log_artifact(str(path), artifact_path=folder)
             if len(out) <= 5000:
                 csv = path.with_suffix(".csv")
-                out.to_csv(csv)
+                to_csv(out, csv)
                 mlflow.log_artifact(str(csv), artifact_path=folder)
 
     def log_figure(self, figure: Any, name: str) -> None:

@@ -506,7 +506,9 @@ def csv_link(frame: pd.DataFrame, name: str) -> str:
     """A "download CSV" link holding every row of ``frame`` (a ``data:`` URL: nothing is fetched)."""
     import base64
 
-    data = base64.b64encode(frame.to_csv(index=False).encode("utf-8")).decode("ascii")
+    from research.data.csvsafe import to_csv
+
+    data = base64.b64encode(to_csv(frame, index=False).encode("utf-8")).decode("ascii")
     filename = html.escape(f"{name}.csv", quote=True)
     return (f'<a class="wb-download" download="{filename}" href="data:text/csv;base64,{data}">'
             f"download CSV ({len(frame)} rows)</a>")
