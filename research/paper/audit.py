@@ -74,9 +74,13 @@ def _when(t: datetime | None) -> str:
     return "-" if t is None else f"{t:%Y-%m-%d %H:%M}"
 
 
+REBUILD_TOLERANCE = 1e-9
+"""Relative tolerance of a rebuilt cash or position against the recorded one (sums in another order)."""
+
+
 def _close(a: float, b: float) -> bool:
     scale = max(1.0, abs(a), abs(b))
-    return abs(a - b) <= tables.TOLERANCE * scale
+    return abs(a - b) <= REBUILD_TOLERANCE * scale
 
 
 # --------------------------------------------------------------------------- row rules
