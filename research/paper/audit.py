@@ -70,6 +70,18 @@ class Verification:
     head: str | None
 
 
+def _num(value: Any) -> float:
+    """A cell as a float; NaN for what is not a number (an edited cell must not stop the check)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _positions(value: Any) -> dict[str, float]:
+    return {str(k): _num(v) for k, v in value.items()} if isinstance(value, Mapping) else {"?": math.nan}
+
+
 def _when(t: datetime | None) -> str:
     return "-" if t is None else f"{t:%Y-%m-%d %H:%M}"
 
@@ -114,7 +126,7 @@ def rule_fills_agree_with_orders(rows: Rows) -> list[str]:
         if o["symbol"] != f["symbol"] or (rows.executed and o["side"] != f["side"]):
             out.append(f"order {f['order_id']} is a {o['side']} of {o['symbol']} but its fill is a {f['side']} "
                        f"of {f['symbol']}")
-        elif rows.executed and not _close(float(o["qty"]), float(f["qty"])):
+        elif rows.executed and not _close(_num(o["qty"]), _num(f["qty"])):
             out.append(f"order {f['order_id']} is for {o['qty']:g} but its fill is for {f['qty']:g}")
     return out
 
@@ -129,12 +141,12 @@ def rule_finite_values(rows: Rows) -> list[str]:
     """Quantities, prices, fees, amounts, cash and equity are finite numbers."""
     out = []
     for f in rows.fills:
-        bad = [c for c in ("qty", "price", "fees") if not math.isfinite(float(f[c]))]
+        bad = [c for c in ("qty", "price", "fees") if not math.isfinite(_num(f[c]))]
         out += [f"fill {f['fill_id']}: {c} is {f[c]!r}" for c in bad]
-    out += [f"flow {f['flow_id']}: amount is {f['amount']!r}" for f in rows.flows if not math.isfinite(f["amount"])]
+    out += [f"flow {f['flow_id']}: amount is {f['amount']!r}" for f in rows.flows if not math.isfinite(_num(f["amount"]))]
     for s in rows.sessions:
         out += [f"session {_when(s['as_of'])}: {c} is {s[c]!r}" for c in ("cash", "equity")
-                if not math.isfinite(float(s[c]))]
+                if not math.isfinite(_num(s[c]))]
     return out
 
 
@@ -154,23 +166,23 @@ class _State:
 
     def apply(self, fills: Iterable[Mapping[str, Any]], flows: Iterable[Mapping[str, Any]]) -> None:
         for f in fills:
-            signed = f["qty"] if f["side"] == "buy" else -f["qty"]
+            signed = _num(f["qty"]) if f["side"] == "buy" else -_num(f["qty"])
             self.positions[f["symbol"]] = self.positions.get(f["symbol"], 0.0) + signed
-            self.cash += -signed * f["price"] - f["fees"]
+            self.cash += -signed * _num(f["price"]) - _num(f["fees"])
         for f in flows:
-            self.cash += f["amount"]
+            self.cash += _num(f["amount"])
 
 
 def _compare(state: _State, session: Mapping[str, Any], long_only: bool) -> list[str]:
     when, out = _when(session["as_of"]), []
-    recorded = {k: float(v) for k, v in (session["positions"] or {}).items()}
+    recorded = _positions(session["positions"] or {})
     for sym in sorted(set(state.positions) | set(recorded)):
         a, b = state.positions.get(sym, 0.0), recorded.get(sym, 0.0)
         if not _close(a, b):
             out.append(f"session {when}: position {sym} is {b:g} but its fills sum to {a:g}")
         if long_only and a < -tables.TOLERANCE:
             out.append(f"session {when}: negative position {a:g} in {sym} on a long-only account")
-    rec_cash = float(session["cash"])
+    rec_cash = _num(session["cash"])
     if not math.isfinite(state.cash) or not _close(state.cash, rec_cash):
         out.append(f"session {when}: cash is {rec_cash:.6f} but initial cash + flows - fees - net purchases "
                    f"up to it is {state.cash:.6f}")
@@ -187,7 +199,7 @@ def rebuild_problems(rows: Rows) -> list[str]:
     stamps, where = _windows(rows)
     fills = _group(rows.fills, "timestamp", where, len(stamps))
     flows = _group(rows.flows, "timestamp", where, len(stamps))
-    state, out = _State(float(rows.account["initial_cash"])), []
+    state, out = _State(_num(rows.account["initial_cash"])), []
     for i, s in enumerate(rows.sessions):
         state.apply(fills[i], flows[i])
         out += _compare(state, s, rows.account["long_only"])
@@ -270,6 +282,8 @@ def seal_problems(rows: Rows, seals: list[dict[str, Any]]) -> tuple[list[str], l
         seq = s["seq"]
         if seq == 0:
             cells, label = _genesis(rows), "the account"
+            if s["as_of"] is not None:
+                out.append(f"the account's seal has a session date ({_when(s['as_of'])}); it was edited")
         elif seq - 1 < n and stamps[seq - 1] == s["as_of"]:
             i = seq - 1
             listed = s["cells"].get(seal.STATUS, {})
@@ -284,6 +298,8 @@ def seal_problems(rows: Rows, seals: list[dict[str, Any]]) -> tuple[list[str], l
         if seal.digest(previous, cells) != s["digest"]:
             what = seal.differences(s["cells"], seal.cell_hashes(cells)) or ["its seal was edited"]
             out += [f"{label}: {w} since it was sealed" for w in what]
+        elif seal.cell_hashes(cells) != s["cells"]:
+            out.append(f"{label}: the cell hashes of its seal were edited (the rows are intact)")
         previous = s["digest"]
     return out + _unsealed(rows, seals, stamps, fills, flows, decided), []
 
@@ -306,15 +322,19 @@ def _unsealed(rows: Rows, seals: list[dict], stamps: list[datetime], fills, flow
 def verify(name: str, *, url: str | None = None) -> Verification:
     """Check account ``name`` whole: row rules, every session rebuilt, every seal."""
     with connect(url).connect() as conn:
-        rows = load(conn, name)
-        seals = _seals(conn, name)
+        try:
+            rows = load(conn, name)
+            seals = _seals(conn, name)
+        except (ValueError, TypeError) as exc:  # a cell its column's type cannot read back
+            return Verification(name, [f"the ledger holds a value its column cannot hold ({exc}); the book cannot "
+                                       f"be read"], [], 0, 0, 0, None)
     rows.executed = bool(seals)
     problems = [p for rule in RULES for p in rule(rows)] + rebuild_problems(rows)
     sealed, notes = seal_problems(rows, seals)
     if not seals:
         asked = [f for f in rows.fills if f["order_id"] in rows.orders
-                 and (rows.orders[f["order_id"]]["side"], float(rows.orders[f["order_id"]]["qty"]))
-                 != (f["side"], float(f["qty"]))]
+                 and (rows.orders[f["order_id"]]["side"], _num(rows.orders[f["order_id"]]["qty"]))
+                 != (f["side"], _num(f["qty"]))]
         if asked:
             notes.append(f"{len(asked)} filled order(s) record the side and quantity asked rather than filled "
                          f"(a ledger written before seals); sealing records the executed ones")
@@ -463,7 +483,7 @@ def _account_row(conn: Connection, name: str) -> dict[str, Any]:
 def _check_tip(conn: Connection, account: dict[str, Any], seals: list[dict[str, Any]]) -> Tip:
     name, last = account["name"], seals[-1]
     if last["seq"] == 0:
-        cells, state = _genesis(Rows(account)), _State(float(account["initial_cash"]))
+        cells, state = _genesis(Rows(account)), _State(_num(account["initial_cash"]))
     else:
         lo = seals[-2]["as_of"] if len(seals) > 1 else None
         rows = _window(conn, account, lo, last["as_of"], last["cells"].get(seal.STATUS, {}))
@@ -473,8 +493,8 @@ def _check_tip(conn: Connection, account: dict[str, Any], seals: list[dict[str, 
         decided = _decided(rows, lo, last["as_of"])
         cells = _session_cells(rows, rows.sessions[0], decided,
                                _closed_in(rows, [], last["cells"].get(seal.STATUS, {})), rows.fills, rows.flows)
-        state = _State(float(rows.sessions[0]["cash"]),
-                       {k: float(v) for k, v in (rows.sessions[0]["positions"] or {}).items()})
+        state = _State(_num(rows.sessions[0]["cash"]),
+                       _positions(rows.sessions[0]["positions"] or {}))
     previous = seals[-2]["digest"] if len(seals) > 1 else ""
     if seal.digest(previous, cells) != last["digest"]:
         label = "the account" if last["seq"] == 0 else f"the session of {_when(last['as_of'])}"
