@@ -3,13 +3,14 @@
 A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is read by
 Excel, LibreOffice and Google Sheets as a formula; every CSV the workbench writes for people is
 written through :func:`to_csv`, which prefixes such cells with a single quote (``'=1+2``), in
-the header, the index and every text column. Numbers are left as they are: numeric columns are
+the header, the index and every text column, and quotes every cell holding a line break. Numbers are left as they are: numeric columns are
 never touched, and a text cell that is just a number (``-12.5``, ``+3e-4``) is not a formula.
 
 Example
 -------
 >>> import pandas as pd
->>> print(to_csv(pd.DataFrame({"name": ["=HYPERLINK(1)", "ok"], "pnl": [-1.5, 2.0]}), index=False), end="")
+>>> print(to_csv(pd.DataFrame({"name": ["=HYPERLINK(1)", "ok"], "pnl": [-1.5, 2.0]}), index=False,
+...              lineterminator="\\n"), end="")
 name,pnl
 '=HYPERLINK(1),-1.5
 ok,2.0
@@ -60,5 +61,11 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame, path_or_buf: str | Path | IO[str] | None = None, **kwargs: Any) -> str | None:
-    """``frame.to_csv(path_or_buf, **kwargs)`` with every formula-like text cell escaped."""
+    """``frame.to_csv(path_or_buf, **kwargs)`` with every formula-like text cell escaped.
+
+    Lines end with ``\\r\\n`` (RFC 4180) unless ``lineterminator`` is given: the CSV writer then
+    quotes every cell holding a carriage return or a newline, so no cell can start a new row
+    (whose first cell would not be escaped).
+    """
+    kwargs.setdefault("lineterminator", "\r\n")
     return escape_formulas(frame).to_csv(path_or_buf, **kwargs)
