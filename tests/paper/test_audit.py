@@ -159,10 +159,26 @@ def test_the_longest_name_is_accepted_on_every_backend(ledger_url, name):
 
 def test_a_replaced_ledger_id_stops_writes(demo):
     url, name, bars = demo
+    before = _sql(url, "SELECT ledger_id FROM paper_ledger").scalar()
     _sql(url, "UPDATE paper_ledger SET ledger_id = 'other'")
     cash = book.cash(name, url=url)
-    with pytest.raises(LedgerError, match="was replaced while in use"):
-        book.write_session(name, book.SessionWrite(bars[-1] + pd.Timedelta(days=3), cash, cash, {}, {}), url=url)
+    try:
+        with pytest.raises(LedgerError, match="was replaced while in use"):
+            book.write_session(name, book.SessionWrite(bars[-1] + pd.Timedelta(days=3), cash, cash, {}, {}), url=url)
+    finally:  # the PostgreSQL database is shared by the session's tests
+        _sql(url, "UPDATE paper_ledger SET ledger_id = :i", i=before)
+
+
+def test_a_deleted_ledger_file_stops_writes(sqlite_url, name):
+    bars = write_book(sqlite_url, name, demo_sessions(3))
+    path = sqlite_url.removeprefix("sqlite:///")
+    import os
+
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    with pytest.raises(LedgerError, match=f"the ledger file {path} was deleted while in use"):
+        book.write_session(name, book.SessionWrite(bars[-1] + pd.Timedelta(days=3), 1.0, 1.0, {}, {}), url=sqlite_url)
 
 
 def test_seal_canonical_form_is_exact():
