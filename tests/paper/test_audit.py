@@ -185,3 +185,23 @@ def test_seal_canonical_form_is_exact():
     assert seal.canonical(0.1 + 0.2) == "0.30000000000000004"
     assert seal.canonical(float("nan")) == '"nan"' and seal.canonical(3) == seal.canonical(3.0)
     assert seal.canonical({"b": 1, "a": [1.5]}) == '{"a":[1.5],"b":1.0}'
+
+
+def test_the_check_command_names_problems_and_rehash_seals(sqlite_url, name, monkeypatch):
+    from typer.testing import CliRunner
+
+    from research.cli import app
+
+    monkeypatch.setenv("WORKBENCH_LEDGER_URL", sqlite_url)
+    bars = write_book(sqlite_url, name, demo_sessions(5))
+    runner = CliRunner()
+    ok = runner.invoke(app, ["paper", "check", name])
+    assert ok.exit_code == 0 and f"{name}: book verified (" in ok.output and "6 seals, head digest" in ok.output
+    _sql(sqlite_url, "DELETE FROM paper_seals WHERE account = :a", a=name)
+    legacy = runner.invoke(app, ["paper", "check", name])
+    assert legacy.exit_code == 0 and "is not sealed" in legacy.output and "--rehash" in legacy.output
+    sealed = runner.invoke(app, ["paper", "check", name, "--rehash"])
+    assert sealed.exit_code == 0 and "verified and sealed 5 session(s)" in sealed.output
+    _edit_session(sqlite_url, name, bars[2].tz_localize(None).to_pydatetime(), cash=book.sessions_t.c.cash + 7)
+    bad = runner.invoke(app, ["paper", "check", name])
+    assert bad.exit_code == 1 and f"session {bars[2]:%Y-%m-%d} 00:00: cash is" in bad.output
