@@ -10,6 +10,9 @@ Modules and their entry points (import them from the module; nothing is imported
   ``list_accounts(pipeline=)``, ``positions``, ``cash``, ``orders(status=)``, ``fills``,
   ``sessions``, ``session_equity``, ``cash_flows``, ``last_session``, ``check``;
   ``AccountError`` (a ``ValueError``) for refused input.
+* :mod:`~research.paper.audit` — ``verify`` (what ``workbench paper check`` prints), ``rehash``,
+  ``RULES`` (the row rules); :mod:`~research.paper.seal` — the seals' canonical form and digest,
+  the ledger's identity; :mod:`~research.paper.tables` — the tables.
 * :mod:`~research.paper.trading` — ``step(name, as_of)``, ``session``, ``load_fields``.
 * :mod:`~research.paper.replay` — ``replay(name, start, end)``.
 * :mod:`~research.paper.monitor` — ``equity_curve``, ``performance``, ``reconcile`` (a

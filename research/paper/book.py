@@ -1,26 +1,29 @@
 """The book: paper accounts, their orders, fills, cash flows and sessions in the ledger database.
 
-Tables (declared on :data:`research.paper.db.metadata`)
--------------------------------------------------------
+Tables (declared on :data:`research.paper.db.metadata` in :mod:`research.paper.tables`)
+-------------------------------------------------------------------------------------
 =============  ==============================================================================
 table          one row per
 =============  ==============================================================================
 paper_accounts an account: strategy, params, symbols, sizing, risk rules, costs, initial cash
-paper_orders   an order: ``order_id`` (deterministic, ``account:symbol:decided_at``), side,
-               qty asked, target weight, bar decided at, bar it is for, status
-               (``pending``/``filled``/``cancelled``) and reason
+paper_orders   an order: ``order_id`` (deterministic, ``account:symbol:decided_at``), side and
+               qty (asked while pending, executed once filled), target weight, bar decided at,
+               bar it is for, status (``pending``/``filled``/``cancelled``) and reason
 paper_fills    a fill: ``order_id`` is UNIQUE (one fill per order), qty, price (slippage
                included), quote (price before slippage), fees, timestamp
 paper_flows    a cash flow (deposit > 0, withdrawal < 0), e.g. the value of imported holdings
 paper_sessions a session of an account: as-of bar, cash, equity at the close, positions and the
                target weights decided for the next bar
+paper_seals    a session's seal: the chained digest of its rows (:mod:`research.paper.seal`)
+paper_ledger   the ledger's id, checked at every write
 =============  ==============================================================================
 
-Every business event (a session, an import) is one transaction, and the invariants are checked
-inside it before it commits (:func:`check`): each position equals the sum of its fills; cash
-equals the initial cash plus flows minus fees minus net purchases; no fill without an order;
-one fill per order; a long-only account never holds a negative position. Writing a session
-that is already in the ledger changes nothing.
+Every business event (a session, an import) is one transaction, verified inside it before it
+commits (:mod:`research.paper.audit`): the database is still the one opened, the last seal
+matches its rows, the new session's cash and positions equal the previous session's plus the
+flows and fills since, the row rules hold, and the session is sealed. :func:`check` verifies
+the whole book: every session rebuilt, every seal checked. Sessions are appended in order;
+writing a session that is already in the ledger changes nothing.
 
 Times are stored as naive UTC and returned as UTC timestamps.
 """
