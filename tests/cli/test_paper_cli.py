@@ -36,7 +36,7 @@ def test_paper_commands_round_trip(ledger):
     assert shown["account"]["params"]["window"] == 10
     assert [a["name"] for a in json.loads(_run("list", "--json"))] == ["cli"]
     assert len(json.loads(_run("history", "cli", "--json", "--limit", "5"))) == 5
-    assert "book is consistent" in _run("check", "cli")
+    assert "cli: book verified (" in _run("check", "cli")
     assert "transactions:" in _run("export", "cli", str(ledger / "out"))
     _run("start", "copy", "--strategy", "rsi_reversion", "--symbols", "SPX", "--symbols", "IXIC", "--cash", "50000")
     assert "imported" in _run("import", "copy", str(ledger / "out" / "cli-transactions.csv"))
