@@ -46,6 +46,7 @@ import json
 import os
 import re
 import smtplib
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -58,13 +59,14 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import requests
 import yaml
 
+from research.alerts import transport
+from research.alerts.transport import SendError
 from research.config import project_root, read_dotenv
 
 __all__ = [
-    "ConfigError", "SendError", "Channel", "WebhookChannel", "EmailChannel", "AlertsConfig", "QuietHours",
+    "ConfigError", "SendError", "url_problem", "Channel", "WebhookChannel", "EmailChannel", "AlertsConfig", "QuietHours",
     "RateLimit", "load_config", "config_path", "parse_config", "webhook_body", "sign", "SEVERITIES",
     "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "IDEMPOTENCY_HEADER",
 ]
@@ -79,15 +81,6 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class ConfigError(ValueError):
     """The channel file is invalid: the message names the channel and the field."""
-
-
-class SendError(RuntimeError):
-    """One attempt to send failed; ``retryable`` says whether trying again may help."""
-
-    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 def _secret(name: str) -> str | None:
@@ -161,8 +154,17 @@ class Channel:
         """Whether alerts of this kind and severity route to this channel."""
         return (self.kinds is None or kind in self.kinds) and severity in self.severities
 
-    def send(self, alert: dict) -> None:  # pragma: no cover - overridden
-        """Deliver one alert (raise :class:`SendError` when it did not arrive)."""
+    def recipients(self) -> tuple[str, ...]:
+        """Addresses the channel delivers each alert to, recorded one by one (none for a webhook)."""
+        return ()
+
+    def send(self, alert: dict, *, recipients: tuple[str, ...] | None = None,
+             timeout: float | None = None) -> dict[str, tuple[int, str]]:  # pragma: no cover - overridden
+        """Deliver one alert within ``timeout`` seconds in total (default: the channel's ``timeout``).
+
+        Returns the recipients refused while others accepted, ``{address: (code, reply)}``;
+        raises :class:`SendError` when nothing arrived.
+        """
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -198,27 +200,43 @@ class WebhookChannel(Channel):
         host = f"[{host}]" if ":" in host else host
         return f"webhook {parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"  # no user:password, path or query
 
-    def send(self, alert: dict) -> None:
+    def send(self, alert: dict, *, recipients: tuple[str, ...] | None = None,
+             timeout: float | None = None) -> dict[str, tuple[int, str]]:
         secret = _secret(self.secret_env)
         if not secret:
             raise SendError(f"secret_env {self.secret_env} is not set in the environment or .env",
-                            retryable=False)
+                            kind="configuration")
+        url = self._url()
+        problem = url_problem(url)
+        if problem:
+            raise SendError(f"{self.describe()}: malformed webhook URL ({problem})", kind="configuration")
         stamp = str(int(time.time()))
         body = webhook_body(alert, channel=self.name, sent_at=stamp)
         headers = {**self.headers, "Content-Type": "application/json", "User-Agent": "workbench-alerts",
                    SIGNATURE_HEADER: f"sha256={sign(secret, body)}", TIMESTAMP_HEADER: stamp,
                    IDEMPOTENCY_HEADER: str(alert["id"]), "X-Workbench-Alert-Id": str(alert["id"])}
-        try:
-            resp = requests.post(self._url(), data=body, headers=headers, timeout=self.timeout, allow_redirects=False)
-        except requests.Timeout:
-            raise SendError(f"{self.describe()}: no answer within {self.timeout:g} s") from None
-        except requests.RequestException as exc:
-            raise SendError(f"{self.describe()}: {type(exc).__name__} (receiver unreachable)") from None
+        resp = transport.post(url, data=body, headers=headers, timeout=timeout or self.timeout, where=self.describe())
         if 200 <= resp.status_code < 300:
-            return
-        retry_after = _retry_after(resp.headers.get("Retry-After"))
-        retryable = resp.status_code in (408, 425, 429) or resp.status_code >= 500
-        raise SendError(f"{self.describe()}: HTTP {resp.status_code}", retryable=retryable, retry_after=retry_after)
+            return {}
+        raise transport.http_status_error(resp.status_code, self.describe(), _retry_after(resp.headers.get("Retry-After")))
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a webhook URL (scheme, host, port), or None when it can be used."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in {"http", "https"}:
+        return f"scheme {parts.scheme or 'missing'!r}, expected http or https"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    if any(c.isspace() for c in url):
+        return "white space in the URL"
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -265,30 +283,86 @@ class EmailChannel(Channel):
                         f"details:\n{payload}\n")
         return msg
 
-    def send(self, alert: dict) -> None:
+    def recipients(self) -> tuple[str, ...]:
+        return tuple(self.to)
+
+    def send(self, alert: dict, *, recipients: tuple[str, ...] | None = None,
+             timeout: float | None = None) -> dict[str, tuple[int, str]]:
         password = None
         if self.username:
             password = _secret(self.password_env or "")
             if not password:
                 raise SendError(f"password_env {self.password_env} is not set in the environment "
-                                "or .env", retryable=False)
+                                "or .env", kind="configuration")
+        to = list(self.to if recipients is None else recipients)
+        limit = timeout or self.timeout
+        with transport.Watchdog(limit) as dog:
+            try:
+                return self._session(alert, to, password, dog)
+            except (smtplib.SMTPException, OSError) as exc:
+                raise self._error(exc, fired=dog.fired, limit=limit) from None
+
+    def _session(self, alert: dict, to: list[str], password: str | None,
+                 dog: transport.Watchdog) -> dict[str, tuple[int, str]]:
+        """One SMTP session under the watchdog: connect, STARTTLS, login, send; the refused recipients."""
+        kw = {"timeout": min(self.timeout, dog.remaining()), "watchdog": dog}
+        if self.use_ssl:
+            smtp: smtplib.SMTP = transport.BoundedSMTPSSL(self.host, self.port, context=self._tls(), **kw)
+        else:
+            smtp = transport.BoundedSMTP(self.host, self.port, **kw)
         try:
-            if self.use_ssl:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self._tls())
-            else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with smtp:
-                if self.starttls:
-                    smtp.starttls(context=self._tls())
-                if self.username:
-                    smtp.login(self.username, password)
-                smtp.send_message(self.message(alert), from_addr=self.sender, to_addrs=list(self.to))
-        except smtplib.SMTPAuthenticationError as exc:
-            raise SendError(f"{self.describe()}: login refused (SMTP {exc.smtp_code})", retryable=False) from None
-        except smtplib.SMTPResponseException as exc:
-            raise SendError(f"{self.describe()}: SMTP {exc.smtp_code}", retryable=exc.smtp_code < 500) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            raise SendError(f"{self.describe()}: {type(exc).__name__} (server unreachable or refused)") from None
+            if self.starttls:
+                smtp.starttls(context=self._tls())
+            if self.username:
+                smtp.login(self.username, password)
+            refused = smtp.send_message(self.message(alert), from_addr=self.sender, to_addrs=to)
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):  # the message was accepted: a failed goodbye changes nothing
+                pass
+        finally:
+            smtp.close()
+        return {str(addr): (int(code), _reply(text)) for addr, (code, text) in refused.items()}
+
+    def _error(self, exc: BaseException, *, fired: bool, limit: float) -> SendError:
+        """The :class:`SendError` of a failed SMTP session, configuration errors named as such."""
+        where = self.describe()
+        if fired or isinstance(exc, (TimeoutError, socket.timeout)):
+            return SendError(f"{where}: session not finished within {limit:g} s (total deadline)", kind="timeout")
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            what = "STARTTLS (the channel has starttls: true)" if "STARTTLS" in str(exc) else "login (AUTH)"
+            return SendError(f"{where}: the server does not offer {what}", kind="configuration")
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return SendError(f"{where}: login refused (SMTP {exc.smtp_code})", kind="configuration")
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            refused = {str(a): (int(c), _reply(t)) for a, (c, t) in exc.recipients.items()}
+            permanent = all(code >= 500 for code, _ in refused.values())
+            return SendError(f"{where}: every recipient refused ({_refusals(refused)})",
+                             kind="rejected" if permanent else "unavailable", refused=refused)
+        if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code >= 500:
+            return SendError(f"{where}: sender {self.sender} refused (SMTP {exc.smtp_code})", kind="configuration")
+        if isinstance(exc, smtplib.SMTPResponseException):
+            if exc.smtp_code == 530:
+                return SendError(f"{where}: the server requires a login (SMTP 530)", kind="configuration")
+            return SendError(f"{where}: SMTP {exc.smtp_code}", kind="rejected" if exc.smtp_code >= 500 else "unavailable")
+        if (dns := transport.dns_failure(exc)) is not None:
+            return SendError(f"{where}: unknown host {self.host} ({dns.strerror or dns})", kind="configuration")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return SendError(f"{where}: TLS certificate not trusted ({exc.verify_message}); set ca_file",
+                             kind="configuration")
+        if isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(exc):
+            return SendError(f"{where}: the server does not speak TLS on port {self.port} (check ssl/starttls)",
+                             kind="configuration")
+        return SendError(f"{where}: {type(exc).__name__} (server unreachable or refused)", kind="unavailable")
+
+
+def _reply(text: object) -> str:
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
+def _refusals(refused: dict[str, tuple[int, str]]) -> str:
+    """``a@x 550 no such user; b@x 451 try later``."""
+    return "; ".join(f"{addr} {code} {text}".strip() for addr, (code, text) in refused.items())
 
 
 @dataclass
@@ -454,8 +528,9 @@ def _channel(name: str, spec: Any) -> Channel:
         url, url_env = _str(spec, "url", where), _env_name(spec, "url_env", where)
         if bool(url) == bool(url_env):
             raise ConfigError(f"{where}: give exactly one of 'url' or 'url_env'")
-        if url and urlsplit(url).scheme not in {"http", "https"}:
-            raise ConfigError(f"{where}: field 'url' must be an http(s) URL, got {url!r}")
+        if url and url_problem(url):
+            raise ConfigError(f"{where}: field 'url' must be an http(s) URL with a host, got {url!r} "
+                              f"({url_problem(url)})")
         headers = spec.get("headers") or {}
         if not isinstance(headers, dict):
             raise ConfigError(f"{where}: field 'headers' must be a mapping")

@@ -113,7 +113,7 @@ def after_run(record: dict, run_dir: str | Path, *, echo: Callable[[str], None] 
     say = echo or log.info
     status = str(record.get("status"))
     try:
-        from research.alerts import outbox
+        from research.alerts import dispatch, outbox
         from research.alerts.channels import ConfigError, load_config
 
         new: list[str] = []
@@ -140,7 +140,7 @@ def after_run(record: dict, run_dir: str | Path, *, echo: Callable[[str], None] 
             if new:
                 say(f"alerts: {len(new)} new in the outbox (no channel file; see alerts.example.yaml)")
             return
-        report = outbox.deliver(cfg, url=url, deadline=DELIVERY_DEADLINE)
+        report = dispatch.deliver(cfg, url=url, deadline=DELIVERY_DEADLINE)
         lines = report.summary().splitlines()
         say(f"alerts: {len(new)} new; " + "; ".join(lines))
     except Exception as exc:  # alerts never fail a run

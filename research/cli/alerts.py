@@ -39,12 +39,12 @@ def deliver(
     """
     from dataclasses import asdict
 
-    from research.alerts import outbox
+    from research.alerts import dispatch, outbox
     from research.alerts.channels import ConfigError
 
     cfg = _config(config)
     try:
-        report = outbox.deliver(cfg, channels=channel, deadline=deadline)
+        report = dispatch.deliver(cfg, channels=channel, deadline=deadline)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from research.alerts import outbox
+from research.alerts import dispatch, outbox
 from research.alerts.channels import (
     AlertsConfig,
     EmailChannel,
@@ -47,8 +47,8 @@ def url(request, tmp_path):
         pytest.skip("no postgres_url fixture in tests/conftest.py")
     engine = connect(db)
     with engine.begin() as conn:
-        conn.execute(outbox.alert_delivery.delete())
-        conn.execute(outbox.alert_outbox.delete())
+        for table in (outbox.alert_recipient, outbox.alert_delivery, outbox.alert_channel_problem, outbox.alert_outbox):
+            conn.execute(table.delete())
     yield db
 
 
@@ -109,7 +109,7 @@ def test_receiver_down_then_up_delivers_each_alert_exactly_once(url, monkeypatch
     cfg = config(webhook(f"http://127.0.0.1:{port}/hook", retries=2))
     outbox.enqueue(signal_alerts(3), url=url, now=NOW)
     sleeps = Sleeps()
-    report = outbox.deliver(cfg, NOW, url=url, sleep=sleeps)
+    report = dispatch.deliver(cfg, NOW, url=url, sleep=sleeps)
     ops = report.channels["ops"]
     assert (ops.sent, ops.failed, ops.waiting) == (0, 1, 2)  # the first alert tried 3 times, the rest wait
     assert sleeps == [0.5, 1.0]  # exponential backoff within the run
@@ -118,16 +118,16 @@ def test_receiver_down_then_up_delivers_each_alert_exactly_once(url, monkeypatch
 
     receiver = receivers.WebhookReceiver(SECRET, port=port).start()
     try:
-        report = outbox.deliver(cfg, NOW + timedelta(hours=1), url=url, sleep=Sleeps())
+        report = dispatch.deliver(cfg, NOW + timedelta(hours=1), url=url, sleep=Sleeps())
         assert report.channels["ops"].sent == 3 and outbox.pending(url=url).empty
-        assert outbox.deliver(cfg, NOW + timedelta(hours=2), url=url, sleep=Sleeps()).sent == 0
+        assert dispatch.deliver(cfg, NOW + timedelta(hours=2), url=url, sleep=Sleeps()).sent == 0
     finally:
         receiver.stop()
     assert len(receiver.requests) == 3 and len(set(receiver.keys)) == 3
     assert all(r.signature_ok for r in receiver.requests)
     assert [r.json["severity"] for r in receiver.requests] == ["critical", "warning", "info"]  # most severe first
     summary = outbox.outbox_summary(url=url)
-    assert summary == {"alerts": 3, "pending": 0, "sent": 3, "failed": 0, "unrouted": 0}
+    assert summary == {"alerts": 3, "pending": 0, "sent": 3, "failed": 0, "unrouted": 0, "misconfigured": 0}
 
 
 def test_every_channel_gets_its_own_delivery_and_routing_follows_kinds_and_severities(url, hook):
@@ -137,7 +137,7 @@ def test_every_channel_gets_its_own_delivery_and_routing_follows_kinds_and_sever
                             kinds=frozenset({"drawdown", "pipeline"}), timeout=5)
         cfg = config(webhook(hook.url, severities=frozenset({"warning", "critical"})), mail)
         outbox.enqueue(signal_alerts(4), url=url, now=NOW)  # drawdown/critical, price/warning, volume/info, technical/critical
-        report = outbox.deliver(cfg, NOW, url=url, sleep=Sleeps())
+        report = dispatch.deliver(cfg, NOW, url=url, sleep=Sleeps())
     finally:
         smtp.stop()
     assert report.channels["ops"].sent == 3 and report.channels["desk"].sent == 1
@@ -153,20 +153,20 @@ def test_quiet_hours_hold_alerts_without_dropping_them(url, hook):
                        "UTC", allow_critical=True)
     cfg = config(webhook(hook.url, quiet_hours=quiet))
     outbox.enqueue(signal_alerts(3), url=url, now=NOW)
-    report = outbox.deliver(cfg, NOW, url=url, sleep=Sleeps())  # 22:30 UTC: quiet
+    report = dispatch.deliver(cfg, NOW, url=url, sleep=Sleeps())  # 22:30 UTC: quiet
     assert (report.channels["ops"].sent, report.channels["ops"].held_quiet) == (1, 2)
     assert [r.json["severity"] for r in hook.requests] == ["critical"]
-    report = outbox.deliver(cfg, NOW + timedelta(hours=9), url=url, sleep=Sleeps())  # 07:30: quiet hours over
+    report = dispatch.deliver(cfg, NOW + timedelta(hours=9), url=url, sleep=Sleeps())  # 07:30: quiet hours over
     assert report.channels["ops"].sent == 2 and len(hook.requests) == 3
 
 
 def test_rate_limit_sends_at_most_n_per_window_and_the_rest_wait(url, hook):
     cfg = config(webhook(hook.url, rate_limit=RateLimit(2, 3600)))
     outbox.enqueue(signal_alerts(5), url=url, now=NOW)
-    assert outbox.deliver(cfg, NOW, url=url, sleep=Sleeps()).channels["ops"].rate_limited == 3
-    assert outbox.deliver(cfg, NOW + timedelta(minutes=30), url=url, sleep=Sleeps()).sent == 0  # same window
-    assert outbox.deliver(cfg, NOW + timedelta(minutes=61), url=url, sleep=Sleeps()).sent == 2
-    assert outbox.deliver(cfg, NOW + timedelta(minutes=122), url=url, sleep=Sleeps()).sent == 1
+    assert dispatch.deliver(cfg, NOW, url=url, sleep=Sleeps()).channels["ops"].rate_limited == 3
+    assert dispatch.deliver(cfg, NOW + timedelta(minutes=30), url=url, sleep=Sleeps()).sent == 0  # same window
+    assert dispatch.deliver(cfg, NOW + timedelta(minutes=61), url=url, sleep=Sleeps()).sent == 2
+    assert dispatch.deliver(cfg, NOW + timedelta(minutes=122), url=url, sleep=Sleeps()).sent == 1
     assert len(hook.requests) == 5 and len(set(hook.keys)) == 5
 
 
@@ -175,13 +175,13 @@ def test_retries_recover_within_a_run_and_permanent_errors_give_up(url, hook):
     outbox.enqueue(signal_alerts(1), url=url, now=NOW)
     hook.fail_with = [503, 502]
     sleeps = Sleeps()
-    assert outbox.deliver(cfg, NOW, url=url, sleep=sleeps).sent == 1
+    assert dispatch.deliver(cfg, NOW, url=url, sleep=sleeps).sent == 1
     assert hook.answered == [503, 502, 200] and sleeps == [0.5, 1.0]
 
     outbox.enqueue(signal_alerts(1, as_of="2019-01-02"), url=url, now=NOW)
     hook.fail_with = [400] * 5
     for hour in range(4):  # a 400 is not retried within a run; after max_attempts the delivery is failed
-        outbox.deliver(cfg, NOW + timedelta(hours=hour), url=url, sleep=Sleeps())
+        dispatch.deliver(cfg, NOW + timedelta(hours=hour), url=url, sleep=Sleeps())
     assert hook.answered[3:] == [400, 400, 400]
     frame = outbox.alerts_frame(url=url)
     failed = frame[frame["as_of"] == "2019-01-02"].iloc[0]
@@ -194,19 +194,19 @@ def test_a_crash_between_send_and_record_resends_once_with_the_same_idempotency_
     the receiver sees the same Idempotency-Key and keeps one (exactly once after deduplication)."""
     cfg = config(webhook(hook.url))
     outbox.enqueue(signal_alerts(1), url=url, now=NOW)
-    real = outbox._mark_sent
+    real = dispatch._mark_sent
 
     def crash(*args, **kwargs):
         raise SystemExit("killed after the receiver accepted, before the outbox recorded it")
 
-    monkeypatch.setattr(outbox, "_mark_sent", crash)
+    monkeypatch.setattr(dispatch, "_mark_sent", crash)
     with pytest.raises(SystemExit):
-        outbox.deliver(cfg, NOW, url=url, sleep=Sleeps())
-    monkeypatch.setattr(outbox, "_mark_sent", real)
+        dispatch.deliver(cfg, NOW, url=url, sleep=Sleeps())
+    monkeypatch.setattr(dispatch, "_mark_sent", real)
     assert len(outbox.pending(url=url)) == 1
     # within the claim's lease another run leaves it alone; after it the next run sends again
-    assert outbox.deliver(cfg, NOW + timedelta(minutes=5), url=url, sleep=Sleeps()).sent == 0
-    assert outbox.deliver(cfg, NOW + outbox.LEASE + timedelta(seconds=1), url=url, sleep=Sleeps()).sent == 1
+    assert dispatch.deliver(cfg, NOW + timedelta(minutes=5), url=url, sleep=Sleeps()).sent == 0
+    assert dispatch.deliver(cfg, NOW + outbox.LEASE + timedelta(seconds=1), url=url, sleep=Sleeps()).sent == 1
     assert len(hook.requests) == 2 and len(hook.unique) == 1
     assert outbox.pending(url=url).empty
 
@@ -218,7 +218,7 @@ def test_two_delivery_runs_at_once_never_send_the_same_alert_twice(url, hook):
 
     def run() -> None:
         try:
-            outbox.deliver(cfg, NOW, url=url, sleep=Sleeps())
+            dispatch.deliver(cfg, NOW, url=url, sleep=Sleeps())
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -236,13 +236,13 @@ def test_old_alerts_are_not_routed_to_a_new_channel(url, hook):
     outbox.enqueue(signal_alerts(2), url=url, now=NOW - timedelta(days=10))
     outbox.enqueue(signal_alerts(1, as_of="2019-01-02"), url=url, now=NOW)
     cfg = config(webhook(hook.url))
-    assert outbox.deliver(cfg, NOW, url=url, sleep=Sleeps()).sent == 1
+    assert dispatch.deliver(cfg, NOW, url=url, sleep=Sleeps()).sent == 1
     assert list(outbox.alerts_frame(url=url)["status"].value_counts().sort_index().items()) == [("sent", 1), ("unrouted", 2)]
 
 
 def test_no_channels_configured_leaves_alerts_waiting(url):
     outbox.enqueue(signal_alerts(2), url=url, now=NOW)
-    report = outbox.deliver(AlertsConfig(), NOW, url=url)
+    report = dispatch.deliver(AlertsConfig(), NOW, url=url)
     assert report.sent == 0 and "no alert channels configured" in report.summary()
     assert outbox.outbox_summary(url=url)["unrouted"] == 2
 
@@ -250,6 +250,6 @@ def test_no_channels_configured_leaves_alerts_waiting(url):
 def test_a_spent_deadline_leaves_the_rest_for_the_next_run(url, hook):
     cfg = config(webhook(hook.url))
     outbox.enqueue(signal_alerts(3), url=url, now=NOW)
-    report = outbox.deliver(cfg, NOW, url=url, deadline=0, sleep=Sleeps())
+    report = dispatch.deliver(cfg, NOW, url=url, deadline=0, sleep=Sleeps())
     assert (report.sent, report.channels["ops"].waiting) == (0, 3) and len(outbox.pending(url=url)) == 3
-    assert outbox.deliver(cfg, NOW, url=url, sleep=Sleeps()).sent == 3 and len(hook.requests) == 3
+    assert dispatch.deliver(cfg, NOW, url=url, sleep=Sleeps()).sent == 3 and len(hook.requests) == 3

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from research.alerts import outbox
+from research.alerts import dispatch, outbox
 from research.alerts.channels import AlertsConfig, EmailChannel, WebhookChannel
 from research.paper.db import dispose
 
@@ -51,7 +51,7 @@ def _hook(endpoint: str, **kw) -> AlertsConfig:
 
 def _runs(cfg: AlertsConfig, url: str, n: int, start: datetime = NOW) -> None:
     for k in range(n):
-        outbox.deliver(cfg, start + timedelta(hours=k), url=url, sleep=lambda s: None)
+        dispatch.deliver(cfg, start + timedelta(hours=k), url=url, sleep=lambda s: None)
 
 
 def _accepted(receiver) -> list[str]:
@@ -116,7 +116,7 @@ def test_stalled_receiver_times_out_and_is_retried(case, url):
 
 def test_crash_after_send_before_record(case, url, monkeypatch):
     receiver = receivers.WebhookReceiver(SECRET).start()
-    real = outbox._mark_sent
+    real = dispatch._mark_sent
     calls = {"n": 0}
 
     def crash_once(*args, **kwargs):
@@ -125,7 +125,7 @@ def test_crash_after_send_before_record(case, url, monkeypatch):
             raise SystemExit("killed between the receiver's answer and the outbox's record")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(outbox, "_mark_sent", crash_once)
+    monkeypatch.setattr(dispatch, "_mark_sent", crash_once)
     try:
         outbox.enqueue(_alerts(3), url=url, now=NOW)
         with pytest.raises(SystemExit):

@@ -358,7 +358,7 @@ def test_paper_page_shows_the_replayed_account_against_its_backtest(runs):
 
 
 def test_health_page_shows_the_outbox_with_failed_deliveries_but_no_secret(runs, monkeypatch):
-    from research.alerts import outbox
+    from research.alerts import dispatch
     from research.alerts.channels import AlertsConfig, WebhookChannel
 
     secret = "health-canary-secret-77"
@@ -369,7 +369,7 @@ def test_health_page_shows_the_outbox_with_failed_deliveries_but_no_secret(runs,
         port = s.getsockname()[1]
     channel = WebhookChannel("ops", url=f"http://127.0.0.1:{port}/hook?token=tok-health", secret_env="WORKBENCH_WEBHOOK_SECRET",
                              retries=0, timeout=5, kinds=frozenset({"paper_drift"}))
-    report = outbox.deliver(AlertsConfig({"ops": channel}), url=url, sleep=lambda s: None)
+    report = dispatch.deliver(AlertsConfig({"ops": channel}), url=url, sleep=lambda s: None)
     assert report.channels["ops"].failed == 1
     page = pipeline_health(runs_dir=runs)
     cards = one(page, "wb-outbox-cards").value
