@@ -1,4 +1,4 @@
-"""``workbench alerts``: the alert outbox and its channels (``deliver``, ``list``, ``test``)."""
+"""``workbench alerts``: the alert outbox and its channels (``deliver``, ``list``, ``retry``, ``test``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Alerts: deliver what is pending, list the outbox, test a channel (see alerts.example.yaml).",
+app = typer.Typer(help="Alerts: deliver what is pending, list the outbox, retry failed deliveries, test a channel "
+                       "(see alerts.example.yaml and docs/alerts.md).",
                   no_args_is_help=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", dir_okay=False,
@@ -76,6 +77,10 @@ def list_alerts(
             out[col] = [None if v is None else str(v) for v in out[col]]
         typer.echo(json.dumps(out.to_dict("records"), indent=2, default=str))
         return
+    for problem in outbox.channel_problems().itertuples(index=False):
+        typer.echo(f"CONFIGURATION ERROR on channel {problem.channel} since {str(problem.since)[:16]} (not retried): "
+                   f"{problem.error}\n{'':18}fix the channel file or its secret, then: workbench alerts retry "
+                   f"--channel {problem.channel}")
     if frame.empty:
         typer.echo("no pending alerts" if pending else "the outbox is empty")
         return
@@ -84,7 +89,26 @@ def list_alerts(
         typer.echo(f"{str(row.created)[:16]}  {row.severity:<8} {row.kind:<9} {row.subject:<10} {row.status:<8} "
                    f"[{where}]  {row.message}")
         if row.status in {"pending", "failed", "partial"} and row.last_error:
-            typer.echo(f"{'':18}last error: {row.last_error}")
+            typer.echo(f"{'':18}last error ({row.error_kind or 'unknown'}): {row.last_error}")
+        if row.recipients and row.status != "sent":
+            typer.echo(f"{'':18}recipients: {row.recipients}")
+
+
+@app.command("retry")
+def retry(
+    channel: Annotated[list[str] | None, typer.Option("--channel", help="Only this channel (repeatable).")] = None,
+) -> None:
+    """Make failed deliveries pending again, after fixing a channel; `workbench alerts deliver` sends them.
+
+    Recipients an e-mail already reached are not sent to again. The channel's configuration
+    problem is cleared (it is raised again, once, if the next delivery still fails).
+    """
+    from research.alerts import outbox
+
+    names = channel or [None]
+    n = sum(outbox.reopen(channel=name) for name in names)
+    typer.echo(f"{n} failed deliveries pending again" + (f" on {', '.join(channel)}" if channel else "")
+               + "; run `workbench alerts deliver` to send them")
 
 
 @app.command("test")

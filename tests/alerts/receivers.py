@@ -96,6 +96,20 @@ class WebhookReceiver:
 class _Recorder:
     def __init__(self) -> None:
         self.messages: list[dict] = []
+        #: address -> SMTP reply for RCPT TO (e.g. "550 5.1.1 no such user"); a list is answered in turn,
+        #: then the address is accepted.
+        self.refuse: dict[str, str | list[str]] = {}
+        self.rcpts: list[str] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
+        self.rcpts.append(address)
+        reply = self.refuse.get(address)
+        if isinstance(reply, list):
+            reply = reply.pop(0) if reply else None
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
@@ -175,3 +189,70 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+@dataclass
+class Trickler:
+    """A TCP server on 127.0.0.1 that answers every connection one byte per ``delay`` seconds.
+
+    ``reply`` is what it trickles: an HTTP answer (after reading the request: ``http=True``) or
+    an SMTP greeting (sent at once on connect). ``connections`` counts the callers, ``cut``
+    counts those that hung up before the whole reply was sent.
+    """
+
+    reply: bytes
+    delay: float = 1.0
+    http: bool = True
+    port: int = field(default_factory=free_port)
+    connections: int = 0
+    cut: int = 0
+    _sock: socket.socket | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> Trickler:
+        self._sock = socket.create_server(("127.0.0.1", self.port))
+        self._sock.settimeout(0.2)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                if self.http:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        data += chunk
+                for i in range(len(self.reply)):
+                    if self._stop.wait(self.delay if i else 0):
+                        return
+                    conn.sendall(self.reply[i:i + 1])
+            except OSError:
+                self.cut += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+#: A complete HTTP answer of 40-odd bytes: trickled, it takes 40 s at one byte a second.
+HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+#: An SMTP greeting of 40-odd bytes.
+SMTP_GREETING = b"220 trickle.example.com ESMTP ready now\r\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -224,3 +225,110 @@ def test_email_over_smtps_checks_the_certificate(home, tmp_path):
     finally:
         server.stop()
     assert len(server.messages) == 1  # only the connection that verified the certificate got through
+
+
+# ---------------------------------------------------------------- deadlines and error kinds
+def test_a_trickling_webhook_is_cut_at_the_total_deadline(home, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", SECRET)
+    slow = receivers.Trickler(receivers.HTTP_OK, delay=0.5).start()  # 20 s for the whole answer
+    try:
+        channel = WebhookChannel("ops", url=slow.url, secret_env="WORKBENCH_WEBHOOK_SECRET", timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(SendError) as err:
+            channel.send(ALERT)
+        took = time.monotonic() - start
+    finally:
+        slow.stop()
+    assert 1.0 <= took < 1.5, took  # each read came within the timeout; the call as a whole did not
+    assert err.value.kind == "timeout" and err.value.retryable and "total deadline" in str(err.value)
+    slow = receivers.Trickler(receivers.HTTP_OK, delay=0.5).start()
+    try:  # a shorter deadline given by the caller (what is left of a delivery run) wins
+        channel = WebhookChannel("ops", url=slow.url, secret_env="WORKBENCH_WEBHOOK_SECRET", timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(SendError) as err:
+            channel.send(ALERT, timeout=0.3)
+        took = time.monotonic() - start
+    finally:
+        slow.stop()
+    assert took < 0.8 and err.value.kind == "timeout"
+
+
+def test_a_trickling_smtp_server_is_cut_at_the_total_deadline(home):
+    slow = receivers.Trickler(receivers.SMTP_GREETING, delay=0.5, http=False).start()
+    try:
+        channel = EmailChannel("desk", host="127.0.0.1", port=slow.port, sender="a@b", to=("c@d",), timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(SendError) as err:
+            channel.send(ALERT)
+        took = time.monotonic() - start
+    finally:
+        slow.stop()
+    assert 1.0 <= took < 1.5, took
+    assert err.value.kind == "timeout" and err.value.retryable
+
+
+def test_email_reports_each_refused_recipient(home):
+    server = receivers.SmtpReceiver().start()
+    server.handler.refuse = {"gone@example.com": "550 5.1.1 no such user", "busy@example.com": "450 4.2.1 busy"}
+    channel = EmailChannel("desk", host="127.0.0.1", port=server.port, sender="wb@example.com",
+                           to=("desk@example.com", "gone@example.com", "busy@example.com"), timeout=5)
+    try:
+        refused = channel.send(ALERT)
+        assert refused == {"gone@example.com": (550, "5.1.1 no such user"), "busy@example.com": (450, "4.2.1 busy")}
+        assert server.messages[0]["to"] == ["desk@example.com"]
+        with pytest.raises(SendError) as err:  # nobody accepted: an error that still names each address
+            channel.send(ALERT, recipients=("gone@example.com",))
+    finally:
+        server.stop()
+    assert err.value.kind == "rejected" and not err.value.retryable
+    assert err.value.refused == {"gone@example.com": (550, "5.1.1 no such user")}
+
+
+@pytest.mark.parametrize("case", ["starttls_missing", "login_refused", "unknown_host", "sender_refused"])
+def test_smtp_configuration_errors_are_named_and_not_retryable(home, tmp_path, monkeypatch, case):
+    cert, key = receivers.self_signed(tmp_path)
+    server = receivers.SmtpReceiver(users={"wb": PASSWORD} if case == "login_refused" else None,
+                                    tls_files=(cert, key) if case == "login_refused" else None).start()
+    monkeypatch.setenv("WORKBENCH_SMTP_PASSWORD", "wrong-pw-1")
+    opts = {"starttls_missing": {"starttls": True},
+            "login_refused": {"starttls": True, "username": "wb", "password_env": "WORKBENCH_SMTP_PASSWORD",
+                              "ca_file": str(cert)},
+            "unknown_host": {"host": "wb-no-such-host.invalid"},
+            "sender_refused": {}}[case]
+    if case == "sender_refused":
+        async def refuse_sender(server_, session, envelope, address, mail_options):
+            return "553 5.7.1 sender not allowed"
+        server.handler.handle_MAIL = refuse_sender
+    channel = EmailChannel("desk", **{"host": "127.0.0.1", "port": server.port, "sender": "wb@example.com",
+                                      "to": ("d@example.com",), "timeout": 5, **opts})
+    try:
+        with pytest.raises(SendError) as err:
+            channel.send(ALERT)
+    finally:
+        server.stop()
+    assert err.value.configuration and not err.value.retryable, str(err.value)
+    expected = {"starttls_missing": "does not offer STARTTLS", "login_refused": "login refused (SMTP 535)",
+                "unknown_host": "unknown host wb-no-such-host.invalid", "sender_refused": "sender wb@example.com refused"}
+    assert expected[case] in str(err.value) and "wrong-pw-1" not in str(err.value)
+    assert server.messages == []
+
+
+def test_webhook_configuration_errors_are_named_and_not_retryable(home, hook, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", SECRET)
+    cases = {"http://wb-no-such-host.invalid/hook": "unknown host",
+             "http://exa mple.com/hook": "malformed webhook URL", "http:///hook": "malformed webhook URL",
+             "http://127.0.0.1:99999/hook": "malformed webhook URL", "mailto:x@y": "malformed webhook URL"}
+    for target, expected in cases.items():
+        monkeypatch.setenv("WORKBENCH_HOOK_URL", target)
+        with pytest.raises(SendError) as err:
+            WebhookChannel("ops", url_env="WORKBENCH_HOOK_URL", secret_env="WORKBENCH_WEBHOOK_SECRET", timeout=5).send(ALERT)
+        assert err.value.configuration and expected in str(err.value), (target, str(err.value))
+    hook.fail_with = [404, 401, 400]
+    kinds = []
+    for _ in range(3):
+        with pytest.raises(SendError) as err:
+            WebhookChannel("ops", url=hook.url, secret_env="WORKBENCH_WEBHOOK_SECRET", timeout=5).send(ALERT)
+        kinds.append(err.value.kind)
+    assert kinds == ["configuration", "configuration", "rejected"]
+    with pytest.raises(ConfigError, match="with a host"):
+        parse_config({"channels": {"x": {"type": "webhook", "url": "http:///hook", "secret_env": "S"}}})

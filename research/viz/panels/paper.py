@@ -285,12 +285,17 @@ def outbox_panel(url: str | None = None, *, limit: int = 20) -> widgets.Widget:
                                             dom_class="wb-outbox-none"), dom_class="wb-outbox")
     counts = outbox.outbox_summary(url=url)
     cards = _cards([("pending deliveries", counts["pending"]), ("sent", counts["sent"]), ("failed", counts["failed"]),
-                    ("not routed to a channel", counts["unrouted"]), ("alerts", counts["alerts"])], "wb-outbox-cards")
+                    ("not routed to a channel", counts["unrouted"]), ("misconfigured channels", counts["misconfigured"]),
+                    ("alerts", counts["alerts"])], "wb-outbox-cards")
     frame = outbox.alerts_frame(url=url, limit=limit)
-    keep = ["created", "severity", "kind", "subject", "status", "channels", "attempts", "last_error", "message"]
+    keep = ["created", "severity", "kind", "subject", "status", "channels", "attempts", "error_kind", "last_error",
+            "recipients", "message"]
     body = (table_html(frame[keep], dom_class="wb-outbox-table", max_rows=limit) if len(frame)
             else note("No alert recorded yet.", dom_class="wb-outbox-empty"))
-    return section("Alert outbox (sent and pending)", cards, body, dom_class="wb-outbox")
+    problems = [note(f"Configuration error on channel {p.channel} since {str(p.since)[:16]}: {p.error}. Not retried: "
+                     f"fix the channel, then run workbench alerts retry --channel {p.channel}.",
+                     dom_class="wb-outbox-problem") for p in outbox.channel_problems(url=url).itertuples(index=False)]
+    return section("Alert outbox (sent and pending)", *problems, cards, body, dom_class="wb-outbox")
 
 
 # ---------------------------------------------------------------- page
