@@ -291,7 +291,7 @@ def _raise_problem(engine: sa.Engine, ch: Channel, error: SendError, now: dateti
     except sa.exc.IntegrityError:  # another delivery run recorded it at the same moment
         return None
     alert = {"kind": "pipeline", "severity": "critical", "subject": ch.name, "source": HEALTH_SOURCE,
-             "message": f"alert channel {ch.name!r} ({ch.describe()}) is misconfigured and delivers nothing: {error}. "
+             "message": f"alert channel {ch.name!r} is misconfigured and delivers nothing: {error}. "
                         f"Its alerts are marked failed; fix the channel, then run `workbench alerts retry "
                         f"--channel {ch.name}`.",
              "as_of": now.date().isoformat(), "key": f"misconfigured:{ch.name}:{now.isoformat()}",

@@ -277,7 +277,7 @@ def _state(d: pd.DataFrame | None, recips: pd.DataFrame | None) -> dict:
     """The delivery columns of one alert from its delivery (and recipient) rows."""
     if d is None or d.empty:
         return {"status": "unrouted", "channels": "", "attempts": 0, "last_error": None, "error_kind": None,
-                "recipients": "", "delivered_at": None}
+                "errors": [], "recipients": "", "delivered_at": None}
     statuses = set(d["status"])
     state = statuses.pop() if len(statuses) == 1 else ("pending" if "pending" in statuses else "partial")
     errors = d[d["last_error"].notna()]
@@ -285,6 +285,8 @@ def _state(d: pd.DataFrame | None, recips: pd.DataFrame | None) -> dict:
             "attempts": int(d["attempts"].sum()),
             "last_error": errors["last_error"].iloc[-1] if len(errors) else None,
             "error_kind": errors["error_kind"].iloc[-1] if len(errors) else None,
+            "errors": [f"{r.channel} ({r.error_kind or 'unknown'}): {r.last_error}"
+                       for r in errors.itertuples(index=False) if r.status != "sent"],
             "recipients": "" if recips is None or recips.empty else _recipients_text(recips),
             "delivered_at": d["delivered_at"].dropna().max() if d["delivered_at"].notna().any() else None}
 
@@ -296,7 +298,7 @@ def alerts_frame(*, url: str | None = None, limit: int | None = 200, only_pendin
     ``source``, ``status`` (``sent``, ``pending``, ``failed``, ``partial`` when channels differ,
     ``unrouted`` when no channel took it yet), ``channels`` (``name: status`` pairs),
     ``attempts``, ``last_error``, ``error_kind`` (``timeout``, ``unavailable``, ``rejected``,
-    ``configuration``), ``recipients`` (per e-mail address: ``channel: address status code
+    ``configuration``), ``errors`` (``channel (kind): error`` of each channel not sent), ``recipients`` (per e-mail address: ``channel: address status code
     reply``), ``delivered_at``.
     """
     engine = ledger(url)
@@ -312,7 +314,7 @@ def alerts_frame(*, url: str | None = None, limit: int | None = 200, only_pendin
         ids = list(alerts["id"])
         deliveries, recipients = _rows(conn, alert_delivery, ids), _rows(conn, alert_recipient, ids)
     columns = ["id", "created", "kind", "severity", "subject", "message", "as_of", "source", "status", "channels",
-               "attempts", "last_error", "error_kind", "recipients", "delivered_at"]
+               "attempts", "last_error", "error_kind", "errors", "recipients", "delivered_at"]
     if alerts.empty:
         return pd.DataFrame(columns=columns)
     by_alert = dict(tuple(deliveries.groupby("alert_id")))

@@ -88,8 +88,8 @@ def list_alerts(
         where = row.channels or "no channel"
         typer.echo(f"{str(row.created)[:16]}  {row.severity:<8} {row.kind:<9} {row.subject:<10} {row.status:<8} "
                    f"[{where}]  {row.message}")
-        if row.status in {"pending", "failed", "partial"} and row.last_error:
-            typer.echo(f"{'':18}last error ({row.error_kind or 'unknown'}): {row.last_error}")
+        for error in row.errors if row.status in {"pending", "failed", "partial"} else ():
+            typer.echo(f"{'':18}last error on {error}")
         if row.recipients and row.status != "sent":
             typer.echo(f"{'':18}recipients: {row.recipients}")
 

@@ -58,7 +58,7 @@ def test_deliver_list_and_test(setup, caplog):
     (row,) = json.loads(res.output)
     assert row["subject"] == "SPX" and row["status"] == "pending" and "dead: pending" in row["channels"]
     res = runner.invoke(app, ["alerts", "list"])
-    assert "GOOG" in res.output and "ops: sent" in res.output and "last error:" in res.output
+    assert "GOOG" in res.output and "ops: sent" in res.output and "last error on dead (unavailable):" in res.output
 
     res = runner.invoke(app, ["alerts", "test", "ops"])
     assert res.exit_code == 0 and "sent a test alert to 'ops'" in res.output
