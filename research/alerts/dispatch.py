@@ -204,16 +204,18 @@ def _mark_sent(engine: sa.Engine, alert: str, channel: str, token: str, tries: i
             recipients, now)
 
 
-def _todo(engine: sa.Engine, ch: Channel, alert: str) -> tuple[str, ...]:
-    """The channel's recipients not yet settled for ``alert`` (sent or refused for good)."""
+def _todo(engine: sa.Engine, ch: Channel, alert: str) -> tuple[tuple[str, ...], dict[str, tuple[int | None, str]]]:
+    """The channel's recipients not yet settled for ``alert``, and those refused for good earlier."""
     every = ch.recipients()
     if not every:
-        return ()
+        return (), {}
     r = alert_recipient.c
     with engine.connect() as conn:
-        done = set(conn.execute(sa.select(r.recipient).where(r.alert_id == alert, r.channel == ch.name,
-                                                             r.status.in_(("sent", "failed")))).scalars())
-    return tuple(a for a in every if a not in done)
+        settled = {row.recipient: row for row in conn.execute(
+            sa.select(r.recipient, r.status, r.code, r.reply)
+            .where(r.alert_id == alert, r.channel == ch.name, r.status.in_(("sent", "failed"))))}
+    refused = {a: (row.code, row.reply or "") for a, row in settled.items() if row.status == "failed" and a in every}
+    return tuple(a for a in every if a not in settled), refused
 
 
 def _send(ch: Channel, alert: dict, todo: tuple[str, ...], sleep: Callable[[float], None], stop_at: float) -> Outcome:
@@ -324,11 +326,14 @@ class _Run:
 
 def _attempt(run: _Run, ch: Channel, rep: ChannelReport, item, alert: dict) -> SendError | None:
     """Send one claimed delivery and record its outcome; the error when it did not fully succeed."""
-    out = _send(ch, alert, _todo(run.engine, ch, item.alert_id), run.sleep, run.stop_at)
+    todo, refused_before = _todo(run.engine, ch, item.alert_id)
+    out = _send(ch, alert, todo, run.sleep, run.stop_at)
     if out.tries == 0:  # the run's deadline passed before the first attempt: untouched, for the next run
         _record(run.engine, item.alert_id, ch.name, run.token, {})
         rep.waiting += 1
         return None
+    for addr, (code, reply) in refused_before.items():  # refused for good in an earlier run: still not delivered
+        out.recipients.setdefault(addr, ("failed", code, reply, 0))
     if out.error is None and not out.refused:
         _mark_sent(run.engine, item.alert_id, ch.name, run.token, out.tries, run.now, out.recipients)
         rep.sent += 1
