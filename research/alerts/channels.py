@@ -46,7 +46,6 @@ import json
 import os
 import re
 import smtplib
-import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -300,7 +299,8 @@ class EmailChannel(Channel):
             try:
                 return self._session(alert, to, password, dog)
             except (smtplib.SMTPException, OSError) as exc:
-                raise self._error(exc, fired=dog.fired, limit=limit) from None
+                raise transport.smtp_error(exc, where=self.describe(), host=self.host, port=self.port,
+                                           sender=self.sender, fired=dog.fired, limit=limit) from None
 
     def _session(self, alert: dict, to: list[str], password: str | None,
                  dog: transport.Watchdog) -> dict[str, tuple[int, str]]:
@@ -322,47 +322,7 @@ class EmailChannel(Channel):
                 pass
         finally:
             smtp.close()
-        return {str(addr): (int(code), _reply(text)) for addr, (code, text) in refused.items()}
-
-    def _error(self, exc: BaseException, *, fired: bool, limit: float) -> SendError:
-        """The :class:`SendError` of a failed SMTP session, configuration errors named as such."""
-        where = self.describe()
-        if fired or isinstance(exc, (TimeoutError, socket.timeout)):
-            return SendError(f"{where}: session not finished within {limit:g} s (total deadline)", kind="timeout")
-        if isinstance(exc, smtplib.SMTPNotSupportedError):
-            what = "STARTTLS (the channel has starttls: true)" if "STARTTLS" in str(exc) else "login (AUTH)"
-            return SendError(f"{where}: the server does not offer {what}", kind="configuration")
-        if isinstance(exc, smtplib.SMTPAuthenticationError):
-            return SendError(f"{where}: login refused (SMTP {exc.smtp_code})", kind="configuration")
-        if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            refused = {str(a): (int(c), _reply(t)) for a, (c, t) in exc.recipients.items()}
-            permanent = all(code >= 500 for code, _ in refused.values())
-            return SendError(f"{where}: every recipient refused ({_refusals(refused)})",
-                             kind="rejected" if permanent else "unavailable", refused=refused)
-        if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code >= 500:
-            return SendError(f"{where}: sender {self.sender} refused (SMTP {exc.smtp_code})", kind="configuration")
-        if isinstance(exc, smtplib.SMTPResponseException):
-            if exc.smtp_code == 530:
-                return SendError(f"{where}: the server requires a login (SMTP 530)", kind="configuration")
-            return SendError(f"{where}: SMTP {exc.smtp_code}", kind="rejected" if exc.smtp_code >= 500 else "unavailable")
-        if (dns := transport.dns_failure(exc)) is not None:
-            return SendError(f"{where}: unknown host {self.host} ({dns.strerror or dns})", kind="configuration")
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return SendError(f"{where}: TLS certificate not trusted ({exc.verify_message}); set ca_file",
-                             kind="configuration")
-        if isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(exc):
-            return SendError(f"{where}: the server does not speak TLS on port {self.port} (check ssl/starttls)",
-                             kind="configuration")
-        return SendError(f"{where}: {type(exc).__name__} (server unreachable or refused)", kind="unavailable")
-
-
-def _reply(text: object) -> str:
-    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-
-
-def _refusals(refused: dict[str, tuple[int, str]]) -> str:
-    """``a@x 550 no such user; b@x 451 try later``."""
-    return "; ".join(f"{addr} {code} {text}".strip() for addr, (code, text) in refused.items())
+        return {str(addr): (int(code), transport.reply_text(text)) for addr, (code, text) in refused.items()}
 
 
 @dataclass

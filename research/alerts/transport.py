@@ -34,7 +34,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 __all__ = ["SendError", "Watchdog", "post", "BoundedSMTP", "BoundedSMTPSSL", "ERROR_KINDS", "dns_failure",
-           "webhook_error"]
+           "webhook_error", "http_status_error", "smtp_error", "reply_text", "refusals_text"]
 
 log = logging.getLogger(__name__)
 
@@ -278,3 +278,46 @@ class BoundedSMTPSSL(smtplib.SMTP_SSL):
         sock = socket.create_connection((host, port), timeout, self.source_address)
         self._watchdog.watch(sock)  # before the handshake: a stalled handshake is cut too
         return self.context.wrap_socket(sock, server_hostname=self._host)
+
+
+def smtp_error(exc: BaseException, *, where: str, host: str, port: int, sender: str, fired: bool,
+           limit: float) -> SendError:
+    """The :class:`SendError` of a failed SMTP session (``fired``: the watchdog cut it), configuration
+    errors named as such."""
+    if fired or isinstance(exc, (TimeoutError, socket.timeout)):
+        return SendError(f"{where}: session not finished within {limit:g} s (total deadline)", kind="timeout")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        what = "STARTTLS (the channel has starttls: true)" if "STARTTLS" in str(exc) else "login (AUTH)"
+        return SendError(f"{where}: the server does not offer {what}", kind="configuration")
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return SendError(f"{where}: login refused (SMTP {exc.smtp_code})", kind="configuration")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = {str(a): (int(c), reply_text(t)) for a, (c, t) in exc.recipients.items()}
+        permanent = all(code >= 500 for code, _ in refused.values())
+        return SendError(f"{where}: every recipient refused ({refusals_text(refused)})",
+                         kind="rejected" if permanent else "unavailable", refused=refused)
+    if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code >= 500:
+        return SendError(f"{where}: sender {sender} refused (SMTP {exc.smtp_code})", kind="configuration")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        if exc.smtp_code == 530:
+            return SendError(f"{where}: the server requires a login (SMTP 530)", kind="configuration")
+        return SendError(f"{where}: SMTP {exc.smtp_code}", kind="rejected" if exc.smtp_code >= 500 else "unavailable")
+    if (dns := dns_failure(exc)) is not None:
+        return SendError(f"{where}: unknown host {host} ({dns.strerror or dns})", kind="configuration")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return SendError(f"{where}: TLS certificate not trusted ({exc.verify_message}); set ca_file",
+                         kind="configuration")
+    if isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(exc):
+        return SendError(f"{where}: the server does not speak TLS on port {port} (check ssl/starttls)",
+                         kind="configuration")
+    return SendError(f"{where}: {type(exc).__name__} (server unreachable or refused)", kind="unavailable")
+
+
+def reply_text(text: object) -> str:
+    """An SMTP reply (bytes from smtplib) as text."""
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
+def refusals_text(refused: dict[str, tuple[int, str]]) -> str:
+    """``a@x 550 no such user; b@x 451 try later``."""
+    return "; ".join(f"{addr} {code} {text}".strip() for addr, (code, text) in refused.items())
