@@ -380,6 +380,26 @@ def test_health_page_shows_the_outbox_with_failed_deliveries_but_no_secret(runs,
     assert secret not in text and "tok-health" not in text
 
 
+def test_health_page_names_a_misconfigured_channel(runs, monkeypatch, tmp_path):
+    from research.alerts import dispatch, outbox
+    from research.alerts.channels import AlertsConfig, WebhookChannel
+
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", "health-config-secret")
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"  # a ledger of its own: the page's other tests count deliveries
+    monkeypatch.setenv("WORKBENCH_LEDGER_URL", url)
+    outbox.enqueue([{"subject": "SPX", "kind": "drawdown", "severity": "critical", "message": "SPX 21% below its high",
+                     "as_of": "2018-12-31"}], url=url)
+    channel = WebhookChannel("pager", url="http://wb-no-such-host.invalid/hook", secret_env="WORKBENCH_WEBHOOK_SECRET",
+                             retries=3, timeout=5)
+    report = dispatch.deliver(AlertsConfig({"pager": channel}), url=url, sleep=lambda s: None)
+    assert report.channels["pager"].misconfigured >= 1
+    page = pipeline_health(runs_dir=runs)
+    problem = one(page, "wb-outbox-problem").value
+    assert "Configuration error on channel pager" in problem and "unknown host" in problem
+    assert "workbench alerts retry --channel pager" in problem
+    assert ">1</div><div class=\"wb-card-label\">misconfigured channels" in one(page, "wb-outbox-cards").value
+
+
 def test_paper_page_shows_a_message_when_an_account_cannot_be_read(runs, monkeypatch):
     from research.viz.panels import paper
 
