@@ -12,7 +12,7 @@ no channel is configured and alerts wait in the outbox. Example::
         secret_env: WORKBENCH_WEBHOOK_SECRET         # the NAME of the variable, never the secret
         kinds: [drawdown, paper_drift, pipeline]           # default: every kind
         min_severity: warning                        # info | warning | critical (or severities: [...])
-        timeout: 10                                  # seconds per attempt
+        timeout: 10                                  # seconds per attempt in total (connect, TLS, send, answer)
         retries: 2                                   # extra attempts within one delivery run
         backoff: 1.0                                 # seconds, doubled after each attempt
         max_attempts: 50                             # over all runs; then the delivery is failed
@@ -27,6 +27,10 @@ no channel is configured and alerts wait in the outbox. Example::
         password_env: WORKBENCH_SMTP_PASSWORD
         from: alerts@example.com
         to: [desk@example.com]
+
+Every call is bounded by the channel's ``timeout`` in total, and its errors have a kind
+(:mod:`research.alerts.transport`); a configuration error (unknown host, malformed URL, STARTTLS
+not offered, login refused, a secret not set) is not retried (see docs/alerts.md).
 
 Secrets (``secret_env``, ``password_env``, ``url_env``) are names of environment variables read
 from the process environment or the project's ``.env`` when a message is sent. They are never
