@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from research.alerts import dispatch, outbox
 from research.alerts.channels import AlertsConfig, EmailChannel, WebhookChannel
-from research.paper.db import dispose
+from research.paper.db import connect, dispose
 
 SECRET = "dispatch-secret-91c2"
 NOW = datetime(2026, 12, 5, 12, 0)
@@ -25,13 +25,21 @@ receivers = sys.modules.setdefault("wb_alert_receivers", importlib.util.module_f
 _spec.loader.exec_module(receivers)
 
 
-@pytest.fixture
-def url(tmp_path, monkeypatch):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", SECRET)
-    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    if request.param == "sqlite":
+        db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        db = request.getfixturevalue("postgres_url")
+        with connect(db).begin() as conn:
+            for table in (outbox.alert_recipient, outbox.alert_delivery, outbox.alert_channel_problem,
+                          outbox.alert_outbox):
+                conn.execute(table.delete())
     monkeypatch.setenv("WORKBENCH_LEDGER_URL", db)
     yield db
-    dispose(db)
+    if request.param == "sqlite":
+        dispose(db)
 
 
 @pytest.fixture
@@ -210,3 +218,25 @@ def test_workbench_alerts_list_and_retry_show_problems_and_recipients(url, smtp,
     result = runner.invoke(app, ["alerts", "retry", "--channel", "tls"])
     assert result.exit_code == 0 and "pending again on tls" in result.output
     assert "CONFIGURATION ERROR" not in runner.invoke(app, ["alerts", "list"]).output
+
+
+def test_a_ledger_made_before_error_kinds_gets_the_column(tmp_path, monkeypatch):
+    import sqlalchemy as sa
+
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", SECRET)
+    db = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:  # the outbox's delivery table as ledgers made before had it
+        conn.execute(sa.text("CREATE TABLE alert_delivery (alert_id VARCHAR(64) NOT NULL, channel VARCHAR(100) NOT NULL, "
+                             "status VARCHAR(16) DEFAULT 'pending' NOT NULL, attempts INTEGER DEFAULT '0' NOT NULL, "
+                             "last_error TEXT, last_attempt_at DATETIME, delivered_at DATETIME, claim VARCHAR(32), "
+                             "claimed_until DATETIME, PRIMARY KEY (alert_id, channel))"))
+    engine.dispose()
+    try:
+        outbox.enqueue(alerts(1), url=db, now=NOW)
+        assert "error_kind" in {c["name"] for c in sa.inspect(outbox.ledger(db)).get_columns("alert_delivery")}
+        report = run(config(webhook(f"http://127.0.0.1:{receivers.free_port()}/hook", retries=0)), db)
+        assert report.channels["ops"].failed == 1
+        assert list(outbox.alerts_frame(url=db)["error_kind"]) == ["unavailable"]
+    finally:
+        dispose(db)
