@@ -51,7 +51,8 @@ def deliver(
         raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps({"routed": report.routed, "sent": report.sent, "failed": report.failed,
-                               "channels": {k: asdict(v) for k, v in report.channels.items()}}, indent=2))
+                               "channels": {k: asdict(v) for k, v in report.channels.items()},
+                               "misconfigured": report.problems}, indent=2))
     else:
         typer.echo(report.summary())
         left = outbox.outbox_summary()
