@@ -239,8 +239,8 @@ def webhook_error(exc: BaseException, where: str) -> SendError:
     if (dns := dns_failure(exc)) is not None:
         return SendError(f"{where}: unknown host ({dns.strerror or dns})", kind="configuration")
     if (cert := _cert_failure(exc)) is not None:
-        return SendError(f"{where}: TLS certificate not trusted ({cert.verify_message}); name the CA with "
-                         "the channel's settings or fix the URL", kind="configuration")
+        return SendError(f"{where}: TLS certificate not trusted ({cert.verify_message}); trust its CA "
+                         "(REQUESTS_CA_BUNDLE) or fix the URL", kind="configuration")
     return SendError(f"{where}: {type(exc).__name__} (receiver unreachable)", kind="unavailable")
 
 

@@ -331,3 +331,45 @@ def test_webhook_configuration_errors_are_named_and_not_retryable(home, hook, mo
     assert kinds == ["configuration", "configuration", "rejected"]
     with pytest.raises(ConfigError, match="with a host"):
         parse_config({"channels": {"x": {"type": "webhook", "url": "http:///hook", "secret_env": "S"}}})
+
+
+def test_https_webhook_checks_the_certificate_and_a_stalled_handshake_is_cut(home, tmp_path, monkeypatch):
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    cert, key = receivers.self_signed(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("WORKBENCH_WEBHOOK_SECRET", SECRET)
+    channel = WebhookChannel("ops", url=f"https://127.0.0.1:{server.server_address[1]}/hook",
+                             secret_env="WORKBENCH_WEBHOOK_SECRET", timeout=5)
+    stalled = receivers.Trickler(b"x" * 100, delay=0.5, http=False).start()  # never completes a handshake
+    try:
+        with pytest.raises(SendError) as err:
+            channel.send(ALERT)
+        assert err.value.configuration and "certificate not trusted" in str(err.value)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        assert channel.send(ALERT) == {}
+        slow = WebhookChannel("ops", url=f"https://127.0.0.1:{stalled.port}/hook", secret_env="WORKBENCH_WEBHOOK_SECRET",
+                              timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(SendError) as err:
+            slow.send(ALERT)
+        assert err.value.kind == "timeout" and time.monotonic() - start < 1.5
+    finally:
+        stalled.stop()
+        server.shutdown()
+        server.server_close()
