@@ -327,8 +327,15 @@ class _Run:
 def _attempt(run: _Run, ch: Channel, rep: ChannelReport, item, alert: dict) -> SendError | None:
     """Send one claimed delivery and record its outcome; the error when it did not fully succeed."""
     todo, refused_before = _todo(run.engine, ch, item.alert_id)
-    out = _send(ch, alert, todo, run.sleep, run.stop_at)
-    if out.tries == 0:  # the run's deadline passed before the first attempt: untouched, for the next run
+    if ch.recipients() and not todo:  # every address settled earlier: nothing left to send to anyone
+        out = Outcome(recipients={a: ("failed", c, t, 0) for a, (c, t) in refused_before.items()})
+        if not refused_before:
+            _mark_sent(run.engine, item.alert_id, ch.name, run.token, 0, run.now)
+            rep.sent += 1
+            return None
+    else:
+        out = _send(ch, alert, todo, run.sleep, run.stop_at)
+    if out.tries == 0 and not out.recipients:  # the run's deadline passed before the first attempt: for the next run
         _record(run.engine, item.alert_id, ch.name, run.token, {})
         rep.waiting += 1
         return None

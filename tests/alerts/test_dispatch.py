@@ -125,7 +125,13 @@ def test_a_partial_refusal_is_recorded_per_recipient_and_never_resent_to_the_oth
     assert "desk: desk@example.com sent" in row["recipients"] and "gone@example.com failed 550" in row["recipients"]
     recips = outbox.recipients_frame(url=url).set_index("recipient")
     assert recips.loc["desk@example.com", "status"] == "sent" and recips.loc["gone@example.com", "code"] == 550
-    assert outbox.reopen(url=url, channel="desk") == 1  # the address is fixed on the server's side: try again
+    assert outbox.reopen(url=url, channel="desk") == 1  # the refused address is dropped from the channel instead:
+    only = config(mail(smtp.port, to=("desk@example.com",)))  # nothing is left to send, nothing is sent again
+    assert run(only, url, NOW + timedelta(minutes=30)).sent == 1 and len(smtp.messages) == 1
+    assert outbox.reopen(url=url, channel="desk") == 0
+    with outbox.ledger(url).begin() as conn:  # or fixed on the server's side: reopened, the other is not resent
+        conn.execute(outbox.alert_delivery.update().values(status="failed"))
+    assert outbox.reopen(url=url, channel="desk") == 1
     smtp.handler.refuse = {}
     assert run(cfg, url, NOW + timedelta(hours=1)).sent == 1
     assert [m["to"] for m in smtp.messages] == [["desk@example.com"], ["gone@example.com"]]
