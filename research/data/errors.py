@@ -70,15 +70,21 @@ class SourceError(DataError):
 
 
 class RateLimitError(SourceError):
-    """HTTP 429 or the source's own rate-limit answer. ``retry_after`` is in seconds."""
+    """HTTP 429 or the source's own rate-limit answer.
+
+    ``retry_after`` is in seconds; ``retry_at`` (when known) is the wall-clock instant, in
+    seconds since the epoch, from which the source may be asked again.
+    """
 
     retryable = True
 
     def __init__(
-        self, message: str, *, source: str = "", symbol: str = "", retry_after: float | None = None
+        self, message: str, *, source: str = "", symbol: str = "", retry_after: float | None = None,
+        retry_at: float | None = None,
     ) -> None:
         super().__init__(message, source=source, symbol=symbol)
         self.retry_after = retry_after
+        self.retry_at = retry_at
 
 
 class SourceUnavailableError(SourceError):

@@ -18,7 +18,12 @@ Every live request goes through a :class:`Guard`, one per source and process (se
 * a **circuit breaker** (:class:`CircuitBreaker`): after ``failure_threshold`` consecutive
   failures of the source itself (rate limits, 5xx, timeouts, garbage answers) it opens and
   every call fails fast with :class:`CircuitOpenError`; after ``cooldown`` seconds one probe
-  call is let through (half-open) and its outcome closes or re-opens the circuit.
+  call is let through (half-open) and its outcome closes or re-opens the circuit;
+* a **retry-after memory** (:mod:`research.data.retry_after`): every ``Retry-After`` the source
+  sends is remembered as an instant, and no request of any later call (in this process, or in
+  every process when the guard's budget is shared) goes out before it; a remembered instant
+  beyond the call's deadline fails at once with a :class:`RateLimitError` naming the source
+  and when it may be asked again.
 
 Failures that say nothing about the source's health (an empty result for one symbol, a
 request the source refuses as invalid) are neither retried nor counted by the breaker.
@@ -51,10 +56,13 @@ from research.data.errors import (
     SourceError,
     SourceUnavailableError,
 )
+from research.data.retry_after import RetryAfterMemory, SharedRetryAfterMemory, format_instant
 
 __all__ = [
     "RetryPolicy",
     "RequestBudget",
+    "RetryAfterMemory",
+    "SharedRetryAfterMemory",
     "SharedRequestBudget",
     "shared_budget",
     "CircuitBreaker",
@@ -408,7 +416,8 @@ def _counts_against_source(exc: SourceError) -> bool:
 def _with_message(exc: SourceError, message: str) -> SourceError:
     """A copy of ``exc`` (same type and fields) with a new message."""
     if isinstance(exc, RateLimitError):
-        new: SourceError = type(exc)(message, source=exc.source, symbol=exc.symbol, retry_after=exc.retry_after)
+        new: SourceError = type(exc)(message, source=exc.source, symbol=exc.symbol, retry_after=exc.retry_after,
+                                     retry_at=getattr(exc, "retry_at", None))
     else:
         try:
             new = type(exc)(message, source=exc.source, symbol=exc.symbol)
@@ -430,6 +439,10 @@ class Guard:
         Request budget shared by every call through this guard; ``None`` for no budget.
     breaker : CircuitBreaker, optional
         Defaults to 5 consecutive failures and a 60 s cool-down.
+    memory : RetryAfterMemory or SharedRetryAfterMemory, optional
+        Where ``Retry-After`` instants are remembered. Defaults to a file next to the budget's
+        when the budget is shared between processes (so the memory is too), else to this
+        guard alone (on ``clock``).
     clock, sleep : callables
         Monotonic clock and sleep function (inject fakes in tests).
     seed : int, optional
@@ -443,6 +456,7 @@ class Guard:
         policy: RetryPolicy | None = None,
         budget: RequestBudget | SharedRequestBudget | None = None,
         breaker: CircuitBreaker | None = None,
+        memory: RetryAfterMemory | SharedRetryAfterMemory | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
         seed: int | None = None,
@@ -451,6 +465,10 @@ class Guard:
         self.policy = policy or RetryPolicy()
         self.budget = budget
         self.breaker = breaker or CircuitBreaker(clock=clock)
+        if memory is None:
+            memory = (SharedRetryAfterMemory(budget.path.with_name(f"{budget.path.stem}.retry-after.json"))
+                      if isinstance(budget, SharedRequestBudget) else RetryAfterMemory(clock=clock))
+        self.memory = memory
         self.clock, self.sleep = clock, sleep
         self.rng = random.Random(seed)
         self.stats = GuardStats()
@@ -467,8 +485,9 @@ class Guard:
         began = self.clock()
         deadline = began + self.policy.deadline
         self.stats.calls += 1
+        honoured: float | None = None  # the remembered instant this call has already waited for
         for number in range(1, self.policy.attempts + 1):
-            self._admit(symbol, what, deadline)
+            self._admit(symbol, what, deadline, honoured)
             timeout = min(self.policy.timeout, deadline - self.clock())
             if timeout <= 0:
                 self.breaker.release()
@@ -488,6 +507,7 @@ class Guard:
                 self.stats.retries += 1
                 self.stats.waited += pause
                 self.sleep(pause)
+                honoured = getattr(exc, "_remembered", None)  # the pause covered the Retry-After
                 continue
             except BaseException:
                 self.breaker.release()
@@ -497,8 +517,8 @@ class Guard:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ helpers
-    def _admit(self, symbol: str, what: str, deadline: float) -> None:
-        """Pass the circuit breaker and the request budget, or raise."""
+    def _admit(self, symbol: str, what: str, deadline: float, honoured: float | None = None) -> None:
+        """Pass the circuit breaker, the remembered Retry-After and the request budget, or raise."""
         wait = self.breaker.allow()
         if wait is not None:
             self.stats.fast_failures += 1
@@ -508,6 +528,7 @@ class Guard:
                 f"{self.source}; no request sent, next probe in {wait:.0f} s{last}",
                 source=self.source, symbol=symbol,
             )
+        self._await_retry_after(symbol, what, deadline, honoured)
         if self.budget is None:
             return
         delay = self.budget.reserve()
@@ -524,6 +545,30 @@ class Guard:
             self.stats.waited += delay
             self.sleep(delay)
 
+    def _await_retry_after(self, symbol: str, what: str, deadline: float, honoured: float | None) -> None:
+        """Wait until the remembered ``Retry-After`` instant, or raise when it is past the deadline."""
+        try:
+            wait, until = self.memory.pending()
+        except Exception:
+            self.breaker.release()
+            raise
+        if wait <= 0 or (honoured is not None and until is not None and until <= honoured):
+            return
+        left = deadline - self.clock()
+        if wait > left:
+            self.breaker.release()
+            self.stats.fast_failures += 1
+            retry_at = time.time() + wait
+            raise RateLimitError(
+                f"{self.source} {what}: {self.source} asked not to be called before {format_instant(retry_at)} "
+                f"(a Retry-After it sent earlier); that is {wait:.1f} s away, more than the {max(left, 0):.1f} s left "
+                f"of the {self.policy.deadline:g} s deadline; no request sent, retry after {format_instant(retry_at)}",
+                source=self.source, symbol=symbol, retry_after=wait, retry_at=retry_at,
+            )
+        log.info("%s %s: waiting %.1f s for the Retry-After %s sent earlier", self.source, what, wait, self.source)
+        self.stats.waited += wait
+        self.sleep(wait)
+
     def _after_failure(self, exc: SourceError, number: int) -> float:
         """Record a failure with the breaker and return the backoff before the next attempt."""
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -534,7 +579,10 @@ class Guard:
         else:
             self.breaker.success()  # the source answered; the answer was just not data
         pause = self.policy.backoff(number, self.rng)
-        if isinstance(exc, RateLimitError) and exc.retry_after:
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            exc._remembered = self.memory.remember(exc.retry_after)  # type: ignore[attr-defined]
+            if exc.retry_at is None:
+                exc.retry_at = time.time() + exc.retry_after
             pause = max(pause, exc.retry_after)
         return pause
 
@@ -547,7 +595,8 @@ class Guard:
             return f"gave up after {_n(number)}: circuit opened"
         if self.clock() + pause >= deadline:
             hint = f"Retry-After {exc.retry_after:g} s" if isinstance(exc, RateLimitError) and exc.retry_after else f"next wait {pause:.1f} s"
-            return f"gave up after {_n(number)}: {hint} would pass the {self.policy.deadline:g} s deadline"
+            again = f"; retry after {format_instant(exc.retry_at)}" if getattr(exc, "retry_at", None) else ""
+            return f"gave up after {_n(number)}: {hint} would pass the {self.policy.deadline:g} s deadline{again}"
         return None
 
     def _final(self, exc: SourceError, symbol: str, what: str, number: int, began: float, reason: str) -> SourceError:

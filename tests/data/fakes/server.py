@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +55,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     raw_path: str
+    at: float = field(default_factory=time.time)  # wall-clock time the request arrived
 
 
 @dataclass
