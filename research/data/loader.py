@@ -161,7 +161,8 @@ def close_matrix(
     store = store or Store()
     matrices = MatrixCache(store)
     hit = matrices.read(src.name, interval, field, names) if cache else None
-    if hit is not None and all(store.is_fresh(src, m, start) for m in hit.manifests.values()):
+    if hit is not None and all(store.is_fresh(src, {**m, "symbol": sym, "interval": interval}, start, end)
+                               for sym, m in hit.manifests.items()):
         out, manifests = hit.frame, hit.manifests
     else:
         out, manifests = _read_matrix(names, src, interval, field, start, end, store, progress, matrices if cache else None)
@@ -189,7 +190,7 @@ def _read_matrix(
     """
     sigs = matrices.signatures(src.name, interval, names) if matrices else {}
     series, manifests = store.read_field(src.name, interval, names, field)
-    todo = [s for s in names if s not in manifests or not store.is_fresh(src, manifests[s], start)]
+    todo = [s for s in names if s not in manifests or not store.is_fresh(src, manifests[s], start, end)]
     if todo:
         ingest_many(todo, start=start, end=end, interval=interval, source=src, store=store, progress=progress)
         if matrices:

@@ -239,7 +239,8 @@ class MatrixCache:
             return None
         datasets = {
             s: {"sha256": manifests[s]["sha256"], "signature": list(signatures[s]),
-                "first": manifests[s].get("first"), "fetched_at": manifests[s].get("fetched_at"),
+                "first": manifests[s].get("first"), "last": manifests[s].get("last"), "rows": manifests[s].get("rows"),
+                "fetched_at": manifests[s].get("fetched_at"),
                 "synthetic": bool(manifests[s].get("synthetic", False))}
             for s in symbols
         }

@@ -447,18 +447,14 @@ class Store:
             raise InvalidRequestError(f"{symbol}: start {start.date()} is after end {end.date()}")
         if interval not in INTERVALS:
             raise InvalidRequestError(f"unknown interval {interval!r}; expected one of {list(INTERVALS)}")
+        unbounded = getattr(source, "unbounded", False)
+        if unbounded:  # the bars the request covers (open ends filled in); an empty range raises here
+            start, end = source.window(symbol, start, end, interval)  # type: ignore[attr-defined]
         m = self._manifest_for_ingest(source.name, interval, symbol, refresh)
-        if m is not None and not refresh and self._fresh(source, m, start):
+        if m is not None and not refresh and self._fresh(source, m, start, end):
             return IngestResult(self.read(source.name, interval, symbol, start=start, end=end), m, None, False)
-
-        fetch_start = start
-        incremental = m is not None and m["rows"] > 0 and source.live and not refresh
-        if incremental and (start is None or start >= pd.Timestamp(m["first"])):
-            fetch_start = pd.Timestamp(m["last"])
         try:
-            # A static source is stored whole and sliced on read, so one ingest serves every range;
-            # a live one fetches from the requested or last stored bar up to now.
-            raw = source.fetch(symbol, fetch_start, None, interval) if source.live else source.fetch(symbol, None, None, interval)
+            raw = self._fetch(source, symbol, start, end, interval, m, refresh)
         except SourceError as exc:
             if m is None:
                 raise
@@ -507,6 +503,30 @@ class Store:
         frame = self.read(source.name, interval, symbol, start=start, end=end)
         return IngestResult(frame, manifest, result.report, True)
 
+    @staticmethod
+    def _fetch(
+        source: Source, symbol: str, start: pd.Timestamp | None, end: pd.Timestamp | None, interval: str,
+        m: dict | None, refresh: bool,
+    ) -> pd.DataFrame:
+        """What to fetch for an ingest.
+
+        A live source fetches from the requested or last stored bar up to now; a source that
+        makes any range (synthetic) fetches the requested bars together with the stored ones,
+        so the stored copy stays one unbroken range; any other static source is stored whole
+        and sliced on read, so one ingest serves every range.
+        """
+        stored = m is not None and m["rows"] > 0 and not refresh
+        if source.live:
+            if stored and (start is None or start >= pd.Timestamp(m["first"])):  # type: ignore[index]
+                start = pd.Timestamp(m["last"])  # type: ignore[index]
+            return source.fetch(symbol, start, None, interval)
+        if getattr(source, "unbounded", False):
+            if stored:
+                start = min(start, pd.Timestamp(m["first"]))  # type: ignore[index, type-var]
+                end = max(end, pd.Timestamp(m["last"]))  # type: ignore[index, type-var]
+            return source.fetch(symbol, start, end, interval)
+        return source.fetch(symbol, None, None, interval)
+
     def _manifest_for_ingest(self, source: str, interval: str, symbol: str, refresh: bool) -> dict | None:
         try:
             return self.manifest(source, interval, symbol)
@@ -532,11 +552,18 @@ class Store:
         frame.attrs.update(stale=True, stale_age_s=age.total_seconds())
         return IngestResult(frame, m, None, False, stale=True)
 
-    def is_fresh(self, source: Source, m: dict, start: pd.Timestamp | None = None) -> bool:
+    def is_fresh(self, source: Source, m: dict, start: object = None, end: object = None) -> bool:
         """Whether a stored dataset (its manifest ``m``) can be served without fetching."""
-        return self._fresh(source, m, to_utc(start))
+        start, end = to_utc(start), to_utc(end)
+        if getattr(source, "unbounded", False):
+            start, end = source.window(m["symbol"], start, end, m["interval"])  # type: ignore[attr-defined]
+        return self._fresh(source, m, start, end)
 
-    def _fresh(self, source: Source, m: dict, start: pd.Timestamp | None) -> bool:
+    def _fresh(self, source: Source, m: dict, start: pd.Timestamp | None, end: pd.Timestamp | None = None) -> bool:
+        if getattr(source, "unbounded", False):  # start and end are the request's first and last bar
+            if not m.get("rows") or m.get("first") is None or m.get("last") is None:
+                return False
+            return pd.Timestamp(m["first"]) <= start <= end <= pd.Timestamp(m["last"])
         if not source.live:
             return True
         if start is not None and m["first"] is not None and start < pd.Timestamp(m["first"]) - pd.Timedelta(days=7):

@@ -1,48 +1,213 @@
 """Seeded synthetic price paths: geometric Brownian motion with jumps and volatility regimes.
 
-Every symbol's path is a pure function of ``(seed, symbol, calendar, interval)``: the same
-request always returns the same bars, and a sub-range is a slice of the full path, so
-incremental ingests and tests are reproducible. Symbols ending in ``-USD`` follow the 24/7
-crypto calendar (higher volatility); others follow the equity calendar. Everything this source
-produces carries ``synthetic = True`` in the store's manifest and in ``frame.attrs``.
+Any symbol, any range, any interval. Every symbol has one path per interval, defined for every
+date: its bars are generated a calendar year at a time, each year from its own random stream
+seeded by ``(seed, symbol, interval, year)``, and the price level carries over from year to
+year (the year's returns add up from the level the path reached at the end of the year
+before, anchored at 2000). So a bar is a pure function of ``(seed, symbol, interval, its
+timestamp)``: the same date gives the same bar whatever range is requested, a longer request
+extends a shorter one without changing it (prefixes and sub-ranges are stable), and
+incremental ingests and tests are reproducible.
+
+Bars follow the symbol's calendar (:func:`~research.data.calendars.calendar_of`): ``*-USD``
+symbols trade 24/7 (higher volatility), others on NYSE sessions. ``1d`` bars are stamped
+00:00 UTC of the session date; ``1h`` bars are every hour for crypto and the seven hourly bars
+of the regular session (09:30 to 15:30 New York time, in UTC) for equities; ``1wk`` and ``1mo``
+bars aggregate the daily bars of each calendar week (stamped its Monday) and month (stamped
+its first day). A request whose range holds no bar on the symbol's calendar (a weekend for an
+equity, ``start`` after ``end``) raises :class:`~research.data.errors.InvalidRequestError`;
+an empty frame is never returned. Everything this source produces carries ``synthetic =
+True`` in the store's manifest and in ``frame.attrs``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from research.data.calendars import CRYPTO, EQUITY, Calendar, calendar_of
+from research.data.calendars import CRYPTO, EQUITY, Calendar, calendar_of, get_calendar
 from research.data.errors import InvalidRequestError
+from research.data.resilience import describe_request
 from research.data.sources.base import Source
 
-__all__ = ["SyntheticSource", "synthetic_ohlcv", "synthetic_close_matrix"]
+__all__ = ["SyntheticSource", "synthetic_ohlcv", "synthetic_close_matrix", "synthetic_bars"]
 
 _ORIGIN = pd.Timestamp("2000-01-03", tz="UTC")
 _BARS = 6000
+_ANCHOR_YEAR = 2000  # the level p0 is the close before the first bar of this year
+_YEARS = (1900, 2200)  # the years the generator covers
+_EQUITY_HOURS = [pd.Timedelta(hours=9, minutes=30) + pd.Timedelta(hours=h) for h in range(7)]
+_INTERVALS = ("1h", "1d", "1wk", "1mo")
 
 
-def _rng(seed: int, symbol: str) -> np.random.Generator:
-    digest = hashlib.sha256(f"{seed}:{symbol}".encode()).digest()
+def _stream(*key: object) -> np.random.Generator:
+    digest = hashlib.sha256(":".join(map(str, key)).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def _log_returns(rng: np.random.Generator, n: int, *, annual_vol: float, periods: float) -> np.ndarray:
-    """Daily log returns from a two-regime (calm/stressed) Markov volatility with Poisson jumps."""
-    calm, stressed = annual_vol * 0.75, annual_vol * 2.0
+def _start_price(seed: int, symbol: str) -> float:
+    """The symbol's price level at the anchor (the same for every interval)."""
+    return float(np.exp(_stream(seed, symbol).uniform(np.log(10), np.log(500))))
+
+
+def _year_index(cal: Calendar, interval: str, year: int) -> pd.DatetimeIndex:
+    """Every bar of ``year`` at ``interval`` (``1d`` or ``1h``) on ``cal``, in UTC."""
+    first, last = pd.Timestamp(f"{year}-01-01", tz="UTC"), pd.Timestamp(f"{year}-12-31", tz="UTC")
+    days = cal.sessions(first, last)
+    if interval == "1d":
+        return days
+    if cal.name == "crypto":
+        return pd.date_range(first, last + pd.Timedelta(hours=23), freq="h", name="timestamp")
+    local = days.tz_localize(None)
+    stamps = [(local + offset).tz_localize("America/New_York").tz_convert("UTC") for offset in _EQUITY_HOURS]
+    return stamps[0].append(stamps[1:]).sort_values().rename("timestamp")
+
+
+def _regimes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A calm/stressed Markov chain (enter stress w.p. 0.01 a bar, leave w.p. 0.05), vectorised."""
     p_enter, p_leave = 0.01, 0.05
-    regime = np.empty(n, dtype=bool)
-    state = False
-    u = rng.random(n)
-    for i in range(n):
-        state = (u[i] < p_enter) if not state else (u[i] >= p_leave)
-        regime[i] = state
-    sigma = np.where(regime, stressed, calm) / np.sqrt(periods)
+    state = bool(rng.random() < p_enter / (p_enter + p_leave))  # stationary start
+    out = np.empty(n, dtype=bool)
+    filled = 0
+    while filled < n:
+        run = int(rng.geometric(p_leave if state else p_enter))
+        out[filled:filled + run] = state
+        filled += run
+        state = not state
+    return out
+
+
+@lru_cache(maxsize=8192)
+def _year(seed: int, symbol: str, cal_name: str, interval: str, year: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """One year of a path: its index and a ``(5, n)`` array ``[log return, gap, wick up, wick down, volume]``."""
+    cal = get_calendar(cal_name)
+    index = _year_index(cal, interval, year)
+    n = len(index)
+    rng = _stream(seed, symbol, interval, year)
+    periods = cal.periods(interval)
+    vol = 0.7 if cal is CRYPTO else 0.25
+    sigma = np.where(_regimes(rng, n), vol * 2.0, vol * 0.75) / np.sqrt(periods)
     drift = 0.06 / periods - 0.5 * sigma**2
     jumps = rng.poisson(3.0 / periods, n) * rng.normal(-0.02, 0.06, n)
-    return drift + sigma * rng.standard_normal(n) + jumps
+    r = drift + sigma * rng.standard_normal(n) + jumps
+    scale = vol / np.sqrt(periods)
+    gap = rng.normal(0, scale * 0.3, n)
+    wick = np.abs(rng.normal(0, scale * 0.5, (2, n)))
+    volume = np.round(rng.lognormal(13, 0.4, n) * (1 + 20 * np.abs(r)))
+    draws = np.vstack([r, gap, wick, volume])
+    draws.setflags(write=False)
+    return index, draws
+
+
+@lru_cache(maxsize=8192)
+def _level(seed: int, symbol: str, cal_name: str, interval: str, year: int) -> float:
+    """Log price level (relative to p0) at the start of ``year``: the sum of the years between."""
+    if year == _ANCHOR_YEAR:
+        return 0.0
+    if year > _ANCHOR_YEAR:
+        return _level(seed, symbol, cal_name, interval, year - 1) + float(_year(seed, symbol, cal_name, interval, year - 1)[1][0].sum())
+    return _level(seed, symbol, cal_name, interval, year + 1) - float(_year(seed, symbol, cal_name, interval, year)[1][0].sum())
+
+
+def _base_bars(symbol: str, seed: int, cal: Calendar, interval: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """``1d`` or ``1h`` bars with ``start <= timestamp <= end`` (possibly none)."""
+    lo, hi = max(start.year, _YEARS[0]), min(end.year, _YEARS[1])
+    if lo > hi:
+        return _empty()
+    for y in range(min(lo, _ANCHOR_YEAR), max(hi, _ANCHOR_YEAR) + 1):  # warm the level cache in order
+        _level(seed, symbol, cal.name, interval, y)
+    parts = [_year(seed, symbol, cal.name, interval, y) for y in range(lo, hi + 1)]
+    index = parts[0][0].append([p[0] for p in parts[1:]]) if len(parts) > 1 else parts[0][0]
+    _, gap, up, down, volume = np.hstack([p[1] for p in parts])
+    # each year's closes start from the level the path reached at its start, so a bar's value
+    # never depends on which years were requested with it
+    levels = [_level(seed, symbol, cal.name, interval, y) for y in range(lo, hi + 1)]
+    within = [lv + np.cumsum(p[1][0]) for lv, p in zip(levels, parts, strict=True)]
+    log_close = np.concatenate(within)
+    log_prev = np.concatenate([np.concatenate([[lv], w[:-1]]) for lv, w in zip(levels, within, strict=True)])
+    p0 = _start_price(seed, symbol)
+    close = p0 * np.exp(log_close)
+    prev = p0 * np.exp(log_prev)
+    open_ = prev * np.exp(gap)
+    frame = pd.DataFrame(
+        {"open": open_, "high": np.maximum(open_, close) * np.exp(up), "low": np.minimum(open_, close) * np.exp(-down),
+         "close": close, "volume": volume},
+        index=pd.DatetimeIndex(index, name="timestamp").as_unit("ns"),
+    )
+    return frame.loc[start:end]
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in ("open", "high", "low", "close", "volume")},
+                        index=pd.DatetimeIndex([], tz="UTC", name="timestamp").as_unit("ns"))
+
+
+def _period_start(ts: pd.Timestamp, interval: str) -> pd.Timestamp:
+    day = ts.normalize()
+    if interval == "1wk":
+        return day - pd.Timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def _aggregate(symbol: str, seed: int, cal: Calendar, interval: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Weekly or monthly bars from the daily bars of whole weeks or months."""
+    first = _period_start(start, interval)
+    if first < start:
+        first = first + (pd.Timedelta(weeks=1) if interval == "1wk" else pd.offsets.MonthBegin(1))
+    last_start = _period_start(end, interval)
+    if first > last_start:
+        return _empty()
+    last = last_start + (pd.Timedelta(days=6) if interval == "1wk" else pd.offsets.MonthEnd(1))
+    daily = _base_bars(symbol, seed, cal, "1d", first, last)
+    if daily.empty:
+        return _empty()
+    keys = [_period_start(t, interval) for t in daily.index]
+    agg = daily.groupby(pd.DatetimeIndex(keys, name="timestamp")).agg(
+        open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"), volume=("volume", "sum"))
+    agg.index = pd.DatetimeIndex(agg.index, name="timestamp").as_unit("ns")
+    return agg
+
+
+def _utc(ts: object) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def synthetic_bars(
+    symbol: str, start: object, end: object, *, interval: str = "1d", seed: int = 42, calendar: Calendar | None = None,
+) -> pd.DataFrame:
+    """The synthetic bars of ``symbol`` with ``start <= timestamp <= end`` (inclusive, UTC).
+
+    Raises
+    ------
+    InvalidRequestError
+        Unknown interval, ``start`` after ``end``, a range outside 1900-2200, or a range that
+        holds no bar on the symbol's calendar.
+    """
+    cal = calendar or calendar_of(symbol)
+    s, e = _utc(start), _utc(end)
+    what = f"synthetic {describe_request(symbol, s, e, interval)}"
+    if interval not in _INTERVALS:
+        raise InvalidRequestError(f"{what}: the synthetic source makes {list(_INTERVALS)} bars, not {interval!r}")
+    if s > e:
+        raise InvalidRequestError(f"{what}: start is after end")
+    if s.year < _YEARS[0] or e.year > _YEARS[1]:
+        raise InvalidRequestError(f"{what}: the synthetic source covers {_YEARS[0]}-{_YEARS[1]}")
+    if interval in ("1d", "1h"):
+        frame = _base_bars(symbol, seed, cal, interval, s, e)
+    else:
+        frame = _aggregate(symbol, seed, cal, interval, s, e)
+    if frame.empty:
+        raise InvalidRequestError(f"{what}: no {interval} bar in the range on the {cal.name} calendar "
+                                  f"({'24/7' if cal is CRYPTO else 'NYSE sessions'}); widen the range")
+    frame.attrs.update(source="synthetic", symbol=symbol, synthetic=True)
+    return frame
+
+
+_SPAN_DAYS = {"1d": 1.0, "1h": 1 / 24, "1wk": 7.0, "1mo": 31.0}
 
 
 def synthetic_ohlcv(
@@ -54,7 +219,7 @@ def synthetic_ohlcv(
     interval: str = "1d",
     calendar: Calendar | None = None,
 ) -> pd.DataFrame:
-    """One synthetic symbol's OHLCV bars (valid by construction).
+    """The first ``bars`` synthetic bars of ``symbol`` from ``start`` (valid by construction).
 
     Parameters
     ----------
@@ -65,42 +230,25 @@ def synthetic_ohlcv(
     seed : int
         Global seed.
     start : timestamp
-        First bar (aligned to the calendar).
-    interval : {"1d", "1h"}
+        The first bar is the first one at or after ``start`` on the calendar.
+    interval : {"1d", "1h", "1wk", "1mo"}
         Bar length.
     calendar : Calendar, optional
         Defaults to crypto for ``*-USD`` symbols, equity otherwise.
     """
+    if bars < 1:
+        raise InvalidRequestError(f"synthetic {symbol}: bars must be >= 1, got {bars}")
     cal = calendar or calendar_of(symbol)
-    start = pd.Timestamp(start)
-    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
-    if interval == "1d":
-        span = int(bars * (1.6 if cal is EQUITY else 1.0)) + 30
-        index = cal.sessions(start, start + pd.Timedelta(days=span))[:bars]
-    elif interval == "1h":
-        if cal is not CRYPTO:
-            raise InvalidRequestError(f"synthetic hourly bars exist for crypto (*-USD) symbols only, not {symbol!r}")
-        index = pd.date_range(start, periods=bars, freq="h", tz="UTC", name="timestamp")
-    else:
-        raise InvalidRequestError(f"the synthetic source makes 1d or 1h bars, not {interval!r}")
-    rng = _rng(seed, symbol)
-    periods = cal.periods(interval)
-    vol = 0.7 if cal is CRYPTO else 0.25
-    r = _log_returns(rng, len(index), annual_vol=vol, periods=periods)
-    p0 = float(np.exp(rng.uniform(np.log(10), np.log(500))))
-    close = p0 * np.exp(np.cumsum(r))
-    gap = rng.normal(0, vol / np.sqrt(periods) * 0.3, len(index))
-    open_ = np.concatenate([[p0], close[:-1]]) * np.exp(gap)
-    wick = np.abs(rng.normal(0, vol / np.sqrt(periods) * 0.5, (2, len(index))))
-    high = np.maximum(open_, close) * np.exp(wick[0])
-    low = np.minimum(open_, close) * np.exp(-wick[1])
-    volume = np.round(rng.lognormal(13, 0.4, len(index)) * (1 + 20 * np.abs(r)))
-    frame = pd.DataFrame(
-        {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
-        index=pd.DatetimeIndex(index, name="timestamp").as_unit("ns"),
-    )
-    frame.attrs.update(source="synthetic", symbol=symbol, synthetic=True)
-    return frame
+    s = _utc(start)
+    per_day = _SPAN_DAYS.get(interval, 1.0) * (1.0 if cal is CRYPTO or interval == "1mo" else 1.6)
+    if interval == "1h" and cal is EQUITY:
+        per_day = 1.6 / 7
+    span = pd.Timedelta(days=int(bars * per_day) + 40)
+    while True:
+        frame = synthetic_bars(symbol, s, s + span, interval=interval, seed=seed, calendar=cal)
+        if len(frame) >= bars or (s + span).year >= _YEARS[1]:
+            return frame.iloc[:bars]
+        span = span * 2
 
 
 def synthetic_close_matrix(n_symbols: int, n_bars: int, *, seed: int = 42) -> pd.DataFrame:
@@ -112,38 +260,56 @@ def synthetic_close_matrix(n_symbols: int, n_bars: int, *, seed: int = 42) -> pd
 
 
 class SyntheticSource(Source):
-    """Seeded synthetic bars for any symbol (labelled synthetic everywhere).
+    """Seeded synthetic bars for any symbol and range (labelled synthetic everywhere).
 
     Parameters
     ----------
     seed : int
         Global seed.
-    bars : int
-        Length of each symbol's full path (requests slice it).
-    start : timestamp
-        First bar of every path.
+    bars, start : int, timestamp
+        The default window: a request with no ``start`` begins at ``start``, and one with no
+        ``end`` ends ``bars`` bars after its start (the default window's end when that is
+        later). The values of a bar do not depend on them.
     """
 
     name = "synthetic"
     synthetic = True
+    #: The source makes bars for any range: the store fetches what a request needs.
+    unbounded = True
 
     def __init__(self, *, seed: int = 42, bars: int = _BARS, start: str | pd.Timestamp = _ORIGIN) -> None:
         self.seed, self.bars = seed, bars
         self.start = pd.Timestamp(start).tz_localize(None) if pd.Timestamp(start).tzinfo else pd.Timestamp(start)
-        if (seed, bars, self.start) != (42, _BARS, _ORIGIN.tz_localize(None)):
-            # A non-default generator is a different dataset in the store.
-            self.name = f"synthetic-s{seed}-n{bars}-{self.start:%Y%m%d}"
+        if seed != 42:
+            self.name = f"synthetic-s{seed}"  # another seed is another dataset in the store
 
     def calendar(self, symbol: str) -> Calendar:
         return calendar_of(symbol)
 
     def provenance(self, symbol: str) -> str:
-        return f"synthetic:{symbol} (GBM with jumps and volatility regimes, seed={self.seed}, bars={self.bars})"
+        return f"synthetic:{symbol} (GBM with jumps and volatility regimes, seed={self.seed}, any range)"
+
+    def window(self, symbol: str, start: object, end: object, interval: str = "1d") -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The first and last bar a request covers (open ends filled from the default window).
+
+        Raises :class:`InvalidRequestError` when the range holds no bar.
+        """
+        s = _utc(start) if start is not None else None
+        e = _utc(end) if end is not None else None
+        if s is None:
+            s = _utc(self.start) if e is None or e >= _utc(self.start) else None
+        if s is None:  # only an end before the default window: the `bars` bars up to it
+            e_bars = synthetic_bars(symbol, e - pd.Timedelta(days=int(self.bars * _SPAN_DAYS.get(interval, 1) * 1.6) + 40),
+                                    e, interval=interval, seed=self.seed).iloc[-self.bars:]
+            return e_bars.index[0], e_bars.index[-1]
+        if e is None:
+            default = synthetic_ohlcv(symbol, bars=self.bars, seed=self.seed, start=self.start, interval=interval)
+            head = synthetic_ohlcv(symbol, bars=self.bars, seed=self.seed, start=s, interval=interval)
+            e = max(default.index[-1], head.index[-1])
+        frame = synthetic_bars(symbol, s, e, interval=interval, seed=self.seed)
+        return frame.index[0], frame.index[-1]
 
     def fetch(self, symbol, start, end, interval="1d") -> pd.DataFrame:
-        frame = synthetic_ohlcv(symbol, bars=self.bars, seed=self.seed, start=self.start, interval=interval)
-        if start is not None:
-            frame = frame.loc[pd.Timestamp(start):]
-        if end is not None:
-            frame = frame.loc[: pd.Timestamp(end)]
-        return frame
+        """Bars with ``start <= timestamp <= end``; open ends as in :meth:`window`."""
+        first, last = self.window(symbol, start, end, interval)
+        return synthetic_bars(symbol, first, last, interval=interval, seed=self.seed)
