@@ -18,6 +18,7 @@ setting                        environment variable                         defa
 ``coingecko_api_key``          ``COINGECKO_API_KEY`` (pro)                  unset
 ``coingecko_demo_api_key``     ``COINGECKO_DEMO_API_KEY``                   unset
 ``newsapi_key``                ``NEWSAPI_KEY`` (newsapi.org)                unset
+``ccxt_exchange``              ``WORKBENCH_CCXT_EXCHANGE``                  ``binance``
 =============================  ===========================================  =====================
 
 API keys are secrets: they are never logged, never written into a notebook or a run, and
@@ -86,6 +87,7 @@ class Settings:
     coingecko_api_key: str | None = field(default=None, repr=False)
     coingecko_demo_api_key: str | None = field(default=None, repr=False)
     newsapi_key: str | None = field(default=None, repr=False)
+    ccxt_exchange: str = "binance"
 
     @property
     def store_dir(self) -> Path:
@@ -158,5 +160,6 @@ def _resolve(home: Path, environ: tuple[tuple[str, str], ...], dotenv_stamp: tup
         coingecko_api_key=env.get("COINGECKO_API_KEY") or None,
         coingecko_demo_api_key=env.get("COINGECKO_DEMO_API_KEY") or None,
         newsapi_key=env.get("NEWSAPI_KEY") or None,
+        ccxt_exchange=(env.get("WORKBENCH_CCXT_EXCHANGE") or "binance").strip().lower(),
     )
     return settings

@@ -13,7 +13,7 @@ from research.defaults import BACKTEST
 __all__ = ["register", "parse_params", "parse_grid"]
 
 SymbolOpt = Annotated[list[str], typer.Option("--symbol", "-y", help="Symbol to trade; repeat for several.")]
-SourceOpt = Annotated[str, typer.Option("--source", "-s", help="Data source: sample, synthetic, files, yahoo or coingecko.")]
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="Data source: sample, synthetic, files, yahoo, coingecko or ccxt (ccxt:<exchange>).")]
 IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bar length: 1d, 1h, 1wk or 1mo.")]
 StartOpt = Annotated[str | None, typer.Option(help="First bar to trade (earlier bars still warm indicators up).")]
 EndOpt = Annotated[str | None, typer.Option(help="Last bar to trade (inclusive).")]

@@ -9,7 +9,7 @@ import typer
 
 app = typer.Typer(help="Fetch, list, show and validate market data in the store.", no_args_is_help=True)
 
-SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample, synthetic, files, yahoo or coingecko.")]
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample, synthetic, files, yahoo, coingecko or ccxt (ccxt:<exchange>).")]
 IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bar length: 1d, 1h, 1wk or 1mo.")]
 
 

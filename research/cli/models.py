@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample, synthetic, files, yahoo or coingecko.")]
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample, synthetic, files, yahoo, coingecko or ccxt (ccxt:<exchange>).")]
 IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bar length: 1d, 1h, 1wk or 1mo.")]
 
 

@@ -58,7 +58,7 @@ def start_command(
     take_profit: Annotated[float | None, typer.Option(help="Take-profit as a fraction of the entry price.")] = None,
     trailing_stop: Annotated[float | None, typer.Option(help="Trailing stop as a fraction below the best price.")] = None,
     max_drawdown: Annotated[float | None, typer.Option(help="Close all and stop trading at this drawdown.")] = None,
-    source: Annotated[str, typer.Option(help="Price source: sample, synthetic, yahoo or coingecko.")] = "sample",
+    source: Annotated[str, typer.Option(help="Price source: sample, synthetic, yahoo, coingecko or ccxt.")] = "sample",
     interval: Annotated[str, typer.Option(help="Bar length: 1d or 1h.")] = "1d",
     calendar: Annotated[str | None, typer.Option(help="equity or crypto (default: crypto for coingecko, "
                                                       "else equity).")] = None,
@@ -89,7 +89,7 @@ def start_command(
         name, strategy, list(symbols), params=params, sizing=sizing,
         sizing_params={k: parse_number(v) for k, v in _params(sizing_param).items()}, risk=risk, fees=fees,
         slippage=slippage, whole_shares=whole_shares, initial_cash=cash,
-        calendar=calendar or ("crypto" if source == "coingecko" or pipeline == "hourly" else "equity"),
+        calendar=calendar or ("crypto" if source == "coingecko" or source.startswith("ccxt") or pipeline == "hourly" else "equity"),
         source=source, interval=interval, pipeline=pipeline, long_only=params.get("direction", "long") == "long")
     if source in ("sample", "synthetic"):  # offline: check the symbols have prices before creating
         from research.paper.trading import load_fields

@@ -242,7 +242,7 @@ def validate_ohlcv(
         for t, r in zip(ts[split], ratio[split], strict=True):
             flags.append((t, "SPLIT_SUSPECT", f"close ratio {r:.3f}"))
 
-    if calendar is not None and len(kept) and interval == "1d":
+    if calendar is not None and len(kept) and interval in ("1d", "1h"):  # 1h: checked on the 24/7 calendar
         expected = calendar.expected(kept.index[0], kept.index[-1], interval)
         if len(expected):
             report.gaps = int((~expected.isin(kept.index)).sum())

@@ -8,7 +8,11 @@ name           what                                                        live
 ``files``      the user's CSV or Parquet files                             no
 ``yahoo``      Yahoo Finance through yfinance                              yes
 ``coingecko``  CoinGecko through pycoingecko                               yes
+``ccxt``       a crypto exchange's public OHLCV through ccxt (hourly, daily)  yes
 =============  ==========================================================  ======
+
+``ccxt`` reads the exchange named by the setting ``ccxt_exchange`` (``WORKBENCH_CCXT_EXCHANGE``,
+default ``binance``); ``ccxt:<exchange>`` (``ccxt:kraken``) names one explicitly.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from research.data.sources.base import INTERVALS, Source
 
 __all__ = ["Source", "INTERVALS", "get_source", "SOURCE_NAMES"]
 
-SOURCE_NAMES = ("sample", "synthetic", "files", "yahoo", "coingecko")
+SOURCE_NAMES = ("sample", "synthetic", "files", "yahoo", "coingecko", "ccxt")
 
 
 def get_source(name: str | Source, **options: object) -> Source:
@@ -49,4 +53,9 @@ def get_source(name: str | Source, **options: object) -> Source:
         from research.data.sources.coingecko import CoinGeckoSource
 
         return CoinGeckoSource(**options)
+    if name == "ccxt" or (isinstance(name, str) and name.startswith(("ccxt:", "ccxt-"))):
+        from research.data.sources.ccxt_source import CcxtSource
+
+        exchange = name[5:] or None
+        return CcxtSource(**({"exchange": exchange} if exchange else {}), **options)  # type: ignore[arg-type]
     raise ValueError(f"unknown source {name!r}; expected one of {list(SOURCE_NAMES)} or a Source instance")
