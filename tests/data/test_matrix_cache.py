@@ -6,6 +6,7 @@ import errno
 import os
 import tempfile
 import threading
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -117,14 +118,57 @@ def test_a_damaged_cache_file_is_ignored_and_rebuilt(store, src, settled):
         mc.verify_cache_file(path)  # rebuilt whole
 
 
-def test_a_full_check_finds_a_flipped_byte_in_the_cached_values(store, src):
-    close_matrix(SYMBOLS, source=src, store=store)
+def _edit_in_place(path, old: float, new: float) -> None:
+    """Overwrite one cached value in the file itself, keeping its size and times."""
+    st = os.stat(path)
+    data = path.read_bytes()
+    at = data.find(np.float64(old).tobytes())
+    assert at > 0 and data.count(np.float64(old).tobytes()) == 1
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        fh.write(np.float64(new).tobytes())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size and os.stat(path).st_mtime_ns == st.st_mtime_ns
+
+
+def test_a_full_check_finds_an_edited_cached_value(store, src):
+    want = close_matrix(SYMBOLS, source=src, store=store)
     path = _cache_files(store)[0]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01  # inside the values: the fast path does not hash them
-    path.write_bytes(bytes(data))
+    _edit_in_place(path, want["SYN0002"].iloc[123], 1234.5)
     with pytest.raises(CorruptDatasetError):
         mc.verify_cache_file(path)
+
+
+def test_a_cached_matrix_edited_in_place_is_detected_recomputed_and_reported(store, src, settled, caplog):
+    want = close_matrix(SYMBOLS, source=src, store=store, cache=False)
+    close_matrix(SYMBOLS, source=src, store=store)
+    path = _cache_files(store)[0]
+    for sym, row in [("SYN0002", 123), ("SYN0000", 0), ("SYN0003", 299)]:
+        _edit_in_place(path, want[sym].iloc[row], want[sym].iloc[row] * 1.01)
+        with pytest.warns(mc.MatrixCacheWarning, match=rf"does not match its content hash .*{sym}"):
+            got = close_matrix(SYMBOLS, source=src, store=store)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)  # recomputed, not the edited value
+        assert "changed in place" in caplog.text
+        mc.verify_cache_file(path)  # rebuilt whole
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt cache is served quietly
+        pd.testing.assert_frame_equal(close_matrix(SYMBOLS, source=src, store=store), want, check_exact=True)
+
+
+def test_an_edited_index_is_detected(store, src, settled):
+    want = close_matrix(SYMBOLS, source=src, store=store, cache=False)
+    close_matrix(SYMBOLS, source=src, store=store)
+    path = _cache_files(store)[0]
+    st = os.stat(path)
+    data = bytearray(path.read_bytes())
+    stamp = np.int64(want.index[10].value).tobytes()
+    at = data.find(stamp)
+    data[at:at + 8] = np.int64(want.index[10].value + 3_600_000_000_000).tobytes()  # one hour later
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.warns(mc.MatrixCacheWarning, match="timestamp"):
+        got = close_matrix(SYMBOLS, source=src, store=store)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
 def test_racy_datasets_are_rechecked_until_their_write_is_old(store, src, monkeypatch):
