@@ -20,7 +20,7 @@ from research.data.errors import (
     SymbolNotFoundError,
 )
 from research.data.resilience import CircuitBreaker, Guard, RetryPolicy
-from research.data.sources import get_source
+from research.data.sources import first_reachable, get_source
 from research.data.sources.ccxt_source import CcxtSource, market_for
 from tests.data.fakes.binance import (
     API,
@@ -250,3 +250,29 @@ def test_market_mapping():
     assert market_for("ETH-USD", markets) == "ETH/USDC"
     assert market_for("eth/btc", markets) == "ETH/BTC"
     assert market_for("ETH-BTC", markets) == "ETH/BTC"
+
+
+# ------------------------------------------------------------------ choosing a source
+def test_first_reachable_takes_the_exchange_when_it_answers(server, make):
+    src, note = first_reachable([make(), "synthetic"], symbols=["BTC-USD", "ETH-USD"], interval="1h")
+    assert src.name == "ccxt-binance" and note == "source ccxt-binance"
+    assert len(server.hits(API + "/exchangeInfo")) == 1
+
+
+def test_first_reachable_falls_back_and_says_why(make):
+    with FakeServer() as down:
+        url = down.url
+    src_down = CcxtSource(exchange="binance", api_url=url, guard=make().guard)  # nothing listens there now
+    began = time.monotonic()
+    src, note = first_reachable([src_down, "synthetic"], symbols=["BTC-USD"], interval="1h", timeout=2.0)
+    assert time.monotonic() - began < 5.0
+    assert src.name == "synthetic"
+    assert note.startswith("source synthetic; passed over: ccxt-binance not reachable (ccxt-binance binance markets: ")
+    assert "unavailable" in note
+
+
+def test_first_reachable_passes_over_an_exchange_without_the_pair(server, make):
+    src, note = first_reachable([make(), "synthetic"], symbols=["DOGE-USD"], interval="1h")
+    assert src.name == "synthetic" and "none of ['DOGE/USD'" in note
+    with pytest.raises(ValueError, match="no source reachable"):
+        first_reachable([make()], symbols=["DOGE-USD"], interval="1h")

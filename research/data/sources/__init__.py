@@ -17,9 +17,15 @@ default ``binance``); ``ccxt:<exchange>`` (``ccxt:kraken``) names one explicitly
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
+from research.data.errors import DataError
 from research.data.sources.base import INTERVALS, Source
 
-__all__ = ["Source", "INTERVALS", "get_source", "SOURCE_NAMES"]
+__all__ = ["Source", "INTERVALS", "get_source", "SOURCE_NAMES", "first_reachable"]
+
+log = logging.getLogger(__name__)
 
 SOURCE_NAMES = ("sample", "synthetic", "files", "yahoo", "coingecko", "ccxt")
 
@@ -59,3 +65,35 @@ def get_source(name: str | Source, **options: object) -> Source:
         exchange = name[5:] or None
         return CcxtSource(**({"exchange": exchange} if exchange else {}), **options)  # type: ignore[arg-type]
     raise ValueError(f"unknown source {name!r}; expected one of {list(SOURCE_NAMES)} or a Source instance")
+
+
+def first_reachable(
+    candidates: Sequence[str | Source], *, symbols: Sequence[str], interval: str = "1d", timeout: float = 5.0,
+) -> tuple[Source, str]:
+    """The first of ``candidates`` that answers for ``symbols``, and a line saying what was chosen.
+
+    Offline sources (sample, synthetic, files) always answer; a live source is asked once, with
+    a short deadline (:meth:`Source.probe`), before a run commits to it. The line names the
+    source taken and, for each one passed over, why (it goes into run reports).
+
+    Raises
+    ------
+    ValueError
+        No candidates, or none of them answered (the reasons are listed).
+    """
+    if not candidates:
+        raise ValueError("no candidate sources given")
+    passed: list[str] = []
+    for candidate in candidates:
+        try:
+            src = get_source(candidate)
+            src.probe(list(symbols), interval=interval, timeout=timeout)
+        except (DataError, OSError, ValueError) as exc:
+            name = candidate if isinstance(candidate, str) else candidate.name
+            reason = " ".join(str(exc).split())[:300]
+            log.info("source %s is not reachable: %s", name, reason)
+            passed.append(f"{name} not reachable ({reason})")
+            continue
+        note = f"source {src.name}" + (f"; passed over: {'; '.join(passed)}" if passed else "")
+        return src, note
+    raise ValueError("no source reachable: " + "; ".join(passed))

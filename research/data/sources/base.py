@@ -67,6 +67,15 @@ class Source(ABC):
         """Symbols the source can list without the network (empty when it cannot)."""
         return []
 
+    def probe(self, symbols: list[str], *, interval: str = "1d", timeout: float = 5.0) -> None:
+        """Check, quickly, that the source can serve ``symbols`` at ``interval``; raise if not.
+
+        Offline sources always can. A live source overrides this with one cheap request
+        bounded by ``timeout`` seconds, raising the typed errors of :mod:`research.data.errors`.
+        """
+        if interval not in INTERVALS:
+            raise ValueError(f"unknown interval {interval!r}; expected one of {list(INTERVALS)}")
+
     def provenance(self, symbol: str) -> str:
         """One line saying where the data comes from."""
         return f"{self.name}:{symbol}"

@@ -219,6 +219,28 @@ class CcxtSource(Source):
             self._guarded(lambda: self.client.load_markets(), symbol=symbol, what=what, check=_markets_ok)
         return market_for(symbol, self.client.markets)
 
+    def probe(self, symbols: list[str], *, interval: str = "1d", timeout: float = 5.0) -> None:
+        """Load the markets with one quick attempt and map every symbol; raise if that fails.
+
+        The attempt honours the exchange's budget and remembered ``Retry-After`` (shared with
+        every process) but not its retries: a probe answers within ``timeout`` seconds.
+        """
+        if interval not in CCXT_INTERVALS:
+            raise InvalidRequestError(f"{self.name}: hourly and daily bars (1h, 1d) are served, not {interval!r}")
+        for sym in symbols:
+            candidate_markets(sym)
+        if not self.client.markets:
+            quick = Guard(self.name, policy=RetryPolicy(attempts=1, deadline=timeout, timeout=timeout),
+                          budget=self.guard.budget, memory=self.guard.memory,
+                          breaker=CircuitBreaker(failure_threshold=1, cooldown=1.0))
+            regular, self.guard = self.guard, quick
+            try:
+                self.market(symbols[0] if symbols else "BTC-USD")
+            finally:
+                self.guard = regular
+        for sym in symbols:
+            self.market(sym)
+
     # ----------------------------------------------------------------- fetching
     def fetch(
         self,
