@@ -53,10 +53,18 @@ def _start_price(seed: int, symbol: str) -> float:
     return float(np.exp(_stream(seed, symbol).uniform(np.log(10), np.log(500))))
 
 
+@lru_cache(maxsize=64)
+def _decade_sessions(cal: Calendar, decade: int) -> pd.DatetimeIndex:
+    """The calendar's sessions of ten years at once (its holiday rules are slow to evaluate)."""
+    return cal.sessions(pd.Timestamp(f"{decade}-01-01", tz="UTC"), pd.Timestamp(f"{decade + 9}-12-31", tz="UTC"))
+
+
+@lru_cache(maxsize=1024)
 def _year_index(cal: Calendar, interval: str, year: int) -> pd.DatetimeIndex:
     """Every bar of ``year`` at ``interval`` (``1d`` or ``1h``) on ``cal``, in UTC."""
     first, last = pd.Timestamp(f"{year}-01-01", tz="UTC"), pd.Timestamp(f"{year}-12-31", tz="UTC")
-    days = cal.sessions(first, last)
+    block = _decade_sessions(cal, year // 10 * 10)
+    days = block[(block >= first) & (block <= last)]
     if interval == "1d":
         return days
     if cal.name == "crypto":
@@ -145,6 +153,31 @@ def _empty() -> pd.DataFrame:
                         index=pd.DatetimeIndex([], tz="UTC", name="timestamp").as_unit("ns"))
 
 
+def bar_index(cal: Calendar, interval: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """The timestamps of the bars with ``start <= timestamp <= end`` (no prices are drawn)."""
+    lo, hi = max(start.year, _YEARS[0]), min(end.year, _YEARS[1])
+    if lo > hi or start > end:
+        return pd.DatetimeIndex([], tz="UTC", name="timestamp").as_unit("ns")
+    if interval in ("1d", "1h"):
+        years = [_year_index(cal, interval, y) for y in range(lo, hi + 1)]
+        index = years[0].append(years[1:]) if len(years) > 1 else years[0]
+        return index[(index >= start) & (index <= end)].as_unit("ns")
+    first, last = _whole_periods(start, end, interval)
+    if first > last:
+        return pd.DatetimeIndex([], tz="UTC", name="timestamp").as_unit("ns")
+    days = bar_index(cal, "1d", first, last + (pd.Timedelta(days=6) if interval == "1wk" else pd.offsets.MonthEnd(1)))
+    keys = pd.DatetimeIndex(sorted({_period_start(t, interval) for t in days}), name="timestamp")
+    return keys.as_unit("ns") if len(keys) else pd.DatetimeIndex([], tz="UTC", name="timestamp").as_unit("ns")
+
+
+def _whole_periods(start: pd.Timestamp, end: pd.Timestamp, interval: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last period start of the whole weeks or months within ``start..end``."""
+    first = _period_start(start, interval)
+    if first < start:
+        first = first + (pd.Timedelta(weeks=1) if interval == "1wk" else pd.offsets.MonthBegin(1))
+    return first, _period_start(end, interval)
+
+
 def _period_start(ts: pd.Timestamp, interval: str) -> pd.Timestamp:
     day = ts.normalize()
     if interval == "1wk":
@@ -154,10 +187,7 @@ def _period_start(ts: pd.Timestamp, interval: str) -> pd.Timestamp:
 
 def _aggregate(symbol: str, seed: int, cal: Calendar, interval: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Weekly or monthly bars from the daily bars of whole weeks or months."""
-    first = _period_start(start, interval)
-    if first < start:
-        first = first + (pd.Timedelta(weeks=1) if interval == "1wk" else pd.offsets.MonthBegin(1))
-    last_start = _period_start(end, interval)
+    first, last_start = _whole_periods(start, end, interval)
     if first > last_start:
         return _empty()
     last = last_start + (pd.Timedelta(days=6) if interval == "1wk" else pd.offsets.MonthEnd(1))
@@ -210,6 +240,43 @@ def synthetic_bars(
 _SPAN_DAYS = {"1d": 1.0, "1h": 1 / 24, "1wk": 7.0, "1mo": 31.0}
 
 
+@lru_cache(maxsize=1024)
+def _nth_bar(cal: Calendar, interval: str, anchor: pd.Timestamp, n: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last of the ``|n|`` bars from ``anchor`` onwards (``n > 0``) or up to it (``n < 0``)."""
+    per_day = _SPAN_DAYS.get(interval, 1.0) * (1.0 if cal is CRYPTO or interval == "1mo" else 1.6)
+    if interval == "1h" and cal is EQUITY:
+        per_day = 1.6 / 7
+    span = pd.Timedelta(days=int(abs(n) * per_day) + 40)
+    while True:
+        lo, hi = (anchor, anchor + span) if n > 0 else (anchor - span, anchor)
+        index = bar_index(cal, interval, lo, hi)
+        if len(index) >= abs(n) or lo.year <= _YEARS[0] or hi.year >= _YEARS[1]:
+            index = index[:n] if n > 0 else index[n:]
+            if not len(index):
+                raise InvalidRequestError(f"synthetic: no {interval} bar near {anchor} on the {cal.name} calendar")
+            return index[0], index[-1]
+        span = span * 2
+
+
+@lru_cache(maxsize=4096)
+def _window(
+    cal: Calendar, interval: str, s: pd.Timestamp | None, e: pd.Timestamp | None, origin: pd.Timestamp, bars: int,
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """:meth:`SyntheticSource.window` for one calendar; ``None`` when the range holds no bar."""
+    if interval not in _INTERVALS:
+        return None
+    if s is None and (e is None or e >= origin):
+        s = origin
+    if s is None:  # only an end before the default window: the `bars` bars up to it
+        return _nth_bar(cal, interval, e, -bars)
+    if e is None:
+        e = max(_nth_bar(cal, interval, origin, bars)[1], _nth_bar(cal, interval, s, bars)[1])
+    if s > e:
+        return None
+    index = bar_index(cal, interval, s, e)
+    return (index[0], index[-1]) if len(index) else None
+
+
 def synthetic_ohlcv(
     symbol: str,
     *,
@@ -239,16 +306,8 @@ def synthetic_ohlcv(
     if bars < 1:
         raise InvalidRequestError(f"synthetic {symbol}: bars must be >= 1, got {bars}")
     cal = calendar or calendar_of(symbol)
-    s = _utc(start)
-    per_day = _SPAN_DAYS.get(interval, 1.0) * (1.0 if cal is CRYPTO or interval == "1mo" else 1.6)
-    if interval == "1h" and cal is EQUITY:
-        per_day = 1.6 / 7
-    span = pd.Timedelta(days=int(bars * per_day) + 40)
-    while True:
-        frame = synthetic_bars(symbol, s, s + span, interval=interval, seed=seed, calendar=cal)
-        if len(frame) >= bars or (s + span).year >= _YEARS[1]:
-            return frame.iloc[:bars]
-        span = span * 2
+    first, last = _nth_bar(cal, interval, _utc(start), bars)
+    return synthetic_bars(symbol, first, last, interval=interval, seed=seed, calendar=cal)
 
 
 def synthetic_close_matrix(n_symbols: int, n_bars: int, *, seed: int = 42) -> pd.DataFrame:
@@ -294,20 +353,14 @@ class SyntheticSource(Source):
 
         Raises :class:`InvalidRequestError` when the range holds no bar.
         """
+        cal = self.calendar(symbol)
         s = _utc(start) if start is not None else None
         e = _utc(end) if end is not None else None
-        if s is None:
-            s = _utc(self.start) if e is None or e >= _utc(self.start) else None
-        if s is None:  # only an end before the default window: the `bars` bars up to it
-            e_bars = synthetic_bars(symbol, e - pd.Timedelta(days=int(self.bars * _SPAN_DAYS.get(interval, 1) * 1.6) + 40),
-                                    e, interval=interval, seed=self.seed).iloc[-self.bars:]
-            return e_bars.index[0], e_bars.index[-1]
-        if e is None:
-            default = synthetic_ohlcv(symbol, bars=self.bars, seed=self.seed, start=self.start, interval=interval)
-            head = synthetic_ohlcv(symbol, bars=self.bars, seed=self.seed, start=s, interval=interval)
-            e = max(default.index[-1], head.index[-1])
-        frame = synthetic_bars(symbol, s, e, interval=interval, seed=self.seed)
-        return frame.index[0], frame.index[-1]
+        bounds = _window(cal, interval, s, e, _utc(self.start), self.bars)
+        if bounds is None:
+            synthetic_bars(symbol, s, e, interval=interval, seed=self.seed, calendar=cal)  # raises, naming the range
+            raise InvalidRequestError(f"synthetic {symbol}: no {interval} bar in the range")  # pragma: no cover
+        return bounds
 
     def fetch(self, symbol, start, end, interval="1d") -> pd.DataFrame:
         """Bars with ``start <= timestamp <= end``; open ends as in :meth:`window`."""
