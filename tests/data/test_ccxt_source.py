@@ -276,3 +276,23 @@ def test_first_reachable_passes_over_an_exchange_without_the_pair(server, make):
     assert src.name == "synthetic" and "none of ['DOGE/USD'" in note
     with pytest.raises(ValueError, match="no source reachable"):
         first_reachable([make()], symbols=["DOGE-USD"], interval="1h")
+
+
+def test_the_command_line_takes_source_ccxt(server, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from research.cli import app
+    from research.data.resilience import reset_guards
+
+    server.route(KLINES, klines_reply(interval="1h", end_ms=NOW_HOUR))
+    monkeypatch.setitem(CcxtSource.__init__.__kwdefaults__, "api_url", server.url)
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
+    reset_guards()
+    start = ago(hours=30).strftime("%Y-%m-%dT%H:%M")
+    result = CliRunner().invoke(app, ["data", "fetch", "BTC-USD", "--source", "ccxt", "--interval", "1h",
+                                      "--start", start])
+    reset_guards()
+    assert result.exit_code == 0, result.output
+    assert "ccxt-binance" in result.output and "BTC-USD" in result.output
+    stored = Store(tmp_path / "data").read("ccxt-binance", "1h", "BTC-USD")
+    assert len(stored) == 30  # the forming hour is left out
