@@ -19,6 +19,7 @@ setting                        environment variable                         defa
 ``coingecko_demo_api_key``     ``COINGECKO_DEMO_API_KEY``                   unset
 ``newsapi_key``                ``NEWSAPI_KEY`` (newsapi.org)                unset
 ``ccxt_exchange``              ``WORKBENCH_CCXT_EXCHANGE``                  ``binance``
+``ccxt_api_url``               ``WORKBENCH_CCXT_API_URL`` (a mirror)        unset (the exchange's)
 =============================  ===========================================  =====================
 
 API keys are secrets: they are never logged, never written into a notebook or a run, and
@@ -88,6 +89,7 @@ class Settings:
     coingecko_demo_api_key: str | None = field(default=None, repr=False)
     newsapi_key: str | None = field(default=None, repr=False)
     ccxt_exchange: str = "binance"
+    ccxt_api_url: str | None = None
 
     @property
     def store_dir(self) -> Path:
@@ -161,5 +163,6 @@ def _resolve(home: Path, environ: tuple[tuple[str, str], ...], dotenv_stamp: tup
         coingecko_demo_api_key=env.get("COINGECKO_DEMO_API_KEY") or None,
         newsapi_key=env.get("NEWSAPI_KEY") or None,
         ccxt_exchange=(env.get("WORKBENCH_CCXT_EXCHANGE") or "binance").strip().lower(),
+        ccxt_api_url=env.get("WORKBENCH_CCXT_API_URL") or None,
     )
     return settings

@@ -153,7 +153,8 @@ class CcxtSource(Source):
         setting ``ccxt_exchange`` (``WORKBENCH_CCXT_EXCHANGE``).
     api_url : str, optional
         Send every request to this scheme and host instead of the exchange's (a local mirror
-        or a test server); the paths stay the exchange's.
+        or a test server); the paths stay the exchange's. Defaults to the setting
+        ``ccxt_api_url`` (``WORKBENCH_CCXT_API_URL``), unset: the exchange's own hosts.
     page_limit : int
         Candles asked for per request.
     guard : Guard, optional
@@ -173,7 +174,9 @@ class CcxtSource(Source):
                  guard: Guard | None = None) -> None:
         import ccxt
 
-        exchange = (exchange or get_settings().ccxt_exchange).strip().lower()
+        settings = get_settings()
+        exchange = (exchange or settings.ccxt_exchange).strip().lower()
+        api_url = api_url or settings.ccxt_api_url
         if exchange not in ccxt.exchanges:
             raise ValueError(f"unknown ccxt exchange {exchange!r}; ccxt knows e.g. binance, kraken, coinbase, bitstamp, "
                              "okx (the full list is ccxt.exchanges)")

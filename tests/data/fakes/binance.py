@@ -78,14 +78,18 @@ def kline_rows(first_ms: int, count: int, interval: str) -> list[list]:
     return rows
 
 
-def klines_reply(*, interval: str, end_ms: int, page_limit: int = 1000):
-    """A klines handler: bars from ``startTime`` (aligned up) to ``end_ms``, ``limit`` at most per answer."""
+def klines_reply(*, interval: str, end_ms: int, page_limit: int = 1000, listed_ms: int | None = None):
+    """A klines handler: bars from ``startTime`` (aligned up) to ``end_ms``, ``limit`` at most per answer.
+
+    As Binance does, a ``startTime`` before the market was listed (``listed_ms``) answers from
+    its first bar.
+    """
 
     def reply(rec: Recorded) -> Reply:
         step = _STEP[interval]
         assert rec.query["interval"][0] == interval, rec.query
         start = int(rec.query.get("startTime", [end_ms - 499 * step])[0])
-        first = -(-start // step) * step
+        first = max(-(-start // step) * step, listed_ms if listed_ms is not None else 0)
         limit = min(int(rec.query.get("limit", ["500"])[0]), page_limit)
         count = max(0, min(limit, (end_ms - first) // step + 1))
         return json_reply(kline_rows(first, count, interval))
