@@ -101,11 +101,19 @@ def test_ccxt_throttle_is_on_and_spaces_requests(server, make):
     server.route(KLINES, klines_reply(interval="1h", end_ms=NOW_HOUR))
     src = make(page_limit=50)
     assert src.client.enableRateLimit is True and src.client.rateLimit > 0
-    src.client.rateLimit = 300  # ms between requests of one exchange object (Binance's own is 50)
-    began = time.monotonic()
+    throttled, original = [], src.client.throttle
+
+    def throttle(cost=None):  # records when each request was let go
+        original(cost)
+        throttled.append((time.monotonic(), cost))
+
+    src.client.throttle = throttle
+    src.client.rateLimit = 300  # ms per unit of cost between requests (Binance's own is 50)
     src.fetch("BTC-USD", ago(hours=199), None, "1h")
     assert len(kline_requests(server)) == 4
-    assert time.monotonic() - began >= 3 * 0.3 * 0.9  # three throttled gaps between four pages
+    assert len(throttled) == 5  # every request (markets, four pages) went through ccxt's throttle
+    gaps = [b[0] - a[0] for a, b in zip(throttled[1:], throttled[2:], strict=False)]
+    assert all(gap >= 0.3 * cost * 0.9 for gap, (_, cost) in zip(gaps, throttled[2:], strict=True))
 
 
 def test_store_resumes_from_its_last_bar_and_validates_on_the_24_7_calendar(server, make, tmp_path):
