@@ -23,7 +23,10 @@ from collections.abc import Sequence
 from research.data.errors import DataError
 from research.data.sources.base import INTERVALS, Source
 
-__all__ = ["Source", "INTERVALS", "get_source", "SOURCE_NAMES", "first_reachable"]
+__all__ = ["Source", "INTERVALS", "get_source", "SOURCE_NAMES", "first_reachable", "resolve_source", "AUTO_SOURCES"]
+
+#: What ``source="auto"`` tries, in order: the exchange in the settings, then synthetic bars.
+AUTO_SOURCES = ("ccxt", "synthetic")
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +88,12 @@ def first_reachable(
         raise ValueError("no candidate sources given")
     passed: list[str] = []
     for candidate in candidates:
+        src = None
         try:
             src = get_source(candidate)
             src.probe(list(symbols), interval=interval, timeout=timeout)
         except (DataError, OSError, ValueError) as exc:
-            name = candidate if isinstance(candidate, str) else candidate.name
+            name = src.name if src is not None else (candidate if isinstance(candidate, str) else candidate.name)
             reason = " ".join(str(exc).split())[:300]
             log.info("source %s is not reachable: %s", name, reason)
             passed.append(f"{name} not reachable ({reason})")
@@ -97,3 +101,20 @@ def first_reachable(
         note = f"source {src.name}" + (f"; passed over: {'; '.join(passed)}" if passed else "")
         return src, note
     raise ValueError("no source reachable: " + "; ".join(passed))
+
+
+def resolve_source(
+    name: str, *, symbols: Sequence[str], interval: str = "1d", candidates: Sequence[str] = AUTO_SOURCES,
+    timeout: float = 5.0,
+) -> tuple[str, str]:
+    """The source name a run uses, and a line saying which and why.
+
+    ``"auto"`` becomes the first of ``candidates`` that answers (:func:`first_reachable`), an
+    exchange pinned by name (``ccxt:binance``) so every stage of a run reads the same one; any
+    other name is returned as it is.
+    """
+    if name != "auto":
+        return name, f"source {name}"
+    src, note = first_reachable(candidates, symbols=symbols, interval=interval, timeout=timeout)
+    chosen = f"ccxt:{src.exchange}" if src.name.startswith("ccxt-") else src.name  # type: ignore[attr-defined]
+    return chosen, f"{note} (auto: the first of {', '.join(candidates)} that answers)"
