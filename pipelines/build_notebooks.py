@@ -22,10 +22,10 @@ STAGES = {
     "daily/01-ingest.ipynb": (
         "# Ingest and validate\nFetch (or reuse) the universe's bars up to the as-of date through the validated store; "
         "write `data_report` and `prices`.",
-        COMMON + "\nstart = None\nrefresh = False\nmin_rows = 50",
+        COMMON + '\nstart = None\nrefresh = False\nmin_rows = 50\nsource_note = ""  # which source a run took, and why',
         ["from research.stages.steps import ingest_stage",
          "ingest_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval,\n"
-         "             start=start, refresh=refresh, min_rows=min_rows)"],
+         "             start=start, refresh=refresh, min_rows=min_rows, source_note=source_note)"],
     ),
     "daily/09-news.ipynb": (
         "# News\nHeadlines about the universe up to the as-of time through the news store (synthetic by default, "

@@ -82,9 +82,12 @@ def _clean(value: Any) -> Any:
 # ---------------------------------------------------------------- ingest and features
 def ingest_stage(
     output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
-    start: str | None = None, refresh: bool = False, min_rows: int = 50,
+    start: str | None = None, refresh: bool = False, min_rows: int = 50, source_note: str = "",
 ) -> pd.DataFrame:
     """Ingest and validate ``symbols`` up to ``as_of``; write ``data_report`` and ``prices``.
+
+    ``source_note`` (which source the run took and why, when it was chosen for the run) is kept
+    in the report's ``source_note`` column.
 
     Raises
     ------
@@ -103,6 +106,7 @@ def ingest_stage(
             "first": bars.index.min(), "last": bars.index.max(), "quarantined": int(m.get("quarantined", 0)),
             "flagged": int(m.get("flags", 0)), "gaps": int(m.get("gaps", 0)), "synthetic": bool(m.get("synthetic")),
             "stale": bool(res.stale), "sha256": m["sha256"], "fetched_at": m.get("fetched_at"), "provenance": m.get("provenance", ""),
+            "source_note": source_note or f"source {m['source']}",
         })
     report = pd.DataFrame(rows)
     short = report.loc[report["rows"] < min_rows, ["symbol", "rows"]]
@@ -380,6 +384,8 @@ def summary_stage(output_dir: str, *, as_of: str, pipeline: str, run_id: str = "
         data = {"symbols": list(rep["symbol"]), "sources": sorted(rep["source"].unique()), "synthetic": bool(rep["synthetic"].any()),
                 "rows": int(rep["rows"].sum()), "quarantined": int(rep["quarantined"].sum()),
                 "last_bar": {r.symbol: str(r.last) for r in rep.itertuples()}, "sha256": dict(zip(rep["symbol"], rep["sha256"], strict=True))}
+        if "source_note" in rep:  # which source the run took, and why
+            data["source_note"] = "; ".join(dict.fromkeys(rep["source_note"].astype(str)))
     import os
 
     outputs = sorted(os.path.splitext(f)[0] for f in os.listdir(output_dir) if f.endswith((".parquet", ".json")))

@@ -3,6 +3,7 @@
 A spec may declare::
 
     hooks:
+      parameters: research.stages.sources:resolve_source  # settle shared parameters before the run
       as_of: research.stages.as_of:resolve_as_of       # the run's as-of date from its parameters
       after_run: [research.alerts.delivery:after_run]  # called once a run ends, whatever its status
 
@@ -10,6 +11,10 @@ Each hook is ``module:function``. The spec is refused when it loads if a hook is
 its module cannot be imported or its name is not a callable, so a typo never surfaces at the
 end of a run.
 
+* ``parameters(shared) -> dict`` receives the run's shared parameters first and returns new
+  values for some of them (each must be a declared shared parameter), settled once for the
+  whole run: e.g. ``source: auto`` becomes the source that answered. The engine prints each
+  change and records the new values in the run's parameters.
 * ``as_of(shared) -> str`` receives the run's shared parameters and returns its as-of date;
   without it the engine takes the ``as_of`` parameter, else today's date in UTC.
 * each ``after_run(record, run_dir, *, echo)`` receives the run's record (``run.json``), its
@@ -34,7 +39,7 @@ __all__ = ["Hooks", "HookError", "parse_hooks", "load_hook", "after_run", "HOOK_
 
 log = logging.getLogger(__name__)
 #: The hooks a spec may declare.
-HOOK_NAMES = ("as_of", "after_run")
+HOOK_NAMES = ("parameters", "as_of", "after_run")
 _REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 
 
@@ -48,6 +53,7 @@ class Hooks:
 
     as_of: str | None = None
     after_run: tuple[str, ...] = ()
+    parameters: str | None = None
 
 
 def load_hook(ref: str) -> Callable[..., Any]:
@@ -86,9 +92,10 @@ def parse_hooks(raw: Any) -> Hooks:
     unknown = sorted(set(raw) - set(HOOK_NAMES))
     if unknown:
         raise HookError(f"unknown hooks {unknown}; expected {list(HOOK_NAMES)}")
-    as_of = raw.get("as_of")
-    if as_of is not None:
-        load_hook(as_of)
+    as_of, parameters = raw.get("as_of"), raw.get("parameters")
+    for ref in (as_of, parameters):
+        if ref is not None:
+            load_hook(ref)
     after = raw.get("after_run") or []
     if isinstance(after, str):
         after = [after]
@@ -96,7 +103,7 @@ def parse_hooks(raw: Any) -> Hooks:
         raise HookError(f"hooks.after_run must be a list of 'module:function'; got {after!r}")
     for ref in after:
         load_hook(ref)
-    return Hooks(as_of=as_of, after_run=tuple(after))
+    return Hooks(as_of=as_of, after_run=tuple(after), parameters=parameters)
 
 
 def after_run(hooks: Hooks, record: dict, run_dir: Path, *, echo: Callable[[str], None]) -> None:

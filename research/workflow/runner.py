@@ -119,6 +119,29 @@ def resolve_as_of(spec: PipelineSpec, shared: Mapping[str, Any]) -> str:
     return canonical_date(pd.Timestamp.now(tz="UTC").normalize())
 
 
+def settle_parameters(plan: RunPlan, echo: Echo) -> RunPlan:
+    """The plan with the spec's ``parameters`` hook applied to its shared parameters (once per run).
+
+    Raises
+    ------
+    SpecError
+        The hook returned something other than a mapping of declared shared parameters.
+    """
+    ref = plan.spec.hooks.parameters
+    if not ref:
+        return plan
+    updates = load_hook(ref)(dict(plan.shared))
+    if not isinstance(updates, Mapping) or set(updates) - set(plan.shared):
+        raise SpecError(f"the parameters hook {ref} must return new values of declared shared parameters "
+                        f"{sorted(plan.shared)}; got {updates!r}")
+    for key, value in updates.items():
+        if value != plan.shared[key]:
+            echo(f"{key}: {plan.shared[key]!r} -> {value!r} (hook {ref})")
+    shared = {**plan.shared, **updates}
+    stage = {k: {**v, **{p: shared[p] for p in updates if p in v}} for k, v in plan.stage_parameters.items()}
+    return RunPlan(plan.spec, shared, stage)
+
+
 def _slug(as_of: str) -> str:
     return as_of.replace("-", "").replace(":", "")
 
@@ -441,7 +464,7 @@ def run_pipeline(
         from research.workflow.spec import parse_overrides
 
         overrides = parse_overrides(parameters)
-    plan = plan_run(spec, overrides)
+    plan = settle_parameters(plan_run(spec, overrides), echo)
     try:
         as_of = resolve_as_of(spec, plan.shared)
     except Exception as exc:  # unknown symbol, unreadable data ...

@@ -1,4 +1,4 @@
-"""The hourly crypto pipeline end to end through the runner, on synthetic hourly bars."""
+"""The hourly crypto pipeline end to end through the runner: on the exchange when it answers, else synthetic bars."""
 
 from __future__ import annotations
 
@@ -7,17 +7,33 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from research.data.resilience import reset_guards
 from research.workflow.results import latest
 from research.workflow.runlog import RunLog
 from research.workflow.runner import run_pipeline
+from tests.data.fakes.binance import API, HOUR_MS, exchange_info, klines_reply, now_ms
+from tests.data.fakes.server import FakeServer, json_reply
 
 pytestmark = pytest.mark.slow
 SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "hourly.yaml"
 
 
-def test_hourly_pipeline_writes_labelled_synthetic_signals():
-    result = run_pipeline(SPEC)
+@pytest.fixture
+def exchange_down(monkeypatch):
+    """The exchange's API host is a local port nothing listens on (so the run stays offline)."""
+    with FakeServer() as down:
+        url = down.url
+    monkeypatch.setenv("WORKBENCH_CCXT_API_URL", url)
+    reset_guards()
+    yield
+    reset_guards()
+
+
+def test_hourly_pipeline_writes_labelled_synthetic_signals(exchange_down):
+    lines: list[str] = []
+    result = run_pipeline(SPEC, echo=lines.append)
     assert result.status == "COMPLETED", result.message
+    assert any(line.startswith("source: 'auto' -> 'synthetic'") for line in lines)
     pub = latest("hourly")
     assert pub.run_id == result.run_id and pub.as_of == "2000-09-08T23:00:00"
     assert all(pub.has(n) for n in ("data_report", "prices", "news", "signals", "alerts", "summary"))
@@ -34,5 +50,30 @@ def test_hourly_pipeline_writes_labelled_synthetic_signals():
     assert pub.table("data_report")["synthetic"].all()
     summary = pub.document("summary")
     assert summary["synthetic"] is True and summary["data"]["sources"] == ["synthetic"]
+    note = summary["data"]["source_note"]
+    assert note.startswith("source synthetic; passed over: ccxt-binance not reachable") and "auto" in note
+    assert (pub.table("data_report")["source_note"] == note).all()
     entry = RunLog().get_run(result.run_id)
     assert [s["stage"] for s in entry["stages"]] == ["ingest", "news", "signals", "paper", "summary"]
+
+
+def test_hourly_pipeline_takes_the_exchange_when_it_answers(monkeypatch):
+    now = now_ms() // HOUR_MS * HOUR_MS
+    with FakeServer() as exchange:
+        exchange.route(API + "/exchangeInfo", json_reply(exchange_info()))
+        exchange.route(API + "/klines", klines_reply(interval="1h", end_ms=now, listed_ms=now - 399 * HOUR_MS))
+        monkeypatch.setenv("WORKBENCH_CCXT_API_URL", exchange.url)  # the stage kernels inherit it
+        reset_guards()
+        result = run_pipeline(SPEC, ["symbols=BTC-USD"])
+        reset_guards()
+    assert result.status == "COMPLETED", result.message
+    pub = latest("hourly")
+    assert pub.run_id == result.run_id
+    assert pub.as_of == pd.Timestamp(now, unit="ms", tz="UTC").tz_localize(None).isoformat()  # live: this hour
+    report = pub.table("data_report")
+    assert list(report["source"]) == ["ccxt-binance"] and not report["synthetic"].any()
+    assert "pair BTC/USDT" in report["provenance"].iloc[0]
+    summary = pub.document("summary")
+    assert summary["synthetic"] is False and summary["data"]["sources"] == ["ccxt-binance"]
+    assert summary["data"]["source_note"].startswith("source ccxt-binance (auto")
+    assert result.record["parameters"]["source"] == "ccxt:binance"  # settled once for every stage
