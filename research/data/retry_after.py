@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.atomic import atomic_write, remove_orphans
+
 __all__ = ["RetryAfterMemory", "SharedRetryAfterMemory", "format_instant"]
 
 log = logging.getLogger(__name__)
@@ -137,10 +139,10 @@ class SharedRetryAfterMemory:
                         stored = self._read()
                         if stored is not None and stored > instant:
                             return stored
-                        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-                        tmp.write_text(json.dumps({"until": instant, "until_utc": format_instant(instant),
-                                                   "retry_after": float(seconds), "recorded": now}))
-                        os.replace(tmp, self.path)
+                        remove_orphans(self.path)  # of a writer killed mid-write
+                        atomic_write(self.path, json.dumps({"until": instant, "until_utc": format_instant(instant),
+                                                            "retry_after": float(seconds), "recorded": now}),
+                                     durable=False, mkdir=False)
                         return instant
                 except Exception as exc:  # noqa: BLE001 - any failure of the file falls back
                     self._fallback(exc)
