@@ -205,3 +205,25 @@ def test_a_failing_after_run_hook_never_fails_the_run(tmp_path, toys, monkeypatc
     result = run_pipeline(spec, ["as_of=2020-01-03"], echo=lines.append)
     assert result.status == "COMPLETED" and result.exit_code == 0
     assert any("hook wb_failing_hook:after_run: failed (RuntimeError: receiver on fire)" in line for line in lines)
+
+
+def test_a_parameters_hook_settles_shared_parameters_once_before_the_run(tmp_path, toys, monkeypatch):
+    from research.workflow.runner import settle_parameters
+    from research.workflow.spec import SpecError, load_spec, plan_run
+
+    module = tmp_path / "wb_params_hook.py"
+    module.write_text("calls = []\n"
+                      "def settle(shared):\n    calls.append(dict(shared))\n    return {'n': shared['n'] + 2}\n"
+                      "def rogue(shared):\n    return {'not_declared': 1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = load_spec(toys.two_stage_spec(tmp_path, "toy-params-hook", hooks={"parameters": "wb_params_hook:settle"}))
+    lines: list[str] = []
+    plan = settle_parameters(plan_run(spec, {}), lines.append)
+    assert plan.shared["n"] == 7 and lines == ["n: 5 -> 7 (hook wb_params_hook:settle)"]
+    assert plan.stage_parameters["numbers"]["n"] == 7  # the stage sees the settled value
+    rogue = load_spec(toys.two_stage_spec(tmp_path, "toy-rogue-hook", hooks={"parameters": "wb_params_hook:rogue"}))
+    with pytest.raises(SpecError, match="declared shared parameters"):
+        settle_parameters(plan_run(rogue, {}), lines.append)
+    result = run_pipeline(spec, ["as_of=2020-01-03"], echo=lines.append)
+    assert result.status == "COMPLETED" and result.record["parameters"]["n"] == 7
+    assert read_output(result.run_dir / "outputs", "total") is not None
