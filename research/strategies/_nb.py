@@ -30,7 +30,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["rolling_mean_1d_nb", "cross_state_1d_nb", "hysteresis_state_1d_nb", "cross_step_nb"]
+__all__ = [
+    "rolling_mean_1d_nb", "cross_state_1d_nb", "hysteresis_state_1d_nb", "hysteresis_step_nb", "cross_step_nb",
+]
 
 
 @njit(cache=True)
@@ -95,6 +97,42 @@ def cross_state_1d_nb(fast: np.ndarray, slow: np.ndarray, short: bool) -> np.nda
     return out
 
 
+@njit(cache=True, inline="always")
+def hysteresis_step_nb(
+    v: float,
+    state: int,
+    long_enter: float,
+    long_exit: float,
+    short_enter: float,
+    short_exit: float,
+    long_above: bool,
+    allow_long: bool,
+    allow_short: bool,
+) -> int:
+    """One bar of :func:`hysteresis_state_1d_nb`: the new state after value ``v``."""
+    if np.isnan(v):
+        return state
+    if long_above:
+        go_long = v > long_enter
+        leave_long = v < long_exit
+        go_short = v < short_enter
+        leave_short = v > short_exit
+    else:
+        go_long = v < long_enter
+        leave_long = v > long_exit
+        go_short = v > short_enter
+        leave_short = v < short_exit
+    if state == 1 and leave_long:
+        state = 0
+    elif state == -1 and leave_short:
+        state = 0
+    if state != 1 and allow_long and go_long:
+        state = 1
+    elif state != -1 and allow_short and go_short:
+        state = -1
+    return state
+
+
 @njit(cache=True)
 def hysteresis_state_1d_nb(
     x: np.ndarray,
@@ -116,25 +154,7 @@ def hysteresis_state_1d_nb(
     out = np.zeros(n, dtype=np.int8)
     state = 0
     for i in range(n):
-        v = x[i]
-        if not np.isnan(v):
-            if long_above:
-                go_long = v > long_enter
-                leave_long = v < long_exit
-                go_short = v < short_enter
-                leave_short = v > short_exit
-            else:
-                go_long = v < long_enter
-                leave_long = v > long_exit
-                go_short = v > short_enter
-                leave_short = v < short_exit
-            if state == 1 and leave_long:
-                state = 0
-            elif state == -1 and leave_short:
-                state = 0
-            if state != 1 and allow_long and go_long:
-                state = 1
-            elif state != -1 and allow_short and go_short:
-                state = -1
+        state = hysteresis_step_nb(x[i], state, long_enter, long_exit, short_enter, short_exit, long_above,
+                                   allow_long, allow_short)
         out[i] = state
     return out

@@ -1,0 +1,330 @@
+"""Signal kernels of the strategy families, and the fused grid kernel that feeds them to one simulation.
+
+A family's indicator is computed once per distinct window (with the strategy's own indicator
+code, so every value is the one the engine sees); each parameter set then runs its family's
+signal rule over that indicator into a small direction buffer, and the shared simulation
+(:func:`research.backtest.simulate.simulate_nb`) trades it. No signal matrix of the grid is
+ever built.
+
+==========================  =====================================  ================================
+family                      indicator table (one row per window)   rule per parameter set
+==========================  =====================================  ================================
+``ma_crossover``            SMA per window                         crossing rule of two rows
+``rsi_reversion``           Wilder RSI per window                  hysteresis lower/exit/upper
+``bollinger_breakout``      rolling mean and std (ddof 0)          %b = (close - lower) / width
+``time_series_momentum``    lookback return per lookback           sign beyond the threshold
+==========================  =====================================  ================================
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numba import njit, prange
+
+from research.backtest.kernels import _N_STATS
+from research.backtest.simulate import N_RISK, RISK_FIELDS, simulate_nb
+from research.strategies._nb import cross_step_nb, hysteresis_step_nb, rolling_mean_1d_nb
+
+__all__ = ["FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
+           "fused_family"]
+
+_CROSS, _RSI, _BOLL, _MOM = 0, 1, 2, 3
+_SIDES = {"long": 1, "short": -1, "both": 0}
+
+
+# --------------------------------------------------------------------------- numba
+
+@njit(cache=True)
+def states_nb(family, tables, j, close, rows, levels, side, out):
+    """Direction after each bar's close for one parameter set of ``family`` on symbol ``j``.
+
+    ``tables`` is ``(rows, symbols, bars)``; ``rows``/``levels`` are the set's table rows and
+    levels; ``side`` is 1 (long), -1 (short) or 0 (both).
+    """
+    allow_long = side >= 0
+    allow_short = side <= 0
+    n = out.shape[0]
+    st = 0
+    if family == _CROSS:
+        f = tables[rows[0], j]
+        s = tables[rows[1], j]
+        sd = 0
+        for t in range(n):
+            sd, st = cross_step_nb(f[t], s[t], sd, st, allow_short)
+            out[t] = st if (allow_long or st < 0) else 0
+    elif family == _RSI:
+        x = tables[rows[0], j]
+        lower, exit_level, upper = levels[0], levels[1], levels[2]
+        for t in range(n):
+            st = hysteresis_step_nb(x[t], st, lower, exit_level, upper, exit_level, False, allow_long, allow_short)
+            out[t] = st
+    elif family == _BOLL:
+        mid = tables[rows[0], j]
+        sdev = tables[rows[1], j]
+        k = levels[0]
+        for t in range(n):
+            upper = mid[t] + k * sdev[t]
+            lower = mid[t] - k * sdev[t]
+            width = upper - lower
+            pct = (close[t] - lower) / width if width > 0 else np.nan
+            st = hysteresis_step_nb(pct, st, 1.0, 0.5, 0.0, 0.5, True, allow_long, allow_short)
+            out[t] = st
+    else:
+        r = tables[rows[0], j]
+        thr = levels[0]
+        for t in range(n):
+            v = 0
+            if allow_long and r[t] > thr:
+                v = 1
+            if allow_short and r[t] < -thr:
+                v -= 1
+            out[t] = v
+
+
+@njit(cache=True, parallel=True)
+def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, lo, hi, rows, levels, sides, risk,
+                   fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns):
+    """Statistics of every parameter set on every symbol: ``(symbols * sets, STATS)``, symbol-major.
+
+    Price arrays are ``(symbols, bars)``; ``lo``/``hi`` the simulated bars per symbol. With
+    ``keep_returns`` also the per-bar returns ``(symbols * sets, max(hi - lo))`` (zeros past a
+    symbol's span), else ``(symbols * sets, 0)``.
+    """
+    m, n = close.shape
+    ns = rows.shape[0]
+    out = np.empty((m * ns, _N_STATS))
+    span = 0
+    if keep_returns:
+        for j in range(m):
+            span = max(span, hi[j] - lo[j])
+    rets = np.zeros((m * ns, span))
+    for q in prange(m * ns):
+        j = q // ns
+        k = q % ns
+        st = np.empty(n, dtype=np.int8)
+        states_nb(family, tables, j, close[j], rows[k], levels[k], sides[k], st)
+        ret = rets[q, : hi[j] - lo[j]] if keep_returns else rets[q]
+        simulate_nb(st, exec_px[j], open_[j], high[j], low[j], close[j], close_ff[j], lo[j], hi[j], fees, slip,
+                    init_cash, ppy, whole, risk[k], fill_at_open, out[q], ret)
+    return out, rets
+
+
+# --------------------------------------------------------------------------- families
+
+def _ma_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+    values = close.to_numpy(dtype=np.float64)
+    return [np.stack([rolling_mean_1d_nb(np.ascontiguousarray(values[:, j]), int(w)) for j in range(values.shape[1])])
+            for w in windows]
+
+
+def _rsi_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+    from research.features.indicators import rsi
+
+    return [rsi(close, window=int(w)).to_numpy(dtype=np.float64).T for w in windows]
+
+
+def _bollinger_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+    out = []
+    for w in windows:  # the rolling mean and std of research.features.indicators.bollinger
+        roll = close.rolling(int(w), min_periods=int(w))
+        out += [roll.mean().to_numpy(dtype=np.float64).T, roll.std(ddof=0).to_numpy(dtype=np.float64).T]
+    return out
+
+
+def _momentum_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+    from research.features.indicators import returns
+
+    return [returns(close, periods=int(w)).to_numpy(dtype=np.float64).T for w in windows]
+
+
+def _ma_check(p: Mapping[str, Any]) -> str | None:
+    if not (_int_at_least(p["fast"], 1) and _int_at_least(p["slow"], 2)):
+        return "fast must be an integer >= 1 and slow an integer >= 2"
+    return None if p["fast"] < p["slow"] else "fast must be smaller than slow"
+
+
+def _rsi_check(p: Mapping[str, Any]) -> str | None:
+    if not _int_at_least(p["window"], 2):
+        return "window must be an integer >= 2"
+    ok = 0 <= p["lower"] <= p["exit_level"] <= p["upper"] <= 100
+    return None if ok else "need 0 <= lower <= exit_level <= upper <= 100"
+
+
+def _bollinger_check(p: Mapping[str, Any]) -> str | None:
+    if not _int_at_least(p["window"], 2):
+        return "window must be an integer >= 2"
+    return None if p["k"] > 0 else "k must be positive"
+
+
+def _momentum_check(p: Mapping[str, Any]) -> str | None:
+    if not _int_at_least(p["lookback"], 1):
+        return "lookback must be an integer >= 1"
+    return None if p["threshold"] >= 0 else "threshold must be >= 0"
+
+
+def _int_at_least(value: Any, minimum: int) -> bool:
+    return not isinstance(value, bool) and float(value) == int(value) and int(value) >= minimum
+
+
+@dataclass(frozen=True)
+class Family:
+    """A strategy family of the fused sweep.
+
+    Attributes
+    ----------
+    name : str
+        The catalog strategy it reproduces.
+    code : int
+        Its rule in :func:`states_nb`.
+    windows : tuple of str
+        Parameters that pick indicator table rows (each distinct value computed once).
+    levels : tuple of str
+        Parameters the rule reads per set (up to three).
+    rows_per_window : int
+        Table rows per window (Bollinger keeps mean and standard deviation).
+    tables : callable
+        ``(close frame, windows) -> list of (symbols, bars) arrays``, ``rows_per_window`` per window.
+    check : callable
+        Why a parameter set is refused (the strategy's own validation), or None.
+    """
+
+    name: str
+    code: int
+    windows: tuple[str, ...]
+    levels: tuple[str, ...]
+    rows_per_window: int
+    tables: Callable[[pd.DataFrame, np.ndarray], list[np.ndarray]]
+    check: Callable[[Mapping[str, Any]], str | None]
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("ma_crossover", _CROSS, ("fast", "slow"), (), 1, _ma_tables, _ma_check),
+    Family("rsi_reversion", _RSI, ("window",), ("lower", "exit_level", "upper"), 1, _rsi_tables, _rsi_check),
+    Family("bollinger_breakout", _BOLL, ("window",), ("k",), 2, _bollinger_tables, _bollinger_check),
+    Family("time_series_momentum", _MOM, ("lookback",), ("threshold",), 1, _momentum_tables, _momentum_check),
+)}
+
+
+def fused_family(name: str) -> Family:
+    """The fused family of a catalog strategy (ValueError naming the families otherwise)."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"no fused sweep for {name!r}; fused families: {sorted(FAMILIES)}") from None
+
+
+# --------------------------------------------------------------------------- grids
+
+@dataclass
+class GridSets:
+    """The parameter sets of a family grid, as the kernel reads them.
+
+    Attributes
+    ----------
+    keys : list of str
+        Swept names, in grid order (strategy parameters, ``direction`` and risk levels).
+    values : dict of str to ndarray
+        Each swept name's value per set (the table's parameter columns).
+    windows : ndarray of int64
+        Distinct windows; table row ``i * rows_per_window (+1)`` belongs to ``windows[i]``.
+    rows, levels, sides, risk : ndarray
+        Per set: table rows ``(sets, 2)``, levels ``(sets, 3)``, side (1, -1, 0) and risk
+        levels ``(sets, 4)`` (0 = off).
+    """
+
+    keys: list[str]
+    values: dict[str, np.ndarray]
+    windows: np.ndarray
+    rows: np.ndarray
+    levels: np.ndarray
+    sides: np.ndarray
+    risk: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def take(self, sel: slice | np.ndarray, rows_per_window: int) -> GridSets:
+        """The sets ``sel``, with only the windows they use (rows renumbered)."""
+        rows = self.rows[sel]
+        widx = rows // rows_per_window
+        used = np.unique(widx)
+        new_rows = np.searchsorted(used, widx) * rows_per_window + rows % rows_per_window
+        return GridSets(self.keys, {k: v[sel] for k, v in self.values.items()}, self.windows[used],
+                        new_rows.astype(np.int64), self.levels[sel], self.sides[sel], self.risk[sel])
+
+
+def expand_grid(family: Family, grid: Mapping[str, Sequence[Any]], *, defaults: Mapping[str, Any],
+                risk: Mapping[str, float | None] | None = None) -> GridSets:
+    """Every parameter set of ``grid`` (Cartesian product, first key slowest) for ``family``.
+
+    Unswept strategy parameters keep ``defaults``; unswept risk levels keep ``risk``. A risk
+    level of 0 (or None) disables that rule. Sets the strategy refuses are dropped with one
+    warning that counts them and gives the first reason.
+    """
+    allowed = [*defaults, *RISK_FIELDS]
+    keys = list(grid)
+    for key in keys:
+        if key not in allowed:
+            raise ValueError(f"{family.name} has no parameter {key!r}; grid keys are {allowed}")
+        if len(list(grid[key])) == 0:
+            raise ValueError(f"the grid gives no value for {key!r}")
+    combos = list(itertools.product(*[list(grid[k]) for k in keys]))
+    base = {**dict(defaults), **{k: (v or 0.0) for k, v in dict(risk or {}).items()}}
+    sets, refused = [], []
+    for combo in combos:
+        p = {**base, **dict(zip(keys, combo, strict=True))}
+        why = _refusal(family, p)
+        if why is None:
+            sets.append(p)
+        else:
+            refused.append((combo, why))
+    if refused:
+        first = dict(zip(keys, refused[0][0], strict=True))
+        warnings.warn(f"{family.name}: {len(refused):,} of {len(combos):,} parameter sets skipped "
+                      f"(e.g. {first}: {refused[0][1]})", stacklevel=3)
+    if not sets:
+        raise ValueError(f"no valid parameter set of {family.name} in the grid {dict(grid)}")
+    return _encode(family, keys, sets)
+
+
+def _refusal(family: Family, p: Mapping[str, Any]) -> str | None:
+    if p.get("direction", "long") not in _SIDES:
+        return f"direction must be one of {sorted(_SIDES)}"
+    for name in RISK_FIELDS:
+        value = p.get(name) or 0.0
+        limit_ok = value < 1 or name == "take_profit"
+        if not (np.isfinite(value) and value >= 0 and limit_ok):
+            return f"{name} must be 0 (off) or {'> 0' if name == 'take_profit' else 'in (0, 1)'}"
+    return family.check(p)
+
+
+def _encode(family: Family, keys: list[str], sets: list[dict[str, Any]]) -> GridSets:
+    ns = len(sets)
+    windows = np.unique(np.array([int(p[w]) for p in sets for w in family.windows], dtype=np.int64))
+    rows = np.zeros((ns, 2), dtype=np.int64)
+    levels = np.zeros((ns, 3), dtype=np.float64)
+    for i, p in enumerate(sets):
+        idx = [int(np.searchsorted(windows, int(p[w]))) for w in family.windows]
+        if family.rows_per_window == 2:
+            rows[i] = (2 * idx[0], 2 * idx[0] + 1)
+        else:
+            rows[i, : len(idx)] = idx
+        for c, name in enumerate(family.levels):
+            levels[i, c] = float(p[name])
+    sides = np.array([_SIDES[p.get("direction", "long")] for p in sets], dtype=np.int8)
+    risk = np.array([[float(p.get(f) or 0.0) for f in RISK_FIELDS] for p in sets], dtype=np.float64)
+    values = {k: np.array([p[k] for p in sets], dtype=object if k == "direction" else None) for k in keys}
+    return GridSets(keys, values, windows, rows, levels, sides, risk.reshape(ns, N_RISK))
+
+
+def family_tables(family: Family, close: pd.DataFrame, windows: np.ndarray) -> np.ndarray:
+    """The indicator table of ``close`` (bars x symbols): ``(rows, symbols, bars)``, C-contiguous."""
+    parts = family.tables(close, windows)
+    return np.ascontiguousarray(np.stack(parts)) if parts else np.zeros((0, close.shape[1], close.shape[0]))

@@ -1,0 +1,264 @@
+"""Fused sweeps of every strategy family: signal kernels feeding one shared simulation.
+
+:func:`sweep_family` runs any family of :data:`research.backtest.families.FAMILIES` over a grid
+whose dimensions may include ``direction`` and the risk levels ``stop_loss``, ``take_profit``,
+``trailing_stop`` and ``max_drawdown`` (0 = off), with fees, slippage, whole or fractional
+shares. The numbers are those of one :func:`~research.backtest.engine.backtest` per set with
+``sizing="all_in"`` and one book per symbol (see :mod:`research.backtest.simulate`).
+
+Memory stays bounded: symbols are processed in blocks whose indicator tables fit in
+:data:`TABLE_BYTES`, and a chunked run (``client=`` or ``cache=True``) splits symbols x sets
+into tasks (:mod:`research.backtest.plan`).
+
+Example
+-------
+>>> res = sweep_family(load_prices("GOOG"), "rsi_reversion",
+...                    {"window": range(2, 51), "lower": range(10, 41, 2), "stop_loss": [0, 0.05, 0.1]})
+>>> res.best()                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from research.backtest.engine import TIMINGS, as_fields
+from research.backtest.engine import _span as span_of
+from research.backtest.families import (
+    Family,
+    GridSets,
+    expand_grid,
+    family_grid_nb,
+    family_tables,
+    fused_family,
+)
+from research.backtest.fused import _lives
+from research.backtest.kernels import STATS, prepare_nb
+from research.data import calendars
+
+__all__ = ["sweep_family", "FamilyInputs", "family_rows", "TABLE_BYTES"]
+
+logger = logging.getLogger(__name__)
+
+#: Bytes of indicator tables held at once (symbols are processed in blocks under this).
+TABLE_BYTES = 256 * 2**20
+
+
+@dataclass
+class FamilyInputs:
+    """Prices of a fused family sweep as the kernel reads them (``(bars, symbols)`` arrays)."""
+
+    close: np.ndarray
+    exec_px: np.ndarray
+    open_: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    symbols: list[str]
+    index: pd.Index
+    costs: tuple[float, float, float, float]
+    whole: bool
+    fill_at_open: bool
+
+
+def _prices(prices: Any, timing: str, start: object, end: object, costs: tuple[float, float, float],
+            periods_per_year: float | None, whole: bool) -> tuple[FamilyInputs, list[str]]:
+    if timing not in ("next_open", "next_close"):
+        raise ValueError(f"the fused sweep supports timing 'next_open' or 'next_close', got {timing!r}")
+    fields = as_fields(prices)
+    exec_field = TIMINGS[timing][1]
+    if exec_field not in fields:
+        raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)}")
+    close_df = fields["close"]
+    close_all = close_df.to_numpy(dtype=np.float64)
+    exec_all = fields[exec_field].to_numpy(dtype=np.float64)
+    bad = np.isnan(close_all).all(axis=0) | ~(exec_all > 0).any(axis=0)
+    empty = [str(c) for c, b in zip(close_df.columns, bad, strict=True) if b]
+    for sym in empty:
+        warnings.warn(f"{sym}: no valid prices; excluded from the sweep", stacklevel=3)
+    if bad.all():
+        raise ValueError("no symbol has valid prices")
+    keep = ~bad
+
+    def arr(name: str) -> np.ndarray:
+        frame = fields.get(name, close_df)
+        return np.asfortranarray(frame.to_numpy(dtype=np.float64)[:, keep])
+
+    rows = span_of(close_df.index, start, end)
+    close = arr("close")
+    lo, hi = _lives(close, rows)
+    ppy = calendars.periods_per_year(close_df, override=periods_per_year or None)
+    symbols = [str(c) for c, k in zip(close_df.columns, keep, strict=True) if k]
+    inputs = FamilyInputs(close, arr(exec_field), arr("open") if "open" in fields else close, arr("high"), arr("low"),
+                          lo, hi, symbols, close_df.index, (*costs, float(ppy)), whole, exec_field == "open")
+    return inputs, empty
+
+
+def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: int, *,
+                keep_returns: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Statistics of every set on symbols ``[a, b)``: ``(stats (symbols * sets, STATS), returns)``.
+
+    Symbols run in blocks whose indicator tables stay under :data:`TABLE_BYTES`.
+    """
+    n = inp.close.shape[0]
+    per_symbol = max(1, len(sets.windows) * family.rows_per_window * n * 8)
+    block = max(1, TABLE_BYTES // per_symbol)
+    stats, rets = [], []
+    for s0 in range(a, b, block):
+        s1 = min(b, s0 + block)
+
+        def rows_of(x: np.ndarray, lo: int = s0, hi: int = s1) -> np.ndarray:
+            return np.ascontiguousarray(x[:, lo:hi].T)
+
+        close = rows_of(inp.close)
+        tables = family_tables(family, pd.DataFrame(close.T), sets.windows)
+        ff = np.empty_like(close)
+        for j in range(close.shape[0]):
+            ff[j] = prepare_nb(close[j])[0]
+        fees, slip, cash, ppy = inp.costs
+        out, r = family_grid_nb(family.code, tables, close, rows_of(inp.exec_px), rows_of(inp.open_),
+                                rows_of(inp.high), rows_of(inp.low), ff, inp.lo[s0:s1], inp.hi[s0:s1], sets.rows,
+                                sets.levels, sets.sides, sets.risk, fees, slip, cash, ppy, inp.whole,
+                                inp.fill_at_open, keep_returns)
+        stats.append(out)
+        rets.append(r)
+    return np.concatenate(stats), (np.concatenate(rets) if keep_returns else np.zeros((0, 0)))
+
+
+def family_frame(sets: GridSets, symbols: Sequence[str], sym_idx: np.ndarray, set_idx: np.ndarray,
+                 stats: np.ndarray) -> pd.DataFrame:
+    """The tidy table: ``symbol``, the swept parameters, :data:`STATS`; by symbol, then set."""
+    order = np.lexsort((set_idx, sym_idx))
+    sym_idx, set_idx, stats = sym_idx[order], set_idx[order], stats[order]
+    columns: dict[str, Any] = {"symbol": np.asarray(symbols, dtype=object)[sym_idx]}
+    for key in sets.keys:
+        columns[key] = sets.values[key][set_idx]
+    columns.update({name: stats[:, i] for i, name in enumerate(STATS)})
+    table = pd.DataFrame(columns)
+    table["trades"] = table["trades"].astype(np.int64)
+    return table
+
+
+def sweep_family(
+    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame],
+    strategy: str,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    fees: float = 0.0,
+    slippage: float = 0.0,
+    init_cash: float = 100_000.0,
+    timing: str = "next_open",
+    start: object = None,
+    end: object = None,
+    periods_per_year: float | None = None,
+    whole_shares: bool = False,
+    risk: Mapping[str, float | None] | None = None,
+    metric: str = "sharpe",
+    client: Any = None,
+    cache: bool | None = None,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+):
+    """Sweep a strategy family through the fused kernels (signal kernel + shared simulation).
+
+    Parameters
+    ----------
+    prices : DataFrame, Series or mapping
+        As for :func:`~research.backtest.engine.backtest`.
+    strategy : str
+        A family of :data:`~research.backtest.families.FAMILIES`.
+    grid : mapping of str to sequence
+        Values per swept name: the strategy's parameters, ``direction`` (``long``, ``short``,
+        ``both``) and ``stop_loss``, ``take_profit``, ``trailing_stop``, ``drawdown_halt``
+        (decimal fractions; 0 = off; ``drawdown_halt`` is the engine's ``max_drawdown`` rule). Unswept parameters keep the catalog defaults.
+    fees, slippage, init_cash, timing, start, end, periods_per_year, whole_shares
+        As for :func:`~research.backtest.engine.backtest` (timing ``next_open`` or
+        ``next_close``).
+    risk : mapping or RiskRules, optional
+        Risk levels for every set, as for the engine (``max_drawdown`` there is the
+        ``drawdown_halt`` dimension here); a grid dimension overrides.
+    metric : str
+        Column :meth:`SweepResult.best` maximises.
+    client, cache, chunk_size, progress
+        Chunked run on a Dask client and/or with resumable cached chunks, as for
+        :func:`research.backtest.sweep.sweep`; the table is the same, bit for bit.
+
+    Returns
+    -------
+    SweepResult
+        ``params["engine"] == "fused"``.
+    """
+    from research.backtest.sweep import SweepResult
+    from research.strategies.catalog import get_strategy
+
+    family = fused_family(strategy)
+    if metric not in STATS:
+        raise ValueError(f"metric must be one of {STATS}, got {metric!r}")
+    for name, value in (("fees", fees), ("slippage", slippage)):
+        if not (np.isfinite(value) and 0 <= value < 1):
+            raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
+    if not init_cash > 0:
+        raise ValueError(f"init_cash must be positive, got {init_cash!r}")
+    spec = get_strategy(strategy)
+    coerced = {k: [spec.coerce({k: v})[k] if k in spec.defaults else _risk_value(k, v) for v in vals]
+               for k, vals in grid.items()}
+    sets = expand_grid(family, coerced, defaults=spec.defaults, risk=_grid_risk(risk))
+    inp, empty = _prices(prices, timing, start, end, (float(fees), float(slippage), float(init_cash)),
+                         periods_per_year, bool(whole_shares))
+    t0 = time.perf_counter()
+    chunks = None
+    if client is not None or cache:
+        from research.backtest.family_chunks import run_family
+
+        table, chunks = run_family(family, sets, inp, client=client, cache=cache, chunk_size=chunk_size,
+                                   progress=progress is not False)
+    else:
+        stats, _ = family_rows(family, sets, inp, 0, len(inp.symbols))
+        m, ns = len(inp.symbols), len(sets)
+        table = family_frame(sets, inp.symbols, np.repeat(np.arange(m), ns), np.tile(np.arange(ns), m), stats)
+    elapsed = time.perf_counter() - t0
+    rows = span_of(inp.index, start, end)
+    params = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing,
+              "periods_per_year": inp.costs[3], "start": str(inp.index[rows.start]),
+              "end": str(inp.index[rows.stop - 1]), "engine": "fused", "excluded": empty, "sizing": "all_in",
+              "whole_shares": bool(whole_shares), "risk": _grid_risk(risk)}
+    if chunks is not None:
+        params["chunks"] = chunks
+    return SweepResult(table, strategy, list(sets.keys), metric, params, elapsed,
+                       {"family": family, "sets": sets, "fam_inputs": inp})
+
+
+def _grid_risk(risk: Any) -> dict[str, float | None]:
+    """Engine risk rules (a RiskRules or mapping) under the grid's names."""
+    from research.strategies.stops import RiskRules
+
+    rules = risk if isinstance(risk, RiskRules) else RiskRules(**dict(risk or {}))
+    out = rules.to_dict()
+    out["drawdown_halt"] = out.pop("max_drawdown")
+    return out
+
+
+def _risk_value(key: str, value: Any) -> float:
+    try:
+        return 0.0 if value is None or (isinstance(value, str) and value.lower() in ("", "none", "off")) \
+            else float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} expects a decimal fraction (0 = off), got {value!r}") from None
+
+
+def family_trial_returns(inputs: Mapping[str, Any], symbol: str, param_names: Sequence[str]) -> pd.DataFrame:
+    """Per-bar returns of every set of a fused family sweep on one symbol (bars x sets)."""
+    family, sets, inp = inputs["family"], inputs["sets"], inputs["fam_inputs"]
+    j = inp.symbols.index(symbol)
+    _, rets = family_rows(family, sets, inp, j, j + 1, keep_returns=True)
+    lo, hi = int(inp.lo[j]), int(inp.hi[j])
+    cols = pd.MultiIndex.from_arrays([sets.values[k] for k in param_names], names=list(param_names))
+    return pd.DataFrame(rets[:, : hi - lo].T, index=inp.index[lo:hi], columns=cols)
