@@ -18,7 +18,6 @@ family                      indicator table (one row per window)   rule per para
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,11 +88,12 @@ def states_nb(family, tables, j, close, rows, levels, side, out):
 
 
 @njit(cache=True, parallel=True)
-def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, lo, hi, rows, levels, sides, risk,
-                   fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns):
+def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r_close, lo, hi, rows, levels, sides,
+                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns):
     """Statistics of every parameter set on every symbol: ``(symbols * sets, STATS)``, symbol-major.
 
-    Price arrays are ``(symbols, bars)``; ``lo``/``hi`` the simulated bars per symbol. With
+    Price arrays are ``(symbols, bars)``; ``close_ff``/``r_close`` from
+    :func:`~research.backtest.kernels.prepare_nb`; ``lo``/``hi`` the simulated bars per symbol. With
     ``keep_returns`` also the per-bar returns ``(symbols * sets, max(hi - lo))`` (zeros past a
     symbol's span), else ``(symbols * sets, 0)``.
     """
@@ -111,8 +111,8 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, l
         st = np.empty(n, dtype=np.int8)
         states_nb(family, tables, j, close[j], rows[k], levels[k], sides[k], st)
         ret = rets[q, : hi[j] - lo[j]] if keep_returns else rets[q]
-        simulate_nb(st, exec_px[j], open_[j], high[j], low[j], close[j], close_ff[j], lo[j], hi[j], fees, slip,
-                    init_cash, ppy, whole, risk[k], fill_at_open, out[q], ret)
+        simulate_nb(st, exec_px[j], open_[j], high[j], low[j], close[j], close_ff[j], r_close[j], lo[j], hi[j],
+                    fees, slip, init_cash, ppy, whole, risk[k], fill_at_open, out[q], ret)
     return out, rets
 
 
@@ -144,33 +144,34 @@ def _momentum_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarra
     return [returns(close, periods=int(w)).to_numpy(dtype=np.float64).T for w in windows]
 
 
-def _ma_check(p: Mapping[str, Any]) -> str | None:
-    if not (_int_at_least(p["fast"], 1) and _int_at_least(p["slow"], 2)):
-        return "fast must be an integer >= 1 and slow an integer >= 2"
-    return None if p["fast"] < p["slow"] else "fast must be smaller than slow"
+Refusals = list[tuple[np.ndarray, str]]  # (mask of refused sets, reason)
 
 
-def _rsi_check(p: Mapping[str, Any]) -> str | None:
-    if not _int_at_least(p["window"], 2):
-        return "window must be an integer >= 2"
-    ok = 0 <= p["lower"] <= p["exit_level"] <= p["upper"] <= 100
-    return None if ok else "need 0 <= lower <= exit_level <= upper <= 100"
+def _ma_check(p: Mapping[str, np.ndarray]) -> Refusals:
+    return [(~(_int_at_least(p["fast"], 1) & _int_at_least(p["slow"], 2)),
+             "fast must be an integer >= 1 and slow an integer >= 2"),
+            (~(p["fast"] < p["slow"]), "fast must be smaller than slow")]
 
 
-def _bollinger_check(p: Mapping[str, Any]) -> str | None:
-    if not _int_at_least(p["window"], 2):
-        return "window must be an integer >= 2"
-    return None if p["k"] > 0 else "k must be positive"
+def _rsi_check(p: Mapping[str, np.ndarray]) -> Refusals:
+    lo, ex, up = p["lower"], p["exit_level"], p["upper"]
+    return [(~_int_at_least(p["window"], 2), "window must be an integer >= 2"),
+            (~((lo >= 0) & (lo <= ex) & (ex <= up) & (up <= 100)), "need 0 <= lower <= exit_level <= upper <= 100")]
 
 
-def _momentum_check(p: Mapping[str, Any]) -> str | None:
-    if not _int_at_least(p["lookback"], 1):
-        return "lookback must be an integer >= 1"
-    return None if p["threshold"] >= 0 else "threshold must be >= 0"
+def _bollinger_check(p: Mapping[str, np.ndarray]) -> Refusals:
+    return [(~_int_at_least(p["window"], 2), "window must be an integer >= 2"), (~(p["k"] > 0), "k must be positive")]
 
 
-def _int_at_least(value: Any, minimum: int) -> bool:
-    return not isinstance(value, bool) and float(value) == int(value) and int(value) >= minimum
+def _momentum_check(p: Mapping[str, np.ndarray]) -> Refusals:
+    return [(~_int_at_least(p["lookback"], 1), "lookback must be an integer >= 1"),
+            (~(p["threshold"] >= 0), "threshold must be >= 0")]
+
+
+def _int_at_least(value: np.ndarray, minimum: int) -> np.ndarray:
+    v = np.asarray(value, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v) & (v == np.round(v)) & (v >= minimum)
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,8 @@ class Family:
     tables : callable
         ``(close frame, windows) -> list of (symbols, bars) arrays``, ``rows_per_window`` per window.
     check : callable
-        Why a parameter set is refused (the strategy's own validation), or None.
+        The strategy's own validation over arrays of parameter values: a list of
+        ``(mask of refused sets, reason)``.
     """
 
     name: str
@@ -201,7 +203,7 @@ class Family:
     levels: tuple[str, ...]
     rows_per_window: int
     tables: Callable[[pd.DataFrame, np.ndarray], list[np.ndarray]]
-    check: Callable[[Mapping[str, Any]], str | None]
+    check: Callable[[Mapping[str, np.ndarray]], Refusals]
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -270,58 +272,71 @@ def expand_grid(family: Family, grid: Mapping[str, Sequence[Any]], *, defaults: 
     """
     allowed = [*defaults, *RISK_FIELDS]
     keys = list(grid)
+    lists = {}
     for key in keys:
         if key not in allowed:
             raise ValueError(f"{family.name} has no parameter {key!r}; grid keys are {allowed}")
-        if len(list(grid[key])) == 0:
+        lists[key] = list(grid[key])
+        if not lists[key]:
             raise ValueError(f"the grid gives no value for {key!r}")
-    combos = list(itertools.product(*[list(grid[k]) for k in keys]))
+    shape = [len(lists[k]) for k in keys]
+    n = int(np.prod(shape)) if keys else 1
+    idx = np.indices(shape).reshape(len(keys), -1) if keys else np.zeros((0, 1), dtype=np.int64)
+    values = {k: _column(lists[k])[idx[i]] for i, k in enumerate(keys)}
     base = {**dict(defaults), **{k: (v or 0.0) for k, v in dict(risk or {}).items()}}
-    sets, refused = [], []
-    for combo in combos:
-        p = {**base, **dict(zip(keys, combo, strict=True))}
-        why = _refusal(family, p)
-        if why is None:
-            sets.append(p)
-        else:
-            refused.append((combo, why))
-    if refused:
-        first = dict(zip(keys, refused[0][0], strict=True))
-        warnings.warn(f"{family.name}: {len(refused):,} of {len(combos):,} parameter sets skipped "
-                      f"(e.g. {first}: {refused[0][1]})", stacklevel=3)
-    if not sets:
-        raise ValueError(f"no valid parameter set of {family.name} in the grid {dict(grid)}")
-    return _encode(family, keys, sets)
+    full = {k: values[k] if k in values else _column([base.get(k, 0.0)])[np.zeros(n, dtype=np.int64)]
+            for k in [*defaults, *RISK_FIELDS] if k != "predictions"}
+    refused = np.zeros(n, dtype=bool)
+    first = ""
+    for mask, why in [*_common_checks(full), *family.check(full)]:
+        if mask.any() and not first:
+            first = f"e.g. {({k: values[k][int(np.argmax(mask))] for k in keys})}: {why}"
+        refused |= mask
+    if refused.any():
+        warnings.warn(f"{family.name}: {int(refused.sum()):,} of {n:,} parameter sets skipped ({first})",
+                      stacklevel=3)
+    if refused.all():
+        raise ValueError(f"no valid parameter set of {family.name} in the grid {dict(grid)} ({first})")
+    keep = ~refused
+    return _encode(family, keys, {k: v[keep] for k, v in values.items()}, {k: v[keep] for k, v in full.items()})
 
 
-def _refusal(family: Family, p: Mapping[str, Any]) -> str | None:
-    if p.get("direction", "long") not in _SIDES:
-        return f"direction must be one of {sorted(_SIDES)}"
+def _column(values: list[Any]) -> np.ndarray:
+    if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+        return np.asarray(values, dtype=np.int64)
+    if all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in values):
+        return np.asarray(values, dtype=np.float64)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _common_checks(p: Mapping[str, np.ndarray]) -> Refusals:
+    out = [(~np.isin(p["direction"].astype(str), list(_SIDES)), f"direction must be one of {sorted(_SIDES)}")] \
+        if "direction" in p else []
     for name in RISK_FIELDS:
-        value = p.get(name) or 0.0
-        limit_ok = value < 1 or name == "take_profit"
-        if not (np.isfinite(value) and value >= 0 and limit_ok):
-            return f"{name} must be 0 (off) or {'> 0' if name == 'take_profit' else 'in (0, 1)'}"
-    return family.check(p)
+        v = np.asarray(p[name], dtype=np.float64)
+        ok = np.isfinite(v) & (v >= 0) & ((v < 1) | (name == "take_profit"))
+        out.append((~ok, f"{name} must be 0 (off) or {'> 0' if name == 'take_profit' else 'in (0, 1)'}"))
+    return out
 
 
-def _encode(family: Family, keys: list[str], sets: list[dict[str, Any]]) -> GridSets:
-    ns = len(sets)
-    windows = np.unique(np.array([int(p[w]) for p in sets for w in family.windows], dtype=np.int64))
+def _encode(family: Family, keys: list[str], values: dict[str, np.ndarray], full: dict[str, np.ndarray]) -> GridSets:
+    ns = len(next(iter(full.values())))
+    wins = [np.asarray(full[w], dtype=np.float64).astype(np.int64) for w in family.windows]
+    windows = np.unique(np.concatenate(wins))
     rows = np.zeros((ns, 2), dtype=np.int64)
+    for c, w in enumerate(wins):
+        rows[:, c] = np.searchsorted(windows, w)
+    if family.rows_per_window == 2:
+        rows[:, 0], rows[:, 1] = 2 * rows[:, 0], 2 * rows[:, 0] + 1
     levels = np.zeros((ns, 3), dtype=np.float64)
-    for i, p in enumerate(sets):
-        idx = [int(np.searchsorted(windows, int(p[w]))) for w in family.windows]
-        if family.rows_per_window == 2:
-            rows[i] = (2 * idx[0], 2 * idx[0] + 1)
-        else:
-            rows[i, : len(idx)] = idx
-        for c, name in enumerate(family.levels):
-            levels[i, c] = float(p[name])
-    sides = np.array([_SIDES[p.get("direction", "long")] for p in sets], dtype=np.int8)
-    risk = np.array([[float(p.get(f) or 0.0) for f in RISK_FIELDS] for p in sets], dtype=np.float64)
-    values = {k: np.array([p[k] for p in sets], dtype=object if k == "direction" else None) for k in keys}
-    return GridSets(keys, values, windows, rows, levels, sides, risk.reshape(ns, N_RISK))
+    for c, name in enumerate(family.levels):
+        levels[:, c] = np.asarray(full[name], dtype=np.float64)
+    direction = full["direction"].astype(str) if "direction" in full else np.full(ns, "long")
+    sides = np.select([direction == "long", direction == "short"], [1, -1], 0).astype(np.int8)
+    risk = np.column_stack([np.asarray(full[f], dtype=np.float64) for f in RISK_FIELDS]).reshape(ns, N_RISK)
+    return GridSets(keys, values, windows, rows, levels, sides, np.ascontiguousarray(risk))
 
 
 def family_tables(family: Family, close: pd.DataFrame, windows: np.ndarray) -> np.ndarray:

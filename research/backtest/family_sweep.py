@@ -120,17 +120,27 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
 
         close = rows_of(inp.close)
         tables = family_tables(family, pd.DataFrame(close.T), sets.windows)
-        ff = np.empty_like(close)
+        ff, rc = np.empty_like(close), np.empty_like(close)
         for j in range(close.shape[0]):
-            ff[j] = prepare_nb(close[j])[0]
+            ff[j], rc[j] = prepare_nb(close[j])
         fees, slip, cash, ppy = inp.costs
-        out, r = family_grid_nb(family.code, tables, close, rows_of(inp.exec_px), rows_of(inp.open_),
-                                rows_of(inp.high), rows_of(inp.low), ff, inp.lo[s0:s1], inp.hi[s0:s1], sets.rows,
+        out, r = _grid(family.code, tables, close, rows_of(inp.exec_px), rows_of(inp.open_),
+                                rows_of(inp.high), rows_of(inp.low), ff, rc, inp.lo[s0:s1], inp.hi[s0:s1], sets.rows,
                                 sets.levels, sets.sides, sets.risk, fees, slip, cash, ppy, inp.whole,
                                 inp.fill_at_open, keep_returns)
         stats.append(out)
         rets.append(r)
     return np.concatenate(stats), (np.concatenate(rets) if keep_returns else np.zeros((0, 0)))
+
+
+def _grid(*args: Any) -> tuple[np.ndarray, np.ndarray]:
+    from numba import set_parallel_chunksize
+
+    old = set_parallel_chunksize(16)  # small chunks keep both threads busy on a shared machine
+    try:
+        return family_grid_nb(*args)
+    finally:
+        set_parallel_chunksize(old)
 
 
 def family_frame(sets: GridSets, symbols: Sequence[str], sym_idx: np.ndarray, set_idx: np.ndarray,

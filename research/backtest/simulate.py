@@ -129,8 +129,8 @@ def _pnl(direction: float, size: float, entry: float, exit_: float, fees: float)
 
 
 @njit(cache=True)
-def simulate_nb(states, exec_px, open_, high, low, close, close_ff, start, end, fees, slip, init_cash, ppy, whole,
-                risk, fill_at_open, stats, ret_out):
+def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, start, end, fees, slip, init_cash, ppy,
+                whole, risk, fill_at_open, stats, ret_out):
     """Simulate one parameter set on one symbol over bars ``[start, end)``; fill ``stats``.
 
     Parameters
@@ -141,8 +141,9 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, start, end, 
         Execution price of each bar (the open, or the close for ``next_close``).
     open_, high, low, close : ndarray
         Bar ranges for the stops (raw, NaN where missing).
-    close_ff : ndarray
-        The close forward-filled (valuation).
+    close_ff, r_close : ndarray
+        The close forward-filled (valuation) and its bar-to-bar return
+        (:func:`research.backtest.kernels.prepare_nb`).
     start, end : int
         Simulated bars; the book starts flat at ``start``.
     fees, slip, init_cash, ppy : float
@@ -188,7 +189,37 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, start, end, 
     t_entry = 0.0
     t_fees = 0.0
     v = init_cash
-    for t in range(start, end):
+    dd_k = 1.0 + 1e-12  # a value below peak * dd_k may be a new worst drawdown (then computed exactly)
+    steady_ok = not use_stops and halt_dd <= 0 and not keep_returns
+    t = start
+    while t < end:
+        if steady_ok and t > 0 and states[t - 1] == pos_dir:
+            if pos_dir == 0 and pos_v == 0.0 and cash_v == prev_v and abs(cash_v) > 1e-12:
+                t += 1  # flat and staying flat: the book does not move
+                while t < end and states[t - 1] == 0:
+                    t += 1
+                continue
+            if pos_dir != 0 and abs(pos_v) > 1e-12 and (cash_v == 0.0 or abs(cash_v) > 1e-12) and prev_v > 0.0:
+                all_in = cash_v == 0.0
+                while True:  # holding: the book moves with the close
+                    if all_in:
+                        v = pos_v * close_ff[t]
+                        r = r_close[t]
+                    else:
+                        v = cash_v + pos_v * close_ff[t]
+                        r = (v - prev_v) / prev_v
+                    s1 += r
+                    s2 += r * r
+                    held += 1
+                    peak = max(peak, v)
+                    if v < peak * dd_k:
+                        max_dd = min(max_dd, v / peak - 1.0)
+                        dd_k = (1.0 + max_dd) * (1.0 + 1e-12)
+                    prev_v = v
+                    t += 1
+                    if t >= end or states[t - 1] != pos_dir or prev_v <= 0.0:
+                        break
+                continue
         want = np.int64(states[t - 1]) if t > 0 else np.int64(0)
         if halted:
             want = 0
@@ -294,12 +325,15 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, start, end, 
             if keep_returns:
                 ret_out[t - start] = r
             peak = max(peak, v)
-            max_dd = min(max_dd, v / peak - 1.0)
+            if v < peak * dd_k:
+                max_dd = min(max_dd, v / peak - 1.0)
+                dd_k = (1.0 + max_dd) * (1.0 + 1e-12)
             prev_v = v
         if halt_dd > 0 and not halted and not np.isnan(v):
             hpeak = max(hpeak, v)
             if v / hpeak - 1.0 <= -halt_dd:
                 halted = True
+        t += 1
     count = end - start
     n_trades = n_closed
     if t_size > 0:
