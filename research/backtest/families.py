@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from research.backtest.kernels import _N_STATS
 from research.backtest.simulate import N_RISK, RISK_FIELDS, simulate_nb
+from research.features.indicators import _ewm_seeded_nb
 from research.strategies._nb import cross_step_nb, hysteresis_step_nb, rolling_mean_1d_nb
 
 __all__ = ["FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
@@ -119,15 +120,57 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
 # --------------------------------------------------------------------------- families
 
 def _ma_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+    return _columns(close, windows, rolling_mean_1d_nb)
+
+
+@njit(cache=True)
+def _rsi_column_nb(p: np.ndarray, window: int) -> np.ndarray:
+    """Wilder's RSI of one column with the arithmetic of :func:`research.features.indicators.rsi`."""
+    n = p.shape[0]
+    x = np.empty((n, 2))
+    x[0, 0] = np.nan
+    x[0, 1] = np.nan
+    for t in range(1, n):
+        change = p[t] - p[t - 1]
+        x[t, 0] = change if change > 0 else (0.0 if change <= 0 else np.nan)
+        neg = -change
+        x[t, 1] = neg if neg > 0 else (0.0 if neg < 0 else neg)  # clip(lower=0) keeps -0.0 and NaN
+    avg = _ewm_seeded_nb(x, 1.0 / window, window)
+    out = np.empty(n)
+    for t in range(n):
+        g = avg[t, 0]
+        total = g + avg[t, 1]
+        if np.isnan(g) or np.isnan(total):
+            out[t] = np.nan
+        elif total == 0.0:
+            out[t] = 50.0
+        else:
+            out[t] = 100.0 * g / total
+    return out
+
+
+@njit(cache=True)
+def _returns_column_nb(p: np.ndarray, periods: int) -> np.ndarray:
+    """``p[t] / p[t - periods] - 1`` (NaN where undefined), as :func:`research.features.indicators.returns`."""
+    n = p.shape[0]
+    out = np.full(n, np.nan)
+    for t in range(periods, n):
+        a, b = p[t], p[t - periods]
+        if b != 0.0:
+            out[t] = a / b - 1.0
+        elif a != 0.0 and not np.isnan(a):
+            out[t] = np.inf * np.sign(a) * np.sign(1.0 / b) - 1.0
+    return out
+
+
+def _columns(close: pd.DataFrame, windows: np.ndarray, fn: Callable[[np.ndarray, int], np.ndarray]) -> list[np.ndarray]:
     values = close.to_numpy(dtype=np.float64)
-    return [np.stack([rolling_mean_1d_nb(np.ascontiguousarray(values[:, j]), int(w)) for j in range(values.shape[1])])
-            for w in windows]
+    cols = [np.ascontiguousarray(values[:, j]) for j in range(values.shape[1])]
+    return [np.stack([fn(c, int(w)) for c in cols]) for w in windows]
 
 
 def _rsi_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
-    from research.features.indicators import rsi
-
-    return [rsi(close, window=int(w)).to_numpy(dtype=np.float64).T for w in windows]
+    return _columns(close, windows, _rsi_column_nb)
 
 
 def _bollinger_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
@@ -139,9 +182,7 @@ def _bollinger_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarr
 
 
 def _momentum_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
-    from research.features.indicators import returns
-
-    return [returns(close, periods=int(w)).to_numpy(dtype=np.float64).T for w in windows]
+    return _columns(close, windows, _returns_column_nb)
 
 
 Refusals = list[tuple[np.ndarray, str]]  # (mask of refused sets, reason)
