@@ -122,6 +122,24 @@ def _order_nb(w, price, cash, pos, fees, slip, whole):
 
 
 @njit(cache=True, inline="always")
+def _stops_clear(pos, o, hi, lo, entry, best, sl, tp, trail) -> bool:
+    """Whether a bar with a complete range reaches no stop level (the levels of ``_stop_exit_nb``)."""
+    if np.isnan(o) or np.isnan(hi) or np.isnan(lo):
+        return False
+    if pos > 0:
+        sl_level = entry * (1.0 - sl) if sl > 0 else -np.inf
+        tr_level = best * (1.0 - trail) if trail > 0 else -np.inf
+        stop = max(sl_level, tr_level)
+        tp_level = entry * (1.0 + tp) if tp > 0 else np.inf
+        return not (o <= stop or o >= tp_level or lo <= stop or hi >= tp_level)
+    sl_level = entry * (1.0 + sl) if sl > 0 else np.inf
+    tr_level = best * (1.0 + trail) if trail > 0 else np.inf
+    stop = min(sl_level, tr_level)
+    tp_level = entry * (1.0 - tp) if tp > 0 else -np.inf
+    return not (o >= stop or o <= tp_level or hi >= stop or lo <= tp_level)
+
+
+@njit(cache=True, inline="always")
 def _pnl(direction: float, size: float, entry: float, exit_: float, fees: float) -> float:
     if direction > 0:
         return size * (exit_ - entry) - fees
@@ -190,18 +208,32 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
     t_fees = 0.0
     v = init_cash
     dd_k = 1.0 + 1e-12  # a value below peak * dd_k may be a new worst drawdown (then computed exactly)
-    steady_ok = not use_stops and halt_dd <= 0 and not keep_returns
+    steady_ok = halt_dd <= 0 and not keep_returns
+    force = False  # the general path must take this bar (a stop level may be reached)
     t = start
     while t < end:
-        if steady_ok and t > 0 and states[t - 1] == pos_dir:
-            if pos_dir == 0 and pos_v == 0.0 and cash_v == prev_v and abs(cash_v) > 1e-12:
-                t += 1  # flat and staying flat: the book does not move
-                while t < end and states[t - 1] == 0:
+        d = states[t - 1] if t > 0 else 0
+        if steady_ok and not force and t > 0:
+            if pos_dir == 0 and (d == 0 or d == blocked) and pos_v == 0.0 and cash_v == prev_v and \
+                    abs(cash_v) > 1e-12:
+                while True:  # flat and staying flat (or stopped out on this side): the book does not move
+                    if d == 0:
+                        blocked = 0  # a bar that wants flat releases a stopped side
                     t += 1
+                    if t >= end:
+                        break
+                    d = states[t - 1]
+                    if d != 0 and d != blocked:
+                        break
                 continue
-            if pos_dir != 0 and abs(pos_v) > 1e-12 and (cash_v == 0.0 or abs(cash_v) > 1e-12) and prev_v > 0.0:
+            if pos_dir != 0 and d == pos_dir and abs(pos_v) > 1e-12 and (cash_v == 0.0 or abs(cash_v) > 1e-12) and prev_v > 0.0:
                 all_in = cash_v == 0.0
                 while True:  # holding: the book moves with the close
+                    if use_stops and t >= armed_from:
+                        if not _stops_clear(pos_dir, open_[t], high[t], low[t], entry, best, sl, tp, trail):
+                            force = True
+                            break
+                        best = max(best, high[t]) if pos_dir > 0 else min(best, low[t])
                     if all_in:
                         v = pos_v * close_ff[t]
                         r = r_close[t]
@@ -220,6 +252,7 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
                     if t >= end or states[t - 1] != pos_dir or prev_v <= 0.0:
                         break
                 continue
+        force = False
         want = np.int64(states[t - 1]) if t > 0 else np.int64(0)
         if halted:
             want = 0
