@@ -86,6 +86,7 @@ def _chunking(client: Any, cache: bool | None, n_tasks: int, key: str, meta: dic
 def _info(tasks: Sequence[Block], store: ChunkCache | None, client: Any) -> dict[str, Any]:
     computed = store.computed if store is not None else len(tasks)
     return {"tasks": len(tasks), "computed": computed, "cached": len(tasks) - computed,
+            "rejected": store.rejected if store is not None else 0,
             "cache": str(store.path) if store is not None else None, "on": "cluster" if client is not None else "process"}
 
 
@@ -146,6 +147,7 @@ def engine_chunk(a: int, b: int, c: int, d: int, *, fields: Mapping[str, pd.Data
     """
     from research.backtest.engine import backtest
     from research.backtest.fused import stats_row
+    from research.backtest.sweep import engine_call
 
     names = list(symbols[a:b])
     sub = {k: v[names] for k, v in fields.items()} if split else fields
@@ -155,7 +157,7 @@ def engine_chunk(a: int, b: int, c: int, d: int, *, fields: Mapping[str, pd.Data
     for ci in range(c, d):
         params = dict(zip(keys, combos[ci], strict=True))
         try:
-            res = backtest(sub, strategy, params=params, **kwargs)
+            res = backtest(sub, strategy, **engine_call(params, kwargs))
         except ValueError as exc:
             skipped.append((ci, str(exc)))
             continue

@@ -96,13 +96,18 @@ class SweepResult:
         """Per-bar returns of every parameter set on one symbol (bars x trials), for PBO/DSR.
 
         Recomputed by the fused kernel (about ``8 * bars * trials`` bytes: 340 MB for 19,701
-        pairs on 2,148 bars). Only for fused moving-average sweeps.
+        pairs on 2,148 bars). Only for fused sweeps; columns are the parameter sets in table
+        order (a MultiIndex of the swept parameters).
         """
         if self.params.get("engine") != "fused":
-            raise ValueError("trial returns are kept for fused moving-average sweeps only")
+            raise ValueError("trial returns are kept for fused sweeps only")
         rows = self._rows(symbol)
         sym = rows["symbol"].iloc[0]
         inp = self._inputs
+        if "family" in inp:
+            from research.backtest.family_sweep import family_trial_returns
+
+            return family_trial_returns(inp, sym, self.param_names)
         j = inp["symbols"].index(sym)
         c = np.ascontiguousarray(inp["close"][:, j])
         o = np.ascontiguousarray(inp["exec"][:, j])
@@ -296,8 +301,15 @@ def sweep(
         Passed to :func:`~research.backtest.engine.backtest` (fees, slippage, sizing, risk...).
     """
     keys = list(grid)
+    same_close = backtest_kwargs.get("timing", "next_open") == "same_close"
     fused = (strategy == "ma_crossover" and set(keys) <= {"fast", "slow"}
-             and set(backtest_kwargs) <= _FUSED_OK and backtest_kwargs.get("timing", "next_open") != "same_close")
+             and set(backtest_kwargs) <= _FUSED_OK and not same_close)
+    if not fused and _family_fits(strategy, keys, backtest_kwargs) and not same_close:
+        from research.backtest.family_sweep import sweep_family
+
+        kwargs = {k: v for k, v in backtest_kwargs.items() if k not in ("sizing", "shared_cash")}
+        return sweep_family(prices, strategy, grid, metric=metric, client=client, cache=cache, chunk_size=chunk_size,
+                            progress=progress, **kwargs)
     if fused:
         from research.strategies.catalog import get_strategy
 
@@ -316,13 +328,47 @@ def sweep(
     for combo in tqdm(combos, desc=f"sweep {strategy}", disable=not show, leave=False):
         params = dict(zip(keys, combo, strict=True))
         try:
-            res = backtest(prices, strategy, params=params, **backtest_kwargs)
+            res = backtest(prices, strategy, **engine_call(params, backtest_kwargs))
         except ValueError as exc:  # e.g. fast >= slow: skip, like the fused grid does
             warnings.warn(f"{strategy} {params}: skipped ({exc})", stacklevel=2)
             continue
         for book in res.books:
             rows.append({"symbol": book, **params, **stats_row(res.summary(book), float(res.equity[book].iloc[-1]))})
     return _engine_result(rows, strategy, grid, keys, metric, backtest_kwargs, t0)
+
+
+def _family_fits(strategy: str, keys: list[str], kwargs: Mapping[str, Any]) -> bool:
+    """Whether the fused family kernels cover this sweep (all_in sizing, one book per symbol)."""
+    from research.backtest.families import FAMILIES
+    from research.backtest.simulate import RISK_FIELDS
+
+    if strategy not in FAMILIES:
+        return False
+    from research.strategies.catalog import get_strategy
+
+    known = set(get_strategy(strategy).defaults) | set(RISK_FIELDS)
+    options = _FUSED_OK | {"whole_shares", "risk", "sizing", "shared_cash"}
+    return (set(keys) <= known and set(kwargs) <= options and kwargs.get("sizing", "all_in") == "all_in"
+            and not kwargs.get("shared_cash", False))
+
+
+def engine_call(params: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``backtest`` keyword arguments of one engine set: risk dimensions of the grid join ``risk``.
+
+    A grid's ``drawdown_halt`` is the engine's ``max_drawdown`` rule; 0 turns a level off.
+    """
+    from research.backtest.simulate import RISK_FIELDS
+    from research.strategies.stops import RiskRules
+
+    strategy_params = {k: v for k, v in params.items() if k not in RISK_FIELDS}
+    levels = {("max_drawdown" if k == "drawdown_halt" else k): (float(v) or None)
+              for k, v in params.items() if k in RISK_FIELDS}
+    out = dict(kwargs)
+    if levels:
+        base = kwargs.get("risk")
+        base = base.to_dict() if isinstance(base, RiskRules) else dict(base or {})
+        out["risk"] = {**base, **levels}
+    return {"params": strategy_params, **out}
 
 
 def _engine_result(rows: list[dict], strategy: str, grid: Mapping[str, Sequence[Any]], keys: list[str], metric: str,

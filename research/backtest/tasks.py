@@ -140,7 +140,13 @@ def _on_client(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int
 
 
 class ChunkCache:
-    """Finished chunks of one task plan: ``<root>/<key>/chunk-N.parquet``.
+    """Finished chunks of one task plan: ``<root>/<key>/chunk-N.parquet``, each content-checked.
+
+    Every chunk file carries the sha256 of its content (``workbench.sha256`` in the Parquet
+    schema metadata). :meth:`load` verifies it: a chunk whose values were changed on disk, one
+    rewritten without the hash (e.g. edited with pandas) or one that cannot be read is
+    reported (a logged warning and a :class:`UserWarning`), counted in :attr:`rejected` and
+    recomputed by :func:`run_tasks`.
 
     Parameters
     ----------
@@ -156,33 +162,75 @@ class ChunkCache:
         self.key = key
         self.path = Path(root or cache_root()) / key
         self.computed = 0
+        self.rejected = 0
         self._meta = dict(meta or {})
 
     def _file(self, i: int) -> Path:
         return self.path / f"chunk-{i}.parquet"
 
     def load(self, i: int) -> pd.DataFrame | None:
-        """The saved chunk ``i``, or None (missing or unreadable)."""
+        """The saved chunk ``i`` if present and intact, else None (missing, unreadable or altered)."""
+        import pyarrow.parquet as pq
+
         f = self._file(i)
         if not f.is_file():
             return None
         try:
-            return pd.read_parquet(f)
+            table = pq.read_table(f)
         except Exception as exc:  # noqa: BLE001 - a damaged chunk is recomputed
-            logger.warning("chunk %s unreadable (%s); recomputing it", f, exc)
-            return None
+            return self._reject(f, f"unreadable ({exc})")
+        meta = table.schema.metadata or {}
+        want = meta.get(_HASH_KEY)
+        if want is None:
+            return self._reject(f, "it carries no content hash (rewritten outside the workbench?)")
+        frame = _from_arrow(table)
+        if _content_hash(frame) != want.decode():
+            return self._reject(f, "its content does not match its hash (edited or damaged on disk)")
+        return frame
+
+    def _reject(self, f: Path, why: str) -> None:
+        import warnings
+
+        self.rejected += 1
+        message = f"cached sweep chunk {f} failed its check: {why}; recomputing it"
+        logger.warning(message)
+        warnings.warn(message, stacklevel=4)
+        return None
 
     def save(self, i: int, frame: pd.DataFrame) -> None:
-        """Write chunk ``i`` atomically (temporary file in the same folder, then rename)."""
+        """Write chunk ``i`` with its content hash, atomically (temporary file, then rename)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         self.path.mkdir(parents=True, exist_ok=True)
         if self._meta and not (self.path / "plan.json").exists():
             atomic_write(self.path / "plan.json", json.dumps(self._meta, indent=2, default=str), durable=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[_ATTRS_KEY] = json.dumps(frame.attrs, default=str).encode()
+        table = table.replace_schema_metadata(meta)
+        meta[_HASH_KEY] = _content_hash(_from_arrow(table)).encode()  # the content as load() will see it
+        table = table.replace_schema_metadata(meta)
         with atomic_path(self._file(i), durable=False) as tmp:
-            frame.to_parquet(tmp, index=False)
+            pq.write_table(table, tmp)
 
     def chunks(self) -> list[Path]:
         """The chunk files present now."""
         return sorted(self.path.glob("chunk-*.parquet")) if self.path.is_dir() else []
+
+
+_HASH_KEY = b"workbench.sha256"
+_ATTRS_KEY = b"workbench.attrs"
+
+
+def _from_arrow(table: Any) -> pd.DataFrame:
+    frame = table.to_pandas()
+    frame.attrs = json.loads((table.schema.metadata or {}).get(_ATTRS_KEY, b"{}"))
+    return frame
+
+
+def _content_hash(frame: pd.DataFrame) -> str:
+    return digest(frame, json.dumps(frame.attrs, sort_keys=True, default=str))
 
 
 def cache_root() -> Path:

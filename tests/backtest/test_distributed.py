@@ -75,11 +75,31 @@ def test_fused_crossover_on_a_client_equals_in_process(client, prices):
 
 
 def test_engine_rsi_grid_on_a_client_equals_in_process(client, prices, monkeypatch):
-    expected = sweep(prices, "rsi_reversion", RSI, fees=0.001, progress=False)
+    kw = {"fees": 0.001, "sizing": "fixed_fraction"}  # a sizer the fused kernels do not cover: the engine path
+    expected = sweep(prices, "rsi_reversion", RSI, progress=False, **kw)
+    assert expected.params["engine"] == "engine"
     monkeypatch.setattr(chunked, "_ENGINE_SYMBOLS_PER_CALL", 1)  # symbols split across tasks too
-    got = sweep(prices, "rsi_reversion", RSI, fees=0.001, client=client, chunk_size=2, progress=False)
+    got = sweep(prices, "rsi_reversion", RSI, client=client, chunk_size=2, progress=False, **kw)
     pd.testing.assert_frame_equal(expected.table, got.table, check_exact=True)
     assert got.params["chunks"]["tasks"] == 2 * 2
+
+
+FAMILY_GRIDS = {
+    "rsi_reversion": {"window": [7, 14, 21], "lower": [25.0, 30.0], "stop_loss": [0, 0.05], "direction": ["long", "both"]},
+    "bollinger_breakout": {"window": [10, 20], "k": [1.5, 2.0], "trailing_stop": [0, 0.08]},
+    "time_series_momentum": {"lookback": [21, 63, 126], "threshold": [0.0, 0.02], "direction": ["long", "both"]},
+    "ma_crossover": {"fast": [5, 10], "slow": [20, 50], "take_profit": [0, 0.1], "direction": ["both"]},
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_GRIDS))
+def test_fused_family_grid_on_a_client_equals_in_process(client, prices, family):
+    grid = FAMILY_GRIDS[family]
+    expected = sweep(prices, family, grid, fees=0.001, slippage=0.0005, progress=False)
+    assert expected.params["engine"] == "fused"
+    got = sweep(prices, family, grid, fees=0.001, slippage=0.0005, client=client, chunk_size=5, progress=False)
+    pd.testing.assert_frame_equal(expected.table, got.table, check_exact=True)
+    assert got.params["chunks"]["on"] == "cluster" and got.params["chunks"]["tasks"] >= 2
 
 
 def test_a_rerun_computes_only_the_missing_chunks(client, prices, tmp_path):
