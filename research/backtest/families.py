@@ -101,10 +101,7 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
     m, n = close.shape
     ns = rows.shape[0]
     out = np.empty((m * ns, _N_STATS))
-    span = 0
-    if keep_returns:
-        for j in range(m):
-            span = max(span, hi[j] - lo[j])
+    span = np.int64(np.max(hi - lo)) if keep_returns and m > 0 else np.int64(0)
     rets = np.zeros((m * ns, span))
     for q in prange(m * ns):
         j = q // ns

@@ -138,15 +138,23 @@ def backtest_command(
 
 
 def sweep_command(
-    strategy: Annotated[str, typer.Argument(help="Strategy name; ma_crossover (the default) runs through the "
-                                                 "fused kernel.")] = "ma_crossover",
+    strategy: Annotated[str, typer.Argument(help="Strategy name: ma_crossover (the default), rsi_reversion, "
+                                                 "bollinger_breakout, time_series_momentum (fused kernels).")] = "ma_crossover",
     symbol: SymbolOpt = ["GOOG"],  # noqa: B006
     grid: Annotated[list[str] | None, typer.Option(
         "--grid", "-g", help="Values of one parameter: KEY=START:STOP[:STEP] (both ends included) or KEY=V1,V2; "
-                             "repeat. Default for ma_crossover: every pair 2 <= fast < slow <= 200.")] = None,
+                             "repeat. Besides the strategy's parameters: direction=long,both and the risk levels "
+                             "stop_loss, take_profit, trailing_stop, drawdown_halt (fractions; 0 = off). "
+                             "Default for ma_crossover: every pair 2 <= fast < slow <= 200.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the table and heatmaps.")] = Path("sweep-out"),
     fmt: Annotated[str, typer.Option("--format", help="Table format: csv or parquet.")] = "csv",
     metric: Annotated[str, typer.Option(help="Metric to maximise and to colour the heatmap by.")] = "sharpe",
+    x: Annotated[str | None, typer.Option("--x", help="Heatmap x axis (default: the first swept parameter).")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="Heatmap y axis (default: the second swept parameter).")] = None,
+    fix: Annotated[list[str] | None, typer.Option(
+        "--fix", help="Hold another parameter at one value in the heatmap: KEY=VALUE; repeat.")] = None,
+    agg: Annotated[str, typer.Option(help="Fold the parameters neither shown nor fixed by: max, min, median "
+                                          "or mean.")] = "max",
     source: SourceOpt = "sample",
     interval: IntervalOpt = "1d",
     start: StartOpt = None,
@@ -155,6 +163,7 @@ def sweep_command(
     slippage: SlipOpt = BACKTEST["slippage"],
     cash: CashOpt = BACKTEST["init_cash"],
     timing: TimingOpt = BACKTEST["timing"],
+    whole_shares: Annotated[bool, typer.Option(help="Trade whole shares only.")] = False,
     overfitting: Annotated[bool, typer.Option(help="Report the deflated Sharpe ratio and the probability of "
                                                    "backtest overfitting of the best set (fused sweeps).")] = True,
     cluster: Annotated[str | None, typer.Option(
@@ -166,7 +175,8 @@ def sweep_command(
 ) -> None:
     """Sweep STRATEGY (default ma_crossover) over a parameter grid; write the table and heatmaps to --out.
 
-    Example: workbench sweep ma_crossover --symbol GOOG --grid fast=2:199 --grid slow=3:200 --out sweep-out
+    Example: workbench sweep rsi_reversion --symbol GOOG --grid window=2:50 --grid lower=10:40:2
+    --grid exit_level=50:64:2 --grid stop_loss=0:0.1:0.05
 
     On a cluster (same table, bit for bit): add --cluster local, or --cluster tcp://host:8786.
     """
@@ -177,8 +187,11 @@ def sweep_command(
         raise typer.BadParameter(f"--format must be csv or parquet, got {fmt!r}")
     spec = get_strategy(strategy)
     values = parse_grid(grid) or {k: list(v) for k, v in spec.grid.items()}
+    fixed = {k: _number(v) for k, v in parse_params(fix).items()}
     prices = _load(symbol, source, interval)
     kwargs = {"fees": fees, "slippage": slippage, "init_cash": cash, "timing": timing, "start": start, "end": end}
+    if whole_shares:
+        kwargs["whole_shares"] = True
     res = _run_sweep(sweep, prices, strategy, values, metric, kwargs, cluster=cluster, cache=cache)
     out.mkdir(parents=True, exist_ok=True)
     table_path = out / f"sweep.{fmt}"
@@ -194,6 +207,8 @@ def sweep_command(
         ch = res.params["chunks"]
         typer.echo(f"{ch['tasks']} chunk(s) in {ch['on']}: {ch['computed']} computed, {ch['cached']} from the cache"
                    + (f" ({ch['cache']})" if ch["cache"] else ""))
+        if ch.get("rejected"):
+            typer.echo(f"{ch['rejected']} cached chunk(s) failed their content check and were recomputed", err=True)
     report = {"strategy": strategy, "metric": metric, "params": res.params, "best": {}}
     for sym in res.table["symbol"].unique():
         best = res.best(sym)
@@ -201,14 +216,36 @@ def sweep_command(
         typer.echo(f"best {sym}: " + ", ".join(f"{k}={best[k]}" for k in res.param_names)
                    + f"  {metric}={best[metric]:.3f}  total_return={best['total_return']:.2%}  trades={best['trades']}")
         if len(res.param_names) >= 2:
-            from research.viz.backtest import sweep_heatmap
-
-            path = out / f"heatmap_{sym}.html"
-            sweep_heatmap(res, metric=metric, symbol=sym).write_html(path, include_plotlyjs="cdn")
-            typer.echo(f"heatmap -> {path}")
+            _heatmap(res, sym, out, metric=metric, x=x, y=y, fixed=fixed, agg=agg)
         if overfitting and res.params.get("engine") == "fused" and res.n_trials >= 2:
             report["best"][sym]["overfitting"] = _overfitting(res, sym, best)
     (out / "sweep.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+
+def _heatmap(res, sym: str, out: Path, *, metric: str, x: str | None, y: str | None, fixed: dict, agg: str) -> None:
+    """Write the heatmap (HTML) and its 2-D table (CSV) of one symbol; print both paths and the table."""
+    import pandas as pd
+
+    from research.backtest.slices import grid_slice
+    from research.viz.backtest import sweep_heatmap
+
+    x = x or res.param_names[0]
+    y = y or res.param_names[1]
+    try:
+        frame = grid_slice(res, x=x, y=y, metric=metric, symbol=sym, fixed=fixed, agg=agg)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    path = out / f"heatmap_{sym}.html"
+    sweep_heatmap(res, metric=metric, symbol=sym, x=x, y=y, fixed=fixed, agg=agg).write_html(path,
+                                                                                          include_plotlyjs="cdn")
+    frame.to_csv(out / f"heatmap_{sym}.csv")
+    folded = frame.attrs["aggregated"]
+    typer.echo(f"heatmap -> {path} ({y} x {x}, {metric}"
+               + (f", {agg} over {', '.join(folded)}" if folded else "")
+               + "".join(f", {k}={v}" for k, v in fixed.items()) + f"; table {out / f'heatmap_{sym}.csv'})")
+    with pd.option_context("display.float_format", "{:,.2f}".format, "display.width", 250,
+                           "display.max_columns", 30, "display.max_rows", 60):
+        typer.echo(frame.to_string(max_cols=30, max_rows=60))
 
 
 def _run_sweep(sweep, prices, strategy: str, values: dict, metric: str, kwargs: dict, *, cluster: str | None,
@@ -232,7 +269,7 @@ def _overfitting(res, sym: str, best) -> dict[str, float]:
     from research.risk.overfitting import deflated_sharpe_ratio, probability_of_backtest_overfitting
 
     trials = res.trial_returns(sym)
-    chosen = trials[(int(best["fast"]), int(best["slow"]))]
+    chosen = trials.iloc[:, res.table.loc[res.table["symbol"] == sym].index.get_loc(best.name)]
     dsr = deflated_sharpe_ratio(chosen, trial_returns=trials)
     pbo = probability_of_backtest_overfitting(trials, n_splits=16, max_combinations=2000)
     typer.echo(f"  deflated Sharpe ratio {dsr.dsr:.3f} over {dsr.n_trials:,} trials "

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,13 +18,6 @@ from research.risk.metrics import COMPACT_KEYS
 __all__ = ["sweep_heatmap", "equity_figure", "walk_forward_figure"]
 
 
-def _table(sweep: Any) -> tuple[pd.DataFrame, list[str], str]:
-    if isinstance(sweep, pd.DataFrame):
-        params = [c for c in ("fast", "slow") if c in sweep.columns]
-        return sweep, params, "sweep"
-    return sweep.table, list(sweep.param_names), sweep.strategy
-
-
 def sweep_heatmap(
     sweep: Any,
     *,
@@ -31,9 +25,11 @@ def sweep_heatmap(
     symbol: str | None = None,
     x: str | None = None,
     y: str | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    agg: str = "max",
     title: str | None = None,
 ) -> go.Figure:
-    """Heatmap of one metric over two swept parameters (fast on x, slow on y by default).
+    """Heatmap of one metric over two swept parameters: a 2-D slice of the sweep's grid.
 
     Parameters
     ----------
@@ -44,38 +40,42 @@ def sweep_heatmap(
     symbol : str, optional
         Which symbol (required when the table has several).
     x, y : str, optional
-        Parameter columns for the axes (default: the first two swept parameters).
+        Parameter axes (default: the first two swept parameters).
+    fixed : mapping, optional
+        Other parameters held at one value each.
+    agg : {"max", "min", "median", "mean"}
+        How the parameters neither shown nor fixed are folded into each cell (see
+        :func:`research.backtest.slices.grid_slice`, which computes the frame).
     title : str, optional
-        Figure title; a default names the strategy, symbol and metric. The best cell is marked.
+        Figure title; a default names the strategy, symbol, metric and the slice. The best cell
+        is marked.
     """
-    table, params, strategy = _table(sweep)
-    if metric not in table.columns:
-        raise ValueError(f"metric {metric!r} is not a column of the sweep table; columns: {list(table.columns)}")
-    symbols = list(pd.unique(table["symbol"]))
-    if symbol is None:
-        if len(symbols) != 1:
-            raise ValueError(f"the sweep covers several symbols {symbols[:5]}: pass symbol=")
-        symbol = symbols[0]
-    t = table[table["symbol"] == symbol]
-    if t.empty:
-        raise ValueError(f"no rows for symbol {symbol!r}; symbols: {symbols[:10]}")
+    from research.backtest.slices import grid_slice, param_columns
+
+    if isinstance(sweep, pd.DataFrame):
+        params, strategy = param_columns(sweep), "sweep"
+    else:
+        params, strategy = list(sweep.param_names), sweep.strategy
     x = x or (params[0] if params else "fast")
     y = y or (params[1] if len(params) > 1 else "slow")
-    grid = t.pivot_table(index=y, columns=x, values=metric, aggfunc="first")
+    grid = grid_slice(sweep, x=x, y=y, metric=metric, symbol=symbol, fixed=fixed, agg=agg)
     pct = COMPACT_KEYS.get(metric, "").endswith("[%]")
-    z = grid.to_numpy() * (100.0 if pct else 1.0)
+    z = grid.to_numpy(dtype=np.float64) * (100.0 if pct else 1.0)
+    finite = np.isfinite(z)
     fig = go.Figure(go.Heatmap(
-        z=z, x=grid.columns, y=grid.index, colorscale="RdYlGn", zmid=0 if np.nanmin(z) < 0 < np.nanmax(z) else None,
+        z=z, x=grid.columns, y=grid.index,
+        colorscale="RdYlGn", zmid=0 if finite.any() and np.nanmin(z) < 0 < np.nanmax(z) else None,
         colorbar={"title": f"{metric} [%]" if pct else metric},
         hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{metric}=%{{z:.3f}}<extra></extra>",
     ))
-    finite = t[metric].dropna()
-    if not finite.empty:
-        best = t.loc[finite.idxmax()]
-        fig.add_trace(go.Scatter(x=[best[x]], y=[best[y]], mode="markers", name="best",
+    if finite.any():
+        r, c = np.unravel_index(np.nanargmax(np.where(finite, z, -np.inf)), z.shape)
+        fig.add_trace(go.Scatter(x=[grid.columns[c]], y=[grid.index[r]], mode="markers", name="best",
                                  marker={"symbol": "x", "size": 12, "color": "black"}))
+    sliced = ", ".join([*(f"{k}={v}" for k, v in grid.attrs["fixed"].items()),
+                        *([f"{agg} over {', '.join(grid.attrs['aggregated'])}"] if grid.attrs["aggregated"] else [])])
     fig.update_layout(
-        title=title or f"{strategy} sweep on {symbol}: {metric} ({len(t):,} parameter sets)",
+        title=title or f"{strategy} sweep on {grid.attrs['symbol']}: {metric}" + (f" ({sliced})" if sliced else ""),
         xaxis_title=x, yaxis_title=y, template="plotly_white",
     )
     return fig
