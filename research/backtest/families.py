@@ -328,7 +328,8 @@ def expand_grid(family: Family, grid: Mapping[str, Sequence[Any]], *, defaults: 
     first = ""
     for mask, why in [*_common_checks(full), *family.check(full)]:
         if mask.any() and not first:
-            first = f"e.g. {({k: values[k][int(np.argmax(mask))] for k in keys})}: {why}"
+            at = int(np.argmax(mask))
+            first = f"e.g. {({k: getattr(values[k][at], 'item', lambda v=values[k][at]: v)() for k in keys})}: {why}"
         refused |= mask
     if refused.any():
         warnings.warn(f"{family.name}: {int(refused.sum()):,} of {n:,} parameter sets skipped ({first})",

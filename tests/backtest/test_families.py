@@ -1,0 +1,285 @@
+"""Fused family sweeps equal the engine for every family, with stops, costs, whole shares and
+both directions; agree with vectorbt where the conventions match; chunk, cache and slice."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from research.backtest import backtest
+from research.backtest.family_sweep import sweep_family
+from research.backtest.sweep import STATS, sweep
+from research.data import load_prices
+from research.data.sources.synthetic import synthetic_ohlcv
+
+RISK = ("stop_loss", "take_profit", "trailing_stop", "drawdown_halt")
+
+
+@lru_cache(maxsize=16)
+def _prices(seed: int, kind: str) -> pd.DataFrame:
+    """Synthetic bars: plain, rounded to cents in a narrow range (ties), or with missing bars."""
+    df = synthetic_ohlcv(f"P{seed}", bars=320, seed=seed)
+    if kind == "ticks":  # few distinct prices: equal averages, flat RSI windows, zero-width bands
+        df = (df / 4).round(0) * 4
+        df["high"] = df[["open", "high", "close"]].max(axis=1)
+        df["low"] = df[["open", "low", "close"]].min(axis=1)
+    elif kind == "gaps":
+        df = df.copy()
+        df.iloc[40:300:17, df.columns.get_loc("open")] = np.nan
+        df.iloc[61:300:29, df.columns.get_loc("close")] = np.nan
+        df.iloc[90:95, df.columns.get_loc("high")] = np.nan
+    df.attrs["symbol"] = f"P{seed}"
+    return df
+
+
+def _params(family: str, draw) -> dict:
+    if family == "ma_crossover":
+        fast = draw(st.integers(1, 30))
+        return {"fast": fast, "slow": draw(st.integers(fast + 1, 60))}
+    if family == "rsi_reversion":
+        lower = draw(st.sampled_from([10.0, 25.0, 30.0, 40.0, 50.0]))
+        exit_level = draw(st.sampled_from([v for v in (45.0, 50.0, 55.0, 60.0) if v >= lower]))
+        upper = draw(st.sampled_from([v for v in (60.0, 70.0, 80.0) if v >= exit_level]))
+        return {"window": draw(st.integers(2, 30)), "lower": lower, "exit_level": exit_level, "upper": upper}
+    if family == "bollinger_breakout":
+        return {"window": draw(st.integers(2, 40)), "k": draw(st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5]))}
+    return {"lookback": draw(st.integers(1, 120)), "threshold": draw(st.sampled_from([0.0, 0.01, 0.03, 0.1]))}
+
+
+def _assert_equal_to_engine(df, family, params, risk, *, fees, slippage, whole, timing="next_open"):
+    grid = {k: [v] for k, v in {**params, **risk}.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sweep_family(df, family, grid, fees=fees, slippage=slippage, whole_shares=whole, timing=timing)
+        rules = {("max_drawdown" if k == "drawdown_halt" else k): v for k, v in risk.items() if v}
+        s = backtest(df, family, params=params, risk=rules, fees=fees, slippage=slippage, whole_shares=whole,
+                     timing=timing).summary()
+    row = res.table.iloc[0]
+    total = s["Total Return [%]"] / 100
+    where = f"{family} {params} {risk} fees={fees} slippage={slippage} whole={whole}"
+    assert row["trades"] == s["# Trades"], where
+    assert abs(row["total_return"] - total) <= 1e-12 * max(1.0, abs(total)), where
+    for name, key, scale, tol in (("sharpe", "Sharpe Ratio", 1, 1e-9), ("max_drawdown", "Max. Drawdown [%]", 100, 1e-9),
+                                  ("exposure", "Exposure Time [%]", 100, 1e-12), ("win_rate", "Win Rate [%]", 100, 1e-12)):
+        want = s[key] / scale
+        assert (np.isnan(row[name]) and np.isnan(want)) or row[name] == pytest.approx(want, rel=tol, abs=tol), \
+            (where, name, row[name], want)
+
+
+@given(data=st.data(), family=st.sampled_from(["ma_crossover", "rsi_reversion", "bollinger_breakout",
+                                               "time_series_momentum"]),
+       seed=st.integers(0, 3), kind=st.sampled_from(["plain", "ticks", "gaps"]),
+       costs=st.sampled_from([(0.0, 0.0), (0.001, 0.0005), (0.003, 0.0), (0.0, 0.002)]),
+       whole=st.booleans(), direction=st.sampled_from(["long", "both", "short"]))
+@example(data=None, family="rsi_reversion", seed=0, kind="plain", costs=(0.001, 0.0005), whole=False,
+         direction="both")
+def test_fused_family_equals_the_engine(data, family, seed, kind, costs, whole, direction):
+    """For every family, parameter set, cost, share rule, direction and stop levels: the engine's numbers."""
+    if data is None:  # the explicit example: fixed parameters and all four risk rules
+        params = {"window": 14, "lower": 30.0, "exit_level": 50.0, "upper": 70.0}
+        risk = {"stop_loss": 0.03, "take_profit": 0.05, "trailing_stop": 0.04, "drawdown_halt": 0.15}
+    else:
+        params = _params(family, data.draw)
+        risk = {name: data.draw(st.sampled_from([0.0, 0.0, 0.02, 0.05, 0.1]), label=name) for name in RISK}
+    params["direction"] = direction
+    _assert_equal_to_engine(_prices(seed, kind), family, params, risk, fees=costs[0], slippage=costs[1], whole=whole)
+
+
+@pytest.mark.parametrize("family", ["rsi_reversion", "bollinger_breakout", "time_series_momentum", "ma_crossover"])
+def test_fused_family_equals_the_engine_on_goog(family):
+    """Sample sets of each family's fused grid on the bundled GOOG bars (next open and next close fills)."""
+    df = load_prices("GOOG")
+    grids = {
+        "rsi_reversion": {"window": [5, 14, 30], "lower": [20.0, 30.0], "direction": ["long", "both"]},
+        "bollinger_breakout": {"window": [10, 20], "k": [1.0, 2.0], "direction": ["long", "both"]},
+        "time_series_momentum": {"lookback": [21, 126], "threshold": [0.0, 0.05], "direction": ["long", "both"]},
+        "ma_crossover": {"fast": [5, 20], "slow": [50], "direction": ["long", "both"]},
+    }
+    grid = {**grids[family], "stop_loss": [0.0, 0.05], "trailing_stop": [0.0, 0.1]}
+    res = sweep(df, family, grid, fees=0.001, slippage=0.0005)
+    assert res.params["engine"] == "fused" and len(res.table) == np.prod([len(v) for v in grid.values()])
+    rng = np.random.default_rng(1)
+    for i in rng.choice(len(res.table), 4, replace=False):
+        row = res.table.iloc[i]
+        params = {k: row[k] for k in grids[family]}
+        risk = {k: float(row[k]) for k in ("stop_loss", "trailing_stop")}
+        for timing in ("next_open", "next_close"):
+            _assert_equal_to_engine(df, family, params, risk, fees=0.001, slippage=0.0005, whole=False, timing=timing)
+
+
+def test_signal_exit_and_stop_on_one_bar_exit_at_the_open():
+    """A bar whose open follows a signal exit and whose range reaches the stop: the fill is the open."""
+    idx = pd.date_range("2024-01-01", periods=8, freq="D", tz="UTC")
+    o = np.array([100, 100, 100, 100, 101, 99, 99, 99], dtype=float)
+    df = pd.DataFrame({"open": o, "high": o + 1, "low": o - 1, "close": o, "volume": 1.0}, index=idx)
+    df.iloc[5, df.columns.get_loc("low")] = 80.0  # the stop level (95) is inside bar 5's range
+    sig = pd.DataFrame({"P": [0, 0, 1, 1, 0, 0, 0, 0]}, index=idx, dtype=float)  # exit decided at bar 4's close
+    from research.strategies.signals import Signals
+
+    res = backtest(df, Signals(sig), risk={"stop_loss": 0.05})
+    assert res.trades["exit_price"].iloc[0] == 99.0 and res.trades["exit_reason"].iloc[0] == "signal"
+    from research.backtest.kernels import STATS, prepare_nb
+    from research.backtest.simulate import simulate_nb
+
+    c = df["close"].to_numpy()
+    ff, rc = prepare_nb(c)
+    stats = np.empty(len(STATS))
+    simulate_nb(sig["P"].to_numpy().astype(np.int8), o, o, df["high"].to_numpy(), df["low"].to_numpy(), c, ff, rc, 0,
+                8, 0.0, 0.0, 100_000.0, 252.0, False, np.array([0.05, 0.0, 0.0, 0.0]), True, stats, np.empty(0))
+    assert stats[STATS.index("final_value")] == pytest.approx(100_000.0 * 99 / 100, rel=1e-15)  # out at the open
+    assert stats[STATS.index("total_return")] == pytest.approx(res.summary()["Total Return [%]"] / 100, rel=1e-12)
+
+
+def _vectorbt_from_signals(df, sig, *, fees, slippage, short):
+    import vectorbt as vbt
+
+    cols = sig.direction.columns
+    shift = lambda x: x.shift(1, fill_value=False).astype(bool)  # noqa: E731 - decided at t, filled at t+1
+    kw = {"short_entries": shift(sig.short_entries), "short_exits": shift(sig.short_exits)} if short else {}
+    return vbt.Portfolio.from_signals(df[["close"]].set_axis(cols, axis=1), shift(sig.entries), shift(sig.exits),
+                                      price=df[["open"]].set_axis(cols, axis=1), fees=fees, slippage=slippage,
+                                      init_cash=100_000.0, **kw)
+
+
+@pytest.mark.parametrize("family,params", [
+    ("rsi_reversion", {"window": 14, "lower": 30.0}),
+    ("bollinger_breakout", {"window": 20, "k": 1.5}),
+    ("time_series_momentum", {"lookback": 63, "threshold": 0.02}),
+    ("ma_crossover", {"fast": 10, "slow": 40}),
+])
+def test_fused_family_agrees_with_vectorbt_where_conventions_match(family, params):
+    """Long-only with costs, and long-short without costs: vectorbt's trades and total return.
+
+    With costs an all-in short differs: the workbench sells ``value / fill price`` shares (a
+    target of -100% of the book valued at the unslipped price), vectorbt's ``from_signals``
+    sells ``cash / (price * (1 + slippage) * (1 + fees))``; only the trade count agrees.
+    """
+    from research.strategies.catalog import get_strategy
+
+    df = load_prices("GOOG")
+    frame = df[["close"]].set_axis(["GOOG"], axis=1)
+    for direction, fees, slip, same in (("long", 0.001, 0.0005, True), ("both", 0.0, 0.0, True),
+                                        ("both", 0.001, 0.0005, False)):
+        sig = get_strategy(family).run({"close": frame}, **params, direction=direction)
+        pf = _vectorbt_from_signals(df, sig, fees=fees, slippage=slip, short=direction == "both")
+        grid = {k: [v] for k, v in {**params, "direction": direction}.items()}
+        row = sweep_family(df, family, grid, fees=fees, slippage=slip).table.iloc[0]
+        assert row["trades"] == len(pf.trades.records), (family, direction)
+        total = float(pf.total_return().iloc[0])
+        if same:
+            assert row["total_return"] == pytest.approx(total, rel=1e-12, abs=1e-13), (family, direction)
+        else:
+            assert row["total_return"] != pytest.approx(total, rel=1e-9)
+
+
+def test_grid_validation_and_refused_sets():
+    df = load_prices("GOOG")
+    with pytest.warns(UserWarning, match=r"1 of 4 parameter sets skipped \(e.g. \{'fast': 30, 'slow': 20\}"):
+        res = sweep_family(df, "ma_crossover", {"fast": [5, 30], "slow": [20, 40]}, fees=0.001)
+    assert len(res.table) == 3 and list(res.table.columns) == ["symbol", "fast", "slow", *STATS]
+    with pytest.raises(ValueError, match="no parameter 'nope'"):
+        sweep_family(df, "rsi_reversion", {"nope": [1]})
+    with pytest.raises(ValueError, match="no valid parameter set"):
+        sweep_family(df, "rsi_reversion", {"stop_loss": [1.5]})
+    with pytest.raises(ValueError, match="fused families"):
+        sweep_family(df, "prediction", {"long_threshold": [0.0]})
+
+
+def test_trial_returns_reproduce_each_sets_statistics():
+    df = load_prices("GOOG")
+    res = sweep(df, "bollinger_breakout", {"window": [10, 20, 30], "k": [1.0, 2.0], "stop_loss": [0.0, 0.05]},
+                fees=0.001)
+    tr = res.trial_returns()
+    assert tr.shape == (len(df), len(res.table)) and tr.columns.names == res.param_names
+    for i in range(len(res.table)):
+        r = tr.iloc[:, i]
+        assert (1 + r).prod() - 1 == pytest.approx(res.table["total_return"].iloc[i], rel=1e-11, abs=1e-13)
+        sharpe = res.table["sharpe"].iloc[i]
+        if np.isfinite(sharpe):
+            assert r.mean() / r.std(ddof=1) * np.sqrt(252) == pytest.approx(sharpe, rel=1e-9)
+
+
+def test_many_symbols_in_blocks_equal_one_at_a_time(monkeypatch):
+    from research.backtest import family_sweep
+
+    frames = {f"S{i}": synthetic_ohlcv(f"S{i}", bars=400, seed=i) for i in range(5)}
+    fields = {f: pd.DataFrame({s: d[f] for s, d in frames.items()}) for f in ("open", "high", "low", "close")}
+    grid = {"window": [5, 10, 20], "lower": [25.0, 35.0], "take_profit": [0.0, 0.05]}
+    whole = sweep_family(fields, "rsi_reversion", grid, fees=0.001)
+    monkeypatch.setattr(family_sweep, "TABLE_BYTES", 1)  # one symbol per block
+    pd.testing.assert_frame_equal(whole.table, sweep_family(fields, "rsi_reversion", grid, fees=0.001).table,
+                                  check_exact=True)
+    one = sweep_family({f: v[["S3"]] for f, v in fields.items()}, "rsi_reversion", grid, fees=0.001).table
+    pd.testing.assert_frame_equal(whole.table[whole.table["symbol"] == "S3"].reset_index(drop=True), one,
+                                  check_exact=True)
+
+
+def _edit_values(path, how: str) -> None:
+    """Change a cached chunk's statistics and write it back as valid Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if how == "pandas":  # what a person editing the file would do: the hash does not survive
+        frame = pd.read_parquet(path)
+        frame["s0"] = frame["s0"] + 1.0
+        frame.to_parquet(path, index=False)
+    else:  # keep the file's metadata (and its old hash), change the numbers
+        table = pq.read_table(path)
+        i = table.schema.get_field_index("s0")
+        table = table.set_column(i, "s0", pa.array(table.column("s0").to_numpy() + 1.0))
+        pq.write_table(table, path)
+    assert pq.read_table(path).num_rows > 0
+
+
+@pytest.mark.parametrize("how", ["pandas", "keep-metadata"])
+def test_an_edited_cached_chunk_is_detected_recomputed_and_reported(tmp_path, monkeypatch, caplog, how):
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
+    df = load_prices("GOOG")
+    grid = {"window": [7, 14, 21], "lower": [25.0, 30.0], "stop_loss": [0.0, 0.05]}
+    clean = sweep(df, "rsi_reversion", grid, fees=0.001, cache=True, chunk_size=4, progress=False)
+    assert clean.params["chunks"] == {**clean.params["chunks"], "tasks": 3, "computed": 3, "rejected": 0}
+    files = sorted((tmp_path / "data" / "cache" / "sweeps").glob("*/chunk-*.parquet"))
+    assert len(files) == 3
+    _edit_values(files[1], how)
+    with caplog.at_level("WARNING"), pytest.warns(UserWarning, match="failed its check"):
+        again = sweep(df, "rsi_reversion", grid, fees=0.001, cache=True, chunk_size=4, progress=False)
+    pd.testing.assert_frame_equal(clean.table, again.table, check_exact=True)
+    assert again.params["chunks"]["rejected"] == 1 and again.params["chunks"]["computed"] == 1
+    assert again.params["chunks"]["cached"] == 2
+    assert any("chunk-1.parquet failed its check" in r.getMessage() for r in caplog.records)
+    third = sweep(df, "rsi_reversion", grid, fees=0.001, cache=True, chunk_size=4, progress=False)
+    assert third.params["chunks"]["rejected"] == 0 and third.params["chunks"]["cached"] == 3  # rewritten intact
+
+
+def test_grid_slice_fixes_and_folds_the_other_axes():
+    from research.backtest.slices import grid_slice
+    from research.viz.backtest import sweep_heatmap
+
+    df = load_prices("GOOG")
+    res = sweep(df, "rsi_reversion", {"window": [7, 14], "lower": [20.0, 30.0], "exit_level": [50.0, 60.0],
+                                      "stop_loss": [0.0, 0.05]}, fees=0.001)
+    t = res.table
+    med = grid_slice(res, x="window", y="lower", metric="sharpe", agg="median")
+    assert med.shape == (2, 2) and med.attrs["aggregated"] == ["exit_level", "stop_loss"]
+    cell = t[(t["window"] == 14) & (t["lower"] == 30.0)]["sharpe"]
+    assert med.loc[30.0, 14] == cell.median()
+    fixed = grid_slice(res, x="window", y="lower", fixed={"exit_level": 60, "stop_loss": 0.05})
+    one = t[(t["window"] == 7) & (t["lower"] == 20.0) & (t["exit_level"] == 60.0) & (t["stop_loss"] == 0.05)]
+    assert fixed.loc[20.0, 7] == one["sharpe"].iloc[0] and fixed.attrs["aggregated"] == []
+    best = grid_slice(res, x="stop_loss", y="window")  # default: the best over the folded axes
+    assert best.loc[14, 0.05] == t[(t["window"] == 14) & (t["stop_loss"] == 0.05)]["sharpe"].max()
+    with pytest.raises(ValueError, match="not in the sweep"):
+        grid_slice(res, x="window", y="lower", fixed={"exit_level": 55})
+    with pytest.raises(ValueError, match="not a swept parameter"):
+        grid_slice(res, x="window", y="upper")
+    with pytest.raises(ValueError, match="agg must be"):
+        grid_slice(res, x="window", y="lower", agg="sum")
+    fig = sweep_heatmap(res, x="window", y="lower", agg="median")
+    np.testing.assert_array_equal(np.asarray(fig.data[0].z, dtype=float), med.to_numpy())
+    assert "median over exit_level, stop_loss" in fig.layout.title.text
