@@ -67,3 +67,37 @@ def test_sweep_writes_table_heatmap_and_report(tmp_path):
                              str(tmp_path / "rsi"), "--format", "parquet"])
     assert pq.exit_code == 0, pq.output
     assert len(pd.read_parquet(tmp_path / "rsi" / "sweep.parquet")) == 2
+
+
+@pytest.mark.parametrize("family,grid", [
+    ("rsi_reversion", ["window=2:12", "lower=10:40:10", "exit_level=50:60:5", "stop_loss=0:0.1:0.05"]),
+    ("bollinger_breakout", ["window=10:30:5", "k=1:2:0.5", "trailing_stop=0,0.08", "direction=long,both"]),
+    ("time_series_momentum", ["lookback=20:120:20", "threshold=0,0.02", "take_profit=0,0.2"]),
+    ("ma_crossover", ["fast=5:20:5", "slow=30:60:10", "stop_loss=0.02:0.1:0.04"]),
+])
+def test_sweep_every_family_with_stops_gives_heatmap_dsr_and_pbo(tmp_path, family, grid):
+    args = ["sweep", family, "--symbol", "GOOG", "--out", str(tmp_path), "--fees", "0.001"]
+    for g in grid:
+        args += ["--grid", g]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "(fused)" in out.output and "deflated Sharpe ratio" in out.output and "PBO" in out.output
+    table = pd.read_csv(tmp_path / "sweep.csv")
+    keys = [g.split("=")[0] for g in grid]
+    assert list(table.columns[1:1 + len(keys)]) == keys
+    heat = pd.read_csv(tmp_path / "heatmap_GOOG.csv", index_col=0)
+    assert heat.index.name == keys[1] and len(heat.columns) == table[keys[0]].nunique()
+    assert f"heatmap -> {tmp_path / 'heatmap_GOOG.html'}" in out.output and "max over" in out.output
+
+
+def test_sweep_heatmap_axes_fixed_values_and_bad_slices(tmp_path):
+    base = ["sweep", "rsi_reversion", "--symbol", "GOOG", "--grid", "window=5:15:5", "--grid", "lower=20:30:5",
+            "--grid", "stop_loss=0,0.05", "--no-overfitting"]
+    out = runner.invoke(app, [*base, "--out", str(tmp_path), "--x", "stop_loss", "--y", "window", "--fix",
+                              "lower=25", "--agg", "median"])
+    assert out.exit_code == 0, out.output
+    heat = pd.read_csv(tmp_path / "heatmap_GOOG.csv", index_col=0)
+    assert heat.shape == (3, 2) and "lower=25" in out.output
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--fix", "lower=26"])
+    text = " ".join(bad.output.replace("│", " ").split())
+    assert bad.exit_code == 2 and "lower=26 is not in the sweep" in text
