@@ -98,6 +98,6 @@ def test_sweep_heatmap_axes_fixed_values_and_bad_slices(tmp_path):
     assert out.exit_code == 0, out.output
     heat = pd.read_csv(tmp_path / "heatmap_GOOG.csv", index_col=0)
     assert heat.shape == (3, 2) and "lower=25" in out.output
-    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--fix", "lower=26"])
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--fix", "stop_loss=0.07"])
     text = " ".join(bad.output.replace("│", " ").split())
-    assert bad.exit_code == 2 and "lower=26 is not in the sweep" in text
+    assert bad.exit_code == 2 and "stop_loss=0.07 is not in the sweep" in text
