@@ -1,6 +1,14 @@
-"""Sweep throughput and memory: the fused kernel against vectorbt's grid path and backtesting.py.
+"""Sweep throughput and memory: the fused kernels against vectorbt's grid path and backtesting.py.
 
 One run, side by side, on the same data and costs (fees 0.1%, slippage 0.05%, next-open fills):
+
+0. every strategy family (RSI long-only and long-short, Bollinger breakout, time-series
+   momentum, crossover x stop-loss) on GOOG with grids of 5,000 to 12,544 sets: the public
+   ``sweep()`` (signal kernel + shared simulation) against vectorbt ``Portfolio.from_signals``
+   with the same entry/exit rules, interleaved family by family, each path in its own process
+   (peak memory); the fused per-set cost against the crossover kernel's; and a slice of each
+   grid on 100 synthetic symbols x 2,500 bars. Targets: >= 100x vectorbt's backtests/s,
+   within 2x of the crossover kernel's per-set cost, peak memory <= 1/5 of vectorbt's;
 
 1. the moving-average crossover grid ``2 <= fast < slow <= 200`` (19,701 pairs) on GOOG's
    2,148 daily bars through
@@ -24,6 +32,7 @@ the full grid, the 500 x 5,000 crossover in < 30 ms.
 
     nice -n 10 .venv/bin/python benchmarks/bench_sweep.py          # full (vectorbt grid ~3 GB, ~1 min)
     nice -n 10 .venv/bin/python benchmarks/bench_sweep.py --quick  # vectorbt and backtesting.py sampled
+    .venv/bin/python benchmarks/bench_sweep.py --part families --quick  # the families only, vectorbt sampled
 """
 
 from __future__ import annotations
@@ -246,16 +255,166 @@ def worker_vectorbt_many(quick: bool) -> dict:
             "note": f"MA.run + crossed + from_signals; total_return and trade counts another {stats_dt * 1e3:.0f} ms"}
 
 
+# --------------------------------------------------------------------------- every family
+
+FAMILY_GRIDS = {  # >= 5,000 sets each on GOOG; the issue's side-by-side sizes
+    "rsi_long": ("rsi_reversion", {"window": list(range(2, 51)), "lower": list(range(10, 41, 2)),
+                                   "exit_level": list(range(50, 65, 2))}),
+    "rsi_long_short": ("rsi_reversion", {"window": list(range(2, 51)), "lower": list(range(10, 41, 2)),
+                                         "exit_level": list(range(50, 65, 2)), "upper": [70, 80],
+                                         "direction": ["both"]}),
+    "bollinger": ("bollinger_breakout", {"window": list(range(5, 89)), "k": [round(0.5 + 0.05 * i, 2) for i in range(84)]}),
+    "momentum": ("time_series_momentum", {"lookback": list(range(1, 251)), "threshold": [round(0.01 * i, 2) for i in range(21)],
+                                          "direction": ["long", "both"]}),
+    "crossover_stops": ("ma_crossover", {"fast": list(range(2, 41, 2)), "slow": list(range(20, 201, 10)),
+                                         "stop_loss": [round(0.01 * i, 2) for i in range(1, 21)]}),
+}
+
+
+def _family_sets(key: str):
+    """The grid's valid sets as parameter rows (the fused sweep's table order)."""
+    from research.backtest.families import expand_grid, fused_family
+    from research.strategies.catalog import get_strategy
+
+    family, grid = FAMILY_GRIDS[key]
+    return expand_grid(fused_family(family), grid, defaults=get_strategy(family).defaults)
+
+
+def worker_family_fused(quick: bool, key: str) -> dict:
+    from research.backtest.sweep import sweep, sweep_ma_crossover
+
+    family, grid = FAMILY_GRIDS[key]
+    df = _goog()
+    kw = {"fees": FEES, "slippage": SLIP, "init_cash": CASH}
+    sweep(df, family, {k: v[:2] for k, v in grid.items()}, **kw)  # warm-up / cache load
+    sweep_ma_crossover(df, fast=[5, 6], slow=[20], **kw)
+    before = _current_rss_mib()
+    runs = []
+    for _ in range(3 if quick else 7):
+        with _Timer() as tm:
+            res = sweep(df, family, grid, **kw)
+        runs.append((tm.wall, tm.cpu))
+    cross = []
+    for _ in range(3):
+        with _Timer() as tm:
+            sweep_ma_crossover(df, **kw)
+        cross.append(tm.wall)
+    t = res.table
+    best = min(runs)
+    return {"backtests": len(t), "seconds": best[0], "cpu": best[1], "rss_before": before, "rss_peak": _rss_mib(),
+            "total_return": t["total_return"].tolist(), "trades": t["trades"].tolist(),
+            "crossover_per_set": min(cross) / 19_701,
+            "note": f"public sweep(), best of {len(runs)} (median {np.median([r[0] for r in runs]):.3f} s)"}
+
+
+def _vbt_signals(key: str, sets, close):
+    """Entry/exit matrices of every set with the strategies' rules, from the same indicator tables."""
+    import pandas as pd
+
+    from research.backtest.families import family_tables, fused_family
+
+    family, _ = FAMILY_GRIDS[key]
+    fam = fused_family(family)
+    table = family_tables(fam, close.to_frame(), sets.windows)[:, 0, :].T  # bars x rows
+    c = close.to_numpy()[:, None]
+    a, lv = table[:, sets.rows[:, 0]], sets.levels
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if family == "rsi_reversion":
+            out = (a < lv[:, 0], a > lv[:, 1], a > lv[:, 2], a < lv[:, 1])
+        elif family == "bollinger_breakout":
+            sd, k = table[:, sets.rows[:, 1]], lv[:, 0]
+            upper, lower = a + k * sd, a - k * sd
+            pct = np.where(upper - lower > 0, (c - lower) / (upper - lower), np.nan)
+            out = (pct > 1.0, pct < 0.5, pct < 0.0, pct > 0.5)
+        elif family == "time_series_momentum":
+            out = (a > lv[:, 0], ~(a > lv[:, 0]), a < -lv[:, 0], ~(a < -lv[:, 0]))
+        else:
+            f, s = a, table[:, sets.rows[:, 1]]
+            above, below = f > s, f < s
+            prev_above = np.vstack([np.zeros((1, f.shape[1]), bool), above[:-1]])
+            prev_below = np.vstack([np.zeros((1, f.shape[1]), bool), below[:-1]])
+            out = (above & prev_below, below & prev_above, np.zeros_like(above), np.zeros_like(above))
+    short = sets.sides == 0
+    frames = []
+    for i, m in enumerate(out):
+        m = m if i < 2 else m & short[None, :]
+        frames.append(pd.DataFrame(np.vstack([np.zeros((1, m.shape[1]), bool), m[:-1]]), index=close.index))
+    return frames
+
+
+def worker_family_vectorbt(quick: bool, key: str, sample: int) -> dict:
+    import pandas as pd
+    import vectorbt as vbt
+
+    df = _goog()
+    sets = _family_sets(key)
+    idx = np.arange(len(sets))
+    if quick:
+        idx = np.sort(np.random.default_rng(0).choice(len(sets), min(sample, len(sets)), replace=False))
+    sub = sets.take(idx, 2 if FAMILY_GRIDS[key][0] == "bollinger_breakout" else 1)
+    close, open_ = df["close"], df["open"]
+
+    def run(s):
+        entries, exits, short_entries, short_exits = _vbt_signals(key, s, close)
+        n = entries.shape[1]
+        wide = lambda x: pd.DataFrame(np.repeat(x.to_numpy()[:, None], n, 1), index=close.index)  # noqa: E731
+        kw = {}
+        if (s.sides == 0).any():
+            kw.update(short_entries=short_entries, short_exits=short_exits)
+        if (s.risk[:, 0] > 0).any():
+            kw.update(sl_stop=s.risk[:, 0][None, :], open=wide(df["open"]), high=wide(df["high"]), low=wide(df["low"]))
+        pf = vbt.Portfolio.from_signals(wide(close), entries, exits, price=wide(open_), fees=FEES, slippage=SLIP,
+                                        init_cash=CASH, **kw)
+        return pf.total_return().to_numpy(), pf.trades.count().to_numpy()
+
+    run(sub.take(np.arange(min(4, len(sub))), 2 if FAMILY_GRIDS[key][0] == "bollinger_breakout" else 1))  # compile
+    before = _current_rss_mib()
+    with _Timer() as tm:
+        tr, nt = run(sub)
+    note = "full grid" if not quick else f"sample of {len(idx):,} of {len(sets):,} sets (memory of the sample)"
+    return {"backtests": len(idx), "seconds": tm.wall, "cpu": tm.cpu, "rss_before": before, "rss_peak": _rss_mib(),
+            "idx": idx.tolist(), "total_return": tr.tolist(), "trades": nt.tolist(), "note": note,
+            "extrapolate": len(sets) / len(idx)}
+
+
+def worker_family_many(quick: bool, key: str) -> dict:
+    """A 50-set slice of the family's grid on 100 synthetic symbols x 2,500 bars."""
+    import pandas as pd
+
+    from research.backtest.sweep import sweep
+    from research.data.sources.synthetic import synthetic_ohlcv
+
+    family, grid = FAMILY_GRIDS[key]
+    frames = {f"SYN{i:03d}": synthetic_ohlcv(f"SYN{i:03d}", bars=2500, seed=i) for i in range(100)}
+    fields = {f: pd.DataFrame({k: v[f] for k, v in frames.items()}) for f in ("open", "high", "low", "close")}
+    small = dict(grid)
+    first = next(iter(small))
+    small[first] = small[first][::max(1, len(small[first]) // 10)][:10]
+    second = list(small)[1]
+    small[second] = small[second][:5]
+    for k in list(small)[2:]:
+        small[k] = small[k][:1]
+    sweep({k: v.iloc[:, :2] for k, v in fields.items()}, family, small, fees=FEES, slippage=SLIP)  # warm-up
+    before = _current_rss_mib()
+    with _Timer() as tm:
+        res = sweep(fields, family, small, fees=FEES, slippage=SLIP, init_cash=CASH)
+    return {"backtests": len(res.table), "seconds": tm.wall, "cpu": tm.cpu, "rss_before": before,
+            "rss_peak": _rss_mib(), "note": f"{len(res.table) // 100} sets x 100 symbols"}
+
+
 WORKERS = {
     "fused_grid": worker_fused_grid, "vectorbt_grid": worker_vectorbt_grid, "backtesting_py": worker_backtesting_py,
     "fused_many": worker_fused_many, "vectorbt_many": worker_vectorbt_many,
 }
+FAMILY_WORKERS = {"family_fused": worker_family_fused, "family_vectorbt": worker_family_vectorbt,
+                  "family_many": worker_family_many}
 
 
 # --------------------------------------------------------------------------- driver
 
-def _spawn(name: str, quick: bool, sample: int) -> dict:
+def _spawn(name: str, quick: bool, sample: int, key: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--sample", str(sample)] + (["--quick"] if quick else [])
+    cmd += ["--family", key] if key else []
     env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "workbench-numba"))}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
     if out.returncode != 0:
@@ -277,12 +436,60 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="sample vectorbt's grid and backtesting.py's optimize")
     ap.add_argument("--sample", type=int, default=2000, help="vectorbt grid columns with --quick")
-    ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    ap.add_argument("--part", choices=["all", "crossover", "families"], default="all",
+                    help="the crossover grid (against vectorbt and backtesting.py), every family, or both")
+    ap.add_argument("--worker", choices=sorted({**WORKERS, **FAMILY_WORKERS}), help=argparse.SUPPRESS)
+    ap.add_argument("--family", choices=sorted(FAMILY_GRIDS), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        kwargs = {"sample": args.sample} if args.worker == "vectorbt_grid" else {}
-        print(json.dumps(WORKERS[args.worker](args.quick, **kwargs)))
+        kwargs = {"sample": args.sample} if args.worker in ("vectorbt_grid", "family_vectorbt") else {}
+        if args.family:
+            kwargs["key"] = args.family
+        print(json.dumps({**WORKERS, **FAMILY_WORKERS}[args.worker](args.quick, **kwargs)))
         return
+    if args.part in ("all", "families"):
+        _families(args.quick, args.sample)
+    if args.part in ("all", "crossover"):
+        _crossover(args.quick, args.sample)
+
+
+def _families(quick: bool, sample: int) -> None:
+    """Every family on GOOG against vectorbt with the same rules (interleaved), and on 100 x 2,500."""
+    print(f"load average {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} (1 / 5 min) on {os.cpu_count()} cores; "
+          f"families, mode: {'quick' if quick else 'full'}", flush=True)
+    head = (f"{'family (GOOG 2,148 bars)':<18} {'sets':>7} {'fused bt/s':>11} {'vectorbt bt/s':>14} {'speed-up':>9} "
+            f"{'x crossover cost':>16} {'fused peak':>11} {'vbt peak':>10} {'mem ratio':>9} "
+            f"{'100x2,500 bt/s':>15}  check")
+    rows = []
+    for key in FAMILY_GRIDS:
+        fu = _spawn("family_fused", quick, sample, key)
+        vb = _spawn("family_vectorbt", quick, sample, key)
+        many = _spawn("family_many", quick, sample, key)
+        rows.append((key, fu, vb, many))
+        print(f"  {key} done (load {os.getloadavg()[0]:.1f})", flush=True)
+    print("\n" + head + "\n" + "-" * len(head))
+    for key, fu, vb, many in rows:
+        f_rate, v_rate = fu["backtests"] / fu["seconds"], vb["backtests"] / vb["seconds"]
+        per_set = fu["seconds"] / fu["backtests"]
+        same = np.asarray(fu["trades"])[vb["idx"]] == np.asarray(vb["trades"])
+        check = f"{int(same.sum()):,}/{len(same):,} trade counts equal vectorbt's"
+        print(f"{key:<18} {fu['backtests']:>7,} {f_rate:>11,.0f} {v_rate:>14,.0f} {f_rate / v_rate:>8,.0f}x "
+              f"{per_set / fu['crossover_per_set']:>15.2f}x {fu['rss_peak']:>7,.0f} MiB {vb['rss_peak']:>6,.0f} MiB "
+              f"{vb['rss_peak'] / fu['rss_peak']:>8.1f}x {many['backtests'] / many['seconds']:>15,.0f}  {check}")
+    print("  fused = the public sweep() from prices to table; vectorbt = Portfolio.from_signals with the same entry "
+          "and exit rules (signals from the same indicator tables), total return and trade counts; peak = ru_maxrss "
+          "of each path's own process; x crossover cost = fused seconds per set / the crossover kernel's")
+    print("  trade counts differ where conventions do: short sizing with costs, reversals, and vectorbt's own "
+          "stop rules (stops checked against the entry bar's close, exits at the stop level)")
+    print("notes:")
+    for key, fu, vb, many in rows:
+        print(f"  {key}: fused {fu['note']}; vectorbt {vb['note']}; 100 symbols: {many['note']}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def _crossover(quick: bool, sample: int) -> None:
+    """The crossover grid against vectorbt and backtesting.py; one set on 500 x 5,000."""
+    args = argparse.Namespace(quick=quick, sample=sample)
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; mode: {'quick' if args.quick else 'full'}",
           flush=True)
