@@ -75,7 +75,8 @@ def _even(n: int, size: int) -> int:
     return math.ceil(n / math.ceil(n / size))
 
 
-def _chunking(client: Any, cache: bool | None, n_tasks: int, key: str, meta: dict) -> tuple[Any, ChunkCache | None]:
+def chunk_store(client: Any, cache: bool | None, n_tasks: int, key: str, meta: dict) -> tuple[Any, ChunkCache | None]:
+    """The client to use (none for a single task) and the chunk cache (on by default with a client)."""
     if cache is None:
         cache = client is not None
     if n_tasks == 1:  # one task: shipping it costs more than it saves
@@ -83,7 +84,8 @@ def _chunking(client: Any, cache: bool | None, n_tasks: int, key: str, meta: dic
     return client, (ChunkCache(key, meta=meta) if cache else None)
 
 
-def _info(tasks: Sequence[Block], store: ChunkCache | None, client: Any) -> dict[str, Any]:
+def run_info(tasks: Sequence[Block], store: ChunkCache | None, client: Any) -> dict[str, Any]:
+    """How a chunked run went: tasks, computed, cached, rejected (failed content checks), cache, where."""
     computed = store.computed if store is not None else len(tasks)
     return {"tasks": len(tasks), "computed": computed, "cached": len(tasks) - computed,
             "rejected": store.rejected if store is not None else 0,
@@ -127,12 +129,12 @@ def run_fused(close: np.ndarray, exec_px: np.ndarray, symbols: Sequence[str], pa
                         chunk_size=chunk_size)
     key = digest("fused", close, exec_px, list(symbols), index, pairs, lo, hi, costs, tasks, code_version())
     meta = {"kind": "ma_crossover (fused)", "symbols": len(symbols), "pairs": len(pairs), "tasks": len(tasks)}
-    client, store = _chunking(client, cache, len(tasks), key, meta)
+    client, store = chunk_store(client, cache, len(tasks), key, meta)
     shared = {"close": close, "exec_px": exec_px, "pairs": pairs, "lo": lo, "hi": hi, "costs": costs, "many": many}
     parts = run_tasks(fused_chunk, tasks, client=client, shared=shared, desc="sweep ma_crossover",
                       progress=progress, cache=store, to_frame=_fused_to_frame, from_frame=_fused_from_frame)
     joined = tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
-    return fused_frame(symbols, joined), _info(tasks, store, client)
+    return fused_frame(symbols, joined), run_info(tasks, store, client)
 
 
 # --------------------------------------------------------------------------- engine strategies
@@ -146,8 +148,8 @@ def engine_chunk(a: int, b: int, c: int, d: int, *, fields: Mapping[str, pd.Data
     the parameter sets the engine refused, with the reason.
     """
     from research.backtest.engine import backtest
+    from research.backtest.families import engine_call
     from research.backtest.fused import stats_row
-    from research.backtest.sweep import engine_call
 
     names = list(symbols[a:b])
     sub = {k: v[names] for k, v in fields.items()} if split else fields
@@ -194,7 +196,7 @@ def run_engine(fields: Mapping[str, pd.DataFrame], strategy: str, keys: Sequence
     key = digest("engine", dict(fields), strategy, list(keys), [list(c) for c in combos], dict(kwargs), tasks,
                  code_version())
     meta = {"kind": f"{strategy} (engine)", "symbols": len(symbols), "parameter_sets": len(combos), "tasks": len(tasks)}
-    client, store = _chunking(client, cache, len(tasks), key, meta)
+    client, store = chunk_store(client, cache, len(tasks), key, meta)
     shared = {"fields": dict(fields), "symbols": symbols, "split": split, "strategy": strategy, "keys": list(keys),
               "combos": list(combos), "kwargs": dict(kwargs)}
     parts = run_tasks(engine_chunk, tasks, client=client, shared=shared, desc=f"sweep {strategy}",
@@ -205,4 +207,4 @@ def run_engine(fields: Mapping[str, pd.DataFrame], strategy: str, keys: Sequence
     rows.sort(key=lambda r: (r["_combo"], r["_pos"]))
     for i in sorted(refused):
         warnings.warn(f"{strategy} {dict(zip(keys, combos[i], strict=True))}: skipped ({refused[i]})", stacklevel=3)
-    return [{k: v for k, v in r.items() if k not in ("_combo", "_pos")} for r in rows], _info(tasks, store, client)
+    return [{k: v for k, v in r.items() if k not in ("_combo", "_pos")} for r in rows], run_info(tasks, store, client)

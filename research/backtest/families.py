@@ -27,15 +27,16 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from research.backtest.kernels import _N_STATS
+from research.backtest.kernels import STATS
 from research.backtest.simulate import N_RISK, RISK_FIELDS, simulate_nb
-from research.features.indicators import _ewm_seeded_nb
+from research.features.indicators import ewm_seeded_nb
 from research.strategies._nb import cross_step_nb, hysteresis_step_nb, rolling_mean_1d_nb
 
-__all__ = ["FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
+__all__ = ["engine_call", "FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
            "fused_family"]
 
 _CROSS, _RSI, _BOLL, _MOM = 0, 1, 2, 3
+_N_STATS = len(STATS)
 _SIDES = {"long": 1, "short": -1, "both": 0}
 
 
@@ -132,7 +133,7 @@ def _rsi_column_nb(p: np.ndarray, window: int) -> np.ndarray:
         x[t, 0] = change if change > 0 else (0.0 if change <= 0 else np.nan)
         neg = -change
         x[t, 1] = neg if neg > 0 else (0.0 if neg < 0 else neg)  # clip(lower=0) keeps -0.0 and NaN
-    avg = _ewm_seeded_nb(x, 1.0 / window, window)
+    avg = ewm_seeded_nb(x, 1.0 / window, window)
     out = np.empty(n)
     for t in range(n):
         g = avg[t, 0]
@@ -382,3 +383,21 @@ def family_tables(family: Family, close: pd.DataFrame, windows: np.ndarray) -> n
     """The indicator table of ``close`` (bars x symbols): ``(rows, symbols, bars)``, C-contiguous."""
     parts = family.tables(close, windows)
     return np.ascontiguousarray(np.stack(parts)) if parts else np.zeros((0, close.shape[1], close.shape[0]))
+
+
+def engine_call(params: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``backtest`` keyword arguments of one engine set: risk dimensions of the grid join ``risk``.
+
+    A grid's ``drawdown_halt`` is the engine's ``max_drawdown`` rule; 0 turns a level off.
+    """
+    from research.strategies.stops import RiskRules
+
+    strategy_params = {k: v for k, v in params.items() if k not in RISK_FIELDS}
+    levels = {("max_drawdown" if k == "drawdown_halt" else k): (float(v) or None)
+              for k, v in params.items() if k in RISK_FIELDS}
+    out = dict(kwargs)
+    if levels:
+        base = kwargs.get("risk")
+        base = base.to_dict() if isinstance(base, RiskRules) else dict(base or {})
+        out["risk"] = {**base, **levels}
+    return {"params": strategy_params, **out}

@@ -70,6 +70,11 @@ def _add(a: float, b: float) -> float:
     return a + b
 
 
+#: Public names of the tolerance arithmetic, for the other fused simulations.
+is_close_nb = _is_close
+add_nb = _add
+
+
 @njit(cache=True, inline="always")
 def _step_nb(ma_f, ma_s, state_in, use_state, t, side, state):
     if use_state:

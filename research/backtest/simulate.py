@@ -39,8 +39,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from research.backtest.kernels import _add, _is_close
-from research.strategies.stops import _stop_exit_nb
+from research.backtest.kernels import add_nb as _add
+from research.backtest.kernels import is_close_nb as _is_close
+from research.strategies.stops import stop_exit_nb as _stop_exit_nb
 
 __all__ = ["simulate_nb", "N_RISK", "RISK_FIELDS"]
 

@@ -187,7 +187,7 @@ def sweep_command(
         raise typer.BadParameter(f"--format must be csv or parquet, got {fmt!r}")
     spec = get_strategy(strategy)
     values = parse_grid(grid) or {k: list(v) for k, v in spec.grid.items()}
-    fixed = {k: _number(v) for k, v in parse_params(fix).items()}
+    fixed = {k: parse_number(v) for k, v in parse_params(fix).items()}
     prices = _load(symbol, source, interval)
     kwargs = {"fees": fees, "slippage": slippage, "init_cash": cash, "timing": timing, "start": start, "end": end}
     if whole_shares:

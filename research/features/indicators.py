@@ -107,6 +107,10 @@ def _ewm_seeded_nb(x: np.ndarray, alpha: float, window: int) -> np.ndarray:
     return out
 
 
+#: Public name of the seeded smoothing (the fused sweep's RSI tables use the same arithmetic).
+ewm_seeded_nb = _ewm_seeded_nb
+
+
 # --------------------------------------------------------------------------- plumbing
 
 def _is_grid(value: Any) -> bool:

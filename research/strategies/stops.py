@@ -107,6 +107,10 @@ def _stop_exit_nb(pos, o, hi, lo, entry, peak, sl, tp, trail):
     return np.nan, 0
 
 
+#: The stop decision of one bar, shared with the fused sweep's simulation.
+stop_exit_nb = _stop_exit_nb
+
+
 @njit(cache=True)
 def _plan_column_nb(target, price, open_, high, low, close, sl, tp, trail, fill_at_open, halt_from,
                     held, fill, reason):

@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from research.backtest import backtest
@@ -72,6 +72,7 @@ def _assert_equal_to_engine(df, family, params, risk, *, fees, slippage, whole, 
             (where, name, row[name], want)
 
 
+@settings(max_examples=60)  # about 0.1 s per example: one fused set and one engine backtest
 @given(data=st.data(), family=st.sampled_from(["ma_crossover", "rsi_reversion", "bollinger_breakout",
                                                "time_series_momentum"]),
        seed=st.integers(0, 3), kind=st.sampled_from(["plain", "ticks", "gaps"]),

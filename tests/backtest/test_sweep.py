@@ -88,16 +88,22 @@ def test_a_late_listing_is_measured_over_its_own_life(goog):
 
 
 def test_generic_sweep_uses_the_engine_and_skips_invalid_sets(goog):
-    res = sweep(goog, "rsi_reversion", {"window": [7, 14], "lower": [25.0, 30.0]}, fees=0.001)
+    kw = {"fees": 0.001, "sizing": "fixed_fraction"}  # a sizer the fused kernels do not cover
+    res = sweep(goog, "rsi_reversion", {"window": [7, 14], "lower": [25.0, 30.0]}, **kw)
     assert res.params["engine"] == "engine" and len(res.table) == 4
-    one = backtest(goog, "rsi_reversion", params={"window": 14, "lower": 25.0}, fees=0.001).summary()
+    one = backtest(goog, "rsi_reversion", params={"window": 14, "lower": 25.0}, **kw).summary()
     row = res.table.set_index(["window", "lower"]).loc[(14, 25.0)]
     assert row["sharpe"] == pytest.approx(one["Sharpe Ratio"], rel=1e-12)
     fused = sweep(goog, "ma_crossover", {"fast": [5, 10], "slow": [10, 30]}, fees=0.001)
     assert fused.params["engine"] == "fused" and len(fused.table) == 3
+    rsi = sweep(goog, "rsi_reversion", {"window": [7, 14], "lower": [25.0, 30.0]}, fees=0.001)
+    assert rsi.params["engine"] == "fused" and len(rsi.table) == 4  # every catalog family: fused kernels
+    one = backtest(goog, "rsi_reversion", params={"window": 14, "lower": 25.0}, fees=0.001).summary()
+    assert rsi.table.set_index(["window", "lower"]).loc[(14, 25.0), "sharpe"] == pytest.approx(one["Sharpe Ratio"],
+                                                                                             rel=1e-9)
     with pytest.warns(UserWarning, match="skipped"):
         stops = sweep(goog, "ma_crossover", {"fast": [5, 10], "slow": [10]}, risk={"stop_loss": 0.05})
-    assert stops.params["engine"] == "engine" and len(stops.table) == 1  # (10, 10) skipped
+    assert stops.params["engine"] == "fused" and len(stops.table) == 1  # (10, 10) skipped
 
 
 def test_input_validation(goog):
