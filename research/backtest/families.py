@@ -13,6 +13,7 @@ family                      indicator table (one row per window)   rule per para
 ``rsi_reversion``           Wilder RSI per window                  hysteresis lower/exit/upper
 ``bollinger_breakout``      rolling mean and std (ddof 0)          %b = (close - lower) / width
 ``time_series_momentum``    lookback return per lookback           sign beyond the threshold
+``candlestick``             bullish/bearish flags per pattern list  enter on a pattern, out after hold
 ==========================  =====================================  ================================
 """
 
@@ -35,7 +36,7 @@ from research.strategies._nb import cross_step_nb, hysteresis_step_nb, rolling_m
 __all__ = ["engine_call", "FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
            "fused_family"]
 
-_CROSS, _RSI, _BOLL, _MOM = 0, 1, 2, 3
+_CROSS, _RSI, _BOLL, _MOM, _PAT = 0, 1, 2, 3, 4
 _N_STATS = len(STATS)
 _SIDES = {"long": 1, "short": -1, "both": 0}
 
@@ -77,6 +78,28 @@ def states_nb(family, tables, j, close, rows, levels, side, out):
             pct = (close[t] - lower) / width if width > 0 else np.nan
             st = hysteresis_step_nb(pct, st, 1.0, 0.5, 0.0, 0.5, True, allow_long, allow_short)
             out[t] = st
+    elif family == _PAT:
+        bull = tables[rows[0], j]
+        bear = tables[rows[1], j]
+        hold = levels[0]
+        age = 0
+        for t in range(n):
+            if np.isnan(bull[t]):  # an incomplete bar: the position is carried, the hold count waits
+                out[t] = st
+                continue
+            up = bull[t] > 0
+            down = bear[t] > 0
+            expired = hold > 0 and age >= hold
+            if (st == 1 and (down or expired)) or (st == -1 and (up or expired)):
+                st = 0
+            if up and not down and allow_long:
+                st = 1
+                age = 0
+            elif down and not up and allow_short:
+                st = -1
+                age = 0
+            out[t] = st
+            age = age + 1 if st != 0 else 0
     else:
         r = tables[rows[0], j]
         thr = levels[0]
@@ -117,7 +140,8 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
 
 # --------------------------------------------------------------------------- families
 
-def _ma_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+def _ma_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+    close = fields["close"]
     return _columns(close, windows, rolling_mean_1d_nb)
 
 
@@ -167,11 +191,13 @@ def _columns(close: pd.DataFrame, windows: np.ndarray, fn: Callable[[np.ndarray,
     return [np.stack([fn(c, int(w)) for c in cols]) for w in windows]
 
 
-def _rsi_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+def _rsi_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+    close = fields["close"]
     return _columns(close, windows, _rsi_column_nb)
 
 
-def _bollinger_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+def _bollinger_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+    close = fields["close"]
     out = []
     for w in windows:  # the rolling mean and std of research.features.indicators.bollinger
         roll = close.rolling(int(w), min_periods=int(w))
@@ -179,8 +205,57 @@ def _bollinger_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarr
     return out
 
 
-def _momentum_tables(close: pd.DataFrame, windows: np.ndarray) -> list[np.ndarray]:
+def _momentum_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+    close = fields["close"]
     return _columns(close, windows, _returns_column_nb)
+
+
+def _pattern_names(text: str) -> list[str]:
+    return [n.strip() for n in str(text).replace("+", ",").split(",") if n.strip()]
+
+
+def _pattern_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+    """Per pattern list: bullish and bearish flags (1/0) of :func:`research.strategies.signals.candlestick`,
+    NaN on a bar missing any of open, high, low, close."""
+    from research.features.patterns import SIDES, candlestick_patterns
+
+    missing = [f for f in ("open", "high", "low", "close") if f not in fields]
+    if missing:
+        raise ValueError(f"the candlestick family needs open, high, low and close prices; missing {missing}")
+    names = sorted({n for w in windows for n in _pattern_names(w)})
+    values = {k: v.to_numpy() for k, v in candlestick_patterns(dict(fields), names).items()}
+    complete = np.logical_and.reduce([fields[f].notna().to_numpy() for f in ("open", "high", "low", "close")])
+    out = []
+    for w in windows:
+        bull = np.zeros(complete.shape, dtype=bool)
+        bear = np.zeros(complete.shape, dtype=bool)
+        for name in _pattern_names(w):
+            v = values[name]
+            bull |= (v != 0) if SIDES[name] == "neutral" else v > 0
+            bear |= (v != 0) if SIDES[name] == "neutral" else v < 0
+        out += [np.where(complete, bull, np.nan).T, np.where(complete, bear, np.nan).T]
+    return out
+
+
+def _pattern_check(p: Mapping[str, np.ndarray]) -> Refusals:
+    """The candlestick strategy's own validation, run once per distinct setting on a few bars."""
+    from research.strategies.catalog import get_strategy
+
+    spec = get_strategy("candlestick")
+    bars = pd.DataFrame({"open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0], "close": [1.0, 1.0]})
+    fields = {k: bars[[k]].set_axis(["x"], axis=1) for k in bars}
+    keys = ("bullish", "bearish", "hold", "direction")
+    combos = list(zip(*(p[k].tolist() for k in keys), strict=True))
+    reasons: dict[tuple, str] = {}
+    for combo in dict.fromkeys(combos):
+        try:
+            spec.run(fields, **dict(zip(keys, combo, strict=True)))
+        except (ValueError, TypeError) as exc:
+            reasons[combo] = str(exc)
+    out = []
+    for why in dict.fromkeys(reasons.values()):
+        out.append((np.array([reasons.get(c) == why for c in combos], dtype=bool), why))
+    return out
 
 
 Refusals = list[tuple[np.ndarray, str]]  # (mask of refused sets, reason)
@@ -230,10 +305,14 @@ class Family:
     rows_per_window : int
         Table rows per window (Bollinger keeps mean and standard deviation).
     tables : callable
-        ``(close frame, windows) -> list of (symbols, bars) arrays``, ``rows_per_window`` per window.
+        ``(price frames by field, windows) -> list of (symbols, bars) arrays``, ``rows_per_window``
+        per window.
     check : callable
         The strategy's own validation over arrays of parameter values: a list of
         ``(mask of refused sets, reason)``.
+    string_windows : bool
+        The table is keyed by text values (the candlestick family's pattern lists): each value
+        has two rows, its bullish flags and its bearish flags.
     """
 
     name: str
@@ -241,8 +320,9 @@ class Family:
     windows: tuple[str, ...]
     levels: tuple[str, ...]
     rows_per_window: int
-    tables: Callable[[pd.DataFrame, np.ndarray], list[np.ndarray]]
+    tables: Callable[[Mapping[str, pd.DataFrame], np.ndarray], list[np.ndarray]]
     check: Callable[[Mapping[str, np.ndarray]], Refusals]
+    string_windows: bool = False
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -250,6 +330,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("rsi_reversion", _RSI, ("window",), ("lower", "exit_level", "upper"), 1, _rsi_tables, _rsi_check),
     Family("bollinger_breakout", _BOLL, ("window",), ("k",), 2, _bollinger_tables, _bollinger_check),
     Family("time_series_momentum", _MOM, ("lookback",), ("threshold",), 1, _momentum_tables, _momentum_check),
+    Family("candlestick", _PAT, ("bullish", "bearish"), ("hold",), 2, _pattern_tables, _pattern_check, True),
 )}
 
 
@@ -363,13 +444,20 @@ def _common_checks(p: Mapping[str, np.ndarray]) -> Refusals:
 
 def _encode(family: Family, keys: list[str], values: dict[str, np.ndarray], full: dict[str, np.ndarray]) -> GridSets:
     ns = len(next(iter(full.values())))
-    wins = [np.asarray(full[w], dtype=np.float64).astype(np.int64) for w in family.windows]
-    windows = np.unique(np.concatenate(wins))
     rows = np.zeros((ns, 2), dtype=np.int64)
-    for c, w in enumerate(wins):
-        rows[:, c] = np.searchsorted(windows, w)
-    if family.rows_per_window == 2:
-        rows[:, 0], rows[:, 1] = 2 * rows[:, 0], 2 * rows[:, 0] + 1
+    if family.string_windows:  # bullish list -> its bullish-flags row, bearish list -> its bearish-flags row
+        wins = [np.asarray(full[w]).astype(str) for w in family.windows]
+        text = np.unique(np.concatenate(wins))
+        rows[:, 0] = 2 * np.searchsorted(text, wins[0])
+        rows[:, 1] = 2 * np.searchsorted(text, wins[1]) + 1
+        windows = text.astype(object)
+    else:
+        wins = [np.asarray(full[w], dtype=np.float64).astype(np.int64) for w in family.windows]
+        windows = np.unique(np.concatenate(wins))
+        for c, w in enumerate(wins):
+            rows[:, c] = np.searchsorted(windows, w)
+        if family.rows_per_window == 2:
+            rows[:, 0], rows[:, 1] = 2 * rows[:, 0], 2 * rows[:, 0] + 1
     levels = np.zeros((ns, 3), dtype=np.float64)
     for c, name in enumerate(family.levels):
         levels[:, c] = np.asarray(full[name], dtype=np.float64)
@@ -379,9 +467,10 @@ def _encode(family: Family, keys: list[str], values: dict[str, np.ndarray], full
     return GridSets(keys, values, windows, rows, levels, sides, np.ascontiguousarray(risk))
 
 
-def family_tables(family: Family, close: pd.DataFrame, windows: np.ndarray) -> np.ndarray:
-    """The indicator table of ``close`` (bars x symbols): ``(rows, symbols, bars)``, C-contiguous."""
-    parts = family.tables(close, windows)
+def family_tables(family: Family, fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:
+    """The indicator table of the price frames (bars x symbols): ``(rows, symbols, bars)``, C-contiguous."""
+    close = fields["close"]
+    parts = family.tables(fields, windows)
     return np.ascontiguousarray(np.stack(parts)) if parts else np.zeros((0, close.shape[1], close.shape[0]))
 
 

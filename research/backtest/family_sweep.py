@@ -71,16 +71,20 @@ class FamilyInputs:
     costs: tuple[float, float, float, float]
     whole: bool
     fill_at_open: bool
+    raw_open: np.ndarray | None = None
 
 
 def _prices(prices: Any, timing: str, start: object, end: object, costs: tuple[float, float, float],
-            periods_per_year: float | None, whole: bool) -> tuple[FamilyInputs, list[str]]:
+            periods_per_year: float | None, whole: bool, ohlc: bool = False) -> tuple[FamilyInputs, list[str]]:
     if timing not in ("next_open", "next_close"):
         raise ValueError(f"the fused sweep supports timing 'next_open' or 'next_close', got {timing!r}")
     fields = as_fields(prices)
     exec_field = TIMINGS[timing][1]
     if exec_field not in fields:
         raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)}")
+    missing = [f for f in ("open", "high", "low") if f not in fields] if ohlc else []
+    if missing:
+        raise ValueError(f"this strategy reads whole bars: the prices miss {missing} (got {sorted(fields)})")
     close_df = fields["close"]
     close_all = close_df.to_numpy(dtype=np.float64)
     exec_all = fields[exec_field].to_numpy(dtype=np.float64)
@@ -102,7 +106,8 @@ def _prices(prices: Any, timing: str, start: object, end: object, costs: tuple[f
     ppy = calendars.periods_per_year(close_df, override=periods_per_year or None)
     symbols = [str(c) for c, k in zip(close_df.columns, keep, strict=True) if k]
     inputs = FamilyInputs(close, arr(exec_field), arr("open") if "open" in fields else close, arr("high"), arr("low"),
-                          lo, hi, symbols, close_df.index, (*costs, float(ppy)), whole, exec_field == "open")
+                          lo, hi, symbols, close_df.index, (*costs, float(ppy)), whole, exec_field == "open",
+                          raw_open=arr("open") if "open" in fields else np.full_like(close, np.nan))
     return inputs, empty
 
 
@@ -123,7 +128,11 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
             return np.ascontiguousarray(x[:, lo:hi].T)
 
         close = rows_of(inp.close)
-        tables = family_tables(family, pd.DataFrame(close.T), sets.windows)
+        fields = {"close": pd.DataFrame(close.T)}
+        if family.string_windows:  # the candlestick family reads whole bars
+            fields.update({k: pd.DataFrame(rows_of(getattr(inp, a)).T)
+                           for k, a in (("open", "raw_open"), ("high", "high"), ("low", "low"))})
+        tables = family_tables(family, fields, sets.windows)
         ff, rc = np.empty_like(close), np.empty_like(close)
         for j in range(close.shape[0]):
             ff[j], rc[j] = prepare_nb(close[j])
@@ -225,7 +234,7 @@ def sweep_family(
                for k, vals in grid.items()}
     sets = expand_grid(family, coerced, defaults=spec.defaults, risk=_grid_risk(risk))
     inp, empty = _prices(prices, timing, start, end, (float(fees), float(slippage), float(init_cash)),
-                         periods_per_year, bool(whole_shares))
+                         periods_per_year, bool(whole_shares), ohlc=family.string_windows)
     t0 = time.perf_counter()
     chunks = None
     if client is not None or cache:
@@ -314,6 +323,7 @@ def run_family(family: Family, sets: GridSets, inputs: FamilyInputs, *, client: 
     bars = max(1, int(np.max(inputs.hi - inputs.lo)) if m else 1)
     tasks = plan_blocks(m, len(sets), units=TASK_SECONDS * _SET_BARS_PER_S / bars, chunk_size=chunk_size)
     key = digest("family", family.name, inputs.close, inputs.exec_px, inputs.open_, inputs.high, inputs.low,
+                 inputs.raw_open,
                  inputs.symbols, inputs.index, inputs.lo, inputs.hi, inputs.costs, inputs.whole, inputs.fill_at_open,
                  sets.keys, sets.windows, sets.rows, sets.levels, sets.sides, sets.risk, tasks, code_version())
     meta = {"kind": f"{family.name} (fused)", "symbols": m, "parameter_sets": len(sets), "tasks": len(tasks)}

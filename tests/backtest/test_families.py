@@ -49,17 +49,27 @@ def _params(family: str, draw) -> dict:
         return {"window": draw(st.integers(2, 30)), "lower": lower, "exit_level": exit_level, "upper": upper}
     if family == "bollinger_breakout":
         return {"window": draw(st.integers(2, 40)), "k": draw(st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5]))}
+    if family == "candlestick":
+        return {"bullish": draw(st.sampled_from(["engulfing", "hammer", "doji", "engulfing+hammer+morning_star"])),
+                "bearish": draw(st.sampled_from(["engulfing", "shooting_star", "evening_star+doji", ""])),
+                "hold": draw(st.integers(0, 8))}
     return {"lookback": draw(st.integers(1, 120)), "threshold": draw(st.sampled_from([0.0, 0.01, 0.03, 0.1]))}
 
 
 def _assert_equal_to_engine(df, family, params, risk, *, fees, slippage, whole, timing="next_open"):
     grid = {k: [v] for k, v in {**params, **risk}.items()}
+    rules = {("max_drawdown" if k == "drawdown_halt" else k): v for k, v in risk.items() if v}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        try:
+            s = backtest(df, family, params=params, risk=rules, fees=fees, slippage=slippage, whole_shares=whole,
+                         timing=timing).summary()
+        except ValueError as exc:  # a set the strategy refuses is refused by the fused sweep too
+            with pytest.raises(ValueError, match="no valid parameter set"):
+                sweep_family(df, family, grid, fees=fees, slippage=slippage)
+            assert str(exc).split(";")[0][:40] in _refusal_text(df, family, grid)
+            return
         res = sweep_family(df, family, grid, fees=fees, slippage=slippage, whole_shares=whole, timing=timing)
-        rules = {("max_drawdown" if k == "drawdown_halt" else k): v for k, v in risk.items() if v}
-        s = backtest(df, family, params=params, risk=rules, fees=fees, slippage=slippage, whole_shares=whole,
-                     timing=timing).summary()
     row = res.table.iloc[0]
     total = s["Total Return [%]"] / 100
     where = f"{family} {params} {risk} fees={fees} slippage={slippage} whole={whole}"
@@ -72,9 +82,17 @@ def _assert_equal_to_engine(df, family, params, risk, *, fees, slippage, whole, 
             (where, name, row[name], want)
 
 
+def _refusal_text(df, family, grid) -> str:
+    try:
+        sweep_family(df, family, grid)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
 @settings(max_examples=60)  # about 0.1 s per example: one fused set and one engine backtest
 @given(data=st.data(), family=st.sampled_from(["ma_crossover", "rsi_reversion", "bollinger_breakout",
-                                               "time_series_momentum"]),
+                                               "time_series_momentum", "candlestick"]),
        seed=st.integers(0, 3), kind=st.sampled_from(["plain", "ticks", "gaps"]),
        costs=st.sampled_from([(0.0, 0.0), (0.001, 0.0005), (0.003, 0.0), (0.0, 0.002)]),
        whole=st.booleans(), direction=st.sampled_from(["long", "both", "short"]))

@@ -74,6 +74,7 @@ def test_sweep_writes_table_heatmap_and_report(tmp_path):
     ("bollinger_breakout", ["window=10:30:5", "k=1:2:0.5", "trailing_stop=0,0.08", "direction=long,both"]),
     ("time_series_momentum", ["lookback=20:120:20", "threshold=0,0.02", "take_profit=0,0.2"]),
     ("ma_crossover", ["fast=5:20:5", "slow=30:60:10", "stop_loss=0.02:0.1:0.04"]),
+    ("candlestick", ["hold=1:10", "bullish=hammer,engulfing+hammer", "take_profit=0,0.1"]),
 ])
 def test_sweep_every_family_with_stops_gives_heatmap_dsr_and_pbo(tmp_path, family, grid):
     args = ["sweep", family, "--symbol", "GOOG", "--out", str(tmp_path), "--fees", "0.001"]
