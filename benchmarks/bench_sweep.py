@@ -268,7 +268,14 @@ FAMILY_GRIDS = {  # >= 5,000 sets each on GOOG; the issue's side-by-side sizes
                                           "direction": ["long", "both"]}),
     "crossover_stops": ("ma_crossover", {"fast": list(range(2, 41, 2)), "slow": list(range(20, 201, 10)),
                                          "stop_loss": [round(0.01 * i, 2) for i in range(1, 21)]}),
+    "candlestick": ("candlestick", {"bullish": ["engulfing", "hammer", "morning_star", "doji",
+                                                "engulfing+hammer+morning_star"],
+                                    "bearish": ["engulfing", "shooting_star", "evening_star",
+                                                "engulfing+shooting_star+evening_star"],
+                                    "hold": list(range(1, 26)), "take_profit": [0.0, 0.02, 0.04, 0.06, 0.08, 0.1,
+                                                                                 0.12, 0.15, 0.2, 0.25, 0.3, 0.4]}),
 }
+NO_VECTORBT = {"candlestick"}  # a hold-bars exit has no stateless entry/exit form for from_signals
 
 
 def _family_sets(key: str):
@@ -463,21 +470,28 @@ def _families(quick: bool, sample: int) -> None:
     rows = []
     for key in FAMILY_GRIDS:
         fu = _spawn("family_fused", quick, sample, key)
-        vb = _spawn("family_vectorbt", quick, sample, key)
+        vb = None if key in NO_VECTORBT else _spawn("family_vectorbt", quick, sample, key)
         many = _spawn("family_many", quick, sample, key)
         rows.append((key, fu, vb, many))
         print(f"  {key} done (load {os.getloadavg()[0]:.1f})", flush=True)
     print("\n" + head + "\n" + "-" * len(head))
     for key, fu, vb, many in rows:
-        f_rate, v_rate = fu["backtests"] / fu["seconds"], vb["backtests"] / vb["seconds"]
+        f_rate = fu["backtests"] / fu["seconds"]
         per_set = fu["seconds"] / fu["backtests"]
+        many_rate = many["backtests"] / many["seconds"]
+        if vb is None:
+            print(f"{key:<18} {fu['backtests']:>7,} {f_rate:>11,.0f} {'n/a':>14} {'':>9} "
+                  f"{per_set / fu['crossover_per_set']:>15.2f}x {fu['rss_peak']:>7,.0f} MiB {'':>10} {'':>9} "
+                  f"{fu['rss_peak'] - fu['rss_before']:>5,.0f}/  n/a MiB {many_rate:>15,.0f}  fused only")
+            continue
+        v_rate = vb["backtests"] / vb["seconds"]
         same = np.asarray(fu["trades"])[vb["idx"]] == np.asarray(vb["trades"])
         check = f"{int(same.sum()):,}/{len(same):,} trade counts equal vectorbt's"
         print(f"{key:<18} {fu['backtests']:>7,} {f_rate:>11,.0f} {v_rate:>14,.0f} {f_rate / v_rate:>8,.0f}x "
               f"{per_set / fu['crossover_per_set']:>15.2f}x {fu['rss_peak']:>7,.0f} MiB {vb['rss_peak']:>6,.0f} MiB "
               f"{vb['rss_peak'] / fu['rss_peak']:>8.1f}x "
               f"{fu['rss_peak'] - fu['rss_before']:>5,.0f}/{vb['rss_peak'] - vb['rss_before']:>5,.0f} MiB "
-              f"{many['backtests'] / many['seconds']:>15,.0f}  {check}")
+              f"{many_rate:>15,.0f}  {check}")
     print("  fused = the public sweep() from prices to table; vectorbt = Portfolio.from_signals with the same entry "
           "and exit rules (signals from the same indicator tables), total return and trade counts; peak = ru_maxrss "
           "of each path's own process (about 230 MiB of it are the imports both share); growth = peak minus the "
@@ -486,7 +500,7 @@ def _families(quick: bool, sample: int) -> None:
           "stop rules (stops checked against the entry bar's close, exits at the stop level)")
     print("notes:")
     for key, fu, vb, many in rows:
-        print(f"  {key}: fused {fu['note']}; vectorbt {vb['note']}; 100 symbols: {many['note']}")
+        print(f"  {key}: fused {fu['note']}; vectorbt {vb['note'] if vb else 'not run'}; 100 symbols: {many['note']}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
