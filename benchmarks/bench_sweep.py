@@ -322,7 +322,7 @@ def _vbt_signals(key: str, sets, close):
 
     family, _ = FAMILY_GRIDS[key]
     fam = fused_family(family)
-    table = family_tables(fam, close.to_frame(), sets.windows)[:, 0, :].T  # bars x rows
+    table = family_tables(fam, {"close": close.to_frame()}, sets.windows)[:, 0, :].T  # bars x rows
     c = close.to_numpy()[:, None]
     a, lv = table[:, sets.rows[:, 0]], sets.levels
     with np.errstate(invalid="ignore", divide="ignore"):
