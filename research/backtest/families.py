@@ -245,7 +245,10 @@ def _pattern_check(p: Mapping[str, np.ndarray]) -> Refusals:
     bars = pd.DataFrame({"open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0], "close": [1.0, 1.0]})
     fields = {k: bars[[k]].set_axis(["x"], axis=1) for k in bars}
     keys = ("bullish", "bearish", "hold", "direction")
-    combos = list(zip(*(p[k].tolist() for k in keys), strict=True))
+    # any hold >= 1 is refused or accepted alike: check 0, 1 and the invalid values only
+    raw = np.asarray(p["hold"], dtype=object)
+    hold = np.where(_int_at_least(np.asarray(raw, dtype=np.float64), 1), 1, raw).tolist()
+    combos = list(zip(p["bullish"].tolist(), p["bearish"].tolist(), hold, p["direction"].tolist(), strict=True))
     reasons: dict[tuple, str] = {}
     for combo in dict.fromkeys(combos):
         try:
