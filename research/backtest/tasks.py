@@ -119,7 +119,8 @@ def _on_client(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int
     from distributed import as_completed
 
     # scatter([v]): each shared value travels whole (a dict or tuple is not split into parts)
-    remote = {k: client.scatter([v], broadcast=True)[0] for k, v in shared.items()}
+    # hash=False: fresh keys per run, so a rerun never reuses a key the scheduler is still releasing
+    remote = {k: client.scatter([v], broadcast=True, hash=False)[0] for k, v in shared.items()}
     run = uuid.uuid4().hex[:8]
     futures = {}
     for i in todo:
