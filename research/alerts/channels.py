@@ -66,7 +66,7 @@ import yaml
 
 from research.alerts import transport
 from research.alerts.transport import SendError
-from research.config import project_root, read_dotenv
+from research.config import get_settings
 
 __all__ = [
     "ConfigError", "SendError", "url_problem", "Channel", "WebhookChannel", "EmailChannel", "AlertsConfig", "QuietHours",
@@ -87,11 +87,9 @@ class ConfigError(ValueError):
 
 
 def _secret(name: str) -> str | None:
-    """The value of environment variable ``name``, else of ``name`` in the project's ``.env``."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    return read_dotenv(project_root() / ".env").get(name) or None
+    """The value of variable ``name`` from the environment, else from the project's ``.env`` (the settings')."""
+    value = get_settings().secret(name) if name else None
+    return value.get_secret_value() if value is not None else None
 
 
 def duration_seconds(value: Any, *, where: str) -> float:
@@ -546,11 +544,7 @@ def parse_config(doc: Any, *, path: Path | None = None) -> AlertsConfig:
 
 def config_path() -> Path:
     """``WORKBENCH_ALERTS_CONFIG`` (environment or ``.env``), else ``<project root>/alerts.yaml``."""
-    named = _secret("WORKBENCH_ALERTS_CONFIG")
-    if named:
-        p = Path(named).expanduser()
-        return p if p.is_absolute() else project_root() / p
-    return project_root() / "alerts.yaml"
+    return get_settings().alerts_config
 
 
 def load_config(path: str | os.PathLike | None = None) -> AlertsConfig:
@@ -562,7 +556,7 @@ def load_config(path: str | os.PathLike | None = None) -> AlertsConfig:
         The file is not valid YAML or a field is wrong; or ``path`` was given (or named by
         ``WORKBENCH_ALERTS_CONFIG``) and does not exist.
     """
-    explicit = path is not None or bool(_secret("WORKBENCH_ALERTS_CONFIG"))
+    explicit = path is not None or get_settings().origin("alerts_config") != "default"
     p = Path(path) if path is not None else config_path()
     if not p.is_file():
         if explicit:

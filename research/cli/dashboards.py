@@ -6,15 +6,16 @@ from typing import Annotated
 
 import typer
 
-from research.viz.panels.server import DEFAULT_PORT, TOKEN_ENV
+from research.viz.panels.server import DEFAULT_PORT
 
 
 def dashboards(
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = DEFAULT_PORT,
     ip: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the dashboards in a browser.")] = False,
-    token: Annotated[str | None, typer.Option(envvar=TOKEN_ENV, show_envvar=True,
-                                              help="Token viewers must present (prefer the environment variable).")] = None,
+    token: Annotated[str | None, typer.Option(
+        help="Token viewers must present (default: WORKBENCH_DASHBOARDS_TOKEN from the environment or .env, "
+             "which is preferred).")] = None,
     pool_size: Annotated[int | None, typer.Option(min=0, help="Pre-started kernels per dashboard (default from dashboards/voila.json; 0 disables).")] = None,
     cull_idle_timeout: Annotated[int | None, typer.Option(min=0, help="Seconds before an idle viewer kernel is shut down (default from dashboards/voila.json).")] = None,
     pipeline: Annotated[str, typer.Option(help="Pipeline whose published runs the dashboards show.")] = "daily",
@@ -28,8 +29,11 @@ def dashboards(
     the dashboards served and pre-started kernels. A bind to another address is refused unless a
     token (16 characters or more) is configured; requests must name loopback or an --allowed-host. The pages read the latest published run; run `make run` first.
     """
+    from research.config import get_settings
     from research.viz.panels.server import check_bind, serve
 
+    if token is None and (configured := get_settings().dashboards_token) is not None:
+        token = configured.get_secret_value()
     try:
         check_bind(ip, token=token)
     except ValueError as exc:

@@ -10,7 +10,6 @@ re-run with ``--debug`` and report it; its exit code is 1. Ctrl-C prints one lin
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 
@@ -29,8 +28,14 @@ def set_debug(on: bool) -> None:
 
 def debug_enabled() -> bool:
     """``--debug`` was given or ``WORKBENCH_DEBUG`` is set to a true value."""
-    env = os.environ.get("WORKBENCH_DEBUG", "").strip().lower()
-    return _DEBUG or env in {"1", "true", "yes", "on"}
+    if _DEBUG:
+        return True
+    from research.config import get_settings
+
+    try:
+        return get_settings().debug
+    except ValueError:  # a wrong setting is the error being reported; it cannot say "debug"
+        return False
 
 
 def _is_workbench_error(exc: BaseException) -> bool:

@@ -32,6 +32,7 @@ import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
+import research.config
 from research.compute._env import WORKER_ENV
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,7 +55,7 @@ def resolve_cluster(cluster: str | None = None) -> str:
         ``"local"``, a scheduler address (``tcp://host:8786``, ``tls://...``, ``host:8786``)
         or None (the environment variable, else ``"local"``).
     """
-    value = (cluster if cluster is not None else os.environ.get(SCHEDULER_ENV, "")).strip() or "local"
+    value = (cluster if cluster is not None else research.config.get_settings().dask_scheduler).strip() or "local"
     if value == "local":
         return value
     if "://" not in value:

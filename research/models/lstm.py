@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from research.config import get_settings
 from research.defaults import LSTM
 from research.models.base import Forecaster, TrainingError, check_model_path, check_training_data
 from research.models.datasets import Scaler, WindowedDataset, chronological_split
@@ -88,7 +89,7 @@ def configure_backend(*, threads: int | None = None) -> str:
     backend = keras.backend.backend()
     if _CONFIGURED.get("backend"):
         return backend
-    n = int(threads or os.environ.get("WORKBENCH_TF_THREADS") or 2)
+    n = int(threads or get_settings().tf_threads)
     if backend == "tensorflow":
         import tensorflow as tf
 

@@ -13,7 +13,6 @@ first use and this module imports no room by name.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -36,10 +35,7 @@ class LedgerError(RuntimeError):
 
 def default_url() -> str:
     """``WORKBENCH_LEDGER_URL`` if set, else ``sqlite:///<data_dir>/ledger.db``."""
-    env = os.environ.get("WORKBENCH_LEDGER_URL")
-    if env:
-        return env
-    return f"sqlite:///{get_settings().data_dir / 'ledger.db'}"
+    return get_settings().ledger_url
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

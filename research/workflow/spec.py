@@ -60,6 +60,7 @@ import nbformat
 import pandas as pd
 import yaml
 
+from research.config import get_settings
 from research.workflow.hooks import HookError, Hooks, parse_hooks
 
 __all__ = [
@@ -271,7 +272,7 @@ def looks_secret(key: str) -> bool:
 
 
 def _secret_values() -> set[str]:
-    return {v for k, v in os.environ.items() if looks_secret(k) and len(v) >= 8}
+    return get_settings().secret_values(looks_secret)
 
 
 def _check_not_secret(where: str, key: str, value: Any, secrets: set[str]) -> list[str]:

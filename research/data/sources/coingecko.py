@@ -264,7 +264,8 @@ class CoinGeckoSource(Source):
             raise ValueError(f"bars must be 'close' or 'ohlc', got {bars!r}")
         if api_key is None and demo_api_key is None:
             settings = get_settings()
-            api_key, demo_api_key = settings.coingecko_api_key, settings.coingecko_demo_api_key
+            api_key, demo_api_key = (k.get_secret_value() if k is not None else None
+                                     for k in (settings.coingecko_api_key, settings.coingecko_demo_api_key))
         self.bars = bars
         self.name = f"coingecko-{bars}"
         self.plan = "pro" if api_key else ("demo" if demo_api_key else "public")

@@ -140,7 +140,7 @@ def periods_per_year(symbol: str) -> int:
 def mlflow_run_url(run_id: str, *, ui_url: str | None = None) -> str:
     """Link to a run in the MLflow UI (``MLFLOW_UI_URL``, else an http tracking URI, else 127.0.0.1:5000)."""
     if ui_url is None:
-        ui_url = os.environ.get("MLFLOW_UI_URL")
+        ui_url = get_settings().mlflow_ui_url
     if ui_url is None:
         uri = get_settings().tracking_uri
         ui_url = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
@@ -272,7 +272,7 @@ def _bundle(fig: Any) -> dict:
     text = pio.to_json(fig, validate=False)
     spec = json.loads(text)
     title = ((spec.get("layout") or {}).get("title") or {}).get("text") or "figure"
-    if os.environ.get("WORKBENCH_FIGURES") == "page":
+    if get_settings().figures == "page":
         markup = _PAGE_FIGURE.format(id=f"wb-plot-{uuid.uuid4().hex[:12]}", spec=text.replace("</", "<\\/"))
         data = {"text/html": markup, "text/plain": f"<plotly figure: {title}>"}
     else:

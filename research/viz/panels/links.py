@@ -13,9 +13,9 @@ JupyterLab the notebook's own address is left alone.
 
 from __future__ import annotations
 
-import os
-
 import ipywidgets as widgets
+
+from research.config import get_settings
 
 __all__ = ["DEEP_LINK_SCRIPT", "deep_link_widget"]
 
@@ -66,7 +66,7 @@ def deep_link_widget() -> widgets.Widget:
     """A hidden output running :data:`DEEP_LINK_SCRIPT` on the dashboard server (else an empty box)."""
     out = widgets.Output(layout=widgets.Layout(display="none"))
     out.add_class("wb-deep-links")
-    if os.environ.get("WORKBENCH_FIGURES") == "page":
+    if get_settings().figures == "page":
         out.outputs = ({"output_type": "display_data", "metadata": {},
                         "data": {"text/html": DEEP_LINK_SCRIPT, "text/plain": "deep links"}},)
     return out
