@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from research.cli.options import check_range, date_option
 from research.defaults import BACKTEST
 
 __all__ = ["register", "parse_params", "parse_grid"]
@@ -15,8 +16,9 @@ __all__ = ["register", "parse_params", "parse_grid"]
 SymbolOpt = Annotated[list[str], typer.Option("--symbol", "-y", help="Symbol to trade; repeat for several.")]
 SourceOpt = Annotated[str, typer.Option("--source", "-s", help="Data source: sample, synthetic, files, yahoo, coingecko or ccxt (ccxt:<exchange>).")]
 IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bar length: 1d, 1h, 1wk or 1mo.")]
-StartOpt = Annotated[str | None, typer.Option(help="First bar to trade (earlier bars still warm indicators up).")]
-EndOpt = Annotated[str | None, typer.Option(help="Last bar to trade (inclusive).")]
+StartOpt = Annotated[str | None, typer.Option(help="First bar to trade (earlier bars still warm indicators up).",
+                                              callback=date_option)]
+EndOpt = Annotated[str | None, typer.Option(help="Last bar to trade (inclusive).", callback=date_option)]
 FeesOpt = Annotated[float, typer.Option(help="Proportional fee on traded value (0.001 = 0.1%).")]
 SlipOpt = Annotated[float, typer.Option(help="Adverse slippage on every fill price (0.0005 = 5 bp).")]
 CashOpt = Annotated[float, typer.Option("--cash", help="Initial cash of each book.")]
@@ -106,6 +108,7 @@ def backtest_command(
 
     Example: workbench backtest ma_crossover --symbol SPX --param fast=20 --param slow=50 --fees 0.001
     """
+    check_range(start, end, start_option="--start", end_option="--end")
     import pandas as pd
 
     from research.backtest import backtest
@@ -180,11 +183,12 @@ def sweep_command(
 
     On a cluster (same table, bit for bit): add --cluster local, or --cluster tcp://host:8786.
     """
+    check_range(start, end, start_option="--start", end_option="--end")
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter(f"must be csv or parquet, got {fmt!r}", param_hint="'--format'")
     from research.backtest.sweep import sweep
     from research.strategies.catalog import get_strategy
 
-    if fmt not in ("csv", "parquet"):
-        raise typer.BadParameter(f"--format must be csv or parquet, got {fmt!r}")
     spec = get_strategy(strategy)
     values = parse_grid(grid) or {k: list(v) for k, v in spec.grid.items()}
     fixed = {k: parse_number(v) for k, v in parse_params(fix).items()}

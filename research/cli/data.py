@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from research.cli.options import check_range, date_option
+
 app = typer.Typer(help="Fetch, list, show and validate market data in the store.", no_args_is_help=True)
 
 SourceOpt = Annotated[str, typer.Option("--source", "-s", help="sample, synthetic, files, yahoo, coingecko or ccxt (ccxt:<exchange>).")]
@@ -19,36 +21,22 @@ def _source(source: str, directory: Path | None):
     return get_source(source, directory=directory) if source == "files" else get_source(source)
 
 
-def _date(value: str | None, option: str) -> str | None:
-    """``value`` checked as a date, or a one-line error naming the option."""
-    if value is None:
-        return None
-    import pandas as pd
-
-    from research.data.errors import InvalidRequestError
-
-    try:
-        pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequestError(f"{option} {value!r} is not a date ({exc}); expected YYYY-MM-DD") from None
-    return value
-
 
 @app.command()
 def fetch(
     symbols: Annotated[list[str] | None, typer.Argument(help="Symbols; default: the sample universe.")] = None,
     source: SourceOpt = "sample",
     interval: IntervalOpt = "1d",
-    start: Annotated[str | None, typer.Option(help="First date (inclusive).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last date (inclusive).")] = None,
+    start: Annotated[str | None, typer.Option(help="First date (inclusive).", callback=date_option)] = None,
+    end: Annotated[str | None, typer.Option(help="Last date (inclusive).", callback=date_option)] = None,
     refresh: Annotated[bool, typer.Option(help="Ingest again even if the stored copy is fresh.")] = False,
     directory: Annotated[Path | None, typer.Option(help="Folder of files for --source files.")] = None,
 ) -> None:
     """Fetch, validate and store SYMBOLS, then print what was stored and quarantined."""
+    check_range(start, end, start_option="--start", end_option="--end")
     from research.data import ingest_many
     from research.data.summary import default_universe, print_ingest_summary
 
-    start, end = _date(start, "--start"), _date(end, "--end")
     src = _source(source, directory)
     if not symbols:
         symbols, interval = default_universe(src, interval)
@@ -119,3 +107,8 @@ def validate(
     if len(result.quarantine):
         typer.echo(result.quarantine.head(20).to_string())
         raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    """Add the ``data`` group to the root ``workbench`` command."""
+    root.add_typer(app, name="data")

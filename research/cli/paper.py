@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from research.cli.options import check_range, date_option
+
 __all__ = ["register", "app", "ensure_demo", "DEMO"]
 
 app = typer.Typer(
@@ -105,7 +107,8 @@ def start_command(
 @app.command("step")
 def step_command(
     name: NameArg,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Session date (default: the last bar).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Session date (default: the last bar).",
+                                              callback=date_option)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fill yesterday's orders at today's open and decide tomorrow's, catching up missed sessions."""
@@ -121,14 +124,15 @@ def step_command(
 @app.command("replay")
 def replay_command(
     name: NameArg,
-    start: Annotated[str, typer.Option("--from", help="First session (date).")],
-    end: Annotated[str, typer.Option("--to", help="Last session (date).")],
+    start: Annotated[str, typer.Option("--from", help="First session (date).", callback=date_option)],
+    end: Annotated[str, typer.Option("--to", help="Last session (date).", callback=date_option)],
     as_json: JsonOpt = False,
 ) -> None:
     """Step the account once per session from --from to --to, each session seeing only bars up to its date.
 
     Resumable: sessions already in the ledger are skipped.
     """
+    check_range(start, end, start_option="--from", end_option="--to")
     from research.paper.replay import replay
 
     out = replay(name, start, end, progress=not as_json)

@@ -181,6 +181,17 @@ def _guarded(call):
         raise typer.Exit(EXIT_FAILED) from None
 
 
+def _check_plan(spec: Path, params: list[str]) -> None:
+    """Refuse a spec or parameters that the run would refuse, before the runner's libraries load."""
+    from research.workflow.spec import SpecError, load_spec, plan_run
+
+    try:
+        plan_run(load_spec(spec), params)
+    except SpecError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+
+
 @app.command("run")
 def run_cmd(
     spec: Annotated[Path, typer.Argument(help="Pipeline spec, e.g. pipelines/daily.yaml.")],
@@ -195,6 +206,7 @@ def run_cmd(
     pipeline and as-of date is already running. A failed run of the same as-of date and
     parameters is resumed instead of started over (unless --force).
     """
+    _check_plan(spec, param or [])
     from research.workflow.runner import run_pipeline
 
     _finish(_guarded(lambda: run_pipeline(spec, param or [], force=force, echo=_echo)))

@@ -56,8 +56,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import pandas as pd
 import yaml
 
 from research.config import get_settings
@@ -200,6 +198,8 @@ def _type_of(value: Any) -> str | None:
 
 def canonical_date(text: object) -> str:
     """``text`` as an ISO date (midnight) or date-time, in UTC without a zone; ``ValueError`` if not a date."""
+    import pandas as pd
+
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError) as exc:
@@ -310,17 +310,14 @@ def notebook_parameters(path: str | os.PathLike) -> dict[str, NotebookParam]:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"notebook {path} does not exist")
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as exc:  # nbformat raises several types for a broken file
-        raise SpecError(f"notebook {path} is not a readable .ipynb: {exc}") from exc
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    cells = [c for c in _notebook_cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])]
     if not cells:
         raise SpecError(f"notebook {path.name} has no cell tagged 'parameters'; papermill cannot inject its parameters")
     if len(cells) > 1:
         raise SpecError(f"notebook {path.name} has {len(cells)} cells tagged 'parameters'; expected exactly one")
     try:
-        tree = ast.parse(cells[0].source)
+        source = cells[0].get("source", "")
+        tree = ast.parse("".join(source) if isinstance(source, list) else source)
     except SyntaxError as exc:
         raise SpecError(f"the parameters cell of {path.name} is not valid Python: {exc}") from exc
     out: dict[str, NotebookParam] = {}
@@ -343,6 +340,23 @@ def notebook_parameters(path: str | os.PathLike) -> dict[str, NotebookParam]:
             kind = ast.unparse(annotation)
         out[name] = NotebookParam(name, kind, default)
     return out
+
+
+def _notebook_cells(path: Path) -> list[dict]:
+    """The cells of a notebook file: read as JSON (format 4), else converted by nbformat.
+
+    A format-4 notebook is plain JSON; reading it directly keeps a spec check free of
+    nbformat's schema validation, which takes seconds to import.
+    """
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and doc.get("nbformat") == 4 and isinstance(doc.get("cells"), list):
+            return [c for c in doc["cells"] if isinstance(c, dict)]
+        import nbformat
+
+        return list(nbformat.read(path, as_version=4).cells)
+    except Exception as exc:  # JSON and nbformat raise several types for a broken file
+        raise SpecError(f"notebook {path} is not a readable .ipynb: {exc}") from exc
 
 
 def _compatible(spec_type: str, nb_type: str | None) -> bool:
