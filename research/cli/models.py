@@ -241,7 +241,10 @@ def mlflow_ui(
         command = _ui_command(store.tracking_uri, store.artifact_root, host, port)
         label, detail = "MLflow UI", f"store {store.tracking_uri}"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # a service stop ends it like Ctrl-C
+    # Ctrl-C stops it even when the command inherited SIGINT ignored (started in the background by a
+    # script without job control: Python then keeps SIGINT ignored), and a service stop ends it alike
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _sigterm_as_interrupt)}
     # its own session: Ctrl-C reaches only this command, which stops the server's whole group
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     url = f"http://{host}:{port}"
@@ -258,7 +261,8 @@ def mlflow_ui(
         typer.echo("stopping the MLflow UI")
     finally:
         _stop_group(proc)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _masked(uri: str) -> str:

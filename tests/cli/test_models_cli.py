@@ -67,8 +67,12 @@ def test_mlflow_ui_serves_on_loopback_and_ctrl_c_stops_its_whole_group():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # Started with SIGINT ignored, as a script without job control starts a background command
+    # (`workbench mlflow &`) and as some CI runners start the tests: Python then keeps SIGINT
+    # ignored unless the command installs its own handler, and Ctrl-C did nothing.
     proc = subprocess.Popen([sys.executable, "-m", "research", "mlflow", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     ui: list[int] = []
     try:
         deadline = time.monotonic() + 300  # generous: the server starts slowly on a loaded machine
