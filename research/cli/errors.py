@@ -30,6 +30,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "EXIT_USAGE", "EXIT_FAILURE", "Diagnosis", "debug_enabled", "set_debug", "report", "exit_code", "one_line",
@@ -39,9 +40,10 @@ __all__ = [
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 _DEBUG = False
+_OBJECT = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*")
+_HTTP = re.compile(r"\bhttps?://[^\s/'\"]+")
 _ADDRESS = re.compile(r"\b(?:tcp|tls|ws|wss|ucx|inproc)://[^\s'\"),]+")
-_DRIVERS = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pymysql": "pymysql",
-            "MySQLdb": "mysqlclient", "pyodbc": "pyodbc", "oracledb": "oracledb", "asyncpg": "asyncpg"}
+_DRIVERS = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "MySQLdb": "mysqlclient"}  # pip names
 
 
 @dataclass(frozen=True)
@@ -129,27 +131,48 @@ def _text_of(exc: BaseException) -> str:
     return " ".join(exc.format_message().split())  # type: ignore[attr-defined]
 
 
+def _from_dask(e: BaseException) -> bool:
+    if _module(e).startswith("distributed"):
+        return True
+    if _is_workbench_error(e) or not isinstance(e, (OSError, TimeoutError)):
+        return False
+    text = _text(e)
+    return "scheduler" in text.lower() or (text.startswith("Timed out trying to connect") and bool(_ADDRESS.search(text)))
+
+
 def _dask(exc: BaseException) -> Diagnosis | None:
-    for e in _chain(exc):
-        text = _text(e)
-        if _module(e).startswith("distributed") or "scheduler" in text.lower() and isinstance(
-                e, (OSError, TimeoutError, RuntimeError)) and not _is_workbench_error(e):
-            found = _ADDRESS.search(text)
-            where = found.group(0) if found else _setting("dask_scheduler")
-            return Diagnosis("infrastructure", EXIT_FAILURE,
-                             f"the Dask scheduler at {where} was lost or cannot be reached ({text[:160]}); "
-                             "check that it is running and reachable, or use the local cluster "
-                             "(--cluster local, or unset WORKBENCH_DASK_SCHEDULER)")
-    return None
+    chain = list(_chain(exc))
+    if not any(_from_dask(e) for e in chain):
+        return None
+    found = next((m.group(0) for e in chain if (m := _ADDRESS.search(_text(e)))), None)
+    where = f"at {found}" if found else f"({_setting('dask_scheduler')})"
+    root = chain[-1]
+    reason = _OBJECT.sub("", _text(root)).removeprefix("in ").strip()
+    reason = reason if reason.startswith(type(root).__name__) else f"{type(root).__name__}: {reason}"
+    return Diagnosis("infrastructure", EXIT_FAILURE,
+                     f"the Dask scheduler {where} was lost or cannot be reached ({reason[:160]}); check that it "
+                     "is running and reachable, or use the local cluster (--cluster local, or unset "
+                     "WORKBENCH_DASK_SCHEDULER)")
+
+
+def _loaded_by_sqlalchemy(e: BaseException) -> bool:
+    """Whether ``e`` was raised while SQLAlchemy was loading something (a dialect's driver)."""
+    tb = e.__traceback__
+    while tb is not None:
+        if "sqlalchemy" in Path(tb.tb_frame.f_code.co_filename).parts:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _driver(exc: BaseException) -> Diagnosis | None:
     for e in _chain(exc):
-        if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in _DRIVERS:
-            name = (e.name or "").split(".")[0]
+        if isinstance(e, ModuleNotFoundError) and e.name and _loaded_by_sqlalchemy(e):
+            name = e.name.split(".")[0]
             return Diagnosis("infrastructure", EXIT_FAILURE,
-                             f"the database driver {name} is not installed (needed for {_setting('ledger_url')}); "
-                             f"install it with `pip install {_DRIVERS[name]}`")
+                             f"the database driver {name} is not installed; install it with `pip install "
+                             f"{_DRIVERS.get(name, name)}`, or name an installed driver in the database URL "
+                             "(WORKBENCH_LEDGER_URL, MLFLOW_TRACKING_URI)")
     return None
 
 
@@ -191,20 +214,29 @@ def _disk_full(exc: BaseException) -> Diagnosis | None:
 
 
 def _mlflow(exc: BaseException) -> Diagnosis | None:
-    for e in _chain(exc):
+    chain = list(_chain(exc))
+    if any(_module(e).startswith("mlflow") for e in chain) and any(
+            _module(e).startswith("sqlalchemy") and type(e).__name__ in ("OperationalError", "InterfaceError")
+            for e in chain):
+        return Diagnosis("infrastructure", EXIT_FAILURE,
+                         f"the MLflow tracking store at {_setting('tracking_uri')} cannot be opened "
+                         f"({_text(chain[-1])[:160]}); check MLFLOW_TRACKING_URI and that its disk has room")
+    for e in chain:
         text = _text(e)
         from_mlflow = _module(e).startswith("mlflow")
         network = _module(e).startswith(("requests", "urllib3")) or isinstance(e, ConnectionError)
         if (from_mlflow and ("API request to" in text or "Max retries" in text or "Connection" in text)) or (
                 network and "/api/2.0/mlflow" in text):
+            found = _HTTP.search(text)
             return Diagnosis("infrastructure", EXIT_FAILURE,
-                             f"the MLflow tracking server at {_setting('tracking_uri')} cannot be reached; "
+                             f"the MLflow tracking server at {found.group(0) if found else _setting('tracking_uri')} "
+                             "cannot be reached; "
                              "start it (`workbench mlflow`) or fix MLFLOW_TRACKING_URI")
     return None
 
 
 def _infrastructure(exc: BaseException) -> Diagnosis | None:
-    for rule in (_dask, _driver, _database, _mlflow, _disk_full):
+    for rule in (_dask, _driver, _mlflow, _database, _disk_full):
         found = rule(exc)
         if found is not None:
             return found

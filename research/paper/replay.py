@@ -24,7 +24,11 @@ from research.paper import book
 from research.paper.db import LedgerError
 from research.paper.trading import load_fields, pending_bars, run_sessions
 
-__all__ = ["replay"]
+__all__ = ["replay", "ReplayRangeError"]
+
+
+class ReplayRangeError(LedgerError, ValueError):
+    """The range asked for holds no bar of the account's symbols (an input error)."""
 
 
 def replay(
@@ -68,7 +72,7 @@ def replay(
         hi = hi.tz_localize(index.tz) if hi.tzinfo is None else hi
     in_range = index[(index >= lo) & (index <= hi)]
     if not len(in_range):
-        raise LedgerError(f"no bar of {', '.join(account.symbols)} between {lo:%Y-%m-%d} and {hi:%Y-%m-%d} "
+        raise ReplayRangeError(f"no bar of {', '.join(account.symbols)} between {lo:%Y-%m-%d} and {hi:%Y-%m-%d} "
                           f"(prices: {index[0]:%Y-%m-%d} to {index[-1]:%Y-%m-%d})")
     todo = pending_bars(account, index, lo, hi, url=url)
     written = run_sessions(account, fields, todo, url=url, progress=progress)
