@@ -171,14 +171,14 @@ def _guarded(call):
         typer.secho(exc.result.message, err=True, fg=typer.colors.RED)
         raise typer.Exit(143 if exc.reason.endswith("SIGTERM") else 130) from None
     except SpecError as exc:
-        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(EXIT_INVALID) from None
     except RunLocked as exc:
-        typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.YELLOW)
         raise typer.Exit(EXIT_LOCKED) from None
-    except RunLogError as exc:
-        typer.secho(str(exc), err=True, fg=typer.colors.RED)
-        raise typer.Exit(EXIT_FAILED) from None
+    except RunLogError as exc:  # a run id that is not in the store is an input error
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_INVALID if isinstance(exc, LookupError) else EXIT_FAILED) from None
 
 
 def _check_plan(spec: Path, params: list[str]) -> None:
@@ -188,7 +188,7 @@ def _check_plan(spec: Path, params: list[str]) -> None:
     try:
         plan_run(load_spec(spec), params)
     except SpecError as exc:
-        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
 
 

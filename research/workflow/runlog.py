@@ -33,7 +33,8 @@ from pathlib import Path
 
 from research.config import get_settings
 
-__all__ = ["RunLog", "RunLogError", "TERMINAL_MLFLOW", "read_run_record", "find_run_dir", "iter_run_records"]
+__all__ = ["RunLog", "RunLogError", "RunNotFoundError", "TERMINAL_MLFLOW", "read_run_record", "find_run_dir",
+           "iter_run_records"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ _MAX_PARAM = 500
 
 class RunLogError(RuntimeError):
     """The tracking store cannot be reached or a run is not in it."""
+
+
+class RunNotFoundError(RunLogError, LookupError):
+    """No pipeline run has the id asked for (an input error)."""
 
 
 def _experiment_name(pipeline: str) -> str:
@@ -225,7 +230,7 @@ class RunLog:
         found = self.client.search_runs(ids, filter_string=f"tags.`workbench.run_id` = '{run_id}'", max_results=500) if ids else []
         parents = [r for r in found if r.data.tags.get("workbench.kind") == "pipeline"]
         if not parents:
-            raise RunLogError(f"no pipeline run {run_id!r} in the tracking store at {self.tracking_uri}")
+            raise RunNotFoundError(f"no pipeline run {run_id!r} in the tracking store at {self.tracking_uri}")
         row = self._row(parents[0])
         row["parameters"] = dict(parents[0].data.params)
         stages = [self._row(r) for r in found if r.data.tags.get("workbench.kind") == "stage"]

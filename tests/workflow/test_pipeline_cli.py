@@ -40,4 +40,4 @@ def test_run_then_read_the_ledger(tmp_path, toys):
     again = runner.invoke(app, ["pipeline", "run", str(spec), "-p", "as_of=2021-03-04", "-p", "n=3"])
     assert again.exit_code == 0 and "already published" in again.output
     missing = runner.invoke(app, ["pipeline", "show", "no-such-run"])
-    assert missing.exit_code == 1 and "no pipeline run 'no-such-run'" in missing.output
+    assert missing.exit_code == 2 and "error: no pipeline run 'no-such-run'" in missing.output  # an input error
