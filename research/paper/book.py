@@ -55,6 +55,7 @@ from research.paper.tables import (
     orders_t,
     sessions_t,
 )
+from research.strategies.sizing import check_sizing
 
 __all__ = [
     "Account", "SessionWrite", "OrderRow", "FillRow", "create_account", "get_account", "list_accounts",
@@ -230,6 +231,10 @@ def create_account(account: Account, *, url: str | None = None) -> Account:
         raise AccountError(f"symbols must be 1 to {fills_t.c.symbol.type.length} characters; got {long[:3]}")
     if not account.initial_cash > 0:
         raise AccountError(f"initial cash must be positive, got {account.initial_cash!r}")
+    try:  # refused now rather than at every later step
+        check_sizing(account.sizing, account.sizing_params)
+    except ValueError as exc:
+        raise AccountError(f"account {account.name!r}: {exc}") from None
     row = account.to_dict()
     row["symbols"] = sorted(dict.fromkeys(account.symbols))
     row["created"] = _now()

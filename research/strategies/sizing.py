@@ -22,6 +22,7 @@ sizer              magnitude
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,7 +33,7 @@ from research.strategies.signals import Signals
 from research.types import Fields
 
 __all__ = [
-    "all_in", "fixed_fraction", "vol_target", "atr_risk", "kelly", "apply_caps", "SIZERS",
+    "all_in", "fixed_fraction", "vol_target", "atr_risk", "kelly", "apply_caps", "SIZERS", "check_sizing",
     "get_sizer", "position_magnitude",
 ]
 
@@ -192,10 +193,27 @@ def get_sizer(name: str) -> Callable[..., pd.DataFrame]:
         raise ValueError(f"unknown sizer {name!r}; expected one of {sorted(SIZERS)}") from None
 
 
+def check_sizing(name: str, params: Mapping[str, Any] | None = None) -> None:
+    """Refuse an unknown sizer or an option it does not take.
+
+    Raises
+    ------
+    ValueError
+        Naming the sizer, the options it was given that it does not take, and those it takes.
+    """
+    sizer = get_sizer(name)
+    options = [p.name for p in inspect.signature(sizer).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(params or {}) - set(options))
+    if unknown:
+        raise ValueError(f"sizer {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                         f"its options are {options or 'none'}")
+
+
 def position_magnitude(
     signals: Signals, prices: Fields, sizer: str = "all_in", params: Mapping[str, Any] | None = None
 ) -> pd.DataFrame:
     """Run a named sizer: the magnitude (>= 0, never NaN) each position would get at each bar."""
+    check_sizing(sizer, params)
     out = get_sizer(sizer)(signals, prices, **dict(params or {}))
     if out.isna().to_numpy().any() or (out.to_numpy() < 0).any():
         raise ValueError(f"sizer {sizer!r} returned NaN or negative magnitudes")

@@ -215,6 +215,9 @@ def test_every_command_parses_or_refuses_in_one_line(argv):
 @example(argv=["data", "fetch", "--interval", "7m", "SPX"])
 @example(argv=["config", "--json", "--bogus"])
 @example(argv=["pipeline", "show", "daily-20180102"])  # a run id not in the store: was unprefixed, exit 1
+@example(argv=["backtest", "ma_crossover", "--sizing-param", "fast=5"])  # was a TypeError called a bug
+# an account created with an option its sizer does not take: accepted, then every step failed with a TypeError
+@example(argv=["paper", "start", "sized", "--strategy", "ma_crossover", "--symbols", "SPX", "--sizing-param", "fast=5"])
 def test_every_command_runs_or_fails_in_one_line(project, argv):
     """Running (commands without servers or long jobs): exit 0, or one error line and a non-zero exit."""
     assert_clean(argv, *run(argv))
