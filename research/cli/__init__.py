@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mlflow": ("research.cli.models", "Start the MLflow UI on 127.0.0.1 over the workbench's tracking store; Ctrl-C "
                                       "stops it."),
     "pipeline": ("research.cli.pipeline", "Run parameterised notebook pipelines (pipelines/*.yaml) and read their "
-                                          "ledger."),
+                                          "run log."),
     "dashboards": ("research.cli.dashboards", "Serve the dashboards (market, predictions, backtests, risk, pipeline "
                                               "health, paper trading) with Voila."),
     "alerts": ("research.cli.alerts", "Alerts: deliver what is pending, list the outbox, test a channel (see "
