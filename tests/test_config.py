@@ -149,8 +149,10 @@ def test_ledger_url_in_dotenv_reaches_the_ledger(home):
     (home / "elsewhere").mkdir()
     (home / ".env").write_text(f"WORKBENCH_LEDGER_URL={url}\n")
     assert db.default_url() == url
-    engine = db.connect()
-    assert str(engine.url) == url and (home / "elsewhere" / "book.db").exists()
+    from research.paper.book import list_accounts
+
+    assert str(db.connect().url) == url
+    assert list_accounts() == [] and (home / "elsewhere" / "book.db").exists()  # the book is there
     row = next(r for r in describe_settings() if r["setting"] == "ledger_url")
     assert row["origin"] == ".env" and row["value"] == url
 
@@ -216,3 +218,24 @@ def test_python_m_research_config_prints_the_page():
     out = subprocess.run([sys.executable, "-m", "research.config", "--markdown"], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout
     assert out == settings_markdown()
+
+
+def test_stage_kernels_inherit_the_project_and_read_its_dotenv(home, monkeypatch):
+    """The runner hands its kernels the project folder: a kernel in another folder reads the same .env."""
+    import os
+
+    from research.workflow import runner
+
+    url = f"sqlite:///{home / 'book.db'}"
+    (home / ".env").write_text(f"WORKBENCH_LEDGER_URL={url}\n")
+    monkeypatch.delenv("WORKBENCH_HOME")
+    monkeypatch.setattr("research.config.project_root", lambda: home)  # as the runner resolved it
+    refresh_settings()
+    with runner._kernel_environment("sqlite:///t.db", "run-1"):
+        kernel_env = dict(os.environ)
+    assert kernel_env["WORKBENCH_HOME"] == str(home) and kernel_env["WORKBENCH_PIPELINE_RUN"] == "run-1"
+    out = subprocess.run([sys.executable, "-c", "from research.config import get_settings as g; s = g(); "
+                          "print(s.ledger_url, s.origin('ledger_url'), s.pipeline_run)"],
+                         env=kernel_env, cwd="/", capture_output=True, text=True, check=True).stdout.split()
+    assert out == [url, ".env", "run-1"]
+    assert "WORKBENCH_HOME" not in os.environ  # restored after the run

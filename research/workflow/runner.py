@@ -148,8 +148,10 @@ def _slug(as_of: str) -> str:
 
 @contextmanager
 def _kernel_environment(tracking_uri: str, run_id: str):
-    """Environment the stage kernels inherit: the tracking URI set explicitly, the run id."""
+    """Environment the stage kernels inherit: the tracking URI set explicitly, the run id, and the
+    project folder, so each kernel reads the same ``.env`` whatever its working directory."""
     changes = {"MLFLOW_TRACKING_URI": tracking_uri, "WORKBENCH_PIPELINE_RUN": run_id,
+               "WORKBENCH_HOME": str(get_settings().home),
                "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
                "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     saved = {k: os.environ.get(k) for k in changes}
