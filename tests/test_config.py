@@ -239,3 +239,14 @@ def test_stage_kernels_inherit_the_project_and_read_its_dotenv(home, monkeypatch
                          env=kernel_env, cwd="/", capture_output=True, text=True, check=True).stdout.split()
     assert out == [url, ".env", "run-1"]
     assert "WORKBENCH_HOME" not in os.environ  # restored after the run
+
+
+def test_every_variable_the_documentation_names_is_a_setting():
+    """README, docs, Makefile and pipeline files name only variables the settings read."""
+    import re
+
+    settings_vars = {field.json_schema_extra["env"] for field in Settings.model_fields.values()}
+    build_only = {"WORKBENCH_DOCS_EXECUTE"}  # mkdocs.yml: whether the docs build executes the tutorials
+    files = [ROOT / "README.md", ROOT / "Makefile", *(ROOT / "docs").glob("*.md"), *(ROOT / "pipelines").rglob("*")]
+    named = {m for f in files if f.is_file() for m in re.findall(r"WORKBENCH_[A-Z_]+", f.read_text(errors="ignore"))}
+    assert named - settings_vars - build_only == set()
