@@ -6,11 +6,9 @@ from typing import Annotated
 
 import typer
 
-from research.viz.panels.server import DEFAULT_PORT
-
 
 def dashboards(
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = DEFAULT_PORT,
+    port: Annotated[int | None, typer.Option(help="TCP port to listen on (default 8866).")] = None,
     ip: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the dashboards in a browser.")] = False,
     token: Annotated[str | None, typer.Option(
@@ -30,7 +28,9 @@ def dashboards(
     token (16 characters or more) is configured; requests must name loopback or an --allowed-host. The pages read the latest published run; run `make run` first.
     """
     from research.config import get_settings
-    from research.viz.panels.server import check_bind, serve
+    from research.viz.panels.server import DEFAULT_PORT, check_bind, serve
+
+    port = DEFAULT_PORT if port is None else port
 
     if token is None and (configured := get_settings().dashboards_token) is not None:
         token = configured.get_secret_value()

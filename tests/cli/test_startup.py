@@ -43,7 +43,7 @@ def test_import_research_cli_loads_nothing_heavy():
     assert _loaded_after("import research.cli") == []
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["nosuch"], ["backtest", "x", "--fees", "abc"],
+@pytest.mark.parametrize("argv", [["--help"], ["nosuch"], ["backtest", "x", "--fees", "abc"], ["dashboards", "--port", "x"],
                                   ["paper", "replay", "a", "--from", "2019-01-01", "--to", "2018-01-01"],
                                   ["data", "fetch", "--start", "2020-13-45"]])
 def test_help_and_refused_arguments_load_nothing_heavy(argv):
@@ -95,3 +95,10 @@ def test_config_shows_each_setting_and_its_origin(monkeypatch, tmp_path, capsys)
     rows = {r["variable"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["WORKBENCH_LEDGER_URL"]["origin"] == ".env" and rows["WORKBENCH_LEDGER_URL"]["value"] == url
     assert rows["WORKBENCH_FRESHNESS_TTL"]["origin"] in ("default", "environment")
+
+
+def test_the_dashboards_help_names_the_servers_port():
+    from research.viz.panels.server import DEFAULT_PORT
+
+    result = CliRunner().invoke(app, ["dashboards", "--help"])
+    assert result.exit_code == 0 and f"default {DEFAULT_PORT}" in result.output
