@@ -102,3 +102,14 @@ def test_the_dashboards_help_names_the_servers_port():
 
     result = CliRunner().invoke(app, ["dashboards", "--help"])
     assert result.exit_code == 0 and f"default {DEFAULT_PORT}" in result.output
+
+
+def test_every_command_module_is_in_the_table():
+    """A module of research/cli with a register() function is reached through COMMANDS (else it is never loaded)."""
+    import ast
+
+    modules = {module for module, _ in COMMANDS.values()}
+    for path in sorted((ROOT / "research" / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(n, ast.FunctionDef) and n.name == "register" for n in tree.body):
+            assert f"research.cli.{path.stem}" in modules, f"add the commands of {path.name} to research.cli.COMMANDS"
