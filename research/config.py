@@ -95,7 +95,7 @@ def _env(name: str, *, secret: bool = False, doc: str) -> dict[str, Any]:
     return {"validation_alias": AliasChoices(name), "description": doc, "json_schema_extra": {"env": name, "secret": secret}}
 
 
-_PATHS = ("data_dir", "runs_dir", "artifact_root", "alerts_config")
+_PATHS = ("data_dir", "runs_dir", "artifact_root", "alerts_config", "news_config")
 
 
 class Settings(BaseSettings):
@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     alerts_config: Path | None = Field(None, **_env(
         "WORKBENCH_ALERTS_CONFIG", doc="The alert channel file (default `<home>/alerts.yaml`; "
         "see `alerts.example.yaml`)."))
+    news_config: Path | None = Field(None, **_env(
+        "WORKBENCH_NEWS_CONFIG", doc="The news file: feeds, keywords, News API queries (default `<home>/news.yaml`; "
+        "see `news.example.yaml`)."))
     figures: Literal["inline", "page"] = Field("inline", **_env(
         "WORKBENCH_FIGURES", doc="How dashboards draw figures: `inline` (notebook) or `page` "
         "(set by the dashboards server for its kernels)."))
@@ -189,6 +192,7 @@ class Settings(BaseSettings):
         values.setdefault("runs_dir", home / "runs")
         values.setdefault("artifact_root", home / "mlruns" / "artifacts")
         values.setdefault("alerts_config", home / "alerts.yaml")
+        values.setdefault("news_config", home / "news.yaml")
         values["tracking_uri"] = self.tracking_uri or f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
         values["ledger_url"] = self.ledger_url or f"sqlite:///{values['data_dir'] / 'ledger.db'}"
         self.__dict__.update(values)  # the model is frozen: derived values are set once, here

@@ -172,8 +172,8 @@ def test_every_setting_is_read_from_dotenv(home):
     samples = {"data_dir": "d", "runs_dir": "r", "tracking_uri": "sqlite:///x.db", "artifact_root": "a",
                "mlflow_ui_url": "http://ui:5000", "ledger_url": "sqlite:///l.db", "freshness_ttl": "5",
                "dask_scheduler": "tcp://h:8786", "tf_threads": "4", "ccxt_exchange": "kraken",
-               "ccxt_api_url": "http://127.0.0.1:9/",
-               "alerts_config": "al.yaml", "figures": "page", "debug": "1", "pipeline_run": "run-1",
+               "ccxt_api_url": "http://127.0.0.1:9/", "alerts_config": "al.yaml", "news_config": "news/n.yaml",
+               "figures": "page", "debug": "1", "pipeline_run": "run-1",
                "coingecko_api_key": "k1-aaaaaaaa", "coingecko_demo_api_key": "k2-aaaaaaaa",
                "newsapi_key": "k3-aaaaaaaa", "dashboards_token": "k4-aaaaaaaa", "webhook_secret": "k5-aaaaaaaa",
                "smtp_password": "k6-aaaaaaaa"}

@@ -57,9 +57,8 @@ class NewsConfig:
 
 
 def config_path() -> Path:
-    """``WORKBENCH_NEWS_CONFIG``, else ``news.yaml`` in the project's home."""
-    env = os.environ.get("WORKBENCH_NEWS_CONFIG")
-    return Path(env).expanduser() if env else get_settings().home / "news.yaml"
+    """``WORKBENCH_NEWS_CONFIG`` (environment or ``.env``), else ``news.yaml`` in the project's home."""
+    return get_settings().news_config
 
 
 def _fail(path: Path, what: str) -> ValueError:

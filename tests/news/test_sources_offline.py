@@ -266,7 +266,7 @@ def test_the_key_comes_from_the_settings_and_is_masked(server, monkeypatch, slee
     from research.config import get_settings
 
     monkeypatch.setenv("NEWSAPI_KEY", KEY)
-    assert get_settings().newsapi_key == KEY and KEY not in repr(get_settings())
+    assert get_settings().newsapi_key.get_secret_value() == KEY and KEY not in repr(get_settings())
     server.route(r"/v2/everything", Reply(200, EVERYTHING.encode(), {"Content-Type": "application/json"}))
     src = NewsAPISource(base_url=server.url, guard=_guard("newsapi", sleeps))
     src.fetch(["AAPL"], None, None)

@@ -115,7 +115,8 @@ class NewsAPISource(NewsSource):
                  page_size: int = 100, guard: Guard | None = None) -> None:
         from newsapi import NewsApiClient
 
-        key = api_key or get_settings().newsapi_key
+        configured = get_settings().newsapi_key
+        key = api_key or (configured.get_secret_value() if configured is not None else None)
         if not key:
             raise InvalidRequestError("News API needs a key: register at https://newsapi.org/register and put "
                                       "NEWSAPI_KEY=<your key> in the project's .env (or the environment)")
