@@ -39,8 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                           "run log."),
     "dashboards": ("research.cli.dashboards", "Serve the dashboards (market, predictions, backtests, risk, pipeline "
                                               "health, paper trading) with Voila."),
-    "alerts": ("research.cli.alerts", "Alerts: deliver what is pending, list the outbox, test a channel (see "
-                                      "alerts.example.yaml)."),
+    "alerts": ("research.cli.alerts", "Alerts: deliver what is pending, list the outbox, retry failed deliveries, "
+                                      "test a channel (see alerts.example.yaml and docs/alerts.md)."),
     "paper": ("research.cli.paper", "Paper trading: accounts that follow a strategy bar by bar in the ledger, replay "
                                     "through history, and a monitor that reconciles each account with its backtest."),
     "news": ("research.cli.news", "Fetch, list and show news headlines with their sentiment (see "
