@@ -483,12 +483,27 @@ def execute_stage(
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     deadline = started + timeout
+    watch = _Watch(km)
+    worker, done, raised = _stage_worker(
+        notebook, output, parameters, watch, deadline=deadline, timeout=timeout, cwd=cwd,
+        start_timeout=start_timeout, km=km, kernels=kernels,
+    )
+    status, error = _supervise(worker, done, raised, watch, notebook=Path(notebook), output=output,
+                               deadline=deadline, timeout=timeout, km=km)
+    return StageOutcome(status=status, duration_s=time.monotonic() - started, cells_s=_cells_seconds(output),
+                        output=output, error=error)
+
+
+def _stage_worker(
+    notebook, output: Path, parameters: dict, watch: _Watch, *, deadline: float, timeout: float, cwd,
+    start_timeout: float, km, kernels: KernelPrefetch | None,
+) -> tuple[threading.Thread, threading.Event, list[BaseException]]:
+    """The (not yet started) thread that runs papermill on ``notebook``, in its own event loop;
+    with the event it sets when it ends and the list it puts its exception in."""
 
     def remaining(_cell) -> int:
         return max(1, math.ceil(deadline - time.monotonic()))
 
-    status, error = "COMPLETED", None
-    watch = _Watch(km)
     extra = {"km": km} if km is not None else {}
     if kernels is not None:
         extra["retire_kernel"] = kernels.retire
@@ -510,7 +525,20 @@ def execute_stage(
             _QUIET.finished(done)
 
     worker = threading.Thread(target=work, name=f"stage {Path(notebook).stem}", daemon=True)
-    abandoned = False
+    return worker, done, raised
+
+
+def _supervise(
+    worker: threading.Thread, done: threading.Event, raised: list[BaseException], watch: _Watch, *,
+    notebook: Path, output: Path, deadline: float, timeout: float, km,
+) -> tuple[str, CellError | None]:
+    """Start the stage's worker, wait for it (or give up on it) and say how the stage ended.
+
+    A stuck worker is abandoned and its kernel killed; on an interruption (Ctrl-C, SIGTERM in the
+    runner) the kernel is killed and the interruption raised again. Otherwise a kernel handed in as
+    ``km`` is shut down before returning (papermill may have failed before its own cleanup).
+    """
+    status, error, abandoned = "COMPLETED", None, False
     try:
         worker.start()
         _await_worker(done, watch, deadline + _HARD_GRACE_S, timeout)
@@ -527,33 +555,50 @@ def execute_stage(
     except _StageHung as exc:  # the worker is stuck: kill its kernel, leave it behind, write the notebook
         _abandon(worker, done, watch)
         abandoned = True
-        log.warning("stage %s: %s", Path(notebook).stem, exc)
-        status, error = exc.status, CellError(watch.cell, exc.ename, exc.evalue)
-        try:
-            _write_hung(Path(notebook), output, watch, exc)
-            error.source = _first_line(nbformat.read(output, as_version=4), watch.cell) if watch.cell is not None else ""
-        except Exception as write_exc:  # noqa: BLE001 (the outcome still says what happened)
-            log.warning("could not write %s: %s", output, write_exc)
+        status, error = exc.status, _hung_error(exc, notebook, output, watch)
     except Exception as exc:  # kernel failed to start, unreadable notebook, ...
-        status, error = "FAILED", CellError(None, type(exc).__name__, str(exc))
-        if watch.start_exit is not None:  # the kernel died while starting (nbclient says RuntimeError)
-            error.ename = "DeadKernelError"
-            error.evalue = f"the kernel died while starting (exit code {watch.start_exit}): {exc}"
-        elif isinstance(exc, (TimeoutError, RuntimeError)) and time.monotonic() >= deadline:
-            status = "TIMEOUT"
+        status, error = _failure(exc, watch, deadline)
     except BaseException:  # Ctrl-C or SIGTERM in the runner: kill the kernel, leave nothing pending
-        _hard_kill(watch.km)  # the worker sees its kernel die and winds down (quietly, writing nothing)
-        abandoned = not _wind_down(worker, done, watch)
-        if not abandoned and km is not None and km.has_kernel:
-            KernelPrefetch._kill(km)
-        _drop_pending_tasks()
+        abandoned = _interrupted(worker, done, watch, km)
         raise
     finally:
         if not abandoned and km is not None and km.has_kernel:  # papermill failed before its own cleanup
             KernelPrefetch._kill(km)
-    duration = time.monotonic() - started
-    cells_s = _cells_seconds(output)
-    return StageOutcome(status=status, duration_s=duration, cells_s=cells_s, output=output, error=error)
+    return status, error
+
+
+def _hung_error(hung: _StageHung, notebook: Path, output: Path, watch: _Watch) -> CellError:
+    """The error of a stage the guard gave up on, its executed notebook written."""
+    log.warning("stage %s: %s", notebook.stem, hung)
+    error = CellError(watch.cell, hung.ename, hung.evalue)
+    try:
+        _write_hung(notebook, output, watch, hung)
+        error.source = _first_line(nbformat.read(output, as_version=4), watch.cell) if watch.cell is not None else ""
+    except Exception as write_exc:  # noqa: BLE001 (the outcome still says what happened)
+        log.warning("could not write %s: %s", output, write_exc)
+    return error
+
+
+def _failure(exc: Exception, watch: _Watch, deadline: float) -> tuple[str, CellError]:
+    """Status and error of a stage that failed outside its cells (kernel start, unreadable notebook)."""
+    status, error = "FAILED", CellError(None, type(exc).__name__, str(exc))
+    if watch.start_exit is not None:  # the kernel died while starting (nbclient says RuntimeError)
+        error.ename = "DeadKernelError"
+        error.evalue = f"the kernel died while starting (exit code {watch.start_exit}): {exc}"
+    elif isinstance(exc, (TimeoutError, RuntimeError)) and time.monotonic() >= deadline:
+        status = "TIMEOUT"
+    return status, error
+
+
+def _interrupted(worker: threading.Thread, done: threading.Event, watch: _Watch, km) -> bool:
+    """After Ctrl-C or SIGTERM: kill the kernel (the worker sees it die and winds down quietly,
+    writing nothing) and drop pending tasks; ``True`` if the worker had to be abandoned."""
+    _hard_kill(watch.km)
+    abandoned = not _wind_down(worker, done, watch)
+    if not abandoned and km is not None and km.has_kernel:
+        KernelPrefetch._kill(km)
+    _drop_pending_tasks()
+    return abandoned
 
 
 def _abandon(worker: threading.Thread, done: threading.Event, watch: _Watch) -> None:
