@@ -566,17 +566,7 @@ def plan_run(spec: PipelineSpec, overrides: Iterable[str] | Mapping[str, Any] | 
     """
     secrets = _secret_values()
     shared_over, stage_over, errors = _stage_overrides(spec, parse_overrides(overrides))
-    shared = {}
-    for name, param in spec.parameters.items():
-        try:
-            shared[name] = coerce(param.type, shared_over.get(name, param.default))
-        except ValueError as exc:
-            errors.append(f"parameter {name!r} ({param.type}): {exc}")
-        else:
-            problem = param.check(shared[name])
-            if problem:
-                errors.append(problem + (" (from -p)" if name in shared_over else ""))
-        errors += _check_not_secret(spec.name, name, shared.get(name), secrets)
+    shared = _shared_values(spec, shared_over, secrets, errors)
     stage_params: dict[str, dict] = {}
     used: set[str] = set()
     for st in spec.stages:
@@ -588,38 +578,8 @@ def plan_run(spec: PipelineSpec, overrides: Iterable[str] | Mapping[str, Any] | 
         missing = [b for b, required in BUILTINS.items() if required and b not in declared]
         if missing:
             errors.append(f"stage {st.name!r}: notebook {st.notebook.name} must declare {missing} in its parameters cell")
-        values = {}
-        for name, param in spec.parameters.items():
-            if name in declared:
-                used.add(name)
-                if shared.get(name) is not None and not _compatible(param.type, declared[name].type):
-                    errors.append(f"stage {st.name!r}: {name!r} is {param.type} in the spec but {declared[name].type} in {st.notebook.name}")
-                values[name] = shared.get(name)
-        for name, raw in st.parameters.items():
-            found = _check_not_secret(f"stage {st.name!r}", name, stage_over[st.name].get(name, raw), secrets)
-            if found:
-                errors += found
-                continue
-            if name not in declared:
-                errors.append(f"stage {st.name!r}: unknown parameter {name!r}; {st.notebook.name} declares {sorted(declared)}")
-                continue
-            if name in BUILTINS:
-                errors.append(f"stage {st.name!r}: {name!r} is set by the runner")
-                continue
-            bounds = st.declared.get(name)
-            kind = (bounds.type if bounds else None) or _type_of(raw) or declared[name].type or "str"
-            try:
-                value = coerce(kind, stage_over[st.name].get(name, raw))
-            except ValueError as exc:
-                errors.append(f"stage {st.name!r}: parameter {name!r} ({kind}): {exc}")
-                continue
-            problem = bounds.check(value) if bounds else None
-            if problem:
-                errors.append(f"stage {st.name!r}: {problem}")
-                continue
-            if not _compatible(kind, declared[name].type):
-                errors.append(f"stage {st.name!r}: {name!r} is {kind} in the spec but {declared[name].type} in {st.notebook.name}")
-            values[name] = value
+        values = _inherited_values(spec, st, declared, shared, used, errors)
+        values.update(_own_values(st, declared, stage_over[st.name], secrets, errors))
         stage_params[st.name] = values
     unused = sorted(set(spec.parameters) - used - {"as_of"})
     if unused:
@@ -627,3 +587,65 @@ def plan_run(spec: PipelineSpec, overrides: Iterable[str] | Mapping[str, Any] | 
     if errors:
         raise SpecError(f"pipeline {spec.name!r} refused before execution:\n  - " + "\n  - ".join(errors))
     return RunPlan(spec=spec, shared=shared, stage_parameters=stage_params)
+
+
+def _shared_values(spec: PipelineSpec, overrides: dict, secrets: set[str], errors: list[str]) -> dict:
+    """The pipeline's shared parameters, overridden, typed and checked; problems go to ``errors``."""
+    shared = {}
+    for name, param in spec.parameters.items():
+        try:
+            shared[name] = coerce(param.type, overrides.get(name, param.default))
+        except ValueError as exc:
+            errors.append(f"parameter {name!r} ({param.type}): {exc}")
+        else:
+            problem = param.check(shared[name])
+            if problem:
+                errors.append(problem + (" (from -p)" if name in overrides else ""))
+        errors += _check_not_secret(spec.name, name, shared.get(name), secrets)
+    return shared
+
+
+def _inherited_values(spec: PipelineSpec, st: Stage, declared: dict[str, NotebookParam], shared: dict,
+                      used: set[str], errors: list[str]) -> dict:
+    """The shared parameters a stage's notebook declares (noted in ``used``), type-checked against it."""
+    values = {}
+    for name, param in spec.parameters.items():
+        if name in declared:
+            used.add(name)
+            if shared.get(name) is not None and not _compatible(param.type, declared[name].type):
+                errors.append(f"stage {st.name!r}: {name!r} is {param.type} in the spec but {declared[name].type} in {st.notebook.name}")
+            values[name] = shared.get(name)
+    return values
+
+
+def _own_values(st: Stage, declared: dict[str, NotebookParam], overrides: dict, secrets: set[str],
+                errors: list[str]) -> dict:
+    """A stage's own parameters, overridden, typed and checked against its spec bounds and its
+    notebook's parameters cell; a refused one is left out and its problem goes to ``errors``."""
+    values = {}
+    for name, raw in st.parameters.items():
+        found = _check_not_secret(f"stage {st.name!r}", name, overrides.get(name, raw), secrets)
+        if found:
+            errors += found
+            continue
+        if name not in declared:
+            errors.append(f"stage {st.name!r}: unknown parameter {name!r}; {st.notebook.name} declares {sorted(declared)}")
+            continue
+        if name in BUILTINS:
+            errors.append(f"stage {st.name!r}: {name!r} is set by the runner")
+            continue
+        bounds = st.declared.get(name)
+        kind = (bounds.type if bounds else None) or _type_of(raw) or declared[name].type or "str"
+        try:
+            value = coerce(kind, overrides.get(name, raw))
+        except ValueError as exc:
+            errors.append(f"stage {st.name!r}: parameter {name!r} ({kind}): {exc}")
+            continue
+        problem = bounds.check(value) if bounds else None
+        if problem:
+            errors.append(f"stage {st.name!r}: {problem}")
+            continue
+        if not _compatible(kind, declared[name].type):
+            errors.append(f"stage {st.name!r}: {name!r} is {kind} in the spec but {declared[name].type} in {st.notebook.name}")
+        values[name] = value
+    return values
