@@ -282,56 +282,102 @@ def train_and_evaluate(
     store = configure()  # fail fast, before loading data or training
     name = model_name or model_name_for(symbol)
     ohlcv = load_prices(symbol, start=cfg.start, end=cfg.end, interval=interval, source=source)
-    tags = {"symbol": symbol, "model_name": name, "primary_metric": cfg.primary_metric}
+    cycle = _tracked_cycle(symbol, ohlcv, cfg, experiment=experiment, model_name=name, figures=figures,
+                           parent_run_id=parent_run_id, progress=progress)
+    version, champion = None, False
+    if register:
+        version, champion = _register(cycle, cfg, symbol=symbol, source=source, name=name)
+    return TrainingResult(
+        symbol=symbol, source=source, config=cfg, run_id=cycle.run_id, experiment=experiment,
+        experiment_id=cycle.experiment_id, tracking_uri=store.tracking_uri, comparison=cycle.comparison,
+        summary=cycle.summary, predictions=cycle.wf.predictions, fold_metrics=cycle.wf.fold_metrics,
+        folds=cycle.wf.folds, trading=cycle.trading, model=cycle.model, model_name=name, model_version=version,
+        beats_naive=cycle.beats_naive, champion=champion, primary_metric=cfg.primary_metric,
+        data_sha256=_sha(cycle.ohlcv), seconds=round(time.perf_counter() - t0, 2),
+    )
+
+
+@dataclass
+class _Cycle:
+    """What the tracked run of a training cycle produced (the run is closed)."""
+
+    ohlcv: pd.DataFrame  # the bars trained on (``max_bars`` applied)
+    wf: FoldEvaluation
+    summary: pd.DataFrame
+    naive_value: float
+    trading: pd.DataFrame | None
+    comparison: pd.DataFrame
+    model: LSTMForecaster
+    beats_naive: bool
+    model_uri: str
+    run_id: str
+    experiment_id: str
+
+
+def _tracked_cycle(symbol: str, ohlcv: pd.DataFrame, cfg: TrainingConfig, *, experiment: str, model_name: str,
+                   figures: Figures | None, parent_run_id: str | None, progress: bool) -> _Cycle:
+    """One MLflow run: windows, walk-forward evaluation against the baselines, trading, the final
+    model, all logged; the run ends (FINISHED or FAILED) before this returns."""
+    tags = {"symbol": symbol, "model_name": model_name, "primary_metric": cfg.primary_metric}
     with run(experiment, cfg, run_name=f"{symbol} lstm h{cfg.horizon}", data=ohlcv, tags=tags,
              parent_run_id=parent_run_id) as tr:
         ohlcv, _, ds = _prepare(ohlcv, cfg)
-        folds = walk_forward_folds(len(ds), n_folds=cfg.n_folds, test_size=_test_size(cfg, len(ds)),
-                                   embargo=cfg.effective_embargo, mode=cfg.fold_mode,
-                                   train_size=cfg.train_size, min_train=max(50, cfg.batch_size))
-        tr.set_tags({"windows": len(ds), "features": ",".join(ds.feature_names)})
-
-        def on_epoch(model: str, seed: int, fold: int, epoch: int, logs: dict) -> None:
-            tr.log_metrics({f"epoch/f{fold}/s{seed}/{k}": v for k, v in logs.items()}, step=epoch)
-
-        wf = evaluate_folds(ds, folds, _factories(cfg), seeds=cfg.seeds, stochastic={"lstm"},
-                          on_epoch=on_epoch, progress=progress)
+        wf = _walk_forward(tr, ds, cfg, progress=progress)
         summary = wf.summary.copy()
         beats, naive_value = _verdicts(summary, cfg.primary_metric)
         summary["beats_naive"] = beats.reindex(summary.index).astype(bool)
         _log_evaluation(tr, wf, summary)
         trading = trade_predictions(ohlcv, wf.predictions, cfg) if cfg.trade else None
-        if trading is not None:
-            tr.log_frame(trading.reset_index(), "evaluation/trading")
-        comparison = _comparison(summary, trading)
-        tr.log_text(comparison.to_markdown() if _has_tabulate() else comparison.to_string(), "evaluation/comparison.md")
-        if figures is not None:
-            for fig_name, fig in figures(wf.predictions).items():
-                tr.log_figure(fig, f"figures/{fig_name}")
+        comparison = _log_comparison(tr, summary, trading, wf.predictions, figures)
         final = _final_model(ds, wf, cfg, tr)
         lstm_beats = bool(summary.at["lstm", "beats_naive"])
         tr.set_tags({"beats_naive": str(lstm_beats).lower(), "naive_best_value": naive_value,
                      "weights_sha256": final.weights_sha256()})
         with tempfile.TemporaryDirectory() as tmp:
             info = _log_model(tr, final, ds, Path(tmp))
-        run_id, exp_id = tr.run_id, tr.experiment_id
-    version, champion = None, False
-    if register:
-        mv = registry.register_model(run_id, name=name, model_uri=info.model_uri, tags={
-            "symbol": symbol, "source": source, "primary_metric": cfg.primary_metric,
-            "primary_value": summary.at["lstm", cfg.primary_metric], "naive_value": naive_value,
-            "data_sha256": _sha(ohlcv)})
-        version = str(mv.version)
-        champion = registry.promote(name, version, beats_naive=lstm_beats)
-        final.registry = {"name": name, "version": version, "run_id": run_id}
-    return TrainingResult(
-        symbol=symbol, source=source, config=cfg, run_id=run_id, experiment=experiment,
-        experiment_id=exp_id, tracking_uri=store.tracking_uri, comparison=comparison,
-        summary=summary, predictions=wf.predictions, fold_metrics=wf.fold_metrics, folds=wf.folds,
-        trading=trading, model=final, model_name=name, model_version=version,
-        beats_naive=lstm_beats, champion=champion, primary_metric=cfg.primary_metric,
-        data_sha256=_sha(ohlcv), seconds=round(time.perf_counter() - t0, 2),
-    )
+        return _Cycle(ohlcv=ohlcv, wf=wf, summary=summary, naive_value=naive_value, trading=trading,
+                      comparison=comparison, model=final, beats_naive=lstm_beats, model_uri=info.model_uri,
+                      run_id=tr.run_id, experiment_id=tr.experiment_id)
+
+
+def _walk_forward(tr: TrackedRun, ds: WindowedDataset, cfg: TrainingConfig, *, progress: bool) -> FoldEvaluation:
+    """The LSTM (every seed) and the baselines on walk-forward folds, per-epoch metrics logged."""
+    folds = walk_forward_folds(len(ds), n_folds=cfg.n_folds, test_size=_test_size(cfg, len(ds)),
+                               embargo=cfg.effective_embargo, mode=cfg.fold_mode,
+                               train_size=cfg.train_size, min_train=max(50, cfg.batch_size))
+    tr.set_tags({"windows": len(ds), "features": ",".join(ds.feature_names)})
+
+    def on_epoch(model: str, seed: int, fold: int, epoch: int, logs: dict) -> None:
+        tr.log_metrics({f"epoch/f{fold}/s{seed}/{k}": v for k, v in logs.items()}, step=epoch)
+
+    return evaluate_folds(ds, folds, _factories(cfg), seeds=cfg.seeds, stochastic={"lstm"},
+                          on_epoch=on_epoch, progress=progress)
+
+
+def _log_comparison(tr: TrackedRun, summary: pd.DataFrame, trading: pd.DataFrame | None,
+                    predictions: pd.DataFrame, figures: Figures | None) -> pd.DataFrame:
+    """Log the trading stats, the comparison table and the figures; return the table."""
+    if trading is not None:
+        tr.log_frame(trading.reset_index(), "evaluation/trading")
+    comparison = _comparison(summary, trading)
+    tr.log_text(comparison.to_markdown() if _has_tabulate() else comparison.to_string(), "evaluation/comparison.md")
+    if figures is not None:
+        for fig_name, fig in figures(predictions).items():
+            tr.log_figure(fig, f"figures/{fig_name}")
+    return comparison
+
+
+def _register(cycle: _Cycle, cfg: TrainingConfig, *, symbol: str, source: str, name: str) -> tuple[str, bool]:
+    """Register the finished run's model as ``name``; promote it to champion only if it beat the
+    naive baseline. Returns the version and whether it is the champion."""
+    mv = registry.register_model(cycle.run_id, name=name, model_uri=cycle.model_uri, tags={
+        "symbol": symbol, "source": source, "primary_metric": cfg.primary_metric,
+        "primary_value": cycle.summary.at["lstm", cfg.primary_metric], "naive_value": cycle.naive_value,
+        "data_sha256": _sha(cycle.ohlcv)})
+    version = str(mv.version)
+    champion = registry.promote(name, version, beats_naive=cycle.beats_naive)
+    cycle.model.registry = {"name": name, "version": version, "run_id": cycle.run_id}
+    return version, champion
 
 
 def _resolve_config(config: TrainingConfig | Mapping[str, Any] | str | None) -> TrainingConfig:
