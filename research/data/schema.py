@@ -65,6 +65,7 @@ FLAGS = {
 _UNIT = 20.0
 _SPLIT_RATIOS = np.array([2, 3, 4, 5, 8, 10, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 8, 1 / 10, 3 / 2, 2 / 3])
 _TOL = 1e-9
+_Flags = list[tuple[pd.Timestamp, str, str]]  # (timestamp, flag code, detail) of rows kept but flagged
 
 
 @dataclass
@@ -159,100 +160,145 @@ def validate_ohlcv(
     """Validate raw bars; see the module docstring for the rules and the accounting."""
     report = ValidationReport(symbol=symbol, source=source, interval=interval, received=len(raw))
     frame, bad_ts = coerce_frame(raw, symbol=symbol)
-    n = len(frame)
-    reason = np.full(n, "", dtype=object)
-    detail = np.full(n, "", dtype=object)
+    reasons = _Reasons(len(frame))
+    _check_rows(frame, bad_ts, reasons, interval=interval)
+    dup_exact = _duplicates(frame, reasons)
+    flags: _Flags = []
+    kept, kept_pos = _sorted_rows(frame, reasons.valid & ~dup_exact, flags)
+    kept = _drop_spikes(kept, kept_pos, reasons)
+    _level_flags(kept, flags)
+    if calendar is not None and len(kept) and interval in ("1d", "1h"):  # 1h: checked on the 24/7 calendar
+        _calendar_flags(kept, calendar, interval, report, flags)
+    return _result(frame, kept, reasons, dup_exact, flags, report)
 
-    def mark(mask: np.ndarray, code: str, text: np.ndarray | str = "") -> None:
-        new = mask & (reason == "")
-        reason[new] = code
-        detail[new] = text[new] if isinstance(text, np.ndarray) else text
 
-    mark(bad_ts.to_numpy(), "BAD_TIMESTAMP", "unparseable timestamp")
+class _Reasons:
+    """Why each received row is quarantined (``""`` while it is valid); the first reason found wins."""
+
+    def __init__(self, n: int) -> None:
+        self.code = np.full(n, "", dtype=object)
+        self.detail = np.full(n, "", dtype=object)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Rows no check has quarantined (yet)."""
+        return self.code == ""
+
+    def mark(self, mask: np.ndarray, code: str, text: np.ndarray | str = "") -> None:
+        """Quarantine the still-valid rows of ``mask`` with ``code`` and ``text`` (one per row or shared)."""
+        new = mask & (self.code == "")
+        self.code[new] = code
+        self.detail[new] = text[new] if isinstance(text, np.ndarray) else text
+
+
+def _check_rows(frame: pd.DataFrame, bad_ts: pd.Series, reasons: _Reasons, *, interval: str) -> None:
+    """The checks of one row on its own: timestamp, prices, volume, OHLC consistency."""
+    reasons.mark(bad_ts.to_numpy(), "BAD_TIMESTAMP", "unparseable timestamp")
     if interval in ("1d", "1wk", "1mo"):
         idx = frame.index
         off = ~idx.isna() & (idx != idx.normalize())
-        mark(np.asarray(off), "OFF_GRID_TIMESTAMP", np.asarray(idx.astype(str), dtype=object))
+        reasons.mark(np.asarray(off), "OFF_GRID_TIMESTAMP", np.asarray(idx.astype(str), dtype=object))
 
     prices = frame[PRICE_COLUMNS].to_numpy()
-    mark(np.isnan(prices).any(axis=1), "NAN_PRICE")
-    mark((prices <= 0).any(axis=1), "NONPOSITIVE_PRICE")
-    mark(frame["volume"].to_numpy() < 0, "NEGATIVE_VOLUME")
+    reasons.mark(np.isnan(prices).any(axis=1), "NAN_PRICE")
+    reasons.mark((prices <= 0).any(axis=1), "NONPOSITIVE_PRICE")
+    reasons.mark(frame["volume"].to_numpy() < 0, "NEGATIVE_VOLUME")
     o, h, lo, c = prices.T
     scale = np.nanmax(np.abs(prices), axis=1, initial=0.0) * _TOL
     bad_ohlc = (h < np.maximum.reduce([o, c, lo]) - scale) | (lo > np.minimum.reduce([o, c, h]) + scale)
-    mark(bad_ohlc, "OHLC_INCONSISTENT")
+    reasons.mark(bad_ohlc, "OHLC_INCONSISTENT")
 
-    # Duplicates: among rows still valid, identical repeats are dropped and counted, conflicting
-    # ones keep the last occurrence and quarantine the others.
-    order = np.arange(n)
-    valid = reason == ""
+
+def _duplicates(frame: pd.DataFrame, reasons: _Reasons) -> np.ndarray:
+    """Among rows still valid, identical repeats of a later row are returned (to drop and count),
+    conflicting ones quarantined (the last occurrence is kept)."""
+    n = len(frame)
+    valid = reasons.valid
     dup_exact = np.zeros(n, dtype=bool)
-    if valid.any():
-        sub = frame[valid].copy()
-        sub["_pos"] = order[valid]
-        ts_dup = sub.index.duplicated(keep="last")
-        if ts_dup.any():
-            cols = [c for c in sub.columns if c != "_pos"]
-            last_rows = sub[~ts_dup]
-            last_by_ts = last_rows[cols]
-            cand = sub[ts_dup]
-            ref = last_by_ts.loc[cand.index, cols].to_numpy()
-            same = ((cand[cols].to_numpy() == ref) | (np.isnan(cand[cols].to_numpy()) & np.isnan(ref))).all(axis=1)
-            pos = cand["_pos"].to_numpy()
-            dup_exact[pos[same]] = True
-            conflict = np.zeros(n, dtype=bool)
-            conflict[pos[~same]] = True
-            mark(conflict, "DUPLICATE_CONFLICT", "a later row has the same timestamp")
+    if not valid.any():
+        return dup_exact
+    sub = frame[valid].copy()
+    sub["_pos"] = np.arange(n)[valid]
+    ts_dup = sub.index.duplicated(keep="last")
+    if ts_dup.any():
+        cols = [c for c in sub.columns if c != "_pos"]
+        last_rows = sub[~ts_dup]
+        last_by_ts = last_rows[cols]
+        cand = sub[ts_dup]
+        ref = last_by_ts.loc[cand.index, cols].to_numpy()
+        same = ((cand[cols].to_numpy() == ref) | (np.isnan(cand[cols].to_numpy()) & np.isnan(ref))).all(axis=1)
+        pos = cand["_pos"].to_numpy()
+        dup_exact[pos[same]] = True
+        conflict = np.zeros(n, dtype=bool)
+        conflict[pos[~same]] = True
+        reasons.mark(conflict, "DUPLICATE_CONFLICT", "a later row has the same timestamp")
+    return dup_exact
 
-    keep = (reason == "") & ~dup_exact
-    flags: list[tuple[pd.Timestamp, str, str]] = []
+
+def _sorted_rows(frame: pd.DataFrame, keep: np.ndarray, flags: _Flags) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows to keep sorted by time (flagged when they were not), with their input positions."""
     kept = frame[keep]
     if not kept.index.is_monotonic_increasing:
         flags.append((kept.index.min(), "UNSORTED_INPUT", "rows sorted by timestamp"))
     kept = kept.sort_index(kind="stable")
-    kept_pos = order[keep][np.argsort(frame.index[keep].asi8, kind="stable")]
+    kept_pos = np.arange(len(frame))[keep][np.argsort(frame.index[keep].asi8, kind="stable")]
+    return kept, kept_pos
 
-    # Unit jumps: a spike of >= 20x against both neighbours is quarantined; a lasting level
-    # change is flagged; near-split ratios are flagged. Spikes are removed until none is left
-    # (two adjacent bad rows can hide each other), so stored rows re-validate unchanged.
+
+def _drop_spikes(kept: pd.DataFrame, kept_pos: np.ndarray, reasons: _Reasons) -> pd.DataFrame:
+    """Quarantine closes that jump >= 20x against both neighbours; repeated until none is left
+    (two adjacent bad rows can hide each other), so stored rows re-validate unchanged."""
     close = kept["close"].to_numpy()
-    if len(close) >= 2:
+    while len(close) >= 3:
         ratio = close[1:] / close[:-1]
         big = (ratio >= _UNIT) | (ratio <= 1 / _UNIT)
-        while len(close) >= 3:
-            spike = np.zeros(len(close), dtype=bool)
-            back = close[1:-1] / close[2:]
-            spike[1:-1] = big[:-1] & (((ratio[:-1] >= _UNIT) & (back >= _UNIT)) | ((ratio[:-1] <= 1 / _UNIT) & (back <= 1 / _UNIT)))
-            if not spike.any():
-                break
-            unit = np.zeros(n, dtype=bool)
-            unit[kept_pos[spike]] = True
-            mark(unit, "UNIT_JUMP", "close jumps 20x and reverts")
-            keep = keep & ~unit
-            kept, kept_pos = kept[~spike], kept_pos[~spike]
-            close = kept["close"].to_numpy()
-            ratio = close[1:] / close[:-1] if len(close) >= 2 else np.array([])
-            big = (ratio >= _UNIT) | (ratio <= 1 / _UNIT)
-        ts = kept.index[1:]
-        for t in ts[big]:
-            flags.append((t, "UNIT_SHIFT", "close changed level by 20x or more"))
-        near = np.abs(ratio[:, None] / _SPLIT_RATIOS[None, :] - 1).min(axis=1) < 0.03 if len(ratio) else np.array([], bool)
-        split = near & ((ratio > 1.8) | (ratio < 1 / 1.8)) & ~big
-        for t, r in zip(ts[split], ratio[split], strict=True):
-            flags.append((t, "SPLIT_SUSPECT", f"close ratio {r:.3f}"))
+        spike = np.zeros(len(close), dtype=bool)
+        back = close[1:-1] / close[2:]
+        spike[1:-1] = big[:-1] & (((ratio[:-1] >= _UNIT) & (back >= _UNIT)) | ((ratio[:-1] <= 1 / _UNIT) & (back <= 1 / _UNIT)))
+        if not spike.any():
+            break
+        unit = np.zeros(len(reasons.code), dtype=bool)
+        unit[kept_pos[spike]] = True
+        reasons.mark(unit, "UNIT_JUMP", "close jumps 20x and reverts")
+        kept, kept_pos = kept[~spike], kept_pos[~spike]
+        close = kept["close"].to_numpy()
+    return kept
 
-    if calendar is not None and len(kept) and interval in ("1d", "1h"):  # 1h: checked on the 24/7 calendar
-        expected = calendar.expected(kept.index[0], kept.index[-1], interval)
-        if len(expected):
-            report.gaps = int((~expected.isin(kept.index)).sum())
-            off_cal = kept.index[~kept.index.isin(expected)]
-            for t in off_cal:
-                flags.append((t, "OFF_CALENDAR", f"{calendar.name} calendar is closed"))
 
-    quarantine = frame[reason != ""].copy()
-    quarantine["reason"] = reason[reason != ""].astype(str)
-    quarantine["detail"] = detail[reason != ""].astype(str)
+def _level_flags(kept: pd.DataFrame, flags: _Flags) -> None:
+    """Flag lasting level changes of 20x or more, and close-to-close ratios near a split ratio."""
+    close = kept["close"].to_numpy()
+    if len(close) < 2:
+        return
+    ratio = close[1:] / close[:-1]
+    big = (ratio >= _UNIT) | (ratio <= 1 / _UNIT)
+    ts = kept.index[1:]
+    for t in ts[big]:
+        flags.append((t, "UNIT_SHIFT", "close changed level by 20x or more"))
+    near = np.abs(ratio[:, None] / _SPLIT_RATIOS[None, :] - 1).min(axis=1) < 0.03 if len(ratio) else np.array([], bool)
+    split = near & ((ratio > 1.8) | (ratio < 1 / 1.8)) & ~big
+    for t, r in zip(ts[split], ratio[split], strict=True):
+        flags.append((t, "SPLIT_SUSPECT", f"close ratio {r:.3f}"))
+
+
+def _calendar_flags(kept: pd.DataFrame, calendar: Calendar, interval: str, report: ValidationReport,
+                    flags: _Flags) -> None:
+    """Count the calendar's sessions missing from ``kept`` (``report.gaps``); flag bars on closed days."""
+    expected = calendar.expected(kept.index[0], kept.index[-1], interval)
+    if len(expected):
+        report.gaps = int((~expected.isin(kept.index)).sum())
+        off_cal = kept.index[~kept.index.isin(expected)]
+        for t in off_cal:
+            flags.append((t, "OFF_CALENDAR", f"{calendar.name} calendar is closed"))
+
+
+def _result(frame: pd.DataFrame, kept: pd.DataFrame, reasons: _Reasons, dup_exact: np.ndarray,
+            flags: _Flags, report: ValidationReport) -> ValidationResult:
+    """The quarantine and flag frames, and the report's accounting of every received row."""
+    bad = ~reasons.valid
+    quarantine = frame[bad].copy()
+    quarantine["reason"] = reasons.code[bad].astype(str)
+    quarantine["detail"] = reasons.detail[bad].astype(str)
     flag_frame = pd.DataFrame(flags, columns=["timestamp", "flag", "detail"])
 
     report.stored = len(kept)
