@@ -76,7 +76,7 @@ from research.data.integrity import (
     verify_columns,
     verify_frame,
 )
-from research.data.schema import ValidationReport, validate_ohlcv
+from research.data.schema import ValidationReport, ValidationResult, validate_ohlcv
 from research.data.sources.base import INTERVALS, Source
 
 __all__ = ["Store", "IngestResult", "StaleDataWarning", "content_sha256"]
@@ -463,45 +463,45 @@ class Store:
         result = validate_ohlcv(
             raw, symbol=symbol, source=source.name, interval=interval, calendar=source.calendar(symbol)
         )
-        clean = result.clean
-        if len(partial):
-            clean = clean[~clean.index.isin(partial)]
-        path = self.path(source.name, interval, symbol)
         try:
-            with self._locked(path.with_suffix(".ingest"), f"ingest {self._dataset(source.name, interval, symbol)}"):
-                current = self._manifest_for_ingest(source.name, interval, symbol, refresh)
-                if current is not None and current["rows"] > 0:
-                    # refresh replaces only the version it saw; rows committed since are kept
-                    if not refresh or m is None or current["sha256"] != m["sha256"]:
-                        old = self.read(source.name, interval, symbol)
-                        clean = pd.concat([old[~old.index.isin(clean.index)], clean]).sort_index()
-                if clean.empty and result.clean.empty and result.report.received:
-                    reasons = ", ".join(f"{k} {v}" for k, v in result.report.reasons.items()) or "none valid"
-                    raise SchemaError(
-                        f"{source.name} {symbol}: none of the {result.report.received} rows received is a valid bar "
-                        f"({reasons}); nothing stored. Check the input (`workbench data validate FILE` lists each row's reason)"
-                    )
-                quarantined = self._append_quarantine(
-                    source.name, interval, symbol, result.quarantine, replace_corrupt=refresh
-                )
-                meta = {
-                    "provenance": source.provenance(symbol),
-                    "synthetic": source.synthetic,
-                    "calendar": source.calendar(symbol).name,
-                    "versions": _versions(getattr(source, "libraries", [])),
-                    "quarantined": quarantined,
-                    "flags": int(sum(result.report.flags.values())),
-                    "gaps": result.report.gaps,
-                    "partial_excluded": [t.isoformat() for t in partial],
-                    "last_report": result.report.to_dict(),
-                }
-                manifest = self.write(source.name, interval, symbol, clean, meta=meta)
+            manifest = self._commit(source, symbol, interval, result, partial, seen=m, refresh=refresh)
         except StoreError as exc:
             if m is None or not source.live or isinstance(exc, CorruptDatasetError):
                 raise
             return self._serve_stale(source, symbol, interval, m, exc, start, end)  # as when the source fails
         frame = self.read(source.name, interval, symbol, start=start, end=end)
         return IngestResult(frame, manifest, result.report, True)
+
+    def _commit(
+        self, source: Source, symbol: str, interval: str, result: ValidationResult, partial: pd.DatetimeIndex, *,
+        seen: dict | None, refresh: bool,
+    ) -> dict:
+        """Store the validated rows (less the source's partial bars) under the dataset's ingest lock,
+        merged into what is stored at that moment (fetched rows win on equal timestamps;
+        ``refresh`` replaces only the version ``seen`` when the ingest started), and append the
+        quarantined rows. Returns the new manifest."""
+        clean = result.clean
+        if len(partial):
+            clean = clean[~clean.index.isin(partial)]
+        path = self.path(source.name, interval, symbol)
+        with self._locked(path.with_suffix(".ingest"), f"ingest {self._dataset(source.name, interval, symbol)}"):
+            current = self._manifest_for_ingest(source.name, interval, symbol, refresh)
+            if current is not None and current["rows"] > 0:
+                # refresh replaces only the version it saw; rows committed since are kept
+                if not refresh or seen is None or current["sha256"] != seen["sha256"]:
+                    old = self.read(source.name, interval, symbol)
+                    clean = pd.concat([old[~old.index.isin(clean.index)], clean]).sort_index()
+            if clean.empty and result.clean.empty and result.report.received:
+                reasons = ", ".join(f"{k} {v}" for k, v in result.report.reasons.items()) or "none valid"
+                raise SchemaError(
+                    f"{source.name} {symbol}: none of the {result.report.received} rows received is a valid bar "
+                    f"({reasons}); nothing stored. Check the input (`workbench data validate FILE` lists each row's reason)"
+                )
+            quarantined = self._append_quarantine(
+                source.name, interval, symbol, result.quarantine, replace_corrupt=refresh
+            )
+            meta = _ingest_meta(source, symbol, result, partial, quarantined)
+            return self.write(source.name, interval, symbol, clean, meta=meta)
 
     @staticmethod
     def _fetch(
@@ -575,6 +575,22 @@ class Store:
 def dataset_file_name(symbol: str) -> str:
     """The file name of a symbol's dataset (characters unsafe in file names percent-encoded)."""
     return f"{quote(symbol, safe='^=.-_')}.parquet"
+
+
+def _ingest_meta(source: Source, symbol: str, result: ValidationResult, partial: pd.DatetimeIndex,
+                 quarantined: int) -> dict:
+    """The manifest fields an ingest records: provenance, libraries, and what validation found."""
+    return {
+        "provenance": source.provenance(symbol),
+        "synthetic": source.synthetic,
+        "calendar": source.calendar(symbol).name,
+        "versions": _versions(getattr(source, "libraries", [])),
+        "quarantined": quarantined,
+        "flags": int(sum(result.report.flags.values())),
+        "gaps": result.report.gaps,
+        "partial_excluded": [t.isoformat() for t in partial],
+        "last_report": result.report.to_dict(),
+    }
 
 
 def _partial_index(raw: pd.DataFrame) -> pd.DatetimeIndex:
