@@ -214,6 +214,52 @@ def _relative_rank(oos: np.ndarray, best: np.ndarray) -> np.ndarray:
     return rank / (oos.shape[1] + 1.0)
 
 
+def _trial_matrix(trial_returns: pd.DataFrame | np.ndarray, *, n_splits: int,
+                  metric: str | Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The (bars x trials) float matrix, refused with a clear error when CSCV cannot use it."""
+    m = np.asarray(trial_returns, dtype="float64")
+    if m.ndim != 2 or m.shape[1] < 2:
+        raise ValueError(f"trial_returns must be a (bars x trials) matrix with >= 2 trials, got shape {m.shape}")
+    if np.isnan(m).any():
+        raise ValueError("trial_returns contain NaN; align the trials on common bars first")
+    if n_splits < 2 or n_splits % 2:
+        raise ValueError(f"n_splits must be an even number >= 2, got {n_splits!r}")
+    if m.shape[0] // n_splits < 2:
+        raise ValueError(f"need at least 2 bars per block: {m.shape[0]} bars for {n_splits} splits")
+    if not (callable(metric) or metric in ("sharpe", "mean")):
+        raise ValueError(f"metric must be 'sharpe', 'mean' or a callable, got {metric!r}")
+    return m
+
+
+def _in_sample_masks(n_splits: int, *, max_combinations: int | None, seed: int) -> np.ndarray:
+    """One row per combination of half the blocks (a seeded subset past ``max_combinations``):
+    ``True`` for the in-sample blocks."""
+    combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
+    if max_combinations is not None and len(combos) > max_combinations:
+        combos = combos[np.sort(np.random.default_rng(seed).choice(len(combos), max_combinations, replace=False))]
+    mask = np.zeros((len(combos), n_splits), dtype=bool)
+    mask[np.arange(len(combos))[:, None], combos] = True
+    return mask
+
+
+def _split_performance(
+    part: np.ndarray, blocks: list[np.ndarray], mom: np.ndarray | None,
+    metric: str | Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """In-sample and out-of-sample performance (combinations x trials) of the masks in ``part``:
+    from the blocks' moments for a named metric, from the concatenated blocks for a callable."""
+    if callable(metric):
+        is_perf = np.stack([metric(np.concatenate([blocks[i] for i in np.flatnonzero(row)])) for row in part])
+        oos_perf = np.stack([metric(np.concatenate([blocks[i] for i in np.flatnonzero(~row)])) for row in part])
+        return is_perf, oos_perf
+    n = blocks[0].shape[1]
+    is_m = (part.astype(float) @ mom).reshape(len(part), 3, n)
+    oos_m = ((~part).astype(float) @ mom).reshape(len(part), 3, n)
+    is_perf = _perf_from_moments(is_m[:, 0], is_m[:, 1], is_m[:, 2], metric)
+    oos_perf = _perf_from_moments(oos_m[:, 0], oos_m[:, 1], oos_m[:, 2], metric)
+    return is_perf, oos_perf
+
+
 def probability_of_backtest_overfitting(
     trial_returns: pd.DataFrame | np.ndarray,
     *,
@@ -246,38 +292,16 @@ def probability_of_backtest_overfitting(
     -------
     PBOResult
     """
-    m = np.asarray(trial_returns, dtype="float64")
-    if m.ndim != 2 or m.shape[1] < 2:
-        raise ValueError(f"trial_returns must be a (bars x trials) matrix with >= 2 trials, got shape {m.shape}")
-    if np.isnan(m).any():
-        raise ValueError("trial_returns contain NaN; align the trials on common bars first")
-    if n_splits < 2 or n_splits % 2:
-        raise ValueError(f"n_splits must be an even number >= 2, got {n_splits!r}")
+    m = _trial_matrix(trial_returns, n_splits=n_splits, metric=metric)
     rows = m.shape[0] // n_splits
-    if rows < 2:
-        raise ValueError(f"need at least 2 bars per block: {m.shape[0]} bars for {n_splits} splits")
     blocks = [m[i * rows:(i + 1) * rows] for i in range(n_splits)]
-    combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
-    if max_combinations is not None and len(combos) > max_combinations:
-        combos = combos[np.sort(np.random.default_rng(seed).choice(len(combos), max_combinations, replace=False))]
-    mask = np.zeros((len(combos), n_splits), dtype=bool)
-    mask[np.arange(len(combos))[:, None], combos] = True
-    if not (callable(metric) or metric in ("sharpe", "mean")):
-        raise ValueError(f"metric must be 'sharpe', 'mean' or a callable, got {metric!r}")
+    mask = _in_sample_masks(n_splits, max_combinations=max_combinations, seed=seed)
     n = m.shape[1]
     mom = None if callable(metric) else np.stack([_moments(b) for b in blocks]).reshape(n_splits, 3 * n)
     chunk = max(1, 2_000_000 // (3 * n))  # bounds memory for sweeps with many trials
     logits, is_best, oos_best = [], [], []
     for start in range(0, len(mask), chunk):
-        part = mask[start:start + chunk]
-        if callable(metric):
-            is_perf = np.stack([metric(np.concatenate([blocks[i] for i in np.flatnonzero(row)])) for row in part])
-            oos_perf = np.stack([metric(np.concatenate([blocks[i] for i in np.flatnonzero(~row)])) for row in part])
-        else:
-            is_m = (part.astype(float) @ mom).reshape(len(part), 3, n)
-            oos_m = ((~part).astype(float) @ mom).reshape(len(part), 3, n)
-            is_perf = _perf_from_moments(is_m[:, 0], is_m[:, 1], is_m[:, 2], metric)
-            oos_perf = _perf_from_moments(oos_m[:, 0], oos_m[:, 1], oos_m[:, 2], metric)
+        is_perf, oos_perf = _split_performance(mask[start:start + chunk], blocks, mom, metric)
         best = np.argmax(np.nan_to_num(is_perf, nan=-np.inf), axis=1)
         w = _relative_rank(np.nan_to_num(oos_perf, nan=-np.inf), best)
         logits.append(np.log(w / (1.0 - w)))
@@ -291,7 +315,7 @@ def probability_of_backtest_overfitting(
         oos_performance=chosen_oos,
         prob_oos_loss=float(np.mean(chosen_oos < 0)),
         n_splits=n_splits,
-        n_combinations=len(combos),
+        n_combinations=len(mask),
         n_trials=m.shape[1],
     )
 

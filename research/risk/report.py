@@ -177,29 +177,33 @@ def risk_report(
     window = int(rolling_window or max(2, round(periods_per_year / 2)))
     summary = m.summary(r, benchmark=benchmark, periods_per_year=periods_per_year, trades=trades,
                         positions=positions, risk_free=risk_free)
-    bench = bench_eq = None
-    if benchmark is not None:
-        bench = benchmark.astype("float64").reindex(r.index)
-        bench_eq = m.equity_curve(bench).rename("benchmark")
     dsr, pbo, summary = _overfitting(r, trial_returns, n_splits, summary)
     return RiskReport(
-        returns=r,
-        summary=summary,
-        equity=m.equity_curve(r).rename("equity"),
-        drawdown=m.drawdown_series(r),
-        rolling=rolling_metrics(r, window=window, periods_per_year=periods_per_year),
-        var=_var_table(r),
-        periods_per_year=float(periods_per_year),
-        rolling_window=window,
-        benchmark=bench,
-        benchmark_equity=bench_eq,
-        monthly=monthly_returns(r),
-        trades=trades,
-        positions=positions,
-        deflated_sharpe=dsr,
-        pbo=pbo,
+        returns=r, summary=summary, **_curves(r, window=window, periods_per_year=periods_per_year),
+        **_benchmark_curves(benchmark, r), trades=trades, positions=positions, deflated_sharpe=dsr, pbo=pbo,
         meta=dict(meta or {}),
     )
+
+
+def _curves(r: pd.Series, *, window: int, periods_per_year: float) -> dict[str, Any]:
+    """The report's series and tables of ``r``: equity, drawdown, rolling metrics, VaR, monthly returns."""
+    return {
+        "equity": m.equity_curve(r).rename("equity"),
+        "drawdown": m.drawdown_series(r),
+        "rolling": rolling_metrics(r, window=window, periods_per_year=periods_per_year),
+        "var": _var_table(r),
+        "periods_per_year": float(periods_per_year),
+        "rolling_window": window,
+        "monthly": monthly_returns(r),
+    }
+
+
+def _benchmark_curves(benchmark: pd.Series | None, r: pd.Series) -> dict[str, pd.Series | None]:
+    """The benchmark's returns aligned on ``r`` and its equity curve (both ``None`` without one)."""
+    if benchmark is None:
+        return {"benchmark": None, "benchmark_equity": None}
+    bench = benchmark.astype("float64").reindex(r.index)
+    return {"benchmark": bench, "benchmark_equity": m.equity_curve(bench).rename("benchmark")}
 
 
 #: The figures of each symbol's own report kept in :func:`risk_document`'s ``per_symbol``.
