@@ -108,30 +108,47 @@ def evaluate_folds(
         train, test = fold.split(dataset)
         fold_rows.append(fold.describe(dataset))
         for name, seed in jobs:
-            model = models[name](seed)
-            t0 = time.perf_counter()
-            kwargs = {}
-            if on_epoch is not None and hasattr(model, "history_"):
-                kwargs["on_epoch_end"] = lambda e, logs, n=name, s=seed, k=fold.number: on_epoch(n, s, k, e, logs)
-            model.fit(train, **kwargs)
-            pred = model.predict_dataset(test)
-            fit_seconds[name] = fit_seconds.get(name, 0.0) + time.perf_counter() - t0
-            part = pd.DataFrame({
-                "timestamp": test.index, "fold": fold.number, "seed": seed, "model": name,
-                "predicted": pred.astype("float64"), "actual": test.y.astype("float64"),
-            })
+            model, part, seconds = _fit_and_forecast(models[name](seed), train, test, name=name, seed=seed,
+                                                     fold=fold.number, on_epoch=on_epoch)
+            fit_seconds[name] = fit_seconds.get(name, 0.0) + seconds
             parts.append(part)
             last_models[(name, seed)] = model
             if on_fold is not None:
                 on_fold(name, seed, fold.number, model, part)
             bar.update(1)
     bar.close()
+    return _evaluation(parts, fold_rows, fit_seconds, last_models, target=dataset.target)
+
+
+def _fit_and_forecast(
+    model: Forecaster, train: WindowedDataset, test: WindowedDataset, *, name: str, seed: int, fold: int,
+    on_epoch: EpochHook | None,
+) -> tuple[Forecaster, pd.DataFrame, float]:
+    """Fit ``model`` on a fold's training windows and forecast its evaluation windows; returns the
+    fitted model, its predictions rows and the seconds spent fitting and forecasting."""
+    t0 = time.perf_counter()
+    kwargs = {}
+    if on_epoch is not None and hasattr(model, "history_"):
+        kwargs["on_epoch_end"] = lambda e, logs: on_epoch(name, seed, fold, e, logs)
+    model.fit(train, **kwargs)
+    pred = model.predict_dataset(test)
+    seconds = time.perf_counter() - t0
+    part = pd.DataFrame({
+        "timestamp": test.index, "fold": fold, "seed": seed, "model": name,
+        "predicted": pred.astype("float64"), "actual": test.y.astype("float64"),
+    })
+    return model, part, seconds
+
+
+def _evaluation(parts: list[pd.DataFrame], fold_rows: list[dict], fit_seconds: dict[str, float],
+                last_models: dict[tuple[str, int], Forecaster], *, target: str) -> FoldEvaluation:
+    """The pooled predictions and their metrics per fold, per seed and over seeds."""
     predictions = pd.concat(parts, ignore_index=True)
-    overall = overall_metrics(predictions, target=dataset.target)
+    overall = overall_metrics(predictions, target=target)
     return FoldEvaluation(
         predictions=predictions,
         folds=pd.DataFrame(fold_rows),
-        fold_metrics=fold_metrics(predictions, target=dataset.target),
+        fold_metrics=fold_metrics(predictions, target=target),
         overall=overall,
         summary=seed_summary(overall),
         fit_seconds={k: float(np.round(v, 3)) for k, v in fit_seconds.items()},
