@@ -212,16 +212,8 @@ def make_windows(
             f"target must share the features' index ({len(features)} rows; target: {len(target)})"
         )
     values = features.to_numpy(dtype="float32")  # [R, F]
-    ok_row = ~np.isnan(values).any(axis=1)
-    # a window ending at t is complete when its T rows are all complete
-    run = np.convolve(ok_row.astype(np.int64), np.ones(lookback, dtype=np.int64))[: len(ok_row)]
     y_all = target.to_numpy(dtype="float64")
-    ends = np.flatnonzero((run == lookback) & ~np.isnan(y_all))  # positions of t
-    if ends.size == 0:
-        raise ValueError(
-            f"no complete window: lookback {lookback} needs {lookback} consecutive complete rows "
-            f"with a known target; the frame has {int(ok_row.sum())} complete rows of {len(ok_row)}"
-        )
+    ends = _window_ends(values, y_all, lookback=lookback)  # positions of t
     view = np.lib.stride_tricks.sliding_window_view(values, lookback, axis=0)  # [R-T+1, F, T]
     X = np.ascontiguousarray(view[ends - lookback + 1].transpose(0, 2, 1))  # [N, T, F]
     past = pd.Series(y_all, index=features.index).shift(horizon).to_numpy()  # realised by t
@@ -241,6 +233,21 @@ def make_windows(
         target=kind,
         meta={"frame_index": idx},
     )
+
+
+def _window_ends(values: np.ndarray, y: np.ndarray, *, lookback: int) -> np.ndarray:
+    """Positions ``t`` whose ``lookback`` feature rows up to ``t`` are all complete and whose target
+    is known; refused when there is none."""
+    ok_row = ~np.isnan(values).any(axis=1)
+    # a window ending at t is complete when its T rows are all complete
+    run = np.convolve(ok_row.astype(np.int64), np.ones(lookback, dtype=np.int64))[: len(ok_row)]
+    ends = np.flatnonzero((run == lookback) & ~np.isnan(y))
+    if ends.size == 0:
+        raise ValueError(
+            f"no complete window: lookback {lookback} needs {lookback} consecutive complete rows "
+            f"with a known target; the frame has {int(ok_row.sum())} complete rows of {len(ok_row)}"
+        )
+    return ends
 
 
 def check_embargo(train: WindowedDataset, evaluation: WindowedDataset) -> None:
