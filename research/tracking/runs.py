@@ -255,15 +255,8 @@ def run(
     store = configure(tracking_uri=tracking_uri)
     exp_id = ensure_experiment(experiment, store)
     cfg = _plain(_as_dict(config))
-    git = git_info()
-    all_tags = {
-        "git.commit": git["commit"], "git.dirty": git["dirty"],
-        "mlflow.source.git.commit": git["commit"], **{k: str(v) for k, v in (tags or {}).items()},
-    }
     data_tags = _data_tags(data) if data is not None else {}
-    all_tags.update(data_tags)
-    if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
+    all_tags = _run_tags(tags, data_tags, parent_run_id=parent_run_id)
     active = mlflow.start_run(experiment_id=exp_id, run_name=run_name, nested=nested, tags=all_tags)
     tracked = TrackedRun(active, store)
     try:
@@ -280,6 +273,21 @@ def run(
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def _run_tags(tags: Mapping[str, Any] | None, data_tags: dict[str, str], *,
+              parent_run_id: str | None) -> dict[str, str]:
+    """A run's tags: the git commit (and whether the tree was dirty), the caller's, the data's,
+    and the parent run's id when nested under one."""
+    git = git_info()
+    all_tags = {
+        "git.commit": git["commit"], "git.dirty": git["dirty"],
+        "mlflow.source.git.commit": git["commit"], **{k: str(v) for k, v in (tags or {}).items()},
+    }
+    all_tags.update(data_tags)
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    return all_tags
 
 
 def _end(tracked: TrackedRun, status: str, error: str) -> None:
