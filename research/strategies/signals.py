@@ -427,6 +427,40 @@ def _on_own_bars(up: np.ndarray, down: np.ndarray, rows: np.ndarray, hold: int, 
     return np.where(last >= 0, own[np.maximum(last, 0)] if len(own) else 0, 0).astype(np.int8)
 
 
+def _entry_patterns(bullish: str | Sequence[str], bearish: str | Sequence[str], *, direction: str, hold: int,
+                    allow_long: bool, allow_short: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The bullish and bearish pattern names, refused when ``direction`` and ``hold`` leave a
+    position that can never open or close."""
+    bulls, bears = _pattern_list("bullish", bullish, "bullish"), _pattern_list("bearish", bearish, "bearish")
+    if (allow_long and not bulls) or (allow_short and not bears):
+        raise ValueError(f"direction {direction!r} needs entry patterns (bullish: {bulls}; bearish: {bears})")
+    if hold == 0 and ((allow_long and not bears) or (allow_short and not bulls)):
+        raise ValueError("with hold=0 a position only closes on the opposite pattern; give some (or hold >= 1)")
+    return bulls, bears
+
+
+def _price_frames(**fields: pd.DataFrame | pd.Series) -> dict[str, pd.DataFrame]:
+    """The price fields as frames with one column per symbol (one symbol's Series share close's name)."""
+    close = fields["close"]
+    if all(isinstance(v, pd.Series) for v in fields.values()):  # one symbol: the fields share close's name
+        fields = {k: v.rename(close.name if close.name is not None else "value") for k, v in fields.items()}
+    return {k: _as_frame(v, k) for k, v in fields.items()}
+
+
+def _pattern_states(frames: dict[str, pd.DataFrame], bulls: tuple[str, ...], bears: tuple[str, ...], *,
+                    hold: int, allow_long: bool, allow_short: bool) -> np.ndarray:
+    """Positions (bars x symbols, int8) from the patterns, each symbol over its own complete bars."""
+    from research.features.patterns import candlestick_patterns
+
+    values = candlestick_patterns(frames, list(dict.fromkeys(bulls + bears)))
+    up, down = _flags(values, bulls, "bullish"), _flags(values, bears, "bearish")
+    complete = np.logical_and.reduce([f.notna().to_numpy() for f in frames.values()])
+    states = np.zeros(up.shape, dtype=np.int8)
+    for j in range(up.shape[1]):
+        states[:, j] = _on_own_bars(up[:, j], down[:, j], complete[:, j], hold, allow_long, allow_short)
+    return states
+
+
 def candlestick(
     open: pd.DataFrame | pd.Series,
     high: pd.DataFrame | pd.Series,
@@ -471,24 +505,11 @@ def candlestick(
     >>> bars = load_prices(["SPX", "IXIC"])
     >>> sig = candlestick(bars["open"], bars["high"], bars["low"], bars["close"], bullish="hammer", hold=3)
     """
-    from research.features.patterns import candlestick_patterns
-
     hold = _check_int("hold", hold, 0)
     allow_long, allow_short = _sides(direction)
-    bulls, bears = _pattern_list("bullish", bullish, "bullish"), _pattern_list("bearish", bearish, "bearish")
-    if (allow_long and not bulls) or (allow_short and not bears):
-        raise ValueError(f"direction {direction!r} needs entry patterns (bullish: {bulls}; bearish: {bears})")
-    if hold == 0 and ((allow_long and not bears) or (allow_short and not bulls)):
-        raise ValueError("with hold=0 a position only closes on the opposite pattern; give some (or hold >= 1)")
-    fields = {"open": open, "high": high, "low": low, "close": close}
-    if all(isinstance(v, pd.Series) for v in fields.values()):  # one symbol: the fields share close's name
-        fields = {k: v.rename(close.name if close.name is not None else "value") for k, v in fields.items()}
-    frames = {k: _as_frame(v, k) for k, v in fields.items()}
-    values = candlestick_patterns(frames, list(dict.fromkeys(bulls + bears)))
-    up, down = _flags(values, bulls, "bullish"), _flags(values, bears, "bearish")
-    complete = np.logical_and.reduce([f.notna().to_numpy() for f in frames.values()])
-    states = np.zeros(up.shape, dtype=np.int8)
-    for j in range(up.shape[1]):
-        states[:, j] = _on_own_bars(up[:, j], down[:, j], complete[:, j], hold, allow_long, allow_short)
+    bulls, bears = _entry_patterns(bullish, bearish, direction=direction, hold=hold, allow_long=allow_long,
+                                   allow_short=allow_short)
+    frames = _price_frames(open=open, high=high, low=low, close=close)
+    states = _pattern_states(frames, bulls, bears, hold=hold, allow_long=allow_long, allow_short=allow_short)
     params = {"bullish": ",".join(bulls), "bearish": ",".join(bears), "hold": hold, "direction": direction}
     return _from_states(states, frames["close"], "candlestick", params)
