@@ -61,21 +61,12 @@ def load_news(
     >>> news = load_news("SPX", start="2010-01-01", end="2010-12-31")
     >>> news.groupby(news["available"].dt.date)["sentiment"].mean()
     """
-    names = [symbols] if isinstance(symbols, str) else list(symbols)
-    if not names or any(not isinstance(s, str) or not s.strip() for s in names):
-        raise ValueError(f"symbols must be a symbol or a non-empty list of symbols, got {symbols!r}")
-    wanted = [s.strip().upper() for s in names]
+    wanted = _symbol_list(symbols)
     src = get_news_source(source)
     store = store or NewsStore()
     result = store.ingest(src, wanted, start=start, end=end, refresh=refresh)
-    frame = result.frame
-    rows = frame.assign(symbol=frame["symbols"].str.split(",")).explode("symbol")
-    rows = rows[rows["symbol"].isin(wanted)]
     chosen = get_scorer(scorer)
-    rows = rows.assign(sentiment=store.scores(src.name, chosen, rows) if len(rows) else [])
-    rows = rows.sort_values(["available", "published"], kind="stable").reset_index(drop=True)
-    rows = rows[[*NEWS_COLUMNS, "symbol", "sentiment"]]
-    rows["sentiment"] = rows["sentiment"].astype("float64")
+    rows = _scored_rows(result.frame, wanted, store=store, source=src.name, scorer=chosen)
     rows.attrs = {
         "source": src.name, "synthetic": bool(src.synthetic), "stale": result.stale,
         "scorer": getattr(chosen, "name", type(chosen).__name__), "sha256": result.manifest.get("sha256"),
@@ -83,4 +74,25 @@ def load_news(
     }
     if src.synthetic:
         log.info("news from %s is synthetic (generated, not real headlines)", src.name)
+    return rows
+
+
+def _symbol_list(symbols: str | Iterable[str]) -> list[str]:
+    """The requested symbols, stripped and upper-cased; refused when empty or not strings."""
+    names = [symbols] if isinstance(symbols, str) else list(symbols)
+    if not names or any(not isinstance(s, str) or not s.strip() for s in names):
+        raise ValueError(f"symbols must be a symbol or a non-empty list of symbols, got {symbols!r}")
+    return [s.strip().upper() for s in names]
+
+
+def _scored_rows(frame: pd.DataFrame, wanted: list[str], *, store: NewsStore, source: str,
+                 scorer: Scorer) -> pd.DataFrame:
+    """One row per (item, wanted symbol) it is about, scored (through the store's score cache)
+    and sorted by availability."""
+    rows = frame.assign(symbol=frame["symbols"].str.split(",")).explode("symbol")
+    rows = rows[rows["symbol"].isin(wanted)]
+    rows = rows.assign(sentiment=store.scores(source, scorer, rows) if len(rows) else [])
+    rows = rows.sort_values(["available", "published"], kind="stable").reset_index(drop=True)
+    rows = rows[[*NEWS_COLUMNS, "symbol", "sentiment"]]
+    rows["sentiment"] = rows["sentiment"].astype("float64")
     return rows
