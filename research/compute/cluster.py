@@ -107,9 +107,19 @@ def get_client(
     -------
     distributed.Client
     """
+    client = _connect(resolve_cluster(cluster), n_workers=n_workers, memory_limit=memory_limit,
+                      dashboard_address=dashboard_address, timeout=timeout)
+    _OPEN.add(client)
+    _announce(client, to_stderr=announce)
+    return client
+
+
+def _connect(target: str, *, n_workers: int | None, memory_limit: str | float | None,
+             dashboard_address: str | None, timeout: float) -> Client:
+    """A client of a new LocalCluster (``target="local"``) or of the scheduler at ``target``, its
+    workers pinned to one thread each; closed again when that cannot be arranged."""
     from distributed import Client
 
-    target = resolve_cluster(cluster)
     if target == "local":
         client = Client(
             n_workers=n_workers or _cores(), threads_per_worker=1, processes=True,
@@ -126,14 +136,17 @@ def get_client(
     except BaseException:
         client.close()
         raise
-    _OPEN.add(client)
+    return client
+
+
+def _announce(client: Client, *, to_stderr: bool) -> None:
+    """Log the cluster's workers, threads and dashboard link (and print them to stderr)."""
     info = describe(client)
     line = (f"Dask: {info['workers']} worker(s), {info['threads']} thread(s) in all, at {info['scheduler']}; "
             f"dashboard {info['dashboard'] or 'off'}")
     logger.info(line)
-    if announce:
+    if to_stderr:
         print(line, file=sys.stderr, flush=True)
-    return client
 
 
 def describe(client: Any) -> dict[str, Any]:
