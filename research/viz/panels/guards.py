@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
-from tornado.httputil import split_host_and_port
+from tornado.httputil import HTTPServerRequest, split_host_and_port
 
 __all__ = [
     "STATIC_DIR", "TEMPLATE_DIR", "PLOTLY_ASSET", "LOOPBACK_HOSTS", "MIN_TOKEN_LENGTH", "DEFAULT_MAX_VIEWERS",
@@ -161,6 +161,34 @@ class OfflineAssetHandler(tornado.web.RequestHandler):
             self.finish(gzip.decompress(packed))
 
 
+def _drop_template_args(request: HTTPServerRequest) -> None:
+    """Ignore a requested template or theme: one template only (Voila's others link CDNs)."""
+    for arg in ("template", "theme"):
+        request.arguments.pop(arg, None)
+        request.query_arguments.pop(arg, None)
+
+
+def _refuse_busy(handler: tornado.web.RequestHandler, *, live: int, limit: int, starting_cold: int) -> None:
+    """Answer 503 with the busy page: too many viewer kernels live or starting (``limit``), or too
+    many pages starting without a pre-started kernel (:data:`MAX_COLD_STARTS`)."""
+    log.warning("busy: %d viewer kernels live or starting (limit %d), %d starting without a "
+                "pre-started kernel (limit %d)", live, limit, starting_cold, MAX_COLD_STARTS)
+    handler.set_status(503)
+    handler.set_header("Retry-After", "20")
+    handler.set_header("Cache-Control", "no-store")
+    full = bool(limit and live >= limit)
+    handler.finish(busy_page(live, limit, starting=0 if full else starting_cold))
+
+
+async def _shutdown_aborted(kernel_manager: Any, kernel_id: str) -> None:
+    """Shut down the kernel of a page request its viewer aborted (nobody will ever use it)."""
+    log.info("page request aborted: shutting down kernel %s", kernel_id)
+    try:
+        await kernel_manager.shutdown_kernel(kernel_id)
+    except Exception as exc:  # already gone
+        log.debug("kernel %s: %s", kernel_id, exc)
+
+
 def guarded_page_class(base: type) -> type:
     """Voila's page handler with the viewer limit, the ``_xsrf`` cookie and abort clean-up."""
 
@@ -171,21 +199,13 @@ def guarded_page_class(base: type) -> type:
 
         async def prepare(self) -> None:
             self._counted, self._closed, self._kernel_id = False, False, None
-            for arg in ("template", "theme"):  # one template only: Voila's others link CDNs
-                self.request.arguments.pop(arg, None)
-                self.request.query_arguments.pop(arg, None)
+            _drop_template_args(self.request)
             limit = int(self.settings.get("wb_max_viewers") or 0)
             live = viewer_kernels(self.kernel_manager) + GuardedPage.inflight
             name = self.path_args[0] if self.path_args else ""
             cold = not _pooled(self.kernel_manager, name)
             if (limit and live >= limit) or (cold and GuardedPage.cold >= MAX_COLD_STARTS):
-                log.warning("busy: %d viewer kernels live or starting (limit %d), %d starting without a "
-                            "pre-started kernel (limit %d)", live, limit, GuardedPage.cold, MAX_COLD_STARTS)
-                self.set_status(503)
-                self.set_header("Retry-After", "20")
-                self.set_header("Cache-Control", "no-store")
-                full = bool(limit and live >= limit)
-                self.finish(busy_page(live, limit, starting=0 if full else GuardedPage.cold))
+                _refuse_busy(self, live=live, limit=limit, starting_cold=GuardedPage.cold)
                 return None
             GuardedPage.inflight += 1
             GuardedPage.cold += cold
@@ -220,11 +240,7 @@ def guarded_page_class(base: type) -> type:
                     self.flush()
             finally:
                 if self._closed and self._kernel_id is not None:
-                    log.info("page request aborted: shutting down kernel %s", self._kernel_id)
-                    try:
-                        await self.kernel_manager.shutdown_kernel(self._kernel_id)
-                    except Exception as exc:  # already gone
-                        log.debug("kernel %s: %s", self._kernel_id, exc)
+                    await _shutdown_aborted(self.kernel_manager, self._kernel_id)
 
     GuardedPage.__name__ = GuardedPage.__qualname__ = base.__name__
     return GuardedPage
