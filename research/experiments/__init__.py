@@ -9,7 +9,7 @@ entry point                   what it does
 ``TrainingConfig``            flat, YAML-friendly settings with presets (``tiny``,
                               ``pipeline``, ``research``); :mod:`research.experiments.training_config`
 ``trade_predictions``         backtest stats of acting on each model's out-of-sample forecasts;
-                              :mod:`research.experiments.trading`
+                              :mod:`research.experiments.forecast_trading`
 ============================  ================================================================
 
 This layer sits above ``research.backtest`` and ``research.tracking`` and may import both;
@@ -24,7 +24,7 @@ _EXPORTS = {
     "TrainingConfig": "training_config", "PRIMARY_METRICS": "training_config", "BASELINES": "training_config",
     "TrainingResult": "cycle", "train_and_evaluate": "cycle", "model_name_for": "cycle",
     "DEFAULT_EXPERIMENT": "cycle",
-    "trade_predictions": "trading", "TRADING_COLUMNS": "trading",
+    "trade_predictions": "forecast_trading", "TRADING_COLUMNS": "forecast_trading",
 }
 __all__ = sorted(_EXPORTS)
 

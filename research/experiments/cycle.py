@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from research.data import load_prices
-from research.experiments.trading import trade_predictions
+from research.experiments.forecast_trading import trade_predictions
 from research.experiments.training_config import TrainingConfig
 from research.features.sets import feature_set
 from research.models.baselines import make_baseline

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from research.data.sources.synthetic import synthetic_ohlcv
-from research.experiments.trading import TRADING_COLUMNS, trade_predictions
+from research.experiments.forecast_trading import TRADING_COLUMNS, trade_predictions
 from research.experiments.training_config import TrainingConfig
 
 
