@@ -17,6 +17,7 @@ Example
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from research.backtest.engine import (
 from research.strategies.sizing import position_magnitude
 from research.strategies.stops import REASONS, RiskRules
 
-__all__ = ["OrderPlan", "order_plan", "BarFill", "execute_bar"]
+__all__ = ["OrderPlan", "order_plan", "BarFill", "execute_bar", "ledger_terms", "affordable_buy"]
 
 
 @dataclass
@@ -243,6 +244,8 @@ def execute_bar(
     )
     from vectorbt.utils.array_ import insert_argsort_nb
 
+    if not (np.isfinite(cash) and cash >= 0):
+        raise ValueError(f"the book's cash must be a finite amount >= 0 before a bar is executed, got {cash!r}")
     pos = np.asarray(positions, dtype=np.float64).copy()
     size = np.asarray(size, dtype=np.float64)
     price = np.asarray(price, dtype=np.float64)
@@ -257,6 +260,7 @@ def execute_bar(
     granularity = 1.0 if whole_shares else np.nan
     fills, status = [], {}
     info_names = OrderStatusInfo._fields
+    terms, margin = [float(cash)], math.ulp(float(cash)) if cash > 0 else 0.0
     for col in seq:
         if not np.isfinite(size[col]):
             continue
@@ -268,8 +272,66 @@ def execute_bar(
         if res.status != OrderStatus.Filled:
             status[int(col)] = info_names[res.status_info] if res.status_info >= 0 else "not filled"
             continue
-        cash, pos[col] = new.cash, new.position
-        fills.append(BarFill(int(col), "buy" if res.side == 0 else "sell", float(res.size), float(res.price),
-                             float(res.fees)))
+        side = "buy" if res.side == 0 else "sell"
+        qty, fee = float(res.size), float(res.fees)
+        if side == "buy":
+            qty, fee = affordable_buy(terms, qty, float(res.price), fee, margin=margin, whole_shares=whole_shares)
+            if qty <= 0:
+                status[int(col)] = "NoCashLong"
+                continue
+        terms += ledger_terms(side, qty, float(res.price), fee)
+        cash = math.fsum(terms)
+        pos[col] = pos[col] + (qty if side == "buy" else -qty)
+        fills.append(BarFill(int(col), side, qty, float(res.price), fee))
         status[int(col)] = "filled"
     return BarResult(float(cash), pos, fills, status)
+
+
+def ledger_terms(side: str, qty: float, price: float, fees: float) -> list[float]:
+    """The cash amounts a fill adds to the book, as the ledger sums them.
+
+    The book's cash is the exactly rounded sum (:func:`math.fsum`) of the initial cash, the
+    flows and these terms (``-qty * price`` for a buy, ``+qty * price`` for a sell, ``-fees``),
+    so it does not depend on the order in which a database adds rows up.
+    """
+    amount = qty * price
+    return [-amount if side == "buy" else amount, -fees]
+
+
+def affordable_buy(terms: list[float], qty: float, price: float, fees: float, *, margin: float = 0.0,
+                   whole_shares: bool = False) -> tuple[float, float]:
+    """Clip a buy so that it never costs more than the cash (the book never goes below zero).
+
+    The executor's partial fill (a buy the cash cannot cover spends all of it, fees included)
+    works within a relative tolerance of 1e-9 and rounds its own cash to zero; the ledger adds
+    the recorded ``qty * price`` and ``fees`` instead. This trims the buy until the ledger's
+    cash after it, ``fsum(terms + ledger_terms(...))``, is at least ``margin`` (one unit in the
+    last place of the cash before the bar, which covers the rounding of that figure): by the
+    overdraft (a relative 1e-9 at most) and a unit in the last place of ``qty`` for fractional
+    shares, by whole shares otherwise; fees stay proportional to the traded value.
+
+    Parameters
+    ----------
+    terms : list of float
+        The cash before this buy, as a list of amounts whose exact sum it is.
+    qty, price, fees : float
+        The buy as the executor filled it (``price`` includes slippage).
+    margin : float
+        Least cash to leave.
+    whole_shares : bool
+        Keep ``qty`` whole.
+
+    Returns
+    -------
+    (float, float)
+        The quantity and fees to record; ``qty`` is 0 when nothing can be bought.
+    """
+    rate = fees / (qty * price) if qty > 0 and price > 0 else 0.0
+    for _ in range(64):
+        left = math.fsum([*terms, *ledger_terms("buy", qty, price, fees)])
+        if left >= margin or qty <= 0:
+            return max(qty, 0.0), fees
+        cut = (margin - left) / (price * (1.0 + rate))
+        qty = qty - max(1.0, math.ceil(cut)) if whole_shares else math.nextafter(max(qty - cut, 0.0), 0.0)
+        fees = qty * price * rate
+    raise ValueError(f"cannot fit a buy of {qty!r} at {price!r} (fees {fees!r}) into the cash {math.fsum(terms)!r}")

@@ -386,18 +386,28 @@ def positions(name: str, *, url: str | None = None, conn: Connection | None = No
 
 def cash(name: str, *, url: str | None = None, conn: Connection | None = None, until: object = None,
          account: Account | None = None) -> float:
-    """Cash: initial cash + flows - fees - net purchases (up to ``until`` inclusive)."""
+    """Cash: initial cash + flows - fees - net purchases (up to ``until`` inclusive).
+
+    The exactly rounded sum (:func:`math.fsum`) of those amounts
+    (:func:`research.backtest.plan.ledger_terms`), so the figure does not depend on the order
+    in which the database returns the rows, and a book whose buys were clipped to its cash
+    never shows a negative balance.
+    """
+    from research.backtest.plan import ledger_terms
+
     if conn is None:
         with connect(url).connect() as c:
             return cash(name, conn=c, until=until, account=account)
     acct = account or get_account(name, conn=conn)
-    trade = sa.select(sa.func.coalesce(sa.func.sum(-_signed_qty() * fills_t.c.price - fills_t.c.fees), 0.0)).where(
-        fills_t.c.account == name)
-    flow = sa.select(sa.func.coalesce(sa.func.sum(flows_t.c.amount), 0.0)).where(flows_t.c.account == name)
+    trade = sa.select(fills_t.c.side, fills_t.c.qty, fills_t.c.price, fills_t.c.fees).where(fills_t.c.account == name)
+    flow = sa.select(flows_t.c.amount).where(flows_t.c.account == name)
     if until is not None:
         trade = trade.where(fills_t.c.timestamp <= naive_utc(until))
         flow = flow.where(flows_t.c.timestamp <= naive_utc(until))
-    return float(acct.initial_cash + conn.execute(flow).scalar_one() + conn.execute(trade).scalar_one())
+    terms = [float(acct.initial_cash), *(float(a) for (a,) in conn.execute(flow))]
+    for side, qty, price, fee in conn.execute(trade):
+        terms += ledger_terms(side, float(qty), float(price), float(fee))
+    return math.fsum(terms)
 
 
 def _frame(conn: Connection, query, times: tuple[str, ...]) -> pd.DataFrame:

@@ -49,3 +49,17 @@ def test_user_errors_are_typed(ledger):
     _run("start", "dup", "--strategy", "ma_crossover", "--symbols", "SPX")
     result = CliRunner().invoke(app, ["paper", "start", "dup", "--strategy", "ma_crossover", "--symbols", "SPX"])
     assert isinstance(result.exception, AccountError)
+
+
+def test_defaults_replay_runs_and_reconciles(ledger):
+    """All-in, fractional shares, no fees (the CLI's defaults): a rebalance that spends exactly the
+    cash must not leave the ledger a negative balance that the next order refuses."""
+    _run("start", "acct", "--strategy", "ma_crossover", "--symbols", "SPX", "--symbols", "IXIC", "--cash", "100000")
+    out = _run("replay", "acct", "--from", "2018-01-02", "--to", "2018-12-31")
+    assert "251 session(s) replayed" in out and "0 fill difference(s)" in out
+    assert "book is consistent" in _run("check", "acct")
+    shown = json.loads(_run("show", "acct", "--json"))
+    assert shown["reconciliation"]["tracking_error"] < 1e-9
+    from research.paper import book
+
+    assert (book.sessions("acct")["cash"] >= 0).all()
