@@ -57,6 +57,7 @@ import pandas as pd
 from research.backtest.result import BacktestResult, assemble
 from research.data import calendars
 from research.data.calendars import infer_periods_per_year
+from research.data.freshness import STALE_BARS, stale_frame
 from research.risk.metrics import summary as risk_summary
 from research.strategies.catalog import get_strategy
 from research.strategies.signals import Signals
@@ -204,8 +205,13 @@ class _Plan:
     price: np.ndarray
 
 
-def build_plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_from, rebalance, caps, shared) -> _Plan:
-    """Held positions, fills, their reasons, sizes and prices for every bar: what the bar loop executes."""
+def build_plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_from, rebalance, caps, shared,
+               stale=None) -> _Plan:
+    """Held positions, fills, their reasons, sizes and prices for every bar: what the bar loop executes.
+
+    ``stale`` (bool, per execution bar) marks symbols stale when decided: they get no target (so
+    no share of the gross cap) and no order, and a held position in one is kept.
+    """
     close = fields["close"].to_numpy()
     held, fill, reason = plan_fills(
         dir_exec, exec_px, open=fields.get("open", fields["close"]).to_numpy(),
@@ -215,13 +221,18 @@ def build_plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_fr
     prev = np.vstack([np.zeros((1, held.shape[1]), dtype=held.dtype), held[:-1]])
     key = (held != prev) | rebalance[:, None]
     mag = pd.DataFrame(np.where(key, mag_exec, np.nan)).ffill().fillna(0.0).to_numpy()
-    w = pd.DataFrame(held * mag, index=fields["close"].index, columns=fields["close"].columns)
+    w = held * mag
+    if stale is not None:
+        w = np.where(stale, 0.0, w)
+    w = pd.DataFrame(w, index=fields["close"].index, columns=fields["close"].columns)
     max_position, max_gross = caps
     w = apply_caps(w, max_position=max_position, max_gross=max_gross if max_gross is not None else (1.0 if shared else None))
     w = w.to_numpy()
     valid = (np.isfinite(exec_px) & (exec_px > 0)) | np.isfinite(fill)
     executed = pd.DataFrame(np.where(valid, w, np.nan)).ffill().shift(1).fillna(0.0).to_numpy()
     send = valid & ((w != executed) | (rebalance[:, None] & (w != 0)) | np.isfinite(fill))
+    if stale is not None:
+        send &= ~stale
     size = np.where(send, w, np.nan)
     price = np.where(np.isfinite(fill), fill, np.where(valid, exec_px, np.nan))
     return _Plan(held, fill, reason, size, price)
@@ -277,6 +288,7 @@ def backtest(
     benchmark: pd.Series | str | None = None,
     start: object = None,
     end: object = None,
+    stale_bars: int | None = STALE_BARS,
 ) -> BacktestResult:
     """Run a strategy on one or many symbols and report equity, trades and risk.
 
@@ -317,6 +329,10 @@ def backtest(
     start, end : timestamp, optional
         Trade only bars in ``[start, end]``; earlier bars still warm the strategy up (the
         decision at the close before ``start`` fills at ``start``). The book starts flat.
+    stale_bars : int, optional
+        A symbol whose last bar lags the deciding bar by more than this many bars of its
+        calendar (:mod:`research.data.freshness`) gets no target and no order; a position held
+        in it is kept at its last price. ``None`` turns the rule off.
 
     Returns
     -------
@@ -349,6 +365,7 @@ def backtest(
     magnitude = position_magnitude(sig, fields, sizing, sp)
 
     rows = bar_span(fields["close"].index, start, end)
+    stale = stale_frame(fields["close"], stale_bars=stale_bars).shift(shift, fill_value=False).to_numpy()[rows]
     dir_exec = sig.direction.shift(shift).fillna(0.0).to_numpy().astype(np.int8)[rows]
     mag_exec = magnitude.shift(shift).fillna(0.0).to_numpy()[rows]
     fields = {k: v.iloc[rows] for k, v in fields.items()}
@@ -356,19 +373,19 @@ def backtest(
     rb = rebalance_mask(fields["close"].index, rebalance)
     caps = (max_position, max_gross)
     args = (fields, dir_exec, mag_exec, exec_px, rules, exec_field == "open")
-    plan = build_plan(*args, None, rb, caps, shared_cash)
+    plan = build_plan(*args, None, rb, caps, shared_cash, stale)
     sim = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "shared": shared_cash, "whole_shares": whole_shares}
     pf = _simulate(fields, plan, **sim)
     if rules.max_drawdown is not None:
         halt = _halt_from(pf, shared_cash, rules.max_drawdown, init_cash, fields["close"].columns)
         if halt is not None:
-            plan = build_plan(*args, halt, rb, caps, shared_cash)
+            plan = build_plan(*args, halt, rb, caps, shared_cash, stale)
             pf = _simulate(fields, plan, **sim)
     record = {
         "strategy": sig.name, "params": dict(sig.params), "sizing": sizing, "sizing_params": sp,
         "risk": rules.to_dict(), "fees": fees, "slippage": slippage, "init_cash": init_cash,
         "timing": timing, "shared_cash": shared_cash, "rebalance": rebalance, "max_position": max_position,
-        "max_gross": max_gross, "whole_shares": whole_shares, "periods_per_year": ppy,
+        "max_gross": max_gross, "whole_shares": whole_shares, "periods_per_year": ppy, "stale_bars": stale_bars,
         "symbols": [str(c) for c in fields["close"].columns], "excluded": excluded,
         "start": str(fields["close"].index[0]), "end": str(fields["close"].index[-1]),
     }

@@ -33,10 +33,18 @@ from research.backtest.engine import (
     rebalance_mask,
     resolve_signals,
 )
+from research.data.freshness import STALE_BARS, stale_frame
 from research.strategies.sizing import position_magnitude
 from research.strategies.stops import REASONS, RiskRules
 
 __all__ = ["OrderPlan", "order_plan", "BarFill", "execute_bar", "ledger_terms", "affordable_buy"]
+
+_DUST = 1e-9
+"""Cash at most this fraction of the book's value is not spent (the executor's own relative
+tolerance: the engine's book rounds such a remainder to zero, the ledger keeps it)."""
+_CLIPPED = 1e-6
+"""A buy filled this far (relative, beyond a whole share's rounding) below the shares its target
+asked for was clipped to the cash."""
 
 
 @dataclass
@@ -81,6 +89,7 @@ def order_plan(
     max_gross: float | None = None,
     next_bar: pd.Timestamp | None = None,
     periods_per_year: float | None = None,
+    stale_bars: int | None = STALE_BARS,
 ) -> OrderPlan:
     """The engine's order plan for the bars from ``first`` on (shared-cash book, next-open fills).
 
@@ -102,6 +111,8 @@ def order_plan(
         at that close as an estimate (no stop can fire on a bar not yet seen).
     periods_per_year : float, optional
         Annualisation for ``vol_target`` sizing; inferred from the index by default.
+    stale_bars : int, optional
+        As in the backtest: a symbol stale at the deciding close gets no target and no order.
     """
     fields = {k: v for k, v in fields.items() if k in ("open", "high", "low", "close")}
     excluded: list[str] = []
@@ -120,14 +131,17 @@ def order_plan(
     lo = int(index.searchsorted(first, side="left"))
     d = sig.direction.to_numpy()
     m = magnitude.to_numpy()
+    st = stale_frame(fields["close"], stale_bars=stale_bars, since=index[max(lo - 1, 0)] if len(index) else None).to_numpy()
     zero = np.zeros((1, d.shape[1]))
     dir_exec = np.vstack([zero, d[:-1]])[lo:]
     mag_exec = np.vstack([zero, m[:-1]])[lo:]
+    stale = np.vstack([zero.astype(bool), st[:-1]])[lo:]
     window = {k: v.iloc[lo:] for k, v in fields.items()}
     if next_bar is not None:
         window = _with_next_bar(window, fields["close"], next_bar)
         dir_exec = np.vstack([dir_exec, d[-1:]])
         mag_exec = np.vstack([mag_exec, m[-1:]])
+        stale = np.vstack([stale, st[-1:]])
     dir_exec = np.nan_to_num(dir_exec).astype(np.int8)
     mag_exec = np.nan_to_num(mag_exec)
     idx = window["close"].index
@@ -136,7 +150,7 @@ def order_plan(
         halt = np.full(len(window["close"].columns), int(idx.searchsorted(halt_from, side="left")))
     rb = rebalance_mask(idx, rebalance)
     plan = build_plan(window, dir_exec, mag_exec, window["open"].to_numpy(), risk or RiskRules(), True, halt, rb,
-                 (max_position, max_gross), True)
+                      (max_position, max_gross), True, stale)
     cols = window["close"].columns
     names = np.asarray(REASONS, dtype=object)[plan.reason]
     reason = np.where(np.isfinite(plan.size), np.where(names == "", "rebalance", names), "")
@@ -176,6 +190,11 @@ class BarFill:
         Fill price, slippage included.
     fees : float
         Fees paid.
+    weight : float
+        The position's share of the book after the fill (valued as the order was sized).
+    clipped : bool
+        A buy the cash could not cover in full, filled with all of it (``weight`` is then less
+        than the order's target).
     """
 
     column: int
@@ -183,6 +202,8 @@ class BarFill:
     qty: float
     price: float
     fees: float
+    weight: float = float("nan")
+    clipped: bool = False
 
 
 @dataclass
@@ -266,9 +287,10 @@ def execute_bar(
             continue
         order = vnb.order_nb(size=size[col], price=price[col], size_type=SizeType.TargetPercent,
                              direction=Direction.Both, fees=fees, slippage=slippage, size_granularity=granularity)
-        state = ProcessOrderState(cash=cash, position=pos[col], debt=0.0, free_cash=cash, val_price=valp[col],
-                                  value=value, oidx=0, lidx=0)
-        new, res = vnb.execute_order_nb(state, order)
+        spendable = cash if cash > _DUST * abs(value) else 0.0  # what clipping left is not spent again
+        state = ProcessOrderState(cash=spendable, position=pos[col], debt=0.0, free_cash=spendable,
+                                  val_price=valp[col], value=value, oidx=0, lidx=0)
+        _, res = vnb.execute_order_nb(state, order)
         if res.status != OrderStatus.Filled:
             status[int(col)] = info_names[res.status_info] if res.status_info >= 0 else "not filled"
             continue
@@ -279,10 +301,13 @@ def execute_bar(
             if qty <= 0:
                 status[int(col)] = "NoCashLong"
                 continue
+        asked = size[col] * value / valp[col] - pos[col]  # shares the target weight asks for (targetpercent)
+        clipped = side == "buy" and qty < asked * (1 - _CLIPPED) - (1.0 if whole_shares else 0.0)
         terms += ledger_terms(side, qty, float(res.price), fee)
         cash = math.fsum(terms)
         pos[col] = pos[col] + (qty if side == "buy" else -qty)
-        fills.append(BarFill(int(col), side, qty, float(res.price), fee))
+        weight = pos[col] * valp[col] / value if value > 0 else float("nan")
+        fills.append(BarFill(int(col), side, qty, float(res.price), fee, float(weight), bool(clipped)))
         status[int(col)] = "filled"
     return BarResult(float(cash), pos, fills, status)
 

@@ -194,6 +194,11 @@ def show_command(name: NameArg, as_json: JsonOpt = False,
     typer.echo(f"{a['name']}: {a['strategy']} {a['params']} on {', '.join(a['symbols'])}; fees {a['fees']:g}, "
                f"slippage {a['slippage']:g}, whole shares {a['whole_shares']}, risk {a['risk'] or 'none'}")
     typer.echo(f"last session {r['last_session'][:16]}; cash {r['cash']:,.2f}; positions {r['positions'] or 'none'}")
+    typer.echo(f"stale exposure {r['stale_exposure']:.2%} of equity")
+    for p in r["stale_positions"]:
+        typer.secho(f"  stale: {p['symbol']} {p['qty']:g} held at its last close {p['last_close']:,.2f} of "
+                    f"{p['last_bar'][:16]} ({p['age_days']:g} days, {p['bars_behind']} bars behind)",
+                    fg=typer.colors.YELLOW)
     for key, value in r["performance"].items():
         typer.echo(f"  {key:<18} {value:>16,.4f}" if isinstance(value, float) else f"  {key:<18} {value:>16}")
     rec = r["reconciliation"]

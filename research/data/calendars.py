@@ -167,11 +167,15 @@ def record_calendar(frame: pd.DataFrame, calendars: dict[str, Calendar], interva
         outer join of their bars has a row on every day.
     interval : str
         The bars' length (``"1d"``, ``"1h"``, ``"1wk"``, ``"1mo"``).
+
+    ``attrs["calendars"]`` keeps each symbol's own calendar (an equity symbol in a frame shared
+    with crypto is still judged on NYSE sessions by :mod:`research.data.freshness`).
     """
     names = {cal.name for cal in calendars.values()}
     cal = EQUITY if names == {"equity"} else CRYPTO
     frame.attrs["calendar"] = cal.name
     frame.attrs["periods_per_year"] = float(cal.periods(interval))
+    frame.attrs["calendars"] = {str(sym): c.name for sym, c in calendars.items()}  # each symbol's own (staleness)
     return frame
 
 

@@ -162,7 +162,8 @@ class SessionWrite:
     targets : dict
         Target weights decided at this close for the next bar.
     updates : dict
-        Existing pending orders: order id -> (new status, reason).
+        Existing pending orders: order id -> (new status, reason) or (new status, reason, target
+        weight) when the fill changed what the order could achieve (a buy clipped to the cash).
     orders, fills : list
         New orders (pending ones for the next bar, stops filled now) and this bar's fills.
     """
@@ -172,7 +173,7 @@ class SessionWrite:
     equity: float
     positions: dict[str, float]
     targets: dict[str, Any]
-    updates: dict[str, tuple[str, str]] = field(default_factory=dict)
+    updates: dict[str, tuple] = field(default_factory=dict)
     orders: list[OrderRow] = field(default_factory=list)
     fills: list[FillRow] = field(default_factory=list)
 
@@ -313,10 +314,11 @@ def _write_session(name: str, session: SessionWrite, as_of: datetime, url: str |
             return False
         tip = audit.before_write(conn, name)
         executed = {f.order_id: f for f in session.fills}
-        for order_id, (status, reason) in session.updates.items():
+        for order_id, (status, reason, *changes) in session.updates.items():
             values: dict[str, Any] = {"status": status, "reason": reason}
             if status == "filled" and order_id in executed:  # the order records what was executed
                 values |= {"side": executed[order_id].side, "qty": float(executed[order_id].qty)}
+            values |= dict(changes[0]) if changes else {}  # e.g. the share a buy clipped to the cash got
             conn.execute(orders_t.update().where(orders_t.c.order_id == order_id, orders_t.c.account == name)
                          .values(**values))
         insert_orders(conn, name, session.orders)
@@ -486,8 +488,50 @@ def last_session(name: str, *, url: str | None = None, conn: Connection | None =
 
 # --------------------------------------------------------------------------- invariants
 
-def check(name: str, *, url: str | None = None) -> list[str]:
+def check(name: str, *, url: str | None = None, fields: Mapping[str, pd.DataFrame] | None = None,
+          stale_bars: int | None = None) -> list[str]:
     """The account's problems: every session rebuilt and its seal checked (empty when the book is sound).
+
+    See :func:`research.paper.audit.verify` for the rules, the notes and the seal's head digest.
+    Besides, no order may have been decided for a symbol whose data was stale at that bar
+    (:func:`stale_order_problems`; ``fields`` are the account's prices, loaded when not given;
+    ``stale_bars`` defaults to the account's rule).
+    """
+    problems = audit.verify(name, url=url).problems
+    return problems + stale_order_problems(get_account(name, url=url), fields=fields, url=url, stale_bars=stale_bars)
+
+
+def stale_order_problems(account: Account, *, fields: Mapping[str, pd.DataFrame] | None = None,
+                         url: str | None = None, stale_bars: int | None = None) -> list[str]:
+    """Orders decided at a bar where their symbol's data was stale (:mod:`research.data.freshness`)."""
+    from research.data.freshness import STALE_BARS, is_stale, symbol_calendar
+
+    limit = stale_bars if stale_bars is not None else account.risk.get("stale_bars", STALE_BARS)
+    rows = orders(account.name, url=url)
+    if limit is None or rows.empty:
+        return []
+    close = _closes(account, rows["decided_at"].max()) if fields is None else fields["close"]
+    out = []
+    for o in rows.itertuples():
+        if o.symbol not in close.columns:
+            out.append(f"order {o.order_id} is for {o.symbol}, which has no prices")
+            continue
+        last = close[o.symbol].loc[:o.decided_at].last_valid_index()
+        if is_stale(symbol_calendar(close, o.symbol), account.interval, last, o.decided_at, stale_bars=limit):
+            out.append(f"order {o.order_id} ({o.side} {o.symbol}) was decided at {o.decided_at:%Y-%m-%d %H:%M} on "
+                       f"stale data (last bar {last if last is None else f'{last:%Y-%m-%d %H:%M}'})")
+    return out
+
+
+def _closes(account: Account, end: pd.Timestamp) -> pd.DataFrame:
+    from research.data import load_prices
+
+    prices = load_prices(list(account.symbols), source=account.source, interval=account.interval, end=end,
+                         progress=False)
+    close = (prices["close"] if isinstance(prices.columns, pd.MultiIndex)
+             else prices[["close"]].set_axis(list(account.symbols)[:1], axis=1))
+    close.attrs = {**prices.attrs, **close.attrs}
+    return close
 
     See :func:`research.paper.audit.verify` for the rules, the notes and the seal's head digest.
     """

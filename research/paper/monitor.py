@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from research.paper import book
-from research.paper.trading import load_fields, periods_per_year, risk_rules
+from research.paper.trading import load_fields, periods_per_year, risk_rules, stale_bars, stale_symbols
 from research.risk import metrics
 
 __all__ = ["equity_curve", "round_trips", "performance", "Reconciliation", "reconcile", "drift_alerts", "report",
@@ -209,7 +209,7 @@ def _backtest(account: book.Account, fields, start, end):
                     slippage=account.slippage, init_cash=account.initial_cash, shared_cash=True,
                     whole_shares=account.whole_shares, rebalance=account.risk.get("rebalance"),
                     max_position=account.risk.get("max_position"), max_gross=account.risk.get("max_gross"),
-                    periods_per_year=periods_per_year(account), start=start, end=end)
+                    periods_per_year=periods_per_year(account), start=start, end=end, stale_bars=stale_bars(account))
 
 
 def _differ(a: pd.Series, b: pd.Series) -> pd.Series:
@@ -218,6 +218,7 @@ def _differ(a: pd.Series, b: pd.Series) -> pd.Series:
 
 def _trade_table(paper: pd.DataFrame, bt: pd.DataFrame) -> pd.DataFrame:
     p = paper.rename(columns={"qty": "size"})[["timestamp", "symbol", "side", "size", "price", "fees", "reason"]]
+    p = p.assign(reason=p["reason"].astype(str).str.split(";").str[0])  # "signal; clipped to cash" is a signal
     b = bt[["timestamp", "symbol", "side", "size", "price", "fees", "reason"]]
     m = p.merge(b, on=["timestamp", "symbol"], how="outer", suffixes=("_paper", "_backtest"), indicator=True)
     m = m.rename(columns={"size_paper": "qty_paper", "size_backtest": "qty_backtest"})
@@ -318,6 +319,34 @@ def drift_alerts(name: str, *, window: int = DRIFT_WINDOW, band: float = DRIFT_B
     } for ts in te.index[crossed.to_numpy()]]
 
 
+def stale_positions(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None,
+                    url: str | None = None) -> tuple[list[dict[str, Any]], float]:
+    """Held positions in symbols whose data is stale at the last session, and their share of equity.
+
+    Each is valued at its last close (the book keeps it there) and listed with that bar and its
+    age: ``symbol, qty, last_bar, bars_behind, age_days, last_close, value``. The second value,
+    ``stale_exposure``, is the sum of their absolute values over the session's equity (0 when
+    nothing held is stale).
+    """
+    account = book.get_account(name, url=url)
+    fields = _fields(account, fields, url)
+    last = book.last_session(name, url=url)
+    if last is None:
+        return [], 0.0
+    close = fields["close"].loc[:last]
+    stale = stale_symbols(account, close, last)
+    rows = []
+    for sym, qty in book.positions(name, url=url).items():
+        if qty == 0 or sym not in stale:
+            continue
+        px = float(close[sym].ffill().iloc[-1]) if sym in close and close[sym].notna().any() else float("nan")
+        rows.append({"symbol": sym, "qty": float(qty), **stale[sym], "last_close": px, "value": float(qty) * px})
+    equity = book.session_equity(name, url=url)
+    total = float(equity.iloc[-1]) if len(equity) else account.initial_cash
+    exposure = float(sum(abs(r["value"]) for r in rows) / total) if rows and total else 0.0
+    return rows, exposure
+
+
 def report(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None, url: str | None = None,
            trades: int = 20) -> dict[str, Any]:
     """Everything ``workbench paper show --json`` prints: account, performance, reconciliation, fills."""
@@ -328,6 +357,7 @@ def report(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None, url: 
     f = book.fills(name, url=url)
     held = book.positions(name, url=url)
     diffs = rec.trades[rec.trades["cause"] != ""] if rec is not None else pd.DataFrame()
+    stale, exposure = stale_positions(name, fields=fields, url=url)
     return {
         "account": account.to_dict(),
         "sessions": perf["Sessions"],
@@ -336,10 +366,12 @@ def report(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None, url: 
         "last_session": str(book.last_session(name, url=url)),
         "cash": book.cash(name, url=url),
         "positions": {s: q for s, q in held.items() if q != 0},
+        "stale_positions": stale,
+        "stale_exposure": exposure,
         "performance": perf,
         "reconciliation": rec.summary if rec is not None else {"returns_correlation": None, "tracking_error": None},
         "differences": diffs.head(trades).to_dict(orient="records"),
         "recent_fills": f.tail(trades).to_dict(orient="records"),
         "drift_alerts": drift_alerts(name, url=url, reconciliation=rec) if rec is not None else [],
-        "checks": book.check(name, url=url),
+        "checks": book.check(name, url=url, fields=fields, stale_bars=stale_bars(account)),
     }

@@ -32,19 +32,50 @@ import pandas as pd
 
 from research.backtest.engine import as_fields
 from research.backtest.plan import OrderPlan, execute_bar, order_plan
+from research.data.freshness import STALE_BARS, bar_age, bars_behind, symbol_calendar
 from research.paper import book
 from research.paper.db import LedgerError, connect
 from research.strategies.stops import RiskRules
 
-__all__ = ["load_fields", "next_bar", "session", "step", "run_sessions", "pending_bars", "risk_rules", "periods_per_year"]
+__all__ = ["load_fields", "next_bar", "session", "step", "run_sessions", "pending_bars", "risk_rules", "periods_per_year",
+           "stale_bars", "stale_symbols"]
 
 log = logging.getLogger(__name__)
+CLIPPED = "; clipped to cash"
+"""Appended to the reason of an order whose buy the cash could not cover in full; its target
+weight is then the share of the book the fill bought (the backtest's partial fill, recorded)."""
 _RULES = ("stop_loss", "take_profit", "trailing_stop", "max_drawdown")
 
 
 def risk_rules(account: book.Account) -> RiskRules:
     """The account's stop and drawdown rules."""
     return RiskRules(**{k: account.risk.get(k) for k in _RULES})
+
+
+def stale_bars(account: book.Account) -> int | None:
+    """Bars a symbol may lag before the account stops trading it (``risk["stale_bars"]``, default 3)."""
+    return account.risk.get("stale_bars", STALE_BARS)
+
+
+def stale_symbols(account: book.Account, close: pd.DataFrame, t: pd.Timestamp) -> dict[str, dict[str, Any]]:
+    """The account's symbols that are stale at bar ``t`` (:mod:`research.data.freshness`), with their age.
+
+    Returns symbol -> ``{"last_bar", "bars_behind", "age_days"}`` (``last_bar`` None: no bar yet).
+    """
+    limit = stale_bars(account)
+    out: dict[str, dict[str, Any]] = {}
+    if limit is None:
+        return out
+    for sym in close.columns:
+        last = close[sym].loc[:t].last_valid_index()
+        if last is None:
+            out[str(sym)] = {"last_bar": None, "bars_behind": None, "age_days": None}
+            continue
+        behind = bars_behind(symbol_calendar(close, str(sym)), account.interval, last, t)
+        if behind > limit:
+            out[str(sym)] = {"last_bar": str(last), "bars_behind": behind,
+                             "age_days": round(bar_age(last, t) / pd.Timedelta(days=1), 4)}
+    return out
 
 
 def periods_per_year(account: book.Account) -> float:
@@ -85,7 +116,8 @@ def _plan(account: book.Account, sub: Mapping[str, pd.DataFrame], first: pd.Time
     caps = {k: account.risk.get(k) for k in ("rebalance", "max_position", "max_gross")}
     return order_plan(sub, account.strategy, first=first, params=account.params, sizing=account.sizing,
                       sizing_params=account.sizing_params, risk=risk_rules(account), halt_from=halt_from,
-                      next_bar=nxt, periods_per_year=periods_per_year(account), **caps)
+                      next_bar=nxt, periods_per_year=periods_per_year(account), stale_bars=stale_bars(account),
+                      **caps)
 
 
 def _halt_from(account: book.Account, equity: pd.Series, index: pd.Index, nxt: pd.Timestamp) -> pd.Timestamp | None:
@@ -119,8 +151,11 @@ def _fill_bar(account: book.Account, plan: OrderPlan, t: pd.Timestamp, pending: 
             order_id = pend.pop(sym, None)
             if order_id is None:
                 order_id = f"{account.name}:{sym}:{t:%Y%m%dT%H%M}:{reasons[sym]}"
-                out.orders.append(book.OrderRow(order_id, sym, f.side, f.qty, t, t, "filled", reasons[sym],
-                                                float(plan.size.loc[t, sym])))
+                target = f.weight if f.clipped else float(plan.size.loc[t, sym])
+                out.orders.append(book.OrderRow(order_id, sym, f.side, f.qty, t, t, "filled",
+                                                reasons[sym] + (CLIPPED if f.clipped else ""), target))
+            elif f.clipped:  # the order now records the share the cash bought
+                out.updates[order_id] = ("filled", reasons[sym] + CLIPPED, f.weight)
             else:
                 out.updates[order_id] = ("filled", reasons[sym])
             out.fills.append(book.FillRow(order_id, sym, f.side, f.qty, f.price, float(quotes[sym]), f.fees, t))
@@ -177,6 +212,7 @@ def session(account: book.Account, fields: Mapping[str, pd.DataFrame], t: pd.Tim
         if new_halt is not None:
             plan = _plan(account, sub, first, nxt, new_halt)
     new_orders, out.targets = _decide(account, plan, t, nxt, held, equity, close)
+    out.targets["stale"] = stale_symbols(account, sub["close"], t)  # flagged; held ones stay at their last close
     out.orders += new_orders
     out.equity, out.positions = float(equity), dict(held)
     book.write_session(account.name, out, url=url)
