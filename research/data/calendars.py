@@ -233,3 +233,4 @@ def infer_periods_per_year(index: pd.Index | None) -> float:
     if days < 45:
         return 12.0
     return float(round(365.25 / days, 2))
+

@@ -31,7 +31,13 @@ import numpy as np
 import pandas as pd
 
 from research.paper import book
-from research.paper.trading import load_fields, periods_per_year, risk_rules, stale_bars, stale_symbols
+from research.paper.trading import (
+    load_fields,
+    periods_per_year,
+    risk_rules,
+    stale_bars,
+    stale_symbols,
+)
 from research.risk import metrics
 
 __all__ = ["equity_curve", "round_trips", "performance", "Reconciliation", "reconcile", "drift_alerts", "report",

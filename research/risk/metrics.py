@@ -21,7 +21,10 @@ Data contracts
 
 Conventions
 -----------
-* ``periods_per_year`` annualises: 252 for equities, 365 for crypto (from the calendar).
+* ``periods_per_year`` annualises: 252 for equities, 365 for crypto. Left out (``None``), it is
+  the calendar the returns carry (``attrs``, as :func:`research.data.load_prices` records and
+  ``pct_change`` keeps), else 252 with a warning
+  (:func:`annualisation`); an explicit value wins.
 * ``risk_free`` is an annual decimal rate, converted to a per-bar rate
   ``(1 + rf) ** (1 / periods_per_year) - 1``.
 * Volatility uses the sample standard deviation (``ddof=1``); skew and excess kurtosis are the
@@ -38,6 +41,9 @@ Conventions
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -48,7 +54,7 @@ __all__ = [
     "max_drawdown", "max_drawdown_duration", "value_at_risk", "conditional_value_at_risk",
     "beta", "alpha", "tracking_error", "information_ratio", "win_rate", "profit_factor",
     "exposure", "turnover", "equal_weight_returns", "summary", "SUMMARY_KEYS", "VAR_METHODS",
-    "COMPACT_KEYS", "compact_stats",
+    "COMPACT_KEYS", "compact_stats", "annualisation", "CalendarWarning",
 ]
 
 VAR_METHODS = ("historical", "gaussian", "cornish_fisher")
@@ -71,6 +77,49 @@ def _clean(returns: pd.Series | np.ndarray, what: str = "returns") -> pd.Series:
     if np.isinf(out.to_numpy()).any():
         raise ValueError(f"{what} contain infinite values; expected finite decimal returns")
     return out.dropna()
+
+
+class CalendarWarning(UserWarning):
+    """Annualising data that records no calendar, with the equity convention (252)."""
+
+
+_DAILY = {"equity": 252.0, "crypto": 365.0}
+
+
+def annualisation(data: object, periods_per_year: float | None = None, *, what: str = "returns") -> float:
+    """Periods per year of a metric: explicit, else the data's calendar, else 252 with a warning.
+
+    The rule of every function that annualises (these metrics, :mod:`research.risk.report`,
+    ``vol_target`` sizing): an explicit ``periods_per_year`` wins; left out (``None``), it is
+    what the data records: ``attrs["periods_per_year"]``, which
+    :func:`research.data.load_prices` sets from the calendar and interval and pandas keeps
+    through ``pct_change``, column selection and arithmetic (else ``attrs["calendar"]`` of daily
+    bars: 252 equity, 365 crypto); data that records neither is annualised with 252 and a
+    :class:`CalendarWarning` saying so.
+
+    >>> r = pd.Series([0.01, -0.02, 0.03]); r.attrs.update(calendar="crypto", periods_per_year=365.0)
+    >>> annualisation(r), annualisation(r, 252)
+    (365.0, 252.0)
+    """
+    if periods_per_year is not None:
+        if isinstance(periods_per_year, bool) or not periods_per_year > 0:
+            raise ValueError(f"periods_per_year must be positive (252 equities, 365 crypto), got {periods_per_year!r}")
+        return float(periods_per_year)
+    if isinstance(data, Mapping):
+        data = next(iter(data.values()), None)
+    attrs = getattr(data, "attrs", None) or {}
+    if attrs.get("periods_per_year"):
+        return float(attrs["periods_per_year"])
+    if attrs.get("calendar") in _DAILY and attrs.get("interval", "1d") == "1d":
+        return _DAILY[attrs["calendar"]]
+    warnings.warn(f"the {what} record no calendar (attrs['periods_per_year']); annualising with 252 (equity "
+                  "sessions). Pass periods_per_year= (365 for daily crypto) or use returns of load_prices.",
+                  CalendarWarning, stacklevel=3)
+    return 252.0
+
+
+def _ppy(returns: object, periods_per_year: float | None) -> float:
+    return annualisation(returns, periods_per_year)
 
 
 def _rf_per_period(risk_free: float, periods_per_year: float) -> float:
@@ -105,11 +154,12 @@ def total_return(returns: pd.Series) -> float:
     return float(np.prod(1.0 + r.to_numpy()) - 1.0)
 
 
-def annualized_return(returns: pd.Series, *, periods_per_year: float = 252) -> float:
+def annualized_return(returns: pd.Series, *, periods_per_year: float | None = None) -> float:
     """Geometric annual growth rate, ``(1 + total) ** (periods_per_year / n) - 1``.
 
     NaN for an empty series; -1 when the equity was wiped out.
     """
+    periods_per_year = _ppy(returns, periods_per_year)
     r = _clean(returns)
     _rf_per_period(0.0, periods_per_year)
     if r.empty:
@@ -118,18 +168,20 @@ def annualized_return(returns: pd.Series, *, periods_per_year: float = 252) -> f
     return -1.0 if growth <= 0 else float(growth ** (periods_per_year / len(r)) - 1.0)
 
 
-def annualized_volatility(returns: pd.Series, *, periods_per_year: float = 252) -> float:
+def annualized_volatility(returns: pd.Series, *, periods_per_year: float | None = None) -> float:
     """Sample standard deviation of returns times ``sqrt(periods_per_year)``; NaN below 2 returns."""
+    periods_per_year = _ppy(returns, periods_per_year)
     r = _clean(returns)
     _rf_per_period(0.0, periods_per_year)
     return _std(r) * np.sqrt(periods_per_year)
 
 
-def sharpe_ratio(returns: pd.Series, *, risk_free: float = 0.0, periods_per_year: float = 252) -> float:
+def sharpe_ratio(returns: pd.Series, *, risk_free: float = 0.0, periods_per_year: float | None = None) -> float:
     """Annualised Sharpe ratio ``mean(excess) / std(excess) * sqrt(periods_per_year)``.
 
     NaN when the excess returns have zero volatility (the ratio is undefined) or fewer than 2 bars.
     """
+    periods_per_year = _ppy(returns, periods_per_year)
     r = _clean(returns)
     ex = r - _rf_per_period(risk_free, periods_per_year)
     if len(ex) < 2:
@@ -137,18 +189,20 @@ def sharpe_ratio(returns: pd.Series, *, risk_free: float = 0.0, periods_per_year
     return _ratio(ex.mean(), _std(ex)) * np.sqrt(periods_per_year)
 
 
-def downside_deviation(returns: pd.Series, *, risk_free: float = 0.0, periods_per_year: float = 252) -> float:
+def downside_deviation(returns: pd.Series, *, risk_free: float = 0.0, periods_per_year: float | None = None) -> float:
     """Per-bar downside deviation ``sqrt(mean(min(excess, 0) ** 2))`` over all bars (not annualised)."""
+    periods_per_year = _ppy(returns, periods_per_year)
     r = _clean(returns)
     ex = r - _rf_per_period(risk_free, periods_per_year)
     return float(np.sqrt(np.mean(np.minimum(ex.to_numpy(), 0.0) ** 2))) if len(ex) else float("nan")
 
 
-def sortino_ratio(returns: pd.Series, *, risk_free: float = 0.0, periods_per_year: float = 252) -> float:
+def sortino_ratio(returns: pd.Series, *, risk_free: float = 0.0, periods_per_year: float | None = None) -> float:
     """Annualised Sortino ratio ``mean(excess) / downside_deviation * sqrt(periods_per_year)``.
 
     NaN when no bar falls below the risk-free rate (zero downside deviation).
     """
+    periods_per_year = _ppy(returns, periods_per_year)
     r = _clean(returns)
     ex = r - _rf_per_period(risk_free, periods_per_year)
     dd = downside_deviation(r, risk_free=risk_free, periods_per_year=periods_per_year)
@@ -190,8 +244,9 @@ def max_drawdown_duration(returns: pd.Series) -> int:
     return int((ends - starts).max())
 
 
-def calmar_ratio(returns: pd.Series, *, periods_per_year: float = 252) -> float:
+def calmar_ratio(returns: pd.Series, *, periods_per_year: float | None = None) -> float:
     """Annualised return over the absolute max drawdown; NaN when there is no drawdown."""
+    periods_per_year = _ppy(returns, periods_per_year)
     return _ratio(annualized_return(returns, periods_per_year=periods_per_year), -max_drawdown(returns))
 
 
@@ -280,22 +335,25 @@ def beta(returns: pd.Series, benchmark: pd.Series) -> float:
     return _ratio(np.cov(r, b, ddof=1)[0, 1], _std(b) ** 2)
 
 
-def alpha(returns: pd.Series, benchmark: pd.Series, *, risk_free: float = 0.0, periods_per_year: float = 252) -> float:
+def alpha(returns: pd.Series, benchmark: pd.Series, *, risk_free: float = 0.0, periods_per_year: float | None = None) -> float:
     """Annualised Jensen's alpha ``(mean(r - rf) - beta * mean(b - rf)) * periods_per_year``."""
+    periods_per_year = _ppy(returns, periods_per_year)
     r, b = _aligned(returns, benchmark)
     rf = _rf_per_period(risk_free, periods_per_year)
     bt = beta(r, b)
     return float(((r - rf).mean() - bt * (b - rf).mean()) * periods_per_year) if np.isfinite(bt) else float("nan")
 
 
-def tracking_error(returns: pd.Series, benchmark: pd.Series, *, periods_per_year: float = 252) -> float:
+def tracking_error(returns: pd.Series, benchmark: pd.Series, *, periods_per_year: float | None = None) -> float:
     """Annualised standard deviation of active returns ``r - b``."""
+    periods_per_year = _ppy(returns, periods_per_year)
     r, b = _aligned(returns, benchmark)
     return annualized_volatility(r - b, periods_per_year=periods_per_year)
 
 
-def information_ratio(returns: pd.Series, benchmark: pd.Series, *, periods_per_year: float = 252) -> float:
+def information_ratio(returns: pd.Series, benchmark: pd.Series, *, periods_per_year: float | None = None) -> float:
     """Annualised mean active return over tracking error; NaN when the tracking error is zero."""
+    periods_per_year = _ppy(returns, periods_per_year)
     r, b = _aligned(returns, benchmark)
     active = r - b
     if len(active) < 2:
@@ -518,7 +576,7 @@ def summary(
     returns: pd.Series,
     *,
     benchmark: pd.Series | None = None,
-    periods_per_year: float = 252,
+    periods_per_year: float | None = None,
     trades: pd.DataFrame | pd.Series | None = None,
     positions: pd.DataFrame | pd.Series | None = None,
     risk_free: float = 0.0,
@@ -531,8 +589,9 @@ def summary(
         Per-bar decimal returns of the strategy or portfolio.
     benchmark : Series, optional
         Benchmark returns (beta, alpha, tracking error, information ratio).
-    periods_per_year : float
-        252 for equities, 365 for crypto.
+    periods_per_year : float, optional
+        252 for equities, 365 for crypto; left out, the calendar ``returns`` carry (``attrs``),
+        else 252 with a :class:`CalendarWarning`.
     trades : DataFrame or Series, optional
         One row per trade with ``pnl`` and/or ``return`` (``# Trades``, win rate, profit factor).
     positions : DataFrame or Series, optional
@@ -553,6 +612,7 @@ def summary(
     >>> s = summary(returns, benchmark=spx_returns, periods_per_year=252)
     >>> s["Sharpe Ratio"], s["Max. Drawdown [%]"]
     """
+    periods_per_year = _ppy(returns, periods_per_year)
     r = _clean(returns)
     _rf_per_period(risk_free, periods_per_year)
     values, reasons = _core(r, periods_per_year, risk_free)

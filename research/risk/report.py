@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research.data import calendars
 from research.risk import metrics as m
 from research.risk.overfitting import (
     DeflatedSharpeResult,
@@ -41,8 +40,8 @@ def monthly_returns(returns: pd.Series) -> pd.DataFrame | None:
 
 
 def _periods(returns: pd.Series, override: float | None) -> float:
-    """The explicit annualisation, else the calendar the returns carry, else 252 (equities)."""
-    return calendars.periods_per_year(returns, override=override, default=calendars.EQUITY.periods_per_year)
+    """The explicit annualisation, else the calendar the returns carry, else 252 with a warning."""
+    return m.annualisation(returns, override)
 
 
 def rolling_metrics(returns: pd.Series, *, window: int, periods_per_year: float | None = None) -> pd.DataFrame:

@@ -90,15 +90,15 @@ def vol_target(
         Bars of close-to-close returns in the volatility estimate.
     periods_per_year : float, optional
         Annualisation (252 equities, 365 crypto); left out, the calendar the prices carry
-        (:func:`research.data.calendars.periods_per_year`), else 252.
+        (:func:`research.risk.metrics.annualisation`), else 252 with a warning.
     max_weight : float
         Upper bound on the weight (leverage cap per position). Zero until sigma is known.
     """
-    from research.data import calendars
     from research.features.indicators import returns, rolling_volatility
+    from research.risk.metrics import annualisation
 
     close = _field(prices, "close", signals)
-    ppy = calendars.periods_per_year(close, override=periods_per_year, default=calendars.EQUITY.periods_per_year)
+    ppy = annualisation(close, periods_per_year, what="prices")
     sigma = rolling_volatility(returns(close), window=window, periods_per_year=ppy)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = _positive("target", target) / sigma

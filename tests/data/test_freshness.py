@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from research.data.freshness import bars_behind, frame_interval, is_stale, stale_frame, symbol_calendar
+from research.data.freshness import (
+    bars_behind,
+    frame_interval,
+    is_stale,
+    stale_frame,
+    symbol_calendar,
+)
 
 
 @pytest.mark.parametrize("cal, interval, last, as_of, n", [

@@ -35,7 +35,7 @@ __all__ = [
     "PLOTLY_MIME", "BUNDLED_TRACES", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
     "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table", "csv_link", "mlflow_run_url",
     "column_label", "number_text", "cell_text", "table_row",
-    "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year",
+    "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year", "run_interval",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,22 @@ def data_source(run: PublishedRun) -> tuple[str, bool]:
     return (", ".join(sources) if sources else "unknown"), synthetic
 
 
-def periods_per_year(symbol: str) -> int:
-    """Daily bars per year of a symbol's calendar (recorded tables keep no ``attrs``).
+def run_interval(run: PublishedRun | None) -> str:
+    """The bar length a run used (its ``interval`` parameter; ``"1d"`` when it recorded none)."""
+    if run is None:
+        return "1d"
+    params = run_record(run).get("parameters") or {}
+    shared = params.get("shared") if isinstance(params.get("shared"), dict) else {}
+    return str(params.get("interval") or shared.get("interval") or run.record.get("interval") or "1d")
 
-    The rule is the calendar's: :func:`research.data.calendars.calendar_of`.
+
+def periods_per_year(symbol: str, interval: str = "1d") -> float:
+    """Bars per year of a symbol's calendar at ``interval`` (recorded tables keep no ``attrs``).
+
+    252 for a daily equity, 365 for daily crypto, 8760 for hourly crypto: the calendar's rule
+    (:func:`research.data.calendars.calendar_of`, :meth:`~research.data.calendars.Calendar.periods`).
     """
-    return calendar_of(symbol).periods_per_year
+    return float(calendar_of(symbol).periods(interval))
 
 
 def mlflow_run_url(run_id: str, *, ui_url: str | None = None) -> str:

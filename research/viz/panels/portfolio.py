@@ -29,6 +29,7 @@ from research.viz.panels.layout import (
     page,
     periods_per_year,
     require,
+    run_interval,
     section,
     set_table,
     show_figure,
@@ -310,7 +311,7 @@ def exposure_panel(run: PublishedRun) -> widgets.Widget:
 def _rolling_figure(series: pd.Series, name: str, window: int, run: PublishedRun) -> go.Figure:
     r = series.pct_change().dropna()
     symbol = name.split("|")[1] if "|" in name else name
-    ppy = periods_per_year(symbol)
+    ppy = periods_per_year(symbol, run_interval(run))
     rolling = rolling_metrics(r, window=window, periods_per_year=ppy)
     sharpe, vol = rolling["sharpe"].dropna(), (rolling["volatility"] * 100).dropna()
     (xs, ys, weekly), (xv, yv, _) = line_xy(sharpe), line_xy(vol)
@@ -318,7 +319,7 @@ def _rolling_figure(series: pd.Series, name: str, window: int, run: PublishedRun
         go.Scatter(x=xs, y=ys, name="Sharpe", line={"color": "#2680c2"}),
         go.Scatter(x=xv, y=yv, name="volatility [%]", yaxis="y2", line={"color": "#cb6e17"}),
     ])
-    fig.update_layout(title=f"Rolling Sharpe and volatility, {window} bars ({ppy}/year): {name}{weekly_note(weekly)}",
+    fig.update_layout(title=f"Rolling Sharpe and volatility, {window} bars ({ppy:g}/year): {name}{weekly_note(weekly)}",
                       yaxis={"title": "Sharpe"}, yaxis2={"title": "volatility (ann.) [%]", "overlaying": "y",
                                                          "side": "right"}, hovermode="x unified")
     return stamp(fig, run)
