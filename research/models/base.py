@@ -12,6 +12,7 @@ training order, and answers for every bar that ends a complete window::
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -26,10 +27,13 @@ __all__ = [
     "TrainingError",
     "NotEnoughHistoryError",
     "FeatureMismatchError",
+    "IncompleteFeaturesError",
     "check_training_data",
     "allowed_model_roots",
     "check_model_path",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
@@ -42,6 +46,13 @@ class NotEnoughHistoryError(ValueError):
 
 class FeatureMismatchError(ValueError):
     """The frame given to ``predict`` does not have the training features in order."""
+
+
+class IncompleteFeaturesError(ValueError):
+    """Feature rows after the warm-up hold NaN, so some bars (the last one, say) would get no forecast."""
+
+
+INCOMPLETE = ("raise", "skip")
 
 
 def check_training_data(data: WindowedDataset, *, what: str = "training data") -> None:
@@ -134,7 +145,7 @@ class Forecaster(ABC):
             return np.empty(0, dtype="float32")
         return np.asarray(self._predict_arrays(data.X, data.past_target), dtype="float64").ravel()
 
-    def predict(self, frame: pd.DataFrame, *, close: pd.Series | None = None) -> pd.Series:
+    def predict(self, frame: pd.DataFrame, *, close: pd.Series | None = None, incomplete: str = "raise") -> pd.Series:
         """Forecast for every bar of ``frame`` that ends a complete window.
 
         Parameters
@@ -145,6 +156,11 @@ class Forecaster(ABC):
         close : pandas.Series, optional
             Close prices on the same index; only baselines that use past realised returns need
             it.
+        incomplete : {"raise", "skip"}
+            What to do when a row after the warm-up holds NaN (a bar, often the last one, whose
+            windows cannot be complete): ``"raise"`` an :class:`IncompleteFeaturesError` naming
+            the rows and columns, or ``"skip"`` them, with a warning and the bars left without
+            a forecast listed in the result's ``attrs["skipped"]``.
 
         Returns
         -------
@@ -168,12 +184,37 @@ class Forecaster(ABC):
                 f"(lookback {T}) to predict; the frame has {len(ok)} rows and its last "
                 f"{trailing} are complete"
             )
+        skipped = self._incomplete_rows(frame, ok, ends, incomplete)
         view = np.lib.stride_tricks.sliding_window_view(values, T, axis=0)
         X = np.ascontiguousarray(view[ends - T + 1].transpose(0, 2, 1))  # [N, T, F]
         past = self._past_target(frame, close)
         past_view = np.lib.stride_tricks.sliding_window_view(past, T)[ends - T + 1]  # [N, T]
         preds = np.asarray(self._predict_arrays(X, past_view.astype("float32")), dtype="float64")
-        return pd.Series(preds.ravel(), index=frame.index[ends], name=f"{self.name}_pred")
+        out = pd.Series(preds.ravel(), index=frame.index[ends], name=f"{self.name}_pred")
+        out.attrs["skipped"] = skipped
+        return out
+
+    def _incomplete_rows(self, frame: pd.DataFrame, ok: np.ndarray, ends: np.ndarray, incomplete: str) -> list[str]:
+        """Bars after the first complete window that get no forecast (NaN in their windows)."""
+        if incomplete not in INCOMPLETE:
+            raise ValueError(f"incomplete must be one of {INCOMPLETE}, got {incomplete!r}")
+        first = int(ends[0])
+        missing = np.setdiff1d(np.arange(first, len(ok)), ends)
+        if missing.size == 0:
+            return []
+        bad = np.flatnonzero(~ok[first:]) + first
+        cols = sorted({str(c) for c in frame.columns[np.isnan(frame.iloc[bad].to_numpy(dtype="float64")).any(axis=0)]})
+        stamps = [str(t) for t in frame.index[missing]]
+        where = ", ".join(str(frame.index[i]) for i in bad[:5]) + (" ..." if bad.size > 5 else "")
+        last = " (the last bar among them)" if missing[-1] == len(ok) - 1 else ""
+        msg = (f"{self.name}: {bad.size} feature row(s) after the warm-up hold NaN ({where}; columns {cols}), so "
+               f"{missing.size} bar(s) get no forecast{last}")
+        if incomplete == "raise":
+            raise IncompleteFeaturesError(f"{msg}; fill or drop those rows, or pass incomplete='skip' to forecast "
+                                          "only where the window is complete (the skipped bars are listed in "
+                                          "attrs['skipped'])")
+        log.warning("%s; skipped: %s", msg, ", ".join(stamps[:5]) + (" ..." if len(stamps) > 5 else ""))
+        return stamps
 
     def _past_target(self, frame: pd.DataFrame, close: pd.Series | None) -> np.ndarray:
         if close is None:

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from research.config import get_settings
-from research.models.base import FeatureMismatchError, NotEnoughHistoryError, TrainingError
+from research.models.base import (
+    FeatureMismatchError,
+    IncompleteFeaturesError,
+    NotEnoughHistoryError,
+    TrainingError,
+)
 from research.models.baselines import (
     MovingAverageForecaster,
     NaiveForecaster,
@@ -88,3 +93,24 @@ def test_save_and_load_within_the_store_only(dataset, tmp_path):
         load_baseline(outside)
     with pytest.raises(ValueError, match="unknown baseline"):
         make_baseline("arima", lookback=LOOKBACK)
+
+
+def test_nan_in_the_last_feature_row_is_an_error_not_a_shorter_forecast(frame, dataset):
+    """A NaN in the last row used to end the forecasts one bar early without a word."""
+    feats, _ = frame
+    model = RidgeForecaster(lookback=LOOKBACK).fit(dataset)
+    assert model.predict(feats).attrs["skipped"] == []
+    broken = feats.copy()
+    broken.iloc[-1, 1] = np.nan
+    with pytest.raises(IncompleteFeaturesError, match=r"1 feature row\(s\) after the warm-up hold NaN .*columns "
+                                                      r"\['noise_a'\].*\(the last bar among them\)"):
+        model.predict(broken)
+    skipped = model.predict(broken, incomplete="skip")
+    assert skipped.index[-1] == feats.index[-2] and skipped.attrs["skipped"] == [str(feats.index[-1])]
+    mid = feats.copy()
+    mid.iloc[-50, 0] = np.nan  # one row inside: LOOKBACK windows lose it
+    with pytest.raises(IncompleteFeaturesError, match=f"{LOOKBACK} bar\\(s\\) get no forecast"):
+        model.predict(mid)
+    assert len(model.predict(mid, incomplete="skip").attrs["skipped"]) == LOOKBACK
+    with pytest.raises(ValueError, match="incomplete must be one of"):
+        model.predict(feats, incomplete="drop")
