@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from research.data.asof import AsOf
+from research.data.freshness import frame_interval
 from research.features import indicators as ind
 
 __all__ = ["AlertRules", "ALERT_COLUMNS", "add_alert", "symbol_alerts", "strategy_drawdown_alerts"]
@@ -122,7 +124,7 @@ def symbol_alerts(rows: list, symbol: str, bars: dict, rules: AlertRules, label:
 
 def strategy_drawdown_alerts(equity: pd.DataFrame, *, as_of: object, threshold: float = 0.15) -> pd.DataFrame:
     """Alerts for strategy equity curves (columns ``"strategy|symbol"``) below their peak by ``threshold``."""
-    label = str(pd.Timestamp(as_of).date()) if pd.Timestamp(as_of) == pd.Timestamp(as_of).normalize() else str(as_of)
+    label = AsOf.parse(as_of, interval=frame_interval(equity)).label
     rows: list[dict] = []
     for col in equity.columns:
         curve = equity[col].dropna()

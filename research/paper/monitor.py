@@ -226,6 +226,7 @@ def _trade_table(paper: pd.DataFrame, bt: pd.DataFrame) -> pd.DataFrame:
     p = paper.rename(columns={"qty": "size"})[["timestamp", "symbol", "side", "size", "price", "fees", "reason"]]
     p = p.assign(reason=p["reason"].astype(str).str.split(";").str[0])  # "signal; clipped to cash" is a signal
     b = bt[["timestamp", "symbol", "side", "size", "price", "fees", "reason"]]
+    p, b = (x.astype({"symbol": "object", "timestamp": "datetime64[ns, UTC]"}) for x in (p, b))  # either may be empty
     m = p.merge(b, on=["timestamp", "symbol"], how="outer", suffixes=("_paper", "_backtest"), indicator=True)
     m = m.rename(columns={"size_paper": "qty_paper", "size_backtest": "qty_backtest"})
     stops = ("stop_loss", "take_profit", "trailing_stop")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from research.paper import book
 from research.paper.db import LedgerError
-from research.paper.trading import load_fields, pending_bars, run_sessions
+from research.paper.trading import bound, load_fields, pending_bars, run_sessions
 
 __all__ = ["replay", "ReplayRangeError"]
 
@@ -47,7 +47,8 @@ def replay(
     name : str
         The account.
     start, end : date-like
-        First and last session (inclusive). An account that already has sessions continues
+        First and last session (inclusive), read as as-of values
+        (:class:`~research.data.asof.AsOf`: a date is its whole session, a time that instant). An account that already has sessions continues
         from the bar after its last one; a ``start`` that would leave a gap is refused.
     fields : mapping, optional
         Wide ``open, high, low, close`` frames (default: the account's stored prices); each
@@ -66,10 +67,8 @@ def replay(
     account = book.get_account(name, url=url)
     fields = fields if fields is not None else load_fields(account, end=end)
     index = fields["close"].index
-    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
-    if index.tz is not None:
-        lo = lo.tz_localize(index.tz) if lo.tzinfo is None else lo
-        hi = hi.tz_localize(index.tz) if hi.tzinfo is None else hi
+    lo = bound(start, index, interval=account.interval, side="start")
+    hi = bound(end, index, interval=account.interval, side="end")
     in_range = index[(index >= lo) & (index <= hi)]
     if not len(in_range):
         raise ReplayRangeError(f"no bar of {', '.join(account.symbols)} between {lo:%Y-%m-%d} and {hi:%Y-%m-%d} "

@@ -32,13 +32,14 @@ import pandas as pd
 
 from research.backtest.engine import as_fields
 from research.backtest.plan import OrderPlan, execute_bar, order_plan
+from research.data.asof import AsOf
 from research.data.freshness import STALE_BARS, bar_age, bars_behind, symbol_calendar
 from research.paper import book
 from research.paper.db import LedgerError, connect
 from research.strategies.stops import RiskRules
 
 __all__ = ["load_fields", "next_bar", "session", "step", "run_sessions", "pending_bars", "risk_rules", "periods_per_year",
-           "stale_bars", "stale_symbols"]
+           "stale_bars", "stale_symbols", "bound"]
 
 log = logging.getLogger(__name__)
 CLIPPED = "; clipped to cash"
@@ -92,6 +93,7 @@ def load_fields(account: book.Account, *, end: object = None) -> dict[str, pd.Da
     """Wide ``open, high, low, close`` frames of the account's symbols (bars up to ``end``)."""
     from research.data import load_prices
 
+    end = None if end is None else AsOf.parse(end, interval=account.interval).end  # a date: its whole session
     prices = load_prices(list(account.symbols), source=account.source, interval=account.interval,
                          end=end, progress=False)
     fields = as_fields(prices)
@@ -245,11 +247,11 @@ def pending_bars(account: book.Account, index: pd.Index, start: object, end: obj
     """Bars of ``index`` in ``[start, end]`` not yet stepped, refusing to skip a bar after the last session."""
     equity_log = book.session_equity(account.name, url=url)
     last = equity_log.index[-1] if len(equity_log) else None
-    lo = _ts(start, index) if start is not None else None
+    lo = bound(start, index, interval=account.interval, side="start") if start is not None else None
     if lo is not None and last is not None and lo < equity_log.index[0]:
         raise book.AccountError(f"account {account.name!r} starts at {equity_log.index[0]:%Y-%m-%d %H:%M}; it cannot be "
                                 f"replayed from {lo:%Y-%m-%d %H:%M} (create a new account for an earlier start)")
-    hi = _ts(end, index) if end is not None else index[-1]
+    hi = bound(end, index, interval=account.interval, side="end") if end is not None else index[-1]
     bars = index[(index <= hi) & ((index >= lo) if lo is not None else True)]
     if last is None:
         return list(bars)
@@ -260,11 +262,15 @@ def pending_bars(account: book.Account, index: pd.Index, start: object, end: obj
     return list(index[(index > last) & (index <= hi)])
 
 
-def _ts(value: object, index: pd.Index) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    if getattr(index, "tz", None) is not None and ts.tzinfo is None:
-        ts = ts.tz_localize(index.tz)
-    return ts
+def bound(value: object, index: pd.Index, *, interval: str, side: str) -> pd.Timestamp:
+    """A range bound on ``index``'s clock, read as an :class:`~research.data.asof.AsOf`.
+
+    ``side="end"``: the as-of end (a date is its whole session); ``side="start"``: a date is its
+    first instant, a time itself.
+    """
+    a = AsOf.parse(value, interval=interval)
+    ts = (a.day if a.is_date else a.end) if side == "start" else a.end
+    return ts if getattr(index, "tz", None) is not None else ts.tz_localize(None)
 
 
 def step(name: str, as_of: object = None, *, fields: Mapping[str, pd.DataFrame] | None = None,
@@ -277,7 +283,7 @@ def step(name: str, as_of: object = None, *, fields: Mapping[str, pd.DataFrame] 
     account = book.get_account(name, url=url)
     fields = fields if fields is not None else load_fields(account, end=as_of)
     index = fields["close"].index
-    hi = _ts(as_of, index) if as_of is not None else index[-1]
+    hi = bound(as_of, index, interval=account.interval, side="end") if as_of is not None else index[-1]
     upto = index[index <= hi]
     if not len(upto):
         raise LedgerError(f"no bar of {', '.join(account.symbols)} on or before {hi}")

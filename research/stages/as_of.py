@@ -9,23 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
-
-from research.workflow.spec import canonical_date
+from research.data.asof import AsOf
 
 __all__ = ["resolve_as_of"]
 
 
 def resolve_as_of(shared: Mapping[str, Any]) -> str:
-    """The as-of date of a run: the ``as_of`` parameter, else a default from the data.
+    """The as-of label of a run (:attr:`AsOf.label <research.data.asof.AsOf.label>`): the ``as_of``
+    parameter, else a default from the data.
 
     Offline sources (sample, synthetic) default to the last bar any of ``symbols`` has at
-    ``interval``, so a run on bundled data is reproducible; live sources default to today
-    (daily bars) or the current hour (hourly bars), in UTC.
+    ``interval`` (a daily bar: its whole session; an hourly bar: that instant), so a run on
+    bundled data is reproducible; live sources default to today (daily bars) or the current
+    hour (hourly bars: an instant, also in the 00:xx hour, never the whole day), in UTC.
     """
-    if shared.get("as_of"):
-        return canonical_date(shared["as_of"])
     interval = shared.get("interval") or "1d"
+    if shared.get("as_of"):
+        return AsOf.parse(shared["as_of"], interval=interval).label
     symbols = shared.get("symbols") or []
     source_name = shared.get("source") or "sample"
     if symbols and source_name in {"sample", "synthetic"}:
@@ -33,6 +33,5 @@ def resolve_as_of(shared: Mapping[str, Any]) -> str:
 
         src = get_source(source_name)
         last = max(src.fetch(s, None, None, interval).index.max() for s in symbols)
-        return canonical_date(last)
-    now = pd.Timestamp.now(tz="UTC")
-    return canonical_date(now.floor("h") if interval == "1h" else now.normalize())
+        return AsOf.parse(last, interval=interval).label
+    return AsOf.now(interval=interval).label

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from research.data import ingest_many, load_prices
+from research.data.asof import AsOf
 from research.defaults import PIPELINES
 from research.risk.metrics import equal_weight_returns
 from research.workflow.results import read_output, write_output
@@ -44,14 +45,17 @@ __all__ = [
 ]
 
 
-def as_of_end(as_of: str) -> pd.Timestamp:
-    """The last instant a run may use: the as-of time itself (a date means its 00:00 UTC bar)."""
-    ts = pd.Timestamp(as_of)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+def as_of_end(as_of: object) -> pd.Timestamp:
+    """The last instant a run may use: :attr:`AsOf.end <research.data.asof.AsOf.end>` (a date is its
+    whole session, every bar stamped that day included; a time is that instant)."""
+    return AsOf.parse(as_of).end
 
 
 def _start(start: str | None) -> pd.Timestamp | None:
-    return None if start in (None, "") else as_of_end(start)
+    if start in (None, ""):
+        return None
+    a = AsOf.parse(start)
+    return a.day if a.is_date else a.end
 
 
 def _has(output_dir: str, name: str) -> bool:

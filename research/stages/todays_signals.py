@@ -11,10 +11,12 @@ before ``as_of``); nothing is an order, these are research outputs.
 ``signal`` is the position direction (-1, 0, +1) decided at the close of ``bar_time``;
 ``target_position`` is that direction times the sizer's weight (a fraction of the book's
 equity, e.g. volatility targeting); ``stale`` says the symbol's last bar is older than its
-calendar allows: more than ``stale_bars`` sessions of its calendar (NYSE sessions for equities,
-every day for ``*-USD`` crypto; :func:`research.data.calendars.calendar_of`) passed between its
-last bar and the as-of date. A stale symbol keeps its last signal for reference but gets no
-target position (0): nothing is decided on old data.
+calendar allows: more than ``stale_bars`` bars of its calendar (NYSE sessions for equities,
+every day or hour for crypto) passed between its last bar and the as-of moment
+(:mod:`research.data.freshness`, the rule the backtest and the paper book follow too). The
+as-of value is an :class:`~research.data.asof.AsOf`: a date means the end of that session. A
+stale symbol keeps its last signal for reference but gets no target position (0): nothing is
+decided on old data.
 
 ``alerts``: :func:`market_alerts` runs the rules of :mod:`research.alerts.rules` on each
 symbol's bars up to the as-of date and adds ``data`` alerts for missing or stale bars.
@@ -30,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from research.alerts.rules import ALERT_COLUMNS, AlertRules, add_alert, symbol_alerts
-from research.data.calendars import calendar_of
+from research.data.asof import AsOf
+from research.data.freshness import bar_age, bars_behind, frame_interval, is_stale, symbol_calendar
 from research.strategies import Signals, get_strategy, position_magnitude, prediction_signals
 
 __all__ = ["DEFAULT_STRATEGIES", "todays_signals", "prediction_signal_rows", "market_alerts", "SIGNAL_COLUMNS"]
@@ -58,37 +61,18 @@ def _symbol_bars(fields: Mapping[str, pd.DataFrame], symbol: str, as_of: pd.Time
     return {f: frame.loc[valid, [symbol]] for f, frame in fields.items() if symbol in frame.columns}
 
 
-def _as_of(as_of: object) -> pd.Timestamp:
-    ts = pd.Timestamp(as_of)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if ts == ts.normalize() else ts
+def _when(prices: pd.DataFrame, as_of: object) -> AsOf:
+    """The as-of value of a call (a date is the end of its session on the bars' clock)."""
+    return AsOf.parse(as_of, interval=frame_interval(prices))
 
 
-def missed_sessions(symbol: str, last_bar: object, as_of: object) -> int:
-    """Daily bars of ``symbol``'s calendar expected after its ``last_bar`` up to the ``as_of`` day.
-
-    >>> missed_sessions("SPX", "2018-12-21", "2018-12-27")  # Mon 24, Wed 26, Thu 27 (25: Christmas)
-    3
-    """
-    last, end = pd.Timestamp(last_bar), pd.Timestamp(as_of)
-    last = last.tz_localize("UTC") if last.tzinfo is None else last.tz_convert("UTC")
-    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-    return len(calendar_of(symbol).sessions(last.normalize() + pd.Timedelta(days=1), end.normalize()))
-
-
-def _stale(symbol: str, bar_time: pd.Timestamp, as_of: pd.Timestamp, index: pd.DatetimeIndex,
+def _stale(prices: pd.DataFrame, symbol: str, bar_time: pd.Timestamp, as_of: AsOf, index: pd.DatetimeIndex,
            stale_bars: int) -> bool:
-    """Whether ``symbol``'s last bar lags ``as_of`` by more than ``stale_bars`` bars.
-
-    Daily bars count the sessions of the symbol's calendar after the last bar's day up to the
-    as-of day (a weekend or a holiday is not a missed bar); intraday bars use their spacing.
-    """
+    """Whether ``symbol``'s last bar lags ``as_of`` by more than ``stale_bars`` bars of its calendar
+    (:func:`research.data.freshness.is_stale`; fewer than two bars: stale)."""
     if len(index) < 2:
         return True
-    step = pd.Series(index[-50:]).diff().median()
-    if step >= pd.Timedelta(hours=20):
-        return missed_sessions(symbol, bar_time, as_of) > stale_bars
-    return bool((as_of - bar_time) > step * (stale_bars + 1))
+    return is_stale(symbol_calendar(prices, symbol), frame_interval(prices), bar_time, as_of, stale_bars=stale_bars)
 
 
 def _row(symbol: str, strategy: str, as_of: str, bars: dict, sig: Signals, size: pd.DataFrame, params: dict, stale: bool) -> dict:
@@ -132,14 +116,14 @@ def todays_signals(
     DataFrame
         Columns :data:`SIGNAL_COLUMNS`, one row per (symbol, strategy).
     """
-    fields, when = _fields(prices), _as_of(as_of)
-    label = str(pd.Timestamp(as_of).date()) if pd.Timestamp(as_of) == pd.Timestamp(as_of).normalize() else str(as_of)
+    fields, when = _fields(prices), _when(prices, as_of)
+    label = when.label
     rows = []
     for symbol in fields["close"].columns:
-        bars = _symbol_bars(fields, symbol, when)
+        bars = _symbol_bars(fields, symbol, when.end)
         if len(bars["close"]) < 2:
             continue
-        stale = _stale(symbol, bars["close"].index[-1], when, bars["close"].index, stale_bars)
+        stale = _stale(prices, symbol, bars["close"].index[-1], when, bars["close"].index, stale_bars)
         for name, params in (strategies or DEFAULT_STRATEGIES).items():
             spec = get_strategy(name)
             call = spec.coerce(params)
@@ -165,19 +149,19 @@ def prediction_signal_rows(
     Only symbols with a forecast at their last bar get a row; the forecasts must come from a
     model that was allowed to trade (the caller decides, e.g. champions only).
     """
-    fields, when = _fields(prices), _as_of(as_of)
-    label = str(pd.Timestamp(as_of).date()) if pd.Timestamp(as_of) == pd.Timestamp(as_of).normalize() else str(as_of)
+    fields, when = _fields(prices), _when(prices, as_of)
+    label = when.label
     rows = []
     for symbol, group in forecasts.groupby("symbol"):
         if symbol not in fields["close"].columns:
             continue
-        bars = _symbol_bars(fields, symbol, when)
+        bars = _symbol_bars(fields, symbol, when.end)
         pred = group.set_index("timestamp")["predicted"].reindex(bars["close"].index)
         if len(bars["close"]) < 2 or np.isnan(pred.iloc[-1]):
             continue
         sig = prediction_signals(pred.to_frame(symbol), long_threshold=long_threshold, short_threshold=short_threshold)
         size = position_magnitude(sig, bars, sizing, sizing_params)
-        stale = _stale(symbol, bars["close"].index[-1], when, bars["close"].index, stale_bars)
+        stale = _stale(prices, symbol, bars["close"].index[-1], when, bars["close"].index, stale_bars)
         params = {"long_threshold": long_threshold, "short_threshold": short_threshold, "model": str(group["model"].iloc[-1])}
         rows.append(_row(symbol, "prediction", label, bars, sig, size, params, stale))
     return pd.DataFrame(rows, columns=SIGNAL_COLUMNS)
@@ -196,18 +180,19 @@ def market_alerts(prices: pd.DataFrame, *, as_of: object, rules: AlertRules | No
         Columns :data:`ALERT_COLUMNS`; empty (with those columns) when nothing fired.
     """
     rules = rules or AlertRules()
-    fields, when = _fields(prices), _as_of(as_of)
-    label = str(pd.Timestamp(as_of).date()) if pd.Timestamp(as_of) == pd.Timestamp(as_of).normalize() else str(as_of)
+    fields, when = _fields(prices), _when(prices, as_of)
+    label = when.label
     rows: list[dict] = []
     for symbol in fields["close"].columns:
-        bars = _symbol_bars(fields, symbol, when)
+        bars = _symbol_bars(fields, symbol, when.end)
         if len(bars["close"]) < 2:
             add_alert(rows, symbol, "data", "critical", f"{symbol} has no bars up to {label}", 0, 2, label, pd.NaT)
             continue
         t = bars["close"].index[-1]
-        if _stale(symbol, t, when, bars["close"].index, rules.stale_bars):
-            lag = (when.normalize() - t.normalize()).days
-            add_alert(rows, symbol, "data", "warning", f"{symbol}'s last bar ({t.date()}) is {lag} days before the as-of date",
-                   lag, rules.stale_bars, label, t)
+        if _stale(prices, symbol, t, when, bars["close"].index, rules.stale_bars):
+            lag = bars_behind(symbol_calendar(prices, symbol), frame_interval(prices), t, when)
+            age = bar_age(t, when) / pd.Timedelta(days=1)
+            add_alert(rows, symbol, "data", "warning", f"{symbol}'s last bar ({t:%Y-%m-%d %H:%M}) is {lag} bars "
+                      f"({age:.1f} days) before the as-of time", lag, rules.stale_bars, label, t)
         symbol_alerts(rows, symbol, bars, rules, label)
     return pd.DataFrame(rows, columns=ALERT_COLUMNS)

@@ -116,7 +116,7 @@ def resolve_as_of(spec: PipelineSpec, shared: Mapping[str, Any]) -> str:
         return canonical_date(load_hook(spec.hooks.as_of)(shared))
     if shared.get("as_of"):
         return canonical_date(shared["as_of"])
-    return canonical_date(pd.Timestamp.now(tz="UTC").normalize())
+    return canonical_date(pd.Timestamp.now(tz="UTC").date())
 
 
 def settle_parameters(plan: RunPlan, echo: Echo) -> RunPlan:

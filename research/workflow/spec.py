@@ -47,6 +47,7 @@ value is parsed by the declared type (lists as ``a,b,c`` or JSON).
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import hashlib
 import json
 import os
@@ -196,19 +197,30 @@ def _type_of(value: Any) -> str | None:
     return None
 
 
+_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+
+
 def canonical_date(text: object) -> str:
-    """``text`` as an ISO date (midnight) or date-time, in UTC without a zone; ``ValueError`` if not a date."""
+    """``text`` as an ISO date or date-time label, in UTC without a zone; ``ValueError`` if not a date.
+
+    A date (``2019-03-01``, a :class:`datetime.date`) stays a date; a date-time stays a
+    date-time, midnight included (``2019-03-01T00:00:00``: an hourly run in the 00:xx hour is
+    that instant, not the whole day). The same labels as the market rooms' as-of value
+    (:attr:`research.data.asof.AsOf.label`), written here because the engine imports no room.
+    """
     import pandas as pd
 
+    is_date = (isinstance(text, str) and bool(_DATE_ONLY.match(text))) or (
+        isinstance(text, dt.date) and not isinstance(text, dt.datetime))
     try:
-        ts = pd.Timestamp(text)
+        ts = pd.Timestamp(text.strip() if isinstance(text, str) else text)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not an ISO date or date-time: {text!r}") from exc
     if ts is pd.NaT:
         raise ValueError(f"not an ISO date or date-time: {text!r}")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%dT%H:%M:%S")
+    return ts.strftime("%Y-%m-%d") if is_date else ts.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _scalar(kind: str, value: Any) -> Any:

@@ -15,7 +15,10 @@ import math
 import ipywidgets as widgets
 import pandas as pd
 
-from research.stages.todays_signals import missed_sessions
+from research.data.asof import AsOf
+from research.data.calendars import calendar_of
+from research.data.freshness import is_stale
+from research.viz.panels.layout import run_interval
 from research.workflow.results import PublishedRun
 
 __all__ = ["headline_figures", "headline_panel"]
@@ -71,8 +74,10 @@ def _freshness(run: PublishedRun, stale: list[str], *, stale_bars: int = 3) -> t
         report = run.table("data_report")
         if {"symbol", "last"} <= set(report.columns) and run.as_of:
             symbols = [str(s) for s in report["symbol"]]
+            interval = run_interval(run)
+            when = AsOf.parse(run.as_of, interval=interval)
             for sym, last in zip(report["symbol"], report["last"], strict=True):
-                if pd.notna(last) and missed_sessions(str(sym), last, run.as_of) > stale_bars:
+                if pd.notna(last) and is_stale(calendar_of(str(sym)), interval, last, when, stale_bars=stale_bars):
                     stale = sorted({*stale, str(sym)})
     if not symbols and not stale:
         return None

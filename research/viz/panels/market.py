@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from research.stages.todays_signals import missed_sessions
+from research.data.asof import AsOf
+from research.data.calendars import calendar_of
+from research.data.freshness import bars_behind, frame_interval, is_stale, symbol_calendar
 from research.viz.panels.headline import headline_panel
 from research.viz.panels.layout import (
     dropdown,
@@ -94,10 +96,9 @@ def trailing_returns(prices: pd.DataFrame, *, as_of: object = None, stale_bars: 
     ``stale_bars`` sessions of its calendar before that end is marked ``stale`` and its returns
     are left empty (they would describe another period).
     """
-    end = pd.Timestamp(as_of) if as_of is not None else prices.index.max()
-    if isinstance(prices.index, pd.DatetimeIndex) and prices.index.tz is not None and end.tzinfo is None:
-        end = end.tz_localize(prices.index.tz)
-    end = end.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if end == end.normalize() else end
+    interval = frame_interval(prices)
+    when = AsOf.parse(as_of if as_of is not None else prices.index.max(), interval=interval)
+    end = when.end if getattr(prices.index, "tz", None) is not None else when.end.tz_localize(None)
     rows = []
     for symbol in prices:
         s = prices[symbol].dropna()
@@ -105,7 +106,7 @@ def trailing_returns(prices: pd.DataFrame, *, as_of: object = None, stale_bars: 
         if len(s) < 2:
             continue
         last_ts, last = s.index[-1], float(s.iloc[-1])
-        stale = missed_sessions(str(symbol), last_ts, end) > stale_bars
+        stale = is_stale(symbol_calendar(prices, str(symbol)), interval, last_ts, when, stale_bars=stale_bars)
         row: dict[str, object] = {"symbol": symbol, "last close": last, "last bar": last_ts.date(), "stale": stale}
         for label, days in _PERIODS.items():
             if days is None:
@@ -195,16 +196,19 @@ def freshness_table(report: pd.DataFrame, *, as_of: str | None, stale_bars: int 
 
     ``stale`` is true when the stored copy was served because its source failed (the report's
     own flag) or when more than ``stale_bars`` sessions of the symbol's calendar passed between
-    its last bar and the as-of date (``sessions behind``), the rule the signals follow.
+    its last bar and the as-of time (``sessions behind``: bars of its interval), the rule of
+    :mod:`research.data.freshness` that the signals and the paper book follow.
     """
     table = report.copy().reset_index(drop=True)
-    ref = pd.Timestamp(as_of, tz="UTC") if as_of else pd.Timestamp.now(tz="UTC")
+    intervals = table["interval"].fillna("1d").astype(str) if "interval" in table else pd.Series("1d", index=table.index)
+    ref = AsOf.parse(as_of, interval=str(intervals.iloc[0]) if len(table) else "1d") if as_of else AsOf.now()
     if "last" in table:
         last = pd.to_datetime(table["last"], utc=True)
-        table["age [days]"] = ((ref - last).dt.total_seconds() / 86400).round(1)
+        table["age [days]"] = ((ref.end - last).dt.total_seconds() / 86400).round(1)
         if "symbol" in table:
-            behind = pd.Series([missed_sessions(str(sym), t, ref) if pd.notna(t) else np.nan
-                                for sym, t in zip(table["symbol"], last, strict=True)], index=table.index)
+            behind = pd.Series([bars_behind(calendar_of(str(sym)), iv, t, ref) if pd.notna(t) else np.nan
+                                for sym, iv, t in zip(table["symbol"], intervals, last, strict=True)],
+                               index=table.index)
             table["sessions behind"] = behind.astype("Int64")
             served_stale = table["stale"].fillna(False).astype(bool) if "stale" in table else False
             table["stale"] = served_stale | (behind > stale_bars)
