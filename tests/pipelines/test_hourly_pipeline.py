@@ -77,3 +77,18 @@ def test_hourly_pipeline_takes_the_exchange_when_it_answers(monkeypatch):
     assert summary["synthetic"] is False and summary["data"]["sources"] == ["ccxt-binance"]
     assert summary["data"]["source_note"].startswith("source ccxt-binance (auto")
     assert result.record["parameters"]["source"] == "ccxt:binance"  # settled once for every stage
+
+
+def test_a_bare_date_and_the_last_hour_of_that_day_give_the_same_fresh_signals():
+    """``-p as_of=2000-09-05`` is the end of that session: it sees the 23:00 bar, as ``T23:00:00`` does
+    (it used to load bars up to 00:00 only and publish all six signals stale with zero targets)."""
+    tables = {}
+    for as_of in ("2000-09-05", "2000-09-05T23:00:00"):
+        result = run_pipeline(SPEC, [f"as_of={as_of}"], force=True)
+        assert result.status == "COMPLETED", result.message
+        pub = latest("hourly")
+        assert pub.as_of == as_of
+        tables[as_of] = pub.table("signals").drop(columns=["as_of"])
+    a, b = tables.values()
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 6 and not a["stale"].any() and (a["bar_time"] == pd.Timestamp("2000-09-05 23:00", tz="UTC")).all()
