@@ -97,7 +97,6 @@ import pandas as pd
 
 from research.atomic import atomic_path, atomic_write
 from research.config import get_settings
-from research.data.asof import AsOf
 
 __all__ = ["PublishedRun", "write_output", "read_output", "publish", "latest"]
 
@@ -172,11 +171,15 @@ def _pipeline_dir(pipeline: str, runs_dir: str | os.PathLike | None) -> Path:
 
 
 def _as_of_key(value: object) -> pd.Timestamp | None:
-    """The end of a recorded as-of label (None when it is not one)."""
+    """Where an as-of label ends: a date is its whole day (as the market rooms read it), a time itself."""
     try:
-        return AsOf.parse(str(value)).end
-    except ValueError:
+        ts = pd.Timestamp(str(value))
+    except (TypeError, ValueError):
         return None
+    if ts is pd.NaT:
+        return None
+    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    return ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if len(str(value).strip()) == 10 else ts
 
 
 def publish(run_dir: str | os.PathLike, *, pipeline: str, run_id: str, record: dict,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from research.workflow.results import read_output
-from research.workflow.stages import signals_stage
+from research.stages.steps import signals_stage
 
 
 def test_hourly_signals_of_a_date_equal_those_of_its_last_hour(tmp_path):
