@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from research.workflow.results import read_output
 from research.stages.steps import signals_stage
+from research.workflow.results import read_output
 
 
 def test_hourly_signals_of_a_date_equal_those_of_its_last_hour(tmp_path):
