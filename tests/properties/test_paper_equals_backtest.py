@@ -60,16 +60,43 @@ def _window(fields: dict[str, pd.DataFrame], symbols: list[str], lo: int, hi: in
     return {k: v.loc[keep] for k, v in out.items()}
 
 
+def build_universe(spec: dict) -> tuple:
+    """(fields, calendar, interval, first session, last session) from a small, printable spec.
+
+    ``spec``: ``kind`` (``sample``, ``synthetic_1d``, ``synthetic_1h``), ``symbols``, ``start``
+    (row of the first traded bar in the source's frame), ``warm`` (bars before it), ``sessions``,
+    and for synthetic universes ``holes`` (``[symbol, row, length]``: missing bars) and ``stops``
+    (``[symbol, row]``: the data ends there); rows count from the window's start.
+    """
+    kind, symbols = spec["kind"], sorted(spec["symbols"])
+    fields = _sample() if kind == "sample" else _synthetic(kind.split("_")[1])
+    interval = "1d" if kind != "synthetic_1h" else "1h"
+    cal = "equity" if kind == "sample" or symbols == ["SPX"] else "crypto"
+    w = _window(fields, symbols, spec["start"] - spec["warm"], spec["start"] + spec["sessions"])
+    mask = np.zeros(w["close"].shape, dtype=bool)
+    for sym, at, length in spec.get("holes", []):
+        mask[at:at + length, symbols.index(sym)] = True
+    for sym, at in spec.get("stops", []):
+        mask[at:, symbols.index(sym)] = True
+    w = {k: v.mask(mask) for k, v in w.items()}
+    keep = w["close"].notna().any(axis=1)
+    w = {k: v.loc[keep] for k, v in w.items()}
+    idx = w["close"].index
+    first = idx[max(len(idx) - spec["sessions"], 0)]
+    return w, cal, interval, first, idx[-1]
+
+
 @st.composite
-def universes(draw):
-    """(fields, calendar, interval, first session, last session): 120-200 bars of warm-up and 20-45 sessions."""
+def universe_specs(draw) -> dict:
+    """Universes of 120-200 bars of warm-up and 20-45 sessions (see :func:`build_universe`)."""
     kind = draw(st.sampled_from(["sample", "synthetic_1d", "synthetic_1h"]))
     warm, sessions = draw(st.integers(120, 200)), draw(st.integers(20, 45))
+    spec: dict = {"kind": kind, "warm": warm, "sessions": sessions}
     if kind == "sample":
         fields = _sample()
         anchor = draw(st.sampled_from(sorted(ANCHORS)))
         at = int(fields["close"].index.searchsorted(pd.Timestamp(ANCHORS[anchor], tz="UTC")))
-        start = at - draw(st.integers(0, sessions - 5))  # the data stops inside the replay
+        spec["start"] = at - draw(st.integers(0, sessions - 5))  # the data stops inside the replay
         symbols = draw(st.lists(st.sampled_from(SAMPLE), min_size=1, max_size=3, unique=True))
         if anchor == "goog_stops" and "GOOG" not in symbols:
             symbols.append("GOOG")
@@ -77,35 +104,17 @@ def universes(draw):
             symbols.append("MSFT")
         if not {"SPX", "IXIC"} & set(symbols):  # one symbol that trades throughout
             symbols.append(draw(st.sampled_from(["SPX", "IXIC"])))
-        cal, interval = "equity", "1d"
-    else:
-        interval = kind.split("_")[1]
-        fields = _synthetic(interval)
-        cols = list(fields["close"].columns)
-        symbols = draw(st.lists(st.sampled_from(cols), min_size=1, max_size=len(cols), unique=True))
-        start = draw(st.integers(warm, len(fields["close"]) - sessions - 1))
-        cal = "equity" if symbols == ["SPX"] else "crypto"
-    w = _window(fields, sorted(symbols), start - warm, start + sessions)
-    if kind != "sample":
-        w = _holes(draw, w, max(len(w["close"]) - sessions, 30))
-    idx = w["close"].index
-    first = idx[min(len(idx) - sessions, len(idx) - 5)]
-    return w, cal, interval, first, idx[-1]
-
-
-def _holes(draw, fields: dict[str, pd.DataFrame], warm: int) -> dict[str, pd.DataFrame]:
-    """Gaps (runs of missing bars) and a symbol whose data stops, from 20 bars before the sessions on."""
-    n = len(fields["close"])
-    mask = np.zeros(fields["close"].shape, dtype=bool)
-    for k, _ in enumerate(fields["close"].columns):
-        for _ in range(draw(st.integers(0, 2))):
-            at, length = draw(st.integers(max(warm - 20, 0), n - 2)), draw(st.integers(1, 8))
-            mask[at:at + length, k] = True
-        if draw(st.booleans()):
-            mask[draw(st.integers(max(warm - 10, 0), n - 3)):, k] = True
-    out = {k: v.mask(mask) for k, v in fields.items()}
-    keep = out["close"].notna().any(axis=1)
-    return {k: v.loc[keep] for k, v in out.items()}
+        spec["symbols"] = sorted(symbols)
+        return spec
+    fields = _synthetic(kind.split("_")[1])
+    cols = list(fields["close"].columns)
+    spec["symbols"] = sorted(draw(st.lists(st.sampled_from(cols), min_size=1, max_size=len(cols), unique=True)))
+    spec["start"] = draw(st.integers(warm, len(fields["close"]) - sessions - 1))
+    n = warm + sessions
+    spec["holes"] = [[sym, draw(st.integers(warm - 20, n - 2)), draw(st.integers(1, 8))]
+                     for sym in spec["symbols"] for _ in range(draw(st.integers(0, 2)))]
+    spec["stops"] = [[sym, draw(st.integers(warm - 10, n - 3))] for sym in spec["symbols"] if draw(st.booleans())]
+    return spec
 
 
 STRATEGY_PARAMS = {
@@ -140,8 +149,8 @@ def accounts(draw):
             "long_only": params["direction"] == "long"}
 
 
-def _check_replay(universe, acct) -> None:
-    fields, cal, interval, first, last = universe
+def _check_replay(spec, acct) -> None:
+    fields, cal, interval, first, last = build_universe(spec)
     name = f"p{uuid.uuid4().hex[:10]}"
     book.create_account(book.Account(name, symbols=list(fields["close"].columns), calendar=cal, interval=interval,
                                      source="synthetic", **acct), url=URL)
@@ -162,6 +171,6 @@ def _check_replay(universe, acct) -> None:
 
 
 @settings(max_examples=12)
-@given(universe=universes(), acct=accounts())
-def test_paper_replay_equals_the_backtest(universe, acct):
-    _check_replay(universe, acct)
+@given(spec=universe_specs(), acct=accounts())
+def test_paper_replay_equals_the_backtest(spec, acct):
+    _check_replay(spec, acct)
