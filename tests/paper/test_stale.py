@@ -73,3 +73,15 @@ def test_held_stale_position_is_kept_flagged_and_counted(sqlite_url, name, sampl
     r = report(name, fields=sample_fields, url=sqlite_url)
     assert r["stale_exposure"] == exposure and r["checks"] == []
     assert reconcile(name, fields=sample_fields, url=sqlite_url).summary["differences"] == 0
+
+
+def test_the_paper_page_shows_the_stale_position_and_exposure(sqlite_url, name):
+    from research.viz.panels.paper import _account_panels, load_account
+
+    book.create_account(book.Account(name, "ma_crossover", SYMBOLS), url=sqlite_url)
+    replay(name, "2017-06-01", "2018-01-31", url=sqlite_url, progress=False)
+    view = load_account(name, url=sqlite_url)
+    assert [r["symbol"] for r in view.stale] == ["MSFT"] and view.stale_exposure > 0
+    html = " ".join(getattr(w, "value", "") for panel in _account_panels(view, sqlite_url)
+                    for w in getattr(panel, "children", []))
+    assert "Stale exposure" in html and "MSFT" in html and "2017-11-10" in html

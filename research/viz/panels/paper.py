@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,8 @@ class AccountView:
     cash: float
     fills: pd.DataFrame
     run: PublishedRun | None
+    stale: list[dict[str, Any]] = field(default_factory=list)
+    stale_exposure: float = 0.0
 
 
 def load_account(name: str, *, url: str, runs_dir: str | os.PathLike | None = None) -> AccountView:
@@ -119,8 +121,9 @@ def load_account(name: str, *, url: str, runs_dir: str | os.PathLike | None = No
     perf = monitor.performance(name, fields=fields, url=url) if last is not None else {}
     rec = monitor.reconcile(name, fields=fields, url=url) if last is not None else None
     run = load_run(acc.pipeline, runs_dir=runs_dir) if acc.pipeline else None
+    stale, exposure = monitor.stale_positions(name, fields=fields, url=url) if last is not None else ([], 0.0)
     return AccountView(acc, last, perf, rec, book.positions(name, url=url), book.cash(name, url=url),
-                       book.fills(name, url=url), run)
+                       book.fills(name, url=url), run, stale, exposure)
 
 
 # ---------------------------------------------------------------- header and cards
@@ -242,6 +245,10 @@ def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
     switch.observe(lambda ch: show_figure(fig, equity_figure(view, ch["new"])), names="value")
     held = pd.DataFrame([{"symbol": s, "quantity": q} for s, q in view.positions.items() if q != 0]
                         + [{"symbol": "cash", "quantity": view.cash}], columns=["symbol", "quantity"])
+    if view.stale:  # a held symbol whose data stopped: kept at its last close, with its age
+        ages = {r["symbol"]: (r["last_bar"][:16], r["age_days"]) for r in view.stale}
+        held["stale since"] = held["symbol"].map(lambda s: ages.get(s, ("", None))[0])
+        held["age [days]"] = held["symbol"].map(lambda s: ages.get(s, ("", None))[1])
     fills = view.fills.sort_values("timestamp", ascending=False) if len(view.fills) else view.fills
     keep = [c for c in ("timestamp", "symbol", "side", "qty", "price", "quote", "fees", "reason", "order_id") if c in fills]
     summary, trades = reconciliation_table(view)
@@ -256,6 +263,9 @@ def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
         section(f"Account {name}: performance", cards, dom_class="wb-paper-performance"),
         section("Equity against the backtest", switch, fig, dom_class="wb-paper-equity"),
         section("Positions", table_html(held, dom_class="wb-paper-positions-table", formats={"quantity": ",.4f"}),
+                *([note(f"Stale exposure {view.stale_exposure:.2%} of equity: "
+                        f"{', '.join(r['symbol'] for r in view.stale)} held at the last close of data that stopped.",
+                        dom_class="wb-paper-stale")] if view.stale else []),
                 dom_class="wb-paper-positions"),
         section("Recent fills", table_html(fills[keep] if keep else fills, dom_class="wb-paper-fills-table", max_rows=20,
                                            formats={"qty": ",.4f", "price": ",.2f", "quote": ",.2f", "fees": ",.2f"},
