@@ -162,8 +162,10 @@ class SessionWrite:
     targets : dict
         Target weights decided at this close for the next bar.
     updates : dict
-        Existing pending orders: order id -> (new status, reason) or (new status, reason, target
-        weight) when the fill changed what the order could achieve (a buy clipped to the cash).
+        Existing pending orders: order id -> (new status, reason) or (new status, reason, other
+        columns): a filled order records the side and quantity it was filled with (it asked for a
+        target weight; its side and quantity were estimated at the deciding close), and a buy
+        clipped to the cash the share of the book it bought (``target_weight``).
     orders, fills : list
         New orders (pending ones for the next bar, stops filled now) and this bar's fills.
     """

@@ -156,8 +156,8 @@ def _fill_bar(account: book.Account, plan: OrderPlan, t: pd.Timestamp, pending: 
                 target = f.weight if f.clipped else float(plan.size.loc[t, sym])
                 out.orders.append(book.OrderRow(order_id, sym, f.side, f.qty, t, t, "filled",
                                                 reasons[sym] + (CLIPPED if f.clipped else ""), target))
-            elif f.clipped:  # the order now records the share the cash bought
-                out.updates[order_id] = ("filled", reasons[sym] + CLIPPED, f.weight)
+            elif f.clipped:  # the order records the share of the book the cash bought (the ledger adds side and qty)
+                out.updates[order_id] = ("filled", reasons[sym] + CLIPPED, {"target_weight": f.weight})
             else:
                 out.updates[order_id] = ("filled", reasons[sym])
             out.fills.append(book.FillRow(order_id, sym, f.side, f.qty, f.price, float(quotes[sym]), f.fees, t))

@@ -85,3 +85,17 @@ def test_the_paper_page_shows_the_stale_position_and_exposure(sqlite_url, name):
     html = " ".join(getattr(w, "value", "") for panel in _account_panels(view, sqlite_url)
                     for w in getattr(panel, "children", []))
     assert "Stale exposure" in html and "MSFT" in html and "2017-11-10" in html
+
+
+def test_filled_orders_record_the_side_and_quantity_of_their_fill(sqlite_url, name, sample_fields):
+    """An order's side and quantity are estimated at the deciding close; once filled it records what
+    was executed (an order recorded as a sell was marked filled by a buy)."""
+    book.create_account(book.Account(name, "ma_crossover", ["SPX", "IXIC"], params={"fast": 5, "slow": 20},
+                                     sizing="fixed_fraction",
+                                     sizing_params={"fraction": 0.5}, risk={"rebalance": 1}), url=sqlite_url)
+    replay(name, "2018-06-01", "2018-09-28", fields=sample_fields, url=sqlite_url, progress=False)
+    o, f = book.orders(name, url=sqlite_url), book.fills(name, url=sqlite_url)
+    m = f.merge(o, on="order_id", suffixes=("_fill", "_order"))
+    assert len(m) == (o["status"] == "filled").sum() > 10
+    assert (m["side_fill"] == m["side_order"]).all()
+    assert m["qty_fill"].to_numpy() == pytest.approx(m["qty_order"].to_numpy(), rel=1e-12)
