@@ -19,7 +19,8 @@ def test_two_stage_spec_plans_typed_parameters(tmp_path, toys):
     assert [s.name for s in spec.stages] == ["numbers", "total"]
     assert spec.parameters["n"].type == "int" and spec.parameters["as_of"].type == "date"
     plan = plan_run(spec, ["n=7", "as_of=2020-01-02T00:00:00"])
-    assert plan.shared["n"] == 7 and plan.shared["as_of"] == "2020-01-02"
+    assert plan.shared["n"] == 7 and plan.shared["as_of"] == "2020-01-02T00:00:00"  # midnight stays an instant
+    assert plan_run(spec, ["as_of=2020-01-02"]).shared["as_of"] == "2020-01-02"  # a date stays its whole day
     # each stage gets only the shared parameters its notebook declares
     assert "n" in plan.stage_parameters["numbers"] and "n" not in plan.stage_parameters["total"]
     assert plan.stage_parameters["total"]["fail_if_exists"] == ""
