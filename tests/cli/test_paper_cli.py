@@ -60,6 +60,17 @@ def test_defaults_replay_runs_and_reconciles(ledger):
     assert "book is consistent" in _run("check", "acct")
     shown = json.loads(_run("show", "acct", "--json"))
     assert shown["reconciliation"]["tracking_error"] < 1e-9
+    assert shown["stale_exposure"] == 0.0 and shown["stale_positions"] == []
     from research.paper import book
 
     assert (book.sessions("acct")["cash"] >= 0).all()
+
+
+def test_show_flags_a_held_symbol_whose_data_stopped(ledger):
+    _run("start", "four", "--strategy", "ma_crossover", "--symbols", "SPX", "--symbols", "MSFT", "--cash", "100000")
+    _run("replay", "four", "--from", "2017-09-01", "--to", "2017-12-29")
+    out = _run("show", "four")
+    assert "stale exposure" in out and "stale: MSFT" in out and "2017-11-10" in out
+    shown = json.loads(_run("show", "four", "--json"))
+    assert shown["stale_exposure"] > 0 and [p["symbol"] for p in shown["stale_positions"]] == ["MSFT"]
+    assert "book is consistent" in _run("check", "four")
