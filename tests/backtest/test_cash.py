@@ -44,3 +44,14 @@ def test_affordable_buy_never_overdraws(cash, price, fees, over, whole):
     affordable = cash / (price * (1 + fees))
     assert 0 <= q <= qty
     assert q >= (min(qty, math.floor(affordable)) - 1 if whole else min(qty, affordable) * (1 - 1e-12))
+
+
+def test_dust_left_by_clipping_is_not_spent_on_a_sliver():
+    """Clipping leaves at most a unit in the last place of the cash; the engine rounds that to zero.
+    Spending it bought 1e-15 shares, a fill the backtest never made (found replaying an account
+    holding MSFT past the end of its data: IXIC 'rebalance' buy of 0.0 shares on 2017-11-17)."""
+    pos = np.array([600.0, 400.0])
+    px = np.array([100.0, 100.0])
+    res = execute_bar(1.4551915228366852e-11, pos, np.array([np.nan, 0.5]), px, px)
+    assert res.fills == [] and res.status == {1: "NoCashLong"}
+    assert res.cash == 1.4551915228366852e-11

@@ -179,12 +179,6 @@ def _check_replay(spec, acct) -> None:
                "params": {"window": 13, "lower": 25.0, "upper": 65.0, "exit_level": 50.0, "direction": "long"},
                "risk": {"stop_loss": 0.01, "rebalance": 5}, "whole_shares": False, "initial_cash": 100000.0,
                "long_only": True})
-# MSFT held when its data stops: the others' buys are clipped to the cash, which left dust that the
-# next bar spent on a buy of 0.0 shares the backtest never made ("extra fill")
-@example(spec={"kind": "sample", "warm": 150, "sessions": 40, "start": 7976, "symbols": ["IXIC", "MSFT", "SPX"]},
-         acct={"strategy": "ma_crossover", "sizing": "all_in", "sizing_params": {}, "fees": 0.0, "slippage": 0.0,
-               "params": {"fast": 20, "slow": 50, "direction": "long"}, "risk": {}, "whole_shares": False,
-               "initial_cash": 100000.0, "long_only": True})
 # the issue's defaults case: all-in, fractional shares, no fees; a rebalance that spends all the cash
 @example(spec={"kind": "sample", "warm": 150, "sessions": 45, "start": 8036, "symbols": ["IXIC", "SPX"]},
          acct={"strategy": "ma_crossover", "sizing": "all_in", "sizing_params": {}, "fees": 0.0, "slippage": 0.0,
