@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from research.data.resilience import reset_guards
-from research.workflow.results import latest
+from research.workflow.results import latest, read_output
 from research.workflow.runlog import RunLog
 from research.workflow.runner import run_pipeline
 from tests.data.fakes.binance import API, HOUR_MS, exchange_info, klines_reply, now_ms
@@ -86,9 +86,8 @@ def test_a_bare_date_and_the_last_hour_of_that_day_give_the_same_fresh_signals()
     for as_of in ("2000-09-05", "2000-09-05T23:00:00"):
         result = run_pipeline(SPEC, [f"as_of={as_of}"], force=True)
         assert result.status == "COMPLETED", result.message
-        pub = latest("hourly")
-        assert pub.as_of == as_of
-        tables[as_of] = pub.table("signals").drop(columns=["as_of"])
+        assert read_output(result.run_dir / "outputs", "summary")["as_of"] == as_of
+        tables[as_of] = read_output(result.run_dir / "outputs", "signals").drop(columns=["as_of"])
     a, b = tables.values()
     pd.testing.assert_frame_equal(a, b)
     assert len(a) == 6 and not a["stale"].any() and (a["bar_time"] == pd.Timestamp("2000-09-05 23:00", tz="UTC")).all()
