@@ -242,26 +242,28 @@ def check_command(
                                                            "purpose).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify every session: cash and positions rebuilt from flows and fills, each session's seal, the row rules.
+    """Verify every session: cash and positions rebuilt from flows and fills, each session's seal, the row rules,
+    and that no order was decided for a symbol whose data was stale at that bar.
 
     Exits 1 and names each problem (session, table, row, what differs) when the book does not verify.
     """
     from dataclasses import asdict
 
-    from research.paper import audit
+    from research.paper import audit, book
 
     if rehash:
         sealed = audit.rehash(name)
         typer.echo(f"{name}: verified and sealed {sealed} session(s)")
     v = audit.verify(name)
+    stale = book.stale_order_problems(book.get_account(name))  # no order decided on stale data
     if as_json:
-        _echo_json(asdict(v))
+        _echo_json(asdict(v) | {"stale_orders": stale})
     else:
         for note in v.notes:
             typer.echo(f"{name}: note: {note}")
-        for p in v.problems:
+        for p in [*v.problems, *stale]:
             typer.secho(f"{name}: {p}", err=True, fg=typer.colors.RED)
-    if v.problems:
+    if v.problems or stale:
         raise typer.Exit(1)
     if not as_json:
         head = f", head digest {v.head[:16]}" if v.head else ""

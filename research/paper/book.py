@@ -535,10 +535,6 @@ def _closes(account: Account, end: pd.Timestamp) -> pd.DataFrame:
     close.attrs = {**prices.attrs, **close.attrs}
     return close
 
-    See :func:`research.paper.audit.verify` for the rules, the notes and the seal's head digest.
-    """
-    return audit.verify(name, url=url).problems
-
 
 def to_json(x: Any) -> str:
     """JSON text of ledger values (timestamps as ISO strings, NaN as null)."""

@@ -57,7 +57,7 @@ def test_defaults_replay_runs_and_reconciles(ledger):
     _run("start", "acct", "--strategy", "ma_crossover", "--symbols", "SPX", "--symbols", "IXIC", "--cash", "100000")
     out = _run("replay", "acct", "--from", "2018-01-02", "--to", "2018-12-31")
     assert "251 session(s) replayed" in out and "0 fill difference(s)" in out
-    assert "book is consistent" in _run("check", "acct")
+    assert "acct: book verified (" in _run("check", "acct")
     shown = json.loads(_run("show", "acct", "--json"))
     assert shown["reconciliation"]["tracking_error"] < 1e-9
     assert shown["stale_exposure"] == 0.0 and shown["stale_positions"] == []
@@ -73,4 +73,4 @@ def test_show_flags_a_held_symbol_whose_data_stopped(ledger):
     assert "stale exposure" in out and "stale: MSFT" in out and "2017-11-10" in out
     shown = json.loads(_run("show", "four", "--json"))
     assert shown["stale_exposure"] > 0 and [p["symbol"] for p in shown["stale_positions"]] == ["MSFT"]
-    assert "book is consistent" in _run("check", "four")
+    assert "four: book verified (" in _run("check", "four")

@@ -42,7 +42,7 @@ def test_stale_symbols_get_no_order_and_targets_match_fills(sqlite_url, name, sa
     assert set(flagged) == {"GOOG", "MSFT"} and flagged["MSFT"]["last_bar"].startswith("2017-11-10")
 
 
-def test_check_finds_an_order_for_a_stale_symbol(sqlite_url, name, sample_fields):
+def test_check_finds_an_order_for_a_stale_symbol(sqlite_url, name, sample_fields, monkeypatch):
     book.create_account(book.Account(name, "ma_crossover", SYMBOLS), url=sqlite_url)
     replay(name, "2018-06-01", "2018-06-29", fields=sample_fields, url=sqlite_url, progress=False)
     assert book.check(name, url=sqlite_url, fields=sample_fields) == []
@@ -54,6 +54,13 @@ def test_check_finds_an_order_for_a_stale_symbol(sqlite_url, name, sample_fields
     assert len(problems) == 1 and "GOOG" in problems[0] and "stale data (last bar 2013-03-01" in problems[0]
     assert book.stale_order_problems(book.get_account(name, url=sqlite_url), fields=sample_fields, url=sqlite_url,
                                      stale_bars=None) == problems
+    from typer.testing import CliRunner
+
+    from research.cli import app
+
+    monkeypatch.setenv("WORKBENCH_LEDGER_URL", sqlite_url)
+    result = CliRunner().invoke(app, ["paper", "check", name])
+    assert result.exit_code == 1 and "stale data (last bar 2013-03-01" in result.output
 
 
 def test_held_stale_position_is_kept_flagged_and_counted(sqlite_url, name, sample_fields):
