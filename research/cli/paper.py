@@ -254,12 +254,18 @@ def check_command(
     if rehash:
         sealed = audit.rehash(name)
         typer.echo(f"{name}: verified and sealed {sealed} session(s)")
+    from research.data.errors import DataError
+
     v = audit.verify(name)
-    stale = book.stale_order_problems(book.get_account(name))  # no order decided on stale data
+    notes = list(v.notes)
+    try:  # no order decided on stale data
+        stale = book.stale_order_problems(book.get_account(name))
+    except DataError as exc:
+        stale, notes = [], [*notes, f"orders not checked against stale data: {exc}"]
     if as_json:
-        _echo_json(asdict(v) | {"stale_orders": stale})
+        _echo_json(asdict(v) | {"notes": notes, "stale_orders": stale})
     else:
-        for note in v.notes:
+        for note in notes:
             typer.echo(f"{name}: note: {note}")
         for p in [*v.problems, *stale]:
             typer.secho(f"{name}: {p}", err=True, fg=typer.colors.RED)

@@ -31,6 +31,7 @@ Times are stored as naive UTC and returned as UTC timestamps.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -56,6 +57,8 @@ from research.paper.tables import (
     sessions_t,
 )
 from research.strategies.sizing import check_sizing
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Account", "SessionWrite", "OrderRow", "FillRow", "create_account", "get_account", "list_accounts",
@@ -162,10 +165,9 @@ class SessionWrite:
     targets : dict
         Target weights decided at this close for the next bar.
     updates : dict
-        Existing pending orders: order id -> (new status, reason) or (new status, reason, other
-        columns): a filled order records the side and quantity it was filled with (it asked for a
-        target weight; its side and quantity were estimated at the deciding close), and a buy
-        clipped to the cash the share of the book it bought (``target_weight``).
+        Existing pending orders: order id -> (new status, reason), optionally with a mapping of
+        other columns; a filled order records the side and quantity it was filled with (it asked
+        for a target weight; its side and quantity were estimated at the deciding close).
     orders, fills : list
         New orders (pending ones for the next bar, stops filled now) and this bar's fills.
     """
@@ -499,8 +501,15 @@ def check(name: str, *, url: str | None = None, fields: Mapping[str, pd.DataFram
     (:func:`stale_order_problems`; ``fields`` are the account's prices, loaded when not given;
     ``stale_bars`` defaults to the account's rule).
     """
+    from research.data.errors import DataError
+
     problems = audit.verify(name, url=url).problems
-    return problems + stale_order_problems(get_account(name, url=url), fields=fields, url=url, stale_bars=stale_bars)
+    try:
+        stale = stale_order_problems(get_account(name, url=url), fields=fields, url=url, stale_bars=stale_bars)
+    except DataError as exc:  # no prices for the account's symbols: the rule cannot be checked, say so
+        log.warning("account %s: orders not checked against stale data (%s)", name, exc)
+        stale = []
+    return problems + stale
 
 
 def stale_order_problems(account: Account, *, fields: Mapping[str, pd.DataFrame] | None = None,

@@ -43,8 +43,8 @@ __all__ = ["load_fields", "next_bar", "session", "step", "run_sessions", "pendin
 
 log = logging.getLogger(__name__)
 CLIPPED = "; clipped to cash"
-"""Appended to the reason of an order whose buy the cash could not cover in full; its target
-weight is then the share of the book the fill bought (the backtest's partial fill, recorded)."""
+"""Appended to the reason of an order whose buy the cash could not cover in full (the backtest's
+partial fill); the session records the share of the book it bought (``targets["clipped"]``)."""
 _RULES = ("stop_loss", "take_profit", "trailing_stop", "max_drawdown")
 
 
@@ -156,8 +156,9 @@ def _fill_bar(account: book.Account, plan: OrderPlan, t: pd.Timestamp, pending: 
                 target = f.weight if f.clipped else float(plan.size.loc[t, sym])
                 out.orders.append(book.OrderRow(order_id, sym, f.side, f.qty, t, t, "filled",
                                                 reasons[sym] + (CLIPPED if f.clipped else ""), target))
-            elif f.clipped:  # the order records the share of the book the cash bought (the ledger adds side and qty)
-                out.updates[order_id] = ("filled", reasons[sym] + CLIPPED, {"target_weight": f.weight})
+            elif f.clipped:  # the order keeps the target it asked for; the session records the share bought
+                out.updates[order_id] = ("filled", reasons[sym] + CLIPPED)
+                out.targets.setdefault("clipped", {})[sym] = f.weight
             else:
                 out.updates[order_id] = ("filled", reasons[sym])
             out.fills.append(book.FillRow(order_id, sym, f.side, f.qty, f.price, float(quotes[sym]), f.fees, t))
@@ -213,7 +214,8 @@ def session(account: book.Account, fields: Mapping[str, pd.DataFrame], t: pd.Tim
         new_halt = _halt_from(account, pd.concat([traded, pd.Series([equity], index=[t])]), index, nxt)
         if new_halt is not None:
             plan = _plan(account, sub, first, nxt, new_halt)
-    new_orders, out.targets = _decide(account, plan, t, nxt, held, equity, close)
+    new_orders, targets = _decide(account, plan, t, nxt, held, equity, close)
+    out.targets = targets | ({"clipped": out.targets["clipped"]} if "clipped" in out.targets else {})
     out.targets["stale"] = stale_symbols(account, sub["close"], t)  # flagged; held ones stay at their last close
     out.orders += new_orders
     out.equity, out.positions = float(equity), dict(held)
