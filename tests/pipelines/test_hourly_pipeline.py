@@ -84,7 +84,7 @@ def test_a_bare_date_and_the_last_hour_of_that_day_give_the_same_fresh_signals()
     (it used to load bars up to 00:00 only and publish all six signals stale with zero targets)."""
     tables = {}
     for as_of in ("2000-09-05", "2000-09-05T23:00:00"):
-        result = run_pipeline(SPEC, [f"as_of={as_of}"], force=True)
+        result = run_pipeline(SPEC, [f"as_of={as_of}", "source=synthetic"], force=True)
         assert result.status == "COMPLETED", result.message
         assert read_output(result.run_dir / "outputs", "summary")["as_of"] == as_of
         tables[as_of] = read_output(result.run_dir / "outputs", "signals").drop(columns=["as_of"])
