@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     mlflow_ui_url: str | None = Field(None, **_env(
         "MLFLOW_UI_URL", doc="Base URL of the MLflow UI for run links (default: an http tracking URI, "
         "else `http://127.0.0.1:5000`)."))
+    public_tracking_url: str | None = Field(None, **_env(
+        "WORKBENCH_PUBLIC_TRACKING_URL", doc="MLflow UI address dashboard viewers can open; the dashboards "
+        "link to MLflow runs only when it is set (unset: no links)."))
     ledger_url: str | None = Field(None, repr=False, **_env(
         "WORKBENCH_LEDGER_URL", doc="SQLAlchemy URL of the paper ledger and alert outbox "
         "(default `sqlite:///<data_dir>/ledger.db`; a password in it is masked when printed)."))
@@ -376,7 +379,7 @@ def settings_markdown() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = "derived" if default is None or field.default_factory else f"`{str(default).lower()}`"
-        if is_secret(name) or (default is None and name in ("mlflow_ui_url", "pipeline_run", "ccxt_api_url")):
+        if is_secret(name) or (default is None and name in ("mlflow_ui_url", "public_tracking_url", "pipeline_run", "ccxt_api_url")):
             shown = "unset"
         text = (field.description or "").replace("|", "\\|")
         lines.append(f"| `{name}` | `{env_name(name)}` | {shown} | {'yes' if is_secret(name) else ''} | {text} |")

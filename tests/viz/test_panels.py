@@ -290,6 +290,7 @@ def test_params_spellings_and_links():
     assert canonical_params(None) == canonical_params("") == "{}"
     assert params_label('{"fast": 10, "slow": 50}') == "fast=10, slow=50"
     assert mlflow_run_url("abc", ui_url="http://mlflow.example:5000/") == "http://mlflow.example:5000/#/runs/abc"
+    assert mlflow_run_url("abc") is None  # no public tracking URL configured: no link
 
 
 def test_data_source_falls_back_to_the_run_parameters(runs, tmp_path):
@@ -314,7 +315,7 @@ def test_predictions_compare_only_evaluated_rows_and_show_todays_forecast(runs):
     champ = evals[evals["champion"]].iloc[0]
     forecast = preds[(preds["kind"] == "forecast") & (preds["symbol"] == champ["symbol"])
                      & (preds["model"] == champ["model"])]["predicted"].iloc[0]
-    assert f"{forecast:+.3%}" in markup and "/#/runs/" in markup
+    assert f"{forecast:+.3%}" in markup and "/#/runs/" not in markup  # no public tracking URL: no link
 
 
 def test_portfolio_defaults_to_the_equal_weight_book_of_the_risk_strategy(runs):
@@ -496,11 +497,12 @@ def test_tables_offer_all_their_rows_as_csv():
     pd.testing.assert_frame_equal(back, frame)
 
 
-def test_the_provenance_line_links_to_the_mlflow_run(runs):
+def test_the_provenance_line_links_to_the_mlflow_run(runs, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_PUBLIC_TRACKING_URL", "https://mlflow.example")
     run = latest("daily", runs_dir=runs)
     page = DASHBOARDS["01-market-overview"](runs_dir=runs)
     (header,) = by_class(page, "wb-header-box")
-    assert f'href="{mlflow_run_url(run.record["mlflow_run_id"])}">MLflow run</a>' in header.value
+    assert f'href="{mlflow_run_url(run.record["mlflow_run_id"])}"' in header.value and "MLflow run</a>" in header.value
 
 
 def test_the_explorer_risk_summary_is_grouped_with_units_and_hides_empty_metrics_once():

@@ -43,6 +43,7 @@ from research.viz.panels.layout import (
     weekly_note,
 )
 from research.viz.panels.sweep import sweep_panel
+from research.viz.panels.viewer_safe import on_change
 from research.workflow.results import PublishedRun
 
 __all__ = ["backtest_explorer", "explorer_panel", "sweep_panel", "canonical_params", "params_label",
@@ -214,9 +215,9 @@ def explorer_panel(run: PublishedRun) -> widgets.Widget:
             busy["on"] = False
         refresh()
 
-    strategy.observe(on_strategy, names="value")
-    symbol.observe(on_symbol, names="value")
-    params.observe(refresh, names="value")
+    on_change(strategy, on_strategy, names="value")
+    on_change(symbol, on_symbol, names="value")
+    on_change(params, refresh, names="value")
     refresh()
     risk_box = section("Risk summary", risk, dom_class="wb-bt-risk")
     trades_box = section("Trades (most recent first)", trades, dom_class="wb-bt-trades")

@@ -39,6 +39,7 @@ from research.viz.panels.layout import (
     table_html,
 )
 from research.viz.panels.paper import outbox_panel
+from research.viz.panels.viewer_safe import on_change, redact
 from research.workflow.results import PublishedRun
 
 __all__ = ["pipeline_health", "read_runs", "runs_frame", "failed_stages", "runs_panel", "failures_panel",
@@ -116,9 +117,11 @@ def failed_stages(records: list[dict]) -> pd.DataFrame:
             notebook = str(stage.get("notebook") or err.get("notebook") or stage.get("notebook_source") or "")
             if rec.get("_dir") and notebook.startswith(str(Path(rec["_dir"]).parent)):
                 notebook = os.path.relpath(notebook, Path(rec["_dir"]).parent)
+            elif notebook:  # outside the runs folder: its name only (viewers never see the server's paths)
+                notebook = Path(notebook).name
             rows.append({"run": str(rec.get("run_id")), "stage": stage.get("name"), "status": status,
-                         "attempts": stage.get("attempts"), "cell": err.get("cell"), "error": error[:300],
-                         "notebook": str(notebook)})
+                         "attempts": stage.get("attempts"), "cell": err.get("cell"), "error": redact(error)[:300],
+                         "notebook": redact(notebook)})
     return pd.DataFrame(rows, columns=["run", "stage", "status", "attempts", "cell", "error", "notebook"])
 
 
@@ -157,7 +160,7 @@ def runs_panel(records: list[dict]) -> widgets.Widget:
         set_table(table, shown, formats={"duration [s]": ".1f"})
         show_figure(out, _runs_figure(records, change["new"]))
 
-    status.observe(refresh, names="value")
+    on_change(status, refresh, names="value")
     return section("Recent runs", status, table, out, dom_class="wb-runs")
 
 

@@ -27,8 +27,13 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from research.config import get_settings
 from research.data.calendars import calendar_of
+from research.viz.panels.viewer_safe import (
+    callback_notice,
+    mlflow_link,
+    public_tracking_url,
+    redact,
+)
 from research.workflow.results import PublishedRun, latest
 
 __all__ = [
@@ -58,6 +63,7 @@ _CSS = """
 .wb-empty, .wb-panel-error { padding: 12px 16px; border-radius: 4px; margin: 8px 0; }
 .wb-empty { background: #e3f8ff; border-left: 4px solid #2680c2; }
 .wb-panel-error { background: #fff3c4; border-left: 4px solid #cb6e17; }
+.wb-update-failed { position: fixed; top: 8px; left: 8px; right: 8px; z-index: 20; }
 .wb-table, .wb-table .widget-html-content { max-width: 100%; min-width: 0; }
 .wb-table .widget-html-content { height: auto; }
 .wb-table-scroll { overflow-x: auto; max-width: 100%; }
@@ -147,14 +153,13 @@ def periods_per_year(symbol: str, interval: str = "1d") -> float:
     return float(calendar_of(symbol).periods(interval))
 
 
-def mlflow_run_url(run_id: str, *, ui_url: str | None = None) -> str:
-    """Link to a run in the MLflow UI (``MLFLOW_UI_URL``, else an http tracking URI, else 127.0.0.1:5000)."""
-    if ui_url is None:
-        ui_url = get_settings().mlflow_ui_url
-    if ui_url is None:
-        uri = get_settings().tracking_uri
-        ui_url = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{ui_url.rstrip('/')}/#/runs/{run_id}"
+def mlflow_run_url(run_id: str, *, ui_url: str | None = None) -> str | None:
+    """Link to a run in the MLflow UI viewers can reach: ``ui_url``, else the configured public
+    tracking URL (:func:`research.viz.panels.viewer_safe.public_tracking_url`); ``None`` when
+    neither is set (a link to a tracking server behind the proxy would be dead, and would show
+    an internal address)."""
+    base = ui_url if ui_url is not None else public_tracking_url()
+    return f"{base.rstrip('/')}/#/runs/{run_id}" if base and run_id else None
 
 
 # ---------------------------------------------------------------- header and messages
@@ -162,8 +167,8 @@ def run_header(run: PublishedRun, *, title: str) -> widgets.HTML:
     """The page header: title, as-of time, pipeline run id (linked to its MLflow run) and data source."""
     source, synthetic = data_source(run)
     mlflow_id = str(run.record.get("mlflow_run_id") or "")
-    mlflow = (f' <a class="wb-mlflow" target="_blank" rel="noopener noreferrer" '
-              f'href="{html.escape(mlflow_run_url(mlflow_id), quote=True)}">MLflow run</a>' if mlflow_id else "")
+    link = mlflow_link(mlflow_id)
+    mlflow = f" {link}" if link else ""
     badge = ' <span class="wb-badge-synthetic wb-synthetic">synthetic</span>' if synthetic else ""
     as_of = run.as_of or run.finished_at or "unknown"
     body = (
@@ -181,11 +186,10 @@ def run_header(run: PublishedRun, *, title: str) -> widgets.HTML:
 
 def empty_state(pipeline: str = "daily", *, title: str, runs_dir: str | os.PathLike | None = None) -> widgets.HTML:
     """What a page shows before any run of ``pipeline`` is published."""
-    where = Path(runs_dir) if runs_dir is not None else get_settings().runs_dir / pipeline
-    box = widgets.HTML(
+    box = widgets.HTML(  # no folder named: viewers never see the server's paths
         f'<div class="wb-header"><h2>{html.escape(title)}</h2></div>'
         f'<div class="wb-empty"><b>No results yet.</b> No run of the <code>{html.escape(pipeline)}</code> '
-        f"pipeline has been published (looked in <code>{html.escape(str(where))}</code>). "
+        "pipeline has been published. "
         "Run <code>make run</code> (or <code>workbench pipeline run "
         f"{html.escape(pipeline)}</code>) to produce them, then reload this page.</div>"
     )
@@ -578,10 +582,10 @@ def guard(name: str, build: Callable[[], widgets.Widget]) -> widgets.Widget:
     try:
         return build()
     except MissingOutputError as exc:
-        message = f"{name}: not available — {exc}."
+        message = f"{name}: not available — {redact(exc)}."
     except Exception as exc:  # a viewer never sees a traceback
         log.exception("panel %r failed", name)
-        message = f"{name}: could not be shown ({type(exc).__name__}: {str(exc)[:200]})."
+        message = f"{name}: could not be shown ({type(exc).__name__}: {redact(exc)[:200]})."
     box = widgets.HTML(f'<div class="wb-panel-error">{html.escape(message)}</div>')
     box.add_class("wb-panel-error-box")
     return box
@@ -596,7 +600,8 @@ def page_root(children: Sequence[widgets.Widget], *, dom_id: str) -> widgets.VBo
     """The page's outer box (stylesheet first), DOM classes ``wb-page`` and ``wb-page-<dom_id>``."""
     from research.viz.panels.links import deep_link_widget
 
-    root = widgets.VBox([widgets.HTML(_CSS), *children, deep_link_widget()], layout=widgets.Layout(width="100%"))
+    root = widgets.VBox([widgets.HTML(_CSS), *children, callback_notice(), deep_link_widget()],
+                        layout=widgets.Layout(width="100%"))
     root.add_class("wb-page")
     root.add_class(f"wb-page-{dom_id}")
     return root

@@ -34,6 +34,7 @@ from research.viz.panels.layout import (
     weekly_note,
 )
 from research.viz.panels.news import news_panel
+from research.viz.panels.viewer_safe import on_change
 from research.workflow.results import PublishedRun
 
 __all__ = [
@@ -84,7 +85,7 @@ def prices_panel(run: PublishedRun) -> widgets.Widget:
     prices = _prices(run)
     scale = dropdown(PRICE_SCALES, description="Scale", dom_class="wb-prices-scale", width="380px")
     out = figure_output(_price_figure(prices, scale.value, run), dom_class="wb-prices-fig", height=420)
-    scale.observe(lambda change: show_figure(out, _price_figure(prices, change["new"], run)), names="value")
+    on_change(scale, lambda change: show_figure(out, _price_figure(prices, change["new"], run)), names="value")
     return section("Prices", scale, out, dom_class="wb-prices")
 
 
@@ -137,7 +138,7 @@ def returns_panel(run: PublishedRun) -> widgets.Widget:
     table = trailing_returns(_prices(run), as_of=run.as_of)
     period = dropdown(list(_PERIODS), value="1 month", description="Window", dom_class="wb-returns-period")
     out = figure_output(_returns_figure(table, period.value, run), dom_class="wb-returns-fig", height=340)
-    period.observe(lambda change: show_figure(out, _returns_figure(table, change["new"], run)), names="value")
+    on_change(period, lambda change: show_figure(out, _returns_figure(table, change["new"], run)), names="value")
     formats = {c: "+.2f" for c in table.columns if c.endswith("[%]")} | {"last close": ",.2f"}
     children: list[widgets.Widget] = [table_html(table, dom_class="wb-returns-table", formats=formats)]
     stale = [str(s) for s in table.loc[table["stale"], "symbol"]] if len(table) else []
@@ -164,7 +165,7 @@ def volatility_panel(run: PublishedRun) -> widgets.Widget:
     prices = _prices(run)
     window = dropdown([21, 63, 126, 252], value=63, description="Window (bars)", dom_class="wb-vol-window")
     out = figure_output(_volatility_figure(prices, window.value, run), dom_class="wb-vol-fig", height=360)
-    window.observe(lambda change: show_figure(out, _volatility_figure(prices, change["new"], run)), names="value")
+    on_change(window, lambda change: show_figure(out, _volatility_figure(prices, change["new"], run)), names="value")
     return section("Volatility", window, out, dom_class="wb-volatility")
 
 
@@ -187,7 +188,7 @@ def correlation_panel(run: PublishedRun) -> widgets.Widget:
     lookback = dropdown(["90 days", "365 days", "all"], value="365 days", description="Lookback",
                         dom_class="wb-corr-lookback")
     out = figure_output(_correlation_figure(prices, lookback.value, run), dom_class="wb-corr-fig", height=420)
-    lookback.observe(lambda change: show_figure(out, _correlation_figure(prices, change["new"], run)), names="value")
+    on_change(lookback, lambda change: show_figure(out, _correlation_figure(prices, change["new"], run)), names="value")
     return section("Correlation", lookback, out, dom_class="wb-correlation")
 
 

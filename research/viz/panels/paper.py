@@ -44,6 +44,7 @@ from research.viz.panels.layout import (
     table_html,
     weekly_note,
 )
+from research.viz.panels.viewer_safe import on_change
 from research.workflow.results import PublishedRun
 
 __all__ = ["paper_trading", "outbox_panel", "accounts_frame", "AccountView", "load_account", "ledger_url",
@@ -68,12 +69,6 @@ def ledger_url(url: str | None = None) -> str | None:
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return None
     return url
-
-
-def _masked(url: str) -> str:
-    import sqlalchemy as sa
-
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def _when(ts: Any) -> str:
@@ -127,7 +122,7 @@ def load_account(name: str, *, url: str, runs_dir: str | os.PathLike | None = No
 
 
 # ---------------------------------------------------------------- header and cards
-def _header(view: AccountView, url: str) -> str:
+def _header(view: AccountView) -> str:
     acc = view.account
     synthetic = acc.source == "synthetic"
     badge = ' <span class="wb-badge-synthetic wb-synthetic">synthetic</span>' if synthetic else ""
@@ -139,7 +134,6 @@ def _header(view: AccountView, url: str) -> str:
             f'<span>account <b class="wb-account">{html.escape(acc.name)}</b></span>'
             f"{run}"
             f'<span>data <b class="wb-source">{html.escape(acc.source)}</b>{badge}</span>'
-            f'<span>ledger <b class="wb-ledger">{html.escape(_masked(url))}</b></span>'
             "</div></div>")
 
 
@@ -242,7 +236,7 @@ def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
     cards = _cards([(k, view.performance.get(k)) for k in _CARDS if k in view.performance], "wb-paper-cards")
     switch = dropdown(list(EQUITY_VIEWS), description="Show", dom_class="wb-paper-view")
     fig = figure_output(equity_figure(view, switch.value), dom_class="wb-paper-equity-fig", height=380)
-    switch.observe(lambda ch: show_figure(fig, equity_figure(view, ch["new"])), names="value")
+    on_change(switch, lambda ch: show_figure(fig, equity_figure(view, ch["new"])), names="value")
     held = pd.DataFrame([{"symbol": s, "quantity": q} for s, q in view.positions.items() if q != 0]
                         + [{"symbol": "cash", "quantity": view.cash}], columns=["symbol", "quantity"])
     if view.stale:  # a held symbol whose data stopped: kept at its last close, with its age
@@ -309,11 +303,10 @@ def outbox_panel(url: str | None = None, *, limit: int = 20) -> widgets.Widget:
 
 
 # ---------------------------------------------------------------- page
-def _empty(url: str | None) -> widgets.HTML:
-    where = _masked(url) if url else default_url()
-    box = widgets.HTML(
+def _empty() -> widgets.HTML:
+    box = widgets.HTML(  # the ledger is not named: viewers never see the server's paths or URLs
         f'<div class="wb-header"><h2>{_TITLE}</h2></div><div class="wb-empty"><b>No results yet.</b> No paper account '
-        f"in the ledger (<code>{html.escape(where)}</code>). Run <code>make run</code> to create a demo account with a "
+        "in the ledger. Run <code>make run</code> to create a demo account with a "
         "year's track record, or <code>workbench paper start NAME --strategy ma_crossover --symbols SPX</code> then "
         "<code>workbench paper replay NAME --from 2018-01-02 --to 2018-12-31</code>, and reload this page.</div>")
     box.add_class("wb-empty-box")
@@ -338,7 +331,7 @@ def paper_trading(*, account: str | None = None, pipeline: str = "daily", runs_d
     url = ledger_url(url)
     accounts = accounts_frame(url) if url else pd.DataFrame()
     if accounts.empty:
-        return page_root([_empty(url)], dom_id="paper")
+        return page_root([_empty()], dom_id="paper")
     names = list(accounts["account"])
     ours = [n for n, p in zip(names, accounts["pipeline"], strict=True) if p == pipeline]
     first = account if account in names else (ours or names)[0]
@@ -355,9 +348,9 @@ def paper_trading(*, account: str | None = None, pipeline: str = "daily", runs_d
             return widgets.VBox(_account_panels(views[0], url))
 
         detail.children = [guard(f"Account {name}", build)]  # a failure shows a message, never a traceback
-        header.value = _header(views[0], url) if views else f'<div class="wb-header"><h2>{_TITLE}</h2></div>'
+        header.value = _header(views[0]) if views else f'<div class="wb-header"><h2>{_TITLE}</h2></div>'
 
-    choose.observe(lambda ch: show(ch["new"]), names="value")
+    on_change(choose, lambda ch: show(ch["new"]), names="value")
     show(first)
     listing = section("Accounts", table_html(accounts, dom_class="wb-paper-accounts-table",
                                              formats={"initial cash": ",.2f", "equity": ",.2f"}), dom_class="wb-paper-accounts")

@@ -38,6 +38,7 @@ from research.viz.panels.layout import (
     table_row,
     weekly_note,
 )
+from research.viz.panels.viewer_safe import on_change
 from research.workflow.results import PublishedRun
 
 __all__ = ["portfolio_risk", "var_panel", "drawdown_panel", "exposure_panel", "rolling_panel",
@@ -225,7 +226,7 @@ def var_panel(run: PublishedRun) -> widgets.Widget:
         cards.value = _cards(table, headline(doc), change["new"])
         show_figure(out, _var_figure(returns, table, change["new"], run))
 
-    method.observe(refresh, names="value")
+    on_change(method, refresh, names="value")
     summary, raw = risk_summary(doc)
     tables = table_row(
         table_html(table, dom_class="wb-var-table", formats={"VaR": ".2f", "CVaR": ".2f"},
@@ -275,7 +276,7 @@ def drawdown_panel(run: PublishedRun) -> widgets.Widget:
         show_figure(out, _drawdown_figure(curves[change["new"]], change["new"], run))
         set_table(table, drawdown_episodes(curves[change["new"]]), formats={"depth [%]": ".2f"})
 
-    curve.observe(refresh, names="value")
+    on_change(curve, refresh, names="value")
     return section("Drawdowns", curve, out, table, dom_class="wb-drawdowns")
 
 
@@ -336,8 +337,8 @@ def rolling_panel(run: PublishedRun) -> widgets.Widget:
     def refresh(*_: object) -> None:
         show_figure(out, _rolling_figure(curves[curve.value], curve.value, window.value, run))
 
-    curve.observe(refresh, names="value")
-    window.observe(refresh, names="value")
+    on_change(curve, refresh, names="value")
+    on_change(window, refresh, names="value")
     return section("Rolling Sharpe and volatility", widgets.HBox([curve, window]), out, dom_class="wb-rolling")
 
 

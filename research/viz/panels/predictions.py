@@ -20,7 +20,6 @@ from research.viz.panels.layout import (
     dropdown,
     figure_output,
     load_run,
-    mlflow_run_url,
     naive_index,
     page,
     require,
@@ -28,6 +27,7 @@ from research.viz.panels.layout import (
     show_figure,
     stamp,
 )
+from research.viz.panels.viewer_safe import mlflow_link, on_change
 from research.workflow.results import PublishedRun
 
 __all__ = ["predictions_page", "champions_panel", "predicted_vs_actual_panel", "accuracy_panel", "out_of_sample",
@@ -75,8 +75,7 @@ def _link(run_id: object) -> str:
     run_id = "" if run_id is None or (isinstance(run_id, float) and np.isnan(run_id)) else str(run_id)
     if not run_id:
         return ""
-    return (f'<a class="wb-mlflow-link" href="{html.escape(mlflow_run_url(run_id))}" target="_blank" '
-            f'rel="noopener">MLflow run {html.escape(run_id[:8])}</a>')
+    return mlflow_link(run_id, label=f"MLflow run {run_id[:8]}", dom_class="wb-mlflow-link")
 
 
 def _no_champion(model_rows: pd.DataFrame) -> str:
@@ -171,8 +170,8 @@ def predicted_vs_actual_panel(run: PublishedRun) -> widgets.Widget:
         if not busy["on"]:
             show_figure(out, _pva_figure(preds, symbol.value, change["new"], run))
 
-    symbol.observe(on_symbol, names="value")
-    model.observe(on_model, names="value")
+    on_change(symbol, on_symbol, names="value")
+    on_change(model, on_model, names="value")
     return section("Predicted vs actual (out of sample)", widgets.HBox([symbol, model]), out, dom_class="wb-pva")
 
 
@@ -194,7 +193,7 @@ def accuracy_panel(run: PublishedRun) -> widgets.Widget:
     metrics = [m for m in _METRICS if m in evals]
     metric = dropdown(metrics, description="Metric", dom_class="wb-acc-metric")
     out = figure_output(_accuracy_figure(evals, metric.value, run), dom_class="wb-acc-fig", height=360)
-    metric.observe(lambda change: show_figure(out, _accuracy_figure(evals, change["new"], run)), names="value")
+    on_change(metric, lambda change: show_figure(out, _accuracy_figure(evals, change["new"], run)), names="value")
     return section("Accuracy against the baselines (out of sample)", metric, out, dom_class="wb-accuracy")
 
 

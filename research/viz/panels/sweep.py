@@ -53,6 +53,7 @@ from research.viz.panels.layout import (
     table_row,
     weekly_note,
 )
+from research.viz.panels.viewer_safe import on_change
 from research.workflow.results import PublishedRun
 
 __all__ = ["SweepData", "sweep_panel", "heatmap_figure", "PICK_CLASS"]
@@ -516,11 +517,11 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
         else:
             refresh_pair()
 
-    symbol.observe(on_symbol, names="value")
-    metric.observe(redraw, names="value")
+    on_change(symbol, on_symbol, names="value")
+    on_change(metric, redraw, names="value")
     for box in (fast, slow, compare, cfast, cslow):
-        box.observe(refresh_pair, names="value")
-    pick.observe(on_pick, names="value")
+        on_change(box, refresh_pair, names="value")
+    on_change(pick, on_pick, names="value")
     best_btn.on_click(on_best)
     redraw()
     start = data.overfitting(symbol.value) or {}
