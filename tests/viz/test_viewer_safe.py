@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 
 from research.viz.panels import DASHBOARDS
 from research.viz.panels import market as market_module
-from research.viz.panels.viewer_safe import UPDATE_FAILED, callback_notice, mlflow_link, on_change, redact
+from research.viz.panels.viewer_safe import (
+    UPDATE_FAILED,
+    callback_notice,
+    mlflow_link,
+    on_change,
+    redact,
+)
 from research.workflow.results import latest
 from tests.viz.test_panels import by_class, one, page_text, runs  # noqa: F401 (the runs fixture)
 
