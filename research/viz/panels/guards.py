@@ -4,8 +4,9 @@ Every route of the server is wrapped so that:
 
 * a request whose ``Host`` header names neither loopback nor one of the configured host names is
   refused with 403 (a page on another site cannot reach the server through DNS rebinding);
-* a dashboard page is refused with a "busy" page (503) once ``max_viewers`` viewer kernels are
-  live, so memory stays bounded however many people open it;
+* a dashboard page is refused with a "busy" page (503) once ``max_viewers`` viewers are
+  connected (kernels whose page was never connected are released within seconds, and evicted first
+  when room is needed), so memory stays bounded however many people open it;
 * a page request the client aborts before the page is delivered shuts its kernel down;
 * the page sets the ``_xsrf`` cookie, so the request the page sends when its tab closes (which
   shuts its kernel down) is accepted.
@@ -31,7 +32,7 @@ from tornado.httputil import HTTPServerRequest, split_host_and_port
 
 __all__ = [
     "STATIC_DIR", "TEMPLATE_DIR", "PLOTLY_ASSET", "LOOPBACK_HOSTS", "MIN_TOKEN_LENGTH", "DEFAULT_MAX_VIEWERS",
-    "host_allowed", "guard_handlers", "viewer_kernels", "busy_page", "OfflineAssetHandler", "guarded_page_class",
+    "host_allowed", "guard_handlers", "viewer_kernels", "counted_viewers", "busy_page", "OfflineAssetHandler", "guarded_page_class",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,14 @@ def viewer_kernels(kernel_manager: Any) -> int:
             except Exception:  # a cancelled task
                 pass
     return max(len(kernel_manager.list_kernel_ids()) - pooled, 0)
+
+
+def counted_viewers(kernel_manager: Any) -> int:
+    """Viewers that count against the cap: kernels with a browser connected when the manager tracks
+    websockets (:mod:`research.viz.panels.viewers`), else every kernel not waiting in a pool."""
+    if hasattr(kernel_manager, "connected_viewers"):
+        return int(kernel_manager.connected_viewers())
+    return viewer_kernels(kernel_manager)
 
 
 def _pooled(kernel_manager: Any, notebook: str) -> bool:
@@ -201,7 +210,11 @@ def guarded_page_class(base: type) -> type:
             self._counted, self._closed, self._kernel_id = False, False, None
             _drop_template_args(self.request)
             limit = int(self.settings.get("wb_max_viewers") or 0)
-            live = viewer_kernels(self.kernel_manager) + GuardedPage.inflight
+            live = counted_viewers(self.kernel_manager) + GuardedPage.inflight
+            if limit and hasattr(self.kernel_manager, "evict_waiting"):
+                # kernels whose page was never connected do not hold a slot, but memory stays bounded
+                await self.kernel_manager.evict_waiting(
+                    keep_below=limit, total=viewer_kernels(self.kernel_manager) + GuardedPage.inflight)
             name = self.path_args[0] if self.path_args else ""
             cold = not _pooled(self.kernel_manager, name)
             if (limit and live >= limit) or (cold and GuardedPage.cold >= MAX_COLD_STARTS):
@@ -221,6 +234,9 @@ def guarded_page_class(base: type) -> type:
             super().on_connection_close()
 
         def on_finish(self) -> None:
+            manager = self.kernel_manager
+            if self._kernel_id is not None and not self._closed and hasattr(manager, "page_delivered"):
+                manager.page_delivered(self._kernel_id)  # its browser now has a few seconds to connect
             if self._counted:
                 GuardedPage.inflight -= 1
                 GuardedPage.cold -= self._cold
@@ -234,6 +250,8 @@ def guarded_page_class(base: type) -> type:
                     if self._kernel_id is None:
                         found = _KERNEL_ID.search(chunk)
                         self._kernel_id = found.group(1) if found else None
+                        if self._kernel_id is not None and hasattr(self.kernel_manager, "page_started"):
+                            self.kernel_manager.page_started(self._kernel_id)
                     if self._closed and self._kernel_id is not None:
                         break
                     self.write(chunk)

@@ -62,6 +62,10 @@ FIGURES_ENV = "WORKBENCH_FIGURES"
 #: costs requests and script evaluation on every page load).
 UNUSED_EXTENSIONS = ("jupyterlab-plotly", "anywidget", "jupyterlab_pygments")
 
+#: Websocket keep-alive pings (milliseconds): a viewer silent for the timeout is disconnected.
+WS_PING_INTERVAL_MS = 5_000
+WS_PING_TIMEOUT_MS = 15_000
+
 #: Settings no configuration file may change (set on the application after its files are read).
 SECURITY_SETTINGS: dict[str, object] = {
     "strip_sources": True,
@@ -167,6 +171,9 @@ def build_app(*, root: str | os.PathLike | None = None, ip: str = "127.0.0.1", p
         **app.tornado_settings, "headers": {**headers, **SECURITY_HEADERS},
         "wb_allowed_hosts": tuple(extra_hosts),
         "wb_max_viewers": DEFAULT_MAX_VIEWERS if max_viewers is None else max(int(max_viewers), 0),
+        # a client that stops answering pings (a sleeping laptop, a dropped network) is disconnected
+        # within 15 s, and its kernel released (research.viz.panels.viewers)
+        "ws_ping_interval": WS_PING_INTERVAL_MS, "ws_ping_timeout": WS_PING_TIMEOUT_MS,
     }
     return app
 
@@ -181,17 +188,31 @@ def _locked_voila_class() -> type:
     from jupyter_server.utils import url_path_join
     from voila.app import Voila
     from voila.tornado.handler import TornadoVoilaHandler
+    from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
+
+    from research.viz.panels.viewers import tracked_websocket_class, viewer_kernel_manager_class
 
     class TraversalGuard(tornado.web.RequestHandler):
         def prepare(self) -> None:
             raise tornado.web.HTTPError(404)
 
     page_class = guarded_page_class(TornadoVoilaHandler)
+    socket_class = tracked_websocket_class(VoilaKernelWebsocketHandler)
 
     class LockedVoila(Voila):
         def setup_template_dirs(self) -> None:
             super().setup_template_dirs()
             self.template_paths = [str(TEMPLATE_DIR), *self.template_paths]
+
+        def init_settings(self) -> dict:
+            settings = super().init_settings()
+            # viewer kernels live as long as their viewer's websocket (research.viz.panels.viewers)
+            manager = self.kernel_manager
+            manager.__class__ = viewer_kernel_manager_class(type(manager))
+            for key in ("wb_connect_grace", "wb_release_after"):
+                if key in self.tornado_settings:
+                    setattr(manager, key, float(self.tornado_settings[key]))
+            return settings
 
         def init_handlers(self) -> list:
             handlers = [
@@ -200,8 +221,9 @@ def _locked_voila_class() -> type:
                  {"path": str(STATIC_DIR)}),
                 *super().init_handlers(),
             ]
-            handlers = [(r[0], page_class, *r[2:]) if isinstance(r, tuple) and len(r) >= 2
-                        and r[1] is TornadoVoilaHandler else r for r in handlers]
+            swap = {TornadoVoilaHandler: page_class, VoilaKernelWebsocketHandler: socket_class}
+            handlers = [(r[0], swap[r[1]], *r[2:]) if isinstance(r, tuple) and len(r) >= 2
+                        and r[1] in swap else r for r in handlers]
             return guard_handlers(handlers)
 
     return LockedVoila

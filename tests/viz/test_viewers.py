@@ -1,0 +1,169 @@
+"""Viewer-kernel book-keeping (research.viz.panels.viewers) on a stand-in kernel manager."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from research.viz.panels.viewers import ViewerKernelsMixin, viewer_kernel_manager_class
+
+
+class _Task:
+    def __init__(self, kid: str) -> None:
+        self.kid = kid
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> dict:
+        return {"kernel_id": self.kid}
+
+
+class _Kernel:
+    execution_state = "idle"
+
+
+class FakeManager:
+    """What the mixin needs of Voila's kernel manager: kernels, a pool, culling, shutdown."""
+
+    def __init__(self, kernels=(), pool=()) -> None:
+        self.kernels = {k: _Kernel() for k in [*kernels, *pool]}
+        self._pools = {"nb.ipynb": [_Task(k) for k in pool]}
+        self.culled, self.shut, self.filled = [], [], 0
+
+    def __contains__(self, kid: str) -> bool:
+        return kid in self.kernels
+
+    def get_kernel(self, kid: str) -> _Kernel:
+        return self.kernels[kid]
+
+    def fill_if_needed(self, delay=None, notebook_name=None) -> None:
+        self.filled += 1
+
+    async def get_rendered_notebook(self, notebook_name, **kwargs):
+        kid = self._pools[notebook_name].pop(0).result()["kernel_id"]
+        return None, [], kid
+
+    async def cull_kernel_if_idle(self, kid: str) -> None:
+        self.culled.append(kid)
+
+    async def shutdown_kernel(self, kid: str) -> None:
+        self.shut.append(kid)
+        self.kernels.pop(kid, None)
+
+
+def _manager(**kw) -> FakeManager:
+    manager = viewer_kernel_manager_class(FakeManager)(**kw)
+    manager.wb_connect_grace, manager.wb_release_after = 0.2, 0.1
+    return manager
+
+
+def test_a_handed_pool_kernel_is_never_culled_before_its_websocket_connects():
+    async def scenario():
+        km = _manager(pool=["k1"])
+        _, _, kid = await km.get_rendered_notebook("nb.ipynb")
+        await km.cull_kernel_if_idle(kid)  # a cull tick while the page is on its way
+        km.page_delivered(kid)
+        await km.cull_kernel_if_idle(kid)  # and one while the browser loads the page
+        km.viewer_connected(kid)
+        await km.cull_kernel_if_idle(kid)  # and one with the viewer connected
+        return km
+
+    km = asyncio.run(scenario())
+    assert km.culled == [] and km.shut == [] and km.connected_viewers() == 1
+
+
+def test_a_dead_pool_kernel_is_replaced_before_it_is_handed_out():
+    async def scenario():
+        km = _manager(pool=["dead", "alive"])
+        km.kernels["dead"].execution_state = "dead"
+        _, _, kid = await km.get_rendered_notebook("nb.ipynb")
+        return km, kid
+
+    km, kid = asyncio.run(scenario())
+    assert kid == "alive"
+
+
+def test_an_unconnected_page_releases_its_kernel_and_a_closed_websocket_too():
+    async def scenario():
+        km = _manager(kernels=["get", "tab"])
+        for kid in ("get", "tab"):
+            km.page_started(kid)
+            km.page_delivered(kid)
+        km.viewer_connected("tab")
+        await asyncio.sleep(0.4)  # past the connect grace: only the page nobody opened is gone
+        first = list(km.shut)
+        km.viewer_disconnected("tab")
+        await asyncio.sleep(0.3)
+        return km, first
+
+    km, first = asyncio.run(scenario())
+    assert first == ["get"] and km.shut == ["get", "tab"] and km.connected_viewers() == 0
+
+
+def test_a_quick_reconnect_keeps_the_kernel():
+    async def scenario():
+        km = _manager(kernels=["k"])
+        km.page_started("k")
+        km.viewer_connected("k")
+        km.viewer_disconnected("k")
+        km.viewer_connected("k")  # within the release delay
+        await asyncio.sleep(0.3)
+        return km
+
+    km = asyncio.run(scenario())
+    assert km.shut == [] and km.connected_viewers() == 1
+
+
+@given(st.lists(st.sampled_from(["start", "deliver", "connect", "disconnect"]), max_size=12))
+def test_only_connected_viewers_are_counted_and_waiting_kernels_are_protected(events):
+    async def scenario():
+        km = _manager(kernels=["k"])
+        open_sockets = 0
+        for event in events:
+            if event == "start":
+                km.page_started("k")
+            elif event == "deliver":
+                km.page_delivered("k")
+            elif event == "connect":
+                km.viewer_connected("k")
+                open_sockets += 1
+            elif open_sockets:
+                km.viewer_disconnected("k")
+                open_sockets -= 1
+            assert km.connected_viewers() == (1 if open_sockets and "k" in km else 0)
+            km.culled.clear()
+            await km.cull_kernel_if_idle("k")
+            protected = open_sockets > 0 or "k" in km._wb()["waiting"]
+            assert km.culled == ([] if protected else ["k"])
+        for timer in km._wb()["timers"].values():
+            timer.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_eviction_frees_the_longest_waiting_delivered_page_first():
+    async def scenario():
+        km = _manager(kernels=["old", "new", "inflight"])
+        km.wb_connect_grace = 60
+        km.page_started("old")
+        km.page_delivered("old")
+        await asyncio.sleep(0.01)
+        km.page_started("new")
+        km.page_delivered("new")
+        km.page_started("inflight")  # its page is still being sent: never evicted
+        evicted = await km.evict_waiting(keep_below=2, total=3)
+        for timer in km._wb()["timers"].values():
+            timer.cancel()
+        return km, evicted
+
+    km, evicted = asyncio.run(scenario())
+    assert evicted == 2 and km.shut == ["old", "new"]
+
+
+def test_the_mixin_is_added_once():
+    cls = viewer_kernel_manager_class(FakeManager)
+    assert viewer_kernel_manager_class(cls) is cls and issubclass(cls, ViewerKernelsMixin)
+
