@@ -207,6 +207,47 @@ def _benchmark_curves(benchmark: pd.Series | None, r: pd.Series) -> dict[str, pd
 
 #: The figures of each symbol's own report kept in :func:`risk_document`'s ``per_symbol``.
 PER_SYMBOL_KEYS = ("Sharpe Ratio", "Max. Drawdown [%]", "Return (Ann.) [%]")
+#: The headline figures of a book, and of its benchmark over the same bars (``risk_document["headline"]``).
+HEADLINE_KEYS = ("Total Return [%]", "Return (Ann.) [%]", "Sharpe Ratio", "Max. Drawdown [%]")
+BENCHMARK_NAME = "equal-weight buy and hold of the same symbols"
+
+
+def headline_document(book: pd.Series, benchmark: pd.Series | None, *, periods_per_year: float,
+                      subject: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures every page shows, computed once: the book's and its benchmark's.
+
+    The benchmark is measured over exactly the book's bars (its first bar dropped when it has no
+    return there), so the two columns compare the same period.
+
+    Parameters
+    ----------
+    book : Series
+        Per-bar decimal returns of the book.
+    benchmark : Series, optional
+        Per-bar returns of the benchmark (equal-weight buy and hold of the book's symbols).
+    periods_per_year : float
+        Bars per year of ``book``.
+    subject : dict
+        What the book is: ``strategy``, ``symbols``, ``book`` (its construction).
+
+    Returns
+    -------
+    dict
+        ``subject`` (with ``start``, ``end``, ``bars``), ``book`` and ``benchmark`` (each
+        :data:`HEADLINE_KEYS` to a number or ``None``), ``benchmark_name``.
+    """
+    def figures(r: pd.Series) -> dict[str, float | None]:
+        summary = m.summary(r, periods_per_year=periods_per_year)
+        return {k: (None if pd.isna(summary.get(k)) else float(summary.get(k))) for k in HEADLINE_KEYS}
+
+    bench = None
+    if benchmark is not None:
+        aligned = benchmark.reindex(book.index).dropna()
+        bench = figures(aligned) if len(aligned) > 1 else None
+    return {
+        "subject": {**subject, "start": book.index.min(), "end": book.index.max(), "bars": int(len(book))},
+        "book": figures(book), "benchmark": bench, "benchmark_name": BENCHMARK_NAME,
+    }
 
 
 def risk_document(
@@ -216,6 +257,7 @@ def risk_document(
     per_symbol: Mapping[str, pd.Series] | None = None,
     periods_per_year: float,
     meta: dict[str, Any] | None = None,
+    subject: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The risk of a book as plain data (what the pipelines publish as ``risk``).
 
@@ -231,13 +273,17 @@ def risk_document(
         Bars per year of ``book``.
     meta : dict, optional
         Provenance kept on the book's :class:`RiskReport`.
+    subject : dict, optional
+        What the book is (``strategy``, ``book``, ``symbols``) for :func:`headline_document`;
+        default: ``meta``'s strategy and the names of ``per_symbol``.
 
     Returns
     -------
     dict
         ``periods_per_year``, ``start``, ``end``, ``summary``, ``nan_reasons``, ``var`` (by
         level), ``drawdown`` (``max``, ``current``), ``benchmark`` (its annualised return in
-        percent) and ``per_symbol``.
+        percent) and ``per_symbol``, ``headline`` (:func:`headline_document`: the figures every
+        page shows, the book's and the benchmark's over the same bars).
     """
     rep = risk_report(book, benchmark=benchmark, periods_per_year=periods_per_year, meta=meta)
     per = {name: risk_report(r, periods_per_year=periods_per_year).summary for name, r in (per_symbol or {}).items()}
@@ -249,6 +295,8 @@ def risk_document(
         "summary": dict(rep.summary), "nan_reasons": rep.summary.attrs.get("nan_reasons", {}),
         "var": rep.var.to_dict(orient="index"),
         "drawdown": {"max": rep.drawdown.min(), "current": rep.drawdown.iloc[-1]},
-        "benchmark": {"name": "equal-weight buy and hold", "return_ann_pct": bench_ann},
+        "benchmark": {"name": BENCHMARK_NAME, "return_ann_pct": bench_ann},
         "per_symbol": {k: {key: v.get(key) for key in PER_SYMBOL_KEYS} for k, v in per.items()},
+        "headline": headline_document(book, benchmark, periods_per_year=periods_per_year, subject=subject or {
+            "strategy": (meta or {}).get("strategy"), "symbols": sorted(per_symbol or {})}),
     }

@@ -292,7 +292,9 @@ def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -
     per_symbol = {c.split("|", 1)[1]: rets[c].dropna() for c in cols if rets[c].notna().sum() > 2}
     doc = {
         "as_of": as_of, "strategy": strategy, "book": "equal-weight across symbols, daily rebalanced",
-        **risk_document(book, benchmark=bench, per_symbol=per_symbol, periods_per_year=ppy, meta={"strategy": strategy}),
+        **risk_document(book, benchmark=bench, per_symbol=per_symbol, periods_per_year=ppy, meta={"strategy": strategy},
+                        subject={"strategy": strategy, "book": "equal-weight across symbols, daily rebalanced",
+                                 "symbols": [c.split("|", 1)[1] for c in cols]}),
         "overfitting": overfit,
     }
     doc = _clean(doc)

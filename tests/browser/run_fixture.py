@@ -20,6 +20,7 @@ import pandas as pd
 
 from research.data.sources.synthetic import synthetic_ohlcv
 from research.risk import metrics
+from research.risk.report import headline_document
 from research.stages.sweep_outputs import sweep_record
 from research.workflow.results import PublishedRun, latest, publish, write_output
 
@@ -133,9 +134,13 @@ def _predictions(close: pd.DataFrame, tail: int) -> tuple[pd.DataFrame, pd.DataF
     return preds, ev
 
 
-def _risk_document(book: pd.Series, positions: pd.DataFrame) -> dict:
-    """The risk document as the pipeline writes it: a summary in percent, a VaR table in decimals."""
+def _risk_document(book: pd.Series, positions: pd.DataFrame, close: pd.DataFrame) -> dict:
+    """The risk document as the pipeline writes it: a summary in percent, a VaR table in decimals,
+    the headline figures of the book and of equal-weight buy and hold of its symbols."""
     summary = metrics.summary(book, periods_per_year=252, positions=positions)
+    headline = headline_document(book, metrics.equal_weight_returns(close), periods_per_year=252, subject={
+        "strategy": "sma_cross", "book": "equal-weight across symbols, daily rebalanced", "symbols": list(close)})
+    headline["subject"].update(start=str(headline["subject"]["start"].date()), end=str(headline["subject"]["end"].date()))
 
     def clean(v: float) -> float | None:
         return None if pd.isna(v) else float(v)
@@ -148,7 +153,8 @@ def _risk_document(book: pd.Series, positions: pd.DataFrame) -> dict:
             "summary": {k: clean(v) for k, v in summary.items()}, "var": var,
             "nan_reasons": summary.attrs.get("nan_reasons", {}),
             "drawdown": {"max": clean(metrics.max_drawdown(book)), "current": clean(float(
-                (1 + book).cumprod().iloc[-1] / (1 + book).cumprod().max() - 1))}}
+                (1 + book).cumprod().iloc[-1] / (1 + book).cumprod().max() - 1))},
+            "start": headline["subject"]["start"], "end": headline["subject"]["end"], "headline": headline}
 
 
 def _signals_alerts(close: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -232,7 +238,7 @@ def write_fixture_run(runs_dir: str | Path, *, bars: int = 400, seed: int = 7) -
     preds, evals = _predictions(close, tail=120)
     signals, alerts = _signals_alerts(close, as_of)
     book = equity[[f"sma_cross|{s}" for s in SYMBOLS]].pct_change().mean(axis=1).dropna()
-    risk = _risk_document(book, positions)
+    risk = _risk_document(book, positions, close)
     outputs = {
         "prices": close, "data_report": _data_report(frames, (as_of + pd.Timedelta(hours=21)).isoformat()),
         "predictions": preds, "model_eval": evals, "backtests": backtests, "equity": equity,

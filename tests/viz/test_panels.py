@@ -444,8 +444,32 @@ def test_each_page_opens_with_its_headline_figures(runs, name):
     page = DASHBOARDS[name](runs_dir=runs)
     (row,) = by_class(page, "wb-headline")
     assert page.children.index(row) == 2, "the headline row comes right after the header"
-    for label in ("total return", "Sharpe ratio", "max drawdown", "last signals", "data"):
+    run = latest("daily", runs_dir=runs)
+    subject = run.document("risk")["headline"]["subject"]
+    period = f"{subject['start']} to {subject['end']}"
+    for label in ("total return", "Sharpe ratio", "max drawdown"):  # each names its book and period
+        assert f'<div class="wb-card-label">{label} · sma_cross book · {period}</div>' in row.value, label
+    for label in ("last signals", "data"):
         assert f'<div class="wb-card-label">{label}</div>' in row.value, label
+    assert row.value.count('class="wb-card-bench">benchmark ') == 4
+    assert "equal-weight buy and hold of the same symbols" in row.value
+
+
+def test_headline_figures_come_from_the_recorded_document_with_the_benchmark_over_the_same_bars(runs):
+    from research.risk import metrics
+    from research.viz.panels.headline import headline_figures
+
+    run = latest("daily", runs_dir=runs)
+    head = run.document("risk")["headline"]
+    prices = run.table("prices")
+    start, end = pd.Timestamp(head["subject"]["start"], tz="UTC"), pd.Timestamp(head["subject"]["end"], tz="UTC")
+    bench = metrics.equal_weight_returns(prices).loc[start:end].dropna()
+    expected = metrics.total_return(bench) * 100
+    assert head["benchmark"]["Total Return [%]"] == pytest.approx(expected)
+    figures = {label.split(" · ")[0]: (value, label) for label, value, _ in headline_figures(run)}
+    value, label = figures["total return"]
+    assert value == f"{head['book']['Total Return [%]']:+.1f}%"
+    assert label.endswith(f"(benchmark {expected:+.1f}%)")
 
 
 def test_headline_names_stale_symbols(runs, tmp_path):

@@ -69,11 +69,11 @@ def test_deflated_sharpe_and_pbo_are_shown_beside_the_best_cell(runs, page):
     row = latest("daily", runs_dir=runs).table("sweep_summary").set_index("symbol").loc["SYN0001"]
     card = one(page, "wb-sweep-overfit").value
     assert f"fast {row['fast']} · slow {row['slow']}" in card
-    assert f"deflated Sharpe {row['deflated_sharpe']:.2f}" in card and f"best of {row['dsr_trials']:,}" in card
+    assert f"deflated Sharpe {100 * row['deflated_sharpe']:.1f}%" in card and f"best of {row['dsr_trials']:,}" in card
     assert f"PBO {100 * row['pbo']:.1f}%" in card and f"over {row['pbo_trials']:,} cells" in card
     one(page, "wb-sweep-symbol").value = "BTC-USD"
     btc = latest("daily", runs_dir=runs).table("sweep_summary").set_index("symbol").loc["BTC-USD"]
-    assert f"deflated Sharpe {btc['deflated_sharpe']:.2f}" in one(page, "wb-sweep-overfit").value
+    assert f"deflated Sharpe {100 * btc['deflated_sharpe']:.1f}%" in one(page, "wb-sweep-overfit").value
 
 
 def test_a_click_re_runs_that_cell_with_the_sweeps_costs(runs, page):

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 
 import pandas as pd
 
-__all__ = ["canonical_params", "params_label", "curve_index", "metric_text", "METRIC_GROUPS", "METRIC_LABELS",
+__all__ = ["canonical_params", "params_label", "curve_index", "metric_text", "METRIC_GROUPS", "METRIC_LABELS", "PROBABILITY_KEYS",
            "grouped_metrics", "TRADE_FORMATS", "TRADE_LABELS"]
 
 #: Trade columns shown with their own precision (prices and P&L in the account's currency units).
@@ -54,6 +54,8 @@ def metric_text(key: str, value: object) -> str:
         from research.viz.panels.layout import cell_text
 
         return cell_text(value)  # yes/no, dates, ISO timestamps as dates
+    if key in PROBABILITY_KEYS:  # a probability in [0, 1], shown as one: "62%", not "0.62"
+        return f"{100 * value:.0f}%"
     if key.endswith("[%]"):
         return f"{value:,.2f}%"
     if key.startswith("#") or key.endswith(("[bars]", "[days]")):
@@ -62,6 +64,9 @@ def metric_text(key: str, value: object) -> str:
         return f"{value:,.2f}"
     return f"{value:,.2f}" if abs(value) < 1e5 else f"{value:,.0f}"
 
+
+#: Metrics that are probabilities recorded in [0, 1] (shown as percentages).
+PROBABILITY_KEYS = frozenset({"Deflated Sharpe Ratio", "Probabilistic Sharpe Ratio", "deflated_sharpe", "pbo"})
 
 #: The metrics a summary table shows, by group, in this order (the rest stay in its CSV download).
 METRIC_GROUPS = (

@@ -565,7 +565,14 @@ def dropdown(options: Sequence[Any], *, description: str, dom_class: str, value:
     )
     box.add_class("wb-control")
     box.add_class(dom_class)
+    _hide_without_choice(box)
+    box.observe(lambda _: _hide_without_choice(box), names="options")
     return box
+
+
+def _hide_without_choice(box: widgets.Dropdown) -> None:
+    """A dropdown with one option offers no choice: hidden (the figure's title names the option)."""
+    box.layout.display = "none" if len(box.options) <= 1 else None
 
 
 def section(title: str, *children: widgets.Widget, dom_class: str) -> widgets.VBox:

@@ -176,8 +176,14 @@ def _correlation_figure(prices: pd.DataFrame, lookback: str, run: PublishedRun) 
         returns = returns[returns.index > returns.index.max() - pd.Timedelta(days=days)]
     corr = returns.corr(min_periods=10)
     labels = [str(c) for c in corr.columns]
-    fig = go.Figure(go.Heatmap(z=corr.to_numpy(), x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu",
-                               reversescale=True, text=np.round(corr.to_numpy(), 2), texttemplate="%{text}"))
+    values = corr.to_numpy()
+    # a pair with fewer than 10 shared bars has no correlation: its cell is left blank, not "nan"
+    text = [[f"{v:.2f}" if np.isfinite(v) else "" for v in row] for row in values]
+    hover = [[f"{a} / {b}: {v:.2f}" if np.isfinite(v) else f"{a} / {b}: too few shared bars"
+              for b, v in zip(labels, row, strict=True)] for a, row in zip(labels, values, strict=True)]
+    fig = go.Figure(go.Heatmap(z=values, x=labels, y=labels, zmin=-1, zmax=1, colorscale="RdBu",
+                               reversescale=True, text=text, texttemplate="%{text}", customdata=hover,
+                               hovertemplate="%{customdata}<extra></extra>", colorbar={"tickformat": ".1f"}))
     fig.update_layout(title=f"Correlation of returns ({lookback})", yaxis_autorange="reversed")
     return stamp(fig, run)
 

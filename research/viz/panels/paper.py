@@ -53,8 +53,12 @@ __all__ = ["paper_trading", "outbox_panel", "accounts_frame", "AccountView", "lo
 log = logging.getLogger(__name__)
 EQUITY_VIEWS = ("equity against the backtest", "paper minus backtest")
 _TITLE = "Paper trading"
-_CARDS = ("Final Equity", "Return [%]", "Realised P&L", "Unrealised P&L", "Fees Paid", "# Trades", "Win Rate [%]",
-          "Profit Factor", "Max. Drawdown [%]", "Sharpe Ratio", "Exposure [%]")
+_CARDS = ("Final Equity", "Return [%]", "Realised P&L", "Unrealised P&L", "Fees Paid", "Sessions", "Fills", "# Trades",
+          "Win Rate [%]", "Profit Factor", "Max. Drawdown [%]", "Sharpe Ratio", "Exposure [%]")
+#: Card labels that say what is counted (a round trip is an entry fill and its exit fill, so
+#: "5 round trips" and "12 fills" agree: 10 fills closed 5 round trips, 2 opened positions still held).
+_CARD_LABELS = {"# Trades": "Round trips closed (entry and exit fill)", "Fills": "Fills (each buy and each sell)",
+                "Sessions": "Sessions recorded"}
 _SUMMARY = ("returns_correlation", "tracking_error", "total_return_paper", "total_return_backtest",
             "total_return_difference", "max_equity_difference", "sessions", "fills_paper", "fills_backtest",
             "differences")
@@ -198,7 +202,8 @@ _SUMMARY_LABELS = {
     "returns_correlation": ("Correlation of returns", False), "tracking_error": ("Tracking error (ann.)", True),
     "total_return_paper": ("Total return, paper", True), "total_return_backtest": ("Total return, backtest", True),
     "total_return_difference": ("Total return, paper minus backtest", True),
-    "max_equity_difference": ("Largest equity gap", False), "sessions": ("Sessions", False),
+    "max_equity_difference": ("Largest equity gap", False),
+    "sessions": ("Sessions compared (a return on both paper and backtest)", False),
     "fills_paper": ("Fills, paper", False), "fills_backtest": ("Fills, backtest", False),
     "differences": ("Fills that differ", False),
 }
@@ -233,7 +238,8 @@ def reconciliation_table(view: AccountView) -> tuple[pd.DataFrame, pd.DataFrame]
 
 def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
     name = view.account.name
-    cards = _cards([(k, view.performance.get(k)) for k in _CARDS if k in view.performance], "wb-paper-cards")
+    cards = _cards([(_CARD_LABELS.get(k, k), view.performance.get(k)) for k in _CARDS if k in view.performance],
+                   "wb-paper-cards")
     switch = dropdown(list(EQUITY_VIEWS), description="Show", dom_class="wb-paper-view")
     fig = figure_output(equity_figure(view, switch.value), dom_class="wb-paper-equity-fig", height=380)
     on_change(switch, lambda ch: show_figure(fig, equity_figure(view, ch["new"])), names="value")
@@ -353,5 +359,6 @@ def paper_trading(*, account: str | None = None, pipeline: str = "daily", runs_d
     on_change(choose, lambda ch: show(ch["new"]), names="value")
     show(first)
     listing = section("Accounts", table_html(accounts, dom_class="wb-paper-accounts-table",
-                                             formats={"initial cash": ",.2f", "equity": ",.2f"}), dom_class="wb-paper-accounts")
+                                             formats={"initial cash": ",.2f", "equity": ",.2f"},
+                                             labels={"sessions": "Sessions recorded"}), dom_class="wb-paper-accounts")
     return page_root([header, listing, choose, detail, guard("Alert outbox", lambda: outbox_panel(url))], dom_id="paper")

@@ -21,6 +21,7 @@ from research.viz.panels.layout import (
     figure_output,
     load_run,
     naive_index,
+    note,
     page,
     require,
     section,
@@ -40,6 +41,13 @@ _METRICS = {
     "ic": "Information coefficient (higher is better)",
     "rank_ic": "Rank IC (higher is better)",
 }
+#: How the metrics are named in the metric dropdown.
+METRIC_NAMES = {"directional_accuracy": "Directional accuracy", "rmse": "RMSE", "mae": "MAE",
+                "ic": "Information coefficient", "rank_ic": "Rank IC"}
+#: The rule that makes a model a symbol's champion, stated wherever champions are shown.
+PROMOTION_RULE = ("A model is promoted to champion only when its out-of-sample RMSE (walk-forward forecasts of "
+                  "the next bar's return) is below the naive baseline's (the random walk's zero forecast). "
+                  "Hit rate, MAE and IC are shown for context; they do not promote a model.")
 
 
 def _model_eval(run: PublishedRun) -> pd.DataFrame:
@@ -121,20 +129,37 @@ def champions_panel(run: PublishedRun) -> widgets.Widget:
     box = widgets.HTML(champions_table_html(_model_eval(run), preds))
     box.add_class("wb-table")
     box.add_class("wb-champions-table")
-    return section("Champion model per symbol", box, dom_class="wb-champions")
+    return section("Champion model per symbol", box, note(PROMOTION_RULE, dom_class="wb-promotion-rule"),
+                   dom_class="wb-champions")
 
 
-def _pva_figure(preds: pd.DataFrame, symbol: str, model: str, run: PublishedRun) -> go.Figure:
+def hit_rate(evals: pd.DataFrame, preds: pd.DataFrame, symbol: str, model: str) -> float:
+    """The direction hit rate of ``model`` on ``symbol``: the recorded evaluation's (the number the
+    champions table shows), else computed by the library's rule from the out-of-sample rows
+    (:func:`research.models.evaluate.forecast_metrics`: a forecast says "up" when it is > 0)."""
+    if "directional_accuracy" in evals:
+        rec = evals[(evals["symbol"].astype(str) == symbol) & (evals["model"].astype(str) == model)]
+        if len(rec) and pd.notna(rec["directional_accuracy"].iloc[0]):
+            return float(rec["directional_accuracy"].iloc[0])
+    from research.models.evaluate import forecast_metrics
+
+    sel = preds[(preds["symbol"] == symbol) & (preds["model"] == model)]
+    return forecast_metrics(sel["actual"], sel["predicted"])["directional_accuracy"] if len(sel) else float("nan")
+
+
+def _pva_figure(preds: pd.DataFrame, symbol: str, model: str, run: PublishedRun,
+                evals: pd.DataFrame | None = None) -> go.Figure:
     sel = preds[(preds["symbol"] == symbol) & (preds["model"] == model)].sort_values("timestamp")
     x = naive_index(pd.DatetimeIndex(pd.to_datetime(sel["timestamp"], utc=True)))
-    hit = float((np.sign(sel["predicted"]) == np.sign(sel["actual"])).mean()) if len(sel) else float("nan")
+    hit = hit_rate(evals if evals is not None else pd.DataFrame(), preds, symbol, model)
     fig = go.Figure([
         go.Scatter(x=x, y=sel["actual"].to_numpy(), name="actual", mode="lines", line={"color": "#9aa5b1"}),
         go.Scatter(x=x, y=sel["predicted"].to_numpy(), name=f"predicted ({model})", mode="lines",
                    line={"color": "#2680c2"}),
     ])
     fig.update_layout(title=f"Predicted vs actual: {symbol} · {model} (direction hit rate {hit:.1%})",
-                      hovermode="x unified", yaxis_title="next-bar return")
+                      hovermode="x unified", yaxis_title="next-bar return", yaxis_tickformat=".1%",
+                      yaxis_hoverformat=".3%")
     return stamp(fig, run)
 
 
@@ -152,7 +177,7 @@ def predicted_vs_actual_panel(run: PublishedRun) -> widgets.Widget:
         return champ[:1] + [m for m in models if m not in champ[:1]]
 
     model = dropdown(models_for(symbol.value), description="Model", dom_class="wb-pva-model")
-    out = figure_output(_pva_figure(preds, symbol.value, model.value, run), dom_class="wb-pva-fig", height=380)
+    out = figure_output(_pva_figure(preds, symbol.value, model.value, run, evals), dom_class="wb-pva-fig", height=380)
 
     busy = {"on": False}
 
@@ -164,11 +189,11 @@ def predicted_vs_actual_panel(run: PublishedRun) -> widgets.Widget:
             model.value = options[0]
         finally:
             busy["on"] = False
-        show_figure(out, _pva_figure(preds, change["new"], model.value, run))
+        show_figure(out, _pva_figure(preds, change["new"], model.value, run, evals))
 
     def on_model(change: dict) -> None:
         if not busy["on"]:
-            show_figure(out, _pva_figure(preds, symbol.value, change["new"], run))
+            show_figure(out, _pva_figure(preds, symbol.value, change["new"], run, evals))
 
     on_change(symbol, on_symbol, names="value")
     on_change(model, on_model, names="value")
@@ -182,7 +207,14 @@ def _accuracy_figure(evals: pd.DataFrame, metric: str, run: PublishedRun) -> go.
         fig.add_trace(go.Bar(x=group["symbol"].astype(str), y=group[metric].to_numpy(), name=str(model)))
     if metric == "directional_accuracy":
         fig.add_hline(y=0.5, line_dash="dot", line_color="#7b8794", annotation_text="coin flip")
-    fig.update_layout(title=f"Out-of-sample {_METRICS.get(metric, metric)} by model", barmode="group",
+    if metric == "directional_accuracy":
+        fig.update_layout(yaxis_tickformat=".0%", yaxis_hoverformat=".1%")
+    elif metric in ("rmse", "mae"):
+        fig.update_layout(yaxis_tickformat=".2%", yaxis_hoverformat=".3%", yaxis_title="next-bar return error")
+    else:
+        fig.update_layout(yaxis_tickformat=".2f", yaxis_hoverformat=".3f")
+    judged = " · champions are judged on RMSE only" if metric != "rmse" else " · a champion must beat naive here"
+    fig.update_layout(title=f"Out-of-sample {_METRICS.get(metric, metric)} by model{judged}", barmode="group",
                       legend_title_text="model")
     return stamp(fig, run)
 
@@ -191,7 +223,7 @@ def accuracy_panel(run: PublishedRun) -> widgets.Widget:
     """Out-of-sample metrics of every model, the baselines included, side by side per symbol."""
     evals = _model_eval(run)
     metrics = [m for m in _METRICS if m in evals]
-    metric = dropdown(metrics, description="Metric", dom_class="wb-acc-metric")
+    metric = dropdown([(METRIC_NAMES.get(m, m), m) for m in metrics], description="Metric", dom_class="wb-acc-metric")
     out = figure_output(_accuracy_figure(evals, metric.value, run), dom_class="wb-acc-fig", height=360)
     on_change(metric, lambda change: show_figure(out, _accuracy_figure(evals, change["new"], run)), names="value")
     return section("Accuracy against the baselines (out of sample)", metric, out, dom_class="wb-accuracy")

@@ -245,8 +245,8 @@ def _overfitting_html(data: SweepData, symbol: str, metric: str) -> str:
              f'<div class="wb-card-value wb-sweep-best-cell">fast {o["fast"]:.0f} · slow {o["slow"]:.0f}</div>'
              f'<div>Sharpe {o["sharpe"]:.2f} · total return {pct(o.get("total_return", float("nan")))}</div>']
     if "deflated_sharpe" in o:
-        parts.append(f'<div class="wb-card-value wb-sweep-dsr">deflated Sharpe {o["deflated_sharpe"]:.2f}</div>'
-                     f'<div class="wb-note">probability that its true Sharpe beats the best of '
+        parts.append(f'<div class="wb-card-value wb-sweep-dsr">deflated Sharpe {pct(o["deflated_sharpe"])}</div>'
+                     f'<div class="wb-note">a probability, not a Sharpe ratio: that its true Sharpe beats the best of '
                      f'{int(o["dsr_trials"]):,} unskilled trials (luck threshold: Sharpe '
                      f'{o.get("expected_max_sharpe", float("nan")):.2f}; {int(o.get("n_obs", 0)):,} bars)</div>')
     if "pbo" in o:
