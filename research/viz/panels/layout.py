@@ -81,6 +81,17 @@ _CSS = """
 .wb-card { border: 1px solid #d9e2ec; border-radius: 4px; padding: 6px 10px; min-width: 120px; }
 .wb-card .wb-card-value { font-size: 1.2em; font-weight: 600; }
 .wb-card .wb-card-label { font-size: 0.8em; color: #52606d; }
+.wb-figure, .wb-plot { max-width: 100%; min-width: 0; }
+@media (max-width: 640px) {
+  .wb-page .widget-hbox { flex-wrap: wrap; }
+  .wb-page .wb-control { width: 100% !important; max-width: 100%; }
+  .wb-page .wb-control select { min-width: 0; flex: 1 1 auto; }
+  .wb-card { flex: 1 1 100%; min-width: 0; }
+  .wb-meta > span { display: block; margin-right: 0; }
+  .wb-header h2 { font-size: 1.25em; }
+  .wb-page .widget-hbox > .wb-figure, .wb-page .widget-hbox > .wb-sweep-overfit { flex: 1 1 100% !important;
+    width: 100% !important; min-width: 0 !important; }
+}
 </style>
 """
 
@@ -259,10 +270,35 @@ var el = document.getElementById("{id}"), spec = {spec};
 var title = ((spec.layout || {{}}).title || {{}}).text || "figure";
 var q = window.wbFigures || (window.wbFigures = {{busy: false, todo: []}});
 function next() {{ q.busy = false; var f = q.todo.shift(); if (f) f(); }}
+function fit(layout) {{
+  var width = el.clientWidth || (el.parentNode && el.parentNode.clientWidth) || 800;
+  if (width >= 640) return layout;
+  var t = layout.title = Object.assign({{}}, layout.title || {{}});
+  var words = String(t.text || "").split(" "), lines = [""], most = Math.max(Math.floor((width - 24) / 7.6), 16);
+  words.forEach(function (w) {{
+    var line = lines[lines.length - 1];
+    if (line && (line + " " + w).length > most) lines.push(w); else lines[lines.length - 1] = line ? line + " " + w : w;
+  }});
+  t.text = lines.join("<br>");
+  t.font = Object.assign({{}}, t.font || {{}}, {{size: 14}});
+  // below the mode bar (about 30 px), which a phone shows over the figure's top edge
+  t.x = 0.02; t.xanchor = "left"; t.y = 1 - 32 / (layout.height || 450); t.yanchor = "top"; t.yref = "container";
+  var above = 0;  // notes above the plot (small print): one item per line
+  layout.annotations = (layout.annotations || []).map(function (a) {{
+    var text = String(a.text || "");
+    if (a.yref !== "paper" || !(a.y > 1) || text.length * 6 < width - 40) return a;
+    var parts = text.split(", ");
+    above = Math.max(above, parts.length);
+    return Object.assign({{}}, a, {{text: parts.join("<br>"), y: 1.0, yanchor: "bottom", x: 0, xanchor: "left", yshift: 4}});
+  }});
+  layout.margin = Object.assign({{}}, layout.margin || {{}}, {{l: 44, r: 12, t: 40 + 18 * lines.length + 13 * above, b: 60}});
+  layout.legend = Object.assign({{}}, layout.legend || {{}}, {{orientation: "h", x: 0, xanchor: "left", y: -0.18, yanchor: "top"}});
+  return layout;
+}}
 function draw() {{
   if (!el.isConnected) {{ next(); return; }}
   q.busy = true;
-  Promise.resolve(window.Plotly.newPlot(el, spec.data, spec.layout, {{displaylogo: false, responsive: true,
+  Promise.resolve(window.Plotly.newPlot(el, spec.data, fit(spec.layout || {{}}), {{displaylogo: false, responsive: true,
     toImageButtonOptions: {{format: "png", filename: title.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 80)}}}}))
     .catch(function (e) {{ console.error(e); }})
     .then(function () {{ requestAnimationFrame(function () {{ setTimeout(next, 0); }}); }});

@@ -412,7 +412,7 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
     metric = dropdown([(_label(m), m) for m in data.metrics()], description="Metric", dom_class="wb-sweep-metric")
     heat = clickable_figure_output(heatmap_figure(data, symbol.value, metric.value), dom_class="wb-sweep-fig",
                                    height=520, target=PICK_CLASS, link={"sweep-fast": "y", "sweep-slow": "x"})
-    card = widgets.HTML(_overfitting_html(data, symbol.value, metric.value), layout=widgets.Layout(width="380px", min_width="380px"))
+    card = widgets.HTML(_overfitting_html(data, symbol.value, metric.value), layout=widgets.Layout(width="380px", max_width="100%", min_width="0"))
     card.add_class("wb-sweep-overfit")
     fast_w, slow_w = data.windows(symbol.value)
     fast = dropdown([(str(w), w) for w in fast_w], description="Fast", dom_class="wb-sweep-fast", width="130px")
@@ -529,8 +529,8 @@ def sweep_panel(run: PublishedRun) -> widgets.Widget:
     f0, s0 = (int(start["fast"]), int(start["slow"])) if "fast" in start else (
         (int(b["fast"]), int(b["slow"])) if b is not None else (fast_w[0], slow_w[-1]))
     choose(f0, s0) if data.cell(symbol.value, f0, s0) is not None else refresh_pair()
-    top = widgets.HBox([heat, card], layout=widgets.Layout(width="100%", align_items="flex-start"))
-    heat.layout = widgets.Layout(flex="1 1 auto", min_width="0")
+    top = widgets.HBox([heat, card], layout=widgets.Layout(width="100%", align_items="flex-start", flex_flow="row wrap"))
+    heat.layout = widgets.Layout(flex="1 1 420px", min_width="0", max_width="100%")  # full width on a phone
     hint = widgets.HTML('<div class="wb-note">Click a cell of the heatmap (or choose fast and slow) to re-run it.</div>')
     return section(
         "Parameter sweep", widgets.HBox([symbol, metric]), top, hint,
