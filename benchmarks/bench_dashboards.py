@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 DRAWN = """() => { const f = [...document.querySelectorAll('.wb-figure')];
-  return f.length > 0 && f.every(e => e.querySelector('.js-plotly-plot .main-svg')); }"""
+  return f.length > 0 && f.every(e => e.querySelector('.js-plotly-plot .main-svg'))
+    && document.querySelectorAll('.wb-deferred-pending').length === 0; }"""
 FIRST = "() => !!document.querySelector('.wb-figure .js-plotly-plot .main-svg')"
 FIRST_OR_BUSY = ("() => !!document.querySelector('.wb-figure .js-plotly-plot .main-svg') "
                  "|| !!document.querySelector('.wb-busy')")

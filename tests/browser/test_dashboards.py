@@ -29,7 +29,8 @@ INTERACTIONS = {
 }
 ALL_DRAWN = """() => {
   const figs = [...document.querySelectorAll('.wb-figure')];
-  return figs.length > 0 && figs.every(f => f.querySelector('.js-plotly-plot .main-svg'));
+  return figs.length > 0 && figs.every(f => f.querySelector('.js-plotly-plot .main-svg'))
+    && document.querySelectorAll('.wb-deferred-pending').length === 0;
 }"""
 SOURCE_SNIPPETS = ("from research.viz.panels import", "research.viz.panels")
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from research.data.calendars import calendar_of
+from research.viz.panels.deferred import READY_SCRIPT, deferred, has_figure, on_page, ready_widget
 from research.viz.panels.viewer_safe import (
     callback_notice,
     mlflow_link,
@@ -301,7 +302,7 @@ function draw() {{
   Promise.resolve(window.Plotly.newPlot(el, spec.data, fit(spec.layout || {{}}), {{displaylogo: false, responsive: true,
     toImageButtonOptions: {{format: "png", filename: title.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 80)}}}}))
     .catch(function (e) {{ console.error(e); }})
-    .then(function () {{ requestAnimationFrame(function () {{ setTimeout(next, 0); }}); }});
+    .then(function () {{ {ready} requestAnimationFrame(function () {{ setTimeout(next, 0); }}); }});
 }}
 function enqueue() {{ if (q.busy) q.todo.push(draw); else draw(); }}
 if (window.Plotly) {{ enqueue(); return; }}
@@ -323,7 +324,8 @@ def _bundle(fig: Any) -> dict:
     spec = json.loads(text)
     title = ((spec.get("layout") or {}).get("title") or {}).get("text") or "figure"
     if get_settings().figures == "page":
-        markup = _PAGE_FIGURE.format(id=f"wb-plot-{uuid.uuid4().hex[:12]}", spec=text.replace("</", "<\\/"))
+        markup = _PAGE_FIGURE.format(id=f"wb-plot-{uuid.uuid4().hex[:12]}", spec=text.replace("</", "<\\/"),
+                                     ready=READY_SCRIPT)
         data = {"text/html": markup, "text/plain": f"<plotly figure: {title}>"}
     else:
         data = {PLOTLY_MIME: spec, "text/plain": f"<plotly figure: {title}>"}
@@ -643,7 +645,8 @@ def page_root(children: Sequence[widgets.Widget], *, dom_id: str) -> widgets.VBo
     """The page's outer box (stylesheet first), DOM classes ``wb-page`` and ``wb-page-<dom_id>``."""
     from research.viz.panels.links import deep_link_widget
 
-    root = widgets.VBox([widgets.HTML(_CSS), *children, callback_notice(), deep_link_widget()],
+    extra = [ready_widget()] if on_page() else []
+    root = widgets.VBox([widgets.HTML(_CSS), *children, callback_notice(), deep_link_widget(), *extra],
                         layout=widgets.Layout(width="100%"))
     root.add_class("wb-page")
     root.add_class(f"wb-page-{dom_id}")
@@ -670,7 +673,13 @@ def page(title: str, panels: Sequence[tuple[str, Panel]], *, run: PublishedRun |
     """
     if run is None:
         return page_root([empty_state(pipeline, title=title, runs_dir=runs_dir)], dom_id=dom_id)
-    return page_root([run_header(run, title=title), *(guarded(n, p, run) for n, p in panels)], dom_id=dom_id)
+    built: list[widgets.Widget] = []
+    for name, panel in panels:  # the panels after the first one with a figure are drawn after that figure
+        if any(has_figure(w) for w in built):
+            built.append(deferred(name, lambda name=name, panel=panel: guarded(name, panel, run)))
+        else:
+            built.append(guarded(name, panel, run))
+    return page_root([run_header(run, title=title), *built], dom_id=dom_id)
 
 
 # ---------------------------------------------------------------- clicks on page-drawn figures
