@@ -176,11 +176,12 @@ def test_explorer_shows_the_recorded_curve_of_each_parameter_set(runs):
     run = latest("daily", runs_dir=runs)
     page = backtest_explorer(run)
     params, equity = one(page, "wb-bt-params"), one(page, "wb-bt-equity-fig")
+    symbol = one(page, "wb-bt-symbol").value
     curves = run.table("equity")
     for _, value in params.options:
         params.value = value
         y = figure_spec(equity)["data"][0]["y"]
-        recorded = curves[f"sma_cross|BTC-USD|{value}"].dropna()
+        recorded = curves[f"sma_cross|{symbol}|{value}"].dropna()
         assert len(_decode(y)) == len(recorded)
         np.testing.assert_allclose(_decode(y), recorded.to_numpy())
 

@@ -127,8 +127,11 @@ def test_two_parameter_sets_or_a_recorded_strategy_side_by_side(page):
 
 
 def test_on_the_dashboard_server_heatmap_clicks_reach_the_pick_box(runs, monkeypatch):
+    from research.viz.panels.deferred import release_all
+
     monkeypatch.setenv("WORKBENCH_FIGURES", "page")
     page = backtest_explorer(runs_dir=runs)
+    release_all()  # what the page's first drawn figure does: the sweep is drawn after it
     (bundle,) = one(page, "wb-sweep-fig").outputs
     markup = bundle["data"]["text/html"]
     plot_id = re.search(r'<div class="wb-plot" id="(wb-plot-[0-9a-f]+)"', markup)[1]

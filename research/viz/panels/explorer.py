@@ -42,6 +42,7 @@ from research.viz.panels.layout import (
     table_row,
     weekly_note,
 )
+from research.viz.panels.staleness import fresh_first, stale_note, stale_symbols
 from research.viz.panels.sweep import sweep_panel
 from research.viz.panels.viewer_safe import on_change
 from research.workflow.results import PublishedRun
@@ -171,7 +172,8 @@ def explorer_panel(run: PublishedRun) -> widgets.Widget:
     """Strategy, symbol and parameter pickers driving equity, drawdown, trades and risk summary."""
     sel = BacktestSelection(run)
     strategy = dropdown(sel.strategies(), description="Strategy", dom_class="wb-bt-strategy")
-    symbol = dropdown(sel.symbols(strategy.value), description="Symbol", dom_class="wb-bt-symbol")
+    stale = stale_symbols(run)
+    symbol = dropdown(fresh_first(sel.symbols(strategy.value), stale), description="Symbol", dom_class="wb-bt-symbol")
     params = dropdown(sel.params(strategy.value, symbol.value), description="Parameters",
                       dom_class="wb-bt-params", width="320px")
     eq_fig, dd_fig, note_text = equity_pair(sel, strategy.value, symbol.value, params.value)
@@ -221,7 +223,8 @@ def explorer_panel(run: PublishedRun) -> widgets.Widget:
     refresh()
     risk_box = section("Risk summary", risk, dom_class="wb-bt-risk")
     trades_box = section("Trades (most recent first)", trades, dom_class="wb-bt-trades")
-    return section("Strategy backtest", table_row(strategy, symbol, params, dom_class="wb-bt-controls"), note,
+    flag = widgets.HTML(stale_note(symbol.options, stale))
+    return section("Strategy backtest", table_row(strategy, symbol, params, dom_class="wb-bt-controls"), flag, note,
                    eq_out, dd_out, table_row(risk_box, trades_box, dom_class="wb-bt-tables"), dom_class="wb-explorer")
 
 

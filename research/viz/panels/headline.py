@@ -15,10 +15,7 @@ import math
 import ipywidgets as widgets
 import pandas as pd
 
-from research.data.asof import AsOf
-from research.data.calendars import calendar_of
-from research.data.freshness import is_stale
-from research.viz.panels.layout import run_interval
+from research.viz.panels.staleness import stale_symbols
 from research.workflow.results import PublishedRun
 
 __all__ = ["headline_figures", "headline_panel"]
@@ -106,21 +103,20 @@ def _signals(run: PublishedRun) -> tuple[list[tuple[str, str, str]], list[str]]:
 
 
 def _freshness(run: PublishedRun, stale: list[str], *, stale_bars: int = 3) -> tuple[str, str, str] | None:
+    """The data card: every symbol current, or the stale ones with their last bar
+    (:func:`research.viz.panels.staleness.stale_symbols`, the rule every page uses)."""
     symbols: list[str] = []
     if run.has("data_report"):
         report = run.table("data_report")
-        if {"symbol", "last"} <= set(report.columns) and run.as_of:
+        if "symbol" in report:
             symbols = [str(s) for s in report["symbol"]]
-            interval = run_interval(run)
-            when = AsOf.parse(run.as_of, interval=interval)
-            for sym, last in zip(report["symbol"], report["last"], strict=True):
-                if pd.notna(last) and is_stale(calendar_of(str(sym)), interval, last, when, stale_bars=stale_bars):
-                    stale = sorted({*stale, str(sym)})
-    if not symbols and not stale:
+    last = stale_symbols(run, stale_bars=stale_bars)
+    names = sorted({*stale, *last})
+    if not symbols and not names:
         return None
-    if not stale:
+    if not names:
         return ("data", f"all {len(symbols)} symbols current" if symbols else "current", "wb-up")
-    return ("data", f"stale: {', '.join(stale)}", "wb-down")
+    return ("data", "stale: " + ", ".join(f"{s} (last bar {last[s]})" if s in last else s for s in names), "wb-down")
 
 
 def headline_figures(run: PublishedRun) -> list[tuple[str, str, str]]:

@@ -39,6 +39,7 @@ from research.viz.panels.layout import (
     table_html,
 )
 from research.viz.panels.paper import outbox_panel
+from research.viz.panels.staleness import date_alerts, stale_symbols
 from research.viz.panels.viewer_safe import on_change, redact
 from research.workflow.results import PublishedRun
 
@@ -226,7 +227,8 @@ def alert_rows(alerts: pd.DataFrame) -> pd.DataFrame:
 def alerts_panel(run: PublishedRun) -> widgets.Widget:
     """Price, technical, volume and drawdown alerts of the latest run, most severe first."""
     require(run, "alerts")
-    alerts = run.table("alerts")
+    alerts = date_alerts(run.table("alerts"), stale_symbols(run))  # a stale symbol's alerts: dated by its last bar
+    alerts = alerts.drop(columns=[c for c in ("as_of", "bar_time") if c in alerts and "dated" in alerts])
     if "severity" in alerts:
         alerts = alerts.assign(_rank=alerts["severity"].astype(str).str.lower().map(_SEVERITY).fillna(3))
         alerts = alerts.sort_values("_rank").drop(columns="_rank")

@@ -28,6 +28,7 @@ from research.viz.panels.layout import (
     show_figure,
     stamp,
 )
+from research.viz.panels.staleness import fresh_first, stale_note, stale_symbols
 from research.viz.panels.viewer_safe import mlflow_link, on_change
 from research.workflow.results import PublishedRun
 
@@ -168,7 +169,8 @@ def predicted_vs_actual_panel(run: PublishedRun) -> widgets.Widget:
     require(run, "predictions")
     preds = out_of_sample(run.table("predictions"))
     evals = _model_eval(run) if run.has("model_eval") else pd.DataFrame(columns=["symbol", "model", "champion"])
-    symbols = sorted(preds["symbol"].astype(str).unique())
+    stale = stale_symbols(run)
+    symbols = fresh_first(sorted(preds["symbol"].astype(str).unique()), stale)
     symbol = dropdown(symbols, description="Symbol", dom_class="wb-pva-symbol")
 
     def models_for(sym: str) -> list[str]:
@@ -197,7 +199,8 @@ def predicted_vs_actual_panel(run: PublishedRun) -> widgets.Widget:
 
     on_change(symbol, on_symbol, names="value")
     on_change(model, on_model, names="value")
-    return section("Predicted vs actual (out of sample)", widgets.HBox([symbol, model]), out, dom_class="wb-pva")
+    flag = widgets.HTML(stale_note(symbols, stale))
+    return section("Predicted vs actual (out of sample)", widgets.HBox([symbol, model]), flag, out, dom_class="wb-pva")
 
 
 def _accuracy_figure(evals: pd.DataFrame, metric: str, run: PublishedRun) -> go.Figure:

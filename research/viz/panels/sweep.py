@@ -53,6 +53,7 @@ from research.viz.panels.layout import (
     table_row,
     weekly_note,
 )
+from research.viz.panels.staleness import fresh_first, stale_symbols
 from research.viz.panels.viewer_safe import on_change
 from research.workflow.results import PublishedRun
 
@@ -408,7 +409,7 @@ def _cell_trades(res: Any, symbol: str) -> pd.DataFrame:
 def sweep_panel(run: PublishedRun) -> widgets.Widget:
     """Heatmap of the whole sweep, the best cell's deflated Sharpe and PBO, and any cell re-run."""
     data = SweepData(run)
-    symbol = dropdown(data.symbols(), description="Symbol", dom_class="wb-sweep-symbol")
+    symbol = dropdown(fresh_first(data.symbols(), stale_symbols(run)), description="Symbol", dom_class="wb-sweep-symbol")
     metric = dropdown([(_label(m), m) for m in data.metrics()], description="Metric", dom_class="wb-sweep-metric")
     heat = clickable_figure_output(heatmap_figure(data, symbol.value, metric.value), dom_class="wb-sweep-fig",
                                    height=520, target=PICK_CLASS, link={"sweep-fast": "y", "sweep-slow": "x"})
