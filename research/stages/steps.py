@@ -200,11 +200,28 @@ def _trades(res: Any, strategy: str, params: Mapping[str, Any]) -> pd.DataFrame:
     return trades
 
 
-def _book_weights(res: Any, symbols: list[str]) -> pd.DataFrame:
-    """Weights in the equal-weight portfolio of one-symbol books (each book 1/N of the active ones)."""
-    w = res.weights.reindex(columns=symbols).astype("float64")
-    active = res.equity.reindex(columns=symbols).notna().sum(axis=1).clip(lower=1)
+def _book_weights(res: Any, symbols: list[str], equity: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Weights in the equal-weight portfolio of one-symbol books (each book 1/N of the active ones;
+    a book is active where its curve, ``equity`` or the result's, has a value)."""
+    curves = (res.equity if equity is None else equity).reindex(columns=symbols)
+    w = res.weights.reindex(columns=symbols).astype("float64").where(curves.notna(), 0.0)
+    active = curves.notna().sum(axis=1).clip(lower=1)
     return w.div(active, axis=0)
+
+
+def until_last_bar(equity: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
+    """One-symbol equity curves ending at their symbol's last close: past it a book does not hold
+    the symbol (a stale symbol's flat curve would otherwise sit in the equal-weight book and damp
+    its volatility). ``prices`` has ``(field, symbol)`` columns with a ``close`` field."""
+    out = equity.copy()
+    for sym in out.columns:
+        try:
+            last = prices.xs(sym, axis=1, level="symbol")["close"].last_valid_index()
+        except KeyError:
+            continue
+        if last is not None:
+            out.loc[out.index > last, sym] = np.nan
+    return out
 
 
 def backtest_stage(
@@ -238,11 +255,12 @@ def backtest_stage(
         params = res.params.get("params", {}) if name != "prediction" else {"model": "lstm", "long_threshold": 0.0}
         tables.append(_stats_rows(res, name, params))
         trades.append(_trades(res, name, params))
-        curves.update({f"{name}|{book}": res.equity[book] for book in res.equity.columns})
+        held = until_last_bar(res.equity, prices)
+        curves.update({f"{name}|{book}": held[book] for book in held.columns})
         if name == primary:
-            book = equal_weight_returns(res.equity).fillna(0.0)
-            curves[f"portfolio|{primary}"] = (1.0 + book).cumprod() * float(res.equity.iloc[0].dropna().mean())
-            positions = _book_weights(res, symbols)
+            book = equal_weight_returns(held).fillna(0.0)
+            curves[f"portfolio|{primary}"] = (1.0 + book).cumprod() * float(held.iloc[0].dropna().mean())
+            positions = _book_weights(res, symbols, held)
     equity = pd.DataFrame(curves)
     equity.index.name = "timestamp"
     record = sweep_record(prices, fast=sweep_fast, slow=sweep_slow, target=sweep_symbol or symbols[0], **costs)

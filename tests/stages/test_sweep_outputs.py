@@ -105,3 +105,19 @@ def test_backtest_stage_records_the_grid_and_the_risk_stage_its_overfitting(tmp_
     assert doc["overfitting"]["n_trials"] == n_pairs
     assert doc["overfitting"]["selected"] == f"{spx['fast']:.0f}/{spx['slow']:.0f}"
     assert doc["overfitting"]["pbo_pct"] == pytest.approx(100 * spx["pbo"])
+
+
+def test_a_book_does_not_hold_a_symbol_past_its_last_bar():
+    from research.stages.steps import until_last_bar
+
+    idx = pd.date_range("2018-01-01", periods=6, freq="D", tz="UTC")
+    cols = pd.MultiIndex.from_product([["open", "close"], ["OLD", "NEW"]], names=["field", "symbol"])
+    prices = pd.DataFrame(1.0, index=idx, columns=cols)
+    prices.loc[idx[3]:, ("close", "OLD")] = float("nan")  # OLD's data ends on its third bar
+    equity = pd.DataFrame({"OLD": [1.0, 1.1, 1.2, 1.2, 1.2, 1.2], "NEW": [1.0, 1.0, 1.1, 1.2, 1.3, 1.4]}, index=idx)
+    held = until_last_bar(equity, prices)
+    assert held["OLD"].last_valid_index() == idx[2] and held["NEW"].notna().all()
+    from research.risk.metrics import equal_weight_returns
+
+    book = equal_weight_returns(held)
+    assert book.iloc[3:].tolist() == equity["NEW"].pct_change().iloc[3:].tolist()  # NEW alone after OLD's end
