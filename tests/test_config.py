@@ -170,7 +170,7 @@ def test_precedence_override_environment_dotenv_default(home, monkeypatch):
 def test_every_setting_is_read_from_dotenv(home):
     """A value in .env reaches every field (the door the ledger URL missed)."""
     samples = {"data_dir": "d", "runs_dir": "r", "tracking_uri": "sqlite:///x.db", "artifact_root": "a",
-               "mlflow_ui_url": "http://ui:5000", "ledger_url": "sqlite:///l.db", "freshness_ttl": "5",
+               "mlflow_ui_url": "http://ui:5000", "public_tracking_url": "https://mlflow.example", "ledger_url": "sqlite:///l.db", "freshness_ttl": "5",
                "dask_scheduler": "tcp://h:8786", "tf_threads": "4", "ccxt_exchange": "kraken",
                "ccxt_api_url": "http://127.0.0.1:9/", "alerts_config": "al.yaml", "news_config": "news/n.yaml",
                "figures": "page", "debug": "1", "pipeline_run": "run-1",

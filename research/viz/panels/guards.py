@@ -198,6 +198,14 @@ async def _shutdown_aborted(kernel_manager: Any, kernel_id: str) -> None:
         log.debug("kernel %s: %s", kernel_id, exc)
 
 
+async def _room_for_a_viewer(kernel_manager: Any, limit: int, inflight: int) -> int:
+    """The viewers counted against ``limit`` (connected ones and pages being sent), after evicting
+    kernels whose page was never connected when the total would pass it (memory stays bounded)."""
+    if limit and hasattr(kernel_manager, "evict_waiting"):
+        await kernel_manager.evict_waiting(keep_below=limit, total=viewer_kernels(kernel_manager) + inflight)
+    return counted_viewers(kernel_manager) + inflight
+
+
 def guarded_page_class(base: type) -> type:
     """Voila's page handler with the viewer limit, the ``_xsrf`` cookie and abort clean-up."""
 
@@ -210,11 +218,7 @@ def guarded_page_class(base: type) -> type:
             self._counted, self._closed, self._kernel_id = False, False, None
             _drop_template_args(self.request)
             limit = int(self.settings.get("wb_max_viewers") or 0)
-            live = counted_viewers(self.kernel_manager) + GuardedPage.inflight
-            if limit and hasattr(self.kernel_manager, "evict_waiting"):
-                # kernels whose page was never connected do not hold a slot, but memory stays bounded
-                await self.kernel_manager.evict_waiting(
-                    keep_below=limit, total=viewer_kernels(self.kernel_manager) + GuardedPage.inflight)
+            live = await _room_for_a_viewer(self.kernel_manager, limit, GuardedPage.inflight)
             name = self.path_args[0] if self.path_args else ""
             cold = not _pooled(self.kernel_manager, name)
             if (limit and live >= limit) or (cold and GuardedPage.cold >= MAX_COLD_STARTS):

@@ -27,6 +27,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
+from research.config import get_settings
 from research.data.calendars import calendar_of
 from research.viz.panels.deferred import READY_SCRIPT, deferred, has_figure, on_page, ready_widget
 from research.viz.panels.viewer_safe import (
