@@ -158,6 +158,9 @@ def calendar_of(symbol: str) -> Calendar:
 def record_calendar(frame: pd.DataFrame, calendars: dict[str, Calendar], interval: str) -> pd.DataFrame:
     """Record the frame's calendar and periods per year in ``frame.attrs`` (in place; returned).
 
+    ``attrs["calendars"]`` keeps each symbol's own calendar (an equity symbol in a frame shared
+    with crypto is still judged on NYSE sessions by :mod:`research.data.freshness`).
+
     Parameters
     ----------
     frame : pandas.DataFrame
@@ -168,8 +171,6 @@ def record_calendar(frame: pd.DataFrame, calendars: dict[str, Calendar], interva
     interval : str
         The bars' length (``"1d"``, ``"1h"``, ``"1wk"``, ``"1mo"``).
 
-    ``attrs["calendars"]`` keeps each symbol's own calendar (an equity symbol in a frame shared
-    with crypto is still judged on NYSE sessions by :mod:`research.data.freshness`).
     """
     names = {cal.name for cal in calendars.values()}
     cal = EQUITY if names == {"equity"} else CRYPTO
