@@ -114,7 +114,7 @@ PIPELINES: dict[str, dict[str, dict[str, Any]]] = {
         "paper": {"drift_window": 20, "drift_band": 0.01},
     },
     "hourly": {
-        "shared": {"symbols": ["BTC-USD", "ETH-USD"], "source": "synthetic", "interval": "1h", "as_of": None},
+        "shared": {"symbols": ["BTC-USD", "ETH-USD"], "source": "auto", "source_note": "", "interval": "1h", "as_of": None},
         "ingest": {"min_rows": 200},
         "news": {"news_source": "synthetic", "lookback_days": 30},
         "signals": {"sizing": "vol_target", "vol_target": 0.5, "periods_per_year": None, "stale_bars": 2},

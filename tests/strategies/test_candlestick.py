@@ -195,14 +195,18 @@ def test_no_look_ahead_for_any_parameters(bullish, bearish, hold, direction):
 
 
 def test_each_symbol_counts_its_own_bars_and_holds_across_its_gaps():
-    d = _wide(True)  # SYN0002 misses bars 120, 121 and 300
-    fields = [d[f] for f in FIELDS]
-    sig = candlestick(*fields, bullish="engulfing,doji", bearish="engulfing", hold=4, direction="both").direction
+    kw = {"bullish": "engulfing,doji", "bearish": "engulfing", "hold": 4, "direction": "both"}
+    full = _wide(False)
+    before = candlestick(*(full[f] for f in FIELDS), **kw).direction["SYN0002"].to_numpy()
+    open_at = int(np.flatnonzero(before[100:400] != 0)[0]) + 100  # a bar where SYN0002 holds a position
+    gaps = [open_at + 1, open_at + 2, 450]
+    d = full.copy()
+    d.loc[d.index[gaps], [c for c in d.columns if c[1] == "SYN0002"]] = np.nan  # SYN0002 misses these bars
+    sig = candlestick(*(d[f] for f in FIELDS), **kw).direction
     alone = d.xs("SYN0002", axis=1, level="symbol").dropna()
-    own = candlestick(*(alone[f] for f in FIELDS), bullish="engulfing,doji", bearish="engulfing", hold=4,
-                      direction="both").direction.iloc[:, 0]
+    own = candlestick(*(alone[f] for f in FIELDS), **kw).direction.iloc[:, 0]
     got = sig["SYN0002"]
     np.testing.assert_array_equal(got.loc[alone.index].to_numpy(), own.to_numpy())
-    assert got.iloc[119] != 0  # a position is open when the gap starts
-    for gap in (120, 121, 300):
-        assert got.iloc[gap] == got.iloc[119 if gap < 300 else 299]  # carried, not reset
+    assert got.iloc[open_at] != 0  # a position is open when the gap starts
+    for gap, last in zip(gaps, (open_at, open_at, 449), strict=True):
+        assert got.iloc[gap] == got.iloc[last]  # carried, not reset
