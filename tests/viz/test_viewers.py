@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from research.viz.panels.viewers import ViewerKernelsMixin, viewer_kernel_manager_class
+
+
+def _run(coro):
+    """Run a scenario on its own event loop in a worker thread: the browser tests' Playwright
+    session leaves an event loop running in the main thread, where asyncio.run() refuses."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class _Task:
@@ -71,7 +79,7 @@ def test_a_handed_pool_kernel_is_never_culled_before_its_websocket_connects():
         await km.cull_kernel_if_idle(kid)  # and one with the viewer connected
         return km
 
-    km = asyncio.run(scenario())
+    km = _run(scenario())
     assert km.culled == [] and km.shut == [] and km.connected_viewers() == 1
 
 
@@ -82,7 +90,7 @@ def test_a_dead_pool_kernel_is_replaced_before_it_is_handed_out():
         _, _, kid = await km.get_rendered_notebook("nb.ipynb")
         return km, kid
 
-    km, kid = asyncio.run(scenario())
+    km, kid = _run(scenario())
     assert kid == "alive"
 
 
@@ -99,7 +107,7 @@ def test_an_unconnected_page_releases_its_kernel_and_a_closed_websocket_too():
         await asyncio.sleep(0.3)
         return km, first
 
-    km, first = asyncio.run(scenario())
+    km, first = _run(scenario())
     assert first == ["get"] and km.shut == ["get", "tab"] and km.connected_viewers() == 0
 
 
@@ -113,7 +121,7 @@ def test_a_quick_reconnect_keeps_the_kernel():
         await asyncio.sleep(0.3)
         return km
 
-    km = asyncio.run(scenario())
+    km = _run(scenario())
     assert km.shut == [] and km.connected_viewers() == 1
 
 
@@ -141,7 +149,7 @@ def test_only_connected_viewers_are_counted_and_waiting_kernels_are_protected(ev
         for timer in km._wb()["timers"].values():
             timer.cancel()
 
-    asyncio.run(scenario())
+    _run(scenario())
 
 
 def test_eviction_frees_the_longest_waiting_delivered_page_first():
@@ -159,7 +167,7 @@ def test_eviction_frees_the_longest_waiting_delivered_page_first():
             timer.cancel()
         return km, evicted
 
-    km, evicted = asyncio.run(scenario())
+    km, evicted = _run(scenario())
     assert evicted == 2 and km.shut == ["old", "new"]
 
 
