@@ -34,6 +34,7 @@ from research.backtest.fused import fused_table, live_spans, stats_row
 from research.backtest.kernels import STATS
 from research.backtest.sweep_result import SweepResult
 from research.data import calendars
+from research.data.freshness import STALE_BARS, stale_frame
 from research.defaults import BACKTEST
 
 __all__ = ["SweepResult", "sweep_ma_crossover", "sweep", "ma_pairs", "parse_windows", "STATS"]
@@ -208,10 +209,13 @@ def sweep(
         Passed to :func:`~research.backtest.engine.backtest` (fees, slippage, sizing, risk...).
     """
     keys = list(grid)
-    same_close = backtest_kwargs.get("timing", "next_open") == "same_close"
+    # The fused kernels have no staleness rule: a symbol that goes stale inside its own life (a
+    # gap of more than stale_bars bars) runs through the engine, so both paths agree everywhere.
+    engine_only = (backtest_kwargs.get("timing", "next_open") == "same_close"
+                  or stale_inside_lives(prices, backtest_kwargs.get("stale_bars", STALE_BARS)))
     fused = (strategy == "ma_crossover" and set(keys) <= {"fast", "slow"}
-             and set(backtest_kwargs) <= _FUSED_OK and not same_close)
-    if not fused and _family_fits(strategy, keys, backtest_kwargs) and not same_close:
+             and set(backtest_kwargs) <= _FUSED_OK and not engine_only)
+    if not fused and _family_fits(strategy, keys, backtest_kwargs) and not engine_only:
         from research.backtest.family_sweep import sweep_family
 
         kwargs = {k: v for k, v in backtest_kwargs.items() if k not in ("sizing", "shared_cash")}
@@ -242,6 +246,26 @@ def sweep(
         for book in res.books:
             rows.append({"symbol": book, **params, **stats_row(res.summary(book), float(res.equity[book].iloc[-1]))})
     return _engine_result(rows, strategy, grid, keys, metric, backtest_kwargs, t0)
+
+
+def stale_inside_lives(prices: pd.DataFrame, stale_bars: int | None = STALE_BARS) -> bool:
+    """Whether the staleness rule would mark a symbol stale between its first and last bar.
+
+    The engine gives such a symbol no target while it is stale; the fused kernels, which
+    trade each symbol over its own life, have no such rule, so those sweeps take the engine.
+    """
+    if stale_bars is None:
+        return False
+    close = as_fields(prices)["close"]
+    stale = stale_frame(close, stale_bars=stale_bars).to_numpy()
+    valid = close.notna().to_numpy()
+    if not valid.any():
+        return False
+    rows = np.arange(len(close))[:, None]
+    first = np.where(valid.any(axis=0), valid.argmax(axis=0), len(close))
+    last = len(close) - 1 - valid[::-1].argmax(axis=0)
+    alive = (rows >= first) & (rows <= last)
+    return bool((stale & alive).any())
 
 
 def _family_fits(strategy: str, keys: list[str], kwargs: Mapping[str, Any]) -> bool:

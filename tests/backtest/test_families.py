@@ -302,3 +302,19 @@ def test_grid_slice_fixes_and_folds_the_other_axes():
     fig = sweep_heatmap(res, x="window", y="lower", agg="median")
     np.testing.assert_array_equal(np.asarray(fig.data[0].z, dtype=float), med.to_numpy())
     assert "median over exit_level, stop_loss" in fig.layout.title.text
+
+
+@pytest.mark.parametrize("strategy, grid", [("rsi_reversion", {"window": [10, 14]}),
+                                            ("ma_crossover", {"fast": [5, 10], "slow": [30]})])
+def test_a_symbol_stale_inside_its_life_sweeps_through_the_engine(strategy, grid):
+    """The fused kernels have no staleness rule: a gap longer than the rule allows inside a
+    symbol's life sends the sweep through the engine (one backtest() per cell), so both agree."""
+    from research import load_prices
+    from research.backtest.sweep import stale_inside_lives, sweep
+
+    bars = load_prices("GOOG")
+    gapped = bars.copy()
+    gapped.iloc[1000:1008] = np.nan  # 8 sessions without a bar, inside GOOG's life
+    assert not stale_inside_lives(bars) and stale_inside_lives(gapped)
+    assert sweep(bars, strategy, grid, fees=0.001).params["engine"] == "fused"
+    assert sweep(gapped, strategy, grid, fees=0.001).params["engine"] == "engine"
