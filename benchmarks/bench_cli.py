@@ -23,6 +23,7 @@ COMMANDS = [
     ["paper", "replay", "acct", "--from", "2019-01-01", "--to", "2018-01-01"],
     ["data", "fetch", "--start", "2020-13-45"],
     ["pipeline", "run", "pipelines/daily.yaml", "-p", "nope=1"],
+    ["pipeline", "run", "pipelines/daily.yaml", "-p", "epochs=abc"],
     ["nosuch"],
 ]
 

@@ -186,7 +186,7 @@ def _check_plan(spec: Path, params: list[str]) -> None:
     from research.workflow.spec import SpecError, load_spec, plan_run
 
     try:
-        plan_run(load_spec(spec), params)
+        plan_run(load_spec(spec, load_hooks=False), params)
     except SpecError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None

@@ -477,8 +477,12 @@ def _stage(raw: Any, base: Path, index: int) -> Stage:
     )
 
 
-def load_spec(path: str | os.PathLike) -> PipelineSpec:
-    """Parse and check a pipeline spec file (structure only; see :func:`plan_run`)."""
+def load_spec(path: str | os.PathLike, *, load_hooks: bool = True) -> PipelineSpec:
+    """Parse and check a pipeline spec file (structure only; see :func:`plan_run`).
+
+    ``load_hooks=False`` checks the hooks without importing their modules
+    (:func:`research.workflow.hooks.find_hook`): a quick refusal before the run loads them.
+    """
     path = Path(path).resolve()
     if not path.is_file():
         raise SpecError(f"pipeline spec {path} does not exist")
@@ -523,7 +527,7 @@ def load_spec(path: str | os.PathLike) -> PipelineSpec:
             raise SpecError(f"stage {st.name!r} reads {missing}, which no earlier stage writes")
         written.update(st.writes)
     try:
-        hooks = parse_hooks(raw.get("hooks"))
+        hooks = parse_hooks(raw.get("hooks"), load=load_hooks)
     except HookError as exc:
         raise SpecError(f"{path.name}: {exc}") from exc
     return PipelineSpec(

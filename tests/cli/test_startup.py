@@ -50,6 +50,13 @@ def test_help_and_refused_arguments_load_nothing_heavy(argv):
     assert _loaded_after(f"from research.cli import main; main({argv!r})") == []
 
 
+@pytest.mark.parametrize("param", ["epochs=abc", "nope=1", "interval=2d"])
+def test_a_refused_pipeline_parameter_loads_no_library(param):
+    """The plan check reads the spec and its hooks' sources; only the engine's spec module loads."""
+    code = f"from research.cli import main; main(['pipeline', 'run', 'pipelines/daily.yaml', '-p', {param!r}])"
+    assert [m for m in _loaded_after(code) if m != "research.workflow"] == []
+
+
 def test_the_command_table_is_what_the_modules_register():
     root = typer.main.get_command(app)
     ctx = typer.Context(root)

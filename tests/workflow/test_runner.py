@@ -191,10 +191,32 @@ def test_a_spec_hook_that_cannot_be_loaded_is_refused_when_the_spec_loads(tmp_pa
 
     for hooks, match in [({"after_run": ["research.alerts.delivery:nope"]}, "has no callable 'nope'"),
                          ({"after_run": ["no_such_module_x:run"]}, "cannot import no_such_module_x"),
+                         ({"after_run": ["no_such_pkg_x.sub:run"]}, "cannot import no_such_pkg_x.sub"),
                          ({"as_of": "research.stages.as_of.resolve_as_of"}, "must be 'module:function'"),
                          ({"before_run": []}, r"unknown hooks \['before_run'\]")]:
-        with pytest.raises(SpecError, match=match):
-            load_spec(toys.two_stage_spec(tmp_path, "toy-bad-hook", hooks=hooks))
+        for load_hooks in (True, False):  # the full check and the quick one (no module runs) agree
+            with pytest.raises(SpecError, match=match):
+                load_spec(toys.two_stage_spec(tmp_path, "toy-bad-hook", hooks=hooks), load_hooks=load_hooks)
+
+
+def test_the_quick_hook_check_runs_no_module_and_the_run_loads_every_hook(tmp_path, toys, monkeypatch):
+    from research.workflow.spec import SpecError, load_spec
+
+    (tmp_path / "wb_broken_hook.py").write_text("raise ImportError('a library the hook needs is missing')\n"
+                                                "def after_run(record, run_dir, *, echo):\n    pass\n")
+    (tmp_path / "wb_bound_hook.py").write_text("after_run = 3\n")  # bound by assignment: the source cannot tell
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = toys.two_stage_spec(tmp_path, "toy-broken-hook", hooks={"after_run": ["wb_broken_hook:after_run"]})
+    assert load_spec(broken, load_hooks=False).hooks.after_run == ("wb_broken_hook:after_run",)
+    assert "wb_broken_hook" not in sys.modules
+    with pytest.raises(SpecError, match="cannot import wb_broken_hook: a library the hook needs is missing"):
+        load_spec(broken)
+    with pytest.raises(SpecError, match="cannot import wb_broken_hook"):
+        run_pipeline(broken, ["as_of=2020-01-03"])
+    bound = toys.two_stage_spec(tmp_path, "toy-bound-hook", hooks={"after_run": ["wb_bound_hook:after_run"]})
+    for load_hooks in (True, False):
+        with pytest.raises(SpecError, match="wb_bound_hook has no callable 'after_run'"):
+            load_spec(bound, load_hooks=load_hooks)
 
 
 def test_a_failing_after_run_hook_never_fails_the_run(tmp_path, toys, monkeypatch):
