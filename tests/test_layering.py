@@ -11,6 +11,10 @@ research.cli sit on top and may import anything; nothing in the package imports 
 research.compute (where work runs) imports nothing from the package but research.config, and
 only the top imports it: everything below receives a client as an argument.
 
+Time zones are normalised by one module, research.timeutil (naive read as UTC, aware converted):
+a hand-written ``tz_localize`` / ``tz_convert`` elsewhere is refused unless its file is listed in
+``TZ_CALLS_ALLOWED`` with the count of such calls and the other job they do.
+
 Two ways an import can hide from this walk are refused too: loading a module by a computed name
 (``importlib.import_module`` / ``__import__``) outside the files listed in ``LOADERS_BY_NAME``,
 and importing a private name (``from research.a.b import _x``) from another module.
@@ -29,7 +33,7 @@ ORDER = [
 ]
 ENGINE = "workflow"
 #: What the pipeline engine may import from the package besides itself.
-ENGINE_MAY_IMPORT = {"research.config", "research.atomic", "research.lazy"}
+ENGINE_MAY_IMPORT = {"research.config", "research.atomic", "research.lazy", "research.timeutil"}
 #: The only files that load modules by a computed name, and why.
 LOADERS_BY_NAME = {
     "research/lazy.py": "lazy exports: the names a package declares, loaded on first use",
@@ -37,7 +41,7 @@ LOADERS_BY_NAME = {
     "research/workflow/hooks.py": "the hooks a pipeline spec names (module:function, from YAML)",
 }
 LEAVES = {"research.config", "research.defaults", "research.types", "research.risk.metrics", "research.atomic",
-          "research.lazy"}
+          "research.lazy", "research.timeutil"}
 TOP = {"viz", "cli"}
 COMPUTE = "compute"
 ROOT = Path(research.__file__).parent
@@ -281,3 +285,55 @@ def test_the_private_name_check_catches_a_planted_import():
                "research.backtest.fused": ast.parse("from research.backtest.fused import _x")}
     assert private_imports(planted) == ["research.backtest.sweep -> research.backtest.fused._rows_of",
                                         "research.data.loader -> research.data.store._utc"]
+
+
+#: Files that call ``tz_localize`` / ``tz_convert`` themselves, how many times, and why: each does
+#: another job than "to UTC" (a file's, an exchange's or New York's own clock). The counts may only
+#: shrink; a new call, here or elsewhere, goes through research.timeutil.
+TZ_CALLS_ALLOWED = {
+    "research/timeutil.py": (8, "the helper itself"),
+    "research/backtest/engine.py": (1, "a naive range bound is read on the price index's own clock"),
+    "research/data/sources/files.py": (7, "a CSV's stamps are read in the file's declared time zone; daily "
+                                          "bars keep their local session date"),
+    "research/data/sources/synthetic.py": (4, "equity hours are New York wall times; a generator's start "
+                                              "date keeps its wall date"),
+    "research/data/sources/yahoo.py": (6, "daily bars keep the exchange-local session date; a bar's end is "
+                                          "on the exchange's clock"),
+    "research/news/sessions.py": (2, "a session closes at 16:00 (13:00 early) New York time"),
+    "research/news/sources/files.py": (2, "a news file's naive stamps are in the file's declared time zone"),
+}
+
+
+def tz_calls(source: str) -> int:
+    """How many ``.tz_localize(...)`` / ``.tz_convert(...)`` calls ``source`` makes (``.dt.`` ones too)."""
+    return sum(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+               and n.func.attr in {"tz_localize", "tz_convert"} for n in ast.walk(ast.parse(source)))
+
+
+def hand_written_tz_calls(files: dict[str, str]) -> list[str]:
+    """Every file whose time-zone calls exceed (or no longer reach) its :data:`TZ_CALLS_ALLOWED` count."""
+    bad = []
+    for path, source in sorted(files.items()):
+        found, allowed = tz_calls(source), TZ_CALLS_ALLOWED.get(path, (0, ""))[0]
+        if found > allowed:
+            bad.append(f"{path}: {found} tz_localize/tz_convert calls, {allowed} allowed: use research.timeutil")
+        elif found < allowed:
+            bad.append(f"{path}: {found} tz_localize/tz_convert calls, {allowed} listed: lower TZ_CALLS_ALLOWED")
+    return bad
+
+
+def test_time_zones_are_normalised_by_the_one_helper():
+    sources = _sources()
+    assert set(TZ_CALLS_ALLOWED) <= set(sources), "a listed file no longer exists: update TZ_CALLS_ALLOWED"
+    assert hand_written_tz_calls(sources) == []
+
+
+def test_the_time_zone_check_catches_a_planted_idiom():
+    planted = {
+        "research/news/alerts.py": "when = t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')\n",
+        "research/paper/book.py": "df[c] = pd.to_datetime(df[c]).dt.tz_localize('UTC')\n",
+        "research/news/sessions.py": "x = days.tz_localize(_NY)\n",
+        "research/data/store.py": "ts = pd.Timestamp(x, tz='UTC')\n",
+    }
+    assert [hit.split(":")[0] for hit in hand_written_tz_calls(planted)] == [
+        "research/news/alerts.py", "research/news/sessions.py", "research/paper/book.py"]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.timeutil import to_naive_utc
 from research.workflow.results import read_output
 
 __all__ = ["after_run", "run_alerts", "failure_alert", "paper_drift_alerts", "DELIVERY_DEADLINE"]
@@ -62,11 +63,6 @@ def run_alerts(run_dir: str | Path) -> pd.DataFrame:
     return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
 
 
-def _naive(value: object) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
-
-
 def paper_drift_alerts(pipeline: str, *, since: object = None, url: str | None = None,
                        window: int | None = None, band: float | None = None) -> list[dict]:
     """Drift alerts of the paper accounts ``pipeline`` steps (see :mod:`research.paper.monitor`).
@@ -79,12 +75,12 @@ def paper_drift_alerts(pipeline: str, *, since: object = None, url: str | None =
     """
     from research.paper import book, monitor
 
-    cutoff = None if since in (None, "") else _naive(since)
+    cutoff = None if since in (None, "") else to_naive_utc(since)
     rows: list[dict] = []
     for account in book.list_accounts(url=url, pipeline=pipeline):
         opts = {k: v for k, v in (("window", window), ("band", band)) if v is not None}
         for row in monitor.drift_alerts(account.name, url=url, **opts):
-            if cutoff is not None and _naive(row.get("as_of")) < cutoff:
+            if cutoff is not None and to_naive_utc(row.get("as_of")) < cutoff:
                 continue
             row = dict(row)
             row["key"] = row.pop("id", None) or row.get("as_of")

@@ -54,6 +54,7 @@ import sqlalchemy as sa
 
 from research.alerts.channels import SEVERITIES, ConfigError
 from research.paper.db import connect, metadata
+from research.timeutil import to_naive_utc
 
 __all__ = [
     "alert_outbox", "alert_delivery", "alert_recipient", "alert_channel_problem", "alert_id", "enqueue", "pending",
@@ -150,9 +151,7 @@ def naive_utc(now: datetime | pd.Timestamp | None) -> datetime:
     """``now`` (default: the clock) as a naive UTC datetime, the form the tables store."""
     if now is None:
         return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    ts = pd.Timestamp(now)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.tz_localize(None).to_pydatetime()
+    return to_naive_utc(now).to_pydatetime()
 
 
 def alert_id(kind: str, subject: str, as_of: str, rule: str) -> str:

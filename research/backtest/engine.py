@@ -63,6 +63,7 @@ from research.strategies.catalog import get_strategy
 from research.strategies.signals import Signals
 from research.strategies.sizing import apply_caps, position_magnitude
 from research.strategies.stops import REASONS, RiskRules, plan_fills
+from research.timeutil import to_naive_utc_index
 
 __all__ = ["backtest", "BacktestResult", "TIMINGS", "as_fields", "infer_periods_per_year"]
 
@@ -170,7 +171,7 @@ def rebalance_mask(index: pd.Index, rebalance: str | int | None) -> np.ndarray:
         raise ValueError(f"rebalance must be None, an int, or one of {sorted(periods)}; got {rebalance!r}")
     if periods[rebalance] is None:
         return np.ones(n, dtype=bool)
-    idx = index.tz_convert(None) if getattr(index, "tz", None) is not None else index
+    idx = to_naive_utc_index(index)
     p = idx.to_period(periods[rebalance])
     return np.r_[True, p[1:] != p[:-1]]
 

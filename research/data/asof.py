@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from research.timeutil import on_clock_of, to_utc
+
 __all__ = ["AsOf", "as_of"]
 
 _DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
@@ -78,7 +80,7 @@ class AsOf:
             raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}") from exc
         if ts is pd.NaT:
             raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}")
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        ts = to_utc(ts)
         if not isinstance(value, str) and interval in _DAILY and ts == ts.normalize():
             is_date = True
         if is_date:
@@ -109,7 +111,7 @@ class AsOf:
     def cut(self, frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
         """The rows of a time-indexed frame that may be used (stamped at or before ``end``)."""
         index = frame.index
-        end = self.end if getattr(index, "tz", None) is not None else self.end.tz_localize(None)
+        end = on_clock_of(self.end, index)
         return frame.loc[index <= end]
 
     def __str__(self) -> str:

@@ -43,6 +43,8 @@ from pandas.tseries.holiday import (
     sunday_to_monday,
 )
 
+from research.timeutil import to_utc, to_utc_index
+
 __all__ = [
     "Calendar", "EQUITY", "CRYPTO", "get_calendar", "calendar_of", "record_calendar", "periods_per_year",
     "infer_periods_per_year",
@@ -102,15 +104,15 @@ class Calendar:
 
     def sessions(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
         """Daily bars expected between ``start`` and ``end`` inclusive (UTC midnights)."""
-        start = _utc(start).normalize()
-        end = _utc(end).normalize()
+        start = to_utc(start).normalize()
+        end = to_utc(end).normalize()
         if end < start:
             return pd.DatetimeIndex([], tz="UTC", name="timestamp")
         days = pd.date_range(start, end, freq="D", tz="UTC", name="timestamp")
         if self.name == "crypto":
             return days
         days = days[days.weekday < 5]
-        hol = _nyse_holidays(start.year, end.year).tz_localize("UTC")
+        hol = to_utc_index(_nyse_holidays(start.year, end.year))
         return days[~days.isin(hol)]
 
     def expected(self, start: pd.Timestamp, end: pd.Timestamp, interval: str) -> pd.DatetimeIndex:
@@ -118,7 +120,7 @@ class Calendar:
         if interval == "1d":
             return self.sessions(start, end)
         if interval == "1h" and self.name == "crypto":
-            return pd.date_range(_utc(start), _utc(end), freq="h", name="timestamp")
+            return pd.date_range(to_utc(start), to_utc(end), freq="h", name="timestamp")
         return pd.DatetimeIndex([], tz="UTC", name="timestamp")
 
     def periods(self, interval: str) -> float:
@@ -127,11 +129,6 @@ class Calendar:
         if interval in per_day:
             return self.periods_per_year * per_day[interval]
         return {"1wk": 52.0, "1mo": 12.0}[interval]
-
-
-def _utc(ts: pd.Timestamp | str) -> pd.Timestamp:
-    ts = pd.Timestamp(ts)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 EQUITY = Calendar("equity", 252, 6.5)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from research.data.calendars import Calendar, calendar_of, get_calendar
+from research.timeutil import to_utc_index
 
 __all__ = ["STALE_BARS", "bars_behind", "is_stale", "stale_frame", "symbol_calendar", "frame_interval", "bar_age"]
 
@@ -47,8 +48,7 @@ def _cal(calendar: Calendar | str) -> Calendar:
 
 
 def _utc_index(values: object) -> pd.DatetimeIndex:
-    idx = pd.DatetimeIndex(pd.to_datetime(np.atleast_1d(np.asarray(values, dtype=object))))
-    return idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+    return to_utc_index(pd.to_datetime(np.atleast_1d(np.asarray(values, dtype=object))))
 
 
 @lru_cache(maxsize=256)
@@ -168,7 +168,7 @@ def stale_frame(close: pd.DataFrame, *, stale_bars: int | None = STALE_BARS, int
     if stale_bars is None or close.empty or not isinstance(close.index, pd.DatetimeIndex):
         return pd.DataFrame(False, index=close.index, columns=close.columns)
     interval = interval or frame_interval(close)
-    index = close.index if close.index.tz is not None else close.index.tz_localize("UTC")
+    index = to_utc_index(close.index)
     lo = 0 if since is None else int(index.searchsorted(_utc_index([since])[0], side="left"))
     valid = close.notna().to_numpy()
     pos = np.where(valid, np.arange(len(index))[:, None], -1)
@@ -179,9 +179,7 @@ def stale_frame(close: pd.DataFrame, *, stale_bars: int | None = STALE_BARS, int
     for k, sym in enumerate(close.columns):
         cal = _cal((calendars or {}).get(sym) or symbol_calendar(close, str(sym)))
         lp = last_pos[:, k]
-        last = pd.DatetimeIndex(np.where(lp >= 0, ns[np.maximum(lp, 0)], np.iinfo(np.int64).min)
-                                .astype("datetime64[ns]"), tz=None)
-        last = last.tz_localize("UTC")
+        last = to_utc_index(np.where(lp >= 0, ns[np.maximum(lp, 0)], np.iinfo(np.int64).min).astype("datetime64[ns]"))
         behind = _behind(cal, interval, last, asof)
         values[lo:, k] = (behind < 0) | (behind > stale_bars)
     return pd.DataFrame(values, index=close.index, columns=close.columns)

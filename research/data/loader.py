@@ -14,7 +14,8 @@ from research.data.calendars import record_calendar
 from research.data.errors import InvalidRequestError
 from research.data.matrix_cache import MatrixCache
 from research.data.sources import Source, get_source
-from research.data.store import IngestResult, Store, to_utc
+from research.data.store import IngestResult, Store
+from research.timeutil import to_utc
 
 __all__ = ["load_prices", "close_matrix", "ingest_many"]
 

@@ -74,6 +74,7 @@ from filelock import FileLock, Timeout
 from research.atomic import atomic_path
 from research.data.errors import CorruptDatasetError
 from research.data.store import Store, dataset_file_name
+from research.timeutil import to_utc_index
 
 __all__ = ["MatrixCache", "CachedMatrix", "Signatures", "file_signature", "verify_cache_file", "RACY_SECONDS",
            "MatrixCacheWarning"]
@@ -254,7 +255,7 @@ class MatrixCache:
         if changed:
             raise _ContentMismatch(f"{len(changed)} column(s) differ: {', '.join(changed[:5])}"
                                    + (" ..." if len(changed) > 5 else ""))
-        return pd.DataFrame(values.T, index=index.tz_localize("UTC"), columns=pd.Index(symbols, name="symbol"),
+        return pd.DataFrame(values.T, index=to_utc_index(index), columns=pd.Index(symbols, name="symbol"),
                             copy=False)
 
     # ------------------------------------------------------------------ write

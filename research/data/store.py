@@ -78,6 +78,7 @@ from research.data.integrity import (
 )
 from research.data.schema import ValidationReport, ValidationResult, validate_ohlcv
 from research.data.sources.base import INTERVALS, Source
+from research.timeutil import to_utc, to_utc_index
 
 __all__ = ["Store", "IngestResult", "StaleDataWarning", "content_sha256"]
 
@@ -114,14 +115,6 @@ def _versions(extra: list[str]) -> dict[str, str]:
 
 def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
-
-
-def to_utc(ts: object) -> pd.Timestamp | None:
-    """``ts`` as a UTC timestamp (naive read as UTC); ``None`` stays ``None``."""
-    if ts is None:
-        return None
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 class Store:
@@ -335,7 +328,7 @@ class Store:
                 continue
             manifests[sym] = m or {}
             values = table.column(field).to_numpy()
-            index = pd.DatetimeIndex(table.column("timestamp").to_numpy(), name="timestamp").tz_localize("UTC")
+            index = to_utc_index(pd.DatetimeIndex(table.column("timestamp").to_numpy(), name="timestamp"))
             series[sym] = pd.Series(values, index=index, name=sym)
         return series, manifests
 

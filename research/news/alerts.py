@@ -27,6 +27,7 @@ import pandas as pd
 from research.data.calendars import get_calendar
 from research.news.features import session_sentiment
 from research.news.sessions import bar_closes
+from research.timeutil import to_utc
 
 __all__ = ["NewsAlertRules", "news_alerts", "NEWS_ALERT_COLUMNS"]
 
@@ -99,8 +100,7 @@ def news_alerts(news: pd.DataFrame, *, as_of: object, rules: NewsAlertRules | No
         Columns :data:`NEWS_ALERT_COLUMNS`; empty (with those columns) when nothing fired.
     """
     rules = rules or NewsAlertRules()
-    when = pd.Timestamp(as_of)
-    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    when = to_utc(as_of)
     label = str(when.date()) if when == when.normalize() else when.isoformat()
     rows: list[dict] = []
     for symbol in sorted(news["symbol"].unique()) if len(news) else []:

@@ -24,6 +24,7 @@ import pandas as pd
 from research.data.calendars import CRYPTO, Calendar, calendar_of, get_calendar
 from research.data.errors import SchemaError
 from research.news.sessions import assign_bars, bar_closes, session_close
+from research.timeutil import to_utc
 
 __all__ = ["NEWS_FEATURES", "sentiment_features", "bar_counts", "session_sentiment", "known_at", "sentiment_as_of"]
 
@@ -133,9 +134,7 @@ def session_sentiment(
     same point-in-time rule, on every session the calendar expects.
     """
     cal = calendar if isinstance(calendar, Calendar) else (get_calendar(calendar) if calendar else calendar_of(symbol))
-    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
-    lo = lo.tz_localize("UTC") if lo.tzinfo is None else lo.tz_convert("UTC")
-    hi = hi.tz_localize("UTC") if hi.tzinfo is None else hi.tz_convert("UTC")
+    lo, hi = to_utc(start), to_utc(end)
     sessions = cal.sessions(lo, hi)
     frame = pd.DataFrame(index=sessions)
     frame.attrs.update(symbol=symbol, calendar=cal.name, interval="1d")
@@ -156,8 +155,7 @@ def known_at(news: pd.DataFrame, as_of: object) -> pd.DataFrame:
     equities, the next midnight UTC for crypto); a time means that instant. This is what a run
     as of that date may show or use: nothing after it.
     """
-    when = pd.Timestamp(as_of)
-    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    when = to_utc(as_of)
     cut = news["symbol"].map({s: _cutoff(s, when) for s in news["symbol"].unique()})
     out = news[news["available"] < cut.astype(news["available"].dtype)].reset_index(drop=True)
     out.attrs = dict(news.attrs)
@@ -173,8 +171,7 @@ def sentiment_as_of(news: pd.DataFrame, symbols: list[str], *, as_of: object, wi
         Index ``symbol``; columns ``session`` and :data:`NEWS_FEATURES` (a symbol without news
         has a count of 0 and a mean of 0).
     """
-    when = pd.Timestamp(as_of)
-    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    when = to_utc(as_of)
     rows = {}
     for symbol in symbols:
         mine = news[news["symbol"] == symbol] if len(news) else news

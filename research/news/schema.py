@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from research.timeutil import to_utc
+
 __all__ = [
     "NEWS_COLUMNS", "QUARANTINE_COLUMNS", "NormaliseResult", "normalise", "deduplicate", "normalise_title",
     "item_hash", "news_sha256", "empty_news", "split_symbols",
@@ -137,7 +139,7 @@ def news_sha256(frame: pd.DataFrame) -> str:
 def _parse_time(value: object) -> pd.Timestamp | None:
     """A UTC timestamp, or ``None`` when ``value`` is missing or unparseable (naive = UTC)."""
     if isinstance(value, pd.Timestamp) and value.tzinfo is not None:
-        return None if pd.isna(value) else value.tz_convert("UTC")
+        return None if pd.isna(value) else to_utc(value)
     if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
         return None
     try:
@@ -146,7 +148,7 @@ def _parse_time(value: object) -> pd.Timestamp | None:
         return None
     if t is pd.NaT or pd.isna(t):
         return None
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return to_utc(t)
 
 
 def _text_series(col: pd.Series) -> pd.Series:
@@ -158,7 +160,7 @@ def _text_series(col: pd.Series) -> pd.Series:
 def _time_series(col: pd.Series) -> pd.Series:
     """UTC times (NaT where missing or unparseable; naive times are UTC)."""
     if isinstance(col.dtype, pd.DatetimeTZDtype):
-        return col.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        return pd.to_datetime(col, utc=True).astype("datetime64[ns, UTC]")
     parsed = [_parse_time(v) for v in col.tolist()]
     return pd.Series(pd.to_datetime([t if t is not None else pd.NaT for t in parsed], utc=True),
                      index=col.index).astype("datetime64[ns, UTC]")

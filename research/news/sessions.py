@@ -23,6 +23,7 @@ import pandas as pd
 
 from research.data.calendars import Calendar
 from research.data.errors import InvalidRequestError
+from research.timeutil import to_naive_utc_index, to_utc_index
 
 __all__ = ["bar_closes", "assign_bars", "session_close", "early_close"]
 
@@ -41,9 +42,9 @@ def early_close(day: pd.Timestamp) -> bool:
 
 def session_close(dates: pd.DatetimeIndex, calendar: Calendar) -> pd.DatetimeIndex:
     """The close (UTC) of the daily sessions stamped ``dates``."""
-    days = pd.DatetimeIndex(dates).tz_convert("UTC").normalize().tz_localize(None)
+    days = to_naive_utc_index(pd.DatetimeIndex(dates)).normalize()
     if calendar.name == "crypto":
-        return (days + pd.Timedelta(days=1)).tz_localize("UTC").as_unit("ns")
+        return to_utc_index(days + pd.Timedelta(days=1)).as_unit("ns")
     hours = np.where([early_close(d) for d in days], 13, 16)
     local = (days + pd.to_timedelta(hours, unit="h")).tz_localize(_NY, ambiguous="raise", nonexistent="raise")
     return local.tz_convert("UTC").as_unit("ns")
@@ -53,7 +54,7 @@ def bar_closes(index: pd.DatetimeIndex, calendar: Calendar, interval: str = "1d"
     """The close time (UTC, nanoseconds) of each bar of ``index`` (daily or hourly)."""
     if not isinstance(index, pd.DatetimeIndex):
         raise InvalidRequestError(f"news features need bars on a DatetimeIndex, got {type(index).__name__}")
-    idx = (index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")).as_unit("ns")
+    idx = to_utc_index(index).as_unit("ns")
     if interval == "1d":
         return session_close(idx, calendar)
     if interval == "1h":
@@ -61,7 +62,7 @@ def bar_closes(index: pd.DatetimeIndex, calendar: Calendar, interval: str = "1d"
         if calendar.name == "crypto":
             return end
         close = session_close(idx.normalize(), calendar)
-        return pd.DatetimeIndex(np.minimum(end.asi8, close.asi8)).tz_localize("UTC")
+        return to_utc_index(np.minimum(end.asi8, close.asi8))
     raise InvalidRequestError(f"news features are built on daily or hourly bars, not {interval!r}")
 
 

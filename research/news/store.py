@@ -65,6 +65,7 @@ from research.news.schema import (
     normalise,
 )
 from research.news.sources import NewsSource
+from research.timeutil import to_utc
 
 __all__ = ["NewsStore", "NewsIngest"]
 
@@ -81,13 +82,6 @@ class NewsIngest:
     report: dict | None
     fetched: bool
     stale: bool = False
-
-
-def _utc(ts: object) -> pd.Timestamp | None:
-    if ts is None:
-        return None
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def _safe(name: str) -> str:
@@ -178,7 +172,7 @@ class NewsStore:
                                       "fetch it again with refresh (`workbench news fetch ... --refresh`)", path=str(path))
         frame.attrs = {"source": source, "synthetic": bool(m.get("synthetic")), "sha256": m["sha256"],
                        "provenance": m.get("provenance", "")}
-        return _select(frame, symbols, _utc(start), _utc(end))
+        return _select(frame, symbols, to_utc(start), to_utc(end))
 
     def read_quarantine(self, source: str) -> pd.DataFrame:
         """Items of ``source`` quarantined so far, with ``reason``, ``detail`` and ``ingested_at``."""
@@ -280,7 +274,7 @@ class NewsStore:
     def ingest(self, source: NewsSource, symbols: list[str], *, start: object = None, end: object = None,
                refresh: bool = False) -> NewsIngest:
         """Bring ``source``'s dataset up to date for ``symbols`` and return their items in range."""
-        start, end = _utc(start), _utc(end)
+        start, end = to_utc(start), to_utc(end)
         if start is not None and end is not None and start > end:
             raise InvalidRequestError(f"news {source.name}: start {start} is after end {end}")
         symbols = sorted({s.upper() for s in symbols})

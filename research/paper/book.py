@@ -57,6 +57,7 @@ from research.paper.tables import (
     sessions_t,
 )
 from research.strategies.sizing import check_sizing
+from research.timeutil import to_naive_utc, to_utc, to_utc_index
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +187,7 @@ class SessionWrite:
 
 def naive_utc(ts: object) -> datetime:
     """A timestamp as a naive UTC datetime (how the ledger stores times)."""
-    t = pd.Timestamp(ts)
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return t.to_pydatetime()
-
-
-def _utc(value: object) -> pd.Timestamp:
-    return pd.Timestamp(value).tz_localize("UTC")
+    return to_naive_utc(ts).to_pydatetime()
 
 
 def _now() -> datetime:
@@ -421,7 +415,7 @@ def _frame(conn: Connection, query, times: tuple[str, ...]) -> pd.DataFrame:
     df = pd.DataFrame([tuple(r) for r in res.fetchall()], columns=list(res.keys()))
     for col in times:
         if col in df:
-            df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
+            df[col] = pd.to_datetime(df[col], utc=True)
     return df
 
 
@@ -467,7 +461,7 @@ def session_equity(name: str, *, url: str | None = None, conn: Connection | None
             return session_equity(name, conn=c)
     rows = conn.execute(sa.select(sessions_t.c.as_of, sessions_t.c.equity).where(sessions_t.c.account == name)
                         .order_by(sessions_t.c.as_of)).all()
-    index = pd.DatetimeIndex([r[0] for r in rows], name="as_of").tz_localize("UTC")
+    index = to_utc_index(pd.DatetimeIndex([r[0] for r in rows], name="as_of"))
     return pd.Series([float(r[1]) for r in rows], index=index, name="equity", dtype="float64")
 
 
@@ -487,7 +481,7 @@ def last_session(name: str, *, url: str | None = None, conn: Connection | None =
         with connect(url).connect() as c:
             return last_session(name, conn=c)
     value = conn.execute(sa.select(sa.func.max(sessions_t.c.as_of)).where(sessions_t.c.account == name)).scalar()
-    return None if value is None else _utc(value)
+    return None if value is None else to_utc(value)
 
 
 # --------------------------------------------------------------------------- invariants

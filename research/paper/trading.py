@@ -37,6 +37,7 @@ from research.data.freshness import STALE_BARS, bar_age, bars_behind, symbol_cal
 from research.paper import book
 from research.paper.db import LedgerError, connect
 from research.strategies.stops import RiskRules
+from research.timeutil import on_clock_of
 
 __all__ = ["load_fields", "next_bar", "session", "step", "run_sessions", "pending_bars", "risk_rules", "periods_per_year",
            "stale_bars", "stale_symbols", "bound"]
@@ -272,7 +273,7 @@ def bound(value: object, index: pd.Index, *, interval: str, side: str) -> pd.Tim
     """
     a = AsOf.parse(value, interval=interval)
     ts = (a.day if a.is_date else a.end) if side == "start" else a.end
-    return ts if getattr(index, "tz", None) is not None else ts.tz_localize(None)
+    return on_clock_of(ts, index)
 
 
 def step(name: str, as_of: object = None, *, fields: Mapping[str, pd.DataFrame] | None = None,

@@ -34,6 +34,7 @@ import pandas as pd
 from research.data.csvsafe import to_csv
 from research.paper import book
 from research.paper.db import connect
+from research.timeutil import to_utc
 
 __all__ = ["export_csv", "import_csv", "import_transactions"]
 
@@ -150,7 +151,7 @@ def _parse(name: str, raw: pd.DataFrame, source: str, account: book.Account, las
                 ts = pd.NaT
         if pd.isna(ts):
             raise _fail(source, line, f"timestamp {r.get('timestamp')!r} is not a date")
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        ts = to_utc(ts)
         if last is not None and ts <= last:
             raise _fail(source, line, f"timestamp {ts:%Y-%m-%d %H:%M} is not after the account's last session "
                                       f"({last:%Y-%m-%d %H:%M}); sessions already written are sealed")

@@ -33,17 +33,13 @@ from research.data import load_prices
 from research.features.sets import feature_set
 from research.models.datasets import forward_target
 from research.models.evaluate import HIGHER_IS_BETTER, METRICS
+from research.timeutil import to_utc
 
 __all__ = ["train_or_predict", "retrain_reason", "forecast_rows", "feature_set_of", "PREDICTION_COLUMNS"]
 
 log = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ["timestamp", "symbol", "model", "predicted", "actual", "kind", "fold", "seed", "version"]
 _NAIVE = ("naive", "naive_mean")
-
-
-def _utc(ts: object) -> pd.Timestamp:
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def retrain_reason(name: str, *, as_of: object, retrain: bool, every_days: float, now: pd.Timestamp | None = None) -> str | None:
@@ -85,7 +81,7 @@ def forecast_rows(model: Any, ohlcv: pd.DataFrame, *, symbol: str, feature_set_n
     """Forecasts of ``model`` on bars after its training data, ending with the last bar."""
     feats = feature_set(ohlcv, feature_set_name)
     preds = model.predict(feats)
-    fitted_end = _utc(model.fitted_range[1]) if getattr(model, "fitted_range", None) else None
+    fitted_end = to_utc(model.fitted_range[1]) if getattr(model, "fitted_range", None) else None
     if fitted_end is not None:
         after = preds[preds.index > fitted_end]
         preds = after if len(after) else preds.iloc[-1:]
@@ -147,7 +143,7 @@ def train_or_predict(
     """
     from research.experiments import TrainingConfig, model_name_for
 
-    end = str(_utc(as_of))
+    end = str(to_utc(as_of))
     config = TrainingConfig.preset(preset).replace(end=end, **dict(overrides or {}))
     preds, evals = [], []
     for symbol in symbols:
@@ -157,7 +153,7 @@ def train_or_predict(
         model = None
         if reason is None:
             model, champion = _deployed(name)
-            if model.fitted_range and _utc(model.fitted_range[1]) > _utc(end):
+            if model.fitted_range and to_utc(model.fitted_range[1]) > to_utc(end):
                 reason, model = f"the registered model was fitted on bars up to {model.fitted_range[1]}, after the as-of date", None
             elif feature_set_of(model) is None:
                 reason, model = "the registered model's features match no named feature set", None

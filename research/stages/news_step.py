@@ -22,6 +22,7 @@ import pandas as pd
 from research.defaults import PIPELINES
 from research.news import load_news
 from research.news.features import known_at, sentiment_as_of
+from research.timeutil import to_utc
 from research.workflow.results import write_output
 
 __all__ = ["news_stage", "news_signal_columns", "NEWS_OUTPUT_COLUMNS"]
@@ -32,15 +33,10 @@ NEWS_OUTPUT_COLUMNS = ["available", "published", "seen", "symbol", "source", "pu
                        "sentiment", "hash"]
 
 
-def _utc(value: object) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def news_stage(output_dir: str, *, symbols: list[str], as_of: str, news_source: str = _NEWS["news_source"],
                lookback_days: float = _NEWS["lookback_days"]) -> pd.DataFrame:
     """Headlines about ``symbols`` from ``lookback_days`` before ``as_of`` up to it, scored; write ``news``."""
-    when = _utc(as_of)
+    when = to_utc(as_of)
     news = load_news(symbols, source=news_source, start=when - pd.Timedelta(days=lookback_days),
                      end=when + pd.Timedelta(days=1))
     known = known_at(news, as_of)
@@ -55,7 +51,7 @@ def news_stage(output_dir: str, *, symbols: list[str], as_of: str, news_source: 
 def news_signal_columns(signals: pd.DataFrame, news: pd.DataFrame, *, as_of: str) -> pd.DataFrame:
     """``signals`` with each symbol's latest-session ``news_sentiment``, ``news_count`` and ``news_surprise``."""
     symbols = sorted(signals["symbol"].unique())
-    latest = sentiment_as_of(news, symbols, as_of=_utc(as_of))
+    latest = sentiment_as_of(news, symbols, as_of=to_utc(as_of))
     cols = {"sentiment_mean": "news_sentiment", "news_count": "news_count", "sentiment_surprise": "news_surprise"}
     joined = signals.join(latest[list(cols)].rename(columns=cols), on="symbol")
     return joined

@@ -97,6 +97,7 @@ import pandas as pd
 
 from research.atomic import atomic_path, atomic_write
 from research.config import get_settings
+from research.timeutil import to_naive_utc
 
 __all__ = ["PublishedRun", "write_output", "read_output", "publish", "latest"]
 
@@ -178,7 +179,7 @@ def _as_of_key(value: object) -> pd.Timestamp | None:
         return None
     if ts is pd.NaT:
         return None
-    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    ts = to_naive_utc(ts)
     return ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if len(str(value).strip()) == 10 else ts
 
 

@@ -210,6 +210,8 @@ def canonical_date(text: object) -> str:
     """
     import pandas as pd
 
+    from research.timeutil import to_naive_utc
+
     is_date = (isinstance(text, str) and bool(_DATE_ONLY.match(text))) or (
         isinstance(text, dt.date) and not isinstance(text, dt.datetime))
     try:
@@ -218,9 +220,7 @@ def canonical_date(text: object) -> str:
         raise ValueError(f"not an ISO date or date-time: {text!r}") from exc
     if ts is pd.NaT:
         raise ValueError(f"not an ISO date or date-time: {text!r}")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.strftime("%Y-%m-%d") if is_date else ts.strftime("%Y-%m-%dT%H:%M:%S")
+    return to_naive_utc(ts).strftime("%Y-%m-%d") if is_date else ts.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _scalar(kind: str, value: Any) -> Any:

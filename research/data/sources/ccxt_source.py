@@ -68,6 +68,7 @@ from research.data.resilience import (
     shared_budget,
 )
 from research.data.sources.base import Source
+from research.timeutil import to_utc
 
 __all__ = ["CcxtSource", "market_for", "candidate_markets", "candles_frame", "CCXT_INTERVALS"]
 
@@ -253,7 +254,7 @@ class CcxtSource(Source):
         interval: str = "1d",
     ) -> pd.DataFrame:
         """Bars with ``start <= timestamp <= end`` (open ends: the first bar listed / now)."""
-        s, e = _utc(start), _utc(end)
+        s, e = to_utc(start), to_utc(end)
         what = describe_request(symbol, s, e, interval)
         if interval not in CCXT_INTERVALS:
             raise InvalidRequestError(f"{self.name} {what}: hourly and daily bars (1h, 1d) are served, not {interval!r}")
@@ -394,8 +395,3 @@ def _rehost(api: object, base: str) -> object:
     return api
 
 
-def _utc(ts: object) -> pd.Timestamp | None:
-    if ts is None:
-        return None
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

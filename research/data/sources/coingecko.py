@@ -72,6 +72,7 @@ from research.data.resilience import (
     transport_error,
 )
 from research.data.sources.base import Source
+from research.timeutil import to_utc
 
 __all__ = ["CoinGeckoSource", "COIN_IDS", "resolve_coin", "close_only_bars", "ohlc_daily_bars", "align_market_chart"]
 
@@ -318,7 +319,7 @@ class CoinGeckoSource(Source):
     ) -> pd.DataFrame:
         """Complete daily bars with ``start <= timestamp <= end`` (open ends: plan depth / latest)."""
         coin, vs = resolve_coin(symbol, self.coins)
-        s, e = _utc(start), _utc(end)
+        s, e = to_utc(start), to_utc(end)
         what = describe_request(symbol, s, e, interval)
         if interval != "1d":
             raise InvalidRequestError(f"coingecko {what}: only daily bars (interval='1d') are served, not {interval!r}")
@@ -453,8 +454,3 @@ def _error_code(body: object) -> int | None:
     return None
 
 
-def _utc(ts: object) -> pd.Timestamp | None:
-    if ts is None:
-        return None
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")

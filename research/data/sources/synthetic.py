@@ -32,6 +32,7 @@ from research.data.calendars import CRYPTO, EQUITY, Calendar, calendar_of, get_c
 from research.data.errors import InvalidRequestError
 from research.data.resilience import describe_request
 from research.data.sources.base import Source
+from research.timeutil import to_utc
 
 __all__ = ["SyntheticSource", "synthetic_ohlcv", "synthetic_close_matrix", "synthetic_bars"]
 
@@ -201,11 +202,6 @@ def _aggregate(symbol: str, seed: int, cal: Calendar, interval: str, start: pd.T
     return agg
 
 
-def _utc(ts: object) -> pd.Timestamp:
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
-
 def synthetic_bars(
     symbol: str, start: object, end: object, *, interval: str = "1d", seed: int = 42, calendar: Calendar | None = None,
 ) -> pd.DataFrame:
@@ -218,7 +214,7 @@ def synthetic_bars(
         holds no bar on the symbol's calendar.
     """
     cal = calendar or calendar_of(symbol)
-    s, e = _utc(start), _utc(end)
+    s, e = to_utc(start), to_utc(end)
     what = f"synthetic {describe_request(symbol, s, e, interval)}"
     if interval not in _INTERVALS:
         raise InvalidRequestError(f"{what}: the synthetic source makes {list(_INTERVALS)} bars, not {interval!r}")
@@ -306,7 +302,7 @@ def synthetic_ohlcv(
     if bars < 1:
         raise InvalidRequestError(f"synthetic {symbol}: bars must be >= 1, got {bars}")
     cal = calendar or calendar_of(symbol)
-    first, last = _nth_bar(cal, interval, _utc(start), bars)
+    first, last = _nth_bar(cal, interval, to_utc(start), bars)
     return synthetic_bars(symbol, first, last, interval=interval, seed=seed, calendar=cal)
 
 
@@ -354,9 +350,9 @@ class SyntheticSource(Source):
         Raises :class:`InvalidRequestError` when the range holds no bar.
         """
         cal = self.calendar(symbol)
-        s = _utc(start) if start is not None else None
-        e = _utc(end) if end is not None else None
-        bounds = _window(cal, interval, s, e, _utc(self.start), self.bars)
+        s = to_utc(start) if start is not None else None
+        e = to_utc(end) if end is not None else None
+        bounds = _window(cal, interval, s, e, to_utc(self.start), self.bars)
         if bounds is None:
             synthetic_bars(symbol, s, e, interval=interval, seed=self.seed, calendar=cal)  # raises, naming the range
             raise InvalidRequestError(f"synthetic {symbol}: no {interval} bar in the range")  # pragma: no cover

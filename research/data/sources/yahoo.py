@@ -87,6 +87,7 @@ from research.data.resilience import (
     transport_error,
 )
 from research.data.sources.base import Source
+from research.timeutil import to_utc, to_utc_index
 
 __all__ = ["YahooSource", "normalise_yahoo_frame", "default_yahoo_guard", "YAHOO_INTERVALS"]
 
@@ -228,10 +229,10 @@ def _session_index(index: pd.Index, interval: str, exchange_tz: str | None) -> p
             local = idx.tz_convert(exchange_tz) if exchange_tz else idx
             idx = local.tz_localize(None)  # wall-clock time at the exchange
         dates = idx.normalize()  # the exchange-local session date
-        return pd.DatetimeIndex(dates.tz_localize("UTC"), name="timestamp").as_unit("ns")
+        return pd.DatetimeIndex(to_utc_index(dates), name="timestamp").as_unit("ns")
     if idx.tz is None:
         raise SchemaError(f"intraday ({interval}) timestamps without a timezone cannot be placed in UTC")
-    return pd.DatetimeIndex(idx.tz_convert("UTC"), name="timestamp").as_unit("ns")
+    return pd.DatetimeIndex(to_utc_index(idx), name="timestamp").as_unit("ns")
 
 
 def normalise_yahoo_frame(
@@ -289,13 +290,6 @@ class _Request:
     end: pd.Timestamp | None
     kwargs: dict[str, Any]
     what: str
-
-
-def _utc(ts: object) -> pd.Timestamp | None:
-    if ts is None:
-        return None
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 class YahooSource(Source):
@@ -363,7 +357,7 @@ class YahooSource(Source):
             raise InvalidRequestError(
                 f"yahoo {symbol}: interval {interval!r} is not supported; expected one of {list(YAHOO_INTERVALS)}"
             )
-        s, e, now = _utc(start), _utc(end), pd.Timestamp.now(tz="UTC")
+        s, e, now = to_utc(start), to_utc(end), pd.Timestamp.now(tz="UTC")
         what = describe_request(symbol, s, e, interval)
         if s is not None and e is not None and s > e:
             raise InvalidRequestError(f"yahoo {what}: start {s} is after end {e}")
@@ -389,7 +383,7 @@ class YahooSource(Source):
             kwargs["start"] = s.to_pydatetime()
             kwargs["end"] = (e + pd.Timedelta(hours=1)).to_pydatetime() if e is not None else None
             kwargs["period"] = None
-        return _Request(symbol, interval, _utc(start), e, kwargs, what)
+        return _Request(symbol, interval, to_utc(start), e, kwargs, what)
 
     def _attempt(self, request: _Request, attempt: Attempt) -> pd.DataFrame:
         with _YF_LOCK, _strict_yfinance() as yf:

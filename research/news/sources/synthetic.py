@@ -30,6 +30,7 @@ from research.data.calendars import calendar_of
 from research.data.sources.synthetic import SyntheticSource, synthetic_ohlcv
 from research.news.sessions import session_close
 from research.news.sources import RAW_COLUMNS, NewsSource
+from research.timeutil import to_utc, to_utc_index
 
 __all__ = ["SyntheticNews", "synthetic_news", "TEMPLATES"]
 
@@ -107,7 +108,7 @@ def synthetic_news(
     pick = rng.integers(0, 8, n)
     span = (closes.asi8 - opens.asi8)[session]
     stamp = opens.asi8[session] + (rng.random(n) * span).astype("int64")
-    published = pd.DatetimeIndex(stamp).tz_localize("UTC").floor("s")
+    published = to_utc_index(stamp).floor("s")
     titles = [f"{TEMPLATES[p][k].format(s=symbol)} (synthetic #{i})"
               for i, (p, k) in enumerate(zip(polarity, pick, strict=True))]
     frame = pd.DataFrame({
@@ -147,8 +148,7 @@ class SyntheticNews(NewsSource):
         if not 0.0 <= link <= 1.0:
             raise ValueError(f"link must be in [0, 1], got {link!r}")
         self.seed, self.link, self.rate, self.bars = seed, float(link), float(rate), bars
-        t = pd.Timestamp(start)
-        self.start = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+        self.start = to_utc(start)
         if (seed, self.link, self.rate, bars, self.start) != (42, 0.0, 2.0, _BARS, _ORIGIN):
             # a non-default generator is a different dataset in the store
             self.name = f"synthetic-s{seed}-l{self.link:g}-r{self.rate:g}-n{bars}-{self.start:%Y%m%d}"

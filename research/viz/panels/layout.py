@@ -29,6 +29,7 @@ import pandas as pd
 
 from research.config import get_settings
 from research.data.calendars import calendar_of
+from research.timeutil import to_naive_utc, to_naive_utc_index
 from research.viz.panels.deferred import READY_SCRIPT, deferred, has_figure, on_page, ready_widget
 from research.viz.panels.viewer_safe import (
     callback_notice,
@@ -224,9 +225,7 @@ MAX_POINTS = 2500
 
 def naive_index(index: pd.Index) -> pd.Index:
     """A timestamp index as naive UTC (plotly ignores offsets, so make the choice explicit)."""
-    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
-        return index.tz_convert("UTC").tz_localize(None)
-    return index
+    return to_naive_utc_index(index)
 
 
 def line_xy(series: pd.Series, *, how: str = "last", max_points: int = MAX_POINTS) -> tuple[pd.Index, Any, bool]:
@@ -437,9 +436,7 @@ def number_text(value: float | int, *, decimals: int | None = None) -> str:
 
 def time_text(value: Any) -> str:
     """A timestamp (or ISO string) as a date, or date and HH:MM when it is not midnight (UTC)."""
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC")
+    stamp = to_naive_utc(value)
     return stamp.strftime("%Y-%m-%d" if stamp == stamp.normalize() else "%Y-%m-%d %H:%M")
 
 

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from research.data.asof import AsOf
 from research.data.calendars import calendar_of
 from research.data.freshness import bars_behind, frame_interval, is_stale, symbol_calendar
+from research.timeutil import on_clock_of
 from research.viz.panels.headline import headline_panel
 from research.viz.panels.layout import (
     dropdown,
@@ -99,7 +100,7 @@ def trailing_returns(prices: pd.DataFrame, *, as_of: object = None, stale_bars: 
     """
     interval = frame_interval(prices)
     when = AsOf.parse(as_of if as_of is not None else prices.index.max(), interval=interval)
-    end = when.end if getattr(prices.index, "tz", None) is not None else when.end.tz_localize(None)
+    end = on_clock_of(when.end, prices.index)
     rows = []
     for symbol in prices:
         s = prices[symbol].dropna()

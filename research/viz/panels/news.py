@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from research.news.features import session_sentiment
+from research.timeutil import to_naive_utc_index
 from research.viz.panels.layout import (
     dropdown,
     figure_output,
@@ -86,7 +87,7 @@ def sentiment_figure(prices: pd.DataFrame | None, news: pd.DataFrame, symbol: st
     end = run.as_of if run is not None and run.as_of else mine["available"].max()
     daily = session_sentiment(mine, symbol, start=mine["available"].min(), end=end)
     daily = daily[daily["news_count"] > 0]
-    x = daily.index.tz_localize(None)
+    x = to_naive_utc_index(daily.index)
     colors = np.where(daily["sentiment_mean"] >= 0, "#2e7d32", "#c62828")
     fig.add_trace(go.Bar(x=x, y=daily["sentiment_mean"], name="daily sentiment", marker_color=colors, opacity=0.6,
                          customdata=daily["news_count"], hovertemplate="%{x|%Y-%m-%d}: %{y:+.2f} over %{customdata} items"),
@@ -94,7 +95,7 @@ def sentiment_figure(prices: pd.DataFrame | None, news: pd.DataFrame, symbol: st
     if prices is not None and symbol in prices.columns:
         close = prices[symbol].dropna()
         close = close[close.index >= daily.index.min()] if len(daily) else close
-        fig.add_trace(go.Scatter(x=close.index.tz_localize(None) if close.index.tz else close.index, y=close,
+        fig.add_trace(go.Scatter(x=to_naive_utc_index(close.index), y=close,
                                  name="close", mode="lines", line={"color": "#1f3b57"}), secondary_y=False)
     fig.update_yaxes(title_text="close", secondary_y=False)
     fig.update_yaxes(title_text="mean sentiment", range=[-1, 1], secondary_y=True)
