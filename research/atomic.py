@@ -13,7 +13,9 @@ This module imports only the standard library, so every room may use it.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,11 +100,33 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int | None
     return target
 
 
-def remove_orphans(path: str | os.PathLike) -> int:
-    """Remove the temporary files that writers of ``path`` killed mid-write left; returns how many."""
+def _orphan_pattern(name: str) -> re.Pattern[str]:
+    # tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp"): 8 random characters in between, so the
+    # temporary files of "f" never match those of "f.txt"
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_orphans(path: str | os.PathLike, *, older_than: float = 0.0) -> int:
+    """Remove the temporary files that writers of ``path`` killed mid-write left; returns how many.
+
+    Call it while holding ``path``'s write lock (where it has one): every writer of ``path``
+    holds that lock while its temporary file exists, so any other temporary file of ``path`` is
+    an orphan. ``older_than`` (seconds) spares files modified more recently than that.
+    """
     target = Path(path)
-    removed = 0
-    for orphan in target.parent.glob(f".{target.name}.*.tmp"):
-        orphan.unlink(missing_ok=True)
-        removed += 1
+    pattern = _orphan_pattern(target.name)
+    removed, now = 0, time.time()
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if now - entry.stat().st_mtime >= older_than:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
     return removed

@@ -57,3 +57,21 @@ def test_mode_is_applied_and_orphans_are_removed(tmp_path):
     (tmp_path / ".other.txt.abcdefgh.tmp").write_text("someone else's")
     assert remove_orphans(target) == 1
     assert _tmp_files(tmp_path) == [".other.txt.abcdefgh.tmp"]
+
+
+def test_orphans_of_a_longer_name_and_recent_ones_are_spared(tmp_path):
+    """Only the temporary files of ``path`` itself go: "f" and "f.txt" share a prefix, not a name."""
+    import os
+    import time
+
+    (tmp_path / ".f.txt.abcdefgh.tmp").write_text("a writer of f.txt")
+    (tmp_path / ".f.abcdefgh.tmp").write_text("a killed writer of f")
+    (tmp_path / ".f.abcdefgh.tmp.bak").write_text("not a temporary file")
+    assert remove_orphans(tmp_path / "f") == 1
+    assert _tmp_files(tmp_path) == [".f.txt.abcdefgh.tmp"]
+    fresh, old = tmp_path / ".g.abcdefgh.tmp", tmp_path / ".g.zyxwvuts.tmp"
+    fresh.write_text("a writer still at work")
+    old.write_text("left long ago")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert remove_orphans(tmp_path / "g", older_than=60) == 1
+    assert fresh.exists() and not old.exists()

@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +41,6 @@ __all__ = [
     "decode_manifest",
     "read_verified",
     "verify_frame",
-    "remove_orphans",
     "WRITE_OPTIONS",
     "table_with_digest",
     "check_digest",
@@ -254,36 +250,6 @@ def verify_columns(table: pa.Table, fields: list[str], manifest: dict | None, pa
     if not ok:
         raise _corrupt(path, f"does not match the column sha256 recorded in its manifest (columns {fields})", dataset)
     return True
-
-
-def _tmp_pattern(name: str) -> re.Pattern[str]:
-    # tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp"): 8 random characters in between
-    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
-
-
-def remove_orphans(path: Path, *, older_than: float = 0.0) -> int:
-    """Remove temporary files a killed writer of ``path`` left behind; returns how many.
-
-    Call it while holding ``path``'s write lock: every writer of ``path`` holds that lock while
-    its temporary file exists, so any other temporary file of ``path`` is an orphan.
-    """
-    pattern = _tmp_pattern(path.name)
-    removed = 0
-    now = time.time()
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return 0
-    for entry in entries:
-        if not pattern.fullmatch(entry.name):
-            continue
-        try:
-            if now - entry.stat().st_mtime >= older_than:
-                os.unlink(entry.path)
-                removed += 1
-        except OSError:
-            continue
-    return removed
 
 
 def _digest(table: pa.Table) -> str:

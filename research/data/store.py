@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from research.atomic import atomic_write
+from research.atomic import atomic_write, remove_orphans
 from research.config import get_settings
 from research.data.errors import (
     CorruptDatasetError,
@@ -71,7 +71,6 @@ from research.data.integrity import (
     parquet_bytes,
     read_parquet,
     read_verified,
-    remove_orphans,
     table_with_digest,
     verify_columns,
     verify_frame,

@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
-from research.atomic import atomic_write
+from research.atomic import atomic_write, remove_orphans
 from research.config import get_settings
 from research.data.errors import (
     CorruptDatasetError,
@@ -52,7 +52,6 @@ from research.data.integrity import (
     encode_manifest,
     parquet_bytes,
     read_parquet,
-    remove_orphans,
     table_with_digest,
 )
 from research.data.store import StaleDataWarning
