@@ -70,7 +70,7 @@ from research.config import get_settings
 
 __all__ = [
     "ConfigError", "SendError", "url_problem", "Channel", "WebhookChannel", "EmailChannel", "AlertsConfig", "QuietHours",
-    "RateLimit", "load_config", "config_path", "parse_config", "webhook_body", "sign", "SEVERITIES",
+    "RateLimit", "load_config", "alerts_config_path", "parse_config", "webhook_body", "sign", "SEVERITIES",
     "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "IDEMPOTENCY_HEADER",
 ]
 
@@ -542,7 +542,7 @@ def parse_config(doc: Any, *, path: Path | None = None) -> AlertsConfig:
     return AlertsConfig(parsed, max_age, path)
 
 
-def config_path() -> Path:
+def alerts_config_path() -> Path:
     """``WORKBENCH_ALERTS_CONFIG`` (environment or ``.env``), else ``<project root>/alerts.yaml``."""
     return get_settings().alerts_config
 
@@ -557,7 +557,7 @@ def load_config(path: str | os.PathLike | None = None) -> AlertsConfig:
         ``WORKBENCH_ALERTS_CONFIG``) and does not exist.
     """
     explicit = path is not None or get_settings().origin("alerts_config") != "default"
-    p = Path(path) if path is not None else config_path()
+    p = Path(path) if path is not None else alerts_config_path()
     if not p.is_file():
         if explicit:
             raise ConfigError(f"alert channel file {p} does not exist (see alerts.example.yaml)")

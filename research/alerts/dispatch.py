@@ -39,8 +39,8 @@ from research.alerts.outbox import (
     decode_alert,
     enqueue,
     ledger,
-    naive_utc,
     pending,
+    table_time,
 )
 from research.paper.db import LedgerError
 
@@ -446,7 +446,7 @@ def deliver(config: AlertsConfig | str | None = None, now: datetime | pd.Timesta
     wanted = list(cfg.channels) if channels is None else list(channels)
     for name in wanted:
         cfg.channel(name)
-    moment = naive_utc(now)
+    moment = table_time(now)
     engine = ledger(url)
     report = DeliveryReport()
     if not wanted:

@@ -147,7 +147,7 @@ def ledger(url: str | None = None) -> sa.Engine:
     return engine
 
 
-def naive_utc(now: datetime | pd.Timestamp | None) -> datetime:
+def table_time(now: datetime | pd.Timestamp | None) -> datetime:
     """``now`` (default: the clock) as a naive UTC datetime, the form the tables store."""
     if now is None:
         return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -224,7 +224,7 @@ def enqueue(alerts: pd.DataFrame | Iterable[Mapping[str, Any]], *, url: str | No
     list of str
         The ids of the alerts that were new.
     """
-    created = naive_utc(now)
+    created = table_time(now)
     rows = alerts.to_dict("records") if isinstance(alerts, pd.DataFrame) else list(alerts)
     records = {r["id"]: r for r in (_normalise(a, source=source, created=created) for a in rows)}
     if not records:

@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except (Exception, KeyboardInterrupt) as exc:  # every command's errors are reported here, once
-        from research.cli.errors import report
+        from research.cli.errors import report_error
 
-        raise SystemExit(report(exc)) from None
+        raise SystemExit(report_error(exc)) from None
     raise SystemExit(code if isinstance(code, int) else 0)
 
 

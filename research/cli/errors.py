@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "EXIT_USAGE", "EXIT_FAILURE", "Diagnosis", "debug_enabled", "set_debug", "report", "exit_code", "one_line",
+    "EXIT_USAGE", "EXIT_FAILURE", "Diagnosis", "debug_enabled", "set_debug", "report_error", "exit_code", "one_line",
     "diagnose",
 ]
 
@@ -313,7 +313,7 @@ def one_line(exc: BaseException) -> str:
     return f"error: {diagnose(exc).text}"
 
 
-def report(exc: BaseException) -> int:
+def report_error(exc: BaseException) -> int:
     """Print ``exc`` for the user (one line, or the traceback under --debug); return the exit code."""
     found = diagnose(exc)
     if found.kind == "help":

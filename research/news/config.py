@@ -33,7 +33,7 @@ import yaml
 
 from research.config import get_settings
 
-__all__ = ["Feed", "NewsConfig", "load_news_config", "match_symbols", "config_path"]
+__all__ = ["Feed", "NewsConfig", "load_news_config", "match_symbols", "news_config_path"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class NewsConfig:
     path: Path | None = None
 
 
-def config_path() -> Path:
+def news_config_path() -> Path:
     """``WORKBENCH_NEWS_CONFIG`` (environment or ``.env``), else ``news.yaml`` in the project's home."""
     return get_settings().news_config
 
@@ -97,7 +97,7 @@ def _feeds(raw: object, path: Path) -> tuple[Feed, ...]:
 
 def load_news_config(path: str | os.PathLike | None = None, *, required: bool = False) -> NewsConfig:
     """Read the news configuration (an empty one when the file does not exist and not ``required``)."""
-    p = Path(path) if path is not None else config_path()
+    p = Path(path) if path is not None else news_config_path()
     if not p.is_file():
         if required:
             raise FileNotFoundError(f"no news configuration at {p}: copy news.example.yaml to news.yaml and list "

@@ -15,7 +15,7 @@ Modules and their entry points (import them from the module; nothing is imported
   the ledger's identity; :mod:`~research.paper.tables` — the tables.
 * :mod:`~research.paper.trading` — ``step(name, as_of)``, ``session``, ``load_fields``.
 * :mod:`~research.paper.replay` — ``replay(name, start, end)``.
-* :mod:`~research.paper.monitor` — ``equity_curve``, ``performance``, ``reconcile`` (a
+* :mod:`~research.paper.monitor` — ``ledger_equity``, ``performance``, ``reconcile`` (a
   ``Reconciliation``: ``summary``, ``curves``, ``returns``, ``trades``), ``drift_alerts``,
   ``report`` (what ``workbench paper show --json`` prints).
 * :mod:`~research.paper.transfer` — ``export_csv``, ``import_csv``, ``import_transactions``.

@@ -295,7 +295,7 @@ def seal_problems(rows: Rows, seals: list[dict[str, Any]]) -> tuple[list[str], l
                        f"(a session was removed, or its date changed)")
             previous = s["digest"]
             continue
-        if seal.digest(previous, cells) != s["digest"]:
+        if seal.seal_digest(previous, cells) != s["digest"]:
             what = seal.differences(s["cells"], seal.cell_hashes(cells)) or ["its seal was edited"]
             out += [f"{label}: {w} since it was sealed" for w in what]
         elif seal.cell_hashes(cells) != s["cells"]:
@@ -353,7 +353,7 @@ def _now() -> datetime:
 
 def _insert_seal(conn: Connection, name: str, seq: int, as_of: datetime | None, previous: str,
                  cells: dict[str, dict[str, list[str]]]) -> str:
-    d = seal.digest(previous, cells)
+    d = seal.seal_digest(previous, cells)
     conn.execute(seal.seals_t.insert().values(account=name, seq=seq, as_of=as_of, digest=d,
                                               cells=seal.cell_hashes(cells), created=_now()))
     return d
@@ -496,7 +496,7 @@ def _check_tip(conn: Connection, account: dict[str, Any], seals: list[dict[str, 
         state = _State(_num(rows.sessions[0]["cash"]),
                        _positions(rows.sessions[0]["positions"] or {}))
     previous = seals[-2]["digest"] if len(seals) > 1 else ""
-    if seal.digest(previous, cells) != last["digest"]:
+    if seal.seal_digest(previous, cells) != last["digest"]:
         label = "the account" if last["seq"] == 0 else f"the session of {_when(last['as_of'])}"
         what = seal.differences(last["cells"], seal.cell_hashes(cells)) or ["its seal was edited"]
         raise LedgerError(f"account {name!r}: {label} changed since it was sealed ({'; '.join(what[:3])}); "

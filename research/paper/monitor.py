@@ -32,15 +32,15 @@ import pandas as pd
 
 from research.paper import book
 from research.paper.trading import (
+    account_periods_per_year,
     load_fields,
-    periods_per_year,
     risk_rules,
+    stale_account_symbols,
     stale_bars,
-    stale_symbols,
 )
 from research.risk import metrics
 
-__all__ = ["equity_curve", "round_trips", "performance", "Reconciliation", "reconcile", "drift_alerts", "report",
+__all__ = ["ledger_equity", "round_trips", "performance", "Reconciliation", "reconcile", "drift_alerts", "report",
            "DRIFT_WINDOW", "DRIFT_BAND"]
 
 DRIFT_WINDOW = 20
@@ -57,7 +57,7 @@ def _fields(account: book.Account, fields, url) -> Mapping[str, pd.DataFrame]:
     return load_fields(account, end=last)
 
 
-def equity_curve(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None,
+def ledger_equity(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None,
                  url: str | None = None) -> pd.DataFrame:
     """Per session: ``cash``, each symbol's held value, and ``equity``, rebuilt from the ledger.
 
@@ -152,14 +152,14 @@ def performance(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None,
     """Headline figures of an account (keys carry units, e.g. ``Return [%]``)."""
     account = book.get_account(name, url=url)
     fields = _fields(account, fields, url)
-    curve = equity_curve(name, fields=fields, url=url)
+    curve = ledger_equity(name, fields=fields, url=url)
     f = book.fills(name, url=url)
     close = curve.index[-1] if len(curve) else None
     last = fields["close"].ffill().loc[:close].iloc[-1] if close is not None else pd.Series(dtype="float64")
     trades, pnl = round_trips(f, last.to_dict())
     closed = trades[trades["status"] == "closed"]
     r = _returns(curve, account.initial_cash)
-    ppy = periods_per_year(account)
+    ppy = account_periods_per_year(account)
     held = curve.drop(columns=["equity"])
     final = float(curve["equity"].iloc[-1]) if len(curve) else account.initial_cash
     return {
@@ -215,7 +215,7 @@ def _backtest(account: book.Account, fields, start, end):
                     slippage=account.slippage, init_cash=account.initial_cash, shared_cash=True,
                     whole_shares=account.whole_shares, rebalance=account.risk.get("rebalance"),
                     max_position=account.risk.get("max_position"), max_gross=account.risk.get("max_gross"),
-                    periods_per_year=periods_per_year(account), start=start, end=end, stale_bars=stale_bars(account))
+                    periods_per_year=account_periods_per_year(account), start=start, end=end, stale_bars=stale_bars(account))
 
 
 def _differ(a: pd.Series, b: pd.Series) -> pd.Series:
@@ -245,7 +245,7 @@ def reconcile(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None,
     """Compare the account with a backtest of its period; None before two traded sessions."""
     account = book.get_account(name, url=url)
     fields = _fields(account, fields, url)
-    curve = equity_curve(name, fields=fields, url=url)
+    curve = ledger_equity(name, fields=fields, url=url)
     if len(curve) < 3:
         return None
     start, end = curve.index[1], curve.index[-1]
@@ -254,7 +254,7 @@ def reconcile(name: str, *, fields: Mapping[str, pd.DataFrame] | None = None,
     paper_eq = curve["equity"].iloc[1:].rename("paper")
     curves = pd.concat([paper_eq, bt_eq], axis=1)
     rets = pd.concat([_returns(curve, account.initial_cash), res.returns["portfolio"].rename("backtest")], axis=1)
-    ppy = periods_per_year(account)
+    ppy = account_periods_per_year(account)
     trades = _trade_table(book.fills(name, url=url), res.orders)
     tr_p = float(curves["paper"].iloc[-1] / account.initial_cash - 1.0)
     tr_b = float(curves["backtest"].iloc[-1] / account.initial_cash - 1.0)
@@ -309,7 +309,7 @@ def drift_alerts(name: str, *, window: int = DRIFT_WINDOW, band: float = DRIFT_B
         return []
     account = book.get_account(name, url=url)
     active = (rec.returns["paper"] - rec.returns["backtest"]).dropna()
-    te = active.rolling(window, min_periods=window).std(ddof=1) * np.sqrt(periods_per_year(account))
+    te = active.rolling(window, min_periods=window).std(ddof=1) * np.sqrt(account_periods_per_year(account))
     outside = te > band
     crossed = outside & ~outside.shift(1, fill_value=False)
     return [{
@@ -341,7 +341,7 @@ def stale_positions(name: str, *, fields: Mapping[str, pd.DataFrame] | None = No
     if last is None:
         return [], 0.0
     close = fields["close"].loc[:last]
-    stale = stale_symbols(account, close, last)
+    stale = stale_account_symbols(account, close, last)
     rows = []
     for sym, qty in book.positions(name, url=url).items():
         if qty == 0 or sym not in stale:

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from research.paper.db import LedgerError, metadata
 
-__all__ = ["seals_t", "ledger_t", "COLUMNS", "STATUS", "canonical", "entries", "digest", "cell_hashes",
+__all__ = ["seals_t", "ledger_t", "COLUMNS", "STATUS", "canonical", "entries", "seal_digest", "cell_hashes",
            "differences", "check_identity"]
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def entries(tables: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, dict
     return out
 
 
-def digest(previous: str, cells: Mapping[str, Mapping[str, list[str]]]) -> str:
+def seal_digest(previous: str, cells: Mapping[str, Mapping[str, list[str]]]) -> str:
     """``sha256(previous + canonical JSON of cells)`` as hex."""
     text = json.dumps(cells, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256((previous + text).encode("utf-8")).hexdigest()

@@ -39,8 +39,8 @@ from research.paper.db import LedgerError, connect
 from research.strategies.stops import RiskRules
 from research.timeutil import on_clock_of
 
-__all__ = ["load_fields", "next_bar", "session", "step", "run_sessions", "pending_bars", "risk_rules", "periods_per_year",
-           "stale_bars", "stale_symbols", "bound"]
+__all__ = ["load_fields", "next_bar", "session", "step", "run_sessions", "pending_bars", "risk_rules", "account_periods_per_year",
+           "stale_bars", "stale_account_symbols", "bound"]
 
 log = logging.getLogger(__name__)
 CLIPPED = "; clipped to cash"
@@ -59,7 +59,7 @@ def stale_bars(account: book.Account) -> int | None:
     return account.risk.get("stale_bars", STALE_BARS)
 
 
-def stale_symbols(account: book.Account, close: pd.DataFrame, t: pd.Timestamp) -> dict[str, dict[str, Any]]:
+def stale_account_symbols(account: book.Account, close: pd.DataFrame, t: pd.Timestamp) -> dict[str, dict[str, Any]]:
     """The account's symbols that are stale at bar ``t`` (:mod:`research.data.freshness`), with their age.
 
     Returns symbol -> ``{"last_bar", "bars_behind", "age_days"}`` (``last_bar`` None: no bar yet).
@@ -80,7 +80,7 @@ def stale_symbols(account: book.Account, close: pd.DataFrame, t: pd.Timestamp) -
     return out
 
 
-def periods_per_year(account: book.Account) -> float:
+def account_periods_per_year(account: book.Account) -> float:
     """Sessions per year from the account's calendar and interval (252 or 365 a year for days)."""
     from research.data.calendars import get_calendar
 
@@ -119,7 +119,7 @@ def _plan(account: book.Account, sub: Mapping[str, pd.DataFrame], first: pd.Time
     caps = {k: account.risk.get(k) for k in ("rebalance", "max_position", "max_gross")}
     return order_plan(sub, account.strategy, first=first, params=account.params, sizing=account.sizing,
                       sizing_params=account.sizing_params, risk=risk_rules(account), halt_from=halt_from,
-                      next_bar=nxt, periods_per_year=periods_per_year(account), stale_bars=stale_bars(account),
+                      next_bar=nxt, periods_per_year=account_periods_per_year(account), stale_bars=stale_bars(account),
                       **caps)
 
 
@@ -217,7 +217,7 @@ def session(account: book.Account, fields: Mapping[str, pd.DataFrame], t: pd.Tim
             plan = _plan(account, sub, first, nxt, new_halt)
     new_orders, targets = _decide(account, plan, t, nxt, held, equity, close)
     out.targets = targets | ({"clipped": out.targets["clipped"]} if "clipped" in out.targets else {})
-    out.targets["stale"] = stale_symbols(account, sub["close"], t)  # flagged; held ones stay at their last close
+    out.targets["stale"] = stale_account_symbols(account, sub["close"], t)  # flagged; held ones stay at their last close
     out.orders += new_orders
     out.equity, out.positions = float(equity), dict(held)
     book.write_session(account.name, out, url=url)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from research.data.sources import resolve_source as _resolve
+from research.data.sources import choose_source
 
 __all__ = ["resolve_source"]
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def resolve_source(shared: Mapping[str, Any]) -> dict[str, Any]:
     """``{"source": <the source taken>, "source_note": <which, and why>}`` for a run's parameters."""
     name = shared.get("source") or "sample"
-    chosen, note = _resolve(name, symbols=list(shared.get("symbols") or []), interval=shared.get("interval") or "1d")
+    chosen, note = choose_source(name, symbols=list(shared.get("symbols") or []), interval=shared.get("interval") or "1d")
     if chosen != name:
         log.info("source %s: %s", name, note)
     updates: dict[str, Any] = {"source": chosen}

@@ -23,7 +23,7 @@ from plotly.subplots import make_subplots
 from research.risk.report import RiskReport
 
 __all__ = [
-    "equity_figure", "drawdown_figure", "monthly_returns_figure", "rolling_figure",
+    "growth_figure", "drawdown_figure", "monthly_returns_figure", "rolling_figure",
     "distribution_figure", "tearsheet_figures",
 ]
 
@@ -57,7 +57,7 @@ def _layout(fig: go.Figure, title: str, report: RiskReport, as_of: object, run_i
     return fig
 
 
-def equity_figure(report: RiskReport, *, as_of: object = None, run_id: str | None = None) -> go.Figure:
+def growth_figure(report: RiskReport, *, as_of: object = None, run_id: str | None = None) -> go.Figure:
     """Growth of 1 for the strategy and, when given, the benchmark."""
     fig = go.Figure(go.Scatter(x=report.equity.index, y=report.equity.to_numpy(), name="strategy", mode="lines"))
     if report.benchmark_equity is not None:
@@ -142,7 +142,7 @@ def tearsheet_figures(report: RiskReport, *, as_of: object = None, run_id: str |
     ``rolling`` and ``distribution``."""
     options: dict[str, Any] = {"as_of": as_of, "run_id": run_id}
     return {
-        "equity": equity_figure(report, **options),
+        "equity": growth_figure(report, **options),
         "drawdown": drawdown_figure(report, **options),
         "monthly_returns": monthly_returns_figure(report, **options),
         "rolling": rolling_figure(report, **options),

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Hooks", "HookError", "parse_hooks", "load_hook", "find_hook", "after_run", "HOOK_NAMES"]
+__all__ = ["Hooks", "HookError", "parse_hooks", "load_hook", "find_hook", "call_after_run", "HOOK_NAMES"]
 
 log = logging.getLogger(__name__)
 #: The hooks a spec may declare.
@@ -180,7 +180,7 @@ def parse_hooks(raw: Any, *, load: bool = True) -> Hooks:
     return Hooks(as_of=as_of, after_run=tuple(after), parameters=parameters)
 
 
-def after_run(hooks: Hooks, record: dict, run_dir: Path, *, echo: Callable[[str], None]) -> None:
+def call_after_run(hooks: Hooks, record: dict, run_dir: Path, *, echo: Callable[[str], None]) -> None:
     """Call every ``after_run`` hook in order; never raises (a failing hook is reported and skipped)."""
     for ref in hooks.after_run:
         try:

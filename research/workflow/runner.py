@@ -48,7 +48,7 @@ from filelock import FileLock, Timeout
 from research.atomic import atomic_write
 from research.config import get_settings
 from research.workflow.execute import KernelPrefetch, execute_stage
-from research.workflow.hooks import after_run, load_hook
+from research.workflow.hooks import call_after_run, load_hook
 from research.workflow.locks import RunLocked, holder_alive, record_owner, run_lock
 from research.workflow.results import latest, publish
 from research.workflow.runlog import RunLog, find_run_dir, iter_run_records, read_run_record
@@ -63,7 +63,7 @@ from research.workflow.spec import (
 )
 
 __all__ = [
-    "run_pipeline", "resume_run", "RunResult", "RunLocked", "RunInterrupted", "resolve_as_of", "pipeline_dir",
+    "run_pipeline", "resume_run", "RunResult", "RunLocked", "RunInterrupted", "run_as_of", "pipeline_dir",
     "is_running", "close_orphans",
     "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_TIMEOUT", "EXIT_LOCKED",
 ]
@@ -107,7 +107,7 @@ def pipeline_dir(pipeline: str) -> Path:
     return get_settings().runs_dir / pipeline
 
 
-def resolve_as_of(spec: PipelineSpec, shared: Mapping[str, Any]) -> str:
+def run_as_of(spec: PipelineSpec, shared: Mapping[str, Any]) -> str:
     """The as-of date of a run: the spec's ``as_of`` hook, else the ``as_of`` parameter, else today (UTC).
 
     The hook (e.g. :func:`research.stages.as_of.resolve_as_of`) receives the shared parameters.
@@ -369,7 +369,7 @@ def _finish(ctx: _Context, status: str, t0: float, error: dict | None = None) ->
         ctx.runlog.end_pipeline_run(rec["mlflow_run_id"], rec, ctx.run_dir / "run.json")
     except Exception as exc:  # the run folder is the record of last resort
         log.error("could not end the run-log run %s: %s", rec["mlflow_run_id"], exc)
-    after_run(ctx.spec.hooks, rec, ctx.run_dir, echo=ctx.echo)  # the spec's after-run hooks (alert delivery); never raises
+    call_after_run(ctx.spec.hooks, rec, ctx.run_dir, echo=ctx.echo)  # the spec's after-run hooks (alert delivery); never raises
     code = {"COMPLETED": EXIT_OK, "TIMEOUT": EXIT_TIMEOUT}.get(status, EXIT_FAILED)
     if status == "COMPLETED" and not rec["published"]:
         newer = rec.get("superseded_by") or {}
@@ -468,7 +468,7 @@ def run_pipeline(
         overrides = parse_overrides(parameters)
     plan = settle_parameters(plan_run(spec, overrides), echo)
     try:
-        as_of = resolve_as_of(spec, plan.shared)
+        as_of = run_as_of(spec, plan.shared)
     except Exception as exc:  # unknown symbol, unreadable data ...
         raise SpecError(f"could not work out the as-of date from the data ({type(exc).__name__}: {exc}); "
                         "check symbols and source, or pass -p as_of=YYYY-MM-DD") from exc

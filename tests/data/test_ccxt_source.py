@@ -311,17 +311,17 @@ def test_the_command_line_takes_source_ccxt(server, monkeypatch, tmp_path):
 
 def test_resolve_source_auto_pins_the_exchange_or_falls_back(server, monkeypatch):
     from research.data.resilience import reset_guards
-    from research.data.sources import resolve_source
+    from research.data.sources import choose_source
 
-    assert resolve_source("synthetic", symbols=["BTC-USD"]) == ("synthetic", "source synthetic")
+    assert choose_source("synthetic", symbols=["BTC-USD"]) == ("synthetic", "source synthetic")
     monkeypatch.setenv("WORKBENCH_CCXT_API_URL", server.url)
     reset_guards()
-    name, note = resolve_source("auto", symbols=["BTC-USD", "ETH-USD"], interval="1h")
+    name, note = choose_source("auto", symbols=["BTC-USD", "ETH-USD"], interval="1h")
     assert name == "ccxt:binance" and note.startswith("source ccxt-binance (auto: the first of ccxt, synthetic")
     with FakeServer() as down:
         url = down.url
     monkeypatch.setenv("WORKBENCH_CCXT_API_URL", url)
     reset_guards()
-    name, note = resolve_source("auto", symbols=["BTC-USD"], interval="1h", timeout=2.0)
+    name, note = choose_source("auto", symbols=["BTC-USD"], interval="1h", timeout=2.0)
     reset_guards()
     assert name == "synthetic" and "passed over: ccxt-binance not reachable" in note

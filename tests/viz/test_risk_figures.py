@@ -37,13 +37,13 @@ def test_every_figure_is_titled_labelled_and_subtitled(report):
 
 
 def test_as_of_defaults_to_the_last_bar(report):
-    fig = vr.equity_figure(report)
+    fig = vr.growth_figure(report)
     assert "as of 2023-07-14" in fig.layout.title.text
     assert "run " not in fig.layout.title.text.split("<sup>")[1]
 
 
 def test_figures_draw_the_reports_numbers(report):
-    eq = vr.equity_figure(report)
+    eq = vr.growth_figure(report)
     assert [t.name for t in eq.data] == ["strategy", "benchmark"]
     np.testing.assert_allclose(eq.data[0].y, report.equity.to_numpy())
     dd = vr.drawdown_figure(report)

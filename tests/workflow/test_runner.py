@@ -175,15 +175,15 @@ def test_killed_runner_leaves_no_kernel_and_the_next_start_resumes(tmp_path, ker
 
 
 def test_the_engine_takes_the_as_of_from_the_spec_hook_else_the_parameter_else_today(tmp_path, toys):
-    from research.workflow.runner import resolve_as_of
+    from research.workflow.runner import run_as_of
     from research.workflow.spec import load_spec
 
     plain = load_spec(toys.two_stage_spec(tmp_path, "toy-plain"))
-    assert resolve_as_of(plain, {"as_of": "2019-03-01T00:00:00Z"}) == "2019-03-01T00:00:00"  # a midnight instant
-    assert resolve_as_of(plain, {"as_of": "2019-03-01"}) == "2019-03-01"
-    assert resolve_as_of(plain, {"symbols": ["SPX"], "source": "sample"}) == str(pd.Timestamp.now(tz="UTC").date())
+    assert run_as_of(plain, {"as_of": "2019-03-01T00:00:00Z"}) == "2019-03-01T00:00:00"  # a midnight instant
+    assert run_as_of(plain, {"as_of": "2019-03-01"}) == "2019-03-01"
+    assert run_as_of(plain, {"symbols": ["SPX"], "source": "sample"}) == str(pd.Timestamp.now(tz="UTC").date())
     hooked = load_spec(toys.two_stage_spec(tmp_path, "toy-hooked", hooks={"as_of": "research.stages.as_of:resolve_as_of"}))
-    assert resolve_as_of(hooked, {"symbols": ["SPX", "GOOG"], "source": "sample", "interval": "1d"}) == "2018-12-31"
+    assert run_as_of(hooked, {"symbols": ["SPX", "GOOG"], "source": "sample", "interval": "1d"}) == "2018-12-31"
 
 
 def test_a_spec_hook_that_cannot_be_loaded_is_refused_when_the_spec_loads(tmp_path, toys):

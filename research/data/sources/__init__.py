@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from research.data.errors import DataError
 from research.data.sources.base import INTERVALS, Source
 
-__all__ = ["Source", "INTERVALS", "get_source", "SOURCE_NAMES", "first_reachable", "resolve_source", "AUTO_SOURCES"]
+__all__ = ["Source", "INTERVALS", "get_source", "SOURCE_NAMES", "first_reachable", "choose_source", "AUTO_SOURCES"]
 
 #: What ``source="auto"`` tries, in order: the exchange in the settings, then synthetic bars.
 AUTO_SOURCES = ("ccxt", "synthetic")
@@ -103,7 +103,7 @@ def first_reachable(
     raise ValueError("no source reachable: " + "; ".join(passed))
 
 
-def resolve_source(
+def choose_source(
     name: str, *, symbols: Sequence[str], interval: str = "1d", candidates: Sequence[str] = AUTO_SOURCES,
     timeout: float = 5.0,
 ) -> tuple[str, str]:
