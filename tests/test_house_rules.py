@@ -1,4 +1,5 @@
-"""House rules of the package's code: no function longer than a reader can hold at once.
+"""House rules of the package's code: no function longer than a reader can hold at once, and one
+name per concept (no public function or class name defined in two modules).
 
 A function is measured from its ``def`` line to its last line, docstring included (decorators
 not counted); methods and nested functions are measured on their own too. Numba kernels
@@ -111,3 +112,62 @@ def test_methods_and_nested_functions_are_measured():
     body = "\n".join(f"        x{i} = {i}" for i in range(8))
     src = f"class C:\n    def method(self):\n{body}\n\ndef outer():\n    def inner():\n{body}\n    return inner\n"
     assert _measure(src) == {"C.method": 9, "outer": 11, "outer.inner": 9}
+
+
+# ---------------------------------------------------------------- one name per concept
+#: Public names several modules define on purpose, and why. Command functions of research/cli
+#: (decorated ``@<app>.command(...)``) are exempt too: Typer names them, nothing calls them.
+SHARED_NAMES = {
+    "register": "each research/cli command module's register(app): the protocol of the command table",
+}
+
+
+def _is_command(node: ast.AST) -> bool:
+    return any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr in {"command", "callback"}
+               for d in getattr(node, "decorator_list", []))
+
+
+def public_names(sources: dict[str, str]) -> dict[str, set[str]]:
+    """``{name: modules}`` of the public top-level functions and classes of ``sources`` (path -> code)."""
+    found: dict[str, set[str]] = {}
+    for path, source in sources.items():
+        for node in ast.parse(source).body:
+            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    and not node.name.startswith("_") and not _is_command(node)):
+                found.setdefault(node.name, set()).add(path)
+    return found
+
+
+def names_with_two_meanings(sources: dict[str, str]) -> dict[str, list[str]]:
+    """Public names defined in more than one module and not in :data:`SHARED_NAMES`."""
+    return {name: sorted(paths) for name, paths in sorted(public_names(sources).items())
+            if len(paths) > 1 and name not in SHARED_NAMES}
+
+
+def _package_sources() -> dict[str, str]:
+    return {p.relative_to(ROOT.parent).as_posix(): p.read_text(encoding="utf-8") for p in sorted(ROOT.rglob("*.py"))}
+
+
+def test_each_public_name_is_defined_in_one_module():
+    sources = _package_sources()
+    twice = names_with_two_meanings(sources)
+    assert not twice, f"one name per concept: rename one (or keep one def and call it): {twice}"
+    shared = public_names(sources)
+    assert all(len(shared.get(name, ())) > 1 for name in SHARED_NAMES), "a SHARED_NAMES entry is no longer shared"
+
+
+def test_the_name_check_catches_a_planted_second_meaning():
+    planted = {
+        "research/risk/metrics.py": "def equity_curve(returns):\n    pass\n",
+        "research/paper/monitor.py": "def equity_curve(name):\n    pass\n",
+        "research/data/x.py": "from typing import overload\n@overload\ndef f(x: int) -> int: ...\ndef f(x): pass\n"
+                              "class LedgerError(Exception): pass\n",
+        "research/alerts/y.py": "class LedgerError(Exception): pass\ndef _private(): pass\n",
+        "research/news/z.py": "def _private(): pass\ndef register(app): pass\n",
+        "research/cli/data.py": "@app.command('fetch')\ndef fetch(): pass\ndef register(app): pass\n",
+        "research/cli/news.py": "@app.command('fetch')\ndef fetch(): pass\n",
+    }
+    assert names_with_two_meanings(planted) == {
+        "LedgerError": ["research/alerts/y.py", "research/data/x.py"],
+        "equity_curve": ["research/paper/monitor.py", "research/risk/metrics.py"],
+    }

@@ -43,7 +43,7 @@ __all__ = [
     "PLOTLY_MIME", "BUNDLED_TRACES", "MissingOutputError", "load_run", "run_record", "data_source", "run_header",
     "empty_state", "figure_output", "show_figure", "stamp", "table_html", "set_table", "csv_link", "mlflow_run_url",
     "column_label", "number_text", "cell_text", "table_row",
-    "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "periods_per_year", "run_interval",
+    "section", "note", "naive_index", "line_xy", "weekly_note", "MAX_POINTS", "guard", "guarded", "page", "page_root", "require", "dropdown", "symbol_periods_per_year", "run_interval",
 ]
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def run_interval(run: PublishedRun | None) -> str:
     return str(params.get("interval") or shared.get("interval") or run.record.get("interval") or "1d")
 
 
-def periods_per_year(symbol: str, interval: str = "1d") -> float:
+def symbol_periods_per_year(symbol: str, interval: str = "1d") -> float:
     """Bars per year of a symbol's calendar at ``interval`` (recorded tables keep no ``attrs``).
 
     252 for a daily equity, 365 for daily crypto, 8760 for hourly crypto: the calendar's rule

@@ -25,12 +25,12 @@ from research.viz.panels.layout import (
     naive_index,
     note,
     page,
-    periods_per_year,
     require,
     run_interval,
     section,
     show_figure,
     stamp,
+    symbol_periods_per_year,
     table_html,
     weekly_note,
 )
@@ -153,7 +153,7 @@ def _volatility_figure(prices: pd.DataFrame, window: int, run: PublishedRun) -> 
     fig, weekly = go.Figure(), False
     for symbol in prices:
         r = prices[symbol].dropna().pct_change().dropna()
-        x, y, thinned = line_xy(r.rolling(window).std() * np.sqrt(periods_per_year(symbol, run_interval(run))) * 100)
+        x, y, thinned = line_xy(r.rolling(window).std() * np.sqrt(symbol_periods_per_year(symbol, run_interval(run))) * 100)
         weekly |= thinned
         fig.add_trace(go.Scatter(x=x, y=y, name=str(symbol), mode="lines"))
     fig.update_layout(title=f"Rolling volatility, {window} bars (annualised) [%]{weekly_note(weekly)}", yaxis_title="%",

@@ -48,7 +48,7 @@ from research.viz.panels.viewer_safe import on_change
 from research.workflow.results import PublishedRun
 
 __all__ = ["paper_trading", "outbox_panel", "accounts_frame", "AccountView", "load_account", "ledger_url",
-           "equity_figure", "reconciliation_table", "EQUITY_VIEWS"]
+           "paper_equity_figure", "reconciliation_table", "EQUITY_VIEWS"]
 
 log = logging.getLogger(__name__)
 EQUITY_VIEWS = ("equity against the backtest", "paper minus backtest")
@@ -170,7 +170,7 @@ def _stamp(fig: go.Figure, view: AccountView) -> go.Figure:
 
 
 # ---------------------------------------------------------------- figures and tables
-def equity_figure(view: AccountView, which: str = EQUITY_VIEWS[0]) -> go.Figure:
+def paper_equity_figure(view: AccountView, which: str = EQUITY_VIEWS[0]) -> go.Figure:
     """The account's equity and the backtest's over the same bars (the gap shaded), or their difference."""
     rec = view.reconciliation
     fig = go.Figure()
@@ -241,8 +241,8 @@ def _account_panels(view: AccountView, url: str) -> list[widgets.Widget]:
     cards = _cards([(_CARD_LABELS.get(k, k), view.performance.get(k)) for k in _CARDS if k in view.performance],
                    "wb-paper-cards")
     switch = dropdown(list(EQUITY_VIEWS), description="Show", dom_class="wb-paper-view")
-    fig = figure_output(equity_figure(view, switch.value), dom_class="wb-paper-equity-fig", height=380)
-    on_change(switch, lambda ch: show_figure(fig, equity_figure(view, ch["new"])), names="value")
+    fig = figure_output(paper_equity_figure(view, switch.value), dom_class="wb-paper-equity-fig", height=380)
+    on_change(switch, lambda ch: show_figure(fig, paper_equity_figure(view, ch["new"])), names="value")
     held = pd.DataFrame([{"symbol": s, "quantity": q} for s, q in view.positions.items() if q != 0]
                         + [{"symbol": "cash", "quantity": view.cash}], columns=["symbol", "quantity"])
     if view.stale:  # a held symbol whose data stopped: kept at its last close, with its age

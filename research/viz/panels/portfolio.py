@@ -27,13 +27,13 @@ from research.viz.panels.layout import (
     line_xy,
     load_run,
     page,
-    periods_per_year,
     require,
     run_interval,
     section,
     set_table,
     show_figure,
     stamp,
+    symbol_periods_per_year,
     table_html,
     table_row,
     weekly_note,
@@ -312,7 +312,7 @@ def exposure_panel(run: PublishedRun) -> widgets.Widget:
 def _rolling_figure(series: pd.Series, name: str, window: int, run: PublishedRun) -> go.Figure:
     r = series.pct_change().dropna()
     symbol = name.split("|")[1] if "|" in name else name
-    ppy = periods_per_year(symbol, run_interval(run))
+    ppy = symbol_periods_per_year(symbol, run_interval(run))
     rolling = rolling_metrics(r, window=window, periods_per_year=ppy)
     sharpe, vol = rolling["sharpe"].dropna(), (rolling["volatility"] * 100).dropna()
     (xs, ys, weekly), (xv, yv, _) = line_xy(sharpe), line_xy(vol)
