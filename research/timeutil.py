@@ -11,6 +11,7 @@ the naive form some consumers need (the ledger stores naive UTC; plotly ignores 
 :func:`to_naive_utc`        a scalar as naive UTC (aware converted, then dropped)
 :func:`to_naive_utc_index`  an index as naive UTC
 :func:`on_clock_of`         a time comparable with an index (aware or naive)
+:func:`naive_utc_now`       the clock, as the naive UTC datetime tables store
 ==========================  ====================================================
 
 >>> to_utc("2024-03-01 09:30")
@@ -30,12 +31,13 @@ This module imports nothing from the package, so every room may use it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import overload
 
 import pandas as pd
 
-__all__ = ["to_utc", "to_utc_index", "to_naive_utc", "to_naive_utc_index", "on_clock_of"]
+__all__ = ["to_utc", "to_utc_index", "to_naive_utc", "to_naive_utc_index", "on_clock_of", "naive_utc_now"]
 
 
 @overload
@@ -123,3 +125,9 @@ def on_clock_of(value: object, index: pd.Index) -> pd.Timestamp:
     if getattr(index, "tz", None) is not None:
         return to_utc(value)
     return to_naive_utc(to_utc(value))
+
+
+def naive_utc_now() -> dt.datetime:
+    """The current time as a naive :class:`datetime.datetime` on the UTC clock (how the ledger
+    and the outbox store times)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -77,3 +77,10 @@ def test_missing_values_pass_through_and_a_non_time_is_refused():
     assert to_utc_index(np.array(["2024-01-01", "NaT"], dtype="datetime64[ns]")).isna().tolist() == [False, True]
     with pytest.raises(ValueError):
         to_utc("not a time")
+
+
+def test_the_naive_clock_is_utc():
+    before = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    now = timeutil.naive_utc_now()
+    assert isinstance(now, dt.datetime) and now.tzinfo is None
+    assert before <= pd.Timestamp(now) <= pd.Timestamp.now(tz="UTC").tz_localize(None)

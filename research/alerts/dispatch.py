@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -43,6 +43,7 @@ from research.alerts.outbox import (
     table_time,
 )
 from research.paper.db import LedgerError
+from research.timeutil import to_utc
 
 __all__ = ["deliver", "DeliveryReport", "ChannelReport", "Outcome"]
 
@@ -361,7 +362,7 @@ def _deliver_channel(run: _Run, ch: Channel, only: set[str] | None = None) -> Ch
         queue = queue[queue["alert_id"].isin(only)]
     if queue.empty:
         return rep
-    aware = run.now.replace(tzinfo=UTC)
+    aware = to_utc(run.now).to_pydatetime()
     budget = None
     if ch.rate_limit is not None:
         used = _sent_since(run.engine, ch.name, run.now - timedelta(seconds=ch.rate_limit.per_seconds))

@@ -46,7 +46,7 @@ import math
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -54,7 +54,7 @@ import sqlalchemy as sa
 
 from research.alerts.channels import SEVERITIES, ConfigError
 from research.paper.db import connect, metadata
-from research.timeutil import to_naive_utc
+from research.timeutil import naive_utc_now, to_naive_utc
 
 __all__ = [
     "alert_outbox", "alert_delivery", "alert_recipient", "alert_channel_problem", "alert_id", "enqueue", "pending",
@@ -150,7 +150,7 @@ def ledger(url: str | None = None) -> sa.Engine:
 def table_time(now: datetime | pd.Timestamp | None) -> datetime:
     """``now`` (default: the clock) as a naive UTC datetime, the form the tables store."""
     if now is None:
-        return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        return naive_utc_now().replace(microsecond=0)
     return to_naive_utc(now).to_pydatetime()
 
 

@@ -30,7 +30,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 
 from research.paper import seal, tables
 from research.paper.db import LedgerError, connect
+from research.timeutil import naive_utc_now
 
 __all__ = ["Rows", "Verification", "RULES", "verify", "rehash", "before_write", "after_write", "after_import"]
 
@@ -347,15 +348,11 @@ def verify(name: str, *, url: str | None = None) -> Verification:
 
 # --------------------------------------------------------------------------- sealing
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def _insert_seal(conn: Connection, name: str, seq: int, as_of: datetime | None, previous: str,
                  cells: dict[str, dict[str, list[str]]]) -> str:
     d = seal.seal_digest(previous, cells)
     conn.execute(seal.seals_t.insert().values(account=name, seq=seq, as_of=as_of, digest=d,
-                                              cells=seal.cell_hashes(cells), created=_now()))
+                                              cells=seal.cell_hashes(cells), created=naive_utc_now()))
     return d
 
 

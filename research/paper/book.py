@@ -36,7 +36,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -57,7 +57,7 @@ from research.paper.tables import (
     sessions_t,
 )
 from research.strategies.sizing import check_sizing
-from research.timeutil import to_naive_utc, to_utc, to_utc_index
+from research.timeutil import naive_utc_now, to_naive_utc, to_utc, to_utc_index
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +190,6 @@ def naive_utc(ts: object) -> datetime:
     return to_naive_utc(ts).to_pydatetime()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 # --------------------------------------------------------------------------- accounts
 
 NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -236,7 +232,7 @@ def create_account(account: Account, *, url: str | None = None) -> Account:
         raise AccountError(f"account {account.name!r}: {exc}") from None
     row = account.to_dict()
     row["symbols"] = sorted(dict.fromkeys(account.symbols))
-    row["created"] = _now()
+    row["created"] = naive_utc_now()
     engine = connect(url)
     with engine.begin() as conn:
         if conn.execute(sa.select(accounts_t.c.name).where(accounts_t.c.name == account.name)).first():
@@ -324,7 +320,7 @@ def _write_session(name: str, session: SessionWrite, as_of: datetime, url: str |
         conn.execute(sessions_t.insert().values(
             account=name, as_of=as_of, status="done", cash=float(session.cash), equity=float(session.equity),
             positions={k: float(v) for k, v in session.positions.items()}, targets=_jsonable(session.targets),
-            created=_now()))
+            created=naive_utc_now()))
         audit.after_write(conn, name, tip, as_of, session.updates)
     return True
 

@@ -28,13 +28,14 @@ import os
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from research.paper.db import LedgerError, metadata
+from research.timeutil import naive_utc_now
 
 __all__ = ["seals_t", "ledger_t", "COLUMNS", "STATUS", "canonical", "entries", "seal_digest", "cell_hashes",
            "differences", "check_identity"]
@@ -176,7 +177,7 @@ def _create_id(engine: sa.Engine, where: str) -> str:
     try:
         with engine.begin() as conn:
             conn.execute(ledger_t.insert().values(key="ledger", ledger_id=str(uuid.uuid4()),
-                                                  created=datetime.now(UTC).replace(tzinfo=None)))
+                                                  created=naive_utc_now()))
     except sa.exc.IntegrityError:
         pass
     with engine.connect() as conn:
