@@ -99,7 +99,7 @@ from research.atomic import atomic_path, atomic_write
 from research.config import get_settings
 from research.timeutil import to_naive_utc
 
-__all__ = ["PublishedRun", "write_output", "read_output", "publish", "latest"]
+__all__ = ["PublishedRun", "write_output", "read_output", "publish", "latest", "pipeline_dir"]
 
 
 def write_output(output_dir: str | os.PathLike, name: str, value: pd.DataFrame | dict) -> Path:
@@ -167,7 +167,8 @@ class PublishedRun:
         return value
 
 
-def _pipeline_dir(pipeline: str, runs_dir: str | os.PathLike | None) -> Path:
+def pipeline_dir(pipeline: str, runs_dir: str | os.PathLike | None = None) -> Path:
+    """A pipeline's folder of runs: ``runs_dir`` when given, else ``<Settings.runs_dir>/<pipeline>``."""
     return Path(runs_dir) if runs_dir is not None else get_settings().runs_dir / pipeline
 
 
@@ -215,7 +216,7 @@ def latest(pipeline: str = "daily", *, runs_dir: str | os.PathLike | None = None
 
     ``runs_dir`` is the pipeline's folder (default ``<Settings.runs_dir>/<pipeline>``).
     """
-    pointer = _pipeline_dir(pipeline, runs_dir) / "published.json"
+    pointer = pipeline_dir(pipeline, runs_dir) / "published.json"
     if not pointer.exists():
         return None
     info = json.loads(pointer.read_text(encoding="utf-8"))

@@ -50,7 +50,7 @@ from research.config import get_settings
 from research.workflow.execute import KernelPrefetch, execute_stage
 from research.workflow.hooks import call_after_run, load_hook
 from research.workflow.locks import RunLocked, holder_alive, record_owner, run_lock
-from research.workflow.results import latest, publish
+from research.workflow.results import latest, pipeline_dir, publish
 from research.workflow.runlog import RunLog, find_run_dir, iter_run_records, read_run_record
 from research.workflow.spec import (
     PipelineSpec,
@@ -100,11 +100,6 @@ class RunResult:
 
 def _now() -> str:
     return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
-
-
-def pipeline_dir(pipeline: str) -> Path:
-    """``<Settings.runs_dir>/<pipeline>``."""
-    return get_settings().runs_dir / pipeline
 
 
 def run_as_of(spec: PipelineSpec, shared: Mapping[str, Any]) -> str:

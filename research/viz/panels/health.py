@@ -19,7 +19,6 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
-from research.config import get_settings
 from research.viz.panels.explorer import params_label
 from research.viz.panels.layout import (
     dropdown,
@@ -41,7 +40,7 @@ from research.viz.panels.layout import (
 from research.viz.panels.paper import outbox_panel
 from research.viz.panels.staleness import date_alerts, stale_symbols
 from research.viz.panels.viewer_safe import on_change, redact
-from research.workflow.results import PublishedRun
+from research.workflow.results import PublishedRun, pipeline_dir
 
 __all__ = ["pipeline_health", "read_runs", "runs_frame", "failed_stages", "runs_panel", "failures_panel",
            "signals_panel", "alerts_panel", "alert_rows"]
@@ -54,14 +53,10 @@ _COLORS = {"COMPLETED": "#2f9e66", "FAILED": "#ba2525", "TIMEOUT": "#cb6e17", "I
 _SEVERITY = {"critical": 0, "error": 0, "warning": 1, "warn": 1, "info": 2}
 
 
-def _pipeline_dir(pipeline: str, runs_dir: str | os.PathLike | None) -> Path:
-    return Path(runs_dir) if runs_dir is not None else get_settings().runs_dir / pipeline
-
-
 def read_runs(pipeline: str = "daily", *, runs_dir: str | os.PathLike | None = None, limit: int = 50) -> list[dict]:
     """The newest ``limit`` run records (``run.json``) of a pipeline, newest first; unreadable ones skipped."""
     records = []
-    for path in _pipeline_dir(pipeline, runs_dir).glob("*/run.json"):
+    for path in pipeline_dir(pipeline, runs_dir).glob("*/run.json"):
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
