@@ -34,7 +34,7 @@ from research.features.indicators import ewm_seeded_nb
 from research.strategies._nb import cross_step_nb, hysteresis_step_nb, rolling_mean_1d_nb
 
 __all__ = ["engine_call", "FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
-           "fused_family"]
+           "fused_family", "signal_groups"]
 
 _CROSS, _RSI, _BOLL, _MOM, _PAT = 0, 1, 2, 3, 4
 _N_STATS = len(STATS)
@@ -114,28 +114,53 @@ def states_nb(family, tables, j, close, rows, levels, side, out):
 
 @njit(cache=True, parallel=True)
 def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r_close, lo, hi, rows, levels, sides,
-                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns):
+                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns, order, starts):
     """Statistics of every parameter set on every symbol: ``(symbols * sets, STATS)``, symbol-major.
 
     Price arrays are ``(symbols, bars)``; ``close_ff``/``r_close`` from
     :func:`~research.backtest.kernels.prepare_nb`; ``lo``/``hi`` the simulated bars per symbol. With
     ``keep_returns`` also the per-bar returns ``(symbols * sets, max(hi - lo))`` (zeros past a
-    symbol's span), else ``(symbols * sets, 0)``.
+    symbol's span), else ``(symbols * sets, 0)``. ``order``/``starts`` group the sets that share
+    one signal (:func:`signal_groups`): each group's directions are computed once per symbol and
+    simulated under each of its sets' risk levels.
     """
     m, n = close.shape
     ns = rows.shape[0]
+    ng = starts.shape[0] - 1
     out = np.empty((m * ns, _N_STATS))
     span = np.int64(np.max(hi - lo)) if keep_returns and m > 0 else np.int64(0)
     rets = np.zeros((m * ns, span))
-    for q in prange(m * ns):
-        j = q // ns
-        k = q % ns
+    for g in prange(m * ng):
+        j = g // ng
+        grp = g % ng
         st = np.empty(n, dtype=np.int8)
-        states_nb(family, tables, j, close[j], rows[k], levels[k], sides[k], st)
-        ret = rets[q, : hi[j] - lo[j]] if keep_returns else rets[q]
-        simulate_nb(st, exec_px[j], open_[j], high[j], low[j], close[j], close_ff[j], r_close[j], lo[j], hi[j],
-                    fees, slip, init_cash, ppy, whole, risk[k], fill_at_open, out[q], ret)
+        first = order[starts[grp]]
+        states_nb(family, tables, j, close[j], rows[first], levels[first], sides[first], st)
+        for i in range(starts[grp], starts[grp + 1]):
+            k = order[i]
+            q = j * ns + k
+            ret = rets[q, : hi[j] - lo[j]] if keep_returns else rets[q]
+            simulate_nb(st, exec_px[j], open_[j], high[j], low[j], close[j], close_ff[j], r_close[j], lo[j], hi[j],
+                        fees, slip, init_cash, ppy, whole, risk[k], fill_at_open, out[q], ret)
     return out, rets
+
+
+def signal_groups(rows: np.ndarray, levels: np.ndarray, sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sets that share one signal (same table rows, levels and side; risk levels may differ).
+
+    Returns ``(order, starts)``: the set indices grouped (ascending within a group) and the
+    group boundaries in ``order`` (``len(groups) + 1`` entries).
+    """
+    ns = rows.shape[0]
+    if ns == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    key = np.column_stack([rows.astype(np.float64), levels + 0.0, sides.astype(np.float64)])  # + 0.0: -0.0 == 0.0
+    order = np.lexsort(key.T[::-1]).astype(np.int64)
+    ordered = key[order]
+    new = np.ones(ns, dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    starts = np.append(np.flatnonzero(new), ns).astype(np.int64)
+    return order, starts
 
 
 # --------------------------------------------------------------------------- families

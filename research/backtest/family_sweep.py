@@ -40,6 +40,7 @@ from research.backtest.families import (
     family_grid_nb,
     family_tables,
     fused_family,
+    signal_groups,
 )
 from research.backtest.fused import live_spans
 from research.backtest.kernels import STATS, prepare_nb
@@ -121,6 +122,7 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
     per_symbol = max(1, len(sets.windows) * family.rows_per_window * n * 8)
     block = max(1, TABLE_BYTES // per_symbol)
     stats, rets = [], []
+    order, starts = signal_groups(sets.rows, sets.levels, sets.sides)  # directions computed once per group
     for s0 in range(a, b, block):
         s1 = min(b, s0 + block)
 
@@ -140,7 +142,7 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
         out, r = _grid(family.code, tables, close, rows_of(inp.exec_px), rows_of(inp.open_),
                                 rows_of(inp.high), rows_of(inp.low), ff, rc, inp.lo[s0:s1], inp.hi[s0:s1], sets.rows,
                                 sets.levels, sets.sides, sets.risk, fees, slip, cash, ppy, inp.whole,
-                                inp.fill_at_open, keep_returns)
+                                inp.fill_at_open, keep_returns, order, starts)
         stats.append(out)
         rets.append(r)
     return np.concatenate(stats), (np.concatenate(rets) if keep_returns else np.zeros((0, 0)))

@@ -123,21 +123,19 @@ def _order_nb(w, price, cash, pos, fees, slip, whole):
 
 
 @njit(cache=True, inline="always")
-def _stops_clear(pos, o, hi, lo, entry, best, sl, tp, trail) -> bool:
-    """Whether a bar with a complete range reaches no stop level (the levels of ``_stop_exit_nb``)."""
-    if np.isnan(o) or np.isnan(hi) or np.isnan(lo):
-        return False
+def _stop_levels(pos, entry, best, sl, tp, trail):
+    """``(stop, take)``: the stop level (stop-loss or trailing, the nearer) and the take-profit level.
+
+    The levels :func:`research.strategies.stops.stop_exit_nb` compares the bar's range with;
+    a disabled rule is an infinite level.
+    """
     if pos > 0:
         sl_level = entry * (1.0 - sl) if sl > 0 else -np.inf
         tr_level = best * (1.0 - trail) if trail > 0 else -np.inf
-        stop = max(sl_level, tr_level)
-        tp_level = entry * (1.0 + tp) if tp > 0 else np.inf
-        return not (o <= stop or o >= tp_level or lo <= stop or hi >= tp_level)
+        return max(sl_level, tr_level), (entry * (1.0 + tp) if tp > 0 else np.inf)
     sl_level = entry * (1.0 + sl) if sl > 0 else np.inf
     tr_level = best * (1.0 + trail) if trail > 0 else np.inf
-    stop = min(sl_level, tr_level)
-    tp_level = entry * (1.0 - tp) if tp > 0 else -np.inf
-    return not (o >= stop or o <= tp_level or hi >= stop or lo <= tp_level)
+    return min(sl_level, tr_level), (entry * (1.0 - tp) if tp > 0 else -np.inf)
 
 
 @njit(cache=True, inline="always")
@@ -229,12 +227,29 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
                 continue
             if pos_dir != 0 and d == pos_dir and abs(pos_v) > 1e-12 and (cash_v == 0.0 or abs(cash_v) > 1e-12) and prev_v > 0.0:
                 all_in = cash_v == 0.0
+                stop, take = _stop_levels(pos_dir, entry, best, sl, tp, trail)
                 while True:  # holding: the book moves with the close
                     if use_stops and t >= armed_from:
-                        if not _stops_clear(pos_dir, open_[t], high[t], low[t], entry, best, sl, tp, trail):
-                            force = True
-                            break
-                        best = max(best, high[t]) if pos_dir > 0 else min(best, low[t])
+                        # the levels of _stop_exit_nb, held while the position lasts (trailing: while best holds)
+                        o, h, lw = open_[t], high[t], low[t]
+                        if pos_dir > 0:
+                            if not (o > stop and lw > stop and o < take and h < take):  # NaN: not clear
+                                force = True
+                                break
+                            moved = max(best, h)
+                            if moved != best:
+                                best = moved
+                                if trail > 0:
+                                    stop = max(entry * (1.0 - sl) if sl > 0 else -np.inf, best * (1.0 - trail))
+                        else:
+                            if not (o < stop and h < stop and o > take and lw > take):
+                                force = True
+                                break
+                            moved = min(best, lw)
+                            if moved != best:
+                                best = moved
+                                if trail > 0:
+                                    stop = min(entry * (1.0 + sl) if sl > 0 else np.inf, best * (1.0 + trail))
                     if all_in:
                         v = pos_v * close_ff[t]
                         r = r_close[t]

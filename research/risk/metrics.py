@@ -46,7 +46,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 __all__ = [
     "total_return", "annualized_return", "annualized_volatility", "sharpe_ratio",
@@ -260,6 +259,8 @@ def _check_var_args(level: float, method: str) -> None:
 
 
 def _cf_quantile(p: np.ndarray | float, mu: float, sigma: float, s: float, k: float) -> np.ndarray:
+    from scipy import stats  # imported when used: scipy.stats adds about 60 MiB to every process
+
     z = stats.norm.ppf(p)
     zcf = z + (z**2 - 1) * s / 6 + (z**3 - 3 * z) * k / 24 - (2 * z**3 - 5 * z) * s**2 / 36
     return mu + zcf * sigma
@@ -291,6 +292,8 @@ def value_at_risk(returns: pd.Series, *, level: float = 0.95, method: str = "his
     if method == "historical":
         return float(np.quantile(x, 1.0 - level)) if len(x) else float("nan")
     if method == "gaussian":
+        from scipy import stats
+
         return float(x.mean() + stats.norm.ppf(1.0 - level) * _std(r)) if len(x) > 1 else float("nan")
     if len(x) < 4 or _std(r) == 0:
         return float("nan")
@@ -320,6 +323,8 @@ def conditional_value_at_risk(returns: pd.Series, *, level: float = 0.95, method
     if method == "cornish_fisher" and sigma == 0:
         return float("nan")
     if method == "gaussian":
+        from scipy import stats
+
         return float(x.mean() - sigma * stats.norm.pdf(stats.norm.ppf(alpha)) / alpha)
     grid = (np.arange(2000) + 0.5) / 2000 * alpha
     return float(np.mean(_cf_quantile(grid, x.mean(), sigma, r.skew(), r.kurt())))

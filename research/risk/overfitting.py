@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 __all__ = [
     "EULER_GAMMA", "expected_max_sharpe", "probabilistic_sharpe_ratio", "deflated_sharpe",
@@ -33,6 +32,13 @@ __all__ = [
 ]
 
 EULER_GAMMA = 0.5772156649015329
+
+
+def _stats() -> Any:
+    """``scipy.stats``, imported when first used (it adds about 60 MiB to every process importing the risk package)."""
+    from scipy import stats
+
+    return stats
 
 
 def expected_max_sharpe(n_trials: int, *, sharpe_variance: float) -> float:
@@ -47,8 +53,8 @@ def expected_max_sharpe(n_trials: int, *, sharpe_variance: float) -> float:
         raise ValueError(f"sharpe_variance must be >= 0, got {sharpe_variance!r}")
     if n_trials == 1:
         return 0.0
-    z1 = stats.norm.ppf(1.0 - 1.0 / n_trials)
-    z2 = stats.norm.ppf(1.0 - 1.0 / (n_trials * math.e))
+    z1 = _stats().norm.ppf(1.0 - 1.0 / n_trials)
+    z2 = _stats().norm.ppf(1.0 - 1.0 / (n_trials * math.e))
     return float(math.sqrt(sharpe_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2))
 
 
@@ -65,7 +71,7 @@ def probabilistic_sharpe_ratio(
     denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
     if denom <= 0:
         return float("nan")
-    return float(stats.norm.cdf((sharpe - benchmark_sharpe) * math.sqrt(n_obs - 1) / math.sqrt(denom)))
+    return float(_stats().norm.cdf((sharpe - benchmark_sharpe) * math.sqrt(n_obs - 1) / math.sqrt(denom)))
 
 
 def deflated_sharpe(
@@ -155,7 +161,7 @@ def deflated_sharpe_ratio(
     if sd == 0:
         raise ValueError("returns have zero volatility: the Sharpe ratio is undefined")
     sr = float(r.mean() / sd)
-    skew, kurt = float(stats.skew(r, bias=False)), float(stats.kurtosis(r, fisher=False, bias=False))
+    skew, kurt = float(_stats().skew(r, bias=False)), float(_stats().kurtosis(r, fisher=False, bias=False))
     sr0 = expected_max_sharpe(int(n_trials), sharpe_variance=float(sharpe_variance))
     dsr = probabilistic_sharpe_ratio(sr, n_obs=len(r), skew=skew, kurtosis=kurt, benchmark_sharpe=sr0)
     return DeflatedSharpeResult(dsr, sr, sr0, int(n_trials), len(r), skew, kurt, float(sharpe_variance))
