@@ -564,7 +564,7 @@ def _families(quick: bool, sample: int) -> None:
     print("  trade counts differ where conventions do: short sizing with costs, reversals, and vectorbt's own "
           "stop rules (stops checked against the entry bar's close, exits at the stop level)")
     print("notes:")
-    for key, fu, vb, cx, many in rows:
+    for key, fu, vb, _cx, many in rows:
         check = "vectorbt not run"
         if vb is not None:
             same = np.asarray(fu["trades"])[vb["idx"]] == np.asarray(vb["trades"])
