@@ -28,10 +28,6 @@ ALLOWED = {
     "research/viz/backtest.py::sweep_heatmap",
     # backtests and sweeps
     "research/backtest/engine.py::backtest",
-    "research/backtest/sweep.py::sweep_ma_crossover",
-    "research/backtest/sweep.py::sweep",
-    "research/backtest/family_sweep.py::sweep_family",
-    "research/backtest/slices.py::grid_slice",
     "research/backtest/walkforward.py::walk_forward",
     "research/backtest/plan.py::order_plan",
     "research/backtest/plan.py::execute_bar",

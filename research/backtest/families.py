@@ -34,7 +34,8 @@ from research.features.indicators import ewm_seeded_nb
 from research.strategies._nb import cross_step_nb, hysteresis_step_nb, rolling_mean_1d_nb
 
 __all__ = ["engine_call", "FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
-           "fused_family", "signal_groups"]
+           "fused_family", "signal_groups", "block_bounds_nb",
+           "rsi_states_nb", "BLOCK"]
 
 _CROSS, _RSI, _BOLL, _MOM, _PAT = 0, 1, 2, 3, 4
 _N_STATS = len(STATS)
@@ -112,9 +113,74 @@ def states_nb(family, tables, j, close, rows, levels, side, out):
             out[t] = v
 
 
+#: Bars per block of :func:`block_bounds_nb` (a block whose range cannot change the state is filled at once).
+BLOCK = 16
+
+
+@njit(cache=True)
+def block_bounds_nb(tables):
+    """Per table row and symbol, the least and greatest value of each block of :data:`BLOCK` bars, NaN ignored.
+
+    ``(mins, maxs)``, each ``(rows, symbols, bars // BLOCK)``; a block of NaN only has ``(+inf, -inf)``.
+    """
+    r, m, n = tables.shape
+    nb = n // BLOCK
+    mins = np.full((r, m, nb), np.inf)
+    maxs = np.full((r, m, nb), -np.inf)
+    for i in range(r):
+        for j in range(m):
+            for b in range(nb):
+                lo_v = np.inf
+                hi_v = -np.inf
+                for t in range(b * BLOCK, (b + 1) * BLOCK):
+                    v = tables[i, j, t]
+                    if v < lo_v:
+                        lo_v = v
+                    if v > hi_v:
+                        hi_v = v
+                mins[i, j, b] = lo_v
+                maxs[i, j, b] = hi_v
+    return mins, maxs
+
+
+@njit(cache=True)
+def rsi_states_nb(x, bmin, bmax, lower, exit_level, upper, allow_long, allow_short, out):
+    """The RSI rule of :func:`states_nb` (same states), skipping blocks where no bar can change the state.
+
+    In a state, only a value beyond one of two thresholds can change it (flat: below ``lower``
+    or above ``upper``; long: above ``exit_level``; short: below it). A block whose least and
+    greatest values (``bmin``/``bmax`` from :func:`block_bounds_nb`) stay within them keeps the
+    state throughout; the other blocks run bar by bar.
+    """
+    n = out.shape[0]
+    st = 0
+    t = 0
+    for b in range(bmin.shape[0]):
+        if st == 0:
+            a = lower if allow_long else -np.inf
+            c = upper if allow_short else np.inf
+        elif st == 1:
+            a = -np.inf
+            c = exit_level
+        else:
+            a = exit_level
+            c = np.inf
+        if bmin[b] >= a and bmax[b] <= c:
+            for u in range(t, t + BLOCK):
+                out[u] = st
+        else:
+            for u in range(t, t + BLOCK):
+                st = hysteresis_step_nb(x[u], st, lower, exit_level, upper, exit_level, False, allow_long, allow_short)
+                out[u] = st
+        t += BLOCK
+    for u in range(t, n):
+        st = hysteresis_step_nb(x[u], st, lower, exit_level, upper, exit_level, False, allow_long, allow_short)
+        out[u] = st
+
+
 @njit(cache=True, parallel=True)
 def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r_close, lo, hi, rows, levels, sides,
-                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns, order, starts):
+                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns, order, starts, bmin, bmax):
     """Statistics of every parameter set on every symbol: ``(symbols * sets, STATS)``, symbol-major.
 
     Price arrays are ``(symbols, bars)``; ``close_ff``/``r_close`` from
@@ -122,7 +188,8 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
     ``keep_returns`` also the per-bar returns ``(symbols * sets, max(hi - lo))`` (zeros past a
     symbol's span), else ``(symbols * sets, 0)``. ``order``/``starts`` group the sets that share
     one signal (:func:`signal_groups`): each group's directions are computed once per symbol and
-    simulated under each of its sets' risk levels.
+    simulated under each of its sets' risk levels. ``bmin``/``bmax`` are the tables' block bounds
+    (:func:`block_bounds_nb`) for the RSI rule's block skipping, or empty.
     """
     m, n = close.shape
     ns = rows.shape[0]
@@ -135,7 +202,12 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
         grp = g % ng
         st = np.empty(n, dtype=np.int8)
         first = order[starts[grp]]
-        states_nb(family, tables, j, close[j], rows[first], levels[first], sides[first], st)
+        if family == _RSI and bmin.shape[0] > 0:
+            lv = levels[first]
+            rsi_states_nb(tables[rows[first, 0], j], bmin[rows[first, 0], j], bmax[rows[first, 0], j], lv[0], lv[1],
+                          lv[2], sides[first] >= 0, sides[first] <= 0, st)
+        else:
+            states_nb(family, tables, j, close[j], rows[first], levels[first], sides[first], st)
         for i in range(starts[grp], starts[grp + 1]):
             k = order[i]
             q = j * ns + k

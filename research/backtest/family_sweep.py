@@ -36,24 +36,26 @@ from research.backtest.families import (
     FAMILIES,
     Family,
     GridSets,
+    block_bounds_nb,
     expand_grid,
     family_grid_nb,
     family_tables,
     fused_family,
     signal_groups,
 )
-from research.backtest.fused import live_spans
+from research.backtest.fused import check_options, live_spans
 from research.backtest.kernels import STATS, prepare_nb
 from research.backtest.sweep_result import SweepResult
 from research.backtest.tasks import code_version, digest, run_tasks
 from research.data import calendars
 
-__all__ = ["sweep_family", "FamilyInputs", "family_rows", "family_chunk", "run_family", "TABLE_BYTES"]
+__all__ = ["sweep_family", "family_sets", "FamilyInputs", "family_rows", "family_chunk", "run_family", "TABLE_BYTES"]
 
 logger = logging.getLogger(__name__)
 
 #: Bytes of indicator tables held at once (symbols are processed in blocks under this).
 TABLE_BYTES = 256 * 2**20
+_NO_BOUNDS = np.zeros((0, 0, 0))  # no block bounds: the family's rule runs bar by bar
 
 
 @dataclass
@@ -135,6 +137,7 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
             fields.update({k: pd.DataFrame(rows_of(getattr(inp, a)).T)
                            for k, a in (("open", "raw_open"), ("high", "high"), ("low", "low"))})
         tables = family_tables(family, fields, sets.windows)
+        bmin, bmax = block_bounds_nb(tables) if family.name == "rsi_reversion" else (_NO_BOUNDS, _NO_BOUNDS)
         ff, rc = np.empty_like(close), np.empty_like(close)
         for j in range(close.shape[0]):
             ff[j], rc[j] = prepare_nb(close[j])
@@ -142,7 +145,7 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
         out, r = _grid(family.code, tables, close, rows_of(inp.exec_px), rows_of(inp.open_),
                                 rows_of(inp.high), rows_of(inp.low), ff, rc, inp.lo[s0:s1], inp.hi[s0:s1], sets.rows,
                                 sets.levels, sets.sides, sets.risk, fees, slip, cash, ppy, inp.whole,
-                                inp.fill_at_open, keep_returns, order, starts)
+                                inp.fill_at_open, keep_returns, order, starts, bmin, bmax)
         stats.append(out)
         rets.append(r)
     return np.concatenate(stats), (np.concatenate(rets) if keep_returns else np.zeros((0, 0)))
@@ -173,24 +176,11 @@ def family_frame(sets: GridSets, symbols: Sequence[str], sym_idx: np.ndarray, se
 
 
 def sweep_family(
-    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame],
-    strategy: str,
-    grid: Mapping[str, Sequence[Any]],
-    *,
-    fees: float = 0.0,
-    slippage: float = 0.0,
-    init_cash: float = 100_000.0,
-    timing: str = "next_open",
-    start: object = None,
-    end: object = None,
-    periods_per_year: float | None = None,
-    whole_shares: bool = False,
-    risk: Mapping[str, float | None] | None = None,
-    metric: str = "sharpe",
-    client: Any = None,
-    cache: bool | None = None,
-    chunk_size: int | None = None,
-    progress: bool | None = None,
+    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame], strategy: str, grid: Mapping[str, Sequence[Any]],
+    *, fees: float = 0.0, slippage: float = 0.0, init_cash: float = 100_000.0, timing: str = "next_open",
+    start: object = None, end: object = None, periods_per_year: float | None = None, whole_shares: bool = False,
+    risk: Mapping[str, float | None] | None = None, metric: str = "sharpe", client: Any = None,
+    cache: bool | None = None, chunk_size: int | None = None, progress: bool | None = None,
 ):
     """Sweep a strategy family through the fused kernels (signal kernel + shared simulation).
 
@@ -203,10 +193,10 @@ def sweep_family(
     grid : mapping of str to sequence
         Values per swept name: the strategy's parameters, ``direction`` (``long``, ``short``,
         ``both``) and ``stop_loss``, ``take_profit``, ``trailing_stop``, ``drawdown_halt``
-        (decimal fractions; 0 = off; ``drawdown_halt`` is the engine's ``max_drawdown`` rule). Unswept parameters keep the catalog defaults.
+        (decimal fractions; 0 = off; ``drawdown_halt`` is the engine's ``max_drawdown`` rule).
+        Unswept parameters keep the catalog defaults.
     fees, slippage, init_cash, timing, start, end, periods_per_year, whole_shares
-        As for :func:`~research.backtest.engine.backtest` (timing ``next_open`` or
-        ``next_close``).
+        As for :func:`~research.backtest.engine.backtest` (timing ``next_open`` or ``next_close``).
     risk : mapping or RiskRules, optional
         Risk levels for every set, as for the engine (``max_drawdown`` there is the
         ``drawdown_halt`` dimension here); a grid dimension overrides.
@@ -221,42 +211,36 @@ def sweep_family(
     SweepResult
         ``params["engine"] == "fused"``.
     """
-    from research.strategies.catalog import get_strategy
-
     family = fused_family(strategy)
-    if metric not in STATS:
-        raise ValueError(f"metric must be one of {STATS}, got {metric!r}")
-    for name, value in (("fees", fees), ("slippage", slippage)):
-        if not (np.isfinite(value) and 0 <= value < 1):
-            raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
-    if not init_cash > 0:
-        raise ValueError(f"init_cash must be positive, got {init_cash!r}")
-    spec = get_strategy(strategy)
-    coerced = {k: [spec.coerce({k: v})[k] if k in spec.defaults else _risk_value(k, v) for v in vals]
-               for k, vals in grid.items()}
-    sets = expand_grid(family, coerced, defaults=spec.defaults, risk=_grid_risk(risk))
+    check_options(timing=timing, metric=metric, fees=fees, slippage=slippage, init_cash=init_cash)
+    sets = family_sets(family, grid, risk)
     inp, empty = _prices(prices, timing, start, end, (float(fees), float(slippage), float(init_cash)),
                          periods_per_year, bool(whole_shares), ohlc=family.string_windows)
     t0 = time.perf_counter()
-    chunks = None
-    if client is not None or cache:
-        table, chunks = run_family(family, sets, inp, client=client, cache=cache, chunk_size=chunk_size,
-                                   progress=progress is not False)
-    else:
-        stats, _ = family_rows(family, sets, inp, 0, len(inp.symbols))
-        m, ns = len(inp.symbols), len(sets)
-        table = family_frame(sets, inp.symbols, np.repeat(np.arange(m), ns), np.tile(np.arange(ns), m), stats)
-    elapsed = time.perf_counter() - t0
     rows = span_of(inp.index, start, end)
     params = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing,
               "periods_per_year": inp.costs[3], "start": str(inp.index[rows.start]),
               "end": str(inp.index[rows.stop - 1]), "engine": "fused", "excluded": empty, "sizing": "all_in",
               "whole_shares": bool(whole_shares), "risk": _grid_risk(risk)}
-    if chunks is not None:
-        params["chunks"] = chunks
-    return SweepResult(table, strategy, list(sets.keys), metric, params, elapsed,
-                       {"family": family, "sets": sets, "fam_inputs": inp,
-                        "trial_returns": family_trial_returns})
+    if client is not None or cache:
+        table, params["chunks"] = run_family(family, sets, inp, client=client, cache=cache, chunk_size=chunk_size,
+                                             progress=progress is not False)
+    else:
+        stats, _ = family_rows(family, sets, inp, 0, len(inp.symbols))
+        m, ns = len(inp.symbols), len(sets)
+        table = family_frame(sets, inp.symbols, np.repeat(np.arange(m), ns), np.tile(np.arange(ns), m), stats)
+    return SweepResult(table, strategy, list(sets.keys), metric, params, time.perf_counter() - t0,
+                       {"family": family, "sets": sets, "fam_inputs": inp, "trial_returns": family_trial_returns})
+
+
+def family_sets(family: Family, grid: Mapping[str, Sequence[Any]], risk: Any = None) -> GridSets:
+    """The grid's valid parameter sets: values coerced as the strategy coerces them, risk levels as fractions."""
+    from research.strategies.catalog import get_strategy
+
+    spec = get_strategy(family.name)
+    coerced = {k: [spec.coerce({k: v})[k] if k in spec.defaults else _risk_value(k, v) for v in vals]
+               for k, vals in grid.items()}
+    return expand_grid(family, coerced, defaults=spec.defaults, risk=_grid_risk(risk))
 
 
 def _grid_risk(risk: Any) -> dict[str, float | None]:

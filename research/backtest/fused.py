@@ -38,6 +38,19 @@ def window_rows(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndar
     return windows, frow, srow
 
 
+def check_options(*, timing: str, metric: str, fees: float, slippage: float, init_cash: float) -> None:
+    """The fused sweeps' common option checks: a ValueError naming the bad option."""
+    if timing not in ("next_open", "next_close"):
+        raise ValueError(f"the fused sweep supports timing 'next_open' or 'next_close', got {timing!r}")
+    if metric not in STATS:
+        raise ValueError(f"metric must be one of {STATS}, got {metric!r}")
+    for name, value in (("fees", fees), ("slippage", slippage)):
+        if not (np.isfinite(value) and 0 <= value < 1):
+            raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
+    if not init_cash > 0:
+        raise ValueError(f"init_cash must be positive, got {init_cash!r}")
+
+
 FusedParts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # symbol index, fast, slow, stats
 
 

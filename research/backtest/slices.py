@@ -49,14 +49,8 @@ def _select(t: pd.DataFrame, name: str, value: Any) -> pd.Series:
 
 
 def grid_slice(
-    sweep: Any,
-    *,
-    x: str,
-    y: str,
-    metric: str = "sharpe",
-    symbol: str | None = None,
-    fixed: Mapping[str, Any] | None = None,
-    agg: str = "max",
+    sweep: Any, *, x: str, y: str, metric: str = "sharpe", symbol: str | None = None,
+    fixed: Mapping[str, Any] | None = None, agg: str = "max",
 ) -> pd.DataFrame:
     """The ``metric`` over two parameter axes of a sweep: a ``y x x`` frame.
 
@@ -89,6 +83,22 @@ def grid_slice(
     """
     table, params = _table_of(sweep)
     fixed = dict(fixed or {})
+    _check_axes(table, params, x=x, y=y, metric=metric, fixed=fixed, agg=agg)
+    symbol, t = _symbol_rows(table, symbol)
+    for name, value in fixed.items():
+        keep = _select(t, name, value)
+        if not keep.any():
+            raise ValueError(f"{name}={value!r} is not in the sweep; values: {sorted(pd.unique(t[name]))[:20]}")
+        t = t[keep]
+    folded = [p for p in params if p not in (x, y, *fixed)]
+    out = t.groupby([y, x], sort=True)[metric].agg(agg).unstack(x)
+    out.attrs = {"metric": metric, "agg": agg, "fixed": fixed, "aggregated": folded, "symbol": symbol}
+    return out
+
+
+def _check_axes(table: pd.DataFrame, params: list[str], *, x: str, y: str, metric: str, fixed: Mapping[str, Any],
+                agg: str) -> None:
+    """A ValueError naming what is wrong with the requested slice (metric, axes, fixed parameters, aggregate)."""
     if metric not in table.columns:
         raise ValueError(f"metric {metric!r} is not a column of the sweep table; columns: {list(table.columns)}")
     for name in (x, y, *fixed):
@@ -100,6 +110,10 @@ def grid_slice(
         raise ValueError(f"an axis cannot also be fixed (axes {x!r}, {y!r}; fixed {sorted(fixed)})")
     if agg not in AGGREGATES:
         raise ValueError(f"agg must be one of {AGGREGATES}, got {agg!r}")
+
+
+def _symbol_rows(table: pd.DataFrame, symbol: str | None) -> tuple[str, pd.DataFrame]:
+    """The symbol (the only one when not given) and its rows of the table."""
     symbols = list(pd.unique(table["symbol"]))
     if symbol is None:
         if len(symbols) != 1:
@@ -108,12 +122,4 @@ def grid_slice(
     t = table[table["symbol"] == symbol]
     if t.empty:
         raise ValueError(f"no rows for symbol {symbol!r}; symbols: {symbols[:10]}")
-    for name, value in fixed.items():
-        keep = _select(t, name, value)
-        if not keep.any():
-            raise ValueError(f"{name}={value!r} is not in the sweep; values: {sorted(pd.unique(t[name]))[:20]}")
-        t = t[keep]
-    folded = [p for p in params if p not in (x, y, *fixed)]
-    out = t.groupby([y, x], sort=True)[metric].agg(agg).unstack(x)
-    out.attrs = {"metric": metric, "agg": agg, "fixed": fixed, "aggregated": folded, "symbol": symbol}
-    return out
+    return symbol, t

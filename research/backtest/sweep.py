@@ -30,7 +30,7 @@ import pandas as pd
 from research.backtest.engine import TIMINGS, as_fields, backtest
 from research.backtest.engine import bar_span as span_of
 from research.backtest.families import engine_call
-from research.backtest.fused import fused_table, live_spans, stats_row
+from research.backtest.fused import check_options, fused_table, live_spans, stats_row
 from research.backtest.kernels import STATS
 from research.backtest.sweep_result import SweepResult
 from research.data import calendars
@@ -60,23 +60,39 @@ def ma_pairs(fast: Iterable[int], slow: Iterable[int]) -> np.ndarray:
     return pairs
 
 
+def _crossover_inputs(prices: Any, timing: str, start: object, end: object, costs: tuple[float, float, float],
+                      periods_per_year: float | None) -> dict[str, Any]:
+    """The crossover kernel's inputs: close and execution prices of the symbols with valid prices, spans, costs."""
+    fields = as_fields(prices)
+    exec_field = TIMINGS[timing][1]
+    if exec_field not in fields:
+        raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)}")
+    close_df = fields["close"]
+    close_all = close_df.to_numpy(dtype=np.float64)
+    exec_all = fields[exec_field].to_numpy(dtype=np.float64)
+    bad = np.isnan(close_all).all(axis=0) | ~(exec_all > 0).any(axis=0)
+    empty = [str(c) for c, b in zip(close_df.columns, bad, strict=True) if b]
+    for sym in empty:
+        warnings.warn(f"{sym}: no valid prices; excluded from the sweep", stacklevel=3)
+    if bad.all():
+        raise ValueError("no symbol has valid prices")
+    rows = span_of(close_df.index, start, end)
+    close = np.asfortranarray(close_all[:, ~bad]) if bad.any() else close_all
+    exec_px = np.asfortranarray(exec_all[:, ~bad]) if bad.any() else exec_all
+    lo, hi = live_spans(close, rows)
+    ppy = calendars.periods_per_year(close_df, override=periods_per_year or None)
+    return {"close": close, "exec": exec_px, "symbols": [str(c) for c, b in zip(close_df.columns, bad, strict=True)
+                                                          if not b],
+            "lo": lo, "hi": hi, "costs": (*map(float, costs), ppy), "index": close_df.index, "rows": rows,
+            "excluded": empty}
+
+
 def sweep_ma_crossover(
-    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame],
-    *,
-    fast: Iterable[int] = range(2, 200),
-    slow: Iterable[int] = range(3, 201),
-    fees: float = BACKTEST["fees"],
-    slippage: float = BACKTEST["slippage"],
-    init_cash: float = BACKTEST["init_cash"],
-    timing: str = BACKTEST["timing"],
-    start: object = None,
-    end: object = None,
-    periods_per_year: float | None = None,
-    metric: str = "sharpe",
-    client: Any = None,
-    cache: bool | None = None,
-    chunk_size: int | None = None,
-    progress: bool | None = None,
+    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame], *, fast: Iterable[int] = range(2, 200),
+    slow: Iterable[int] = range(3, 201), fees: float = BACKTEST["fees"], slippage: float = BACKTEST["slippage"],
+    init_cash: float = BACKTEST["init_cash"], timing: str = BACKTEST["timing"], start: object = None,
+    end: object = None, periods_per_year: float | None = None, metric: str = "sharpe", client: Any = None,
+    cache: bool | None = None, chunk_size: int | None = None, progress: bool | None = None,
 ) -> SweepResult:
     """Every long-only SMA crossover ``fast < slow`` on every symbol, through the fused kernel.
 
@@ -91,14 +107,12 @@ def sweep_ma_crossover(
         Windows; every pair with ``fast < slow`` is run (defaults: all 19,701 pairs with
         ``2 <= fast < slow <= 200``).
     fees, slippage, init_cash, timing, start, end, periods_per_year
-        As for :func:`~research.backtest.engine.backtest` (``timing`` ``"next_open"`` or
-        ``"next_close"``).
+        As for :func:`~research.backtest.engine.backtest` (``timing`` ``"next_open"`` or ``"next_close"``).
     metric : str
         Column :meth:`SweepResult.best` maximises (a :data:`STATS` name).
     client : distributed.Client, optional
-        Run on this Dask client (from :func:`research.compute.get_client`): the grid is
-        split into symbols x pair blocks of about a quarter of a second each. Same table,
-        bit for bit, as without it.
+        Run on this Dask client (from :func:`research.compute.get_client`) in symbols x pair
+        blocks of about a quarter of a second each; the same table, bit for bit.
     cache : bool, optional
         Keep finished chunks under ``<data_dir>/cache/sweeps/`` and resume from them (default:
         on with a client). ``True`` without a client runs the chunks in process.
@@ -110,79 +124,41 @@ def sweep_ma_crossover(
     Returns
     -------
     SweepResult
-        With a client or a cache, ``params["chunks"]`` tells how many tasks ran and how many
-        came from the cache.
+        With a client or a cache, ``params["chunks"]`` tells how many tasks ran and how many came from the cache.
     """
-    if timing not in ("next_open", "next_close"):
-        raise ValueError(f"the fused sweep supports timing 'next_open' or 'next_close', got {timing!r}")
-    if metric not in STATS:
-        raise ValueError(f"metric must be one of {STATS}, got {metric!r}")
-    for name, value in (("fees", fees), ("slippage", slippage)):
-        if not (np.isfinite(value) and 0 <= value < 1):
-            raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
-    if not init_cash > 0:
-        raise ValueError(f"init_cash must be positive, got {init_cash!r}")
+    check_options(timing=timing, metric=metric, fees=fees, slippage=slippage, init_cash=init_cash)
     pairs = ma_pairs(fast, slow)
-    fields = as_fields(prices)
-    exec_field = TIMINGS[timing][1]
-    if exec_field not in fields:
-        raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)}")
-    close_df = fields["close"]
-    close_all = close_df.to_numpy(dtype=np.float64)
-    exec_all = fields[exec_field].to_numpy(dtype=np.float64)
-    bad = np.isnan(close_all).all(axis=0) | ~(exec_all > 0).any(axis=0)
-    empty = [c for c, b in zip(close_df.columns, bad, strict=True) if b]
-    for sym in empty:
-        warnings.warn(f"{sym}: no valid prices; excluded from the sweep", stacklevel=2)
-    if bad.all():
-        raise ValueError("no symbol has valid prices")
-    keep = [c for c, b in zip(close_df.columns, bad, strict=True) if not b]
-    index = close_df.index
-    rows = span_of(index, start, end)
-    ppy = calendars.periods_per_year(close_df, override=periods_per_year or None)
-    close = np.asfortranarray(close_all[:, ~bad]) if bad.any() else close_all
-    exec_px = np.asfortranarray(exec_all[:, ~bad]) if bad.any() else exec_all
-    lo, hi = live_spans(close, rows)
-    costs = (float(fees), float(slippage), float(init_cash), ppy)
-    symbols = [str(c) for c in keep]
+    inp = _crossover_inputs(prices, timing, start, end, (fees, slippage, init_cash), periods_per_year)
     t0 = time.perf_counter()
-    chunks = None
+    params = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing,
+              "periods_per_year": inp["costs"][3], "start": str(inp["index"][inp["rows"].start]),
+              "end": str(inp["index"][inp["rows"].stop - 1]), "engine": "fused", "excluded": inp["excluded"],
+              "direction": "long", "sizing": "all_in"}
     if client is not None or cache:
         from research.backtest.chunked import run_fused
 
-        table, chunks = run_fused(close, exec_px, symbols, pairs, lo, hi, costs, index, client=client, cache=cache,
-                                  chunk_size=chunk_size, progress=progress is not False)
+        table, params["chunks"] = run_fused(inp["close"], inp["exec"], inp["symbols"], pairs, inp["lo"], inp["hi"],
+                                            inp["costs"], inp["index"], client=client, cache=cache,
+                                            chunk_size=chunk_size, progress=progress is not False)
     else:
-        table = fused_table(close, exec_px, symbols, pairs, lo, hi, costs)
-    elapsed = time.perf_counter() - t0
-    params = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing,
-              "periods_per_year": ppy, "start": str(index[rows.start]), "end": str(index[rows.stop - 1]),
-              "engine": "fused", "excluded": [str(e) for e in empty], "direction": "long", "sizing": "all_in"}
-    if chunks is not None:
-        params["chunks"] = chunks
-    inputs = {"close": close, "exec": exec_px, "symbols": symbols, "lo": lo, "hi": hi, "costs": costs, "index": index}
-    return SweepResult(table, "ma_crossover", ["fast", "slow"], metric, params, elapsed, inputs)
+        table = fused_table(inp["close"], inp["exec"], inp["symbols"], pairs, inp["lo"], inp["hi"], inp["costs"])
+    keep = {k: inp[k] for k in ("close", "exec", "symbols", "lo", "hi", "costs", "index")}
+    return SweepResult(table, "ma_crossover", ["fast", "slow"], metric, params, time.perf_counter() - t0, keep)
 
 
 # --------------------------------------------------------------------------- generic path
 
 def sweep(
-    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame],
-    strategy: str,
-    grid: Mapping[str, Sequence[Any]],
-    *,
-    metric: str = "sharpe",
-    progress: bool | None = None,
-    client: Any = None,
-    cache: bool | None = None,
-    chunk_size: int | None = None,
-    **backtest_kwargs: Any,
+    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame], strategy: str, grid: Mapping[str, Sequence[Any]],
+    *, metric: str = "sharpe", progress: bool | None = None, client: Any = None, cache: bool | None = None,
+    chunk_size: int | None = None, **backtest_kwargs: Any,
 ) -> SweepResult:
     """Sweep any registered strategy over a parameter grid (Cartesian product).
 
     Moving-average crossover grids over ``fast``/``slow`` with only costs, timing and date
-    range options run through the fused kernel; everything else runs one backtest per
-    parameter set (one book per symbol) through the engine.
+    range options run through the fused crossover kernel, the other fused families (and stop
+    levels as grid dimensions) through :func:`~research.backtest.family_sweep.sweep_family`;
+    everything else runs one backtest per parameter set (one book per symbol) through the engine.
 
     Parameters
     ----------
@@ -208,32 +184,47 @@ def sweep(
     **backtest_kwargs
         Passed to :func:`~research.backtest.engine.backtest` (fees, slippage, sizing, risk...).
     """
-    keys = list(grid)
-    # The fused kernels have no staleness rule: a symbol that goes stale inside its own life (a
-    # gap of more than stale_bars bars) runs through the engine, so both paths agree everywhere.
-    engine_only = (backtest_kwargs.get("timing", "next_open") == "same_close"
-                  or stale_inside_lives(prices, backtest_kwargs.get("stale_bars", STALE_BARS)))
-    fused = (strategy == "ma_crossover" and set(keys) <= {"fast", "slow"}
-             and set(backtest_kwargs) <= _FUSED_OK and not engine_only)
-    if not fused and _family_fits(strategy, keys, backtest_kwargs) and not engine_only:
+    route = sweep_route(prices, strategy, list(grid), backtest_kwargs)
+    run = {"client": client, "cache": cache, "chunk_size": chunk_size, "progress": progress, "metric": metric}
+    if route == "family":
         from research.backtest.family_sweep import sweep_family
 
         kwargs = {k: v for k, v in backtest_kwargs.items() if k not in ("sizing", "shared_cash")}
-        return sweep_family(prices, strategy, grid, metric=metric, client=client, cache=cache, chunk_size=chunk_size,
-                            progress=progress, **kwargs)
-    if fused:
+        return sweep_family(prices, strategy, grid, **run, **kwargs)
+    if route == "crossover":
         from research.strategies.catalog import get_strategy
 
         d = get_strategy("ma_crossover").defaults
         return sweep_ma_crossover(prices, fast=grid.get("fast", [d["fast"]]), slow=grid.get("slow", [d["slow"]]),
-                                  metric=metric, client=client, cache=cache, chunk_size=chunk_size,
-                                  progress=progress, **backtest_kwargs)
+                                  **run, **backtest_kwargs)
+    if client is not None or cache:
+        return _sweep_chunked(prices, strategy, grid, metric, backtest_kwargs, client=client, cache=cache,
+                              chunk_size=chunk_size, progress=progress is not False)
+    return _sweep_engine(prices, strategy, grid, metric, backtest_kwargs, progress=progress)
+
+
+def sweep_route(prices: Any, strategy: str, keys: Sequence[str], backtest_kwargs: Mapping[str, Any]) -> str:
+    """Which path :func:`sweep` takes: ``"crossover"`` (fused kernel), ``"family"`` (fused family) or ``"engine"``.
+
+    The fused kernels have no staleness rule: a symbol that goes stale inside its own life (a
+    gap of more than ``stale_bars`` bars) runs through the engine, so both paths agree everywhere.
+    """
+    engine_only = (backtest_kwargs.get("timing", "next_open") == "same_close"
+                   or stale_inside_lives(prices, backtest_kwargs.get("stale_bars", STALE_BARS)))
+    if engine_only:
+        return "engine"
+    if strategy == "ma_crossover" and set(keys) <= {"fast", "slow"} and set(backtest_kwargs) <= _FUSED_OK:
+        return "crossover"
+    return "family" if _family_fits(strategy, list(keys), backtest_kwargs) else "engine"
+
+
+def _sweep_engine(prices: Any, strategy: str, grid: Mapping[str, Sequence[Any]], metric: str,
+                  backtest_kwargs: dict[str, Any], *, progress: bool | None) -> SweepResult:
+    """One engine backtest per parameter set, in process."""
     from tqdm.auto import tqdm
 
+    keys = list(grid)
     combos = list(itertools.product(*[list(grid[k]) for k in keys]))
-    if client is not None or cache:
-        return _sweep_chunked(prices, strategy, grid, combos, metric, backtest_kwargs, client=client, cache=cache,
-                              chunk_size=chunk_size, progress=progress is not False)
     show = len(combos) > 20 if progress is None else progress
     rows, t0 = [], time.perf_counter()
     for combo in tqdm(combos, desc=f"sweep {strategy}", disable=not show, leave=False):
@@ -241,7 +232,7 @@ def sweep(
         try:
             res = backtest(prices, strategy, **engine_call(params, backtest_kwargs))
         except ValueError as exc:  # e.g. fast >= slow: skip, like the fused grid does
-            warnings.warn(f"{strategy} {params}: skipped ({exc})", stacklevel=2)
+            warnings.warn(f"{strategy} {params}: skipped ({exc})", stacklevel=3)
             continue
         for book in res.books:
             rows.append({"symbol": book, **params, **stats_row(res.summary(book), float(res.equity[book].iloc[-1]))})
@@ -295,12 +286,13 @@ def _engine_result(rows: list[dict], strategy: str, grid: Mapping[str, Sequence[
     return SweepResult(table, strategy, keys, metric, params, time.perf_counter() - t0)
 
 
-def _sweep_chunked(prices: Any, strategy: str, grid: Mapping[str, Sequence[Any]], combos: list[tuple], metric: str,
+def _sweep_chunked(prices: Any, strategy: str, grid: Mapping[str, Sequence[Any]], metric: str,
                    backtest_kwargs: dict[str, Any], *, client: Any, cache: bool | None, chunk_size: int | None,
                    progress: bool) -> SweepResult:
     from research.backtest.chunked import run_engine
 
     keys = list(grid)
+    combos = list(itertools.product(*[list(grid[k]) for k in keys]))
     t0 = time.perf_counter()
     rows, chunks = run_engine(as_fields(prices), strategy, keys, combos, backtest_kwargs, client=client, cache=cache,
                               chunk_size=chunk_size, progress=progress)

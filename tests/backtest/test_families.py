@@ -239,6 +239,68 @@ def test_many_symbols_in_blocks_equal_one_at_a_time(monkeypatch):
                                   check_exact=True)
 
 
+@settings(max_examples=40)
+@given(seed=st.integers(0, 2**16), n=st.integers(0, 90), window=st.integers(2, 9), nan_share=st.sampled_from([0.0, 0.1, 0.6]),
+       lower=st.sampled_from([10.0, 30.0, 45.0, 50.0]), exit_gap=st.sampled_from([0.0, 5.0, 20.0]),
+       upper_gap=st.sampled_from([0.0, 10.0, 30.0]), side=st.sampled_from([1, 0, -1]))
+@example(seed=0, n=64, window=2, nan_share=0.0, lower=50.0, exit_gap=0.0, upper_gap=0.0, side=0)  # all levels equal
+def test_rsi_block_skipping_gives_the_bar_by_bar_states(seed, n, window, nan_share, lower, exit_gap, upper_gap, side):
+    """The RSI rule that skips blocks of bars which cannot change the state gives the states of the bar-by-bar
+    rule, whatever the levels, the side, gaps and series shorter than a block."""
+    from research.backtest.families import (
+        BLOCK,
+        FAMILIES,
+        block_bounds_nb,
+        rsi_states_nb,
+        states_nb,
+    )
+
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    close[rng.random(n) < nan_share] = np.nan
+    tables = FAMILIES["rsi_reversion"].tables({"close": pd.DataFrame({"x": close})}, np.array([window]))
+    tables = np.ascontiguousarray(np.stack(tables))
+    bmin, bmax = block_bounds_nb(tables)
+    assert bmin.shape == (1, 1, n // BLOCK)
+    exit_level = min(100.0, lower + exit_gap)
+    levels = np.array([lower, exit_level, min(100.0, exit_level + upper_gap)])
+    want, got = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int8)
+    states_nb(FAMILIES["rsi_reversion"].code, tables, 0, close, np.array([0, 0]), levels, side, want)
+    rsi_states_nb(tables[0, 0], bmin[0, 0], bmax[0, 0], *levels, side >= 0, side <= 0, got)
+    np.testing.assert_array_equal(got, want)
+
+
+_SIGNAL_GRIDS = {"ma_crossover": {"fast": [5, 10], "slow": [30]}, "rsi_reversion": {"window": [7, 14]},
+                 "bollinger_breakout": {"window": [10, 20]}, "time_series_momentum": {"lookback": [20, 60]},
+                 "candlestick": {"hold": [2, 5], "bearish": ["engulfing"]}}
+
+
+@settings(max_examples=15)  # about 0.3 s per example: one grid and a dozen one-set sweeps
+@given(family=st.sampled_from(sorted(_SIGNAL_GRIDS)), seed=st.integers(0, 3), kind=st.sampled_from(["plain", "gaps"]),
+       rule=st.sampled_from(RISK), levels=st.lists(st.sampled_from([0.0, -0.0, 0.02, 0.05, 0.1]), min_size=2,
+                                                   max_size=3))
+def test_sets_sharing_a_signal_get_the_numbers_each_gets_alone(family, seed, kind, rule, levels):
+    """Sets that differ only in risk levels share one direction series per symbol: each set's row is still the
+    row it gets when swept alone, bit for bit."""
+    from research.backtest.families import signal_groups
+
+    df = _prices(seed, kind)
+    grid = {**_SIGNAL_GRIDS[family], rule: levels, "direction": ["long", "both"]}
+    res = sweep_family(df, family, grid, fees=0.001, slippage=0.0005)
+    sets = res._inputs["sets"]
+    order, starts = signal_groups(sets.rows, sets.levels, sets.sides)
+    assert sorted(order.tolist()) == list(range(len(sets))) and starts[0] == 0 and starts[-1] == len(sets)
+    key = np.column_stack([sets.rows, sets.levels + 0.0, sets.sides])
+    groups = [order[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    assert all((key[g] == key[g[0]]).all() for g in groups)  # one signal per group
+    assert len({tuple(key[g[0]]) for g in groups}) == len(groups)  # and one group per signal
+    assert len(groups) == len(sets) // len(levels)  # every risk level of a signal in its group
+    for _, row in res.table.iterrows():
+        alone = sweep_family(df, family, {k: [row[k]] for k in res.param_names}, fees=0.001, slippage=0.0005)
+        np.testing.assert_array_equal(alone.table[list(STATS)].to_numpy(dtype=float)[0],
+                                      row[list(STATS)].to_numpy(dtype=float), err_msg=str(dict(row)))
+
+
 def _edit_values(path, how: str) -> None:
     """Change a cached chunk's statistics and write it back as valid Parquet."""
     import pyarrow as pa
