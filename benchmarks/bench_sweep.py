@@ -6,8 +6,10 @@ One run, side by side, on the same data and costs (fees 0.1%, slippage 0.05%, ne
    momentum, crossover x stop-loss) on GOOG with grids of 5,000 to 12,544 sets: the public
    ``sweep()`` (signal kernel + shared simulation) against vectorbt ``Portfolio.from_signals``
    with the same entry/exit rules, interleaved family by family, each path in its own process
-   (peak memory); the fused per-set cost against the crossover kernel's; and a slice of each
-   grid on 100 synthetic symbols x 2,500 bars. Targets: >= 100x vectorbt's backtests/s,
+   (peak memory; numba's cache is primed first, so no measured process compiles); the fused
+   per-set cost against the crossover kernel's (the two grids alternate in one process); and a
+   slice of each grid on 100 synthetic symbols x 2,500 bars. Targets, each printed PASS/MISS
+   per family with the load average beside every figure: >= 100x vectorbt's backtests/s,
    within 2x of the crossover kernel's per-set cost, peak memory <= 1/5 of vectorbt's;
 
 1. the moving-average crossover grid ``2 <= fast < slow <= 200`` (19,701 pairs) on GOOG's
@@ -305,7 +307,9 @@ def worker_prime(quick: bool) -> dict:
 
 
 def worker_family_fused(quick: bool, key: str) -> dict:
-    from research.backtest.sweep import sweep
+    """The family's public sweep; its peak memory before the crossover kernel is loaded; then the family and
+    the crossover grid alternately (the per-set cost ratio, both under the same load)."""
+    from research.backtest.sweep import sweep, sweep_ma_crossover
 
     family, grid = FAMILY_GRIDS[key]
     df = _goog()
@@ -313,33 +317,26 @@ def worker_family_fused(quick: bool, key: str) -> dict:
     sweep(df, family, {k: v[:2] for k, v in grid.items()}, **kw)  # warm-up / cache load
     before = _current_rss_mib()
     load = _load()
-    runs = []
+    runs, cross = [], []
+    with _Timer() as tm:
+        res = sweep(df, family, grid, **kw)
+    runs.append((tm.wall, tm.cpu))
+    peak = _rss_mib()  # the family sweep alone
+    sweep_ma_crossover(df, fast=[5, 6], slow=[20], **kw)
     for _ in range(3 if quick else 7):
         with _Timer() as tm:
             res = sweep(df, family, grid, **kw)
         runs.append((tm.wall, tm.cpu))
+        with _Timer() as tc:
+            crossed = sweep_ma_crossover(df, **kw)
+        cross.append(tc.wall / len(crossed.table))
     t = res.table
     best = min(runs)
-    return {"backtests": len(t), "seconds": best[0], "cpu": best[1], "rss_before": before, "rss_peak": _rss_mib(),
+    return {"backtests": len(t), "seconds": best[0], "cpu": best[1], "rss_before": before, "rss_peak": peak,
             "total_return": t["total_return"].tolist(), "trades": t["trades"].tolist(), "load": load,
-            "note": f"public sweep(), best of {len(runs)} (median {np.median([r[0] for r in runs]):.3f} s)"}
-
-
-def worker_crossover_cost(quick: bool) -> dict:
-    """The crossover kernel's seconds per set on the full 19,701-pair grid (the per-set cost reference)."""
-    from research.backtest.sweep import sweep_ma_crossover
-
-    df = _goog()
-    kw = {"fees": FEES, "slippage": SLIP, "init_cash": CASH}
-    sweep_ma_crossover(df, fast=[5, 6], slow=[20], **kw)
-    load = _load()
-    runs = []
-    for _ in range(3 if quick else 7):
-        with _Timer() as tm:
-            res = sweep_ma_crossover(df, **kw)
-        runs.append(tm.wall)
-    return {"backtests": len(res.table), "seconds": min(runs), "per_set": min(runs) / len(res.table), "load": load,
-            "rss_peak": _rss_mib()}
+            "crossover_per_set": min(cross), "load_end": _load(),
+            "note": f"public sweep(), best of {len(runs)} (median {np.median([r[0] for r in runs]):.3f} s), "
+                    f"alternating with the crossover grid"}
 
 
 def _vbt_signals(key: str, sets, close):
@@ -449,7 +446,7 @@ WORKERS = {
     "fused_many": worker_fused_many, "vectorbt_many": worker_vectorbt_many,
 }
 FAMILY_WORKERS = {"family_fused": worker_family_fused, "family_vectorbt": worker_family_vectorbt,
-                  "family_many": worker_family_many, "crossover_cost": worker_crossover_cost, "prime": worker_prime}
+                  "family_many": worker_family_many, "prime": worker_prime}
 
 
 # --------------------------------------------------------------------------- driver
@@ -510,8 +507,8 @@ def _family_rows(quick: bool, sample: int) -> list[tuple]:
     for key in FAMILY_GRIDS:
         fu = _spawn("family_fused", quick, sample, key)
         vb = None if key in NO_VECTORBT else _spawn("family_vectorbt", quick, sample, key)
-        cx = _spawn("crossover_cost", quick, sample)
         many = _spawn("family_many", quick, sample, key)
+        cx = {"per_set": fu["crossover_per_set"], "load": fu["load_end"]}
         rows.append((key, fu, vb, cx, many))
         print(f"  {key} done (load {os.getloadavg()[0]:.1f})", flush=True)
     return rows
@@ -557,7 +554,8 @@ def _families(quick: bool, sample: int) -> None:
             tally[target].append((key, v))
     print("  fused = the public sweep() from prices to table (best of several runs); vectorbt = Portfolio.from_signals "
           "with the same entry and exit rules (signals from the same indicator tables), one run; x cross = fused "
-          "seconds per set / the crossover kernel's (19,701 pairs, measured right after in its own process); peak = "
+          "seconds per set / the crossover kernel's (19,701 pairs; the two grids alternate in one process, best of "
+          "each); peak = "
           "ru_maxrss of each path's own process, imports included; load = 1-minute load average when each figure "
           "was measured" + ("; quick: vectorbt ran a sample, so its speed and memory are lower bounds of the full "
                             "grid's (a PASS holds, a MISS? is inconclusive)" if quick else ""))
