@@ -244,11 +244,12 @@ def stale_inside_lives(prices: pd.DataFrame, stale_bars: int | None = STALE_BARS
 
     The engine gives such a symbol no target while it is stale; the fused kernels, which
     trade each symbol over its own life, have no such rule, so those sweeps take the engine.
+    Only a symbol with a missing close inside its life can be stale there (at a bar with a
+    close, its last bar is that bar), so only those symbols are checked against their calendars.
     """
     if stale_bars is None:
         return False
     close = as_fields(prices)["close"]
-    stale = stale_frame(close, stale_bars=stale_bars).to_numpy()
     valid = close.notna().to_numpy()
     if not valid.any():
         return False
@@ -256,7 +257,11 @@ def stale_inside_lives(prices: pd.DataFrame, stale_bars: int | None = STALE_BARS
     first = np.where(valid.any(axis=0), valid.argmax(axis=0), len(close))
     last = len(close) - 1 - valid[::-1].argmax(axis=0)
     alive = (rows >= first) & (rows <= last)
-    return bool((stale & alive).any())
+    gapped = (alive & ~valid).any(axis=0)
+    if not gapped.any():
+        return False
+    stale = stale_frame(close.iloc[:, np.flatnonzero(gapped)], stale_bars=stale_bars).to_numpy()
+    return bool((stale & alive[:, gapped]).any())
 
 
 def _family_fits(strategy: str, keys: list[str], kwargs: Mapping[str, Any]) -> bool:

@@ -380,3 +380,27 @@ def test_a_symbol_stale_inside_its_life_sweeps_through_the_engine(strategy, grid
     assert not stale_inside_lives(bars) and stale_inside_lives(gapped)
     assert sweep(bars, strategy, grid, fees=0.001).params["engine"] == "fused"
     assert sweep(gapped, strategy, grid, fees=0.001).params["engine"] == "engine"
+
+
+@settings(max_examples=25)
+@given(gaps=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 119), st.integers(1, 12)), max_size=6),
+       stale_bars=st.sampled_from([None, 0, 2, 5]))
+@example(gaps=[(1, 50, 8), (2, 0, 30), (3, 100, 12)], stale_bars=5)  # inside, before the first bar, to the end
+def test_staleness_check_only_needs_symbols_with_a_gap(gaps, stale_bars):
+    """Checking only the symbols with a missing close inside their life gives the answer of the rule applied to
+    every symbol: a symbol with a close on every bar of its life is never stale inside it."""
+    from research.backtest.sweep import stale_inside_lives
+    from research.data.freshness import stale_frame
+
+    index = pd.bdate_range("2021-01-04", periods=120, tz="UTC")
+    close = pd.DataFrame(100.0 + np.arange(120)[:, None] + np.arange(4), index=index, columns=["A", "B", "C", "D"])
+    for col, at, length in gaps:
+        close.iloc[at:at + length, col] = np.nan
+    valid = close.notna().to_numpy()
+    rows = np.arange(len(close))[:, None]
+    first = np.where(valid.any(axis=0), valid.argmax(axis=0), len(close))
+    last = len(close) - 1 - valid[::-1].argmax(axis=0)
+    alive = (rows >= first) & (rows <= last)
+    want = stale_bars is not None and valid.any() and bool(
+        (stale_frame(close, stale_bars=stale_bars).to_numpy() & alive).any())
+    assert stale_inside_lives(close, stale_bars) == want
