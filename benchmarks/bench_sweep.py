@@ -332,7 +332,8 @@ def worker_family_fused(quick: bool, key: str) -> dict:
         cross.append(tc.wall / len(crossed.table))
     t = res.table
     best = min(runs)
-    return {"backtests": len(t), "seconds": best[0], "cpu": best[1], "rss_before": before, "rss_peak": peak,
+    return {"backtests": len(t), "seconds": best[0], "cpu": min(r[1] for r in runs), "rss_before": before,
+            "rss_peak": peak,
             "total_return": t["total_return"].tolist(), "trades": t["trades"].tolist(), "load": load,
             "crossover_per_set": min(cross), "load_end": _load(),
             "note": f"public sweep(), best of {len(runs)} (median {np.median([r[0] for r in runs]):.3f} s), "
@@ -515,22 +516,29 @@ def _family_rows(quick: bool, sample: int) -> list[tuple]:
 
 
 def _family_line(key: str, fu: dict, vb: dict | None, cx: dict, many: dict) -> tuple[str, list[tuple[str, str]]]:
-    """One table line and its verdicts ``(target, PASS/MISS)``."""
+    """One table line and its verdicts ``(target, PASS/MISS)``.
+
+    Speed-ups are given per wall second and per CPU second (all threads): on a shared machine the
+    wall figure depends on how many cores each process got; the CPU figure does not (it counts the
+    fused path's second thread against it).
+    """
     f_rate = fu["backtests"] / fu["seconds"]
     cost = fu["seconds"] / fu["backtests"] / cx["per_set"]
     many_rate = many["backtests"] / many["seconds"]
     verdicts = [("cost", _verdict(cost <= COST_X))]
     if vb is None:
-        speed = mem = "n/a"
-        v_cols = f"{'n/a':>14} {'':>6} {'n/a':>9} {'':>8} {'':>10} {'':>9}"
+        mem = "n/a"
+        v_cols = f"{'n/a':>14} {'':>6} {'n/a':>9} {'':>6} {'n/a':>8} {'':>6} {'n/a':>10} {'':>9}"
     else:
         v_rate = vb["backtests"] / vb["seconds"]
         ratio, mratio = f_rate / v_rate, vb["rss_peak"] / fu["rss_peak"]
+        cpu_ratio = (fu["backtests"] / fu["cpu"]) / (vb["backtests"] / vb["cpu"])
         speed = _verdict(ratio >= SPEED_X, lower_bound=vb["sampled"])
+        cpu_speed = _verdict(cpu_ratio >= SPEED_X, lower_bound=vb["sampled"])
         mem = _verdict(mratio >= MEMORY_X, lower_bound=vb["sampled"])
-        verdicts += [("speed", speed), ("memory", mem)]
-        v_cols = (f"{v_rate:>14,.0f} {vb['load']:>6.1f} {ratio:>8,.0f}x {speed:>8} {vb['rss_peak']:>6,.0f} MiB "
-                  f"{mratio:>8.1f}x")
+        verdicts += [("speed", speed), ("cpu", cpu_speed), ("memory", mem)]
+        v_cols = (f"{v_rate:>14,.0f} {vb['load']:>6.1f} {ratio:>8,.0f}x {speed:>6} {cpu_ratio:>7,.0f}x {cpu_speed:>6} "
+                  f"{vb['rss_peak']:>6,.0f} MiB {mratio:>8.1f}x")
     line = (f"{key:<16} {fu['backtests']:>7,} {f_rate:>11,.0f} {fu['load']:>6.1f} {v_cols} {mem:>6} "
             f"{cost:>8.2f}x {_verdict(cost <= COST_X):>5} {cx['load']:>6.1f} {fu['rss_peak']:>7,.0f} MiB "
             f"{many_rate:>12,.0f} {many['load']:>6.1f}")
@@ -543,10 +551,10 @@ def _families(quick: bool, sample: int) -> None:
           f"families, mode: {'quick (vectorbt sampled)' if quick else 'full'}", flush=True)
     rows = _family_rows(quick, sample)
     head = (f"{'family (GOOG)':<16} {'sets':>7} {'fused bt/s':>11} {'load':>6} {'vectorbt bt/s':>14} {'load':>6} "
-            f"{'speed-up':>9} {'>=100x':>8} {'vbt peak':>10} {'vbt/fused':>9} {'<=1/5':>6} {'x cross':>9} "
+            f"{'speed-up':>9} {'>=100x':>6} {'per CPU':>8} {'>=100x':>6} {'vbt peak':>10} {'vbt/fused':>9} {'<=1/5':>6} {'x cross':>9} "
             f"{'<=2x':>5} {'load':>6} {'fused peak':>11} {'100x2,500 bt/s':>12} {'load':>6}")
     print("\n" + head + "\n" + "-" * len(head))
-    tally: dict[str, list[tuple[str, str]]] = {"speed": [], "cost": [], "memory": []}
+    tally: dict[str, list[tuple[str, str]]] = {"speed": [], "cpu": [], "cost": [], "memory": []}
     for key, fu, vb, cx, many in rows:
         line, verdicts = _family_line(key, fu, vb, cx, many)
         print(line)
@@ -570,7 +578,8 @@ def _families(quick: bool, sample: int) -> None:
         print(f"  {key}: fused {fu['note']}, growth {fu['rss_peak'] - fu['rss_before']:,.0f} MiB; {check}; "
               f"100 symbols: {many['note']}, peak {many['rss_peak']:,.0f} MiB")
     print("targets:")
-    names = {"speed": f">= {SPEED_X:.0f}x vectorbt's backtests/s", "cost": f"<= {COST_X:.0f}x the crossover "
+    names = {"speed": f">= {SPEED_X:.0f}x vectorbt's backtests/s", "cpu": f">= {SPEED_X:.0f}x vectorbt's "
+             "backtests per CPU second", "cost": f"<= {COST_X:.0f}x the crossover "
              "kernel's per-set cost", "memory": f"peak memory <= 1/{MEMORY_X:.0f} of vectorbt's"}
     for target, verdicts in tally.items():
         missed = [f"{k} {v}" for k, v in verdicts if v != "PASS"]

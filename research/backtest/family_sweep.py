@@ -53,8 +53,9 @@ __all__ = ["sweep_family", "family_sets", "FamilyInputs", "family_rows", "family
 
 logger = logging.getLogger(__name__)
 
-#: Bytes of indicator tables held at once (symbols are processed in blocks under this).
-TABLE_BYTES = 256 * 2**20
+#: Bytes of indicator tables held at once (symbols are processed in blocks under this). A block of
+#: 64 MiB still holds dozens of symbols of a long grid, enough to keep every core busy.
+TABLE_BYTES = 64 * 2**20
 _NO_BOUNDS = np.zeros((0, 0, 0))  # no block bounds: the family's rule runs bar by bar
 
 
@@ -121,7 +122,7 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
     Symbols run in blocks whose indicator tables stay under :data:`TABLE_BYTES`.
     """
     n = inp.close.shape[0]
-    per_symbol = max(1, len(sets.windows) * family.rows_per_window * n * 8)
+    per_symbol = max(1, len(sets.windows) * family.rows_per_window * n * 9)  # 8 bytes a value, 1/8 for block bounds
     block = max(1, TABLE_BYTES // per_symbol)
     stats, rets = [], []
     order, starts = signal_groups(sets.rows, sets.levels, sets.sides)  # directions computed once per group
