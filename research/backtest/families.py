@@ -294,12 +294,45 @@ def _rsi_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list
 
 
 def _bollinger_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+    """Per window the rolling mean and std (ddof 0) of :func:`research.features.indicators.bollinger`."""
     close = fields["close"]
+    kernels = _pandas_rolling()
+    if kernels is None:  # a pandas without its window kernels where expected: its public rolling
+        out = []
+        for w in windows:
+            roll = close.rolling(int(w), min_periods=int(w))
+            out += [roll.mean().to_numpy(dtype=np.float64).T, roll.std(ddof=0).to_numpy(dtype=np.float64).T]
+        return out
+    roll_mean, roll_var, zsqrt, bounds = kernels
+    values = close.to_numpy(dtype=np.float64)
+    cols = [np.ascontiguousarray(values[:, j]) for j in range(values.shape[1])]
     out = []
-    for w in windows:  # the rolling mean and std of research.features.indicators.bollinger
-        roll = close.rolling(int(w), min_periods=int(w))
-        out += [roll.mean().to_numpy(dtype=np.float64).T, roll.std(ddof=0).to_numpy(dtype=np.float64).T]
+    for w in windows:  # what rolling(w, min_periods=w).mean() / .std(ddof=0) run, column by column
+        start, end = bounds(int(w), values.shape[0])
+        out += [np.stack([roll_mean(c, start, end, int(w)) for c in cols]),
+                np.stack([zsqrt(roll_var(c, start, end, int(w), ddof=0)) for c in cols])]
     return out
+
+
+def _pandas_rolling() -> tuple[Callable[..., Any], ...] | None:
+    """pandas' fixed-window mean and variance kernels, its ``zsqrt`` and window bounds (None if not found).
+
+    ``DataFrame.rolling(w, min_periods=w).mean()`` and ``.std(ddof=0)`` run these column by
+    column; called directly they give the same numbers without pandas' bookkeeping per call
+    (most of the time on one symbol's 84 windows).
+    """
+    try:
+        from pandas._libs.window.aggregations import roll_mean, roll_var
+        from pandas.core.indexers.objects import FixedWindowIndexer
+        from pandas.core.window.common import zsqrt
+    except ImportError:  # pragma: no cover - another pandas layout
+        return None
+
+    def bounds(window: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return FixedWindowIndexer(window_size=window).get_window_bounds(num_values=n, min_periods=window,
+                                                                        center=False, closed=None, step=None)
+
+    return roll_mean, roll_var, zsqrt, bounds
 
 
 def _momentum_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:

@@ -165,15 +165,16 @@ def _grid(*args: Any) -> tuple[np.ndarray, np.ndarray]:
 def family_frame(sets: GridSets, symbols: Sequence[str], sym_idx: np.ndarray, set_idx: np.ndarray,
                  stats: np.ndarray) -> pd.DataFrame:
     """The tidy table: ``symbol``, the swept parameters, :data:`STATS`; by symbol, then set."""
-    order = np.lexsort((set_idx, sym_idx))
-    sym_idx, set_idx, stats = sym_idx[order], set_idx[order], stats[order]
+    key = sym_idx.astype(np.int64) * (int(set_idx.max(initial=0)) + 1) + set_idx
+    if (key[1:] < key[:-1]).any():  # chunks may arrive in any order
+        order = np.argsort(key, kind="stable")
+        sym_idx, set_idx, stats = sym_idx[order], set_idx[order], stats[order]
     columns: dict[str, Any] = {"symbol": np.asarray(symbols, dtype=object)[sym_idx]}
-    for key in sets.keys:
-        columns[key] = sets.values[key][set_idx]
+    for key_name in sets.keys:
+        columns[key_name] = sets.values[key_name][set_idx]
     columns.update({name: stats[:, i] for i, name in enumerate(STATS)})
-    table = pd.DataFrame(columns)
-    table["trades"] = table["trades"].astype(np.int64)
-    return table
+    columns["trades"] = stats[:, STATS.index("trades")].astype(np.int64)  # counts, held as floats by the kernel
+    return pd.DataFrame(columns)
 
 
 def sweep_family(

@@ -184,18 +184,19 @@ def sweep(
     **backtest_kwargs
         Passed to :func:`~research.backtest.engine.backtest` (fees, slippage, sizing, risk...).
     """
-    route = sweep_route(prices, strategy, list(grid), backtest_kwargs)
+    fields = as_fields(prices)  # once: the route's checks and the fused paths read the same frames
+    route = sweep_route(fields, strategy, list(grid), backtest_kwargs)
     run = {"client": client, "cache": cache, "chunk_size": chunk_size, "progress": progress, "metric": metric}
     if route == "family":
         from research.backtest.family_sweep import sweep_family
 
         kwargs = {k: v for k, v in backtest_kwargs.items() if k not in ("sizing", "shared_cash")}
-        return sweep_family(prices, strategy, grid, **run, **kwargs)
+        return sweep_family(fields, strategy, grid, **run, **kwargs)
     if route == "crossover":
         from research.strategies.catalog import get_strategy
 
         d = get_strategy("ma_crossover").defaults
-        return sweep_ma_crossover(prices, fast=grid.get("fast", [d["fast"]]), slow=grid.get("slow", [d["slow"]]),
+        return sweep_ma_crossover(fields, fast=grid.get("fast", [d["fast"]]), slow=grid.get("slow", [d["slow"]]),
                                   **run, **backtest_kwargs)
     if client is not None or cache:
         return _sweep_chunked(prices, strategy, grid, metric, backtest_kwargs, client=client, cache=cache,

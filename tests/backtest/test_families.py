@@ -270,6 +270,27 @@ def test_rsi_block_skipping_gives_the_bar_by_bar_states(seed, n, window, nan_sha
     np.testing.assert_array_equal(got, want)
 
 
+@settings(max_examples=25)
+@given(seed=st.integers(0, 2**16), n=st.integers(0, 60), nan_share=st.sampled_from([0.0, 0.1, 0.5]),
+       windows=st.lists(st.integers(2, 30), min_size=1, max_size=4, unique=True), flat=st.booleans())
+def test_bollinger_tables_equal_pandas_rolling(seed, n, nan_share, windows, flat):
+    """The Bollinger family's mean and std tables are pandas' rolling(w, min_periods=w).mean() / .std(ddof=0),
+    bit for bit (gaps, constant runs and series shorter than the window included)."""
+    from research.backtest.families import FAMILIES
+
+    rng = np.random.default_rng(seed)
+    x = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, 3)), axis=0))
+    if flat:
+        x[: n // 2, 1] = 100.0
+    x[rng.random(x.shape) < nan_share] = np.nan
+    close = pd.DataFrame(x, columns=["A", "B", "C"])
+    got = FAMILIES["bollinger_breakout"].tables({"close": close}, np.array(windows))
+    for i, w in enumerate(windows):
+        roll = close.rolling(w, min_periods=w)
+        np.testing.assert_array_equal(got[2 * i], roll.mean().to_numpy().T)
+        np.testing.assert_array_equal(got[2 * i + 1], roll.std(ddof=0).to_numpy().T)
+
+
 _SIGNAL_GRIDS = {"ma_crossover": {"fast": [5, 10], "slow": [30]}, "rsi_reversion": {"window": [7, 14]},
                  "bollinger_breakout": {"window": [10, 20]}, "time_series_momentum": {"lookback": [20, 60]},
                  "candlestick": {"hold": [2, 5], "bearish": ["engulfing"]}}
