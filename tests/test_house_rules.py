@@ -27,7 +27,6 @@ ALLOWED = {
     "research/viz/panels/sweep.py::sweep_panel",
     "research/viz/backtest.py::sweep_heatmap",
     # backtests and sweeps
-    "research/backtest/engine.py::backtest",
     "research/backtest/walkforward.py::walk_forward",
     "research/backtest/plan.py::order_plan",
     "research/backtest/plan.py::execute_bar",

@@ -74,10 +74,13 @@ TIMINGS: dict[str, tuple[int, str]] = {
 }
 _FIELDS = ("open", "high", "low", "close")
 
+PriceInput = pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame]
+"""What :func:`as_fields` (and so :func:`backtest`) accepts as prices."""
+
 
 # --------------------------------------------------------------------------- inputs
 
-def as_fields(prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def as_fields(prices: PriceInput) -> dict[str, pd.DataFrame]:
     """Wide frames per field (``open, high, low, close``...) from any price input.
 
     Accepts one symbol's OHLCV frame (flat columns), a ``(field, symbol)`` MultiIndex frame
@@ -119,13 +122,17 @@ def _frame(x: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return x.to_frame() if isinstance(x, pd.Series) else x
 
 
-def drop_empty(fields: dict[str, pd.DataFrame], exec_field: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """``fields`` without the symbols that never price (all-NaN close or no positive ``exec_field``), and those symbols."""
+def drop_empty(fields: dict[str, pd.DataFrame], exec_field: str, *,
+               stacklevel: int = 3) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """``fields`` without the symbols that never price (all-NaN close or no positive ``exec_field``), and those symbols.
+
+    Each excluded symbol is warned about, ``stacklevel`` frames up (the caller's caller by default).
+    """
     close, px = fields["close"], fields[exec_field]
     mask = close.isna().all().to_numpy() | ~(px > 0).any().to_numpy()
     bad = [c for c, b in zip(close.columns, mask, strict=True) if b]
     for sym in bad:
-        warnings.warn(f"{sym}: no valid prices; excluded from the backtest", stacklevel=3)
+        warnings.warn(f"{sym}: no valid prices; excluded from the backtest", stacklevel=stacklevel)
     if len(bad) == close.shape[1]:
         raise ValueError(f"no symbol has valid prices (excluded: {bad})")
     keep = [c for c in close.columns if c not in bad]
@@ -269,27 +276,12 @@ def _halt_from(pf, shared: bool, max_dd: float, init_cash: float, columns) -> np
 # --------------------------------------------------------------------------- public
 
 def backtest(
-    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame],
-    strategy: str | Signals = "ma_crossover",
-    *,
-    params: Mapping[str, Any] | None = None,
-    sizing: str = "all_in",
-    sizing_params: Mapping[str, Any] | None = None,
-    risk: RiskRules | Mapping[str, float] | None = None,
-    fees: float = 0.0,
-    slippage: float = 0.0,
-    init_cash: float = 100_000.0,
-    timing: str = "next_open",
-    shared_cash: bool = False,
-    rebalance: str | int | None = None,
-    max_position: float | None = None,
-    max_gross: float | None = None,
-    whole_shares: bool = False,
-    periods_per_year: float | None = None,
-    benchmark: pd.Series | str | None = None,
-    start: object = None,
-    end: object = None,
-    stale_bars: int | None = STALE_BARS,
+    prices: PriceInput, strategy: str | Signals = "ma_crossover", *, params: Mapping[str, Any] | None = None,
+    sizing: str = "all_in", sizing_params: Mapping[str, Any] | None = None, risk: RiskRules | Mapping[str, float] | None = None,
+    fees: float = 0.0, slippage: float = 0.0, init_cash: float = 100_000.0, timing: str = "next_open",
+    shared_cash: bool = False, rebalance: str | int | None = None, max_position: float | None = None,
+    max_gross: float | None = None, whole_shares: bool = False, periods_per_year: float | None = None,
+    benchmark: pd.Series | str | None = None, start: object = None, end: object = None, stale_bars: int | None = STALE_BARS,
 ) -> BacktestResult:
     """Run a strategy on one or many symbols and report equity, trades and risk.
 
@@ -300,8 +292,7 @@ def backtest(
         matrix (then only the ``*_close`` timings work). See :func:`as_fields`.
     strategy : str or Signals
         A registered strategy name (:data:`research.strategies.STRATEGIES`) or ready signals
-        (e.g. from :func:`research.strategies.prediction_signals`; bars the signals do not
-        cover are flat).
+        (e.g. from :func:`research.strategies.prediction_signals`; bars they do not cover are flat).
     params : mapping, optional
         Strategy parameters (strings are converted, so CLI values work).
     sizing : str
@@ -323,77 +314,145 @@ def backtest(
     whole_shares : bool
         Trade whole shares only.
     periods_per_year : float, optional
-        Annualisation; by default the calendar the prices carry (``attrs``, see
-        :func:`research.data.calendars.periods_per_year`), else inferred from the index.
+        Annualisation; by default the calendar the prices carry (``attrs``), else inferred from
+        the index (:func:`research.data.calendars.periods_per_year`).
     benchmark : Series or "hold", optional
         Benchmark returns for beta/alpha; ``"hold"`` = equal-weight buy and hold of the symbols.
     start, end : timestamp, optional
         Trade only bars in ``[start, end]``; earlier bars still warm the strategy up (the
         decision at the close before ``start`` fills at ``start``). The book starts flat.
     stale_bars : int, optional
-        A symbol whose last bar lags the deciding bar by more than this many bars of its
-        calendar (:mod:`research.data.freshness`) gets no target and no order; a position held
-        in it is kept at its last price. ``None`` turns the rule off.
+        A symbol whose last bar lags the deciding bar by more than this many bars of its calendar gets no target
+        and no order; a position held in it is kept at its last price (:mod:`research.data.freshness`). ``None``: off.
 
     Returns
     -------
     BacktestResult
     """
+    return _run(prices, strategy, _Options(
+        params=params, sizing=sizing, sizing_params=sizing_params, risk=risk, fees=fees, slippage=slippage,
+        init_cash=init_cash, timing=timing, shared_cash=shared_cash, rebalance=rebalance, max_position=max_position,
+        max_gross=max_gross, whole_shares=whole_shares, periods_per_year=periods_per_year, benchmark=benchmark,
+        start=start, end=end, stale_bars=stale_bars,
+    ))
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """The options of one :func:`backtest` call, as the caller gave them."""
+
+    params: Mapping[str, Any] | None
+    sizing: str
+    sizing_params: Mapping[str, Any] | None
+    risk: RiskRules | Mapping[str, float] | None
+    fees: float
+    slippage: float
+    init_cash: float
+    timing: str
+    shared_cash: bool
+    rebalance: str | int | None
+    max_position: float | None
+    max_gross: float | None
+    whole_shares: bool
+    periods_per_year: float | None
+    benchmark: pd.Series | str | None
+    start: object
+    end: object
+    stale_bars: int | None
+
+
+def _run(prices: PriceInput, strategy: str | Signals, o: _Options) -> BacktestResult:
+    """The body of :func:`backtest`: check, decide in name order, simulate, report in the caller's order."""
+    shift, exec_field = _check_options(o.timing, fees=o.fees, slippage=o.slippage, init_cash=o.init_cash)
+    rules = o.risk if isinstance(o.risk, RiskRules) else RiskRules(**dict(o.risk or {}))
+    fields, excluded, given = _fields_in_name_order(prices, exec_field, o.timing)
+    ppy = calendars.periods_per_year(fields["close"], override=o.periods_per_year or None)
+    sig = resolve_signals(strategy, fields, o.params or {})
+    sp = sizing_options(o.sizing, o.sizing_params, ppy)
+    magnitude = position_magnitude(sig, fields, o.sizing, sp)
+    fields, dir_exec, mag_exec, stale = _execution_window(fields, sig.direction, magnitude, shift=shift, o=o)
+    plan, pf = _plan_and_simulate(fields, dir_exec, mag_exec, stale, rules, exec_field=exec_field, o=o)
+    record = _record(o, sig, sp, rules, ppy, fields, given, excluded)
+    result = assemble(pf, plan, fields, record, benchmark=o.benchmark, shared=o.shared_cash,
+                      summary=risk_summary, reasons=REASONS, excluded=excluded)
+    return _in_given_order(result, given, o.shared_cash)
+
+
+def _check_options(timing: str, *, fees: float, slippage: float, init_cash: float) -> tuple[int, str]:
+    """The bar shift and execution field of ``timing``, after checking it and the costs (warns on ``same_close``)."""
     if timing not in TIMINGS:
         raise ValueError(f"timing must be one of {sorted(TIMINGS)}, got {timing!r}")
-    shift, exec_field = TIMINGS[timing]
     if timing == "same_close":
         warnings.warn("timing='same_close' fills at the close that produced the signal: only valid if "
-                      "the signal is known before that close", stacklevel=2)
+                      "the signal is known before that close", stacklevel=4)
     for name, value in (("fees", fees), ("slippage", slippage)):
         if not (np.isfinite(value) and 0 <= value < 1):
             raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
     if not init_cash > 0:
         raise ValueError(f"init_cash must be positive, got {init_cash!r}")
-    rules = risk if isinstance(risk, RiskRules) else RiskRules(**dict(risk or {}))
+    return TIMINGS[timing]
+
+
+def _fields_in_name_order(prices: PriceInput, exec_field: str, timing: str) -> tuple[dict[str, pd.DataFrame], list[str], list[str]]:
+    """The priced symbols' fields in name order, the symbols excluded, and the caller's column order."""
     fields = as_fields(prices)
     if exec_field not in fields:
         raise ValueError(f"timing {timing!r} needs {exec_field!r} prices; got fields {sorted(fields)} "
                          f"(use timing='next_close' with close-only data)")
-    fields, excluded = drop_empty(fields, exec_field)
+    fields, excluded = drop_empty(fields, exec_field, stacklevel=5)
     given = [str(c) for c in fields["close"].columns]
     fields = {k: v[sorted(v.columns, key=str)] for k, v in fields.items()}  # see "Symbol order"
-    ppy = calendars.periods_per_year(fields["close"], override=periods_per_year or None)
-    sig = resolve_signals(strategy, fields, params or {})
+    return fields, excluded, given
+
+
+def sizing_options(sizing: str, sizing_params: Mapping[str, Any] | None, periods_per_year: float) -> dict[str, Any]:
+    """The sizer's options as given; ``vol_target`` annualises with the prices' ``periods_per_year`` unless told."""
     sp = dict(sizing_params or {})
     if sizing == "vol_target":
-        sp.setdefault("periods_per_year", ppy)
-    magnitude = position_magnitude(sig, fields, sizing, sp)
+        sp.setdefault("periods_per_year", periods_per_year)
+    return sp
 
-    rows = bar_span(fields["close"].index, start, end)
-    stale = stale_frame(fields["close"], stale_bars=stale_bars).shift(shift, fill_value=False).to_numpy()[rows]
-    dir_exec = sig.direction.shift(shift).fillna(0.0).to_numpy().astype(np.int8)[rows]
+
+def _execution_window(fields: dict[str, pd.DataFrame], direction: pd.DataFrame, magnitude: pd.DataFrame, *,
+                      shift: int, o: _Options) -> tuple[dict[str, pd.DataFrame], np.ndarray, np.ndarray, np.ndarray]:
+    """The traded bars ``[start, end]``: their fields, and each decision (direction, magnitude, staleness) moved to the bar it fills on."""
+    rows = bar_span(fields["close"].index, o.start, o.end)
+    stale = stale_frame(fields["close"], stale_bars=o.stale_bars).shift(shift, fill_value=False).to_numpy()[rows]
+    dir_exec = direction.shift(shift).fillna(0.0).to_numpy().astype(np.int8)[rows]
     mag_exec = magnitude.shift(shift).fillna(0.0).to_numpy()[rows]
-    fields = {k: v.iloc[rows] for k, v in fields.items()}
+    return {k: v.iloc[rows] for k, v in fields.items()}, dir_exec, mag_exec, stale
+
+
+def _plan_and_simulate(fields: dict[str, pd.DataFrame], dir_exec: np.ndarray, mag_exec: np.ndarray,
+                       stale: np.ndarray, rules: RiskRules, *, exec_field: str, o: _Options) -> tuple[_Plan, Any]:
+    """The order plan and vectorbt's portfolio of it; planned and simulated again from the bar the drawdown halt fires."""
     exec_px = fields[exec_field].to_numpy()
-    rb = rebalance_mask(fields["close"].index, rebalance)
-    caps = (max_position, max_gross)
+    rb = rebalance_mask(fields["close"].index, o.rebalance)
+    caps = (o.max_position, o.max_gross)
     args = (fields, dir_exec, mag_exec, exec_px, rules, exec_field == "open")
-    plan = build_plan(*args, None, rb, caps, shared_cash, stale)
-    sim = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "shared": shared_cash, "whole_shares": whole_shares}
+    plan = build_plan(*args, None, rb, caps, o.shared_cash, stale)
+    sim = {"fees": o.fees, "slippage": o.slippage, "init_cash": o.init_cash, "shared": o.shared_cash,
+           "whole_shares": o.whole_shares}
     pf = _simulate(fields, plan, **sim)
     if rules.max_drawdown is not None:
-        halt = _halt_from(pf, shared_cash, rules.max_drawdown, init_cash, fields["close"].columns)
+        halt = _halt_from(pf, o.shared_cash, rules.max_drawdown, o.init_cash, fields["close"].columns)
         if halt is not None:
-            plan = build_plan(*args, halt, rb, caps, shared_cash, stale)
+            plan = build_plan(*args, halt, rb, caps, o.shared_cash, stale)
             pf = _simulate(fields, plan, **sim)
-    record = {
-        "strategy": sig.name, "params": dict(sig.params), "sizing": sizing, "sizing_params": sp,
-        "risk": rules.to_dict(), "fees": fees, "slippage": slippage, "init_cash": init_cash,
-        "timing": timing, "shared_cash": shared_cash, "rebalance": rebalance, "max_position": max_position,
-        "max_gross": max_gross, "whole_shares": whole_shares, "periods_per_year": ppy, "stale_bars": stale_bars,
-        "symbols": [str(c) for c in fields["close"].columns], "excluded": excluded,
+    return plan, pf
+
+
+def _record(o: _Options, sig: Signals, sizing_params: dict[str, Any], rules: RiskRules, ppy: float,
+            fields: dict[str, pd.DataFrame], given: list[str], excluded: list[str]) -> dict[str, Any]:
+    """What the result records of its run (``params``): strategy, options as resolved, symbols, traded range."""
+    return {
+        "strategy": sig.name, "params": dict(sig.params), "sizing": o.sizing, "sizing_params": sizing_params,
+        "risk": rules.to_dict(), "fees": o.fees, "slippage": o.slippage, "init_cash": o.init_cash,
+        "timing": o.timing, "shared_cash": o.shared_cash, "rebalance": o.rebalance, "max_position": o.max_position,
+        "max_gross": o.max_gross, "whole_shares": o.whole_shares, "periods_per_year": ppy, "stale_bars": o.stale_bars,
+        "symbols": given, "excluded": excluded,
         "start": str(fields["close"].index[0]), "end": str(fields["close"].index[-1]),
     }
-    record["symbols"] = given
-    result = assemble(pf, plan, fields, record, benchmark=benchmark, shared=shared_cash,
-                      summary=risk_summary, reasons=REASONS, excluded=excluded)
-    return _in_given_order(result, given, shared_cash)
 
 
 def _in_given_order(result: BacktestResult, given: list[str], shared: bool) -> BacktestResult:
