@@ -28,8 +28,6 @@ ALLOWED = {
     "research/viz/backtest.py::sweep_heatmap",
     # backtests and sweeps
     "research/backtest/walkforward.py::walk_forward",
-    "research/backtest/plan.py::order_plan",
-    "research/backtest/plan.py::execute_bar",
     "research/backtest/tasks.py::run_tasks",
     "research/cli/backtest.py::sweep_command",
     # the pipeline runner (as-of handling)

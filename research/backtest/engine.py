@@ -205,7 +205,23 @@ def _stamp(value: object, index: pd.Index) -> object:
 # --------------------------------------------------------------------------- simulation
 
 @dataclass
-class _Plan:
+class Plan:
+    """What the bar loop executes, one row per bar and one column per symbol.
+
+    Attributes
+    ----------
+    held : ndarray
+        Direction held after each bar (-1, 0, 1).
+    fill : ndarray
+        Fill price where the rules of :func:`~research.strategies.stops.plan_fills` fill; NaN elsewhere.
+    reason : ndarray
+        Index into :data:`research.strategies.stops.REASONS` of each such fill (0 where none).
+    size : ndarray
+        Target weight each order asks for; NaN where no order is sent.
+    price : ndarray
+        Fill price before slippage; NaN where the bar has no valid execution price.
+    """
+
     held: np.ndarray
     fill: np.ndarray
     reason: np.ndarray
@@ -214,7 +230,7 @@ class _Plan:
 
 
 def build_plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_from, rebalance, caps, shared,
-               stale=None) -> _Plan:
+               stale=None) -> Plan:
     """Held positions, fills, their reasons, sizes and prices for every bar: what the bar loop executes.
 
     ``stale`` (bool, per execution bar) marks symbols stale when decided: they get no target (so
@@ -243,10 +259,10 @@ def build_plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_fr
         send &= ~stale
     size = np.where(send, w, np.nan)
     price = np.where(np.isfinite(fill), fill, np.where(valid, exec_px, np.nan))
-    return _Plan(held, fill, reason, size, price)
+    return Plan(held, fill, reason, size, price)
 
 
-def _simulate(fields, plan: _Plan, *, fees, slippage, init_cash, shared, whole_shares):
+def _simulate(fields, plan: Plan, *, fees, slippage, init_cash, shared, whole_shares):
     import vectorbt as vbt
 
     close = fields["close"]
@@ -424,7 +440,7 @@ def _execution_window(fields: dict[str, pd.DataFrame], direction: pd.DataFrame, 
 
 
 def _plan_and_simulate(fields: dict[str, pd.DataFrame], dir_exec: np.ndarray, mag_exec: np.ndarray,
-                       stale: np.ndarray, rules: RiskRules, *, exec_field: str, o: _Options) -> tuple[_Plan, Any]:
+                       stale: np.ndarray, rules: RiskRules, *, exec_field: str, o: _Options) -> tuple[Plan, Any]:
     """The order plan and vectorbt's portfolio of it; planned and simulated again from the bar the drawdown halt fires."""
     exec_px = fields[exec_field].to_numpy()
     rb = rebalance_mask(fields["close"].index, o.rebalance)

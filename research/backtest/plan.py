@@ -17,21 +17,25 @@ Example
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from research.backtest.engine import (
+    Plan,
     build_plan,
     drop_empty,
     infer_periods_per_year,
     rebalance_mask,
     resolve_signals,
+    sizing_options,
 )
 from research.data.freshness import STALE_BARS, stale_frame
 from research.strategies.sizing import position_magnitude
@@ -114,6 +118,24 @@ def order_plan(
     stale_bars : int, optional
         As in the backtest: a symbol stale at the deciding close gets no target and no order.
     """
+    fields, excluded = _priced_fields(fields)
+    ppy = float(periods_per_year or infer_periods_per_year(fields["close"].index))
+    sig = resolve_signals(strategy, fields, params or {})
+    magnitude = position_magnitude(sig, fields, sizing, sizing_options(sizing, sizing_params, ppy))
+    window, dir_exec, mag_exec, stale = _decisions_at_fills(fields, sig.direction, magnitude, first=first,
+                                                            next_bar=next_bar, stale_bars=stale_bars)
+    idx = window["close"].index
+    halt = None
+    if halt_from is not None:
+        halt = np.full(len(window["close"].columns), int(idx.searchsorted(halt_from, side="left")))
+    rb = rebalance_mask(idx, rebalance)
+    plan = build_plan(window, dir_exec, mag_exec, window["open"].to_numpy(), risk or RiskRules(), True, halt, rb,
+                      (max_position, max_gross), True, stale)
+    return _as_order_plan(plan, idx, window["close"].columns, excluded)
+
+
+def _priced_fields(fields: Mapping[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The ``open, high, low, close`` frames without the symbols that never price, and those symbols (not warned of)."""
     fields = {k: v for k, v in fields.items() if k in ("open", "high", "low", "close")}
     excluded: list[str] = []
     close, px = fields["close"].to_numpy(), fields["open"].to_numpy()
@@ -121,15 +143,17 @@ def order_plan(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fields, excluded = drop_empty(fields, "open")
-    ppy = float(periods_per_year or infer_periods_per_year(fields["close"].index))
-    sig = resolve_signals(strategy, fields, params or {})
-    sp = dict(sizing_params or {})
-    if sizing == "vol_target":
-        sp.setdefault("periods_per_year", ppy)
-    magnitude = position_magnitude(sig, fields, sizing, sp)
+    return fields, excluded
+
+
+def _decisions_at_fills(
+    fields: dict[str, pd.DataFrame], direction: pd.DataFrame, magnitude: pd.DataFrame, *,
+    first: pd.Timestamp, next_bar: pd.Timestamp | None, stale_bars: int | None,
+) -> tuple[dict[str, pd.DataFrame], np.ndarray, np.ndarray, np.ndarray]:
+    """The bars from ``first`` on (and ``next_bar``), with each close's decision (direction, magnitude, staleness) on the bar after."""
     index = fields["close"].index
     lo = int(index.searchsorted(first, side="left"))
-    d = sig.direction.to_numpy()
+    d = direction.to_numpy()
     m = magnitude.to_numpy()
     st = stale_frame(fields["close"], stale_bars=stale_bars, since=index[max(lo - 1, 0)] if len(index) else None).to_numpy()
     zero = np.zeros((1, d.shape[1]))
@@ -142,28 +166,24 @@ def order_plan(
         dir_exec = np.vstack([dir_exec, d[-1:]])
         mag_exec = np.vstack([mag_exec, m[-1:]])
         stale = np.vstack([stale, st[-1:]])
-    dir_exec = np.nan_to_num(dir_exec).astype(np.int8)
-    mag_exec = np.nan_to_num(mag_exec)
-    idx = window["close"].index
-    halt = None
-    if halt_from is not None:
-        halt = np.full(len(window["close"].columns), int(idx.searchsorted(halt_from, side="left")))
-    rb = rebalance_mask(idx, rebalance)
-    plan = build_plan(window, dir_exec, mag_exec, window["open"].to_numpy(), risk or RiskRules(), True, halt, rb,
-                      (max_position, max_gross), True, stale)
-    cols = window["close"].columns
+    return window, np.nan_to_num(dir_exec).astype(np.int8), np.nan_to_num(mag_exec), stale
+
+
+def _as_order_plan(plan: Plan, index: pd.Index, columns: pd.Index, excluded: list[str]) -> OrderPlan:
+    """The engine's plan as frames, each order with its reason (``rebalance`` where no rule fired)."""
     names = np.asarray(REASONS, dtype=object)[plan.reason]
     reason = np.where(np.isfinite(plan.size), np.where(names == "", "rebalance", names), "")
     return OrderPlan(
-        size=pd.DataFrame(plan.size, index=idx, columns=cols),
-        price=pd.DataFrame(plan.price, index=idx, columns=cols),
-        reason=pd.DataFrame(reason, index=idx, columns=cols),
-        held=pd.DataFrame(plan.held, index=idx, columns=cols),
+        size=pd.DataFrame(plan.size, index=index, columns=columns),
+        price=pd.DataFrame(plan.price, index=index, columns=columns),
+        reason=pd.DataFrame(reason, index=index, columns=columns),
+        held=pd.DataFrame(plan.held, index=index, columns=columns),
         excluded=excluded,
     )
 
 
-def _with_next_bar(window, full_close, next_bar):
+def _with_next_bar(window: dict[str, pd.DataFrame], full_close: pd.DataFrame,
+                   next_bar: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """Append the next bar: its execution price is the last close, its range unknown (NaN)."""
     close = window["close"]
     ts = pd.DatetimeIndex([next_bar]) if isinstance(close.index, pd.DatetimeIndex) else pd.Index([next_bar])
@@ -216,17 +236,8 @@ class BarResult:
     status: dict[int, str]
 
 
-def execute_bar(
-    cash: float,
-    positions: np.ndarray,
-    size: np.ndarray,
-    price: np.ndarray,
-    val_price: np.ndarray,
-    *,
-    fees: float = 0.0,
-    slippage: float = 0.0,
-    whole_shares: bool = False,
-) -> BarResult:
+def execute_bar(cash: float, positions: np.ndarray, size: np.ndarray, price: np.ndarray, val_price: np.ndarray, *,
+                fees: float = 0.0, slippage: float = 0.0, whole_shares: bool = False) -> BarResult:
     """Execute one bar of target-weight orders on a shared-cash book, as the engine does.
 
     The book is valued once at each symbol's valuation price (this bar's fill price, else the
@@ -255,7 +266,34 @@ def execute_bar(
     BarResult
         ``status`` maps each column with an order to ``"filled"`` or the reason it was not.
     """
-    from vectorbt.portfolio import nb as vnb
+    if not (np.isfinite(cash) and cash >= 0):
+        raise ValueError(f"the book's cash must be a finite amount >= 0 before a bar is executed, got {cash!r}")
+    pos = np.asarray(positions, dtype=np.float64).copy()
+    size = np.asarray(size, dtype=np.float64)
+    price = np.asarray(price, dtype=np.float64)
+    valp = np.asarray(val_price, dtype=np.float64)
+    value = cash + float(sum(pos[k] * valp[k] for k in range(len(pos)) if pos[k] != 0))
+    bar = _Bar(fees, slippage, whole_shares, value, math.ulp(float(cash)) if cash > 0 else 0.0)
+    terms, fills, status = [float(cash)], [], {}
+    for col in _call_sequence(size, pos, valp, cash, value):
+        if not np.isfinite(size[col]):
+            continue
+        fill = _fill(int(col), size[col], price[col], valp[col], pos[col], cash, terms, bar)
+        if isinstance(fill, str):
+            status[int(col)] = fill
+            continue
+        terms += ledger_terms(fill.side, fill.qty, fill.price, fill.fees)
+        cash = math.fsum(terms)
+        pos[col] = pos[col] + (fill.qty if fill.side == "buy" else -fill.qty)
+        fills.append(fill)
+        status[int(col)] = "filled"
+    return BarResult(float(cash), pos, fills, status)
+
+
+@functools.cache
+def _vbt() -> SimpleNamespace:
+    """vectorbt's order functions and enums, imported on first use (vectorbt takes seconds to load)."""
+    from vectorbt.portfolio import nb
     from vectorbt.portfolio.enums import (
         Direction,
         OrderStatus,
@@ -265,51 +303,56 @@ def execute_bar(
     )
     from vectorbt.utils.array_ import insert_argsort_nb
 
-    if not (np.isfinite(cash) and cash >= 0):
-        raise ValueError(f"the book's cash must be a finite amount >= 0 before a bar is executed, got {cash!r}")
-    pos = np.asarray(positions, dtype=np.float64).copy()
-    size = np.asarray(size, dtype=np.float64)
-    price = np.asarray(price, dtype=np.float64)
-    valp = np.asarray(val_price, dtype=np.float64)
+    return SimpleNamespace(nb=nb, Direction=Direction, OrderStatus=OrderStatus, OrderStatusInfo=OrderStatusInfo,
+                           ProcessOrderState=ProcessOrderState, SizeType=SizeType, insert_argsort_nb=insert_argsort_nb)
+
+
+@dataclass(frozen=True, slots=True)
+class _Bar:
+    """What every order of one bar shares: costs, share rounding, the book's value and its cash margin."""
+
+    fees: float
+    slippage: float
+    whole_shares: bool
+    value: float
+    margin: float
+
+
+def _call_sequence(size: np.ndarray, pos: np.ndarray, valp: np.ndarray, cash: float, value: float) -> np.ndarray:
+    """The columns in vectorbt's automatic call sequence (by approximate order value: sells before buys)."""
+    v = _vbt()
     n = len(pos)
-    value = cash + float(sum(pos[k] * valp[k] for k in range(n) if pos[k] != 0))
     seq = np.arange(n, dtype=np.int64)
     if n > 1:
-        approx = np.array([vnb.approx_order_value_nb(size[k], SizeType.TargetPercent, Direction.Both, cash, pos[k],
-                                                     cash, valp[k], value) for k in range(n)])
-        insert_argsort_nb(approx, seq)
-    granularity = 1.0 if whole_shares else np.nan
-    fills, status = [], {}
-    info_names = OrderStatusInfo._fields
-    terms, margin = [float(cash)], math.ulp(float(cash)) if cash > 0 else 0.0
-    for col in seq:
-        if not np.isfinite(size[col]):
-            continue
-        order = vnb.order_nb(size=size[col], price=price[col], size_type=SizeType.TargetPercent,
-                             direction=Direction.Both, fees=fees, slippage=slippage, size_granularity=granularity)
-        spendable = cash if cash > _DUST * abs(value) else 0.0  # what clipping left is not spent again
-        state = ProcessOrderState(cash=spendable, position=pos[col], debt=0.0, free_cash=spendable,
-                                  val_price=valp[col], value=value, oidx=0, lidx=0)
-        _, res = vnb.execute_order_nb(state, order)
-        if res.status != OrderStatus.Filled:
-            status[int(col)] = info_names[res.status_info] if res.status_info >= 0 else "not filled"
-            continue
-        side = "buy" if res.side == 0 else "sell"
-        qty, fee = float(res.size), float(res.fees)
-        if side == "buy":
-            qty, fee = affordable_buy(terms, qty, float(res.price), fee, margin=margin, whole_shares=whole_shares)
-            if qty <= 0:
-                status[int(col)] = "NoCashLong"
-                continue
-        asked = size[col] * value / valp[col] - pos[col]  # shares the target weight asks for (targetpercent)
-        clipped = side == "buy" and qty < asked * (1 - _CLIPPED) - (1.0 if whole_shares else 0.0)
-        terms += ledger_terms(side, qty, float(res.price), fee)
-        cash = math.fsum(terms)
-        pos[col] = pos[col] + (qty if side == "buy" else -qty)
-        weight = pos[col] * valp[col] / value if value > 0 else float("nan")
-        fills.append(BarFill(int(col), side, qty, float(res.price), fee, float(weight), bool(clipped)))
-        status[int(col)] = "filled"
-    return BarResult(float(cash), pos, fills, status)
+        approx = np.array([v.nb.approx_order_value_nb(size[k], v.SizeType.TargetPercent, v.Direction.Both, cash,
+                                                      pos[k], cash, valp[k], value) for k in range(n)])
+        v.insert_argsort_nb(approx, seq)
+    return seq
+
+
+def _fill(col: int, size: float, price: float, val_price: float, held: float, cash: float, terms: list[float],
+          bar: _Bar) -> BarFill | str:
+    """One target-weight order executed by vectorbt on the book and clipped to the ledger's cash; else why it was not filled."""
+    v = _vbt()
+    order = v.nb.order_nb(size=size, price=price, size_type=v.SizeType.TargetPercent, direction=v.Direction.Both,
+                          fees=bar.fees, slippage=bar.slippage, size_granularity=1.0 if bar.whole_shares else np.nan)
+    spendable = cash if cash > _DUST * abs(bar.value) else 0.0  # what clipping left is not spent again
+    state = v.ProcessOrderState(cash=spendable, position=held, debt=0.0, free_cash=spendable, val_price=val_price,
+                                value=bar.value, oidx=0, lidx=0)
+    _, res = v.nb.execute_order_nb(state, order)
+    if res.status != v.OrderStatus.Filled:
+        return v.OrderStatusInfo._fields[res.status_info] if res.status_info >= 0 else "not filled"
+    side = "buy" if res.side == 0 else "sell"
+    qty, fee = float(res.size), float(res.fees)
+    if side == "buy":
+        qty, fee = affordable_buy(terms, qty, float(res.price), fee, margin=bar.margin, whole_shares=bar.whole_shares)
+        if qty <= 0:
+            return "NoCashLong"
+    asked = size * bar.value / val_price - held  # shares the target weight asks for (targetpercent)
+    clipped = side == "buy" and qty < asked * (1 - _CLIPPED) - (1.0 if bar.whole_shares else 0.0)
+    after = held + (qty if side == "buy" else -qty)
+    weight = after * val_price / bar.value if bar.value > 0 else float("nan")
+    return BarFill(col, side, qty, float(res.price), fee, float(weight), bool(clipped))
 
 
 def ledger_terms(side: str, qty: float, price: float, fees: float) -> list[float]:
