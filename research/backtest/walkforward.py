@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research.backtest.engine import BacktestResult, as_fields, backtest
+from research.backtest.engine import BacktestResult, PriceInput, as_fields, backtest
 from research.backtest.kernels import STATS
 from research.backtest.sweep import sweep_ma_crossover
 from research.backtest.tasks import run_tasks
@@ -92,21 +92,10 @@ def _states(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
 
 
 def walk_forward(
-    prices: pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame],
-    *,
-    fast: Iterable[int] = range(5, 105, 5),
-    slow: Iterable[int] = range(20, 210, 10),
-    train: int = 756,
-    test: int = 126,
-    anchored: bool = False,
-    metric: str = "sharpe",
-    fees: float = BACKTEST["fees"],
-    slippage: float = BACKTEST["slippage"],
-    init_cash: float = BACKTEST["init_cash"],
-    timing: str = BACKTEST["timing"],
-    periods_per_year: float | None = None,
-    client: Any = None,
-    progress: bool = False,
+    prices: PriceInput, *, fast: Iterable[int] = range(5, 105, 5), slow: Iterable[int] = range(20, 210, 10),
+    train: int = 756, test: int = 126, anchored: bool = False, metric: str = "sharpe",
+    fees: float = BACKTEST["fees"], slippage: float = BACKTEST["slippage"], init_cash: float = BACKTEST["init_cash"],
+    timing: str = BACKTEST["timing"], periods_per_year: float | None = None, client: Any = None, progress: bool = False,
 ) -> WalkForwardResult:
     """Choose crossover windows in-sample, trade them out of sample, roll forward.
 
@@ -139,21 +128,41 @@ def walk_forward(
     if metric not in STATS:
         raise ValueError(f"metric must be one of {STATS}, got {metric!r}")
     fields = as_fields(prices)
-    close_df = fields["close"]
-    index = close_df.index
-    ppy = calendars.periods_per_year(close_df, override=periods_per_year or None)
+    index = fields["close"].index
+    ppy = calendars.periods_per_year(fields["close"], override=periods_per_year or None)
     bounds = fold_bounds(len(index), train=train, test=test, anchored=anchored)
     fast, slow = list(fast), list(slow)
     costs = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing, "periods_per_year": ppy}
-    direction = pd.DataFrame(0.0, index=index, columns=close_df.columns)
-    per_task = max(1, int(0.25 / (0.005 + len(fast) * len(slow) * train / 2e8)))  # folds in ~0.25 s
-    tasks = [(j, k, min(k + per_task, len(bounds))) for j in range(close_df.shape[1])
-             for k in range(0, len(bounds), per_task)]
     shared = {"fields": fields, "bounds": bounds, "fast": fast, "slow": slow, "metric": metric, "costs": costs}
-    chosen = {(j, k0 + i): pick for (j, k0, _), picks in
-              zip(tasks, run_tasks(fold_choices, tasks, client=client, shared=shared, desc="walk-forward folds",
-                                   progress=progress), strict=True)
-              for i, pick in enumerate(picks)}
+    chosen = _choose_all(shared, train=train, client=client, progress=progress)
+    direction, rows = _chosen_direction(fields["close"], bounds, chosen, metric)
+    signals = Signals(direction, name="ma_crossover_walk_forward",
+                      params={"train": train, "test": test, "anchored": anchored, "metric": metric})
+    result = backtest(fields, signals, start=index[bounds[0][2]], **costs)
+    folds = _folds_with_out_of_sample(rows, result, ppy)
+    params = {"train": train, "test": test, "anchored": anchored, "fast": fast, "slow": slow, **costs}
+    return WalkForwardResult(folds, result, metric, params)
+
+
+def _choose_all(shared: dict[str, Any], *, train: int, client: Any, progress: bool) -> dict[tuple[int, int], tuple[int, int, float]]:
+    """Every symbol's in-sample choice per fold, ``{(symbol position, fold): (fast, slow, score)}``.
+
+    :func:`fold_choices` runs as tasks (locally or on ``client``) of one symbol and a block of
+    folds sized to take about a quarter of a second each; ``shared`` holds its keyword arguments.
+    """
+    bounds, n_grid = shared["bounds"], len(shared["fast"]) * len(shared["slow"])
+    per_task = max(1, int(0.25 / (0.005 + n_grid * train / 2e8)))  # folds in ~0.25 s
+    tasks = [(j, k, min(k + per_task, len(bounds))) for j in range(shared["fields"]["close"].shape[1])
+             for k in range(0, len(bounds), per_task)]
+    picks = run_tasks(fold_choices, tasks, client=client, shared=shared, desc="walk-forward folds", progress=progress)
+    return {(j, k0 + i): pick for (j, k0, _), block in zip(tasks, picks, strict=True) for i, pick in enumerate(block)}
+
+
+def _chosen_direction(close_df: pd.DataFrame, bounds: list[tuple[int, int, int, int]],
+                      chosen: dict[tuple[int, int], tuple[int, int, float]], metric: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The direction each test window trades with its chosen windows (flat elsewhere), and one row per (symbol, fold)."""
+    index = close_df.index
+    direction = pd.DataFrame(0.0, index=index, columns=close_df.columns)
     rows = []
     for j, sym in enumerate(close_df.columns):
         close = np.ascontiguousarray(close_df[sym].to_numpy(dtype=np.float64))
@@ -166,16 +175,16 @@ def walk_forward(
             rows.append({"symbol": str(sym), "fold": k, "train_start": index[a], "train_end": index[b - 1],
                          "test_start": index[c], "test_end": index[d - 1], "fast": f, "slow": s,
                          f"is_{metric}": score})
-    signals = Signals(direction, name="ma_crossover_walk_forward",
-                      params={"train": train, "test": test, "anchored": anchored, "metric": metric})
-    first = bounds[0][2]
-    result = backtest(fields, signals, start=index[first], **costs)
+    return direction, rows
+
+
+def _folds_with_out_of_sample(rows: list[dict[str, Any]], result: BacktestResult, ppy: float) -> pd.DataFrame:
+    """The folds' table: ``rows`` and each test window's ``oos_sharpe`` and ``oos_return`` in the stitched backtest."""
     folds = pd.DataFrame(rows)
     oos = [_oos(result, r["symbol"], r["test_start"], r["test_end"], ppy) for r in rows]
     folds["oos_sharpe"] = [o[0] for o in oos]
     folds["oos_return"] = [o[1] for o in oos]
-    params = {"train": train, "test": test, "anchored": anchored, "fast": fast, "slow": slow, **costs}
-    return WalkForwardResult(folds, result, metric, params)
+    return folds
 
 
 def fold_choices(j: int, k0: int, k1: int, *, fields: Mapping[str, pd.DataFrame], bounds: list[tuple[int, ...]],
@@ -200,5 +209,6 @@ def fold_choices(j: int, k0: int, k1: int, *, fields: Mapping[str, pd.DataFrame]
 
 
 def _oos(result: BacktestResult, symbol: str, lo: pd.Timestamp, hi: pd.Timestamp, ppy: float) -> tuple[float, float]:
+    """Sharpe ratio and total return of ``symbol``'s book from ``lo`` to ``hi`` (inclusive)."""
     r = result.returns[symbol].loc[lo:hi]
     return sharpe_ratio(r, periods_per_year=ppy), total_return(r)
