@@ -27,7 +27,6 @@ ALLOWED = {
     "research/viz/panels/sweep.py::sweep_panel",
     "research/viz/backtest.py::sweep_heatmap",
     # backtests and sweeps
-    "research/backtest/tasks.py::run_tasks",
     "research/cli/backtest.py::sweep_command",
     # the pipeline runner (as-of handling)
     "research/workflow/runner.py::run_pipeline",

@@ -24,7 +24,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -84,25 +84,9 @@ def run_tasks(
     from tqdm.auto import tqdm
 
     shared = dict(shared or {})
-    results: list[Any] = [None] * len(tasks)
-    todo = list(range(len(tasks)))
-    if cache is not None:
-        todo = []
-        for i in range(len(tasks)):
-            frame = cache.load(i)
-            if frame is None:
-                todo.append(i)
-            else:
-                results[i] = from_frame(frame) if from_frame else frame
-        cache.computed = len(todo)
+    results, todo = _from_cache(cache, len(tasks), from_frame)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=desc, disable=not progress, leave=False)
-
-    def keep(i: int, value: Any) -> None:
-        results[i] = value
-        if cache is not None:
-            cache.save(i, to_frame(value) if to_frame else value)
-        bar.update(1)
-
+    keep = partial(_keep, results, cache, to_frame, bar)
     try:
         if client is None:
             for i in todo:
@@ -114,8 +98,38 @@ def run_tasks(
     return results
 
 
+def _from_cache(cache: ChunkCache | None, n: int,
+                from_frame: Callable[[pd.DataFrame], Any] | None) -> tuple[list[Any], list[int]]:
+    """The results of ``n`` tasks the cache holds (None where it does not) and the tasks left to compute.
+
+    Sets ``cache.computed`` to the number left.
+    """
+    results: list[Any] = [None] * n
+    todo = list(range(n))
+    if cache is not None:
+        todo = []
+        for i in range(n):
+            frame = cache.load(i)
+            if frame is None:
+                todo.append(i)
+            else:
+                results[i] = from_frame(frame) if from_frame else frame
+        cache.computed = len(todo)
+    return results, todo
+
+
+def _keep(results: list[Any], cache: ChunkCache | None, to_frame: Callable[[Any], pd.DataFrame] | None,
+          bar: Any, i: int, value: Any) -> None:
+    """Take task ``i``'s result: into ``results``, saved to the cache (if any), counted on the progress bar."""
+    results[i] = value
+    if cache is not None:
+        cache.save(i, to_frame(value) if to_frame else value)
+    bar.update(1)
+
+
 def _on_client(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int], shared: dict[str, Any],
                desc: str, keep: Callable[[int, Any], None]) -> None:
+    """Run the tasks ``todo`` on ``client`` (shared inputs scattered once), each result to ``keep`` as it arrives."""
     from distributed import as_completed
 
     # scatter([v]): each shared value travels whole (a dict or tuple is not split into parts)
