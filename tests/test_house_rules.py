@@ -29,7 +29,6 @@ ALLOWED = {
     # backtests and sweeps
     "research/cli/backtest.py::sweep_command",
     # the pipeline runner (as-of handling)
-    "research/workflow/runner.py::run_pipeline",
     # market data loading (sources)
     "research/data/loader.py::load_prices",
 }

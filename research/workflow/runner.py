@@ -456,11 +456,45 @@ def run_pipeline(
     """
     echo = echo or log.info
     spec = spec if isinstance(spec, PipelineSpec) else load_spec(spec)
-    overrides = dict(parameters) if isinstance(parameters, Mapping) else {}
-    if not isinstance(parameters, Mapping) and parameters is not None:
-        from research.workflow.spec import parse_overrides
+    overrides = _overrides(parameters)
+    plan = _plan_as_of(spec, overrides, echo)
+    as_of = plan.shared["as_of"]
+    pdir = pipeline_dir(spec.name)
+    runlog = RunLog()
+    run_id = f"{_slug(as_of)}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
+    with run_lock(pdir / ".locks", _slug(as_of), spec.name, as_of, run_id) as owner:
+        _mark_stale(pdir, as_of, runlog)
+        same_day = [r for r in iter_run_records(pdir) if r.get("as_of") == as_of]
+        skipped = None if force else _already_done(spec.name, pdir, as_of, same_day)
+        if skipped is not None:
+            return skipped
+        last = None if force else _resumable(same_day, plan)
+        if last is not None:
+            echo(f"resuming failed run {last['run_id']} of the same as-of date and parameters (use --force for a new run)")
+            record_owner(owner, last["run_id"])
+            return _resume_locked(last, plan, runlog, echo)
+        return _start_run(plan, pdir / run_id, overrides, runlog, echo)
 
-        overrides = parse_overrides(parameters)
+
+def _overrides(parameters: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The overrides as a mapping (``"key=value"`` strings parsed)."""
+    if isinstance(parameters, Mapping):
+        return dict(parameters)
+    if parameters is None:
+        return {}
+    from research.workflow.spec import parse_overrides
+
+    return parse_overrides(parameters)
+
+
+def _plan_as_of(spec: PipelineSpec, overrides: dict[str, Any], echo: Echo) -> RunPlan:
+    """The run's plan with its parameters settled and its as-of date resolved into every ``as_of`` parameter.
+
+    Raises
+    ------
+    SpecError
+        The as-of date could not be worked out (its hook failed on the data).
+    """
     plan = settle_parameters(plan_run(spec, overrides), echo)
     try:
         as_of = run_as_of(spec, plan.shared)
@@ -468,37 +502,44 @@ def run_pipeline(
         raise SpecError(f"could not work out the as-of date from the data ({type(exc).__name__}: {exc}); "
                         "check symbols and source, or pass -p as_of=YYYY-MM-DD") from exc
     shared = {**plan.shared, "as_of": as_of}
-    plan = RunPlan(spec, shared, {k: ({**v, "as_of": as_of} if "as_of" in v else v) for k, v in plan.stage_parameters.items()})
-    pdir = pipeline_dir(spec.name)
-    runlog = RunLog()
-    run_id = f"{_slug(as_of)}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
-    with run_lock(pdir / ".locks", _slug(as_of), spec.name, as_of, run_id) as owner:
-        _mark_stale(pdir, as_of, runlog)
-        same_day = [r for r in iter_run_records(pdir) if r.get("as_of") == as_of]
-        done = [r for r in same_day if r.get("status") == "COMPLETED" and (r.get("published") or r.get("superseded_by"))]
-        if done and not force:
-            last = done[-1]
-            how = "already published" if last.get("published") else "already completed (kept; a newer as-of is published)"
-            return RunResult(spec.name, "SKIPPED", EXIT_OK,
-                             f"as-of {as_of} of {spec.name!r} is {how} by run {last['run_id']} "
-                             f"(finished {last.get('finished_at')}); use --force to run it again",
-                             last["run_id"], pdir / last["run_id"], last)
-        if same_day and not force:
-            last = same_day[-1]
-            if (last.get("status") in _RESUMABLE and last.get("spec_sha256") == spec.sha256
-                    and json.dumps(last.get("parameters"), sort_keys=True, default=str) == json.dumps(shared, sort_keys=True, default=str)):
-                echo(f"resuming failed run {last['run_id']} of the same as-of date and parameters (use --force for a new run)")
-                record_owner(owner, last["run_id"])
-                return _resume_locked(last, plan, runlog, echo)
-        run_dir = pdir / run_id
-        (run_dir / "notebooks").mkdir(parents=True)
-        (run_dir / "outputs").mkdir()
-        (run_dir / "spec.yaml").write_text(spec.path.read_text(encoding="utf-8"), encoding="utf-8")
-        record = _new_record(plan, as_of, run_id, overrides, runlog)
-        record["mlflow_run_id"] = runlog.start_pipeline_run(
-            pipeline=spec.name, run_id=run_id, as_of=as_of, parameters=shared, spec_path=str(spec.path))
-        echo(f"run {run_id} of {spec.name!r} as of {as_of}: {run_dir}")
-        return _drive(_Context(plan, record, run_dir, runlog, echo), resumed=False)
+    return RunPlan(spec, shared, {k: ({**v, "as_of": as_of} if "as_of" in v else v) for k, v in plan.stage_parameters.items()})
+
+
+def _already_done(pipeline: str, pdir: Path, as_of: str, same_day: list[dict]) -> RunResult | None:
+    """A SKIPPED result when a run of this as-of date completed and was published (or superseded); else None."""
+    done = [r for r in same_day if r.get("status") == "COMPLETED" and (r.get("published") or r.get("superseded_by"))]
+    if not done:
+        return None
+    last = done[-1]
+    how = "already published" if last.get("published") else "already completed (kept; a newer as-of is published)"
+    return RunResult(pipeline, "SKIPPED", EXIT_OK,
+                     f"as-of {as_of} of {pipeline!r} is {how} by run {last['run_id']} "
+                     f"(finished {last.get('finished_at')}); use --force to run it again",
+                     last["run_id"], pdir / last["run_id"], last)
+
+
+def _resumable(same_day: list[dict], plan: RunPlan) -> dict | None:
+    """The last run of this as-of date when it can be resumed (unfinished, same spec and parameters); else None."""
+    if not same_day:
+        return None
+    last = same_day[-1]
+    if (last.get("status") in _RESUMABLE and last.get("spec_sha256") == plan.spec.sha256
+            and json.dumps(last.get("parameters"), sort_keys=True, default=str) == json.dumps(plan.shared, sort_keys=True, default=str)):
+        return last
+    return None
+
+
+def _start_run(plan: RunPlan, run_dir: Path, overrides: dict[str, Any], runlog: RunLog, echo: Echo) -> RunResult:
+    """A new run in ``run_dir`` (its folders, a copy of the spec, its record and run-log entry), driven stage by stage."""
+    spec, as_of, run_id = plan.spec, plan.shared["as_of"], run_dir.name
+    (run_dir / "notebooks").mkdir(parents=True)
+    (run_dir / "outputs").mkdir()
+    (run_dir / "spec.yaml").write_text(spec.path.read_text(encoding="utf-8"), encoding="utf-8")
+    record = _new_record(plan, as_of, run_id, overrides, runlog)
+    record["mlflow_run_id"] = runlog.start_pipeline_run(
+        pipeline=spec.name, run_id=run_id, as_of=as_of, parameters=plan.shared, spec_path=str(spec.path))
+    echo(f"run {run_id} of {spec.name!r} as of {as_of}: {run_dir}")
+    return _drive(_Context(plan, record, run_dir, runlog, echo), resumed=False)
 
 
 def _resume_locked(record: dict, plan: RunPlan, runlog: RunLog, echo: Echo) -> RunResult:
