@@ -30,7 +30,6 @@ ALLOWED = {
     "research/cli/backtest.py::sweep_command",
     # the pipeline runner (as-of handling)
     # market data loading (sources)
-    "research/data/loader.py::load_prices",
 }
 
 

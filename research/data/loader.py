@@ -102,37 +102,47 @@ def load_prices(
     >>> spx = load_prices("SPX", start="2010-01-01", end="2010-12-31")
     >>> closes = load_prices(["SPX", "IXIC"])["close"]
     """
-    single = isinstance(symbols, str)
     src = get_source(source)
-    results = ingest_many(
-        symbols, start=start, end=end, interval=interval, source=src,
-        refresh=refresh, store=store, progress=progress,
-    )
+    results = ingest_many(symbols, start=start, end=end, interval=interval, source=src, refresh=refresh, store=store,
+                          progress=progress)
+    attrs = _provenance(src, interval, results)
+    _warn_empty(results, start, end)
+    calendars = {sym: src.calendar(sym) for sym in results}
+    if isinstance(symbols, str):
+        frame = next(iter(results.values())).frame
+        frame.attrs = {**attrs, "symbol": symbols}
+        return record_calendar(frame, calendars, interval)
+    frame = _field_symbol_frame(results)
+    frame.attrs = attrs
+    return record_calendar(frame, calendars, interval)
+
+
+def _provenance(src: Source, interval: str, results: dict[str, IngestResult]) -> dict[str, object]:
+    """What the loaded frame records of where its bars came from (``attrs``, before the calendar)."""
     synthetic = any(r.manifest.get("synthetic") for r in results.values())
     stale = [s for s, r in results.items() if r.stale]
-    attrs = {
+    return {
         "source": src.name,
         "interval": interval,
         "synthetic": synthetic,
         "sha256": {s: r.manifest["sha256"] for s, r in results.items()},
         "stale": bool(stale),
     }
+
+
+def _warn_empty(results: dict[str, IngestResult], start: object, end: object) -> None:
+    """Warn (at :func:`load_prices`'s caller) of each symbol with no stored bar in the range."""
     for sym, res in results.items():
         if res.frame.empty:
-            warnings.warn(f"{sym}: no stored bars between {start} and {end}", stacklevel=2)
-    calendars = {sym: src.calendar(sym) for sym in results}
-    if single:
-        frame = next(iter(results.values())).frame
-        frame.attrs = {**attrs, "symbol": symbols}
-        return record_calendar(frame, calendars, interval)
+            warnings.warn(f"{sym}: no stored bars between {start} and {end}", stacklevel=3)
+
+
+def _field_symbol_frame(results: dict[str, IngestResult]) -> pd.DataFrame:
+    """The symbols' bars outer-joined in time, with ``(field, symbol)`` columns in the usual field order."""
     frame = pd.concat({s: r.frame for s, r in results.items()}, axis=1, names=["symbol", "field"])
     frame = frame.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
-    frame = frame.reindex(columns=pd.MultiIndex.from_product(
-        [[c for c in ["open", "high", "low", "close", "adj_close", "volume"] if c in frame.columns.get_level_values(0)], list(results)],
-        names=["field", "symbol"],
-    ))
-    frame.attrs = attrs
-    return record_calendar(frame, calendars, interval)
+    fields = [c for c in ["open", "high", "low", "close", "adj_close", "volume"] if c in frame.columns.get_level_values(0)]
+    return frame.reindex(columns=pd.MultiIndex.from_product([fields, list(results)], names=["field", "symbol"]))
 
 
 def close_matrix(
