@@ -28,8 +28,6 @@ ALLOWED = {
     "research/viz/backtest.py::sweep_heatmap",
     # backtests and sweeps
     "research/cli/backtest.py::sweep_command",
-    # the pipeline runner (as-of handling)
-    # market data loading (sources)
 }
 
 
