@@ -7,7 +7,9 @@ after it) is named in the spec's ``hooks`` and called by :mod:`research.workflow
 =====================  ==================================================================
 module                 what
 =====================  ==================================================================
-``spec``               YAML pipeline specs, typed parameters, validation before execution
+``spec``               YAML pipeline specs and their validation before execution
+``params``             typed parameters: types, conversion, bounds, secrets refused
+``parameters_cell``    what a stage notebook's ``parameters`` cell declares
 ``execute``            one stage notebook through papermill, bounded in time
 ``runner``             ``run_pipeline`` / ``resume_run``: locks, retries, publish
 ``hooks``              the spec's hooks (``as_of``, ``after_run``): loaded, checked, called

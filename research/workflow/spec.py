@@ -46,10 +46,7 @@ value is parsed by the declared type (lists as ``a,b,c`` or JSON).
 
 from __future__ import annotations
 
-import ast
-import datetime as dt
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -59,77 +56,35 @@ from typing import Any
 
 import yaml
 
-from research.config import get_settings
 from research.workflow.hooks import HookError, Hooks, parse_hooks
+from research.workflow.parameters_cell import NotebookParam, notebook_parameters
+from research.workflow.params import (
+    TYPES,
+    Param,
+    SpecError,
+    canonical_date,
+    coerce,
+    compatible,
+    looks_secret,
+    secret_problems,
+    secret_values,
+    type_of,
+)
 
 __all__ = [
     "SpecError", "Param", "Stage", "PipelineSpec", "RunPlan", "load_spec", "plan_run",
     "notebook_parameters", "parse_overrides", "coerce", "looks_secret", "TYPES", "BUILTINS",
+    "canonical_date", "NotebookParam",
 ]
 
-TYPES = ("str", "int", "float", "bool", "date", "list[str]", "list[int]", "list[float]")
 #: Parameters the runner sets itself: name -> required in every stage notebook.
 BUILTINS = {"output_dir": True, "as_of": True, "run_id": False, "pipeline": False}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_SECRET_KEY = re.compile(
-    r"(secret|passw|token|api_?key|apikey|credential|private_?key|access_?key|auth_|bearer|cookie)",
-    re.IGNORECASE,
-)
 _PARAM_KEYS = {"type", "default", "help", "min", "max", "exclusive_min", "exclusive_max", "choices", "min_items"}
 _BOUND_KEYS = ("min", "max", "exclusive_min", "exclusive_max")
 _STAGE_KEYS = {"name", "notebook", "parameters", "timeout", "retries", "backoff", "reads", "writes", "description"}
 _SPEC_KEYS = {"name", "description", "parameters", "stages", "hooks"}
-
-
-class SpecError(ValueError):
-    """A pipeline spec or its parameters are invalid; nothing was executed."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """A typed parameter with optional bounds (``min``/``max`` inclusive, ``exclusive_*`` strict)."""
-
-    name: str
-    type: str
-    default: Any = None
-    help: str = ""
-    min: float | None = None
-    max: float | None = None
-    exclusive_min: float | None = None
-    exclusive_max: float | None = None
-    choices: tuple | None = None
-    min_items: int | None = None
-
-    def allowed(self) -> str:
-        """The allowed values in words, e.g. ``">= 1"`` or ``"one of ['a', 'b']"`` (``""``: any)."""
-        parts = [f"{op} {bound:g}" for op, bound in ((">=", self.min), (">", self.exclusive_min),
-                                                       ("<=", self.max), ("<", self.exclusive_max)) if bound is not None]
-        if self.choices is not None:
-            parts.append(f"one of {list(self.choices)}")
-        if self.min_items is not None:
-            parts.append(f"at least {self.min_items} item(s)")
-        return " and ".join(parts)
-
-    def check(self, value: Any) -> str | None:
-        """Why ``value`` (already coerced) is out of bounds, or ``None`` when it is allowed."""
-        if value is None or not self.allowed():
-            return None
-        items = value if isinstance(value, list) else [value]
-        if self.min_items is not None and isinstance(value, list) and len(value) < self.min_items:
-            return f"parameter {self.name!r} = {value!r} has too few items: expected {self.allowed()}"
-        for item in items:
-            if self.choices is not None and item not in self.choices:
-                return f"parameter {self.name!r} = {value!r} is not allowed: expected {self.allowed()}"
-            if isinstance(item, (int, float)) and not isinstance(item, bool):
-                if ((self.min is not None and item < self.min) or (self.max is not None and item > self.max)
-                        or (self.exclusive_min is not None and item <= self.exclusive_min)
-                        or (self.exclusive_max is not None and item >= self.exclusive_max)
-                        or item != item):  # NaN is never in range
-                    break
-        else:
-            return None
-        return f"parameter {self.name!r} = {value!r} is out of range: allowed {self.allowed()}"
 
 
 @dataclass(frozen=True)
@@ -177,212 +132,6 @@ class RunPlan:
     stage_parameters: dict[str, dict]
 
 
-# ---------------------------------------------------------------- types and coercion
-def _type_of(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, (list, tuple)):
-        kinds = {_type_of(v) for v in value}
-        if kinds <= {"int"} and value:
-            return "list[int]"
-        if kinds <= {"int", "float"} and value:
-            return "list[float]"
-        return "list[str]"
-    return None
-
-
-_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
-
-
-def canonical_date(text: object) -> str:
-    """``text`` as an ISO date or date-time label, in UTC without a zone; ``ValueError`` if not a date.
-
-    A date (``2019-03-01``, a :class:`datetime.date`) stays a date; a date-time stays a
-    date-time, midnight included (``2019-03-01T00:00:00``: an hourly run in the 00:xx hour is
-    that instant, not the whole day). The same labels as the market rooms' as-of value
-    (:attr:`research.data.asof.AsOf.label`), written here because the engine imports no room.
-    """
-    import pandas as pd
-
-    from research.timeutil import to_naive_utc
-
-    is_date = (isinstance(text, str) and bool(_DATE_ONLY.match(text))) or (
-        isinstance(text, dt.date) and not isinstance(text, dt.datetime))
-    try:
-        ts = pd.Timestamp(text.strip() if isinstance(text, str) else text)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not an ISO date or date-time: {text!r}") from exc
-    if ts is pd.NaT:
-        raise ValueError(f"not an ISO date or date-time: {text!r}")
-    return to_naive_utc(ts).strftime("%Y-%m-%d") if is_date else ts.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _scalar(kind: str, value: Any) -> Any:
-    if kind == "str":
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    elif kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0", "on", "off"}:
-            return value.lower() in {"true", "yes", "1", "on"}
-    elif kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-            return int(value)
-    elif kind == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif kind == "date":
-        if hasattr(value, "isoformat") or isinstance(value, str):
-            return canonical_date(str(value))
-    raise ValueError(f"expected {kind}, got {value!r}")
-
-
-def coerce(kind: str, value: Any) -> Any:
-    """``value`` converted to the parameter type ``kind``; ``ValueError`` says what came.
-
-    Strings (from ``-p key=value``) are parsed; other values must already have the type
-    (an ``int`` is accepted for ``float``). ``None`` stays ``None``.
-    """
-    if kind not in TYPES:
-        raise ValueError(f"unknown type {kind!r}; expected one of {list(TYPES)}")
-    if value is None:
-        return None
-    if kind.startswith("list["):
-        inner = kind[5:-1]
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"expected {kind} as a,b,c or a JSON list, got {value!r}") from exc
-            else:
-                value = [v.strip() for v in text.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"expected {kind}, got {value!r}")
-        return [_scalar(inner, v) for v in value]
-    return _scalar(kind, value)
-
-
-def looks_secret(key: str) -> bool:
-    """Whether a parameter name looks like it carries a secret (token, password, API key ...)."""
-    return bool(_SECRET_KEY.search(key))
-
-
-def _secret_values() -> set[str]:
-    return get_settings().secret_values(looks_secret)
-
-
-def _check_not_secret(where: str, key: str, value: Any, secrets: set[str]) -> list[str]:
-    if looks_secret(key):
-        return [
-            f"{where}: parameter {key!r} looks like a secret; secrets are never parameters "
-            "(papermill writes parameters into the executed notebook). Read it from the "
-            "environment inside the notebook, e.g. research.config.get_settings()."
-        ]
-    values = value if isinstance(value, list) else [value]
-    if any(isinstance(v, str) and v in secrets for v in values):
-        return [f"{where}: the value of {key!r} equals a secret from the environment; pass secrets through the environment, not as parameters"]
-    return []
-
-
-# ---------------------------------------------------------------- notebooks
-@dataclass(frozen=True)
-class NotebookParam:
-    """A name declared in a notebook's ``parameters`` cell, with its default's type."""
-
-    name: str
-    type: str | None
-    default: Any = None
-
-
-def notebook_parameters(path: str | os.PathLike) -> dict[str, NotebookParam]:
-    """The names, defaults and types declared in the notebook's one ``parameters`` cell.
-
-    Raises
-    ------
-    SpecError
-        The notebook is missing or unreadable, has no cell tagged ``parameters`` or more
-        than one, or that cell is not plain assignments.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"notebook {path} does not exist")
-    cells = [c for c in _notebook_cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
-        raise SpecError(f"notebook {path.name} has no cell tagged 'parameters'; papermill cannot inject its parameters")
-    if len(cells) > 1:
-        raise SpecError(f"notebook {path.name} has {len(cells)} cells tagged 'parameters'; expected exactly one")
-    try:
-        source = cells[0].get("source", "")
-        tree = ast.parse("".join(source) if isinstance(source, list) else source)
-    except SyntaxError as exc:
-        raise SpecError(f"the parameters cell of {path.name} is not valid Python: {exc}") from exc
-    out: dict[str, NotebookParam] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name, value_node, annotation = node.targets[0].id, node.value, None
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            name, value_node, annotation = node.target.id, node.value, node.annotation
-        else:
-            raise SpecError(
-                f"the parameters cell of {path.name} must hold only 'name = literal' lines; "
-                f"line {node.lineno} is {ast.unparse(node)[:60]!r}"
-            )
-        try:
-            default = ast.literal_eval(value_node) if value_node is not None else None
-        except ValueError:
-            default = None
-        kind = _type_of(default)
-        if annotation is not None and ast.unparse(annotation) in {"str", "int", "float", "bool"}:
-            kind = ast.unparse(annotation)
-        out[name] = NotebookParam(name, kind, default)
-    return out
-
-
-def _notebook_cells(path: Path) -> list[dict]:
-    """The cells of a notebook file: read as JSON (format 4), else converted by nbformat.
-
-    A format-4 notebook is plain JSON; reading it directly keeps a spec check free of
-    nbformat's schema validation, which takes seconds to import.
-    """
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(doc, dict) and doc.get("nbformat") == 4 and isinstance(doc.get("cells"), list):
-            return [c for c in doc["cells"] if isinstance(c, dict)]
-        import nbformat
-
-        return list(nbformat.read(path, as_version=4).cells)
-    except Exception as exc:  # JSON and nbformat raise several types for a broken file
-        raise SpecError(f"notebook {path} is not a readable .ipynb: {exc}") from exc
-
-
-def _compatible(spec_type: str, nb_type: str | None) -> bool:
-    if nb_type is None or spec_type == nb_type:
-        return True
-    if spec_type == "date" and nb_type == "str":
-        return True
-    if spec_type == "int" and nb_type == "float":
-        return True
-    if spec_type.startswith("list[") and nb_type.startswith("list["):
-        return nb_type == "list[str]" or spec_type in {"list[int]", nb_type}
-    return False
-
-
 # ---------------------------------------------------------------- loading
 def _bounds(name: str, kind: str, raw: Mapping) -> dict:
     out: dict[str, Any] = {}
@@ -416,7 +165,7 @@ def _param(name: str, raw: Any) -> Param:
         unknown = set(raw) - _PARAM_KEYS
         if unknown:
             raise SpecError(f"parameter {name!r}: unknown keys {sorted(unknown)}; expected {sorted(_PARAM_KEYS)}")
-        kind = raw.get("type") or _type_of(raw.get("default"))
+        kind = raw.get("type") or type_of(raw.get("default"))
         if kind is None:
             raise SpecError(f"parameter {name!r} needs a type (its default is null)")
         if kind not in TYPES:
@@ -430,7 +179,7 @@ def _param(name: str, raw: Any) -> Param:
         if problem:
             raise SpecError(f"the default of {problem}")
         return param
-    kind = _type_of(raw)
+    kind = type_of(raw)
     if kind is None:
         raise SpecError(f"parameter {name!r}: write {{type: ..., default: ...}} for a default of {raw!r}")
     return Param(name, kind, coerce(kind, raw))
@@ -580,7 +329,7 @@ def plan_run(spec: PipelineSpec, overrides: Iterable[str] | Mapping[str, Any] | 
         Listing every problem found: unknown keys, wrong types, secrets, notebooks without a
         ``parameters`` cell or missing a built-in, shared parameters no stage uses.
     """
-    secrets = _secret_values()
+    secrets = secret_values()
     shared_over, stage_over, errors = _stage_overrides(spec, parse_overrides(overrides))
     shared = _shared_values(spec, shared_over, secrets, errors)
     stage_params: dict[str, dict] = {}
@@ -617,7 +366,7 @@ def _shared_values(spec: PipelineSpec, overrides: dict, secrets: set[str], error
             problem = param.check(shared[name])
             if problem:
                 errors.append(problem + (" (from -p)" if name in overrides else ""))
-        errors += _check_not_secret(spec.name, name, shared.get(name), secrets)
+        errors += secret_problems(spec.name, name, shared.get(name), secrets)
     return shared
 
 
@@ -628,7 +377,7 @@ def _inherited_values(spec: PipelineSpec, st: Stage, declared: dict[str, Noteboo
     for name, param in spec.parameters.items():
         if name in declared:
             used.add(name)
-            if shared.get(name) is not None and not _compatible(param.type, declared[name].type):
+            if shared.get(name) is not None and not compatible(param.type, declared[name].type):
                 errors.append(f"stage {st.name!r}: {name!r} is {param.type} in the spec but {declared[name].type} in {st.notebook.name}")
             values[name] = shared.get(name)
     return values
@@ -640,7 +389,7 @@ def _own_values(st: Stage, declared: dict[str, NotebookParam], overrides: dict, 
     notebook's parameters cell; a refused one is left out and its problem goes to ``errors``."""
     values = {}
     for name, raw in st.parameters.items():
-        found = _check_not_secret(f"stage {st.name!r}", name, overrides.get(name, raw), secrets)
+        found = secret_problems(f"stage {st.name!r}", name, overrides.get(name, raw), secrets)
         if found:
             errors += found
             continue
@@ -651,7 +400,7 @@ def _own_values(st: Stage, declared: dict[str, NotebookParam], overrides: dict, 
             errors.append(f"stage {st.name!r}: {name!r} is set by the runner")
             continue
         bounds = st.declared.get(name)
-        kind = (bounds.type if bounds else None) or _type_of(raw) or declared[name].type or "str"
+        kind = (bounds.type if bounds else None) or type_of(raw) or declared[name].type or "str"
         try:
             value = coerce(kind, overrides.get(name, raw))
         except ValueError as exc:
@@ -661,7 +410,7 @@ def _own_values(st: Stage, declared: dict[str, NotebookParam], overrides: dict, 
         if problem:
             errors.append(f"stage {st.name!r}: {problem}")
             continue
-        if not _compatible(kind, declared[name].type):
+        if not compatible(kind, declared[name].type):
             errors.append(f"stage {st.name!r}: {name!r} is {kind} in the spec but {declared[name].type} in {st.notebook.name}")
         values[name] = value
     return values

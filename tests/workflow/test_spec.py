@@ -107,6 +107,20 @@ def test_coerce():
         coerce("bool", "maybe")
 
 
+def test_as_of_labels_are_utc_whatever_zone_the_value_carries():
+    import datetime as dt
+
+    from research.workflow.spec import canonical_date
+
+    # an aware date-time is the same instant in UTC, without a zone; a date stays a date
+    assert canonical_date("2020-01-02T05:00:00+05:00") == "2020-01-02T00:00:00"
+    assert canonical_date("2020-01-01T22:30:00-03:00") == "2020-01-02T01:30:00"
+    assert canonical_date(dt.datetime(2020, 1, 2, 5, tzinfo=dt.timezone(dt.timedelta(hours=5)))) == "2020-01-02T00:00:00"
+    assert coerce("date", "2020-01-02T05:00:00+05:00") == "2020-01-02T00:00:00"
+    assert canonical_date("2020-01-02T05:00:00") == "2020-01-02T05:00:00"  # naive is read as UTC
+    assert canonical_date("2020-01-02") == "2020-01-02"
+
+
 def test_declared_bounds_refuse_out_of_range_values_before_execution(tmp_path, toys):
     path = toys.write_spec(tmp_path, "toy-bounds", [
         {"name": "numbers", "notebook": "01-numbers.ipynb", "writes": ["numbers"],
