@@ -29,7 +29,8 @@ missing range (the last stored bar is refetched, since it may have been partial)
 source marks as still forming (``frame.attrs["partial"]``: today's bar before the session
 closes) are never stored as final: they are left out and listed in the manifest's
 ``partial_excluded``, and the next fetch brings them once complete. When a live source fails, the stored copy is returned with ``attrs["stale"] = True`` and a warning saying
-how old it is.
+how old it is. What an ingest fetches and records, apart from the files, is in
+:mod:`research.data.ingest`.
 """
 
 from __future__ import annotations
@@ -42,8 +43,6 @@ import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -62,6 +61,13 @@ from research.data.errors import (
     StoreError,
     SymbolNotFoundError,
 )
+from research.data.ingest import (
+    IngestResult,
+    StaleDataWarning,
+    age_text,
+    fetch_for_ingest,
+    ingest_meta,
+)
 from research.data.integrity import (
     check_digest,
     column_hashes,
@@ -75,7 +81,7 @@ from research.data.integrity import (
     verify_columns,
     verify_frame,
 )
-from research.data.schema import ValidationReport, ValidationResult, validate_ohlcv
+from research.data.schema import ValidationResult, validate_ohlcv
 from research.data.sources.base import INTERVALS, Source
 from research.timeutil import to_utc, to_utc_index
 
@@ -85,31 +91,6 @@ log = logging.getLogger(__name__)
 _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-
-
-class StaleDataWarning(UserWarning):
-    """A live source failed and the stored copy was served instead."""
-
-
-@dataclass
-class IngestResult:
-    """What :meth:`Store.ingest` did for one symbol."""
-
-    frame: pd.DataFrame
-    manifest: dict
-    report: ValidationReport | None
-    fetched: bool
-    stale: bool = False
-
-
-def _versions(extra: list[str]) -> dict[str, str]:
-    out = {}
-    for name in ["quant-workbench", "pandas", "pyarrow", "numpy", *extra]:
-        try:
-            out[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def _now() -> pd.Timestamp:
@@ -446,7 +427,7 @@ class Store:
         if m is not None and not refresh and self._fresh(source, m, start, end):
             return IngestResult(self.read(source.name, interval, symbol, start=start, end=end), m, None, False)
         try:
-            raw = self._fetch(source, symbol, start, end, interval, m, refresh)
+            raw = fetch_for_ingest(source, symbol, start, end, interval, m, refresh)
         except SourceError as exc:
             if m is None:
                 raise
@@ -492,32 +473,8 @@ class Store:
             quarantined = self._append_quarantine(
                 source.name, interval, symbol, result.quarantine, replace_corrupt=refresh
             )
-            meta = _ingest_meta(source, symbol, result, partial, quarantined)
+            meta = ingest_meta(source, symbol, result, partial, quarantined)
             return self.write(source.name, interval, symbol, clean, meta=meta)
-
-    @staticmethod
-    def _fetch(
-        source: Source, symbol: str, start: pd.Timestamp | None, end: pd.Timestamp | None, interval: str,
-        m: dict | None, refresh: bool,
-    ) -> pd.DataFrame:
-        """What to fetch for an ingest.
-
-        A live source fetches from the requested or last stored bar up to now; a source that
-        makes any range (synthetic) fetches the requested bars together with the stored ones,
-        so the stored copy stays one unbroken range; any other static source is stored whole
-        and sliced on read, so one ingest serves every range.
-        """
-        stored = m is not None and m["rows"] > 0 and not refresh
-        if source.live:
-            if stored and (start is None or start >= pd.Timestamp(m["first"])):  # type: ignore[index]
-                start = pd.Timestamp(m["last"])  # type: ignore[index]
-            return source.fetch(symbol, start, None, interval)
-        if getattr(source, "unbounded", False):
-            if stored:
-                start = min(start, pd.Timestamp(m["first"]))  # type: ignore[index, type-var]
-                end = max(end, pd.Timestamp(m["last"]))  # type: ignore[index, type-var]
-            return source.fetch(symbol, start, end, interval)
-        return source.fetch(symbol, None, None, interval)
 
     def _manifest_for_ingest(self, source: str, interval: str, symbol: str, refresh: bool) -> dict | None:
         try:
@@ -536,7 +493,7 @@ class Store:
         age = _now() - pd.Timestamp(m["fetched_at"])
         what = f"{source.name} failed for {symbol}" if isinstance(exc, SourceError) else f"the update of {symbol} was not stored"
         warnings.warn(
-            f"{what} ({exc}); serving the stored copy fetched {_age(age)} ago (last bar {m['last']})",
+            f"{what} ({exc}); serving the stored copy fetched {age_text(age)} ago (last bar {m['last']})",
             StaleDataWarning,
             stacklevel=3,
         )
@@ -569,22 +526,6 @@ def dataset_file_name(symbol: str) -> str:
     return f"{quote(symbol, safe='^=.-_')}.parquet"
 
 
-def _ingest_meta(source: Source, symbol: str, result: ValidationResult, partial: pd.DatetimeIndex,
-                 quarantined: int) -> dict:
-    """The manifest fields an ingest records: provenance, libraries, and what validation found."""
-    return {
-        "provenance": source.provenance(symbol),
-        "synthetic": source.synthetic,
-        "calendar": source.calendar(symbol).name,
-        "versions": _versions(getattr(source, "libraries", [])),
-        "quarantined": quarantined,
-        "flags": int(sum(result.report.flags.values())),
-        "gaps": result.report.gaps,
-        "partial_excluded": [t.isoformat() for t in partial],
-        "last_report": result.report.to_dict(),
-    }
-
-
 def _partial_index(raw: pd.DataFrame) -> pd.DatetimeIndex:
     """Bars a live source marked as still forming (``raw.attrs["partial"]``), in UTC."""
     marked = raw.attrs.get("partial") if isinstance(raw, pd.DataFrame) else None
@@ -599,12 +540,3 @@ def _quarantine_keys(rows: pd.DataFrame) -> list[str]:
     index = [str(t) for t in rows.index]
     values = rows[cols].astype(str).to_numpy().tolist() if cols else [[] for _ in index]
     return [hashlib.sha256(json.dumps([t, v]).encode()).hexdigest() for t, v in zip(index, values, strict=True)]
-
-
-def _age(delta: pd.Timedelta) -> str:
-    secs = delta.total_seconds()
-    if secs < 3600:
-        return f"{secs / 60:.0f} min"
-    if secs < 86400 * 2:
-        return f"{secs / 3600:.1f} h"
-    return f"{secs / 86400:.1f} days"
