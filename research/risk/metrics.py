@@ -1,6 +1,7 @@
 """Risk and performance metrics as pure functions (numpy, pandas and scipy only).
 
-This module imports nothing from ``research`` so any layer (backtests included) can use it.
+This module imports nothing from ``research`` but :mod:`research.risk.activity` (trade and
+position metrics, re-exported here), so any layer (backtests included) can use it.
 
 Data contracts
 --------------
@@ -46,6 +47,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+
+from research.risk.activity import exposure, profit_factor, trade_values, turnover, win_rate
 
 __all__ = [
     "total_return", "annualized_return", "annualized_volatility", "sharpe_ratio",
@@ -411,65 +414,6 @@ def equal_weight_returns(curves: pd.DataFrame) -> pd.Series:
     return curves.pct_change(fill_method=None).mean(axis=1, skipna=True)
 
 
-# --------------------------------------------------------------------------- trades and positions
-
-def _trade_values(trades: pd.DataFrame | pd.Series) -> pd.Series:
-    if isinstance(trades, pd.Series):
-        return trades.astype("float64").dropna()
-    if not isinstance(trades, pd.DataFrame):
-        raise TypeError(f"trades must be a DataFrame with a 'pnl' or 'return' column, not {type(trades).__name__}")
-    lower = {str(c).lower(): c for c in trades.columns}
-    for name in ("pnl", "return"):
-        if name in lower:
-            return trades[lower[name]].astype("float64").dropna()
-    raise ValueError(f"trades must have a 'pnl' or 'return' column; got columns {list(trades.columns)}")
-
-
-def win_rate(trades: pd.DataFrame | pd.Series) -> float:
-    """Fraction of trades with a positive pnl (or return); NaN when there are no trades."""
-    v = _trade_values(trades)
-    return float((v > 0).mean()) if len(v) else float("nan")
-
-
-def profit_factor(trades: pd.DataFrame | pd.Series) -> float:
-    """Gross profit over gross loss; NaN when there is no losing trade (or no trade)."""
-    v = _trade_values(trades)
-    return _ratio(v[v > 0].sum(), -v[v < 0].sum())
-
-
-def _weights(positions: pd.DataFrame | pd.Series) -> pd.DataFrame:
-    if isinstance(positions, pd.Series):
-        return positions.astype("float64").to_frame()
-    if not isinstance(positions, pd.DataFrame):
-        raise TypeError(f"positions must be a DataFrame or Series, not {type(positions).__name__}")
-    pos = positions.astype("float64")
-    lower = {str(c).lower(): c for c in pos.columns}
-    if "cash" in lower:
-        total = pos.sum(axis=1)
-        pos = pos.drop(columns=lower["cash"]).div(total.where(total != 0), axis=0)
-    return pos
-
-
-def exposure(positions: pd.DataFrame | pd.Series) -> float:
-    """Fraction of bars with any non-zero position (a ``cash`` column is ignored)."""
-    w = _weights(positions)
-    return float((w.fillna(0.0) != 0).any(axis=1).mean()) if len(w) else float("nan")
-
-
-def turnover(positions: pd.DataFrame | pd.Series, *, periods_per_year: float | None = 252) -> float:
-    """Traded notional as a fraction of equity: mean over bars of ``sum_i |w_i,t - w_i,t-1|``.
-
-    The first bar is measured from no position, so entering 100% once counts 1.0. Multiplied
-    by ``periods_per_year`` (annual turnover; 2.0 = trading twice the equity a year) unless it
-    is ``None``.
-    """
-    w = _weights(positions).fillna(0.0)
-    if w.empty:
-        return float("nan")
-    traded = w.diff().fillna(w).abs().sum(axis=1).mean()
-    return float(traded * (periods_per_year if periods_per_year is not None else 1.0))
-
-
 # --------------------------------------------------------------------------- summary
 
 def _var_keys() -> list[str]:
@@ -560,7 +504,7 @@ def _trading(trades, positions, ppy: float) -> tuple[dict, dict]:
         out.update(dict.fromkeys(tkeys, np.nan))
         reasons.update(dict.fromkeys(tkeys, "no trades given"))
     else:
-        values = _trade_values(trades)
+        values = trade_values(trades)
         out["# Trades"] = float(len(values))
         out["Win Rate [%]"] = win_rate(values) * 100
         out["Profit Factor"] = profit_factor(values)
