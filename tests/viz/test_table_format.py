@@ -1,4 +1,4 @@
-"""How the dashboards' tables are written for a reader (``research.viz.panels.layout``): human
+"""How the dashboards' tables are written for a reader (``research.viz.panels.tables``): human
 headers, numbers never in scientific notation, booleans, timestamps, explicit formats, raw CSV."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from research.viz.panels.layout import (
+from research.viz.panels.tables import (
     _table_markup,
     cell_text,
     column_label,

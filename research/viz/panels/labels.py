@@ -12,7 +12,7 @@ __all__ = ["canonical_params", "params_label", "curve_index", "metric_text", "ME
 
 #: Trade columns shown with their own precision (prices and P&L in the account's currency units).
 TRADE_FORMATS = {"entry_price": ",.2f", "exit_price": ",.2f", "pnl": ",.2f", "return": "+.2%"}
-#: Trade column headings (the rest are labelled by :func:`research.viz.panels.layout.column_label`).
+#: Trade column headings (the rest are labelled by :func:`research.viz.panels.tables.column_label`).
 TRADE_LABELS = {"entry_time": "Entry", "exit_time": "Exit", "pnl": "P&L", "return": "Return"}
 
 
