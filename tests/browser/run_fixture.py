@@ -4,8 +4,9 @@ Every output of the results contract is written with ``write_output`` and the ru
 with ``publish``, exactly as the pipeline runner does, so dashboards read it through
 ``research.workflow.results.latest``. The numbers come from real computations on seeded synthetic
 prices (moving-average crossovers, the pipeline's sweep record of a 785-pair grid with its deflated
-Sharpe and PBO, naive and rolling-mean forecasts, risk metrics), kept small so the whole run is
-written in about a second. A second, FAILED run is
+Sharpe and PBO, naive and rolling-mean forecasts, risk metrics, scored synthetic headlines for
+the news panel), kept small so the whole run is
+written in a few seconds. A second, FAILED run is
 recorded too (never published) so the pipeline-health page has a failure to show.
 """
 
@@ -220,6 +221,21 @@ def _record(run_id: str, as_of: str, run_dir: Path, *, failed_at: str | None = N
             "error": None if status == "COMPLETED" else {"stage": failed_at, "message": f"stage {failed_at!r} failed"}}
 
 
+def _news(as_of: pd.Timestamp, store_dir: Path) -> pd.DataFrame:
+    """The pipeline's ``news`` output: synthetic headlines known at the as-of date, scored
+    (the news step's own functions, with the headline store kept inside the runs folder)."""
+    from research.news import load_news
+    from research.news.features import known_at
+    from research.news.store import NewsStore
+    from research.stages.news_step import NEWS_OUTPUT_COLUMNS
+
+    when = pd.Timestamp(as_of).tz_localize("UTC") if pd.Timestamp(as_of).tzinfo is None else pd.Timestamp(as_of)
+    news = load_news(list(SYMBOLS), source="synthetic", start=when - pd.Timedelta(days=60),
+                     end=when + pd.Timedelta(days=1), store=NewsStore(store_dir))
+    known = known_at(news, str(when.date()))
+    return known[NEWS_OUTPUT_COLUMNS].sort_values("available", kind="stable").reset_index(drop=True)
+
+
 def write_fixture_run(runs_dir: str | Path, *, bars: int = 400, seed: int = 7) -> PublishedRun:
     """Write and publish a small daily run under ``runs_dir/daily/`` and return it as readers see it."""
     pipeline_dir = Path(runs_dir) / "daily"
@@ -243,7 +259,7 @@ def write_fixture_run(runs_dir: str | Path, *, bars: int = 400, seed: int = 7) -
         "prices": close, "data_report": _data_report(frames, (as_of + pd.Timedelta(hours=21)).isoformat()),
         "predictions": preds, "model_eval": evals, "backtests": backtests, "equity": equity,
         "trades": trades, "positions": positions, **_sweep(frames), "signals": signals, "alerts": alerts,
-        "risk": risk,
+        "risk": risk, "news": _news(as_of, Path(runs_dir).parent / "news-store"),
         "summary": {"symbols": list(SYMBOLS), "source": "synthetic", "bars": bars},
     }
     for name, value in outputs.items():

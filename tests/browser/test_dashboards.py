@@ -174,3 +174,26 @@ def test_a_link_opens_the_same_view_and_changes_rewrite_the_link(served, page):
     page.wait_for_function("() => window.location.search.includes('returns-period=1+week')")
     assert "prices-scale=log+price" in page.url and "vol-window=" in page.url
     assert page.blocked == []
+
+
+def test_the_news_panel_lists_headlines_and_follows_its_symbol(served, page):
+    page.goto(f"{served.url}/voila/render/01-market-overview.ipynb")
+    page.wait_for_function(ALL_DRAWN)
+    news = page.locator(".wb-news")
+    assert news.count() == 1, "the fixture run holds news: the market page must show its panel"
+    rows = page.locator(".wb-news-headlines tr")
+    assert rows.count() > 1 and "headline" in rows.first.inner_text()
+    assert "Synthetic headlines" in page.locator(".wb-news-synthetic").inner_text()
+    select = page.locator(".wb-news-symbol select")
+    symbols = [o.strip() for o in select.locator("option").all_text_contents()][1:]
+    assert symbols, "no symbol to filter the headlines by"
+    target = symbols[-1]
+    select.select_option(label=target)
+    page.wait_for_function(
+        "(s) => ((document.querySelector('.wb-news-fig .gtitle') || {}).textContent || '').startsWith(s)",
+        arg=target, timeout=30_000)
+    page.wait_for_function(
+        "(s) => [...document.querySelectorAll('.wb-news-headlines tr')].slice(1)"
+        ".every(r => r.cells[1] && r.cells[1].textContent === s)", arg=target, timeout=30_000)
+    assert _title(page, "wb-news-fig").startswith(target)
+    assert page.blocked == []

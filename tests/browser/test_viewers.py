@@ -20,6 +20,7 @@ import urllib.request
 import pytest
 
 from research.viz.panels import DASHBOARDS
+from research.viz.panels.viewers import CONNECT_GRACE
 from tests.browser.conftest import LAUNCH_ARGS
 from tests.browser.test_dashboards import ALL_DRAWN, _change_a_widget
 
@@ -118,6 +119,32 @@ def test_completed_gets_without_a_browser_leave_the_next_viewer_a_page(aged, bro
         context.close()
     unconnected = re.findall(r"no browser connected to kernel ([0-9a-f-]{36})", _log(aged))
     assert len(unconnected) >= 10, "the kernels of pages no browser connected to were not released"
+
+
+def test_a_browser_slower_than_the_connect_grace_still_gets_a_live_page(aged, browser):
+    """On a busy machine a browser can take longer than the connect grace to load the page's
+    scripts; its page said it is loading, so its kernel waits for it (here the page's main
+    script is held back past the grace)."""
+    context = browser.new_context()
+    held = []
+    context.route("**/voila/static/voila.js", held.append)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(f"{aged.url}/voila/render/05-pipeline-health.ipynb", wait_until="commit")
+        page.wait_for_function("() => !!document.getElementById('jupyter-config-data')")
+        kernel_id = page.evaluate(KERNEL_ID)
+        page.wait_for_timeout((CONNECT_GRACE + 4) * 1000)  # past the grace with the scripts not loaded
+        assert held, "the page never asked for its script"
+        for route in held:
+            route.continue_()
+        page.wait_for_function(ALL_DRAWN)
+        assert _wait_log(aged, f"a viewer connected to kernel {kernel_id}", timeout=60)
+        control, before, after = _change_a_widget(page, "05-pipeline-health")
+        assert after != before, "the slow browser's page is not live"
+        assert f"Kernel shutdown: {kernel_id}" not in _log(aged)
+    finally:
+        context.close()
 
 
 def _open_live(context, url: str, served) -> str:

@@ -125,23 +125,26 @@ def test_a_quick_reconnect_keeps_the_kernel():
     assert km.shut == [] and km.connected_viewers() == 1
 
 
-@given(st.lists(st.sampled_from(["start", "deliver", "connect", "disconnect"]), max_size=12))
-def test_only_connected_viewers_are_counted_and_waiting_kernels_are_protected(events):
+@given(st.lists(st.sampled_from(["start", "deliver", "loading", "connect", "disconnect"]), max_size=12))
+def test_only_connected_or_loading_viewers_are_counted_and_waiting_kernels_are_protected(events):
     async def scenario():
         km = _manager(kernels=["k"])
-        open_sockets = 0
+        open_sockets, loading = 0, False
         for event in events:
             if event == "start":
                 km.page_started("k")
             elif event == "deliver":
                 km.page_delivered("k")
+            elif event == "loading":
+                loading = km.page_loading("k") or loading
             elif event == "connect":
                 km.viewer_connected("k")
-                open_sockets += 1
+                open_sockets, loading = open_sockets + 1, False
             elif open_sockets:
                 km.viewer_disconnected("k")
                 open_sockets -= 1
-            assert km.connected_viewers() == (1 if open_sockets and "k" in km else 0)
+            assert loading == ("k" in km._wb()["loading"])
+            assert km.connected_viewers() == (1 if (open_sockets or loading) and "k" in km else 0)
             km.culled.clear()
             await km.cull_kernel_if_idle("k")
             protected = open_sockets > 0 or "k" in km._wb()["waiting"]
@@ -163,6 +166,48 @@ def test_eviction_frees_the_longest_waiting_delivered_page_first():
         km.page_delivered("new")
         km.page_started("inflight")  # its page is still being sent: never evicted
         evicted = await km.evict_waiting(keep_below=2, total=3)
+        for timer in km._wb()["timers"].values():
+            timer.cancel()
+        return km, evicted
+
+    km, evicted = _run(scenario())
+    assert evicted == 2 and km.shut == ["old", "new"]
+
+
+def test_a_page_loading_in_a_browser_keeps_its_kernel_past_the_connect_grace():
+    """A busy machine can take longer than the connect grace to load a page's scripts: the page's
+    kernel must still be there when the browser connects (4 browsers at once at load 8-10 got a
+    page whose kernel had been shut down 10 s after it was delivered)."""
+    async def scenario():
+        km = _manager(kernels=["browser", "curl", "early"])
+        km.wb_loading_grace = 0.8
+        for kid in ("browser", "curl", "early"):
+            km.page_started(kid)
+        assert km.page_loading("early")  # the page's script ran before the server finished the request
+        for kid in ("browser", "curl", "early"):
+            km.page_delivered(kid)
+        assert km.page_loading("browser") and not km.page_loading("unknown")
+        await asyncio.sleep(0.4)  # past the connect grace
+        during = list(km.shut), km.connected_viewers()
+        km.viewer_connected("browser")
+        await asyncio.sleep(0.7)  # past the loading grace: the page that never connected goes too
+        return km, during
+
+    km, (shut_during, counted_during) = _run(scenario())
+    assert shut_during == ["curl"] and counted_during == 2
+    assert km.shut == ["curl", "early"] and km.connected_viewers() == 1
+
+
+def test_eviction_keeps_a_page_loading_in_a_browser():
+    async def scenario():
+        km = _manager(kernels=["old", "loading", "new"])
+        km.wb_connect_grace = 60
+        for kid in ("old", "loading", "new"):
+            km.page_started(kid)
+            km.page_delivered(kid)
+            await asyncio.sleep(0.01)
+        km.page_loading("loading")
+        evicted = await km.evict_waiting(keep_below=1, total=3)
         for timer in km._wb()["timers"].values():
             timer.cancel()
         return km, evicted

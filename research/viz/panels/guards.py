@@ -32,7 +32,7 @@ from tornado.httputil import HTTPServerRequest, split_host_and_port
 
 __all__ = [
     "STATIC_DIR", "TEMPLATE_DIR", "PLOTLY_ASSET", "LOOPBACK_HOSTS", "MIN_TOKEN_LENGTH", "DEFAULT_MAX_VIEWERS",
-    "host_allowed", "guard_handlers", "viewer_kernels", "counted_viewers", "busy_page", "OfflineAssetHandler", "guarded_page_class",
+    "host_allowed", "guard_handlers", "viewer_kernels", "counted_viewers", "busy_page", "OfflineAssetHandler", "PageLoadingHandler", "guarded_page_class",
 ]
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,23 @@ class OfflineAssetHandler(tornado.web.RequestHandler):
             self.finish(packed)
         else:
             self.finish(gzip.decompress(packed))
+
+
+class PageLoadingHandler(tornado.web.RequestHandler):
+    """``GET /voila/wb/loading/<kernel id>``: the first script of a dashboard page reports that the
+    page is loading in a browser, so its kernel waits longer for the browser's websocket
+    (:meth:`research.viz.panels.viewers.ViewerKernelsMixin.page_loading`). Answers 204 whatever
+    the id (nothing about other kernels is told)."""
+
+    def initialize(self, manager: Any) -> None:
+        self.manager = manager
+
+    def get(self, kernel_id: str) -> None:
+        if hasattr(self.manager, "page_loading"):
+            self.manager.page_loading(kernel_id)
+        self.set_header("Cache-Control", "no-store")
+        self.set_status(204)
+        self.finish()
 
 
 def _drop_template_args(request: HTTPServerRequest) -> None:

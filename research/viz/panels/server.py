@@ -42,6 +42,7 @@ from research.viz.panels.guards import (
     STATIC_DIR,
     TEMPLATE_DIR,
     OfflineAssetHandler,
+    PageLoadingHandler,
     guard_handlers,
     guarded_page_class,
 )
@@ -209,7 +210,7 @@ def _locked_voila_class() -> type:
             # viewer kernels live as long as their viewer's websocket (research.viz.panels.viewers)
             manager = self.kernel_manager
             manager.__class__ = viewer_kernel_manager_class(type(manager))
-            for key in ("wb_connect_grace", "wb_release_after"):
+            for key in ("wb_connect_grace", "wb_loading_grace", "wb_release_after"):
                 if key in self.tornado_settings:
                     setattr(manager, key, float(self.tornado_settings[key]))
             return settings
@@ -217,6 +218,8 @@ def _locked_voila_class() -> type:
         def init_handlers(self) -> list:
             handlers = [
                 (url_path_join(self.server_url, TRAVERSAL), TraversalGuard),
+                (url_path_join(self.server_url, r"/voila/wb/loading/([0-9a-f-]{36})"), PageLoadingHandler,
+                 {"manager": self.kernel_manager}),
                 (url_path_join(self.server_url, r"/voila/wb/([A-Za-z0-9._-]+)"), OfflineAssetHandler,
                  {"path": str(STATIC_DIR)}),
                 *super().init_handlers(),

@@ -9,13 +9,20 @@ life to that websocket:
   pool. A pool kernel found dead when a viewer arrives is dropped and replaced at once.
 * **page delivered, never connected** (curl, a link preview, a crawler): the kernel is shut down
   :attr:`ViewerKernelsMixin.wb_connect_grace` seconds after the page was delivered.
+* **page loading in a browser**: the page's first script reports it at once
+  (:meth:`ViewerKernelsMixin.page_loading`, a request clients that run no script never make), and
+  the browser then has :attr:`ViewerKernelsMixin.wb_loading_grace` seconds to connect: a busy
+  machine can take longer than the connect grace to load the page's scripts, and its viewer must
+  not get a page whose kernel was shut down under it. Such a kernel counts as a viewer and is
+  never evicted to make room.
 * **connected**: never culled while a websocket is open.
 * **websocket closed** (tab closed, browser killed, connection dropped; a sleeping client is
   found by the websocket pings): the kernel is shut down
   :attr:`ViewerKernelsMixin.wb_release_after` seconds later unless a websocket reconnects.
 
-Only connected viewers count as viewers (:meth:`ViewerKernelsMixin.connected_viewers`); kernels
-waiting for a browser are bounded by evicting the longest-waiting one when room is needed.
+Only connected viewers and browsers loading their page count as viewers
+(:meth:`ViewerKernelsMixin.connected_viewers`); kernels waiting for a client that runs no script
+are bounded by evicting the longest-waiting one when room is needed.
 
 The behaviour is added to Voila's kernel manager class (built by Voila at start) with
 :func:`viewer_kernel_manager_class`, and the websocket handler is wrapped by
@@ -30,13 +37,15 @@ import time
 from typing import Any
 
 __all__ = [
-    "CONNECT_GRACE", "RELEASE_AFTER", "ViewerKernelsMixin", "viewer_kernel_manager_class", "tracked_websocket_class",
+    "CONNECT_GRACE", "LOADING_GRACE", "RELEASE_AFTER", "ViewerKernelsMixin", "viewer_kernel_manager_class", "tracked_websocket_class",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Seconds a kernel whose page was delivered waits for its browser's websocket.
 CONNECT_GRACE = 10.0
+#: Seconds a kernel whose page reported loading in a browser waits for that browser's websocket.
+LOADING_GRACE = 90.0
 #: Seconds after its last websocket closed before a viewer kernel is shut down (a reconnect wins).
 RELEASE_AFTER = 3.0
 
@@ -49,6 +58,7 @@ class ViewerKernelsMixin:
     """
 
     wb_connect_grace: float = CONNECT_GRACE
+    wb_loading_grace: float = LOADING_GRACE
     wb_release_after: float = RELEASE_AFTER
 
     # ------------------------------------------------------------------ state
@@ -60,20 +70,26 @@ class ViewerKernelsMixin:
         state = self.__dict__.get("_wb_state")
         if state is None:
             # waiting: kernel id -> monotonic deadline (None while its page request is in flight)
-            state = {"waiting": {}, "sockets": {}, "timers": {}}
+            # loading: kernels whose page reported loading in a browser (a subset of waiting)
+            state = {"waiting": {}, "sockets": {}, "timers": {}, "loading": set()}
             self.__dict__["_wb_state"] = state
         return state
 
     def connected_viewers(self) -> int:
-        """Kernels with at least one websocket open (the viewers that count against the cap)."""
-        sockets = self._wb()["sockets"]
-        return sum(1 for kid, n in sockets.items() if n > 0 and kid in self)
+        """Kernels with at least one websocket open, or whose page is loading in a browser (the
+        viewers that count against the cap)."""
+        state = self._wb()
+        viewers = {kid for kid, n in state["sockets"].items() if n > 0} | state["loading"]
+        return sum(1 for kid in viewers if kid in self)
 
     def waiting_kernels(self) -> list[str]:
         """Kernels handed to a page whose websocket has not connected, longest-delivered first."""
         waiting = self._wb()["waiting"]
         delivered = sorted((d, k) for k, d in waiting.items() if d is not None)
         return [k for _, k in delivered] + [k for k, d in waiting.items() if d is None]
+
+    def _wb_grace(self, kernel_id: str) -> float:
+        return self.wb_loading_grace if kernel_id in self._wb()["loading"] else self.wb_connect_grace
 
     # ------------------------------------------------------------------ events
     def page_started(self, kernel_id: str) -> None:
@@ -83,17 +99,31 @@ class ViewerKernelsMixin:
             state["waiting"][kernel_id] = None
 
     def page_delivered(self, kernel_id: str) -> None:
-        """The page of ``kernel_id`` was delivered: its browser has ``wb_connect_grace`` s to connect."""
+        """The page of ``kernel_id`` was delivered: its client has ``wb_connect_grace`` s to connect
+        (``wb_loading_grace`` s once its page reported loading in a browser)."""
         state = self._wb()
         if kernel_id not in state["waiting"]:
             return
-        state["waiting"][kernel_id] = time.monotonic() + self.wb_connect_grace
-        self._wb_later(kernel_id, self.wb_connect_grace, self._wb_expire_waiting)
+        grace = self._wb_grace(kernel_id)
+        state["waiting"][kernel_id] = time.monotonic() + grace
+        self._wb_later(kernel_id, grace, self._wb_expire_waiting)
+
+    def page_loading(self, kernel_id: str) -> bool:
+        """The page of ``kernel_id`` runs in a browser (its first script said so): the browser has
+        ``wb_loading_grace`` s to connect. Returns whether ``kernel_id`` was waiting for one."""
+        state = self._wb()
+        if kernel_id not in state["waiting"] or kernel_id not in self:
+            return False
+        state["loading"].add(kernel_id)
+        if state["waiting"][kernel_id] is not None:  # delivered already: a longer wait from now
+            self.page_delivered(kernel_id)
+        return True
 
     def viewer_connected(self, kernel_id: str) -> None:
         """A websocket to ``kernel_id`` opened."""
         state = self._wb()
         state["waiting"].pop(kernel_id, None)
+        state["loading"].discard(kernel_id)
         state["sockets"][kernel_id] = state["sockets"].get(kernel_id, 0) + 1
         self._wb_cancel(kernel_id)
         self._wb_log().info("a viewer connected to kernel %s", kernel_id)
@@ -122,7 +152,7 @@ class ViewerKernelsMixin:
         if deadline is None or time.monotonic() < deadline - 0.05:
             return
         self._wb_log().info("no browser connected to kernel %s within %.0f s of its page: shutting it down",
-                 kernel_id, self.wb_connect_grace)
+                            kernel_id, self._wb_grace(kernel_id))
         await self._wb_shutdown(kernel_id)
 
     async def _wb_release(self, kernel_id: str) -> None:
@@ -146,16 +176,20 @@ class ViewerKernelsMixin:
         state = self._wb()
         state["waiting"].pop(kernel_id, None)
         state["sockets"].pop(kernel_id, None)
+        state["loading"].discard(kernel_id)
         self._wb_cancel(kernel_id)
 
     async def evict_waiting(self, *, keep_below: int, total: int) -> int:
         """Shut down delivered-but-unconnected kernels, longest waiting first, until fewer than
-        ``keep_below`` viewer kernels remain (``total`` live now). Returns how many were shut down."""
-        waiting = self._wb()["waiting"]
+        ``keep_below`` viewer kernels remain (``total`` live now); a page loading in a browser is
+        kept (its viewer is on the way). Returns how many were shut down."""
+        state = self._wb()
         evicted = 0
         for kid in self.waiting_kernels():
-            if total - evicted < keep_below or waiting.get(kid) is None:
+            if total - evicted < keep_below or state["waiting"].get(kid) is None:
                 break
+            if kid in state["loading"]:
+                continue
             self._wb_log().info("room needed: shutting down kernel %s (its page was never connected)", kid)
             await self._wb_shutdown(kid)
             evicted += 1
