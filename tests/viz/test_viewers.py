@@ -39,7 +39,7 @@ class FakeManager:
     def __init__(self, kernels=(), pool=()) -> None:
         self.kernels = {k: _Kernel() for k in [*kernels, *pool]}
         self._pools = {"nb.ipynb": [_Task(k) for k in pool]}
-        self.culled, self.shut, self.filled = [], [], 0
+        self.culled, self.shut, self.filled, self.started = [], [], 0, []
 
     def __contains__(self, kid: str) -> bool:
         return kid in self.kernels
@@ -56,6 +56,10 @@ class FakeManager:
 
     async def cull_kernel_if_idle(self, kid: str) -> None:
         self.culled.append(kid)
+
+    async def _initialize(self, notebook_path, kernel_id=None, **kwargs) -> dict:
+        self.started.append((notebook_path, kernel_id, asyncio.get_running_loop().time()))
+        return {"kernel_id": kernel_id or f"new{len(self.started)}"}
 
     async def shutdown_kernel(self, kid: str) -> None:
         self.shut.append(kid)
@@ -214,6 +218,42 @@ def test_eviction_keeps_a_page_loading_in_a_browser():
 
     km, evicted = _run(scenario())
     assert evicted == 2 and km.shut == ["old", "new"]
+
+
+def test_a_pool_refill_waits_for_the_pages_on_their_way_to_their_browsers():
+    """Starting a pool kernel executes a dashboard (seconds of CPU): it waits until the page
+    handed out has its browser connected, so it does not slow that browser's page load."""
+    async def scenario():
+        km = _manager(kernels=["viewer"])
+        km.wb_connect_grace = km.wb_refill_wait = 5
+        loop = asyncio.get_running_loop()
+        km.page_started("viewer")
+        km.page_delivered("viewer")
+        t0 = loop.time()
+        refill = loop.create_task(km._initialize("nb.ipynb"))
+        await asyncio.sleep(0.5)
+        started_early = list(km.started)
+        km.viewer_connected("viewer")
+        await refill
+        restart = await km._initialize("nb.ipynb", "viewer")  # a restart never waits
+        return km, started_early, km.started[0][2] - t0, restart
+
+    km, early, waited, restart = _run(scenario())
+    assert early == [] and 0.5 <= waited < 2 and restart == {"kernel_id": "viewer"}
+
+
+def test_a_pool_refill_waits_no_longer_than_its_bound():
+    async def scenario():
+        km = _manager(kernels=["never"])
+        km.wb_connect_grace, km.wb_refill_wait = 60, 0.3
+        km.page_started("never")
+        km.page_delivered("never")
+        waited = await km._wb_pages_arrived()
+        for timer in km._wb()["timers"].values():
+            timer.cancel()
+        return waited
+
+    assert 0.3 <= _run(scenario()) < 1.5
 
 
 def test_the_mixin_is_added_once():

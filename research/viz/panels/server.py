@@ -210,7 +210,7 @@ def _locked_voila_class() -> type:
             # viewer kernels live as long as their viewer's websocket (research.viz.panels.viewers)
             manager = self.kernel_manager
             manager.__class__ = viewer_kernel_manager_class(type(manager))
-            for key in ("wb_connect_grace", "wb_loading_grace", "wb_release_after"):
+            for key in ("wb_connect_grace", "wb_loading_grace", "wb_refill_wait", "wb_release_after"):
                 if key in self.tornado_settings:
                     setattr(manager, key, float(self.tornado_settings[key]))
             return settings

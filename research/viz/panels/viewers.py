@@ -20,6 +20,11 @@ life to that websocket:
   found by the websocket pings): the kernel is shut down
   :attr:`ViewerKernelsMixin.wb_release_after` seconds later unless a websocket reconnects.
 
+A pool refill (a kernel started and the dashboard executed in it, seconds of CPU) waits while
+pages are on their way to browsers that have not connected yet, at most
+:attr:`ViewerKernelsMixin.wb_refill_wait` seconds: on a busy machine it would otherwise compete
+with the browsers loading those pages.
+
 Only connected viewers and browsers loading their page count as viewers
 (:meth:`ViewerKernelsMixin.connected_viewers`); kernels waiting for a client that runs no script
 are bounded by evicting the longest-waiting one when room is needed.
@@ -37,7 +42,7 @@ import time
 from typing import Any
 
 __all__ = [
-    "CONNECT_GRACE", "LOADING_GRACE", "RELEASE_AFTER", "ViewerKernelsMixin", "viewer_kernel_manager_class", "tracked_websocket_class",
+    "CONNECT_GRACE", "LOADING_GRACE", "REFILL_WAIT", "RELEASE_AFTER", "ViewerKernelsMixin", "viewer_kernel_manager_class", "tracked_websocket_class",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,8 @@ log = logging.getLogger(__name__)
 CONNECT_GRACE = 10.0
 #: Seconds a kernel whose page reported loading in a browser waits for that browser's websocket.
 LOADING_GRACE = 90.0
+#: Longest wait of a pool refill for the pages on their way to their browsers.
+REFILL_WAIT = 15.0
 #: Seconds after its last websocket closed before a viewer kernel is shut down (a reconnect wins).
 RELEASE_AFTER = 3.0
 
@@ -59,6 +66,7 @@ class ViewerKernelsMixin:
 
     wb_connect_grace: float = CONNECT_GRACE
     wb_loading_grace: float = LOADING_GRACE
+    wb_refill_wait: float = REFILL_WAIT
     wb_release_after: float = RELEASE_AFTER
 
     # ------------------------------------------------------------------ state
@@ -220,6 +228,23 @@ class ViewerKernelsMixin:
                 pool.remove(task)
         if not pool:
             self.fill_if_needed(delay=0, notebook_name=notebook_name)
+
+    async def _initialize(self, notebook_path: str, kernel_id: str | None = None, **kwargs: Any) -> Any:
+        """Voila's start of a pool kernel (a refill), once no page waits for its browser."""
+        if kernel_id is None:  # a new pool kernel, not a restart
+            await self._wb_pages_arrived()
+        return await super()._initialize(notebook_path, kernel_id, **kwargs)
+
+    async def _wb_pages_arrived(self) -> float:
+        """Wait (at most ``wb_refill_wait`` s) until no delivered page waits for its browser;
+        returns the seconds waited."""
+        t0 = time.monotonic()
+        waiting = self._wb()["waiting"]
+        while time.monotonic() - t0 < self.wb_refill_wait:
+            if not any(k in self for k in waiting):
+                break
+            await asyncio.sleep(0.2)
+        return time.monotonic() - t0
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> Any:
         """Never cull a kernel waiting for its viewer's websocket, nor one with a viewer connected."""
