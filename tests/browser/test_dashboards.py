@@ -183,7 +183,7 @@ def test_the_news_panel_lists_headlines_and_follows_its_symbol(served, page):
     assert news.count() == 1, "the fixture run holds news: the market page must show its panel"
     rows = page.locator(".wb-news-headlines tr")
     assert rows.count() > 1 and "headline" in rows.first.inner_text()
-    assert "Synthetic headlines" in page.locator(".wb-news-synthetic").inner_text()
+    assert "Synthetic headlines" in page.locator(".wb-news-synthetic").first.inner_text()
     select = page.locator(".wb-news-symbol select")
     symbols = [o.strip() for o in select.locator("option").all_text_contents()][1:]
     assert symbols, "no symbol to filter the headlines by"

@@ -127,7 +127,7 @@ def test_a_browser_slower_than_the_connect_grace_still_gets_a_live_page(aged, br
     script is held back past the grace)."""
     context = browser.new_context()
     held = []
-    context.route("**/voila/static/voila.js", held.append)
+    context.route("**/voila/static/voila.js", lambda route: held.append(route))
     page = context.new_page()
     page.set_default_timeout(120_000)
     try:

@@ -74,7 +74,9 @@ def headlines_html(news: pd.DataFrame, *, symbol: str = ALL, rows: int = 20) -> 
             f"<td>{html.escape(str(row.publisher))}</td>"
             f'<td class="{_tone(float(row.sentiment))}">{float(row.sentiment):+.2f}</td><td>{title}</td></tr>')
     head = "<tr><th>available (UTC)</th><th>symbol</th><th>publisher</th><th>sentiment</th><th>headline</th></tr>"
-    return f'<table class="wb-table wb-news-table">{head}{"".join(lines)}</table>'
+    # in a scroll box: on a phone the table scrolls sideways inside the page, the page does not
+    return (f'<div class="wb-table-scroll"><table class="wb-table wb-news-table">{head}{"".join(lines)}'
+            "</table></div>")
 
 
 def sentiment_figure(prices: pd.DataFrame | None, news: pd.DataFrame, symbol: str, run: PublishedRun | None) -> go.Figure:
@@ -112,6 +114,7 @@ def news_panel(run: PublishedRun) -> widgets.Widget:
     symbols = sorted(news["symbol"].unique())
     pick = dropdown([ALL, *symbols], description="Symbol", dom_class="wb-news-symbol", width="260px")
     table = widgets.HTML(headlines_html(news))
+    table.add_class("wb-table")  # never wider than the page (the table scrolls inside it)
     table.add_class("wb-news-headlines")
     first = symbols[0] if symbols else ""
     out = figure_output(sentiment_figure(prices, news, first, run), dom_class="wb-news-fig", height=380)
