@@ -125,6 +125,7 @@ def test_a_browser_slower_than_the_connect_grace_still_gets_a_live_page(aged, br
     """On a busy machine a browser can take longer than the connect grace to load the page's
     scripts; its page said it is loading, so its kernel waits for it (here the page's main
     script is held back past the grace)."""
+    _pool_ready(aged)
     context = browser.new_context()
     held = []
     context.route("**/voila/static/voila.js", lambda route: held.append(route))
@@ -132,9 +133,10 @@ def test_a_browser_slower_than_the_connect_grace_still_gets_a_live_page(aged, br
     page.set_default_timeout(120_000)
     try:
         page.goto(f"{aged.url}/voila/render/05-pipeline-health.ipynb", wait_until="commit")
-        page.wait_for_function("() => !!document.getElementById('jupyter-config-data')")
+        # the parser waits at the page's main script: every cell has arrived, the page is delivered
+        page.wait_for_function("() => !!document.querySelector('script[src$=\"/voila.js\"]')")
         kernel_id = page.evaluate(KERNEL_ID)
-        page.wait_for_timeout((CONNECT_GRACE + 4) * 1000)  # past the grace with the scripts not loaded
+        page.wait_for_timeout((CONNECT_GRACE + 5) * 1000)  # past the grace with the scripts not loaded
         assert held, "the page never asked for its script"
         for route in held:
             route.continue_()
