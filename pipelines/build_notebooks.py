@@ -55,14 +55,17 @@ STAGES = {
          "                           lookback=lookback, units=units))"],
     ),
     "daily/04-backtest.ipynb": (
-        "# Backtests and a sweep\nEvery strategy on every symbol (and the model's out-of-sample forecasts), plus the "
-        "whole moving-average grid (every fast < slow pair); write `backtests`, `equity`, `sweep`, `sweep_summary` "
-        "(deflated Sharpe and PBO), `sweep_returns` and `sweep_bars`.",
+        "# Backtests and sweeps\nEvery strategy on every symbol (and the model's out-of-sample forecasts), plus a "
+        "sweep of every backtested strategy family over its grid (the whole moving-average grid: every fast < slow "
+        "pair); write `backtests`, `equity`, `sweep`, `sweep_summary` (deflated Sharpe and PBO per family and "
+        "symbol), `sweep_returns` and `sweep_bars`.",
         COMMON + '\nstart = None\nfees = 0.001\nslippage = 0.0005\nsweep_fast = "2:100"\n'
-        'sweep_slow = "10:250:5"',
+        'sweep_slow = "10:250:5"\nsweep_families = "backtested"  # or all, none, a comma list of families\n'
+        'sweep_grid = ""  # FAMILY.PARAM=VALUES; ... (e.g. "rsi_reversion.window=2:40:2")',
         ["from research.stages.steps import backtest_stage",
          "backtest_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval, start=start,\n"
-         "               fees=fees, slippage=slippage, sweep_fast=sweep_fast, sweep_slow=sweep_slow)"],
+         "               fees=fees, slippage=slippage, sweep_fast=sweep_fast, sweep_slow=sweep_slow,\n"
+         "               sweep_families=sweep_families, sweep_grid=sweep_grid)"],
     ),
     "daily/05-risk.ipynb": (
         "# Risk report\nThe equal-weight book of a strategy across the universe, against buy and hold, with the "

@@ -108,7 +108,7 @@ PIPELINES: dict[str, dict[str, dict[str, Any]]] = {
         "news": {"news_source": "synthetic", "lookback_days": 365},
         "model": {"n_folds": 2, "test_size": 126, "lookback": 30, "units": 16},
         "backtest": {"fees": 0.001, "slippage": 0.0005, "sweep_fast": "2:100",
-                     "sweep_slow": "10:250:5"},
+                     "sweep_slow": "10:250:5", "sweep_families": "backtested", "sweep_grid": ""},
         "risk": {"strategy": "ma_crossover"},
         "signals": {"sizing": "vol_target", "vol_target": 0.15, "periods_per_year": None, **_ALERTS},
         "paper": {"drift_window": 20, "drift_band": 0.01},

@@ -328,13 +328,14 @@ def probability_of_backtest_overfitting(
 
 def sweep_overfitting(sweep: Any, symbol: str, *, pbo_sweep: Any | None = None, n_splits: int = 16,
                       max_combinations: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """The best cell of a moving-average sweep by Sharpe, deflated over every cell, and a PBO.
+    """The best cell of a fused sweep by Sharpe, deflated over every cell, and a PBO.
 
     Parameters
     ----------
     sweep : SweepResult
-        A fused sweep (:func:`research.backtest.sweep.sweep_ma_crossover`); its ``table`` has
-        ``symbol``, ``fast``, ``slow``, ``sharpe`` (annualised) and ``total_return``.
+        A fused sweep of any family (:func:`research.backtest.sweep.sweep`); its ``table`` has
+        ``symbol``, the swept parameters (``param_names``), ``sharpe`` (annualised) and
+        ``total_return``.
     symbol : str
         The symbol whose cells are judged.
     pbo_sweep : SweepResult, optional
@@ -346,11 +347,12 @@ def sweep_overfitting(sweep: Any, symbol: str, *, pbo_sweep: Any | None = None, 
     Returns
     -------
     dict
-        ``symbol``, ``selected_by``, ``pairs``; with a finite Sharpe also ``fast``, ``slow``,
-        ``sharpe``, ``total_return`` and the deflated Sharpe's figures (``deflated_sharpe``,
-        ``expected_max_sharpe`` annualised, ``dsr_trials``, ``n_obs``, ``skew``, ``kurtosis``)
-        or ``dsr_note``; with ``pbo_sweep`` the PBO's (``pbo``, ``prob_oos_loss``,
-        ``pbo_trials``, ``pbo_splits``, ``pbo_combinations``) or ``pbo_note``.
+        ``symbol``, ``selected_by``, ``pairs`` (the number of cells); with a finite Sharpe also
+        the best cell's parameters (``fast``, ``slow`` for the crossover; ``window``, ``lower``...
+        for others), ``sharpe``, ``total_return`` and the deflated Sharpe's figures
+        (``deflated_sharpe``, ``expected_max_sharpe`` annualised, ``dsr_trials``, ``n_obs``,
+        ``skew``, ``kurtosis``) or ``dsr_note``; with ``pbo_sweep`` the PBO's (``pbo``,
+        ``prob_oos_loss``, ``pbo_trials``, ``pbo_splits``, ``pbo_combinations``) or ``pbo_note``.
     """
     rows = sweep.table[sweep.table["symbol"] == symbol]
     ppy = float(sweep.params["periods_per_year"])
@@ -358,18 +360,18 @@ def sweep_overfitting(sweep: Any, symbol: str, *, pbo_sweep: Any | None = None, 
     out: dict[str, Any] = {"symbol": symbol, "selected_by": "sharpe", "pairs": len(rows)}
     if best is None:
         return out
-    f, s = int(best["fast"]), int(best["slow"])
-    out.update(fast=f, slow=s, sharpe=float(best["sharpe"]), total_return=float(best["total_return"]))
+    cell = {name: _scalar(best[name]) for name in sweep.param_names}
+    out.update(cell, sharpe=float(best["sharpe"]), total_return=float(best["total_return"]))
     per_bar = rows["sharpe"].to_numpy(dtype="float64") / math.sqrt(ppy)
     try:
-        dsr = deflated_sharpe_ratio(sweep.cell_returns(symbol, fast=f, slow=s), trial_sharpes=per_bar)
+        dsr = deflated_sharpe_ratio(sweep.cell_returns(symbol, **cell), trial_sharpes=per_bar)
         out.update(deflated_sharpe=dsr.dsr, expected_max_sharpe=dsr.expected_max_sharpe * math.sqrt(ppy),
                    dsr_trials=dsr.n_trials, n_obs=dsr.n_obs, skew=dsr.skew, kurtosis=dsr.kurtosis)
     except ValueError as exc:
         out["dsr_note"] = str(exc)
     if pbo_sweep is not None:
-        trials = pbo_sweep.trial_returns(symbol)
         try:
+            trials = pbo_sweep.trial_returns(symbol)
             pbo = probability_of_backtest_overfitting(trials.to_numpy(), n_splits=n_splits,
                                                       max_combinations=max_combinations, seed=seed)
             out.update(pbo=pbo.pbo, prob_oos_loss=pbo.prob_oos_loss, pbo_trials=pbo.n_trials,
@@ -377,3 +379,8 @@ def sweep_overfitting(sweep: Any, symbol: str, *, pbo_sweep: Any | None = None, 
         except ValueError as exc:
             out["pbo_note"] = str(exc)
     return out
+
+
+def _scalar(value: Any) -> Any:
+    """A table value as a plain Python scalar (``numpy.int64(5)`` -> ``5``)."""
+    return value.item() if hasattr(value, "item") else value

@@ -224,28 +224,48 @@ def until_last_bar(equity: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _sweep_choice(families: Any, grid: Any, strategies: Mapping[str, Any], fast: Any,
+                  slow: Any) -> tuple[list[str], dict[str, dict[str, list[Any]]]]:
+    """The families and grid overrides of the backtest stage's sweep, checked (ValueError) up front."""
+    from research.stages.sweep_grids import family_grids, parse_sweep_grid, resolve_families
+
+    chosen = resolve_families(families, strategies=list(strategies))
+    overrides = parse_sweep_grid(grid)
+    family_grids(chosen, fast=fast, slow=slow, overrides=overrides)
+    return chosen, overrides
+
+
 def backtest_stage(
     output_dir: str, *, symbols: list[str], as_of: str, source: str = "sample", interval: str = "1d",
     start: str | None = None, strategies: Mapping[str, Mapping[str, Any]] | None = None,
     fees: float = _DAILY["backtest"]["fees"], slippage: float = _DAILY["backtest"]["slippage"],
     sweep_fast: str | list[int] = _DAILY["backtest"]["sweep_fast"],
     sweep_slow: str | list[int] = _DAILY["backtest"]["sweep_slow"], sweep_symbol: str | None = None,
+    sweep_families: str | list[str] = _DAILY["backtest"]["sweep_families"],
+    sweep_grid: str | Mapping[str, Mapping[str, Any]] | None = _DAILY["backtest"]["sweep_grid"],
     primary: str = "ma_crossover",
 ) -> pd.DataFrame:
     """Backtest each strategy on each symbol, buy and hold, and the model's out-of-sample
-    forecasts; sweep the MA crossover over every ``fast < slow`` pair of ``sweep_fast`` x
-    ``sweep_slow`` (text ranges ``"2:100"``, ``"10:250:5"`` or lists). Writes ``backtests``,
-    ``equity`` (``strategy|symbol`` curves plus ``portfolio|<primary>``, the equal-weight book of
-    the primary strategy), ``trades``, ``positions`` (the primary book's weights), and the sweep
-    record of :func:`research.stages.sweep_outputs.sweep_record`: ``sweep``, ``sweep_summary``
-    (deflated Sharpe and PBO per symbol), ``sweep_returns`` and ``sweep_bars``."""
+    forecasts, and sweep every backtested strategy that has a fused sweep over its grid.
+
+    Writes ``backtests``, ``equity`` (``strategy|symbol`` curves plus ``portfolio|<primary>``, the
+    equal-weight book of the primary strategy), ``trades``, ``positions`` (the primary book's
+    weights), and the sweep record of :func:`research.stages.sweep_outputs.sweep_record`:
+    ``sweep``, ``sweep_summary`` (deflated Sharpe and PBO per family and symbol), ``sweep_returns``
+    and ``sweep_bars``. Which families and grids: ``sweep_families`` and ``sweep_grid``
+    (:mod:`research.stages.sweep_grids`); the crossover's windows are ``sweep_fast`` x
+    ``sweep_slow`` (text ranges ``"2:100"``, ``"10:250:5"`` or lists; every ``fast < slow`` pair).
+    Both are checked before anything runs.
+    """
     from research.backtest import backtest
-    from research.stages.sweep_outputs import sweep_record
+    from research.stages.sweep_outputs import empty_record, sweep_record
     from research.stages.todays_signals import DEFAULT_STRATEGIES
 
+    strategies = dict(strategies or DEFAULT_STRATEGIES)
+    families, grids = _sweep_choice(sweep_families, sweep_grid, strategies, sweep_fast, sweep_slow)
     prices = _bars(symbols, as_of, source, interval, start)
     costs = {"fees": fees, "slippage": slippage}
-    runs = [(name, backtest(prices, name, params=params, **costs)) for name, params in (strategies or DEFAULT_STRATEGIES).items()]
+    runs = [(name, backtest(prices, name, params=params, **costs)) for name, params in strategies.items()]
     runs.append(("buy_and_hold", backtest(prices, _hold_signals(prices), **costs)))
     pred = _prediction_signals(output_dir, prices)
     if pred is not None:
@@ -263,7 +283,8 @@ def backtest_stage(
             positions = _book_weights(res, symbols, held)
     equity = pd.DataFrame(curves)
     equity.index.name = "timestamp"
-    record = sweep_record(prices, fast=sweep_fast, slow=sweep_slow, target=sweep_symbol or symbols[0], **costs)
+    record = sweep_record(prices, fast=sweep_fast, slow=sweep_slow, target=sweep_symbol or symbols[0],
+                          families=families, grids=grids, **costs) if families else empty_record()
     backtests = pd.concat(tables, ignore_index=True)
     write_output(output_dir, "backtests", backtests)
     write_output(output_dir, "equity", equity)
@@ -276,11 +297,47 @@ def backtest_stage(
 
 
 # ---------------------------------------------------------------- risk
+def _sweep_overfitting(output_dir: str, strategy: str, ppy: float) -> dict | None:
+    """The deflated Sharpe and PBO the backtest stage recorded for ``strategy``'s sweep on the
+    ``sweep_returns`` symbol (``None`` when ``strategy`` was not swept); runs without a
+    ``sweep_summary`` get both from the recorded trial returns."""
+    from research.risk import risk_report
+    from research.stages.sweep_outputs import cell_label
+
+    if not _has(output_dir, "sweep_returns"):
+        return None
+    trials = read_output(output_dir, "sweep_returns")
+    if trials.empty:
+        return None
+    symbol = str(trials.pop("symbol").iloc[0])
+    if _has(output_dir, "sweep_summary"):  # computed over the whole grid
+        summary = read_output(output_dir, "sweep_summary")
+        if "family" in summary:
+            summary = summary[summary["family"].astype(str) == strategy]
+        rows = summary[summary["symbol"].astype(str) == symbol]
+        if rows.empty:
+            return None
+        row = rows.iloc[0]
+        names = str(row.get("param_names") or "fast,slow").split(",")
+        cell = json.loads(row["params"]) if isinstance(row.get("params"), str) else {n: row[n] for n in names}
+        return {"symbol": symbol, "selected": cell_label(strategy, cell), "selected_by": "sharpe",
+                "n_trials": row.get("dsr_trials"), "deflated_sharpe": row.get("deflated_sharpe"),
+                "pbo_pct": None if pd.isna(row.get("pbo")) else 100 * float(row["pbo"]),
+                "pbo_trials": row.get("pbo_trials"), "pbo_grid": row.get("pbo_grid"), "grid": row.get("grid")}
+    if any("|" in str(c) for c in trials.columns):  # one column group per family
+        trials = trials[[c for c in trials.columns if str(c).startswith(f"{strategy}|")]]
+    if trials.shape[1] < 2:
+        return None
+    sel = trials.mean().idxmax()
+    rep_sel = risk_report(trials[sel].dropna(), periods_per_year=ppy, trial_returns=trials)
+    return {"symbol": symbol, "selected": sel, "n_trials": trials.shape[1],
+            "deflated_sharpe": rep_sel.summary.get("Deflated Sharpe Ratio"), "pbo_pct": rep_sel.summary.get("PBO [%]")}
+
+
 def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -> dict:
     """Risk of the equal-weight book of ``strategy`` across symbols, against equal-weight buy and
     hold, with the sweep's overfitting statistics; write ``risk`` (JSON); returns it."""
     from research.data.calendars import periods_per_year
-    from research.risk import risk_report
     from research.risk.report import risk_document
 
     equity = read_output(output_dir, "equity")
@@ -292,21 +349,7 @@ def risk_stage(output_dir: str, *, as_of: str, strategy: str = "ma_crossover") -
     book = equal_weight_returns(equity[cols]).dropna()
     bench = equal_weight_returns(prices).reindex(book.index)
     ppy = periods_per_year(book)
-    trials = read_output(output_dir, "sweep_returns") if _has(output_dir, "sweep_returns") else None
-    overfit = None
-    if trials is not None and _has(output_dir, "sweep_summary"):  # computed over the whole grid
-        symbol = str(trials["symbol"].iloc[0])
-        row = read_output(output_dir, "sweep_summary").set_index("symbol").loc[symbol]
-        overfit = {"symbol": symbol, "selected": f"{row['fast']:.0f}/{row['slow']:.0f}", "selected_by": "sharpe",
-                   "n_trials": row.get("dsr_trials"), "deflated_sharpe": row.get("deflated_sharpe"),
-                   "pbo_pct": None if pd.isna(row.get("pbo")) else 100 * float(row["pbo"]),
-                   "pbo_trials": row.get("pbo_trials"), "pbo_grid": row.get("pbo_grid"), "grid": row.get("grid")}
-    elif trials is not None:
-        symbol = str(trials.pop("symbol").iloc[0])
-        sel = trials.mean().idxmax()
-        rep_sel = risk_report(trials[sel].dropna(), periods_per_year=ppy, trial_returns=trials)
-        overfit = {"symbol": symbol, "selected": sel, "n_trials": trials.shape[1],
-                   "deflated_sharpe": rep_sel.summary.get("Deflated Sharpe Ratio"), "pbo_pct": rep_sel.summary.get("PBO [%]")}
+    overfit = _sweep_overfitting(output_dir, strategy, ppy)
     per_symbol = {c.split("|", 1)[1]: rets[c].dropna() for c in cols if rets[c].notna().sum() > 2}
     doc = {
         "as_of": as_of, "strategy": strategy, "book": "equal-weight across symbols, daily rebalanced",

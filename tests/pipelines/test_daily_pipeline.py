@@ -18,6 +18,8 @@ TINY = [
     "symbols=SPX,MSFT", "start=2012-01-01", "preset=tiny", "max_bars=400", "epochs=1",
     "model.n_folds=2", "model.test_size=40", "model.lookback=20", "model.units=8",
     "backtest.sweep_fast=5,10", "backtest.sweep_slow=20,50",
+    "backtest.sweep_grid=rsi_reversion.window=7,14; rsi_reversion.lower=20,30; rsi_reversion.exit_level=50; "
+    "time_series_momentum.lookback=21,63; time_series_momentum.threshold=0",
 ]
 CONTRACT = ["prices", "data_report", "features", "predictions", "model_eval", "backtests", "equity", "trades",
             "positions", "sweep", "sweep_summary", "sweep_returns", "sweep_bars", "risk", "signals", "alerts", "paper", "summary", "news"]
@@ -78,7 +80,11 @@ def test_daily_outputs_follow_the_contract_and_stop_at_the_as_of_date(daily_run)
     assert {"strategy", "symbol", "params", "entry_time", "exit_time", "size", "entry_price", "exit_price", "pnl", "return"} <= set(trades.columns)
     positions = pub.table("positions")
     assert list(positions.columns) == ["SPX", "MSFT"] and positions.fillna(0).sum(axis=1).le(1 + 1e-9).all()
-    assert len(pub.table("sweep")) == 2 * 4
+    sweep = pub.table("sweep")  # every backtested family, each over its (here tiny) grid
+    assert sweep.groupby("family").size().to_dict() == {"ma_crossover": 2 * 4, "rsi_reversion": 2 * 4,
+                                                        "time_series_momentum": 2 * 2}
+    sweep_summary = pub.table("sweep_summary")
+    assert len(sweep_summary) == 3 * 2 and sweep_summary["deflated_sharpe"].between(0, 1).all()
     sig = pub.table("signals")
     assert len(sig[sig["strategy"] != "prediction"]) == 2 * 3
     assert sig.loc[sig["symbol"] == "MSFT", "stale"].all() and not sig.loc[sig["symbol"] == "SPX", "stale"].any()

@@ -61,7 +61,7 @@ def test_sweep_record_covers_the_grid_and_deflates_over_every_cell(prices):
     n_pairs = len(ma_pairs(range(2, 61), range(10, 151, 5)))
     sweep, summary = out["sweep"], out["sweep_summary"].set_index("symbol")
     assert len(sweep) == 2 * n_pairs and set(sweep["symbol"]) == {"AAA", "BBB"}
-    assert (sweep["fast"] < sweep["slow"]).all()
+    assert (sweep["fast"] < sweep["slow"]).all() and set(sweep["family"]) == {"ma_crossover"}
     for sym in ("AAA", "BBB"):
         row, rows = summary.loc[sym], sweep[sweep["symbol"] == sym]
         best = rows.loc[rows["sharpe"].idxmax()]
@@ -70,6 +70,7 @@ def test_sweep_record_covers_the_grid_and_deflates_over_every_cell(prices):
         assert 0 <= row["deflated_sharpe"] <= 1 and 0 <= row["pbo"] <= 1
         assert 2 <= row["pbo_trials"] <= PBO_MAX_TRIALS and row["pbo_splits"] == 16
         assert row["grid"] == "fast 2:60 x slow 10:150:5" and row["pbo_grid"].startswith("fast 2:")
+        assert row["family"] == "ma_crossover" and row["param_names"] == "fast,slow"
         assert row["fees"] == 0.001 and row["slippage"] == 0.0005 and row["timing"] == "next_open"
     # the deflated Sharpe is the library's, over every cell's Sharpe ratio
     from research.risk.overfitting import deflated_sharpe_ratio
@@ -85,6 +86,7 @@ def test_sweep_record_covers_the_grid_and_deflates_over_every_cell(prices):
     # bounded side outputs: a 4 x 4 sub-grid of returns, the bars each symbol ran on
     trials = out["sweep_returns"]
     assert trials.shape[1] - 1 <= 16 and set(trials["symbol"]) == {"BBB"}
+    assert all(c.startswith("ma_crossover|") for c in trials.columns if c != "symbol")
     bars = out["sweep_bars"]
     assert set(bars.columns) == {"open|AAA", "open|BBB", "close|AAA", "close|BBB"}
     np.testing.assert_allclose(bars["open|AAA"].to_numpy(), prices["open"]["AAA"].to_numpy())
@@ -94,12 +96,13 @@ def test_backtest_stage_records_the_grid_and_the_risk_stage_its_overfitting(tmp_
     out = tmp_path / "outputs"
     ingest_stage(str(out), symbols=["SPX", "MSFT"], as_of="2018-12-31", start="2014-01-01")
     backtest_stage(str(out), symbols=["SPX", "MSFT"], as_of="2018-12-31", start="2014-01-01",
-                   sweep_fast="2:40", sweep_slow="10:100:10")
+                   sweep_fast="2:40", sweep_slow="10:100:10", sweep_families="ma_crossover")
     sweep, summary = read_output(out, "sweep"), read_output(out, "sweep_summary")
     n_pairs = len(ma_pairs(range(2, 41), range(10, 101, 10)))
     assert len(sweep) == 2 * n_pairs and set(summary["symbol"]) == {"SPX", "MSFT"}
     assert (summary["dsr_trials"] == n_pairs).all() and summary["deflated_sharpe"].between(0, 1).all()
     assert read_output(out, "sweep_returns").shape[1] <= 17
+    assert set(sweep["family"]) == set(summary["family"]) == {"ma_crossover"}
     doc = risk_stage(str(out), as_of="2018-12-31")
     spx = summary.set_index("symbol").loc["SPX"]
     assert doc["overfitting"]["n_trials"] == n_pairs
