@@ -140,24 +140,43 @@ def backtest_command(
         typer.echo(f"excluded (no prices): {sym}", err=True)
 
 
+GridOpt = Annotated[list[str] | None, typer.Option(
+    "--grid", "-g", help="Values of one parameter: KEY=START:STOP[:STEP] (both ends included) or KEY=V1,V2; "
+                         "repeat. Besides the strategy's parameters: direction=long,both and the risk levels "
+                         "stop_loss, take_profit, trailing_stop, drawdown_halt (fractions; 0 = off). "
+                         "Default for ma_crossover: every pair 2 <= fast < slow <= 200.")]
+OutOpt = Annotated[Path, typer.Option(help="Folder for the table and heatmaps.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Table format: csv or parquet.")]
+MetricOpt = Annotated[str, typer.Option(help="Metric to maximise and to colour the heatmap by.")]
+XOpt = Annotated[str | None, typer.Option("--x", help="Heatmap x axis (default: the first swept parameter).")]
+YOpt = Annotated[str | None, typer.Option("--y", help="Heatmap y axis (default: the second swept parameter).")]
+FixOpt = Annotated[list[str] | None, typer.Option(
+    "--fix", help="Hold another parameter at one value in the heatmap: KEY=VALUE; repeat.")]
+AggOpt = Annotated[str, typer.Option(help="Fold the parameters neither shown nor fixed by: max, min, median or mean.")]
+WholeOpt = Annotated[bool, typer.Option(help="Trade whole shares only.")]
+OverfitOpt = Annotated[bool, typer.Option(help="Report the deflated Sharpe ratio and the probability of backtest "
+                                               "overfitting of the best set (fused sweeps).")]
+ClusterOpt = Annotated[str | None, typer.Option(
+    help="Run on Dask: 'local' (a LocalCluster, one worker per core) or a scheduler address "
+         "(tcp://host:8786). Default: in this process.")]
+CacheOpt = Annotated[bool | None, typer.Option(
+    "--cache/--no-cache", help="Keep finished chunks under <data dir>/cache/sweeps and resume from them "
+                               "(default: on with --cluster).")]
+SweepStrategy = Annotated[str, typer.Argument(help="Strategy name: ma_crossover (the default), rsi_reversion, "
+                                                   "bollinger_breakout, time_series_momentum, candlestick (fused kernels).")]
+
+
 def sweep_command(
-    strategy: Annotated[str, typer.Argument(help="Strategy name: ma_crossover (the default), rsi_reversion, "
-                                                 "bollinger_breakout, time_series_momentum (fused kernels).")] = "ma_crossover",
+    strategy: SweepStrategy = "ma_crossover",
     symbol: SymbolOpt = ["GOOG"],  # noqa: B006
-    grid: Annotated[list[str] | None, typer.Option(
-        "--grid", "-g", help="Values of one parameter: KEY=START:STOP[:STEP] (both ends included) or KEY=V1,V2; "
-                             "repeat. Besides the strategy's parameters: direction=long,both and the risk levels "
-                             "stop_loss, take_profit, trailing_stop, drawdown_halt (fractions; 0 = off). "
-                             "Default for ma_crossover: every pair 2 <= fast < slow <= 200.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the table and heatmaps.")] = Path("sweep-out"),
-    fmt: Annotated[str, typer.Option("--format", help="Table format: csv or parquet.")] = "csv",
-    metric: Annotated[str, typer.Option(help="Metric to maximise and to colour the heatmap by.")] = "sharpe",
-    x: Annotated[str | None, typer.Option("--x", help="Heatmap x axis (default: the first swept parameter).")] = None,
-    y: Annotated[str | None, typer.Option("--y", help="Heatmap y axis (default: the second swept parameter).")] = None,
-    fix: Annotated[list[str] | None, typer.Option(
-        "--fix", help="Hold another parameter at one value in the heatmap: KEY=VALUE; repeat.")] = None,
-    agg: Annotated[str, typer.Option(help="Fold the parameters neither shown nor fixed by: max, min, median "
-                                          "or mean.")] = "max",
+    grid: GridOpt = None,
+    out: OutOpt = Path("sweep-out"),
+    fmt: FormatOpt = "csv",
+    metric: MetricOpt = "sharpe",
+    x: XOpt = None,
+    y: YOpt = None,
+    fix: FixOpt = None,
+    agg: AggOpt = "max",
     source: SourceOpt = "sample",
     interval: IntervalOpt = "1d",
     start: StartOpt = None,
@@ -166,15 +185,10 @@ def sweep_command(
     slippage: SlipOpt = BACKTEST["slippage"],
     cash: CashOpt = BACKTEST["init_cash"],
     timing: TimingOpt = BACKTEST["timing"],
-    whole_shares: Annotated[bool, typer.Option(help="Trade whole shares only.")] = False,
-    overfitting: Annotated[bool, typer.Option(help="Report the deflated Sharpe ratio and the probability of "
-                                                   "backtest overfitting of the best set (fused sweeps).")] = True,
-    cluster: Annotated[str | None, typer.Option(
-        help="Run on Dask: 'local' (a LocalCluster, one worker per core) or a scheduler address "
-             "(tcp://host:8786). Default: in this process.")] = None,
-    cache: Annotated[bool | None, typer.Option(
-        "--cache/--no-cache", help="Keep finished chunks under <data dir>/cache/sweeps and resume from them "
-                                   "(default: on with --cluster).")] = None,
+    whole_shares: WholeOpt = False,
+    overfitting: OverfitOpt = True,
+    cluster: ClusterOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """Sweep STRATEGY (default ma_crossover) over a parameter grid; write the table and heatmaps to --out.
 
@@ -189,15 +203,22 @@ def sweep_command(
     from research.backtest.sweep import sweep
     from research.strategies.catalog import get_strategy
 
-    spec = get_strategy(strategy)
-    values = parse_grid(grid) or {k: list(v) for k, v in spec.grid.items()}
-    fixed = {k: parse_number(v) for k, v in parse_params(fix).items()}
-    prices = _load(symbol, source, interval)
+    values = parse_grid(grid) or {k: list(v) for k, v in get_strategy(strategy).grid.items()}
+    heat = {"x": x, "y": y, "fixed": {k: parse_number(v) for k, v in parse_params(fix).items()}, "agg": agg}
     kwargs = {"fees": fees, "slippage": slippage, "init_cash": cash, "timing": timing, "start": start, "end": end}
     if whole_shares:
         kwargs["whole_shares"] = True
-    res = _run_sweep(sweep, prices, strategy, values, metric, kwargs, cluster=cluster, cache=cache)
+    res = _run_sweep(sweep, _load(symbol, source, interval), strategy, values, metric, kwargs, cluster=cluster,
+                     cache=cache)
     out.mkdir(parents=True, exist_ok=True)
+    _write_table(res, out, fmt)
+    report = {"strategy": strategy, "metric": metric, "params": res.params,
+              "best": _report_best(res, out, metric=metric, heat=heat, overfitting=overfitting)}
+    (out / "sweep.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+
+def _write_table(res, out: Path, fmt: str) -> None:
+    """The sweep table as CSV or parquet in ``out``; print how it ran and where it went."""
     table_path = out / f"sweep.{fmt}"
     if fmt == "csv":
         from research.data.csvsafe import to_csv
@@ -213,17 +234,21 @@ def sweep_command(
                    + (f" ({ch['cache']})" if ch["cache"] else ""))
         if ch.get("rejected"):
             typer.echo(f"{ch['rejected']} cached chunk(s) failed their content check and were recomputed", err=True)
-    report = {"strategy": strategy, "metric": metric, "params": res.params, "best": {}}
+
+
+def _report_best(res, out: Path, *, metric: str, heat: dict, overfitting: bool) -> dict:
+    """Per symbol: print the best set, write its heatmap, add the overfitting figures; the report's ``best``."""
+    best_of = {}
     for sym in res.table["symbol"].unique():
         best = res.best(sym)
-        report["best"][sym] = {k: (v.item() if hasattr(v, "item") else v) for k, v in best.items()}
+        best_of[sym] = {k: (v.item() if hasattr(v, "item") else v) for k, v in best.items()}
         typer.echo(f"best {sym}: " + ", ".join(f"{k}={best[k]}" for k in res.param_names)
                    + f"  {metric}={best[metric]:.3f}  total_return={best['total_return']:.2%}  trades={best['trades']}")
         if len(res.param_names) >= 2:
-            _heatmap(res, sym, out, metric=metric, x=x, y=y, fixed=fixed, agg=agg)
+            _heatmap(res, sym, out, metric=metric, **heat)
         if overfitting and res.params.get("engine") == "fused" and res.n_trials >= 2:
-            report["best"][sym]["overfitting"] = _overfitting(res, sym, best)
-    (out / "sweep.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+            best_of[sym]["overfitting"] = _overfitting(res, sym, best)
+    return best_of
 
 
 def _heatmap(res, sym: str, out: Path, *, metric: str, x: str | None, y: str | None, fixed: dict, agg: str) -> None:

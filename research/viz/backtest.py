@@ -50,15 +50,33 @@ def sweep_heatmap(
         Figure title; a default names the strategy, symbol, metric and the slice. The best cell
         is marked.
     """
-    from research.backtest.slices import grid_slice, param_columns
+    from research.backtest.slices import grid_slice
 
-    if isinstance(sweep, pd.DataFrame):
-        params, strategy = param_columns(sweep), "sweep"
-    else:
-        params, strategy = list(sweep.param_names), sweep.strategy
+    params, strategy = _params_of(sweep)
     x = x or (params[0] if params else "fast")
     y = y or (params[1] if len(params) > 1 else "slow")
     grid = grid_slice(sweep, x=x, y=y, metric=metric, symbol=symbol, fixed=fixed, agg=agg)
+    fig = _heatmap_trace(grid, x=x, y=y, metric=metric)
+    sliced = ", ".join([*(f"{k}={v}" for k, v in grid.attrs["fixed"].items()),
+                        *([f"{agg} over {', '.join(grid.attrs['aggregated'])}"] if grid.attrs["aggregated"] else [])])
+    fig.update_layout(
+        title=title or f"{strategy} sweep on {grid.attrs['symbol']}: {metric}" + (f" ({sliced})" if sliced else ""),
+        xaxis_title=x, yaxis_title=y, template="plotly_white",
+    )
+    return fig
+
+
+def _params_of(sweep: Any) -> tuple[list[str], str]:
+    """The swept parameters and the strategy name of a sweep result or its table."""
+    from research.backtest.slices import param_columns
+
+    if isinstance(sweep, pd.DataFrame):
+        return param_columns(sweep), "sweep"
+    return list(sweep.param_names), sweep.strategy
+
+
+def _heatmap_trace(grid: pd.DataFrame, *, x: str, y: str, metric: str) -> go.Figure:
+    """The slice as a heatmap (percent metrics in percent) with its best cell marked."""
     pct = COMPACT_KEYS.get(metric, "").endswith("[%]")
     z = grid.to_numpy(dtype=np.float64) * (100.0 if pct else 1.0)
     finite = np.isfinite(z)
@@ -72,12 +90,6 @@ def sweep_heatmap(
         r, c = np.unravel_index(np.nanargmax(np.where(finite, z, -np.inf)), z.shape)
         fig.add_trace(go.Scatter(x=[grid.columns[c]], y=[grid.index[r]], mode="markers", name="best",
                                  marker={"symbol": "x", "size": 12, "color": "black"}))
-    sliced = ", ".join([*(f"{k}={v}" for k, v in grid.attrs["fixed"].items()),
-                        *([f"{agg} over {', '.join(grid.attrs['aggregated'])}"] if grid.attrs["aggregated"] else [])])
-    fig.update_layout(
-        title=title or f"{strategy} sweep on {grid.attrs['symbol']}: {metric}" + (f" ({sliced})" if sliced else ""),
-        xaxis_title=x, yaxis_title=y, template="plotly_white",
-    )
     return fig
 
 

@@ -29,6 +29,9 @@ SYMBOLS = ("SYN0001", "SYN0002", "SYN0003", "BTC-USD")
 PARAMS = ((10, 50), (20, 100))
 GRID_FAST = "2:40"  # the sweep: every fast < slow pair (785 per symbol)
 GRID_SLOW = "10:120:5"
+#: The other swept families (the backtest stage's long sweep record): RSI over 8 x 4 x 3 sets, momentum 20 x 3.
+FAMILY_GRIDS = {"rsi_reversion": {"window": list(range(2, 31, 4)), "lower": [20, 25, 30, 35], "exit_level": [45, 50, 55]},
+                "time_series_momentum": {"lookback": list(range(10, 201, 10)), "threshold": [0.0, 0.02, 0.05]}}
 COSTS = {"fees": 0.001, "slippage": 0.0005}
 
 
@@ -97,9 +100,10 @@ def _backtests(close: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
 
 def _sweep(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """The backtest stage's sweep record (``research.stages.sweep_outputs.sweep_record``) of every
-    ``fast < slow`` pair of :data:`GRID_FAST` x :data:`GRID_SLOW`, one symbol at a time (each on
-    its own calendar)."""
-    parts = [sweep_record(frames[s], fast=GRID_FAST, slow=GRID_SLOW, **COSTS) for s in SYMBOLS]
+    ``fast < slow`` pair of :data:`GRID_FAST` x :data:`GRID_SLOW` and of :data:`FAMILY_GRIDS`, one
+    symbol at a time (each on its own calendar)."""
+    parts = [sweep_record(frames[s], fast=GRID_FAST, slow=GRID_SLOW, families=["ma_crossover", *FAMILY_GRIDS],
+                          grids=FAMILY_GRIDS, **COSTS) for s in SYMBOLS]
     out = {name: pd.concat([p[name] for p in parts], ignore_index=True)
            for name in ("sweep", "sweep_summary")}
     out["sweep_bars"] = pd.concat([p["sweep_bars"] for p in parts], axis=1).sort_index()

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from research.viz.panels import backtest_explorer
@@ -46,8 +47,14 @@ def _pick(page, fast: int, slow: int, n: int = 1) -> None:
     one(page, "wb-sweep-pick").value = f"{slow},{fast},{n}"
 
 
+def _crossover(sweep):
+    """The crossover's rows of the long sweep table, with integer windows."""
+    rows = sweep[sweep["family"] == "ma_crossover"]
+    return rows.astype({"fast": int, "slow": int})
+
+
 def test_the_heatmap_is_the_whole_grid_in_one_trace(runs, page):
-    sweep = latest("daily", runs_dir=runs).table("sweep")
+    sweep = _crossover(latest("daily", runs_dir=runs).table("sweep"))
     rows = sweep[sweep["symbol"] == "SYN0001"]
     spec = figure_spec(one(page, "wb-sweep-fig"))
     heat = [t for t in spec["data"] if t["type"] == "heatmap"]
@@ -66,13 +73,14 @@ def test_the_heatmap_is_the_whole_grid_in_one_trace(runs, page):
 
 
 def test_deflated_sharpe_and_pbo_are_shown_beside_the_best_cell(runs, page):
-    row = latest("daily", runs_dir=runs).table("sweep_summary").set_index("symbol").loc["SYN0001"]
+    summary = latest("daily", runs_dir=runs).table("sweep_summary")
+    row = summary[summary["family"] == "ma_crossover"].set_index("symbol").loc["SYN0001"]
     card = one(page, "wb-sweep-overfit").value
-    assert f"fast {row['fast']} · slow {row['slow']}" in card
+    assert f"fast {row['fast']:.0f} · slow {row['slow']:.0f}" in card
     assert f"deflated Sharpe {100 * row['deflated_sharpe']:.1f}%" in card and f"best of {row['dsr_trials']:,}" in card
     assert f"PBO {100 * row['pbo']:.1f}%" in card and f"over {row['pbo_trials']:,} cells" in card
     one(page, "wb-sweep-symbol").value = "BTC-USD"
-    btc = latest("daily", runs_dir=runs).table("sweep_summary").set_index("symbol").loc["BTC-USD"]
+    btc = summary[summary["family"] == "ma_crossover"].set_index("symbol").loc["BTC-USD"]
     assert f"deflated Sharpe {100 * btc['deflated_sharpe']:.1f}%" in one(page, "wb-sweep-overfit").value
 
 
@@ -92,7 +100,7 @@ def test_a_click_re_runs_that_cell_with_the_sweeps_costs(runs, page):
     _pick(page, 30, 20, n=3)
     assert "fast=7, slow=60" in title(eq)
     # the recorded curve of the re-run cell is the engine's: its last point is the sweep's final value
-    sweep = latest("daily", runs_dir=runs).table("sweep")
+    sweep = _crossover(latest("daily", runs_dir=runs).table("sweep"))
     cell = sweep[(sweep["symbol"] == "SYN0001") & (sweep["fast"] == 7) & (sweep["slow"] == 60)].iloc[0]
     y = _decode(figure_spec(eq)["data"][0]["y"])
     assert y[-1] == pytest.approx(cell["final_value"], rel=1e-5)
@@ -165,7 +173,7 @@ def test_the_walk_forward_is_an_out_of_sample_benchmark_for_a_picked_cell(runs, 
     run = latest("daily", runs_dir=runs)
     bars = run.table("sweep_bars")
     fields = {f: bars[[f"{f}|SYN0001"]].rename(columns=lambda c: "SYN0001").dropna() for f in ("open", "close")}
-    sweep = run.table("sweep")
+    sweep = _crossover(run.table("sweep"))
     fast, slow = pbo_subgrid(sorted(sweep["fast"].unique()), sorted(sweep["slow"].unique()))
     train, test = wf_windows(len(fields["close"]))
     wf = walk_forward(fields, fast=fast, slow=slow, train=train, test=test, fees=0.001, slippage=0.0005)
@@ -173,3 +181,75 @@ def test_the_walk_forward_is_an_out_of_sample_benchmark_for_a_picked_cell(runs, 
     assert f"{first['fast']}/{first['slow']}" in wf_table
     x = figure_spec(eq)["data"][1]["x"]  # the out-of-sample book starts at the first test bar
     assert isinstance(x, list) and str(x[0])[:10] >= str(first["test_start"])[:10]
+
+
+def test_any_recorded_family_can_be_shown_and_sliced(runs, page):
+    """RSI reversion has three parameters: two on the axes, the third folded or fixed."""
+    from research.backtest.slices import grid_slice
+
+    family = one(page, "wb-sweep-family")
+    assert [o[1] for o in family.options] == ["ma_crossover", "rsi_reversion", "time_series_momentum"]
+    family.value = "rsi_reversion"
+    sweep = latest("daily", runs_dir=runs).table("sweep")
+    rows = sweep[(sweep["family"] == "rsi_reversion") & (sweep["symbol"] == "SYN0001")]
+    rows = rows[["symbol", "window", "lower", "exit_level", "sharpe"]]
+    heat = next(t for t in figure_spec(one(page, "wb-sweep-fig"))["data"] if t["type"] == "heatmap")
+    want = grid_slice(rows, x="lower", y="window", metric="sharpe", agg="max")
+    np.testing.assert_allclose(_decode(heat["z"]), want.to_numpy(), rtol=1e-6, equal_nan=True)
+    assert list(_decode(heat["y"])) == list(want.index) and "max over exit_level" in title(one(page, "wb-sweep-fig"))
+    assert (one(page, "wb-sweep-xaxis").value, one(page, "wb-sweep-yaxis").value) == ("lower", "window")
+    assert "exit_level" in one(page, "wb-sweep-overfit").value and not by_class(page, "wb-sweep-fast")
+    # fix exit_level at 50, and put exit_level on the x axis instead
+    one(page, "wb-sweep-fix-exit_level").value = 50
+    heat = next(t for t in figure_spec(one(page, "wb-sweep-fig"))["data"] if t["type"] == "heatmap")
+    want = grid_slice(rows, x="lower", y="window", metric="sharpe", fixed={"exit_level": 50})
+    np.testing.assert_allclose(_decode(heat["z"]), want.to_numpy(), rtol=1e-6, equal_nan=True)
+    assert "exit_level=50" in title(one(page, "wb-sweep-fig"))
+    one(page, "wb-sweep-xaxis").value = "exit_level"
+    one(page, "wb-sweep-agg").value = "median"
+    heat = next(t for t in figure_spec(one(page, "wb-sweep-fig"))["data"] if t["type"] == "heatmap")
+    want = grid_slice(rows, x="exit_level", y="window", metric="sharpe", agg="median")
+    np.testing.assert_allclose(_decode(heat["z"]), want.to_numpy(), rtol=1e-6, equal_nan=True)
+    one(page, "wb-sweep-yaxis").value = "exit_level"  # moving y onto x swaps the axes
+    assert (one(page, "wb-sweep-xaxis").value, one(page, "wb-sweep-yaxis").value) == ("window", "exit_level")
+
+
+def test_a_click_on_a_folded_cell_re_runs_the_set_behind_its_value(runs, page):
+    from research.backtest import backtest
+
+    one(page, "wb-sweep-family").value = "rsi_reversion"
+    sweep = latest("daily", runs_dir=runs).table("sweep")
+    rows = sweep[(sweep["family"] == "rsi_reversion") & (sweep["symbol"] == "SYN0001")]
+    cell_rows = rows[(rows["window"] == 10) & (rows["lower"] == 30)]
+    behind = cell_rows.loc[cell_rows["sharpe"].idxmax()]  # agg max: the set showing the cell's value
+    one(page, "wb-sweep-pick").value = "30,10,1"  # x = lower, y = window
+    label = f"window=10, lower=30, exit_level={behind['exit_level']:.0f}"
+    eq = one(page, "wb-sweep-equity-fig")
+    assert label in title(eq) and "matches the sweep" in one(page, "wb-sweep-pair-note").value
+    assert one(page, "wb-sweep-exit_level").value == behind["exit_level"]
+    # the engine's own backtest of that set on the recorded bars: the curve shown is its equity
+    bars = latest("daily", runs_dir=runs).table("sweep_bars")
+    fields = {f: bars[[f"{f}|SYN0001"]].rename(columns=lambda c: "SYN0001").dropna() for f in ("open", "close")}
+    res = backtest(fields, "rsi_reversion", params={"window": 10, "lower": 30, "exit_level": behind["exit_level"]},
+                   fees=0.001, slippage=0.0005)
+    assert res.summary("SYN0001")["Sharpe Ratio"] == pytest.approx(behind["sharpe"], rel=1e-5)
+    assert _decode(figure_spec(eq)["data"][0]["y"])[-1] == pytest.approx(res.equity["SYN0001"].iloc[-1], rel=1e-9)
+    # a dropdown takes the same path; the walk-forward is the crossover's only
+    one(page, "wb-sweep-exit_level").value = 55
+    assert "window=10, lower=30, exit_level=55" in title(eq)
+    assert "wf" not in [o[1] for o in one(page, "wb-sweep-compare").options]
+    one(page, "wb-sweep-family").value = "ma_crossover"
+    assert "fast=" in title(eq) and "wf" in [o[1] for o in one(page, "wb-sweep-compare").options]
+
+
+def test_a_crossover_only_run_without_a_family_column_still_shows(runs, tmp_path):
+    """Runs recorded before the sweep had families: the crossover's fast/slow grid."""
+    copy = helpers.copy_without(runs, tmp_path)
+    out = copy / latest("daily", runs_dir=runs).run_id / "outputs"
+    for name in ("sweep", "sweep_summary"):
+        table = pd.read_parquet(out / f"{name}.parquet")
+        table = table[table["family"] == "ma_crossover"].drop(columns=["family"])
+        table.to_parquet(out / f"{name}.parquet")
+    page = backtest_explorer(runs_dir=copy)
+    assert not by_class(page, "wb-panel-error-box")
+    assert "785 pairs" in title(one(page, "wb-sweep-fig")) and len(one(page, "wb-sweep-family").options) == 1

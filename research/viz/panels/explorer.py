@@ -3,7 +3,7 @@
 Reads the run outputs ``backtests`` (strategy, symbol, params as a JSON string, stats columns),
 ``equity`` (one column per ``strategy|symbol`` or ``strategy|symbol|params`` curve), ``trades``
 (optional), ``prices`` (buy-and-hold when no ``buy_and_hold|symbol`` curve was recorded) and
-``sweep`` (symbol, fast, slow, metrics; the sweep panel is :mod:`research.viz.panels.sweep`). The
+``sweep`` (family, symbol, parameters, metrics; the sweep panel is :mod:`research.viz.panels.sweep`). The
 strategy panel only selects among recorded results; the sweep panel re-runs a chosen cell on the
 bars the sweep recorded.
 """
