@@ -69,3 +69,36 @@ def test_clicking_a_heatmap_cell_shows_that_pair(served, page):
     _wait_title(page, "fast=7, slow=60", timeout=120_000)
     assert page.locator(".wb-panel-error").count() == 0
     assert page.blocked == []
+
+
+def _point_position(page, x, y) -> tuple[float, float]:
+    """Page coordinates of the centre of the heatmap cell at axis values (x, y)."""
+    return _cell_position(page, y, x)
+
+
+def test_another_family_shows_its_heatmap_and_a_click_re_runs_that_set(served, page):
+    page.goto(f"{served.url}{PAGE}")
+    page.wait_for_selector(f"{HEATMAP}[data-wb-click='wb-sweep-pick']")
+    page.wait_for_selector(EQUITY_TITLE)
+    started = time.perf_counter()
+    page.locator(".wb-sweep-family select").select_option(label="rsi_reversion")
+    page.wait_for_function(
+        "() => { const t = document.querySelector('.wb-sweep-fig .gtitle');"
+        " const gd = document.querySelector('.wb-sweep-fig .js-plotly-plot');"
+        " return t && t.textContent.includes('rsi_reversion') && gd && gd.getAttribute('data-wb-click'); }",
+        timeout=60_000)
+    print(f"family change to redrawn heatmap: {time.perf_counter() - started:.2f} s")
+    heat_title = page.locator(".wb-sweep-fig .gtitle").first.text_content()
+    assert "max over exit_level" in heat_title
+    assert page.locator(".wb-sweep-xaxis select").evaluate("s => s.options[s.selectedIndex].text").strip() == "lower"
+
+    page.locator(HEATMAP).scroll_into_view_if_needed()
+    x, y = _point_position(page, 30, 10)  # x: lower, y: window
+    page.mouse.click(x, y)
+    _wait_title(page, "window=10, lower=30, exit_level=")
+    assert "matches the sweep" in page.locator(".wb-sweep-pair-note").inner_text()
+    assert page.locator(".wb-sweep-window select").evaluate("s => s.options[s.selectedIndex].text").strip() == "10"
+    query = parse_qs(urlparse(page.url).query)
+    assert query.get("sweep-window") == ["10"] and query.get("sweep-lower") == ["30"]
+    assert page.locator(".wb-panel-error").count() == 0
+    assert page.blocked == []
