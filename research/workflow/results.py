@@ -49,16 +49,21 @@ name                kind     content
 ``positions``       table    timestamp index, one column per symbol: portfolio weight
                              (fraction of equity; optional; the daily pipeline records the
                              equal-weight ma_crossover book) [backtest]
-``sweep``           table    tidy grid: symbol, fast, slow, metrics... (the daily pipeline:
-                             every fast < slow pair of its grid, stats as float32) [backtest]
-``sweep_summary``   table    optional; per symbol: grid, costs, timing, periods_per_year, the
-                             best cell by Sharpe (fast, slow, sharpe), its deflated_sharpe
+``sweep``           table    tidy grid: symbol, parameters, metrics... (the daily pipeline: a
+                             long table over every swept family, a ``family`` column and the
+                             union of the families' parameter columns, stats as float32;
+                             readers treat a table without ``family`` as ma_crossover)
+                             [backtest]
+``sweep_summary``   table    optional; per family and symbol: grid, param_names, costs, timing,
+                             periods_per_year, the best cell by Sharpe (its parameters as
+                             columns and as JSON in ``params``; sharpe), its deflated_sharpe
                              over dsr_trials cells, pbo over pbo_trials cells of pbo_grid
                              (pbo_splits, pbo_combinations) [backtest]
-``sweep_returns``   table    per-bar returns of sweep pairs ("fast/slow" columns; the daily
-                             pipeline: a coarse 4 x 4 sub-grid) on one symbol (column
-                             ``symbol``) [backtest]
-``sweep_bars``      table    optional; timestamp index, "open|symbol" and "close|symbol":
+``sweep_returns``   table    per-bar returns of sweep cells on one symbol (column ``symbol``);
+                             the daily pipeline: a coarse sub-grid of each family, columns
+                             "family|cell" ("ma_crossover|5/20") [backtest]
+``sweep_bars``      table    optional; timestamp index, "open|symbol" and "close|symbol" (and
+                             "high|symbol", "low|symbol" when a family reads whole bars):
                              the bars the sweep ran on (to re-run one cell) [backtest]
 ``risk``            json     as_of, strategy, book, periods_per_year, start, end, summary
                              (unit-suffixed keys), nan_reasons, var, drawdown {max, current},
