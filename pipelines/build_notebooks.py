@@ -60,8 +60,8 @@ STAGES = {
         "pair); write `backtests`, `equity`, `sweep`, `sweep_summary` (deflated Sharpe and PBO per family and "
         "symbol), `sweep_returns` and `sweep_bars`.",
         COMMON + '\nstart = None\nfees = 0.001\nslippage = 0.0005\nsweep_fast = "2:100"\n'
-        'sweep_slow = "10:250:5"\nsweep_families = "backtested"  # or all, none, a comma list of families\n'
-        'sweep_grid = ""  # FAMILY.PARAM=VALUES; ... (e.g. "rsi_reversion.window=2:40:2")',
+        'sweep_slow = "10:250:5"\nsweep_families = "backtested"  # backtested, all, none or a comma list\n'
+        'sweep_grid = ""  # grid overrides, see research.stages.sweep_grids',
         ["from research.stages.steps import backtest_stage",
          "backtest_stage(output_dir, symbols=symbols, as_of=as_of, source=source, interval=interval, start=start,\n"
          "               fees=fees, slippage=slippage, sweep_fast=sweep_fast, sweep_slow=sweep_slow,\n"

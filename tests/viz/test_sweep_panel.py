@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from research.viz.panels import backtest_explorer
 from research.viz.panels.layout import PLOTLY_MIME
@@ -253,3 +255,44 @@ def test_a_crossover_only_run_without_a_family_column_still_shows(runs, tmp_path
     page = backtest_explorer(runs_dir=copy)
     assert not by_class(page, "wb-panel-error-box")
     assert "785 pairs" in title(one(page, "wb-sweep-fig")) and len(one(page, "wb-sweep-family").options) == 1
+
+
+@pytest.fixture(scope="module")
+def rsi_data(runs):
+    from research.viz.panels.sweep_data import SweepData
+
+    return SweepData(latest("daily", runs_dir=runs))
+
+
+@given(choice=st.data())
+def test_a_click_re_runs_a_set_that_shows_the_cells_value(rsi_data, choice):
+    """For every slice (axes, a fixed value or not, any fold) and every cell: the set a click picks
+    lies in that cell and carries the value shown (max/min), or the cell's best value (median/mean)."""
+    from research.backtest.slices import grid_slice
+    from research.viz.panels.sweep import SweepView, click_cell
+
+    params = rsi_data.params("rsi_reversion")
+    x, y = choice.draw(st.permutations(params))[:2]
+    third = next(p for p in params if p not in (x, y))
+    values = rsi_data.values("rsi_reversion", "SYN0002", third)
+    fixed = choice.draw(st.sampled_from([{}, *({third: v} for v in values)]))
+    agg = choice.draw(st.sampled_from(["max", "min", "median", "mean"]))
+    metric = choice.draw(st.sampled_from(["sharpe", "total_return", "annual_volatility"]))
+    view = SweepView("rsi_reversion", "SYN0002", metric, x=x, y=y, fixed=fixed, agg=agg)
+    rows = rsi_data.rows("rsi_reversion", "SYN0002")
+    frame = grid_slice(rows, x=x, y=y, metric=metric, fixed=fixed, agg=agg)
+    yv = choice.draw(st.sampled_from(list(frame.index)))
+    xv = choice.draw(st.sampled_from(list(frame.columns)))
+    cell = click_cell(rsi_data, view, xv, yv)
+    assert cell is not None and (cell[x], cell[y]) == (xv, yv)
+    assert all(cell[k] == v for k, v in fixed.items())
+    value = rsi_data.cell("rsi_reversion", "SYN0002", cell)[metric]
+    shown = frame.loc[yv, xv]
+    inside = rows[(rows[x] == xv) & (rows[y] == yv) & ((rows[third] == fixed[third]) if fixed else True)][metric]
+    if np.isnan(shown):
+        assert inside.isna().all()
+    elif agg in ("max", "min"):
+        assert value == pytest.approx(shown)
+    else:
+        best = inside.min() if metric == "annual_volatility" else inside.max()
+        assert value == pytest.approx(best)
