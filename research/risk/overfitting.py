@@ -339,8 +339,8 @@ def sweep_overfitting(sweep: Any, symbol: str, *, pbo_sweep: Any | None = None, 
     symbol : str
         The symbol whose cells are judged.
     pbo_sweep : SweepResult, optional
-        A smaller grid whose trial returns feed the PBO (CSCV over every cell of ``sweep`` would
-        not fit in memory); no PBO without it.
+        A smaller grid whose trial returns feed the PBO (CSCV over every cell of a large grid
+        would not fit in memory), or ``sweep`` itself when its grid is small; no PBO without it.
     n_splits, max_combinations, seed
         As in :func:`probability_of_backtest_overfitting`.
 
@@ -363,22 +363,36 @@ def sweep_overfitting(sweep: Any, symbol: str, *, pbo_sweep: Any | None = None, 
     cell = {name: _scalar(best[name]) for name in sweep.param_names}
     out.update(cell, sharpe=float(best["sharpe"]), total_return=float(best["total_return"]))
     per_bar = rows["sharpe"].to_numpy(dtype="float64") / math.sqrt(ppy)
+    trials = None
+    if pbo_sweep is not None:
+        try:
+            trials = pbo_sweep.trial_returns(symbol)
+        except ValueError as exc:
+            out["pbo_note"] = str(exc)
     try:
-        dsr = deflated_sharpe_ratio(sweep.cell_returns(symbol, **cell), trial_sharpes=per_bar)
+        if trials is not None and pbo_sweep is sweep:  # the whole grid's returns: the best cell's are among them
+            chosen = trials.iloc[:, rows.index.get_loc(best.name)]
+        else:
+            chosen = sweep.cell_returns(symbol, **cell)
+        dsr = deflated_sharpe_ratio(chosen, trial_sharpes=per_bar)
         out.update(deflated_sharpe=dsr.dsr, expected_max_sharpe=dsr.expected_max_sharpe * math.sqrt(ppy),
                    dsr_trials=dsr.n_trials, n_obs=dsr.n_obs, skew=dsr.skew, kurtosis=dsr.kurtosis)
     except ValueError as exc:
         out["dsr_note"] = str(exc)
-    if pbo_sweep is not None:
-        try:
-            trials = pbo_sweep.trial_returns(symbol)
-            pbo = probability_of_backtest_overfitting(trials.to_numpy(), n_splits=n_splits,
-                                                      max_combinations=max_combinations, seed=seed)
-            out.update(pbo=pbo.pbo, prob_oos_loss=pbo.prob_oos_loss, pbo_trials=pbo.n_trials,
-                       pbo_splits=pbo.n_splits, pbo_combinations=pbo.n_combinations)
-        except ValueError as exc:
-            out["pbo_note"] = str(exc)
+    if trials is not None:
+        out.update(_pbo_figures(trials, n_splits=n_splits, max_combinations=max_combinations, seed=seed))
     return out
+
+
+def _pbo_figures(trials: pd.DataFrame, *, n_splits: int, max_combinations: int, seed: int) -> dict[str, Any]:
+    """The PBO's figures of :func:`sweep_overfitting` (or a ``pbo_note`` saying why there is none)."""
+    try:
+        pbo = probability_of_backtest_overfitting(trials.to_numpy(), n_splits=n_splits,
+                                                  max_combinations=max_combinations, seed=seed)
+    except ValueError as exc:
+        return {"pbo_note": str(exc)}
+    return {"pbo": pbo.pbo, "prob_oos_loss": pbo.prob_oos_loss, "pbo_trials": pbo.n_trials,
+            "pbo_splits": pbo.n_splits, "pbo_combinations": pbo.n_combinations}
 
 
 def _scalar(value: Any) -> Any:

@@ -100,5 +100,8 @@ def test_another_family_shows_its_heatmap_and_a_click_re_runs_that_set(served, p
     assert page.locator(".wb-sweep-window select").evaluate("s => s.options[s.selectedIndex].text").strip() == "10"
     query = parse_qs(urlparse(page.url).query)
     assert query.get("sweep-window") == ["10"] and query.get("sweep-lower") == ["30"]
+    # a deep link to a set of another family
+    page.goto(f"{served.url}{PAGE}?sweep-family=rsi_reversion&sweep-window=14&sweep-lower=25&sweep-exit_level=55")
+    _wait_title(page, "window=14, lower=25, exit_level=55", timeout=120_000)
     assert page.locator(".wb-panel-error").count() == 0
     assert page.blocked == []
