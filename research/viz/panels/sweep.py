@@ -61,7 +61,7 @@ from research.viz.panels.sweep_data import (
     AGGREGATES,
     LOWER_BETTER,
     SweepData,
-    cell_text,
+    param_set_text,
     value_text,
 )
 from research.viz.panels.viewer_safe import on_change
@@ -130,7 +130,7 @@ def heatmap_figure(data: SweepData, view: SweepView) -> go.Figure:
     best = data.best(view.family, view.symbol, view.metric)
     if best is not None:
         word = "lowest" if view.metric in LOWER_BETTER else "highest"
-        title += f" · {word} at {cell_text(data.cell_of(view.family, best))} ({best[view.metric] * scale:.3g})"
+        title += f" · {word} at {param_set_text(data.cell_of(view.family, best))} ({best[view.metric] * scale:.3g})"
     folded = grid.attrs.get("aggregated", [])
     shown = [f"{k}={value_text(v)}" for k, v in view.fixed.items()] + ([f"{view.agg} over {', '.join(folded)}"]
                                                                        if folded else [])
@@ -388,7 +388,7 @@ class _SweepPanel:
         row = data.cell(v.family, v.symbol, cell)
         first = cell_leg(data, v.family, v.symbol, cell) if row is not None else None
         if first is None:
-            self.note.value = ('<div class="wb-note">' + (f"{html.escape(cell_text(cell))} is not a cell of the grid."
+            self.note.value = ('<div class="wb-note">' + (f"{html.escape(param_set_text(cell))} is not a cell of the grid."
                                if row is None else "This run recorded no sweep bars, so cells cannot be re-run; the "
                                "heatmap shows the recorded figures.") + "</div>")
             return

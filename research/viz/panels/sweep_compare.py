@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from research.viz.panels.labels import METRIC_LABELS
 from research.viz.panels.labels import metric_text as _metric_text
 from research.viz.panels.layout import line_xy, stamp, weekly_note
-from research.viz.panels.sweep_data import SweepData, cell_text
+from research.viz.panels.sweep_data import SweepData, param_set_text
 
 __all__ = ["Leg", "cell_leg", "compare_leg", "pair_figures", "stats_frame", "walk_forward_table", "rerun_note",
            "cell_trades"]
@@ -126,7 +126,7 @@ def cell_leg(data: SweepData, family: str, symbol: str, cell: dict[str, Any]) ->
     res = data.rerun(family, symbol, cell)
     if res is None:
         return None
-    return Leg(cell_text(cell), res.equity[symbol].dropna(), res.returns[symbol], res.summary(symbol), result=res)
+    return Leg(param_set_text(cell), res.equity[symbol].dropna(), res.returns[symbol], res.summary(symbol), result=res)
 
 
 def compare_leg(data: SweepData, family: str, symbol: str, choice: str, metric: str, other: dict[str, Any],
@@ -161,7 +161,7 @@ def rerun_note(data: SweepData, family: str, symbol: str, cell: dict[str, Any], 
     rerun = float(stats.get("Sharpe Ratio", float("nan")))
     same = "matches" if abs(recorded - rerun) <= 1e-4 * max(1.0, abs(recorded)) else "differs from"
     costs = data.costs(family, symbol)
-    return (f'<div class="wb-note">{html.escape(family)} {html.escape(cell_text(cell))} on {html.escape(symbol)}: '
+    return (f'<div class="wb-note">{html.escape(family)} {html.escape(param_set_text(cell))} on {html.escape(symbol)}: '
             f're-run from the recorded bars with fees {100 * costs["fees"]:.2f}%, slippage '
             f'{100 * costs["slippage"]:.2f}%, {html.escape(str(costs.get("timing", "next_open")))} fills; Sharpe '
             f"{rerun:.3f} {same} the sweep's {recorded:.3f}.</div>")

@@ -22,7 +22,7 @@ from research.viz.panels.labels import curve_index as _curve_index
 from research.viz.panels.layout import require, run_record
 from research.workflow.results import PublishedRun
 
-__all__ = ["SweepData", "cell_text", "value_text", "LOWER_BETTER", "NO_BEST", "AGGREGATES"]
+__all__ = ["SweepData", "param_set_text", "value_text", "LOWER_BETTER", "NO_BEST", "AGGREGATES"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def value_text(v: Any) -> str:
     return str(v)
 
 
-def cell_text(cell: Mapping[str, Any]) -> str:
+def param_set_text(cell: Mapping[str, Any]) -> str:
     """``{"fast": 7, "slow": 60}`` -> ``"fast=7, slow=60"``."""
     return ", ".join(f"{k}={value_text(v)}" for k, v in cell.items())
 
