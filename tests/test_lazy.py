@@ -35,8 +35,20 @@ def test_names_load_on_first_use_and_are_cached(monkeypatch):
 @pytest.mark.parametrize("package, heavy", [
     ("research", "pandas"), ("research.tracking", "mlflow"), ("research.experiments", "tensorflow"),
     ("research.workflow", "papermill"),
+    ("research.data", "research.data.store"), ("research.data", "pydantic"), ("research.features", "research.news"),
+    ("research.risk", "research.risk.report"),
 ])
 def test_importing_a_package_loads_none_of_its_heavy_modules(package, heavy):
     code = f"import sys, {package}; print({heavy!r} in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("package", ["research.data", "research.features", "research.risk", "research.tracking",
+                                     "research.experiments", "research.workflow"])
+def test_every_public_name_of_a_lazy_package_resolves(package):
+    """Each name in ``__all__`` loads from the module the package declares (a stale entry fails)."""
+    code = f"import {package} as p; print(sorted(n for n in p.__all__ if getattr(p, n, None) is None))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

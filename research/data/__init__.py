@@ -1,33 +1,26 @@
 """Market data: sources, validation, the cached store, and ``load_prices``.
 
 See :mod:`research.types` for the OHLCV schema and :mod:`research.data.schema` for validation.
+
+Names are imported on first use: a module that needs only the calendars or the freshness rule
+(a parameter sweep, say) does not load the store, pyarrow or the settings (pydantic).
 """
 
-from research.data.calendars import CRYPTO, EQUITY, Calendar, get_calendar
-from research.data.errors import (
-    BadResponseError,
-    CircuitOpenError,
-    CorruptDatasetError,
-    DataError,
-    EmptyResultError,
-    InvalidRequestError,
-    RateLimitError,
-    SchemaError,
-    SourceError,
-    SourceUnavailableError,
-    StoreError,
-    SymbolNotFoundError,
-)
-from research.data.loader import close_matrix, ingest_many, load_prices
-from research.data.schema import ValidationReport, ValidationResult, validate_ohlcv
-from research.data.sources import Source, get_source
-from research.data.store import StaleDataWarning, Store
+from __future__ import annotations
 
-__all__ = [
-    "load_prices", "close_matrix", "ingest_many", "Store", "StaleDataWarning",
-    "validate_ohlcv", "ValidationReport", "ValidationResult", "Source", "get_source",
-    "Calendar", "EQUITY", "CRYPTO", "get_calendar",
-    "DataError", "InvalidRequestError", "SymbolNotFoundError", "SchemaError", "StoreError",
-    "CorruptDatasetError", "SourceError", "RateLimitError", "SourceUnavailableError", "BadResponseError",
-    "EmptyResultError", "CircuitOpenError",
-]
+from research.lazy import lazy_exports
+
+_ERRORS = ("DataError", "InvalidRequestError", "SymbolNotFoundError", "SchemaError", "StoreError",
+           "CorruptDatasetError", "SourceError", "RateLimitError", "SourceUnavailableError", "BadResponseError",
+           "EmptyResultError", "CircuitOpenError")
+_EXPORTS: dict[str, str | tuple[str, str]] = {
+    "load_prices": "loader", "close_matrix": "loader", "ingest_many": "loader",
+    "Store": "store", "StaleDataWarning": "store",
+    "validate_ohlcv": "schema", "ValidationReport": "schema", "ValidationResult": "schema",
+    "Source": "sources", "get_source": "sources",
+    "Calendar": "calendars", "EQUITY": "calendars", "CRYPTO": "calendars", "get_calendar": "calendars",
+    **dict.fromkeys(_ERRORS, "errors"),
+}
+__all__ = list(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

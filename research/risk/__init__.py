@@ -1,19 +1,20 @@
 """Risk: metrics (pure functions), overfitting statistics for sweeps, and the risk report.
 
 :mod:`research.risk.metrics` imports nothing from ``research`` and may be used from any layer.
-Figures live in :mod:`research.viz.risk`; this package only computes.
+Figures live in :mod:`research.viz.risk`; this package only computes. Names are imported on
+first use, so a module that needs only the metrics does not load the overfitting statistics or
+the report.
 """
 
-from research.risk.metrics import SUMMARY_KEYS, summary
-from research.risk.overfitting import (
-    DeflatedSharpeResult,
-    PBOResult,
-    deflated_sharpe_ratio,
-    probability_of_backtest_overfitting,
-)
-from research.risk.report import RiskReport, risk_report
+from __future__ import annotations
 
-__all__ = [
-    "summary", "SUMMARY_KEYS", "risk_report", "RiskReport", "deflated_sharpe_ratio",
-    "DeflatedSharpeResult", "probability_of_backtest_overfitting", "PBOResult",
-]
+from research.lazy import lazy_exports
+
+_EXPORTS: dict[str, str | tuple[str, str]] = {
+    "summary": "metrics", "SUMMARY_KEYS": "metrics", "risk_report": "report", "RiskReport": "report",
+    "deflated_sharpe_ratio": "overfitting", "DeflatedSharpeResult": "overfitting",
+    "probability_of_backtest_overfitting": "overfitting", "PBOResult": "overfitting",
+}
+__all__ = list(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
