@@ -9,7 +9,9 @@ Guarantees
 ----------
 * Results come back in task order whatever the completion order; each task's result is
   taken exactly once, so a worker lost mid-run (its tasks are rescheduled by Dask) leaves
-  nothing missing or duplicated.
+  nothing missing or duplicated. A worker that dies with the last copy of the shared inputs
+  makes Dask cancel the tasks still to run; they are submitted again with the inputs
+  scattered afresh.
 * Large shared inputs are scattered to every worker once (``broadcast=True``), not shipped
   with each task.
 * Ctrl-C (or any error) cancels the tasks still pending on the cluster.
@@ -127,9 +129,33 @@ def _keep(results: list[Any], cache: ChunkCache | None, to_frame: Callable[[Any]
     bar.update(1)
 
 
+#: How many times a run submits the tasks Dask cancelled because their inputs died with a worker.
+_ROUNDS = 3
+
+
 def _on_client(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int], shared: dict[str, Any],
                desc: str, keep: Callable[[int, Any], None]) -> None:
-    """Run the tasks ``todo`` on ``client`` (shared inputs scattered once), each result to ``keep`` as it arrives."""
+    """Run the tasks ``todo`` on ``client`` (shared inputs scattered once), each result to ``keep`` as it arrives.
+
+    The shared inputs are broadcast to every worker, but Dask's active memory manager drops the
+    copies no waiting task needs, so near the end of a run they may live on one worker only. If
+    that worker dies, Dask cancels every task still to run (their inputs are gone): those tasks
+    are submitted again with the inputs scattered afresh, up to ``_ROUNDS`` rounds in all.
+    """
+    left = list(todo)
+    for _ in range(_ROUNDS):
+        left = _one_round(client, fn, tasks, left, shared, desc, keep)
+        if not left:
+            return
+        logger.warning("%d %s task(s) lost their inputs with a worker; scattering the inputs again and "
+                       "resubmitting them", len(left), desc)
+    raise RuntimeError(f"{len(left)} {desc} task(s) were cancelled in each of {_ROUNDS} rounds (their inputs lost "
+                       "with a worker every time); check the cluster's workers (memory limits, restarts)")
+
+
+def _one_round(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int], shared: dict[str, Any],
+               desc: str, keep: Callable[[int, Any], None]) -> list[int]:
+    """Submit the tasks ``todo`` once; return those Dask cancelled (to submit again)."""
     from distributed import as_completed
 
     # scatter([v]): each shared value travels whole (a dict or tuple is not split into parts)
@@ -140,11 +166,15 @@ def _on_client(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int
     for i in todo:
         fut = client.submit(fn, *tasks[i], **remote, key=f"{desc.replace(' ', '_')}-{run}-{i}", pure=False)
         futures[fut.key] = (i, fut)
-    pending = set(futures)
+    pending, cancelled = set(futures), []
     try:
         for fut in as_completed([f for _, f in futures.values()], loop=client.loop):
             i, _ = futures[fut.key]
             if fut.key not in pending:  # taken already: never count a task twice
+                continue
+            if fut.cancelled():  # its inputs were lost: submitted again in the next round
+                pending.discard(fut.key)
+                cancelled.append(i)
                 continue
             keep(i, fut.result())
             pending.discard(fut.key)
@@ -152,6 +182,7 @@ def _on_client(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int
     finally:
         if pending:
             client.cancel([futures[k][1] for k in pending])
+    return sorted(cancelled)
 
 
 class ChunkCache:

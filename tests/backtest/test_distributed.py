@@ -176,20 +176,50 @@ def test_walk_forward_folds_on_a_client_equal_in_process(client, prices):
     pd.testing.assert_series_equal(here.summary("SPX"), there.summary("SPX"), check_exact=True)
 
 
-def test_a_worker_killed_mid_sweep_loses_nothing(client, tmp_path):
-    """SIGKILL one worker while tasks run: its tasks rerun elsewhere; every row once, same numbers."""
+KILL_GRID = {"fast": range(2, 200), "slow": range(3, 201)}  # 19,701 pairs: 10 tasks of 2,000 on 8 symbols
+
+
+@pytest.fixture(scope="module")
+def many() -> dict[str, pd.DataFrame]:
     from research.data.sources.synthetic import synthetic_ohlcv
 
     frames = {f"S{i}": synthetic_ohlcv(f"S{i}", bars=2000, seed=i) for i in range(8)}
-    many = {f: pd.DataFrame({s: d[f] for s, d in frames.items()}) for f in ("open", "close")}
-    grid = {"fast": range(2, 200), "slow": range(3, 201)}
-    expected = sweep_ma_crossover(many, **grid)
+    return {f: pd.DataFrame({s: d[f] for s, d in frames.items()}) for f in ("open", "close")}
+
+
+class OneHolder:
+    """A client that keeps the shared inputs and the tasks on one worker while ``pinned``.
+
+    Dask's active memory manager does the same to a broadcast input on its own: it drops the
+    replicas no waiting task needs, so near the end of a run the inputs live on one worker only.
+    """
+
+    def __init__(self, client, holder: str):
+        self._client, self.holder, self.pinned = client, holder, True
+
+    def scatter(self, data, **kwargs):
+        if self.pinned:
+            kwargs = {**kwargs, "workers": [self.holder], "broadcast": False}
+        return self._client.scatter(data, **kwargs)
+
+    def submit(self, *args, **kwargs):
+        if self.pinned:
+            kwargs = {**kwargs, "workers": [self.holder]}
+        return self._client.submit(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def _kill_mid_sweep(client, many, tmp_path, *, via=None, victim: str | None = None):
+    """Sweep ``KILL_GRID`` on ``via`` (default ``client``) in a thread; SIGKILL ``victim`` (default a busy
+    worker) once the first chunk is saved. Returns the result and the number of chunks saved before."""
     pids = client.run(os.getpid)
     out: dict = {}
 
     def run():
         try:
-            out["res"] = sweep_ma_crossover(many, client=client, chunk_size=2000, progress=False, **grid)
+            out["res"] = sweep_ma_crossover(many, client=via or client, chunk_size=2000, progress=False, **KILL_GRID)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             out["error"] = exc
 
@@ -198,15 +228,55 @@ def test_a_worker_killed_mid_sweep_loses_nothing(client, tmp_path):
     deadline = time.monotonic() + 240
     while not _chunk_files(tmp_path) and worker.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
-    busy = [addr for addr, keys in client.processing().items() if keys and addr in pids]
-    victim = pids[busy[0] if busy else next(iter(pids))]
+    if victim is None:
+        busy = [addr for addr, keys in client.processing().items() if keys and addr in pids]
+        victim = busy[0] if busy else next(iter(pids))
     finished_before = len(_chunk_files(tmp_path))
-    os.kill(victim, signal.SIGKILL)
+    if isinstance(via, OneHolder):
+        via.pinned = False  # what is submitted from now on may run anywhere
+    os.kill(pids[victim], signal.SIGKILL)
     worker.join(timeout=300)
-    assert not worker.is_alive() and "error" not in out, out.get("error")
-    res = out["res"]
+    assert not worker.is_alive() and "error" not in out, repr(out.get("error"))
+    assert pids[victim] not in client.run(os.getpid).values()
+    return out["res"], finished_before
+
+
+def _assert_nothing_lost(res, expected, finished_before, tmp_path):
     tasks = res.params["chunks"]["tasks"]
     assert finished_before < tasks == res.params["chunks"]["computed"] == len(_chunk_files(tmp_path)) == 10
     pd.testing.assert_frame_equal(expected.table, res.table, check_exact=True)
     assert len(res.table) == 8 * 19_701 and not res.table.duplicated(["symbol", "fast", "slow"]).any()
-    assert victim not in client.run(os.getpid).values()
+
+
+def test_a_worker_killed_mid_sweep_loses_nothing(client, many, tmp_path):
+    """SIGKILL one worker while tasks run: its tasks rerun elsewhere; every row once, same numbers."""
+    expected = sweep_ma_crossover(many, **KILL_GRID)
+    res, finished_before = _kill_mid_sweep(client, many, tmp_path)
+    _assert_nothing_lost(res, expected, finished_before, tmp_path)
+
+
+def test_the_worker_holding_the_last_copy_of_the_inputs_killed_mid_sweep_loses_nothing(client, many, tmp_path):
+    """The inputs' only copy dies with its worker: Dask cancels every task still to run (their inputs are
+    gone); the sweep scatters the inputs again and resubmits those tasks."""
+    expected = sweep_ma_crossover(many, **KILL_GRID)
+    holder = sorted(client.run(os.getpid))[0]
+    res, finished_before = _kill_mid_sweep(client, many, tmp_path, via=OneHolder(client, holder), victim=holder)
+    _assert_nothing_lost(res, expected, finished_before, tmp_path)
+
+
+class CancelsEverything(Counting):
+    """A client on which every submitted task is cancelled at once (its inputs lost each time)."""
+
+    def submit(self, *args, **kwargs):
+        fut = super().submit(*args, **kwargs)
+        self._client.cancel([fut])
+        return fut
+
+
+def test_tasks_cancelled_in_every_round_fail_clearly(client):
+    from research.backtest.tasks import _ROUNDS, run_tasks
+
+    cancelling = CancelsEverything(client)
+    with pytest.raises(RuntimeError, match=rf"2 demo task\(s\) were cancelled in each of {_ROUNDS} rounds"):
+        run_tasks(divmod, [(7, 2), (9, 4)], client=cancelling, shared={}, desc="demo", progress=False)
+    assert cancelling.submits == 2 * _ROUNDS
