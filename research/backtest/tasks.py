@@ -26,6 +26,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import CancelledError
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,11 @@ def _on_client(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int
 
 def _one_round(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int], shared: dict[str, Any],
                desc: str, keep: Callable[[int, Any], None]) -> list[int]:
-    """Submit the tasks ``todo`` once; return those Dask cancelled (to submit again)."""
+    """Submit the tasks ``todo`` once; return those Dask cancelled (to submit again).
+
+    A task is cancelled when its inputs are lost, before it runs or after it finished but
+    before its result reached this process (its result then died with the worker too).
+    """
     from distributed import as_completed
 
     # scatter([v]): each shared value travels whole (a dict or tuple is not split into parts)
@@ -172,11 +177,13 @@ def _one_round(client: Any, fn: Callable, tasks: Sequence[tuple], todo: list[int
             i, _ = futures[fut.key]
             if fut.key not in pending:  # taken already: never count a task twice
                 continue
-            if fut.cancelled():  # its inputs were lost: submitted again in the next round
+            try:
+                value = fut.result()
+            except CancelledError:  # its inputs (or its result) died with a worker: submitted again next round
                 pending.discard(fut.key)
                 cancelled.append(i)
                 continue
-            keep(i, fut.result())
+            keep(i, value)
             pending.discard(fut.key)
             fut.release()
     finally:

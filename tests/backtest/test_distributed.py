@@ -264,6 +264,34 @@ def test_the_worker_holding_the_last_copy_of_the_inputs_killed_mid_sweep_loses_n
     _assert_nothing_lost(res, expected, finished_before, tmp_path)
 
 
+def test_a_worker_killed_holding_finished_results_not_yet_collected_loses_nothing(client, many, tmp_path,
+                                                                                  monkeypatch, caplog):
+    """The holder of the inputs finishes every task, then dies before its results are collected: the
+    results go with it and cannot be recomputed there (the inputs went too); they are computed again."""
+    from research.backtest import tasks
+
+    expected = sweep_ma_crossover(many, **KILL_GRID)
+    pids = client.run(os.getpid)
+    holder = sorted(pids)[0]
+    via = OneHolder(client, holder)
+    real_save = tasks.ChunkCache.save
+
+    def save(self, i, frame):
+        real_save(self, i, frame)
+        if via.pinned:  # the first chunk collected: let the holder finish the rest, then kill it
+            deadline = time.monotonic() + 120
+            while any(client.processing().values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            via.pinned = False
+            os.kill(pids[holder], signal.SIGKILL)
+
+    monkeypatch.setattr(tasks.ChunkCache, "save", save)
+    res = sweep_ma_crossover(many, client=via, chunk_size=2000, progress=False, **KILL_GRID)
+    _assert_nothing_lost(res, expected, 1, tmp_path)
+    assert "lost their inputs with a worker" in caplog.text
+    assert pids[holder] not in client.run(os.getpid).values()
+
+
 class CancelsEverything(Counting):
     """A client on which every submitted task is cancelled at once (its inputs lost each time)."""
 
