@@ -368,12 +368,10 @@ def _pattern_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> 
 
 
 def _pattern_check(p: Mapping[str, np.ndarray]) -> Refusals:
-    """The candlestick strategy's own validation, run once per distinct setting on a few bars."""
-    from research.strategies.catalog import get_strategy
+    """The candlestick strategy's own option checks (:func:`~research.strategies.signals.candlestick_options`),
+    run once per distinct setting."""
+    from research.strategies.signals import candlestick_options
 
-    spec = get_strategy("candlestick")
-    bars = pd.DataFrame({"open": [1.0, 1.0], "high": [1.0, 1.0], "low": [1.0, 1.0], "close": [1.0, 1.0]})
-    fields = {k: bars[[k]].set_axis(["x"], axis=1) for k in bars}
     keys = ("bullish", "bearish", "hold", "direction")
     # any hold >= 1 is refused or accepted alike: check 0, 1 and the invalid values only
     raw = np.asarray(p["hold"], dtype=object)
@@ -382,7 +380,7 @@ def _pattern_check(p: Mapping[str, np.ndarray]) -> Refusals:
     reasons: dict[tuple, str] = {}
     for combo in dict.fromkeys(combos):
         try:
-            spec.run(fields, **dict(zip(keys, combo, strict=True)))
+            candlestick_options(**dict(zip(keys, combo, strict=True)))
         except (ValueError, TypeError) as exc:
             reasons[combo] = str(exc)
     out = []

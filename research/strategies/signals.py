@@ -32,7 +32,7 @@ from research.strategies._nb import cross_state_1d_nb, hysteresis_state_1d_nb, r
 
 __all__ = [
     "Signals", "ma_crossover", "moving_averages", "rsi_reversion", "bollinger_breakout",
-    "time_series_momentum", "prediction_signals", "candlestick", "pattern_state_1d_nb",
+    "time_series_momentum", "prediction_signals", "candlestick", "candlestick_options", "pattern_state_1d_nb",
 ]
 
 _DIRECTIONS = ("long", "short", "both")
@@ -461,6 +461,20 @@ def _pattern_states(frames: dict[str, pd.DataFrame], bulls: tuple[str, ...], bea
     return states
 
 
+def candlestick_options(*, bullish: str | Sequence[str], bearish: str | Sequence[str], hold: int,
+                        direction: str) -> tuple[tuple[str, ...], tuple[str, ...], int, bool, bool]:
+    """The options of :func:`candlestick` checked (no prices needed): ``(bulls, bears, hold, allow_long, allow_short)``.
+
+    Raises the ValueError :func:`candlestick` raises for the same options (a fused sweep checks
+    its grid with it).
+    """
+    hold = _check_int("hold", hold, 0)
+    allow_long, allow_short = _sides(direction)
+    bulls, bears = _entry_patterns(bullish, bearish, direction=direction, hold=hold, allow_long=allow_long,
+                                   allow_short=allow_short)
+    return bulls, bears, hold, allow_long, allow_short
+
+
 def candlestick(
     open: pd.DataFrame | pd.Series,
     high: pd.DataFrame | pd.Series,
@@ -505,10 +519,8 @@ def candlestick(
     >>> bars = load_prices(["SPX", "IXIC"])
     >>> sig = candlestick(bars["open"], bars["high"], bars["low"], bars["close"], bullish="hammer", hold=3)
     """
-    hold = _check_int("hold", hold, 0)
-    allow_long, allow_short = _sides(direction)
-    bulls, bears = _entry_patterns(bullish, bearish, direction=direction, hold=hold, allow_long=allow_long,
-                                   allow_short=allow_short)
+    bulls, bears, hold, allow_long, allow_short = candlestick_options(bullish=bullish, bearish=bearish, hold=hold,
+                                                                      direction=direction)
     frames = _price_frames(open=open, high=high, low=low, close=close)
     states = _pattern_states(frames, bulls, bears, hold=hold, allow_long=allow_long, allow_short=allow_short)
     params = {"bullish": ",".join(bulls), "bearish": ",".join(bears), "hold": hold, "direction": direction}

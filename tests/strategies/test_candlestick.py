@@ -210,3 +210,29 @@ def test_each_symbol_counts_its_own_bars_and_holds_across_its_gaps():
     assert got.iloc[open_at] != 0  # a position is open when the gap starts
     for gap, last in zip(gaps, (open_at, open_at, 449), strict=True):
         assert got.iloc[gap] == got.iloc[last]  # carried, not reset
+
+
+_OPTION_LISTS = ["", "engulfing", "hammer", "shooting_star", "doji", "morning_star+evening_star", "nope", "hammer+nope"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(bullish=st.sampled_from(_OPTION_LISTS), bearish=st.sampled_from(_OPTION_LISTS),
+       hold=st.sampled_from([0, 1, 5, -1, 2.5, True]), direction=st.sampled_from(["long", "short", "both", "up"]))
+@example(bullish="", bearish="", hold=0, direction="long")
+def test_the_options_check_refuses_what_the_strategy_refuses(bullish, bearish, hold, direction):
+    """A fused sweep checks its grid with candlestick_options: the same refusals, word for word."""
+    from research.strategies.signals import candlestick_options
+
+    bars = synthetic_ohlcv("CHK", bars=3)
+    opts = {"bullish": bullish, "bearish": bearish, "hold": hold, "direction": direction}
+    try:
+        candlestick(bars["open"], bars["high"], bars["low"], bars["close"], **opts)
+        refused = None
+    except ValueError as exc:
+        refused = str(exc)
+    if refused is None:
+        candlestick_options(**opts)
+    else:
+        with pytest.raises(ValueError) as info:
+            candlestick_options(**opts)
+        assert str(info.value) == refused
