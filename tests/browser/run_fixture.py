@@ -8,6 +8,11 @@ Sharpe and PBO, naive and rolling-mean forecasts, risk metrics, scored synthetic
 the news panel), kept small so the whole run is
 written in a few seconds. A second, FAILED run is
 recorded too (never published) so the pipeline-health page has a failure to show.
+
+One symbol, :data:`STALE_SYMBOL`, is stale: its data ends at least :data:`STALE_DAYS` days
+before the run's as-of date. The run treats it as the pipeline does: the signals mark it
+``stale`` with no target position, its alerts carry its last bar, and the book (``positions``,
+the risk document) holds it only up to its last bar.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from research.data.asof import AsOf
+from research.data.calendars import calendar_of
+from research.data.freshness import is_stale
 from research.data.sources.synthetic import synthetic_ohlcv
 from research.risk import metrics
 from research.risk.report import headline_document
@@ -26,6 +34,8 @@ from research.stages.sweep_outputs import sweep_record
 from research.workflow.results import PublishedRun, latest, publish, write_output
 
 SYMBOLS = ("SYN0001", "SYN0002", "SYN0003", "BTC-USD")
+STALE_SYMBOL = "BTC-USD"  # first in sorted symbol pickers: a page would open on it but for the rule
+STALE_DAYS = 90
 PARAMS = ((10, 50), (20, 100))
 GRID_FAST = "2:40"  # the sweep: every fast < slow pair (785 per symbol)
 GRID_SLOW = "10:120:5"
@@ -39,8 +49,12 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def _closes(bars: int, seed: int) -> pd.DataFrame:
+def _closes(bars: int, seed: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Close matrix and frames; :data:`STALE_SYMBOL`'s data ends :data:`STALE_DAYS` days or more
+    before the last bar of the others (the as-of date)."""
     frames = {s: synthetic_ohlcv(s, bars=bars, seed=seed, start="2022-01-03") for s in SYMBOLS}
+    as_of = max(f.index[-1] for s, f in frames.items() if s != STALE_SYMBOL)
+    frames[STALE_SYMBOL] = frames[STALE_SYMBOL].loc[: as_of - pd.Timedelta(days=STALE_DAYS)]
     close = pd.DataFrame({s: f["close"] for s, f in frames.items()}).sort_index()
     close.index.name = "timestamp"
     return close, frames
@@ -85,17 +99,25 @@ def _backtests(close: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
             trades += t
             if (fast, slow) == PARAMS[0]:
                 curves[f"sma_cross|{symbol}"] = curves[f"sma_cross|{symbol}|{params}"]
-                positions[symbol] = pos / len(close.columns)
+                positions[symbol] = pos
         bh = c.pct_change().fillna(0.0)
         stats = metrics.summary(bh, periods_per_year=ppy, positions=pd.Series(1.0, index=c.index))
         rows.append({"strategy": "buy_and_hold", "symbol": symbol, "params": "{}", **stats.to_dict()})
         curves[f"buy_and_hold|{symbol}"] = 10_000 * (1 + bh).cumprod()
     equity = pd.DataFrame(curves).sort_index()
-    trade_frame = pd.DataFrame(trades)
-    pos_frame = pd.DataFrame(positions).sort_index().ffill().fillna(0.0)
-    pos_frame.index.name = "timestamp"
     equity.index.name = "timestamp"
-    return pd.DataFrame(rows), equity, trade_frame, pos_frame
+    trade_frame = pd.DataFrame(trades)
+    return pd.DataFrame(rows), equity, trade_frame, _book_positions(pd.DataFrame(positions).sort_index())
+
+
+def _book_positions(held: pd.DataFrame) -> pd.DataFrame:
+    """Weights in the equal-weight book of one-symbol books: each book 1/N of those active (from a
+    symbol's first to its last bar); a symbol is not held past its last bar (weight 0)."""
+    held = held.ffill(limit_area="inside")  # a closed market inside a symbol's life keeps its position
+    active = held.notna().sum(axis=1).clip(lower=1)
+    pos_frame = held.div(active, axis=0).fillna(0.0)
+    pos_frame.index.name = "timestamp"
+    return pos_frame
 
 
 def _sweep(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -163,23 +185,38 @@ def _risk_document(book: pd.Series, positions: pd.DataFrame, close: pd.DataFrame
 
 
 def _signals_alerts(close: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Today's signals and alerts as the pipeline writes them: each computed at the symbol's last
+    bar (``bar_time``); a stale symbol (the library's rule) keeps its signal but gets no target
+    position, and a ``data`` alert says how old its last bar is."""
     sig, alerts = [], []
+    when = AsOf.parse(str(as_of.date()), interval="1d")
+    label = str(as_of.date())
+    stale_of = {s: is_stale(calendar_of(s), "1d", close[s].last_valid_index(), when) for s in close}
+    fresh = max(1, sum(not v for v in stale_of.values()))  # the book's members at the as-of date
     for symbol in close:
         c = close[symbol].dropna()
-        pos, _ = _crossover(c, *PARAMS[0])
+        bar, stale = c.index[-1], stale_of[symbol]
         signal = int(c.rolling(PARAMS[0][0]).mean().iloc[-1] > c.rolling(PARAMS[0][1]).mean().iloc[-1])
-        sig.append({"symbol": symbol, "strategy": "sma_cross", "as_of": as_of, "signal": signal,
-                    "target_position": signal / len(close.columns), "close": float(c.iloc[-1])})
+        sig.append({"symbol": symbol, "strategy": "sma_cross", "as_of": as_of, "bar_time": bar, "signal": signal,
+                    "target_position": 0.0 if stale else signal / fresh, "close": float(c.iloc[-1]),
+                    "stale": stale})
         move = float(c.pct_change().iloc[-1])
         dd = float(c.iloc[-1] / c.cummax().iloc[-1] - 1)
+        at = {"as_of": label, "bar_time": bar}
+        if stale:
+            alerts.append({"symbol": symbol, "kind": "data", "severity": "warning", "value": (as_of - bar).days,
+                           "message": f"{symbol}'s last bar ({bar:%Y-%m-%d}) is {(as_of - bar).days} days before "
+                                      "the as-of time", "threshold": 3.0, **at})
         if abs(move) > 0.02:
             alerts.append({"symbol": symbol, "kind": "price_move", "severity": "warning",
-                           "message": f"{symbol} moved {move:+.1%} on the last bar", "value": move, "threshold": 0.02})
+                           "message": f"{symbol} moved {move:+.1%} on the last bar", "value": move, "threshold": 0.02,
+                           **at})
         if dd < -0.15:
             alerts.append({"symbol": symbol, "kind": "drawdown", "severity": "critical",
-                           "message": f"{symbol} is {dd:.0%} below its peak", "value": dd, "threshold": -0.15})
+                           "message": f"{symbol} is {-dd:.0%} below its peak", "value": dd, "threshold": -0.15, **at})
+    last = close["SYN0002"].dropna().index[-1]
     alerts.append({"symbol": "SYN0002", "kind": "volume_spike", "severity": "info",
-                   "message": "volume z-score above 3", "value": 3.4, "threshold": 3.0})
+                   "message": "volume z-score above 3", "value": 3.4, "threshold": 3.0, "as_of": label, "bar_time": last})
     return pd.DataFrame(sig), pd.DataFrame(alerts)
 
 
@@ -257,7 +294,8 @@ def write_fixture_run(runs_dir: str | Path, *, bars: int = 400, seed: int = 7) -
     backtests, equity, trades, positions = _backtests(close)
     preds, evals = _predictions(close, tail=120)
     signals, alerts = _signals_alerts(close, as_of)
-    book = equity[[f"sma_cross|{s}" for s in SYMBOLS]].pct_change().mean(axis=1).dropna()
+    # the book: each symbol's curve from its first to its last bar (no price filled past it)
+    book = metrics.equal_weight_returns(equity[[f"sma_cross|{s}" for s in SYMBOLS]].ffill(limit_area="inside")).dropna()
     risk = _risk_document(book, positions, close)
     outputs = {
         "prices": close, "data_report": _data_report(frames, (as_of + pd.Timedelta(hours=21)).isoformat()),

@@ -27,7 +27,7 @@ def stale_run(runs, tmp_path):  # noqa: F811
     write_output(run.outputs_dir, "data_report", report)
     alerts = pd.concat([run.table("alerts"), pd.DataFrame([{
         "symbol": first, "kind": "drawdown", "severity": "critical", "message": f"{first} is 40% below its peak",
-        "value": -0.4, "threshold": -0.15, "as_of": pd.Timestamp(run.as_of, tz="UTC")}])], ignore_index=True)
+        "value": -0.4, "threshold": -0.15, "as_of": str(run.as_of)}])], ignore_index=True)
     write_output(run.outputs_dir, "alerts", alerts)
     return copy, first
 
