@@ -307,8 +307,13 @@ async def main_async(args: argparse.Namespace) -> dict:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=_chromium(), args=ARGS)
         report["floor_load_avg"] = os.getloadavg()[0]
-        report["floor_s"] = await _floor(browser, runs, scratch, max(repeats, 3))
+        report["floor_s"] = await _floor(browser, runs, scratch, max(repeats, 3 if not args.floor_only else 5))
+        report["floor_load_avg_end"] = os.getloadavg()[0]
         report["cold"] = {}
+        if args.floor_only:
+            await browser.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+            return report
         if not args.skip_cold:
             server = Server(runs, scratch, pool_size=0)
             try:
@@ -332,6 +337,10 @@ async def main_async(args: argparse.Namespace) -> dict:
 
 
 def _print(report: dict) -> None:
+    if "prestarted" not in report:  # --floor-only
+        print(f"Voila's floor (pre-started page with one HTML widget, no figure): {report['floor_s']:.3f} s, median of 5; "
+              f"load average {report['floor_load_avg']:.1f} before, {report['floor_load_avg_end']:.1f} after")
+        return
     print(f"run: {report['run']}; {report['cpus']} CPUs; load average at start "
           f"{report['load_avg_start'][0]:.1f}, at end {report['load_avg_end'][0]:.1f}")
     print("first = interactive (widgets live, first figure drawn), ready = every figure drawn; "
@@ -379,6 +388,8 @@ def main() -> None:
     parser.add_argument("--runs-dir", help="runs folder holding daily/published.json")
     parser.add_argument("--fixture", action="store_true", help="always use a synthetic fixture run")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="only Voila's floor (median of 5 loads), to compare changes to the page template or server")
     args = parser.parse_args()
     report = asyncio.run(main_async(args))
     _print(report)
