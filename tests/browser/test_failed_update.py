@@ -1,5 +1,6 @@
 """A widget callback that fails, in a real browser: the viewer is told the view could not be updated
-(never the exception's text), and the next update that succeeds clears the word.
+(never the exception's text) at the top of the screen wherever the page is scrolled, and the next
+update that succeeds clears the word.
 
 The page is the real market overview, served by the same server, from a notebook written next to
 the dashboards for this test: it builds the page, then makes the price figure's builder fail (as a
@@ -56,6 +57,9 @@ def test_a_failed_update_tells_the_viewer_and_the_next_success_clears_it(served,
         body = page.locator("body").inner_text()
         assert SECRET not in body and "RuntimeError" not in body, "the exception reached the viewer"
         assert page.locator(".wb-prices-fig .gtitle").first.text_content() == before, "the old figure is gone"
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        box, height = notice.bounding_box(), page.viewport_size["height"]
+        assert box and 0 <= box["y"] and box["y"] + box["height"] <= height, f"the notice is off screen: {box}"
 
         before_vol = page.locator(".wb-vol-fig .gtitle").first.text_content()
         _choose_other(page, "wb-vol-window")
