@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from research.viz.panels import DASHBOARDS
+from research.viz.panels.server import UNUSED_EXTENSIONS
 
 pytestmark = pytest.mark.browser
 
@@ -106,6 +107,8 @@ def test_dashboard_renders_offline_reacts_and_shows_no_source_or_error(served, p
     assert page.blocked == [], f"requests that left 127.0.0.1: {page.blocked}"
     assert any(url.endswith("/voila/wb/plotly-workbench.min.js") for url in page.requests)
     assert not any("jupyterlab-plotly" in url or "plotly.min.js" in url for url in page.requests)
+    unused = [u for u in page.requests if any(f"/labextensions/{name}/" in u for name in UNUSED_EXTENSIONS)]
+    assert unused == [], f"lab extensions no dashboard uses were sent: {unused[:3]}"
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -80,7 +80,8 @@ def test_every_route_checks_the_host_and_pages_are_guarded():
     handlers = app.init_handlers()
     assert all(issubclass(h[1], _HostGuard) for h in handlers if isinstance(h, tuple))
     assert any(h[0].endswith("/voila/wb/([A-Za-z0-9._-]+)") for h in handlers)
-    assert {"jupyterlab-plotly", "anywidget", "jupyterlab_pygments"} <= set(app.voila_configuration.extension_denylist)
+    assert {"jupyterlab-plotly", "anywidget", "jupyterlab_pygments", "jupyterlab-jupytext"} <= set(
+        app.voila_configuration.extension_denylist)
     assert app.template_paths[0] == str(TEMPLATE_DIR)
 
 

@@ -61,7 +61,7 @@ FIGURES_ENV = "WORKBENCH_FIGURES"
 
 #: Lab extensions installed in the environment that no dashboard uses: not sent to viewers (each
 #: costs requests and script evaluation on every page load).
-UNUSED_EXTENSIONS = ("jupyterlab-plotly", "anywidget", "jupyterlab_pygments")
+UNUSED_EXTENSIONS = ("jupyterlab-plotly", "anywidget", "jupyterlab_pygments", "jupyterlab-jupytext")
 
 #: Websocket keep-alive pings (milliseconds): a viewer silent for the timeout is disconnected.
 WS_PING_INTERVAL_MS = 5_000
