@@ -301,8 +301,9 @@ def _overfitting(res, sym: str, best) -> dict[str, float]:
     chosen = trials.iloc[:, res.table.loc[res.table["symbol"] == sym].index.get_loc(best.name)]
     dsr = deflated_sharpe_ratio(chosen, trial_returns=trials)
     pbo = probability_of_backtest_overfitting(trials, n_splits=16, max_combinations=2000)
-    typer.echo(f"  deflated Sharpe ratio {dsr.dsr:.3f} over {dsr.n_trials:,} trials "
-               f"(luck threshold {dsr.expected_max_sharpe:.4f}/bar); PBO {pbo.pbo:.1%} "
+    typer.echo(f"  deflated Sharpe ratio {dsr.dsr:.1%} (the probability that the best Sharpe is not luck, "
+               f"over {dsr.n_trials:,} trials; "
+               f"luck threshold {dsr.expected_max_sharpe:.4f}/bar); PBO {pbo.pbo:.1%} "
                f"({pbo.n_combinations:,} CSCV splits)")
     return {"deflated_sharpe": dsr.dsr, "n_trials": dsr.n_trials, "pbo": pbo.pbo,
             "prob_oos_loss": pbo.prob_oos_loss}
