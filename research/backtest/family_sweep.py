@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +42,7 @@ from research.backtest.families import (
     fused_family,
     signal_groups,
 )
-from research.backtest.fused import check_options, live_spans
+from research.backtest.fused import check_options, live_spans, usable_symbols
 from research.backtest.kernels import STATS, prepare_nb
 from research.backtest.sweep_result import SweepResult
 from research.backtest.tasks import code_version, digest, run_tasks
@@ -90,14 +89,7 @@ def _prices(prices: Any, timing: str, start: object, end: object, costs: tuple[f
     if missing:
         raise ValueError(f"this strategy reads whole bars: the prices miss {missing} (got {sorted(fields)})")
     close_df = fields["close"]
-    close_all = close_df.to_numpy(dtype=np.float64)
-    exec_all = fields[exec_field].to_numpy(dtype=np.float64)
-    bad = np.isnan(close_all).all(axis=0) | ~(exec_all > 0).any(axis=0)
-    empty = [str(c) for c, b in zip(close_df.columns, bad, strict=True) if b]
-    for sym in empty:
-        warnings.warn(f"{sym}: no valid prices; excluded from the sweep", stacklevel=3)
-    if bad.all():
-        raise ValueError("no symbol has valid prices")
+    bad, empty = usable_symbols(close_df, fields[exec_field])
     keep = ~bad
 
     def arr(name: str) -> np.ndarray:

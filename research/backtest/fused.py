@@ -6,6 +6,7 @@ per block of symbols x pairs (on a Dask client or here) and caches finished bloc
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,6 +37,21 @@ def window_rows(fast: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndar
     frow = np.searchsorted(windows, fast).astype(np.int64)
     srow = np.searchsorted(windows, slow).astype(np.int64)
     return windows, frow, srow
+
+
+def usable_symbols(close: pd.DataFrame, exec_prices: pd.DataFrame, *, stacklevel: int = 3) -> tuple[np.ndarray, list[str]]:
+    """Which symbols a sweep can trade: a close somewhere and a positive execution price somewhere.
+
+    Returns the mask of unusable columns and their names; warns once per excluded symbol (at the
+    sweep's caller) and raises ``ValueError`` when no symbol is left.
+    """
+    bad = np.isnan(close.to_numpy(dtype=np.float64)).all(axis=0) | ~(exec_prices.to_numpy(dtype=np.float64) > 0).any(axis=0)
+    empty = [str(c) for c, b in zip(close.columns, bad, strict=True) if b]
+    for sym in empty:
+        warnings.warn(f"{sym}: no valid prices; excluded from the sweep", stacklevel=stacklevel + 1)
+    if bad.all():
+        raise ValueError("no symbol has valid prices")
+    return bad, empty
 
 
 def check_options(*, timing: str, metric: str, fees: float, slippage: float, init_cash: float) -> None:

@@ -30,7 +30,13 @@ import pandas as pd
 from research.backtest.engine import TIMINGS, as_fields, backtest
 from research.backtest.engine import bar_span as span_of
 from research.backtest.families import engine_call
-from research.backtest.fused import check_options, fused_table, live_spans, stats_row
+from research.backtest.fused import (
+    check_options,
+    fused_table,
+    live_spans,
+    stats_row,
+    usable_symbols,
+)
 from research.backtest.kernels import STATS
 from research.backtest.sweep_result import SweepResult
 from research.data import calendars
@@ -70,12 +76,7 @@ def _crossover_inputs(prices: Any, timing: str, start: object, end: object, cost
     close_df = fields["close"]
     close_all = close_df.to_numpy(dtype=np.float64)
     exec_all = fields[exec_field].to_numpy(dtype=np.float64)
-    bad = np.isnan(close_all).all(axis=0) | ~(exec_all > 0).any(axis=0)
-    empty = [str(c) for c, b in zip(close_df.columns, bad, strict=True) if b]
-    for sym in empty:
-        warnings.warn(f"{sym}: no valid prices; excluded from the sweep", stacklevel=3)
-    if bad.all():
-        raise ValueError("no symbol has valid prices")
+    bad, empty = usable_symbols(close_df, fields[exec_field])
     rows = span_of(close_df.index, start, end)
     close = np.asfortranarray(close_all[:, ~bad]) if bad.any() else close_all
     exec_px = np.asfortranarray(exec_all[:, ~bad]) if bad.any() else exec_all
