@@ -12,6 +12,7 @@ the naive form some consumers need (the ledger stores naive UTC; plotly ignores 
 :func:`to_naive_utc_index`  an index as naive UTC
 :func:`on_clock_of`         a time comparable with an index (aware or naive)
 :func:`naive_utc_now`       the clock, as the naive UTC datetime tables store
+:func:`parse_date_or_time`  an ISO date or date-time as a UTC time, and whether it was a bare date
 ==========================  ====================================================
 
 >>> to_utc("2024-03-01 09:30")
@@ -32,12 +33,16 @@ This module imports nothing from the package, so every room may use it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from typing import overload
 
 import pandas as pd
 
-__all__ = ["to_utc", "to_utc_index", "to_naive_utc", "to_naive_utc_index", "on_clock_of", "naive_utc_now"]
+__all__ = ["to_utc", "to_utc_index", "to_naive_utc", "to_naive_utc_index", "on_clock_of", "naive_utc_now",
+           "parse_date_or_time"]
+
+_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 
 
 @overload
@@ -131,3 +136,26 @@ def naive_utc_now() -> dt.datetime:
     """The current time as a naive :class:`datetime.datetime` on the UTC clock (how the ledger
     and the outbox store times)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def parse_date_or_time(value: object) -> tuple[pd.Timestamp, bool]:
+    """``value`` (ISO text, a date, a datetime or a timestamp) as a UTC time, and whether it is a bare date.
+
+    A bare date is text of the form ``2019-03-01`` or a :class:`datetime.date` that is not a
+    datetime; anything with a time of day, midnight included, is a date-time. Raises
+    ``ValueError`` naming the value when it is not a date or a date-time.
+
+    >>> parse_date_or_time("2019-03-01")
+    (Timestamp('2019-03-01 00:00:00+0000', tz='UTC'), True)
+    >>> parse_date_or_time("2019-03-01T05:00:00+05:00")
+    (Timestamp('2019-03-01 00:00:00+0000', tz='UTC'), False)
+    """
+    is_date = (isinstance(value, str) and bool(_DATE_ONLY.match(value))) or (
+        isinstance(value, dt.date) and not isinstance(value, dt.datetime))
+    try:
+        ts = pd.Timestamp(value.strip() if isinstance(value, str) else value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not an ISO date or date-time: {value!r}") from exc
+    if ts is pd.NaT:
+        raise ValueError(f"not an ISO date or date-time: {value!r}")
+    return to_utc(ts), is_date

@@ -22,17 +22,14 @@ run-id safe). ``AsOf.parse(a.label) == a`` for every ``a``.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 
-from research.timeutil import on_clock_of, to_utc
+from research.timeutil import on_clock_of, parse_date_or_time
 
 __all__ = ["AsOf", "as_of"]
 
-_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 _DAILY = ("1d", "1wk", "1mo")
 
 
@@ -72,15 +69,10 @@ class AsOf:
             return value
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ValueError("as_of is empty; give a date (2018-12-31) or a date-time (2018-12-31T15:00:00)")
-        is_date = (isinstance(value, str) and bool(_DATE.match(value))) or (
-            isinstance(value, dt.date) and not isinstance(value, dt.datetime))
         try:
-            ts = pd.Timestamp(value.strip() if isinstance(value, str) else value)
-        except (ValueError, TypeError) as exc:
+            ts, is_date = parse_date_or_time(value)
+        except ValueError as exc:
             raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}") from exc
-        if ts is pd.NaT:
-            raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}")
-        ts = to_utc(ts)
         if not isinstance(value, str) and interval in _DAILY and ts == ts.normalize():
             is_date = True
         if is_date:

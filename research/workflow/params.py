@@ -10,7 +10,6 @@ the executed notebook. :mod:`research.workflow.spec` uses these to check a spec 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from dataclasses import dataclass
@@ -100,9 +99,6 @@ def type_of(value: Any) -> str | None:
     return None
 
 
-_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
-
-
 def canonical_date(text: object) -> str:
     """``text`` as an ISO date or date-time label, in UTC without a zone; ``ValueError`` if not a date.
 
@@ -111,18 +107,9 @@ def canonical_date(text: object) -> str:
     that instant, not the whole day). The same labels as the market rooms' as-of value
     (:attr:`research.data.asof.AsOf.label`), written here because the engine imports no room.
     """
-    import pandas as pd
+    from research.timeutil import parse_date_or_time, to_naive_utc
 
-    from research.timeutil import to_naive_utc
-
-    is_date = (isinstance(text, str) and bool(_DATE_ONLY.match(text))) or (
-        isinstance(text, dt.date) and not isinstance(text, dt.datetime))
-    try:
-        ts = pd.Timestamp(text.strip() if isinstance(text, str) else text)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not an ISO date or date-time: {text!r}") from exc
-    if ts is pd.NaT:
-        raise ValueError(f"not an ISO date or date-time: {text!r}")
+    ts, is_date = parse_date_or_time(text)
     ts = to_naive_utc(ts)
     return ts.strftime("%Y-%m-%d") if is_date else ts.strftime("%Y-%m-%dT%H:%M:%S")
 
