@@ -42,6 +42,7 @@ from numba import njit
 from research.backtest.kernels import add_nb as _add
 from research.backtest.kernels import is_close_nb as _is_close
 from research.strategies.stops import stop_exit_nb as _stop_exit_nb
+from research.strategies.stops import whole_bar_nb as _whole_bar_nb
 
 __all__ = ["simulate_nb", "N_RISK", "RISK_FIELDS"]
 
@@ -283,26 +284,14 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
             fill = p
             pos_dir = want
             entry = p
-            o, hi, lo, c = open_[t], high[t], low[t], close[t]
-            if np.isnan(o):
-                o = c
-            if np.isnan(hi):
-                hi = max(o, c)
-            if np.isnan(lo):
-                lo = min(o, c)
+            o, hi, lo = _whole_bar_nb(open_[t], high[t], low[t], close[t])
             if fill_at_open and np.isfinite(hi) and np.isfinite(lo):
                 best = max(p, hi) if pos_dir > 0 else min(p, lo)
             else:
                 best = p
             armed_from = t + 1
         elif use_stops and pos_dir != 0 and t >= armed_from:
-            o, hi, lo, c = open_[t], high[t], low[t], close[t]
-            if np.isnan(o):
-                o = c
-            if np.isnan(hi):
-                hi = max(o, c)
-            if np.isnan(lo):
-                lo = min(o, c)
+            o, hi, lo = _whole_bar_nb(open_[t], high[t], low[t], close[t])
             if np.isfinite(o):
                 px, why = _stop_exit_nb(pos_dir, o, hi, lo, entry, best, sl, tp, trail)
                 if why != 0:

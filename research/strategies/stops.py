@@ -73,6 +73,19 @@ class RiskRules:
         return asdict(self)
 
 
+@njit(cache=True, inline="always")
+def whole_bar_nb(o: float, hi: float, lo: float, c: float) -> tuple[float, float, float]:
+    """A bar's open, high and low with gaps filled from what it has: a missing open is the close,
+    a missing high or low the larger or smaller of open and close."""
+    if np.isnan(o):
+        o = c
+    if np.isnan(hi):
+        hi = max(o, c)
+    if np.isnan(lo):
+        lo = min(o, c)
+    return o, hi, lo
+
+
 @njit(cache=True)
 def _stop_exit_nb(pos, o, hi, lo, entry, peak, sl, tp, trail):
     """Exit price and reason for one bar (NaN, 0 if no stop fires)."""
@@ -131,13 +144,7 @@ def _plan_column_nb(target, price, open_, high, low, close, sl, tp, trail, fill_
             want = 0
         p = price[i]
         valid = np.isfinite(p) and p > 0
-        o, hi, lo, c = open_[i], high[i], low[i], close[i]
-        if np.isnan(o):
-            o = c
-        if np.isnan(hi):
-            hi = max(o, c)
-        if np.isnan(lo):
-            lo = min(o, c)
+        o, hi, lo = whole_bar_nb(open_[i], high[i], low[i], close[i])
         if valid and want != pos:
             fill[i] = p
             reason[i] = _HALT if halted and pos != 0 else _SIGNAL
