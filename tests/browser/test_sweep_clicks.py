@@ -34,6 +34,14 @@ def _wait_title(page, text: str, timeout: int = 30_000) -> None:
         arg=[EQUITY_TITLE, text], timeout=timeout)
 
 
+def _wait_text(page, selector: str, text: str, timeout: int = 30_000) -> None:
+    """Wait until the element ``selector`` shows ``text``: one callback updates the figures, the note and
+    the tables in turn, and the browser applies each update as it arrives."""
+    page.wait_for_function(
+        "([sel, want]) => { const t = document.querySelector(sel); return t && t.innerText.includes(want); }",
+        arg=[selector, text], timeout=timeout)
+
+
 def test_clicking_a_heatmap_cell_shows_that_pair(served, page):
     page.goto(f"{served.url}{PAGE}")
     page.wait_for_selector(f"{HEATMAP}[data-wb-click='wb-sweep-pick']")
@@ -55,8 +63,9 @@ def test_clicking_a_heatmap_cell_shows_that_pair(served, page):
     page.wait_for_function("t => t.textContent.includes('fast=7, slow=60')", arg=drawdown.element_handle())
     assert page.locator(".wb-sweep-fast select").evaluate("s => s.options[s.selectedIndex].text").strip() == "7"
     assert page.locator(".wb-sweep-slow select").evaluate("s => s.options[s.selectedIndex].text").strip() == "60"
+    _wait_text(page, ".wb-sweep-pair-note", "fast=7, slow=60 on")
     assert "matches the sweep" in page.locator(".wb-sweep-pair-note").inner_text()
-    assert "fast=7, slow=60: Sharpe in test" in page.locator(".wb-sweep-wf-table").inner_text()
+    _wait_text(page, ".wb-sweep-wf-table", "fast=7, slow=60: Sharpe in test")
     _save_screenshot(page, "03-backtest-explorer-sweep", element=".wb-sweep")
     query = parse_qs(urlparse(page.url).query)
     assert query.get("sweep-fast") == ["7"] and query.get("sweep-slow") == ["60"]
@@ -96,6 +105,7 @@ def test_another_family_shows_its_heatmap_and_a_click_re_runs_that_set(served, p
     x, y = _point_position(page, 30, 10)  # x: lower, y: window
     page.mouse.click(x, y)
     _wait_title(page, "window=10, lower=30, exit_level=")
+    _wait_text(page, ".wb-sweep-pair-note", "window=10, lower=30, exit_level=")
     assert "matches the sweep" in page.locator(".wb-sweep-pair-note").inner_text()
     assert page.locator(".wb-sweep-window select").evaluate("s => s.options[s.selectedIndex].text").strip() == "10"
     query = parse_qs(urlparse(page.url).query)
