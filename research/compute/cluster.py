@@ -77,7 +77,7 @@ def get_client(
     n_workers: int | None = None,
     memory_limit: str | float | None = "auto",
     dashboard_address: str | None = "127.0.0.1:0",
-    timeout: float = 30.0,
+    timeout: float | None = None,
     announce: bool = True,
 ) -> Client:
     """A connected :class:`distributed.Client`; use it as a context manager.
@@ -98,8 +98,9 @@ def get_client(
     dashboard_address : str, optional
         Where a local cluster serves its dashboard (a free port on loopback by default;
         None: no dashboard).
-    timeout : float
-        Seconds to wait for a remote scheduler.
+    timeout : float, optional
+        Seconds to wait for a remote scheduler (default: Dask's ``distributed.comm.timeouts.connect``
+        setting, 30 s unless configured, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``).
     announce : bool
         Print the cluster and its dashboard link to stderr (it is logged either way).
 
@@ -115,7 +116,7 @@ def get_client(
 
 
 def _connect(target: str, *, n_workers: int | None, memory_limit: str | float | None,
-             dashboard_address: str | None, timeout: float) -> Client:
+             dashboard_address: str | None, timeout: float | None) -> Client:
     """A client of a new LocalCluster (``target="local"``) or of the scheduler at ``target``, its
     workers pinned to one thread each; closed again when that cannot be arranged."""
     from distributed import Client
@@ -128,7 +129,8 @@ def _connect(target: str, *, n_workers: int | None, memory_limit: str | float | 
             set_as_default=False,
         )
     else:
-        client = Client(target, timeout=timeout, set_as_default=False)
+        wait = {} if timeout is None else {"timeout": timeout}  # else Dask's connect timeout
+        client = Client(target, set_as_default=False, **wait)
     try:
         from research.compute._plugin import OneThreadPerWorker
 

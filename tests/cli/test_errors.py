@@ -103,9 +103,10 @@ def test_no_space_left_on_a_device_is_named():
 
 
 def test_a_lost_dask_scheduler_is_named_not_called_a_bug():
+    import dask
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         future = client.submit(time.sleep, 5)
         time.sleep(0.5)

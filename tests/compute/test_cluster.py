@@ -70,3 +70,25 @@ def test_an_in_process_worker_leaves_its_process_thread_settings_alone():
             Client(cluster, set_as_default=False) as client:
         client.register_plugin(OneThreadPerWorker(), name="workbench-one-thread")
         assert {k: os.environ.get(k) for k in before} == before
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, None), (7.5, 7.5)])
+def test_a_remote_scheduler_waits_for_dasks_connect_timeout_unless_told(monkeypatch, given, expected):
+    """Without ``timeout=`` the wait for a scheduler is Dask's ``distributed.comm.timeouts.connect``
+    (the user's Dask configuration), not a number of the workbench's own."""
+    import distributed
+
+    seen: dict = {}
+
+    class Refused(Exception):
+        pass
+
+    def fake_client(address, **kwargs):
+        seen.update(kwargs, address=address)
+        raise Refused(address)
+
+    monkeypatch.setattr(distributed, "Client", fake_client)
+    with pytest.raises(Refused):
+        get_client("tcp://127.0.0.1:9", announce=False, **({} if given is None else {"timeout": given}))
+    assert seen["address"] == "tcp://127.0.0.1:9"
+    assert seen.get("timeout", "dask's") == ("dask's" if expected is None else expected)
