@@ -40,7 +40,7 @@ from research.backtest.simulate import N_RISK, RISK_FIELDS, simulate_nb
 from research.strategies._nb import cross_step_nb, hysteresis_step_nb
 
 __all__ = ["engine_call", "FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
-           "fused_family", "signal_groups", "block_bounds_nb",
+           "fused_family", "signal_groups", "block_bounds_nb", "bollinger_bounds_nb", "bollinger_states_nb",
            "rsi_states_nb", "BLOCK"]
 
 _CROSS, _RSI, _BOLL, _MOM, _PAT = 0, 1, 2, 3, 4
@@ -49,6 +49,17 @@ _SIDES = {"long": 1, "short": -1, "both": 0}
 
 
 # --------------------------------------------------------------------------- numba
+
+@njit(cache=True, inline="always")
+def _bollinger_step_nb(c, mid, sdev, k, st, allow_long, allow_short):
+    """One bar of the Bollinger rule: %b of :func:`research.features.indicators.bollinger` (same float
+    operations), then the breakout hysteresis (long above 1, out below 0.5; short below 0, out above 0.5)."""
+    upper = mid + k * sdev
+    lower = mid - k * sdev
+    width = upper - lower
+    pct = (c - lower) / width if width > 0 else np.nan
+    return hysteresis_step_nb(pct, st, 1.0, 0.5, 0.0, 0.5, True, allow_long, allow_short)
+
 
 @njit(cache=True)
 def states_nb(family, tables, j, close, rows, levels, side, out):
@@ -79,11 +90,7 @@ def states_nb(family, tables, j, close, rows, levels, side, out):
         sdev = tables[rows[1], j]
         k = levels[0]
         for t in range(n):
-            upper = mid[t] + k * sdev[t]
-            lower = mid[t] - k * sdev[t]
-            width = upper - lower
-            pct = (close[t] - lower) / width if width > 0 else np.nan
-            st = hysteresis_step_nb(pct, st, 1.0, 0.5, 0.0, 0.5, True, allow_long, allow_short)
+            st = _bollinger_step_nb(close[t], mid[t], sdev[t], k, st, allow_long, allow_short)
             out[t] = st
     elif family == _PAT:
         bull = tables[rows[0], j]
@@ -184,9 +191,95 @@ def rsi_states_nb(x, bmin, bmax, lower, exit_level, upper, allow_long, allow_sho
         out[u] = st
 
 
+#: Relative margin of the Bollinger block test (far above the few units in the last place by which %b
+#: computed from the bands can differ from the band position computed from the standardised close).
+_BOLL_TOL = 1e-12
+
+
+@njit(cache=True)
+def bollinger_bounds_nb(tables, close):
+    """Per window and symbol, the Bollinger rule's block bounds: ``(zlo, zhi, gmax)``, each ``(windows, symbols,
+    bars // BLOCK)``.
+
+    ``z = (close - mean) / std`` places the close in the bands (%b is ``0.5 + z / (2 k)`` in exact
+    arithmetic); ``g = (|close| + |mean|) / std`` scales its rounding error. Per block: the least
+    ``z - 1e-12 g``, the greatest ``z + 1e-12 g`` and the greatest ``g``. A bar with a missing
+    value or a zero std has no %b (it never changes the state) and is left out; a bar whose
+    ``z`` or ``g`` is not finite makes ``gmax`` infinite (its block always runs bar by bar).
+    """
+    r, m, n = tables.shape
+    nb = n // BLOCK
+    zlo = np.full((r // 2, m, nb), np.inf)
+    zhi = np.full((r // 2, m, nb), -np.inf)
+    gmax = np.zeros((r // 2, m, nb))
+    for i in range(r // 2):
+        for j in range(m):
+            mid = tables[2 * i, j]
+            sdev = tables[2 * i + 1, j]
+            c = close[j]
+            for b in range(nb):
+                lo_v = np.inf
+                hi_v = -np.inf
+                g_v = 0.0
+                for t in range(b * BLOCK, (b + 1) * BLOCK):
+                    s = sdev[t]
+                    if np.isnan(c[t]) or np.isnan(mid[t]) or np.isnan(s) or s == 0.0:
+                        continue
+                    z = (c[t] - mid[t]) / s
+                    g = (abs(c[t]) + abs(mid[t])) / s
+                    if not (np.isfinite(z) and np.isfinite(g)):
+                        g_v = np.inf
+                        continue
+                    lo_v = min(lo_v, z - _BOLL_TOL * g)
+                    hi_v = max(hi_v, z + _BOLL_TOL * g)
+                    g_v = max(g_v, g)
+                zlo[i, j, b] = lo_v
+                zhi[i, j, b] = hi_v
+                gmax[i, j, b] = g_v
+    return zlo, zhi, gmax
+
+
+@njit(cache=True)
+def bollinger_states_nb(close, mid, sdev, zlo, zhi, gmax, k, allow_long, allow_short, out):
+    """The Bollinger rule of :func:`states_nb` (same states), skipping blocks where no bar can change the state.
+
+    In a state only %b beyond one level can change it (flat: above 1 or below 0; long: below
+    0.5; short: above 0.5), i.e. ``z`` beyond ``k``, ``-k`` or 0. With ``k > 1e-10 gmax`` the %b
+    of every bar of the block differs from ``0.5 + z / (2 k)`` by far less than the block's margin
+    (a few units in the last place of ``g``), so a block whose ``z`` bounds (:func:`bollinger_bounds_nb`)
+    stay clear of the levels by ``1e-12 (g + k)`` keeps the state throughout; the other blocks
+    run bar by bar with the rule's own arithmetic.
+    """
+    n = out.shape[0]
+    st = 0
+    t = 0
+    k_in = k * (1.0 - _BOLL_TOL)
+    mid_tol = _BOLL_TOL * k
+    for b in range(zlo.shape[0]):
+        skip = False
+        if k > 1e-10 * gmax[b]:
+            if st == 0:
+                skip = (not allow_long or zhi[b] < k_in) and (not allow_short or zlo[b] > -k_in)
+            elif st == 1:
+                skip = zlo[b] > mid_tol
+            else:
+                skip = zhi[b] < -mid_tol
+        if skip:
+            for u in range(t, t + BLOCK):
+                out[u] = st
+        else:
+            for u in range(t, t + BLOCK):
+                st = _bollinger_step_nb(close[u], mid[u], sdev[u], k, st, allow_long, allow_short)
+                out[u] = st
+        t += BLOCK
+    for u in range(t, n):
+        st = _bollinger_step_nb(close[u], mid[u], sdev[u], k, st, allow_long, allow_short)
+        out[u] = st
+
+
 @njit(cache=True, parallel=True)
 def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r_close, lo, hi, rows, levels, sides,
-                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns, order, starts, bmin, bmax):
+                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns, order, starts, bmin, bmax, bscale):
     """Statistics of every parameter set on every symbol: ``(symbols * sets, STATS)``, symbol-major.
 
     Price arrays are ``(symbols, bars)``; ``close_ff``/``r_close`` from
@@ -195,7 +288,8 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
     symbol's span), else ``(symbols * sets, 0)``. ``order``/``starts`` group the sets that share
     one signal (:func:`signal_groups`): each group's directions are computed once per symbol and
     simulated under each of its sets' risk levels. ``bmin``/``bmax`` are the tables' block bounds
-    (:func:`block_bounds_nb`) for the RSI rule's block skipping, or empty.
+    for the rule's block skipping (RSI: :func:`block_bounds_nb`; Bollinger: with ``bscale``, from
+    :func:`bollinger_bounds_nb`), or empty.
     """
     m, n = close.shape
     ns = rows.shape[0]
@@ -212,6 +306,10 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
             lv = levels[first]
             rsi_states_nb(tables[rows[first, 0], j], bmin[rows[first, 0], j], bmax[rows[first, 0], j], lv[0], lv[1],
                           lv[2], sides[first] >= 0, sides[first] <= 0, st)
+        elif family == _BOLL and bmin.shape[0] > 0:
+            w = rows[first, 0]
+            bollinger_states_nb(close[j], tables[w, j], tables[rows[first, 1], j], bmin[w // 2, j], bmax[w // 2, j],
+                                bscale[w // 2, j], levels[first, 0], sides[first] >= 0, sides[first] <= 0, st)
         else:
             states_nb(family, tables, j, close[j], rows[first], levels[first], sides[first], st)
         for i in range(starts[grp], starts[grp + 1]):

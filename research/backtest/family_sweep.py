@@ -36,6 +36,7 @@ from research.backtest.families import (
     Family,
     GridSets,
     block_bounds_nb,
+    bollinger_bounds_nb,
     expand_grid,
     family_grid_nb,
     family_tables,
@@ -130,7 +131,7 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
             fields.update({k: pd.DataFrame(rows_of(getattr(inp, a)).T)
                            for k, a in (("open", "raw_open"), ("high", "high"), ("low", "low"))})
         tables = family_tables(family, fields, sets.windows)
-        bmin, bmax = block_bounds_nb(tables) if family.name == "rsi_reversion" else (_NO_BOUNDS, _NO_BOUNDS)
+        bmin, bmax, bscale = _bounds(family, tables, close)
         ff, rc = np.empty_like(close), np.empty_like(close)
         for j in range(close.shape[0]):
             ff[j], rc[j] = prepare_nb(close[j])
@@ -138,10 +139,19 @@ def family_rows(family: Family, sets: GridSets, inp: FamilyInputs, a: int, b: in
         out, r = _grid(family.code, tables, close, rows_of(inp.exec_px), rows_of(inp.open_),
                                 rows_of(inp.high), rows_of(inp.low), ff, rc, inp.lo[s0:s1], inp.hi[s0:s1], sets.rows,
                                 sets.levels, sets.sides, sets.risk, fees, slip, cash, ppy, inp.whole,
-                                inp.fill_at_open, keep_returns, order, starts, bmin, bmax)
+                                inp.fill_at_open, keep_returns, order, starts, bmin, bmax, bscale)
         stats.append(out)
         rets.append(r)
     return np.concatenate(stats), (np.concatenate(rets) if keep_returns else np.zeros((0, 0)))
+
+
+def _bounds(family: Family, tables: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tables' block bounds for the family rule's block skipping (RSI, Bollinger), or empty arrays."""
+    if family.name == "rsi_reversion":
+        return (*block_bounds_nb(tables), _NO_BOUNDS)
+    if family.name == "bollinger_breakout":
+        return bollinger_bounds_nb(tables, close)
+    return _NO_BOUNDS, _NO_BOUNDS, _NO_BOUNDS
 
 
 def _grid(*args: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -270,6 +270,81 @@ def test_rsi_block_skipping_gives_the_bar_by_bar_states(seed, n, window, nan_sha
     np.testing.assert_array_equal(got, want)
 
 
+@settings(max_examples=60)
+@given(seed=st.integers(0, 2**16), n=st.integers(0, 120), window=st.integers(2, 12),
+       nan_share=st.sampled_from([0.0, 0.1, 0.6]), kind=st.sampled_from(["plain", "ticks", "level", "calm"]),
+       k=st.sampled_from([1e-13, 1e-9, 0.05, 0.5, 1.0, 2.0, 3.5]), side=st.sampled_from([1, 0, -1]))
+@example(seed=0, n=96, window=2, nan_share=0.0, kind="ticks", k=1.0, side=0)  # closes on the mean and on a band
+@example(seed=1, n=96, window=4, nan_share=0.0, kind="calm", k=1e-9, side=0)  # bands narrower than the price's ulp
+def test_bollinger_block_skipping_gives_the_bar_by_bar_states(seed, n, window, nan_share, kind, k, side):
+    """The Bollinger rule that skips blocks where no bar can change the state gives the states of the bar-by-bar
+    rule: prices on a few ticks (zero-width bands, closes exactly on the mean or a band), a price far above its
+    noise (bands within a few units in the last place), gaps, tiny k, every side."""
+    from research.backtest.families import (
+        FAMILIES,
+        bollinger_bounds_nb,
+        bollinger_states_nb,
+        states_nb,
+    )
+
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    if kind == "ticks":
+        close = np.round(close / 4) * 4
+    elif kind == "level":  # one window's closes equal: sd 0, then a step exactly one band away
+        close = np.where(np.arange(n) % 7 < 4, 100.0, 102.0)
+    elif kind == "calm":
+        close = 1e8 + rng.normal(0, 1e-7, n)
+    close[rng.random(n) < nan_share] = np.nan
+    fam = FAMILIES["bollinger_breakout"]
+    tables = np.ascontiguousarray(np.stack(fam.tables({"close": pd.DataFrame({"x": close})}, np.array([window]))))
+    c = np.ascontiguousarray(close[None, :])
+    zlo, zhi, gmax = bollinger_bounds_nb(tables, c)
+    assert zlo.shape == zhi.shape == gmax.shape == (1, 1, n // 16)
+    want, got = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int8)
+    states_nb(fam.code, tables, 0, close, np.array([0, 1]), np.array([k, 0.0, 0.0]), side, want)
+    bollinger_states_nb(close, tables[0, 0], tables[1, 0], zlo[0, 0], zhi[0, 0], gmax[0, 0], k, side >= 0, side <= 0,
+                        got)
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=40)
+@given(seed=st.integers(0, 2**16), scale=st.sampled_from([1e-3, 1.0, 150.0, 1e9]),
+       spread=st.sampled_from([1e-13, 1e-9, 1e-4, 0.05]), k=st.sampled_from([1e-6, 0.5, 1.0, 2.0]),
+       side=st.sampled_from([1, 0, -1]))
+def test_bollinger_block_skipping_near_the_levels(seed, scale, spread, k, side):
+    """Closes within a few units in the last place of a band or the mean (where %b and the standardised close can
+    round to opposite sides of a level), over any price scale and band width: the block-skipping rule still gives
+    the bar-by-bar states."""
+    from research.backtest.families import (
+        FAMILIES,
+        bollinger_bounds_nb,
+        bollinger_states_nb,
+        states_nb,
+    )
+
+    rng = np.random.default_rng(seed)
+    blocks = 64
+    n = 16 * blocks
+    mid = scale * np.exp(rng.normal(0, 0.1, n))
+    sdev = mid * spread * np.exp(rng.normal(0, 0.5, n))
+    # per block of 16 bars: all just one side of one level (-k: %b 0, 0: %b 0.5, k: %b 1), or anywhere (a change)
+    level = np.repeat(rng.choice([-k, 0.0, k], blocks), 16)
+    side_of = np.repeat(rng.choice([-1.0, 1.0], blocks), 16)
+    gap = np.repeat(rng.choice([0.0, 1e-16, 1e-14, 1e-12, 1e-9, 1e-3], blocks), 16) * rng.random(n)
+    z = level + side_of * gap * max(k, 1.0)
+    anywhere = np.repeat(rng.random(blocks) < 0.25, 16)
+    z[anywhere] = rng.normal(0, 2 * k, anywhere.sum())
+    close = mid + z * sdev
+    tables = np.ascontiguousarray(np.stack([mid, sdev])[:, None, :])
+    zlo, zhi, gmax = bollinger_bounds_nb(tables, np.ascontiguousarray(close[None, :]))
+    want, got = np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int8)
+    states_nb(FAMILIES["bollinger_breakout"].code, tables, 0, close, np.array([0, 1]), np.array([k, 0.0, 0.0]), side,
+              want)
+    bollinger_states_nb(close, mid, sdev, zlo[0, 0], zhi[0, 0], gmax[0, 0], k, side >= 0, side <= 0, got)
+    np.testing.assert_array_equal(got, want)
+
+
 @settings(max_examples=25)
 @given(seed=st.integers(0, 2**16), n=st.integers(0, 60), nan_share=st.sampled_from([0.0, 0.1, 0.5]),
        windows=st.lists(st.integers(2, 30), min_size=1, max_size=4, unique=True), flat=st.booleans())
