@@ -62,7 +62,7 @@ from research.risk.metrics import summary as risk_summary
 from research.strategies.catalog import get_strategy
 from research.strategies.signals import Signals
 from research.strategies.sizing import apply_caps, position_magnitude
-from research.strategies.stops import REASONS, RiskRules, plan_fills
+from research.strategies.stops import REASONS, RiskRules, RiskSchedule, plan_fills
 from research.timeutil import to_naive_utc_index
 
 __all__ = ["backtest", "BacktestResult", "TIMINGS", "as_fields", "infer_periods_per_year"]
@@ -76,6 +76,8 @@ _FIELDS = ("open", "high", "low", "close")
 
 PriceInput = pd.DataFrame | pd.Series | Mapping[str, pd.DataFrame]
 """What :func:`as_fields` (and so :func:`backtest`) accepts as prices."""
+RiskInput = RiskRules | RiskSchedule | Mapping[str, float] | None
+"""What :func:`backtest` accepts as risk rules."""
 
 
 # --------------------------------------------------------------------------- inputs
@@ -237,10 +239,13 @@ def build_plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_fr
     no share of the gross cap) and no order, and a held position in one is kept.
     """
     close = fields["close"].to_numpy()
+    levels = rules.levels_on(fields["close"].index, fields["close"].columns) if isinstance(rules, RiskSchedule) \
+        else None
     held, fill, reason = plan_fills(
         dir_exec, exec_px, open=fields.get("open", fields["close"]).to_numpy(),
         high=fields.get("high", fields["close"]).to_numpy(), low=fields.get("low", fields["close"]).to_numpy(),
-        close=close, rules=rules, fill_at_open=fill_at_open, halt_from=halt_from,
+        close=close, rules=None if levels is not None else rules, fill_at_open=fill_at_open, halt_from=halt_from,
+        levels=levels,
     )
     prev = np.vstack([np.zeros((1, held.shape[1]), dtype=held.dtype), held[:-1]])
     key = (held != prev) | rebalance[:, None]
@@ -293,7 +298,7 @@ def _halt_from(pf, shared: bool, max_dd: float, init_cash: float, columns) -> np
 
 def backtest(
     prices: PriceInput, strategy: str | Signals = "ma_crossover", *, params: Mapping[str, Any] | None = None,
-    sizing: str = "all_in", sizing_params: Mapping[str, Any] | None = None, risk: RiskRules | Mapping[str, float] | None = None,
+    sizing: str = "all_in", sizing_params: Mapping[str, Any] | None = None, risk: RiskInput = None,
     fees: float = 0.0, slippage: float = 0.0, init_cash: float = 100_000.0, timing: str = "next_open",
     shared_cash: bool = False, rebalance: str | int | None = None, max_position: float | None = None,
     max_gross: float | None = None, whole_shares: bool = False, periods_per_year: float | None = None,
@@ -313,8 +318,8 @@ def backtest(
         Strategy parameters (strings are converted, so CLI values work).
     sizing : str
         Sizer name (:data:`research.strategies.SIZERS`); ``sizing_params`` are its options.
-    risk : RiskRules or mapping, optional
-        Stop-loss, take-profit, trailing stop, max-drawdown halt (decimal fractions).
+    risk : RiskRules, RiskSchedule or mapping, optional
+        Stop-loss, take-profit, trailing stop, max-drawdown halt (decimal fractions; stop levels per bar: a RiskSchedule).
     fees, slippage : float
         Proportional fee on traded value and adverse price slippage (0.001 = 0.1%).
     init_cash : float
@@ -360,7 +365,7 @@ class _Options:
     params: Mapping[str, Any] | None
     sizing: str
     sizing_params: Mapping[str, Any] | None
-    risk: RiskRules | Mapping[str, float] | None
+    risk: RiskRules | RiskSchedule | Mapping[str, float] | None
     fees: float
     slippage: float
     init_cash: float
@@ -380,7 +385,7 @@ class _Options:
 def _run(prices: PriceInput, strategy: str | Signals, o: _Options) -> BacktestResult:
     """The body of :func:`backtest`: check, decide in name order, simulate, report in the caller's order."""
     shift, exec_field = _check_options(o.timing, fees=o.fees, slippage=o.slippage, init_cash=o.init_cash)
-    rules = o.risk if isinstance(o.risk, RiskRules) else RiskRules(**dict(o.risk or {}))
+    rules = o.risk if isinstance(o.risk, RiskRules | RiskSchedule) else RiskRules(**dict(o.risk or {}))
     fields, excluded, given = _fields_in_name_order(prices, exec_field, o.timing)
     ppy = calendars.periods_per_year(fields["close"], override=o.periods_per_year or None)
     sig = resolve_signals(strategy, fields, o.params or {})

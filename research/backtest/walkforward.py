@@ -1,29 +1,36 @@
-"""Walk-forward optimisation of the moving-average crossover.
+"""Walk-forward optimisation of any strategy family.
 
-For each fold the fused sweep picks the best ``(fast, slow)`` on the training window only;
-those parameters then trade the following test window. Folds roll forward by the test length
-(``anchored=True`` grows the training window from the first bar instead). The reported result
-is the **stitched out-of-sample** backtest: one continuous book over all test windows, run
-through the engine with the usual execution model and costs.
+For each fold a sweep picks the best parameter set on the training window only; that set then
+trades the following test window. Folds roll forward by the test length (``anchored=True``
+grows the training window from the first bar instead). The reported result is the **stitched
+out-of-sample** backtest: one continuous book over all test windows, run through the engine
+with the usual execution model and costs.
+
+The moving-average crossover over ``fast``/``slow`` chooses with the fused crossover kernel
+(:func:`~research.backtest.sweep.sweep_ma_crossover`); every other grid (other families,
+``direction``, stop levels) with :func:`~research.backtest.family_sweep.sweep_family`
+(:mod:`research.backtest.walkforward_family`, where the stitching of stops is described).
 
 How the pieces join
 -------------------
 The direction decided at the close of bar ``t`` comes from the parameters of the fold whose
-test window contains the fill bar ``t + 1``; the averages behind it use all data up to ``t``
-(warm-up included), never data after ``t``. When the parameters change at a fold boundary the
-book moves to the new parameters' current position at that open (a trade if it differs).
-In-sample scores are computed with the book starting flat at the training window's start.
+test window contains the fill bar ``t + 1``, computed as if they had run over the whole history
+up to ``t`` (warm-up, hysteresis and hold counts included), never with data after ``t``. When
+the parameters change at a fold boundary the book moves to the new parameters' current position
+at that open (a trade if it differs). In-sample scores are computed with the book starting flat
+at the training window's start.
 
 Example
 -------
 >>> wf = walk_forward(load_prices("SPX"), train=756, test=126, fees=0.001)
 >>> wf.folds[["test_start", "fast", "slow", "is_sharpe", "oos_sharpe"]]   # doctest: +SKIP
+>>> wf = walk_forward(load_prices("GOOG"), "rsi_reversion", {"window": [7, 14, 21], "lower": [20, 30]})
 >>> wf.summary()["Sharpe Ratio"]                                           # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +41,7 @@ from research.backtest.engine import BacktestResult, PriceInput, as_fields, back
 from research.backtest.kernels import STATS
 from research.backtest.sweep import sweep_ma_crossover
 from research.backtest.tasks import run_tasks
+from research.backtest.walkforward_family import family_walk_forward
 from research.data import calendars
 from research.defaults import BACKTEST
 from research.risk.metrics import sharpe_ratio, total_return
@@ -92,56 +100,101 @@ def _states(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
 
 
 def walk_forward(
-    prices: PriceInput, *, fast: Iterable[int] = range(5, 105, 5), slow: Iterable[int] = range(20, 210, 10),
-    train: int = 756, test: int = 126, anchored: bool = False, metric: str = "sharpe",
-    fees: float = BACKTEST["fees"], slippage: float = BACKTEST["slippage"], init_cash: float = BACKTEST["init_cash"],
-    timing: str = BACKTEST["timing"], periods_per_year: float | None = None, client: Any = None, progress: bool = False,
+    prices: PriceInput, strategy: str = "ma_crossover", grid: Mapping[str, Sequence[Any]] | None = None, *,
+    fast: Iterable[int] | None = None, slow: Iterable[int] | None = None, train: int = 756, test: int = 126,
+    anchored: bool = False, metric: str = "sharpe", fees: float = BACKTEST["fees"],
+    slippage: float = BACKTEST["slippage"], init_cash: float = BACKTEST["init_cash"], timing: str = BACKTEST["timing"],
+    periods_per_year: float | None = None, whole_shares: bool = False, risk: Mapping[str, float | None] | None = None,
+    client: Any = None, progress: bool = False,
 ) -> WalkForwardResult:
-    """Choose crossover windows in-sample, trade them out of sample, roll forward.
+    """Choose a strategy's parameters in-sample, trade them out of sample, roll forward.
 
     Parameters
     ----------
     prices : DataFrame, Series or mapping
-        As for :func:`~research.backtest.engine.backtest`; every symbol gets its own folds,
-        parameters and book.
-    fast, slow : iterable of int
-        The grid searched in each training window (pairs with ``fast < slow``).
+        As for :func:`~research.backtest.engine.backtest`; each symbol has its own folds, sets and book.
+    strategy : str
+        A family of :data:`research.backtest.families.FAMILIES`.
+    grid : mapping of str to sequence, optional
+        Values per swept name, as for :func:`~research.backtest.family_sweep.sweep_family`
+        (parameters, ``direction``, stop levels); default: the catalog's grid of the strategy.
+    fast, slow : iterable of int, optional
+        The crossover's windows instead of ``grid`` (default ``range(5, 105, 5)``, ``range(20, 210, 10)``).
     train, test : int
         Training and test window lengths in bars (756 and 126: three years, half a year).
     anchored : bool
         Grow the training window from the first bar instead of rolling it.
     metric : str
         In-sample criterion (a :data:`~research.backtest.kernels.STATS` column; maximised).
-    fees, slippage, init_cash, timing, periods_per_year
+    fees, slippage, init_cash, timing, periods_per_year, whole_shares
         As for :func:`~research.backtest.engine.backtest` (timing ``next_open`` or ``next_close``).
+    risk : mapping, optional
+        Risk levels of every set and of the stitched book (``max_drawdown`` too); a grid dimension overrides.
     client : distributed.Client, optional
-        Choose the folds' windows on this Dask client (from :func:`research.compute.get_client`):
-        one task per symbol and block of folds, the prices scattered once. The same folds and
-        stitched backtest as without it.
+        Choose the folds' parameters on this Dask client (one task per symbol and block of folds);
+        the same folds and stitched backtest as without it.
     progress : bool
         Progress bar over those tasks.
 
     Returns
     -------
     WalkForwardResult
+        ``folds`` holds the chosen parameters in columns named after them (empty in a fold left flat).
     """
     if metric not in STATS:
         raise ValueError(f"metric must be one of {STATS}, got {metric!r}")
+    grid = _resolve_grid(strategy, grid, fast, slow)
     fields = as_fields(prices)
-    index = fields["close"].index
     ppy = calendars.periods_per_year(fields["close"], override=periods_per_year or None)
-    bounds = fold_bounds(len(index), train=train, test=test, anchored=anchored)
-    fast, slow = list(fast), list(slow)
+    bounds = fold_bounds(len(fields["close"]), train=train, test=test, anchored=anchored)
     costs = {"fees": fees, "slippage": slippage, "init_cash": init_cash, "timing": timing, "periods_per_year": ppy}
+    folds_params = {"train": train, "test": test, "anchored": anchored, "metric": metric}
+    if strategy == "ma_crossover" and set(grid) <= {"fast", "slow"} and not whole_shares and not risk:
+        rows, result, params = _crossover(fields, grid, bounds, folds_params, costs, client=client, progress=progress)
+    else:
+        rows, result = family_walk_forward(fields, strategy, grid, bounds=bounds, metric=metric, costs=costs,
+                                           whole_shares=whole_shares, risk=risk, client=client, progress=progress)
+        params = {**folds_params, "strategy": strategy, "grid": {k: list(v) for k, v in grid.items()},
+                  "whole_shares": whole_shares, "risk": dict(risk or {}), **costs}
+    return WalkForwardResult(_folds_with_out_of_sample(rows, result, ppy), result, metric, params)
+
+
+_FAST, _SLOW = range(5, 105, 5), range(20, 210, 10)
+
+
+def _crossover(fields: dict[str, pd.DataFrame], grid: Mapping[str, Sequence[int]], bounds: list[tuple[int, int, int, int]],
+               folds_params: dict[str, Any], costs: dict[str, Any], *, client: Any,
+               progress: bool) -> tuple[list[dict[str, Any]], BacktestResult, dict[str, Any]]:
+    """The crossover's walk-forward through the fused crossover kernel: the folds' rows, the stitched book, its params."""
+    fast, slow = list(grid.get("fast", _FAST)), list(grid.get("slow", _SLOW))
+    metric = folds_params["metric"]
     shared = {"fields": fields, "bounds": bounds, "fast": fast, "slow": slow, "metric": metric, "costs": costs}
-    chosen = _choose_all(shared, train=train, client=client, progress=progress)
+    chosen = _choose_all(shared, train=folds_params["train"], client=client, progress=progress)
     direction, rows = _chosen_direction(fields["close"], bounds, chosen, metric)
-    signals = Signals(direction, name="ma_crossover_walk_forward",
-                      params={"train": train, "test": test, "anchored": anchored, "metric": metric})
-    result = backtest(fields, signals, start=index[bounds[0][2]], **costs)
-    folds = _folds_with_out_of_sample(rows, result, ppy)
-    params = {"train": train, "test": test, "anchored": anchored, "fast": fast, "slow": slow, **costs}
-    return WalkForwardResult(folds, result, metric, params)
+    signals = Signals(direction, name="ma_crossover_walk_forward", params=folds_params)
+    result = backtest(fields, signals, start=fields["close"].index[bounds[0][2]], **costs)
+    return rows, result, {**folds_params, "strategy": "ma_crossover", "fast": fast, "slow": slow, **costs}
+
+
+def _resolve_grid(strategy: str, grid: Mapping[str, Sequence[Any]] | None, fast: Iterable[int] | None,
+                  slow: Iterable[int] | None) -> dict[str, list[Any]]:
+    """The grid searched in each training window: ``grid``, the crossover's ``fast``/``slow``, or the catalog's."""
+    from research.backtest.families import fused_family
+
+    fused_family(strategy)  # a ValueError naming the families otherwise
+    if fast is not None or slow is not None:
+        if strategy != "ma_crossover" or grid is not None:
+            raise ValueError("fast= and slow= are the crossover's windows: give other strategies' values in grid=")
+        return {"fast": list(_FAST if fast is None else fast), "slow": list(_SLOW if slow is None else slow)}
+    if grid is None:
+        if strategy == "ma_crossover":
+            return {"fast": list(_FAST), "slow": list(_SLOW)}
+        from research.strategies.catalog import get_strategy
+
+        return {k: list(v) for k, v in get_strategy(strategy).grid.items()}
+    if not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be a mapping of parameter name to values, not {type(grid).__name__}")
+    return {str(k): list(v) for k, v in grid.items()}
 
 
 def _choose_all(shared: dict[str, Any], *, train: int, client: Any, progress: bool) -> dict[tuple[int, int], tuple[int, int, float]]:

@@ -18,6 +18,7 @@ Rules, per symbol
   the stop fills. A trailing stop and a stop-loss share one level, the tighter of the two.
 * After a stop exit the position stays flat until the strategy's direction leaves the stopped
   side (a fresh signal is needed to re-enter).
+* Levels may change over time (:class:`RiskSchedule`): each bar's stops act with that bar's levels.
 * ``max_drawdown``: once the book's equity closes ``max_drawdown`` below its running peak, every
   position is closed at the next fill and nothing opens again (applied by the backtest).
 """
@@ -27,9 +28,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 from numba import njit
 
-__all__ = ["RiskRules", "plan_fills", "REASONS"]
+__all__ = ["RiskRules", "RiskSchedule", "plan_fills", "REASONS"]
 
 REASONS = ("", "signal", "stop_loss", "take_profit", "trailing_stop", "halt")
 _SIGNAL, _SL, _TP, _TRAIL, _HALT = 1, 2, 3, 4, 5
@@ -71,6 +73,66 @@ class RiskRules:
     def to_dict(self) -> dict[str, float | None]:
         """The rules as a plain dict (recorded with a backtest)."""
         return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class RiskSchedule:
+    """Stop levels that change over time, per bar and symbol (a walk-forward's folds each trading
+    their own levels); pass it as a backtest's ``risk``.
+
+    A position keeps its entry price, best price since entry and the wait for a fresh signal after
+    a stop whatever the levels do: on each bar the stops act with that bar's levels.
+
+    Attributes
+    ----------
+    stop_loss, take_profit, trailing_stop : DataFrame, optional
+        Level per bar (index: the price bars, the bar a stop fills on) and symbol (columns);
+        0 or NaN = off on that bar; a bar or symbol the frame does not hold is off.
+    max_drawdown : float, optional
+        The drawdown halt, one level for the whole backtest (as in :class:`RiskRules`).
+    """
+
+    stop_loss: pd.DataFrame | None = None
+    take_profit: pd.DataFrame | None = None
+    trailing_stop: pd.DataFrame | None = None
+    max_drawdown: float | None = None
+
+    def __post_init__(self) -> None:
+        RiskRules(max_drawdown=self.max_drawdown)
+        for name in _LEVELS:
+            frame = getattr(self, name)
+            if frame is None:
+                continue
+            v = frame.to_numpy(dtype=np.float64)
+            bad = ~(np.isnan(v) | (v == 0) | ((v > 0) & ((v < 1) | (name == "take_profit"))))
+            if bad.any():
+                limit = "> 0" if name == "take_profit" else "in (0, 1)"
+                raise ValueError(f"{name} levels must be 0 (off) or {limit}; got {v[bad][0]!r}")
+
+    @property
+    def has_stops(self) -> bool:
+        """Whether any price stop is set on any bar."""
+        return any(f is not None and bool((f.fillna(0.0) > 0).to_numpy().any())
+                   for f in (self.stop_loss, self.take_profit, self.trailing_stop))
+
+    def to_dict(self) -> dict[str, object]:
+        """The distinct levels of each rule (what a backtest records of its risk)."""
+        out: dict[str, object] = {}
+        for name in _LEVELS:
+            frame = getattr(self, name)
+            vals = [] if frame is None else sorted(set(np.unique(frame.fillna(0.0).to_numpy()).tolist()) - {0.0})
+            out[name] = f"per bar: {vals}" if vals else None
+        out["max_drawdown"] = self.max_drawdown
+        return out
+
+    def levels_on(self, index: pd.Index, columns: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stop-loss, take-profit and trailing-stop levels on these bars and symbols (0 = off)."""
+        return tuple(np.zeros((len(index), len(columns))) if getattr(self, name) is None else
+                     getattr(self, name).reindex(index=index, columns=columns).fillna(0.0).to_numpy(dtype=np.float64)
+                     for name in _LEVELS)
+
+
+_LEVELS = ("stop_loss", "take_profit", "trailing_stop")
 
 
 @njit(cache=True, inline="always")
@@ -132,7 +194,6 @@ def _plan_column_nb(target, price, open_, high, low, close, sl, tp, trail, fill_
     entry = np.nan
     peak = np.nan
     armed_from = 0
-    stops = sl > 0 or tp > 0 or trail > 0
     for i in range(target.shape[0]):
         want = target[i]
         halted = i >= halt_from
@@ -155,8 +216,10 @@ def _plan_column_nb(target, price, open_, high, low, close, sl, tp, trail, fill_
             else:
                 peak = p
             armed_from = i + 1
-        elif stops and pos != 0 and i >= armed_from and np.isfinite(o):
-            px, why = _stop_exit_nb(pos, o, hi, lo, entry, peak, sl, tp, trail)
+        elif pos != 0 and i >= armed_from and np.isfinite(o):
+            px, why = np.nan, 0
+            if sl[i] > 0 or tp[i] > 0 or trail[i] > 0:  # levels may change over time (a walk-forward's folds)
+                px, why = _stop_exit_nb(pos, o, hi, lo, entry, peak, sl[i], tp[i], trail[i])
             if why != 0:
                 fill[i] = px
                 reason[i] = why
@@ -177,7 +240,8 @@ def _plan_nb(target, price, open_, high, low, close, sl, tp, trail, fill_at_open
     reason = np.zeros((n, m), dtype=np.int8)
     for j in range(m):
         _plan_column_nb(target[:, j], price[:, j], open_[:, j], high[:, j], low[:, j], close[:, j],
-                        sl, tp, trail, fill_at_open, halt_from[j], held[:, j], fill[:, j], reason[:, j])
+                        sl[:, j], tp[:, j], trail[:, j], fill_at_open, halt_from[j], held[:, j], fill[:, j],
+                        reason[:, j])
     return held, fill, reason
 
 
@@ -192,6 +256,7 @@ def plan_fills(
     rules: RiskRules | None = None,
     fill_at_open: bool = True,
     halt_from: np.ndarray | None = None,
+    levels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Direction held after each bar, fill prices and fill reasons (see the module rules).
 
@@ -210,6 +275,9 @@ def plan_fills(
         trailing stop's best price).
     halt_from : ndarray of int (symbols,), optional
         First bar from which each symbol must be flat and stay flat.
+    levels : tuple of three ndarray (bars, symbols), optional
+        Stop-loss, take-profit and trailing-stop level of each bar (0 = off), instead of the
+        constant levels of ``rules`` (see :class:`RiskSchedule`).
 
     Returns
     -------
@@ -227,8 +295,11 @@ def plan_fills(
     def arr(x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float64).reshape(n, m)
 
+    if levels is None:
+        levels = tuple(np.full((n, m), float(v or 0.0)) for v in (rules.stop_loss, rules.take_profit,
+                                                                  rules.trailing_stop))
+    sl, tp, trail = (np.nan_to_num(arr(v), nan=0.0) for v in levels)
     return _plan_nb(
         np.asarray(target, dtype=np.int8).reshape(n, m), arr(price), arr(open), arr(high), arr(low), arr(close),
-        float(rules.stop_loss or 0.0), float(rules.take_profit or 0.0), float(rules.trailing_stop or 0.0),
-        bool(fill_at_open), halt,
+        sl, tp, trail, bool(fill_at_open), halt,
     )
