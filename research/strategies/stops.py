@@ -107,7 +107,7 @@ class RiskSchedule:
             bad = ~(np.isnan(v) | (v == 0) | ((v > 0) & ((v < 1) | (name == "take_profit"))))
             if bad.any():
                 limit = "> 0" if name == "take_profit" else "in (0, 1)"
-                raise ValueError(f"{name} levels must be 0 (off) or {limit}; got {v[bad][0]!r}")
+                raise ValueError(f"{name} levels must be 0 (off) or {limit}; got {float(v[bad][0])!r}")
 
     @property
     def has_stops(self) -> bool:

@@ -78,3 +78,49 @@ def test_halt_closes_and_keeps_flat():
 def test_rules_validate(bad):
     with pytest.raises(ValueError):
         RiskRules(**bad)
+
+
+def _levels(n, **per_bar):
+    return tuple(np.asarray(per_bar.get(k, [0.0] * n), dtype=float)[:, None]
+                 for k in ("stop_loss", "take_profit", "trailing_stop"))
+
+
+def test_levels_per_bar_act_on_their_bars():
+    """A stop-loss loosened, then tightened while the position is open: the entry price stays, the level moves."""
+    o, h, lo, c = [100, 99, 98, 97, 96], [101, 100, 99, 98, 97], [99, 97.5, 97.5, 96, 95], [100, 99, 98, 97, 96]
+    col = lambda x: np.asarray(x, dtype=float)[:, None]  # noqa: E731
+    held, fill, reason = plan_fills(np.ones((5, 1)), col(o), open=col(o), high=col(h), low=col(lo), close=col(c),
+                                    levels=_levels(5, stop_loss=[0.02, 0.10, 0.02, 0.02, 0.02]))
+    # bar 1 reaches 97.5 < 98 under 10%: no stop; bar 2 reaches 97.5 under 2% of the entry 100: stop at 98
+    assert held[:, 0].tolist() == [1, 1, 0, 0, 0]
+    assert fill[2, 0] == pytest.approx(98.0) and REASONS[reason[2, 0]] == "stop_loss"
+
+
+def test_constant_levels_per_bar_are_the_rules():
+    rng = np.random.default_rng(3)
+    n = 300
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    o = np.r_[c[0], c[:-1]] * np.exp(rng.normal(0, 0.005, n))
+    h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
+    target = np.sign(np.sin(np.arange(n) / 7)).astype(int)
+    col = lambda x: np.asarray(x, dtype=float)[:, None]  # noqa: E731
+    args = (target[:, None], col(o))
+    kw = {"open": col(o), "high": col(h), "low": col(lo), "close": col(c)}
+    rules = RiskRules(stop_loss=0.03, take_profit=0.06, trailing_stop=0.04)
+    a = plan_fills(*args, **kw, rules=rules)
+    b = plan_fills(*args, **kw, levels=_levels(n, stop_loss=[0.03] * n, take_profit=[0.06] * n,
+                                                  trailing_stop=[0.04] * n))
+    assert (a[2] > 1).any()  # the stops fired
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_schedule_names_a_bad_level():
+    import pandas as pd
+
+    from research.strategies.stops import RiskSchedule
+
+    with pytest.raises(ValueError, match="stop_loss levels must be 0 \\(off\\) or in \\(0, 1\\); got 1.5"):
+        RiskSchedule(stop_loss=pd.DataFrame({"A": [0.0, 1.5]}))
+    with pytest.raises(ValueError, match="max_drawdown"):
+        RiskSchedule(max_drawdown=2.0)
