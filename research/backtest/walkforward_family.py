@@ -71,10 +71,7 @@ def family_walk_forward(fields: dict[str, pd.DataFrame], strategy: str, grid: Ma
     rules = RiskRules(**dict(risk or {}))
     shared = {"fields": fields, "bounds": bounds, "strategy": strategy, "grid": {k: list(v) for k, v in grid.items()},
               "metric": metric, "costs": costs, "whole_shares": whole_shares, "risk": rules.to_dict()}
-    n_sets, train = max(1, _grid_size(grid)), max(b - a for a, b, _, _ in bounds)
-    per_task = max(1, int(0.25 / (0.005 + n_sets * train / 4e7)))  # folds in ~0.25 s
-    tasks = [(j, k, min(k + per_task, len(bounds))) for j in range(fields["close"].shape[1])
-             for k in range(0, len(bounds), per_task)]
+    tasks = [(j, k, k + 1) for j in range(fields["close"].shape[1]) for k in range(len(bounds))]  # one per fold
     picks = run_tasks(family_fold_choices, tasks, client=client, shared=shared, desc="walk-forward folds",
                       progress=progress)
     chosen = {(j, k0 + i): pick for (j, k0, _), block in zip(tasks, picks, strict=True) for i, pick in enumerate(block)}
@@ -83,10 +80,6 @@ def family_walk_forward(fields: dict[str, pd.DataFrame], strategy: str, grid: Ma
     result = backtest(fields, signals, risk=schedule, start=fields["close"].index[bounds[0][2]],
                       whole_shares=whole_shares, **costs)
     return rows, result
-
-
-def _grid_size(grid: Mapping[str, Sequence[Any]]) -> int:
-    return int(np.prod([len(list(v)) for v in grid.values()])) if grid else 1
 
 
 def family_fold_choices(j: int, k0: int, k1: int, *, fields: Mapping[str, pd.DataFrame],

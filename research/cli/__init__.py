@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("research.cli.backtest", "Backtest STRATEGY on stored data and print its risk summary."),
     "sweep": ("research.cli.backtest", "Sweep STRATEGY (default ma_crossover) over a parameter grid; write the table "
                                        "and heatmaps to --out."),
+    "walk-forward": ("research.cli.walkforward", "Walk FAMILY forward: in each fold sweep --grid on the training "
+                                                 "window, trade the best set on the test window."),
     "train": ("research.cli.models", "Train the LSTM on SYMBOL, compare it with the baselines out of sample, log it "
                                      "to MLflow."),
     "predict": ("research.cli.models", "Forecast SYMBOL's next horizon with the champion model (or --version) on the "

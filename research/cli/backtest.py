@@ -11,7 +11,7 @@ import typer
 from research.cli.options import check_range, date_option
 from research.defaults import BACKTEST
 
-__all__ = ["register", "parse_params", "parse_grid"]
+__all__ = ["register", "parse_params", "parse_grid", "load_symbols"]
 
 SymbolOpt = Annotated[list[str], typer.Option("--symbol", "-y", help="Symbol to trade; repeat for several.")]
 SourceOpt = Annotated[str, typer.Option("--source", "-s", help="Data source: sample, synthetic, files, yahoo, coingecko or ccxt (ccxt:<exchange>).")]
@@ -67,7 +67,8 @@ def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
     return grid
 
 
-def _load(symbols: list[str], source: str, interval: str):
+def load_symbols(symbols: list[str], source: str, interval: str):
+    """The stored prices of ``symbols`` (one symbol's frame, or several), refusing an empty list."""
     from research.data import load_prices
 
     if not symbols:
@@ -116,7 +117,7 @@ def backtest_command(
 
     if sizing not in SIZERS:
         raise typer.BadParameter(f"unknown sizer {sizing!r}; expected one of {sorted(SIZERS)}")
-    prices = _load(symbol, source, interval)
+    prices = load_symbols(symbol, source, interval)
     sp = {k: parse_number(v) for k, v in parse_params(sizing_param).items()}
     res = backtest(prices, strategy, params=parse_params(param), sizing=sizing, sizing_params=sp,
                    risk=_risk(stop_loss, take_profit, trailing_stop, max_drawdown), fees=fees, slippage=slippage,
@@ -208,8 +209,8 @@ def sweep_command(
     kwargs = {"fees": fees, "slippage": slippage, "init_cash": cash, "timing": timing, "start": start, "end": end}
     if whole_shares:
         kwargs["whole_shares"] = True
-    res = _run_sweep(sweep, _load(symbol, source, interval), strategy, values, metric, kwargs, cluster=cluster,
-                     cache=cache)
+    res = _run_sweep(sweep, load_symbols(symbol, source, interval), strategy, values, metric, kwargs,
+                     cluster=cluster, cache=cache)
     out.mkdir(parents=True, exist_ok=True)
     _write_table(res, out, fmt)
     report = {"strategy": strategy, "metric": metric, "params": res.params,

@@ -30,7 +30,7 @@ from research.config import refresh_settings
 # Commands that start a server or a long job (or train a network): their arguments are parsed,
 # never run. The sources that reach the network are never drawn.
 PARSE_ONLY = {("dashboards",), ("mlflow",), ("run",), ("pipeline", "run"), ("pipeline", "resume"), ("train",),
-              ("predict",), ("sweep",), ("paper", "replay")}
+              ("predict",), ("sweep",), ("walk-forward",), ("paper", "replay")}
 # Each kind of value: (valid values, edge values and values of the wrong type).
 SYMBOLS = (["SPX", "IXIC", "GOOG", "MSFT", "BTC-USD"], ["NOPE", "spx", "", " ", "=1+1", "ü", "A" * 300, "SPX,IXIC"])
 DATES = (["2018-01-02", "2018-06-01", "2018-12-31", "2017-01-03", "2018-03-01T15:00:00"],
