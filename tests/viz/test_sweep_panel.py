@@ -185,6 +185,37 @@ def test_the_walk_forward_is_an_out_of_sample_benchmark_for_a_picked_cell(runs, 
     assert isinstance(x, list) and str(x[0])[:10] >= str(first["test_start"])[:10]
 
 
+@pytest.mark.parametrize("family", ["rsi_reversion", "time_series_momentum"])
+def test_every_family_walks_forward_over_its_recorded_grid(runs, page, family):
+    """The family's own walk-forward: its recorded grid (a regular sub-grid of at most 800 sets), picks
+    made on training windows only, the same as the library's on the recorded bars and costs."""
+    from research.backtest.walkforward import walk_forward
+    from research.stages.sweep_outputs import pbo_grid, wf_windows
+
+    one(page, "wb-sweep-family").value = family
+    one(page, "wb-sweep-compare").value = "wf"
+    eq, wf_table = one(page, "wb-sweep-equity-fig"), one(page, "wb-sweep-wf-table").value
+    assert [t["name"] for t in figure_spec(eq)["data"]][1] == "walk-forward"
+    assert "walk-forward: pick" in wf_table and "walk-forward (out of sample)" in one(page, "wb-sweep-stats-table").value
+    run = latest("daily", runs_dir=runs)
+    bars = run.table("sweep_bars")
+    fields = {f: bars[[f"{f}|SYN0001"]].rename(columns=lambda c: "SYN0001").dropna()
+              for f in ("open", "high", "low", "close") if f"{f}|SYN0001" in bars}
+    sweep = run.table("sweep")
+    rows = sweep[(sweep["family"] == family) & (sweep["symbol"] == "SYN0001")]
+    names = [n for n in run.table("sweep_summary").query("family == @family")["param_names"].iloc[0].split(",") if n]
+    grid = pbo_grid({n: sorted(v.item() if hasattr(v, "item") else v for v in rows[n].unique()) for n in names})
+    grid = {n: [int(v) if float(v).is_integer() else v for v in vals] for n, vals in grid.items()}
+    train, test = wf_windows(len(fields["close"]))
+    wf = walk_forward(fields, family, grid, train=train, test=test, fees=0.001, slippage=0.0005)
+    first = wf.folds.iloc[0]
+    assert ", ".join(f"{n}={first[n]:g}" for n in names) in wf_table
+    x = figure_spec(eq)["data"][1]["x"]  # the out-of-sample book starts at the first test bar
+    assert isinstance(x, list) and str(x[0])[:10] >= str(first["test_start"])[:10]
+    y = _decode(figure_spec(eq)["data"][1]["y"])
+    assert y[-1] == pytest.approx(wf.result.equity["SYN0001"].dropna().iloc[-1], rel=1e-9)
+
+
 def test_any_recorded_family_can_be_shown_and_sliced(runs, page):
     """RSI reversion has three parameters: two on the axes, the third folded or fixed."""
     from research.backtest.slices import grid_slice
@@ -236,10 +267,10 @@ def test_a_click_on_a_folded_cell_re_runs_the_set_behind_its_value(runs, page):
                    fees=0.001, slippage=0.0005)
     assert res.summary("SYN0001")["Sharpe Ratio"] == pytest.approx(behind["sharpe"], rel=1e-5)
     assert _decode(figure_spec(eq)["data"][0]["y"])[-1] == pytest.approx(res.equity["SYN0001"].iloc[-1], rel=1e-9)
-    # a dropdown takes the same path; the walk-forward is the crossover's only
+    # a dropdown takes the same path; every family offers its walk-forward
     one(page, "wb-sweep-exit_level").value = 55
     assert "window=10, lower=30, exit_level=55" in title(eq)
-    assert "wf" not in [o[1] for o in one(page, "wb-sweep-compare").options]
+    assert "wf" in [o[1] for o in one(page, "wb-sweep-compare").options]
     one(page, "wb-sweep-family").value = "ma_crossover"
     assert "fast=" in title(eq) and "wf" in [o[1] for o in one(page, "wb-sweep-compare").options]
 

@@ -361,7 +361,7 @@ class _SweepPanel:
     def _compare_options(self) -> list[tuple[str, str]]:
         v = self.view
         opts = [("nothing", "none"), ("another cell (parameters on the right)", "cell")]
-        if v.family == "ma_crossover" and self.data.fields(v.symbol) is not None:
+        if self.data.fields(v.symbol) is not None and not self.data.rows(v.family, v.symbol).empty:
             opts.append(("the walk-forward (best Sharpe of each training window, out of sample)", "wf"))
         if self.data.best(v.family, v.symbol, v.metric) is not None:
             opts.insert(1, (f"the best {_label(v.metric)} cell (the star)", "best"))

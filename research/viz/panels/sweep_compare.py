@@ -1,5 +1,5 @@
 """The re-run side of the sweep panel: one cell re-run by the engine, a second side to compare it
-with (another cell, the best cell, the crossover's walk-forward, a recorded strategy), their
+with (another cell, the best cell, the family's walk-forward, a recorded strategy), their
 equity and drawdown, statistics, trades and walk-forward windows."""
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def _window_stats(returns: pd.Series, ppy: float) -> tuple[float, float]:
 def walk_forward_table(legs: list[tuple[str, pd.Series]], ppy: float,
                        picks: tuple[str, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, str]:
     """Per walk-forward fold, each leg's Sharpe on the training window and on the test window
-    (and, for a walk-forward leg, the cell it picked on the training window)."""
+    (and, for a walk-forward leg, the cell it picked on the training window: ``picks`` is its name and
+    folds with a ``pick`` column, :meth:`SweepData.walk_forward_picks`)."""
     from research.backtest.walkforward import fold_bounds
     from research.stages.sweep_outputs import wf_windows
 
@@ -88,8 +89,7 @@ def walk_forward_table(legs: list[tuple[str, pd.Series]], ppy: float,
         row = {"fold": k, "train": f"{index[a]:%Y-%m-%d} – {index[b - 1]:%Y-%m-%d}",
                "test": f"{index[c]:%Y-%m-%d} – {index[d - 1]:%Y-%m-%d}"}
         if picks is not None and k < len(picks[1]):
-            chosen = picks[1].iloc[k]
-            row[f"{picks[0]}: pick"] = f"{chosen['fast']:.0f}/{chosen['slow']:.0f}" if chosen["fast"] else "flat"
+            row[f"{picks[0]}: pick"] = picks[1]["pick"].iloc[k]
         for name, r in legs:
             r = r.reindex(index)
             row[f"{name}: Sharpe in train"] = _window_stats(r.iloc[a:b], ppy)[0]
@@ -138,12 +138,12 @@ def compare_leg(data: SweepData, family: str, symbol: str, choice: str, metric: 
         leg = cell_leg(data, family, symbol, cell) if data.cell(family, symbol, cell) is not None else None
         return (None if leg is None or leg.name == first.name else leg), None
     if choice == "wf":
-        wf = data.walk_forward(symbol)
+        wf = data.walk_forward(family, symbol)
         if wf is None:
             return None, None
         leg = Leg("walk-forward", wf.result.equity[symbol].dropna(), wf.result.returns[symbol], wf.summary(symbol),
                   label="walk-forward (out of sample)")
-        return leg, ("walk-forward", wf.folds.reset_index(drop=True))
+        return leg, ("walk-forward", data.walk_forward_picks(family, symbol))
     if choice.startswith("curve:"):
         col = choice[6:]
         curve = data.recorded_curve(col)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -196,25 +197,49 @@ class SweepData:
         alive = fields["close"][symbol].notna().to_numpy()
         return {f: v[alive] for f, v in fields.items()}
 
-    def walk_forward(self, symbol: str):
-        """The crossover's walk-forward of ``symbol`` on the recorded bars and costs: in each training
-        window the highest-Sharpe cell of a regular sub-grid of the sweep (at most 800 cells),
-        traded on the next test window (:func:`research.backtest.walkforward.walk_forward`);
-        ``None`` without bars or without a crossover sweep."""
-        key = ("walk_forward", symbol)
+    def walk_forward(self, family: str, symbol: str):
+        """The walk-forward of ``family`` on ``symbol``'s recorded bars and costs: in each training
+        window the highest-Sharpe cell of a regular sub-grid of the family's recorded grid (at most
+        800 cells), traded on the next test window (:func:`research.backtest.walkforward.walk_forward`);
+        ``None`` without bars or without a sweep of the family on the symbol."""
+        key = ("walk_forward", family, symbol)
         if key not in self._cache:
             fields = self.fields(symbol)
-            if fields is None or _DEFAULT_FAMILY not in self._families:
+            if fields is None or family not in self._families or self.rows(family, symbol).empty:
                 return None
-            from research.backtest.walkforward import walk_forward
-            from research.stages.sweep_outputs import pbo_subgrid, wf_windows
-
-            fam = _DEFAULT_FAMILY
-            fast, slow = pbo_subgrid(self.values(fam, symbol, "fast"), self.values(fam, symbol, "slow"))
-            train, test = wf_windows(len(fields["close"]))
-            self._cache[key] = walk_forward(fields, fast=fast, slow=slow, train=train, test=test,
-                                            **self.costs(fam, symbol))
+            self._cache[key] = self._walk_forward(family, symbol, fields)
         return self._cache[key]
+
+    def _walk_forward(self, family: str, symbol: str, fields: dict[str, pd.DataFrame]):
+        from research.backtest.walkforward import walk_forward
+        from research.stages.sweep_outputs import pbo_grid, wf_windows
+
+        grid = pbo_grid({name: self.values(family, symbol, name) for name in self.params(family)})
+        train, test = wf_windows(len(fields["close"]))
+        if family == _DEFAULT_FAMILY and set(grid) == {"fast", "slow"}:
+            return walk_forward(fields, fast=grid["fast"], slow=grid["slow"], train=train, test=test,
+                                **self.costs(family, symbol))
+        with warnings.catch_warnings():  # the grid's sets the strategy refuses (it was swept as recorded)
+            warnings.filterwarnings("ignore", message=".*parameter sets skipped")
+            return walk_forward(fields, family, grid, train=train, test=test, **self.costs(family, symbol))
+
+    def walk_forward_picks(self, family: str, symbol: str) -> pd.DataFrame | None:
+        """The walk-forward's folds with each fold's pick as text (``pick``: ``7/60``, ``window=10, lower=30``, ``flat``)."""
+        wf = self.walk_forward(family, symbol)
+        if wf is None:
+            return None
+        folds = wf.folds.reset_index(drop=True)
+        names = [n for n in self.params(family) if n in folds.columns]
+        picks = []
+        for _, row in folds.iterrows():
+            cell = {n: row[n] for n in names}
+            if any(_missing(v) or (family == _DEFAULT_FAMILY and v == 0) for v in cell.values()):
+                picks.append("flat")
+            elif family == _DEFAULT_FAMILY and names == ["fast", "slow"]:
+                picks.append(f"{cell['fast']:.0f}/{cell['slow']:.0f}")
+            else:
+                picks.append(param_set_text(cell))
+        return folds.assign(pick=picks)
 
     # ------------------------------------------------------------ recorded strategies
     def recorded(self, symbol: str) -> list[tuple[str, str]]:
