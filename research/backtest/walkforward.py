@@ -78,6 +78,22 @@ class WalkForwardResult:
         """Risk summary of the stitched out-of-sample book."""
         return self.result.summary(symbol)
 
+    @property
+    def param_names(self) -> list[str]:
+        """The columns of :attr:`folds` that hold the chosen parameters."""
+        return list(self.params["grid"]) if "grid" in self.params else ["fast", "slow"]
+
+    def pick_label(self, row: pd.Series) -> str:
+        """A fold's chosen set as short text (``"20/50"`` for the crossover), ``"flat"`` when none was chosen."""
+        values = [row[n] for n in self.param_names]
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values) or \
+                ("grid" not in self.params and not row["fast"]):
+            return "flat"
+        if self.param_names == ["fast", "slow"]:
+            return f"{row['fast']:.0f}/{row['slow']:.0f}"
+        return ", ".join(f"{n}={v:g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(self.param_names, values,
+                                                                                             strict=True))
+
 
 def fold_bounds(n: int, *, train: int, test: int, anchored: bool = False) -> list[tuple[int, int, int, int]]:
     """``(train_start, train_end, test_start, test_end)`` row positions (ends exclusive)."""
@@ -204,7 +220,7 @@ def _choose_all(shared: dict[str, Any], *, train: int, client: Any, progress: bo
     folds sized to take about a quarter of a second each; ``shared`` holds its keyword arguments.
     """
     bounds, n_grid = shared["bounds"], len(shared["fast"]) * len(shared["slow"])
-    per_task = max(1, int(0.25 / (0.005 + n_grid * train / 2e8)))  # folds in ~0.25 s
+    per_task = 1 if progress else max(1, int(0.25 / (0.005 + n_grid * train / 2e8)))  # a bar over folds, or ~0.25 s
     tasks = [(j, k, min(k + per_task, len(bounds))) for j in range(shared["fields"]["close"].shape[1])
              for k in range(0, len(bounds), per_task)]
     picks = run_tasks(fold_choices, tasks, client=client, shared=shared, desc="walk-forward folds", progress=progress)

@@ -108,7 +108,7 @@ def equity_figure(result: Any, *, title: str | None = None, log: bool = False) -
 
 
 def walk_forward_figure(wf: Any, *, symbol: str | None = None) -> go.Figure:
-    """Stitched out-of-sample equity with the fold boundaries and each fold's chosen windows."""
+    """Stitched out-of-sample equity with the fold boundaries and each fold's chosen parameters."""
     result = wf.result
     books = list(result.equity.columns)
     symbol = symbol or books[0]
@@ -117,12 +117,12 @@ def walk_forward_figure(wf: Any, *, symbol: str | None = None) -> go.Figure:
     folds = wf.folds[wf.folds["symbol"] == str(symbol)]
     for _, row in folds.iterrows():
         fig.add_vline(x=row["test_start"], line_width=1, line_dash="dot", line_color="grey")
-        label = f"{row['fast']}/{row['slow']}" if row["fast"] else "flat"
+        label = wf.pick_label(row)
         fig.add_annotation(x=row["test_start"], y=1.0, yref="paper", text=label, showarrow=False,
                            textangle=-90, xanchor="left", font={"size": 9})
     fig.update_layout(
         title=f"Walk-forward {symbol}: train {wf.params['train']} bars, test {wf.params['test']} bars "
-              f"(in-sample {wf.metric}; windows fast/slow per fold)",
+              f"(in-sample {wf.metric}; {', '.join(wf.param_names)} per fold)",
         xaxis_title="time", yaxis_title="equity", template="plotly_white",
     )
     return fig

@@ -166,3 +166,14 @@ def test_a_fixed_drawdown_halt_acts_on_the_stitched_book(prices):
     eq = wf.result.equity["GOOG"]
     assert (eq / eq.cummax() - 1).min() <= -0.05  # the halt fired...
     assert wf.result.trades["exit_reason"].eq("halt").any()  # ...and closed the book
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_figure_labels_each_fold_with_its_pick(runs, family):
+    from research.viz.backtest import walk_forward_figure
+
+    wf = runs[family]
+    fig = walk_forward_figure(wf)
+    labels = [a.text for a in fig.layout.annotations]
+    assert labels == [wf.pick_label(row) for _, row in wf.folds.iterrows()] and len(labels) == len(wf.folds)
+    assert all(label == "flat" or all(f"{n}=" in label for n in GRIDS[family]) for label in labels)
