@@ -177,3 +177,19 @@ def test_figure_labels_each_fold_with_its_pick(runs, family):
     labels = [a.text for a in fig.layout.annotations]
     assert labels == [wf.pick_label(row) for _, row in wf.folds.iterrows()] and len(labels) == len(wf.folds)
     assert all(label == "flat" or all(f"{n}=" in label for n in GRIDS[family]) for label in labels)
+
+
+def test_each_symbol_walks_forward_on_its_own():
+    """Several symbols (one listed later): each has its own folds, sets and book, those of its own walk-forward."""
+    both = load_prices(["SPX", "GOOG"]).loc["2003":"2009"]
+    grid = {"window": [7, 14], "lower": [25, 35], "stop_loss": [0, 0.05]}
+    wf = walk_forward(both, "rsi_reversion", grid, train=300, test=200, **COSTS)
+    for sym in ("SPX", "GOOG"):
+        alone = walk_forward(both.xs(sym, axis=1, level=1), "rsi_reversion", grid, train=300, test=200, **COSTS)
+        mine = wf.folds[wf.folds["symbol"] == sym].reset_index(drop=True)
+        cols = [*grid, "is_sharpe", "oos_return"]
+        pd.testing.assert_frame_equal(mine[cols], alone.folds[cols].astype(mine[cols].dtypes.to_dict()))
+        pd.testing.assert_series_equal(wf.result.equity[sym].dropna(), alone.result.equity.iloc[:, 0].dropna(),
+                                       check_names=False)
+    goog = wf.folds[wf.folds["symbol"] == "GOOG"]
+    assert goog["window"].isna().iloc[0] and goog["window"].notna().iloc[-1]  # flat before it lists, then trades
