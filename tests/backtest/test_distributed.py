@@ -176,6 +176,19 @@ def test_walk_forward_folds_on_a_client_equal_in_process(client, prices):
     pd.testing.assert_series_equal(here.summary("SPX"), there.summary("SPX"), check_exact=True)
 
 
+def test_a_family_walk_forward_on_a_client_equals_in_process(client, prices):
+    from research.backtest.walkforward import walk_forward
+
+    grid = {"window": [7, 14], "lower": [25, 35], "trailing_stop": [0, 0.08]}
+    kw = {"train": 504, "test": 252, "fees": 0.001}
+    here = walk_forward(prices, "rsi_reversion", grid, **kw)
+    counting = Counting(client)
+    there = walk_forward(prices, "rsi_reversion", grid, client=counting, **kw)
+    assert counting.submits == len(here.folds)  # a task per symbol and fold
+    pd.testing.assert_frame_equal(here.folds, there.folds, check_exact=True)
+    pd.testing.assert_frame_equal(here.result.equity, there.result.equity, check_exact=True)
+
+
 KILL_GRID = {"fast": range(2, 200), "slow": range(3, 201)}  # 19,701 pairs: 10 tasks of 2,000 on 8 symbols
 
 
