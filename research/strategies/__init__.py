@@ -19,11 +19,11 @@ from research.strategies.signals import (
     time_series_momentum,
 )
 from research.strategies.sizing import SIZERS, apply_caps, get_sizer, position_magnitude
-from research.strategies.stops import REASONS, RiskRules, plan_fills
+from research.strategies.stops import REASONS, RiskRules, RiskSchedule, plan_fills
 
 __all__ = [
     "Signals", "ma_crossover", "moving_averages", "rsi_reversion", "bollinger_breakout",
     "time_series_momentum", "prediction_signals", "candlestick", "STRATEGIES", "StrategySpec", "get_strategy",
     "list_strategies", "SIZERS", "get_sizer", "position_magnitude", "apply_caps", "RiskRules",
-    "plan_fills", "REASONS",
+    "RiskSchedule", "plan_fills", "REASONS",
 ]
