@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from research.strategies import REASONS, RiskRules, plan_fills
 
@@ -96,21 +98,22 @@ def test_levels_per_bar_act_on_their_bars():
     assert fill[2, 0] == pytest.approx(98.0) and REASONS[reason[2, 0]] == "stop_loss"
 
 
-def test_constant_levels_per_bar_are_the_rules():
-    rng = np.random.default_rng(3)
-    n = 300
+@settings(max_examples=40)
+@given(seed=st.integers(0, 2**16), sl=st.sampled_from([0.0, 0.01, 0.03, 0.1]), tp=st.sampled_from([0.0, 0.02, 0.06, 1.5]),
+       trail=st.sampled_from([0.0, 0.02, 0.04]), at_open=st.booleans())
+def test_constant_levels_per_bar_are_the_rules(seed, sl, tp, trail, at_open):
+    rng = np.random.default_rng(seed)
+    n = 200
     c = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
     o = np.r_[c[0], c[:-1]] * np.exp(rng.normal(0, 0.005, n))
     h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
-    target = np.sign(np.sin(np.arange(n) / 7)).astype(int)
+    target = rng.choice([-1, 0, 1], n).repeat(4)[:n]
     col = lambda x: np.asarray(x, dtype=float)[:, None]  # noqa: E731
     args = (target[:, None], col(o))
-    kw = {"open": col(o), "high": col(h), "low": col(lo), "close": col(c)}
-    rules = RiskRules(stop_loss=0.03, take_profit=0.06, trailing_stop=0.04)
+    kw = {"open": col(o), "high": col(h), "low": col(lo), "close": col(c), "fill_at_open": at_open}
+    rules = RiskRules(stop_loss=sl or None, take_profit=tp or None, trailing_stop=trail or None)
     a = plan_fills(*args, **kw, rules=rules)
-    b = plan_fills(*args, **kw, levels=_levels(n, stop_loss=[0.03] * n, take_profit=[0.06] * n,
-                                                  trailing_stop=[0.04] * n))
-    assert (a[2] > 1).any()  # the stops fired
+    b = plan_fills(*args, **kw, levels=_levels(n, stop_loss=[sl] * n, take_profit=[tp] * n, trailing_stop=[trail] * n))
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
 
