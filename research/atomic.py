@@ -20,7 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write", "remove_orphans", "fsync_dir"]
+__all__ = ["atomic_path", "atomic_write", "remove_orphans", "fsync_dir", "PLAIN_FILE_MODE"]
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+PLAIN_FILE_MODE = 0o666 & ~_UMASK
+"""The permissions ``open(path, "w")`` would give a new file under this process's umask (pass it
+as ``mode=`` for files a user reads and shares: tables, reports, the data store)."""
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from research.atomic import PLAIN_FILE_MODE, atomic_path, atomic_write
 from research.cli.options import check_range, date_option
 from research.defaults import BACKTEST
 
@@ -215,18 +216,19 @@ def sweep_command(
     _write_table(res, out, fmt)
     report = {"strategy": strategy, "metric": metric, "params": res.params,
               "best": _report_best(res, out, metric=metric, heat=heat, overfitting=overfitting)}
-    (out / "sweep.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    atomic_write(out / "sweep.json", json.dumps(report, indent=2, default=str), mode=PLAIN_FILE_MODE)
 
 
 def _write_table(res, out: Path, fmt: str) -> None:
     """The sweep table as CSV or parquet in ``out``; print how it ran and where it went."""
     table_path = out / f"sweep.{fmt}"
-    if fmt == "csv":
-        from research.data.csvsafe import to_csv
+    with atomic_path(table_path, mode=PLAIN_FILE_MODE) as tmp:
+        if fmt == "csv":
+            from research.data.csvsafe import to_csv
 
-        to_csv(res.table, table_path, index=False)
-    else:
-        res.table.to_parquet(table_path, index=False)
+            to_csv(res.table, tmp, index=False)
+        else:
+            res.table.to_parquet(tmp, index=False)
     typer.echo(f"{len(res.table):,} backtests ({res.params['engine']}) in {res.elapsed:.2f} s "
                f"-> {table_path}")
     if "chunks" in res.params:
@@ -266,9 +268,11 @@ def _heatmap(res, sym: str, out: Path, *, metric: str, x: str | None, y: str | N
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     path = out / f"heatmap_{sym}.html"
-    sweep_heatmap(res, metric=metric, symbol=sym, x=x, y=y, fixed=fixed, agg=agg).write_html(path,
-                                                                                          include_plotlyjs="cdn")
-    frame.to_csv(out / f"heatmap_{sym}.csv")
+    figure = sweep_heatmap(res, metric=metric, symbol=sym, x=x, y=y, fixed=fixed, agg=agg)
+    with atomic_path(path, mode=PLAIN_FILE_MODE) as tmp:  # plotly.js once per folder, beside it: opens offline
+        figure.write_html(tmp, include_plotlyjs="directory")
+    with atomic_path(out / f"heatmap_{sym}.csv", mode=PLAIN_FILE_MODE) as tmp:
+        frame.to_csv(tmp)
     folded = frame.attrs["aggregated"]
     typer.echo(f"heatmap -> {path} ({y} x {x}, {metric}"
                + (f", {agg} over {', '.join(folded)}" if folded else "")

@@ -12,8 +12,8 @@ import typer
 
 from research.cli.backtest import (
     CashOpt,
+    ClusterOpt,
     FeesOpt,
-    GridOpt,
     IntervalOpt,
     MetricOpt,
     SlipOpt,
@@ -36,6 +36,12 @@ TestOpt = Annotated[int, typer.Option(min=2, help="Test window in bars; folds ro
 AnchoredOpt = Annotated[bool, typer.Option(help="Grow each training window from the first bar instead of rolling it.")]
 HaltOpt = Annotated[float | None, typer.Option(
     help="Close all and stop trading once the stitched book is this fraction below its peak (also in-sample).")]
+GridOpt = Annotated[list[str] | None, typer.Option(
+    "--grid", "-g", help="Values of one parameter searched in every training window: KEY=START:STOP[:STEP] (both "
+                         "ends included) or KEY=V1,V2; repeat. Besides the strategy's parameters: direction=long,both "
+                         "and the stop levels stop_loss, take_profit, trailing_stop (fractions; 0 = off). Default: "
+                         "the catalog's grid of the family (the crossover: fast from 5 to 100 in steps of 5, slow "
+                         "from 20 to 200 in steps of 10).")]
 OutOpt = Annotated[Path | None, typer.Option(help="Also write the folds (folds.csv) and the summary (summary.json) "
                                                   "to this folder.")]
 
@@ -56,16 +62,16 @@ def walk_forward_command(
     timing: TimingOpt = BACKTEST["timing"],
     whole_shares: WholeOpt = False,
     max_drawdown: HaltOpt = None,
+    cluster: ClusterOpt = None,
     out: OutOpt = None,
 ) -> None:
     """Walk FAMILY forward: in each fold sweep --grid on the training window, trade the best set on the test window.
 
-    Prints each fold's chosen set with its in-sample and out-of-sample figures, then the risk
-    summary of the stitched out-of-sample book (one engine backtest over every test window).
-    Without --grid: the catalog's grid of the family (the crossover: fast 5:100:5 x slow 20:200:10).
+    Prints each fold's chosen set with its in-sample and out-of-sample figures, then the risk summary of the stitched out-of-sample book (one engine backtest over every test window).
 
-    Example: workbench walk-forward rsi_reversion --symbol GOOG --grid window=5:30:5 --grid lower=20:40:5
-    --grid exit_level=50,60 --grid stop_loss=0,0.05 --train 756 --test 126
+    Example: workbench walk-forward rsi_reversion --symbol GOOG --grid window=5:30:5 --grid lower=20:40:5 --grid exit_level=50,60 --grid stop_loss=0,0.05 --train 756 --test 126
+
+    On a cluster (the same folds and book): add --cluster local, or --cluster tcp://host:8786.
     """
     if family not in _FAMILIES:
         raise typer.BadParameter(f"unknown family {family!r}; expected one of {', '.join(_FAMILIES)}",
@@ -91,13 +97,25 @@ def walk_forward_command(
     import vectorbt  # noqa: F401 - the engine's simulator, loaded once here so the timing below is the walk's own
 
     loading, t0 = time.perf_counter() - t0, time.perf_counter()
-    wf = walk_forward(prices, family, values, train=train, test=test, anchored=anchored, metric=metric, fees=fees,
-                      slippage=slippage, init_cash=cash, timing=timing, whole_shares=whole_shares,
-                      risk={"max_drawdown": max_drawdown} if max_drawdown is not None else None, progress=True)
+    kwargs = {"train": train, "test": test, "anchored": anchored, "metric": metric, "fees": fees, "slippage": slippage,
+              "init_cash": cash, "timing": timing, "whole_shares": whole_shares, "progress": True,
+              "risk": {"max_drawdown": max_drawdown} if max_drawdown is not None else None}
+    wf = _walk(walk_forward, prices, family, values, kwargs, cluster=cluster)
     _report(wf, family, source=source, interval=interval, seconds=time.perf_counter() - t0)
     typer.echo(f"(plus {loading:.2f} s loading the backtest engine)")
     if out is not None:
         _write(wf, out)
+
+
+def _walk(walk_forward: Any, prices: Any, family: str, values: dict | None, kwargs: dict, *,
+          cluster: str | None) -> Any:
+    """The walk in process, or on a Dask client that is closed on the way out."""
+    if not cluster:
+        return walk_forward(prices, family, values, **kwargs)
+    from research.compute import get_client
+
+    with get_client(cluster) as client:
+        return walk_forward(prices, family, values, client=client, **kwargs)
 
 
 def _report(wf: Any, family: str, *, source: str, interval: str, seconds: float) -> None:
@@ -129,13 +147,15 @@ def _report(wf: Any, family: str, *, source: str, interval: str, seconds: float)
 
 
 def _write(wf: Any, out: Path) -> None:
-    """The folds as CSV and the summary as JSON in ``out``."""
+    """The folds as CSV and the summary as JSON in ``out``, each written whole or not at all."""
+    from research.atomic import PLAIN_FILE_MODE, atomic_path, atomic_write
     from research.data.csvsafe import to_csv
 
     out.mkdir(parents=True, exist_ok=True)
-    to_csv(wf.folds, out / "folds.csv", index=False)
+    with atomic_path(out / "folds.csv", mode=PLAIN_FILE_MODE) as tmp:
+        to_csv(wf.folds, tmp, index=False)
     payload = {"params": wf.params, "metric": wf.metric, "stats": json.loads(wf.result.stats.to_json(orient="index", double_precision=15))}
-    (out / "summary.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    atomic_write(out / "summary.json", json.dumps(payload, indent=2, default=str), mode=PLAIN_FILE_MODE)
     typer.echo(f"folds -> {out / 'folds.csv'}; summary -> {out / 'summary.json'}")
 
 

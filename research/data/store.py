@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from research.atomic import atomic_write, remove_orphans
+from research.atomic import PLAIN_FILE_MODE, atomic_write, remove_orphans
 from research.config import get_settings
 from research.data.errors import (
     CorruptDatasetError,
@@ -89,8 +89,6 @@ __all__ = ["Store", "IngestResult", "StaleDataWarning", "content_sha256"]
 
 log = logging.getLogger(__name__)
 _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def _now() -> pd.Timestamp:
@@ -151,7 +149,7 @@ class Store:
         except OSError as exc:
             raise self._unwritable(path.parent, exc, f"create {path.parent}") from exc
         try:
-            atomic_write(path, parquet_bytes(table), mode=0o666 & ~_UMASK, mkdir=False)
+            atomic_write(path, parquet_bytes(table), mode=PLAIN_FILE_MODE, mkdir=False)
         except OSError as exc:
             if exc.errno in _READ_ONLY:
                 raise self._unwritable(path.parent, exc, f"write {path.name}") from exc

@@ -9,6 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from research.atomic import PLAIN_FILE_MODE
 from research.cli import app
 from research.cli.backtest import parse_grid, parse_params
 
@@ -58,7 +59,11 @@ def test_sweep_writes_table_heatmap_and_report(tmp_path):
     table = pd.read_csv(tmp_path / "sweep.csv")
     assert len(table) == sum(f < s for f in range(5, 45, 5) for s in range(20, 220, 20)) and {"symbol", "fast", "slow", "sharpe", "max_drawdown", "trades"} <= set(table.columns)
     html = (tmp_path / "heatmap_GOOG.html").read_text()
-    assert "plotly" in html.lower()
+    assert 'src="plotly.min.js"' in html and "cdn.plot.ly" not in html  # opens offline
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
+    written = ["sweep.csv", "sweep.json", "heatmap_GOOG.html", "heatmap_GOOG.csv"]
+    assert all((tmp_path / name).stat().st_mode & 0o777 == PLAIN_FILE_MODE for name in written)
+    assert not list(tmp_path.glob(".*.tmp"))
     report = json.loads((tmp_path / "sweep.json").read_text())
     best = report["best"]["GOOG"]
     assert best["sharpe"] == table["sharpe"].max()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from research.cli import app
 
 runner = CliRunner()
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
 
 
 def _all_commands(group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -31,6 +33,8 @@ def test_every_command_has_help():
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
         assert "Usage" in result.output
+        # help shows what was written: rich turns ":100:" (as in "5:100:5") into an emoji
+        assert not EMOJI.search(result.output), (path, EMOJI.findall(result.output))
 
 
 def test_python_dash_m_research_is_the_same_command():

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from research.atomic import PLAIN_FILE_MODE
 from research.backtest.walkforward import walk_forward
 from research.cli import COMMANDS, app
 from research.data import load_prices
@@ -39,6 +40,7 @@ def test_prints_the_folds_and_the_out_of_sample_summary(tmp_path):
     assert len(folds) == len(wf.folds) >= 5
     for name in ("window", "lower", "exit_level", "stop_loss", "is_sharpe", "oos_return"):
         assert folds[name].tolist() == pytest.approx(wf.folds[name].tolist(), rel=1e-12, nan_ok=True)
+    assert all((tmp_path / n).stat().st_mode & 0o777 == PLAIN_FILE_MODE for n in ("folds.csv", "summary.json"))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["stats"]["GOOG"]["Sharpe Ratio"] == pytest.approx(wf.summary()["Sharpe Ratio"], rel=1e-12)
 
