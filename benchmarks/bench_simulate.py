@@ -32,9 +32,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _baseline(ref: str):
-    """``simulate_nb`` of ``simulate.py`` at git revision ``ref``, as a separate module."""
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:research/backtest/simulate.py"], check=True,
-                         capture_output=True, text=True).stdout
+    """``simulate_nb`` of ``simulate.py`` at git revision ``ref`` (or of the file ``ref``), as a separate module."""
+    if Path(ref).is_file():  # a copy of simulate.py on disk
+        src = Path(ref).read_text()
+    else:
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:research/backtest/simulate.py"], check=True,
+                             capture_output=True, text=True).stdout
     folder = Path(tempfile.mkdtemp(prefix="bench_sim_"))
     path = folder / "simulate_base.py"
     path.write_text(src)
@@ -135,7 +138,7 @@ def main() -> None:
     from bench_sweep import FAMILY_GRIDS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", default="main", help="git revision of the baseline simulate.py (default main)")
+    ap.add_argument("--base", default="main", help="git revision of the baseline simulate.py, or a path to a copy (default main)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--families", nargs="*", default=list(FAMILY_GRIDS))
     args = ap.parse_args()

@@ -59,7 +59,7 @@ def _is_less(a: float, b: float) -> bool:
     return a < b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _order_nb(w, price, cash, pos, fees, slip, whole):
     """A target-percent order ``w`` at ``price``: ``(filled, size, adj_price, fees_paid, new_cash, new_pos)``.
 
