@@ -283,13 +283,14 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
         if valid and want != pos_dir:
             fill = p
             pos_dir = want
-            entry = p
-            o, hi, lo = _whole_bar_nb(open_[t], high[t], low[t], close[t])
-            if fill_at_open and np.isfinite(hi) and np.isfinite(lo):
-                best = max(p, hi) if pos_dir > 0 else min(p, lo)
-            else:
-                best = p
-            armed_from = t + 1
+            if use_stops:  # the levels only stops read
+                entry = p
+                o, hi, lo = _whole_bar_nb(open_[t], high[t], low[t], close[t])
+                if fill_at_open and np.isfinite(hi) and np.isfinite(lo):
+                    best = max(p, hi) if pos_dir > 0 else min(p, lo)
+                else:
+                    best = p
+                armed_from = t + 1
         elif use_stops and pos_dir != 0 and t >= armed_from:
             o, hi, lo = _whole_bar_nb(open_[t], high[t], low[t], close[t])
             if np.isfinite(o):
@@ -307,15 +308,18 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
         if np.isfinite(fill):
             ok, size, adj, paid, cash, pos = _order_nb(float(pos_dir), fill, cash, pos, fees, slip, whole)
             if ok:
-                flow_c = _add(0.0, -size * adj - paid)
-                flow_a = _add(0.0, size)
+                flow_c = -size * adj - paid  # _add(0.0, x): x, or 0.0 when within 1e-12 of zero
+                if abs(flow_c) <= 1e-12:
+                    flow_c = 0.0
+                flow_a = size
+                if abs(flow_a) <= 1e-12:
+                    flow_a = 0.0
                 # exit trades, as vectorbt splits an order that closes (part of) a position and opens another
                 if t_size > 0 and (size > 0) != (t_dir > 0):
                     closed = min(abs(size), t_size)
                     efee = t_fees * closed / t_size
                     xfee = paid * closed / abs(size)
-                    if _pnl(t_dir, closed, t_entry, adj, efee + xfee) > 0:
-                        n_wins += 1
+                    n_wins += _pnl(t_dir, closed, t_entry, adj, efee + xfee) > 0
                     n_closed += 1
                     t_fees -= efee
                     t_size -= closed
