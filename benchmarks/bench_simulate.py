@@ -14,8 +14,10 @@ for both copies; then the cost of one change of position on synthetic directions
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +41,7 @@ def _baseline(ref: str):
         src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:research/backtest/simulate.py"], check=True,
                              capture_output=True, text=True).stdout
     folder = Path(tempfile.mkdtemp(prefix="bench_sim_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = folder / "simulate_base.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("simulate_base", path)
