@@ -53,27 +53,20 @@ N_RISK = len(RISK_FIELDS)
 
 
 @njit(cache=True, inline="always")
-def _is_less(a: float, b: float) -> bool:
-    if _is_close(a, b):
-        return False
-    return a < b
-
-
-@njit(cache=True, inline="always")
 def _order_nb(w, price, cash, pos, fees, slip, whole):
     """A target-percent order ``w`` at ``price``: ``(filled, size, adj_price, fees_paid, new_cash, new_pos)``.
 
     ``size`` is signed (buy > 0). vectorbt's ``execute_order_nb`` with ``buy_nb``/``sell_nb``
     for one book without cash sharing, no fixed fees, no size limits, no cash locking.
     """
-    if _is_close(cash, 0.0):
+    if abs(cash) <= 1e-12:  # within 1e-12 of zero (vectorbt's is_close(x, 0); NaN and inf are not)
         cash = 0.0
-    if _is_close(pos, 0.0):
+    if abs(pos) <= 1e-12:
         pos = 0.0
     value = cash
     if pos != 0:
         value += pos * price
-    if _is_close(value, 0.0):
+    if abs(value) <= 1e-12:
         value = 0.0
     if np.isnan(value) or value <= 0:
         return False, 0.0, 0.0, 0.0, cash, pos
@@ -106,14 +99,14 @@ def _order_nb(w, price, cash, pos, fees, slip, whole):
                 final = max_acq
                 paid = cash - max_req
                 final_req = cash
-        if _is_close(adj_size, 0.0) or _is_less(final, 0.0):
+        if abs(adj_size) <= 1e-12 or final < -1e-12:  # below zero by more than 1e-12
             return False, 0.0, 0.0, 0.0, cash, pos
         return True, final, adj, paid, _add(cash, -final_req), _add(pos, final)
     adj = price * (1.0 - slip)
     limit = -size
     if whole:
         limit = limit // 1.0 * 1.0
-    if _is_close(limit, 0.0) or _is_less(limit, 0.0):
+    if limit <= 1e-12:  # close to zero or less
         return False, 0.0, 0.0, 0.0, cash, pos
     acq = limit * adj
     paid = acq * fees + 0.0
@@ -324,10 +317,10 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
                     t_fees -= efee
                     t_size -= closed
                     rest = abs(size) - closed
-                    if t_size <= 0 or _is_close(t_size, 0.0):
+                    if t_size <= 1e-12:  # none left, or within 1e-12 of zero
                         t_size = 0.0
                         t_fees = 0.0
-                    if rest > 0 and not _is_close(rest, 0.0):
+                    if rest > 1e-12:  # more than closes the trade: the rest opens one
                         t_dir = 1.0 if size > 0 else -1.0
                         t_size = rest
                         t_entry = adj
