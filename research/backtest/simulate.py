@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from research.backtest.kernels import add_nb as _add
+from research.backtest.kernels import add_nb as _add_exact
 from research.backtest.kernels import is_close_nb as _is_close
 from research.strategies.stops import stop_exit_nb as _stop_exit_nb
 from research.strategies.stops import whole_bar_nb as _whole_bar_nb
@@ -50,6 +50,19 @@ __all__ = ["simulate_nb", "N_RISK", "RISK_FIELDS"]
 #: ``RiskRules.max_drawdown`` (renamed: ``max_drawdown`` is a statistic of the table).
 RISK_FIELDS = ("stop_loss", "take_profit", "trailing_stop", "drawdown_halt")
 N_RISK = len(RISK_FIELDS)
+
+
+@njit(cache=True, inline="always")
+def _add(a: float, b: float) -> float:
+    """vectorbt's ``add_nb`` (``a + b``, or zero when the two cancel to within tolerance), the sum first.
+
+    A sum larger than both tolerances of a cancellation (1e-12 and 1e-9 of the larger operand) is
+    what ``add_nb`` returns too; anything else (a near cancellation, NaN, inf) takes ``add_nb`` itself.
+    """
+    s = a + b
+    if abs(s) > 1e-12 and abs(s) > 1e-9 * max(abs(a), abs(b)):
+        return s
+    return _add_exact(a, b)
 
 
 @njit(cache=True, inline="always")
