@@ -41,7 +41,7 @@ LOADERS_BY_NAME = {
     "research/workflow/hooks.py": "the hooks a pipeline spec names (module:function, from YAML)",
 }
 LEAVES = {"research.config", "research.defaults", "research.types", "research.risk.metrics", "research.risk.activity",
-          "research.atomic",
+          "research.atomic", "research.kernel_cache",
           "research.lazy", "research.timeutil"}
 TOP = {"viz", "cli"}
 COMPUTE = "compute"

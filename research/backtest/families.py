@@ -37,10 +37,10 @@ from research.backtest.indicator_tables import (
 )
 from research.backtest.kernels import STATS
 from research.backtest.simulate import N_RISK, RISK_FIELDS, simulate_nb
+from research.kernel_cache import configure_kernel_cache
 from research.strategies._nb import cross_step_nb, hysteresis_step_nb
 
-# numba caches family_grid_nb with simulate_nb compiled into it and checks only this file's timestamp:
-# after a change to simulate.py this file must change too (or its cache be cleared), else the old simulation runs.
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
 
 __all__ = ["engine_call", "FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
            "fused_family", "signal_groups", "block_bounds_nb", "bollinger_bounds_nb", "bollinger_states_nb",

@@ -17,7 +17,10 @@ import pandas as pd
 from numba import njit
 
 from research.features.indicators import ewm_seeded_nb
+from research.kernel_cache import configure_kernel_cache
 from research.strategies._nb import rolling_mean_1d_nb
+
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
 
 __all__ = ["ma_tables", "rsi_tables", "bollinger_tables", "momentum_tables", "pattern_tables", "pattern_names",
            "per_window_columns", "rsi_column_nb", "returns_column_nb", "pandas_rolling"]

@@ -32,7 +32,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, set_parallel_chunksize
 
+from research.kernel_cache import configure_kernel_cache
 from research.strategies._nb import cross_step_nb, rolling_mean_1d_nb
+
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
 
 __all__ = [
     "STATS", "TRADE_FIELDS", "prepare_nb", "cross_states_nb", "ma_table_nb", "ma_grid_nb", "ma_many_nb",

@@ -41,8 +41,11 @@ from numba import njit
 
 from research.backtest.kernels import add_nb as _add_exact
 from research.backtest.kernels import is_close_nb as _is_close
+from research.kernel_cache import configure_kernel_cache
 from research.strategies.stops import stop_exit_nb as _stop_exit_nb
 from research.strategies.stops import whole_bar_nb as _whole_bar_nb
+
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
 
 __all__ = ["simulate_nb", "N_RISK", "RISK_FIELDS"]
 

@@ -45,6 +45,10 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from research.kernel_cache import configure_kernel_cache
+
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
+
 __all__ = [
     "returns", "sma", "ema", "rsi", "macd", "MACDResult", "bollinger", "BollingerResult",
     "atr", "true_range", "rolling_volatility", "momentum", "roc", "volume_zscore", "obv",

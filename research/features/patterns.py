@@ -44,6 +44,10 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from research.kernel_cache import configure_kernel_cache
+
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
+
 __all__ = [
     "CandleSetting", "CANDLE_SETTINGS", "PATTERNS", "engulfing", "hammer", "shooting_star", "doji",
     "morning_star", "evening_star", "lookback", "candlestick_patterns", "SIDES",

@@ -30,6 +30,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from research.kernel_cache import configure_kernel_cache
+
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
+
 __all__ = [
     "rolling_mean_1d_nb", "cross_state_1d_nb", "hysteresis_state_1d_nb", "hysteresis_step_nb", "cross_step_nb",
 ]

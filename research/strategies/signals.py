@@ -28,7 +28,10 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from research.kernel_cache import configure_kernel_cache
 from research.strategies._nb import cross_state_1d_nb, hysteresis_state_1d_nb, rolling_mean_1d_nb
+
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
 
 __all__ = [
     "Signals", "ma_crossover", "moving_averages", "rsi_reversion", "bollinger_breakout",

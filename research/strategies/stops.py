@@ -31,6 +31,10 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from research.kernel_cache import configure_kernel_cache
+
+configure_kernel_cache()  # before the @njit(cache=True) decorators below
+
 __all__ = ["RiskRules", "RiskSchedule", "plan_fills", "REASONS"]
 
 REASONS = ("", "signal", "stop_loss", "take_profit", "trailing_stop", "halt")
