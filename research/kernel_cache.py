@@ -54,7 +54,7 @@ def _sources(package: Path) -> list[Path]:
 
 
 def _folder(digest: str) -> Path:
-    given = os.environ.get(KERNEL_CACHE_ENV, "")
+    given = os.environ.get("NUMBA_CACHE_DIR", "")
     if given and Path(given).name == _PREFIX + digest:  # set by the process that started this one
         return Path(given)
     if given and _KEYED.fullmatch(Path(given).name):  # another version's folder: its parent is the base

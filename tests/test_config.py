@@ -68,7 +68,8 @@ from research.config import (  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 # Process plumbing: variables handed to child processes or libraries, not workbench settings.
 PLUMBING = {"TF_CPP_MIN_LOG_LEVEL", "MLFLOW_DISABLE_TELEMETRY", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "KERAS_BACKEND", "OMP_NUM_THREADS"}
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "KERAS_BACKEND", "OMP_NUM_THREADS",
+            "NUMBA_CACHE_DIR", "XDG_CACHE_HOME"}  # numba's cache folder (research.kernel_cache keys it)
 # Reads of the environment by a non-literal key, allowed where the key is plumbing:
 # compute.cluster.describe reports the worker thread limits (WORKER_ENV); the runner saves and
 # restores the variables its kernels inherit.
