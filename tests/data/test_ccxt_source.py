@@ -35,7 +35,19 @@ from tests.data.fakes.binance import (
 from tests.data.fakes.server import FakeServer, Reply, json_reply, text_reply
 
 KLINES = API + "/klines"
-NOW_HOUR = now_ms() // HOUR_MS * HOUR_MS
+NOW_HOUR = 0  # this hour's start (ms), read as each test starts
+
+
+@pytest.fixture(autouse=True)
+def _this_hour():
+    """The hour each test runs in, read when it starts (not when the module is collected: a suite
+    can pass an hour boundary between the two); a test that would start in the last 15 s of an
+    hour waits for the next one, so the source's clock and the fake exchange's hour agree."""
+    global NOW_HOUR
+    left = HOUR_MS - now_ms() % HOUR_MS
+    if left < 15_000:
+        time.sleep(left / 1000 + 0.2)
+    NOW_HOUR = now_ms() // HOUR_MS * HOUR_MS
 
 
 @pytest.fixture
