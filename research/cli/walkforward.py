@@ -25,12 +25,13 @@ from research.cli.backtest import (
 )
 from research.defaults import BACKTEST
 
-__all__ = ["register", "walk_forward_command"]
+__all__ = ["register", "walk_forward_command", "FAMILY_NAMES"]
 
 logger = logging.getLogger(__name__)
 
-_FAMILIES = ("ma_crossover", "rsi_reversion", "bollinger_breakout", "time_series_momentum", "candlestick")
-FamilyArg = Annotated[str, typer.Argument(metavar="FAMILY", help=f"Strategy family: {', '.join(_FAMILIES)}.")]
+#: The families the command takes (kept here so a refusal needs no kernel import; a test holds it to FAMILIES).
+FAMILY_NAMES = ("ma_crossover", "rsi_reversion", "bollinger_breakout", "time_series_momentum", "candlestick")
+FamilyArg = Annotated[str, typer.Argument(metavar="FAMILY", help=f"Strategy family: {', '.join(FAMILY_NAMES)}.")]
 TrainOpt = Annotated[int, typer.Option(min=2, help="Training window in bars (756: three years of sessions).")]
 TestOpt = Annotated[int, typer.Option(min=2, help="Test window in bars; folds roll forward by it (126: half a year).")]
 AnchoredOpt = Annotated[bool, typer.Option(help="Grow each training window from the first bar instead of rolling it.")]
@@ -73,8 +74,8 @@ def walk_forward_command(
 
     On a cluster (the same folds and book): add --cluster local, or --cluster tcp://host:8786.
     """
-    if family not in _FAMILIES:
-        raise typer.BadParameter(f"unknown family {family!r}; expected one of {', '.join(_FAMILIES)}",
+    if family not in FAMILY_NAMES:
+        raise typer.BadParameter(f"unknown family {family!r}; expected one of {', '.join(FAMILY_NAMES)}",
                                  param_hint="'FAMILY'")
     try:
         values = parse_grid(grid) or None

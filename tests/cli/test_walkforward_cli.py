@@ -65,3 +65,13 @@ def test_errors_name_what_was_wrong(args, words):
     assert out.exit_code != 0
     for word in words:
         assert word in text, text
+
+
+def test_the_command_takes_every_fused_family_and_no_other():
+    """The command's own list (a refusal imports no kernel) is the fused families', so neither can drift."""
+    from research.backtest.families import FAMILIES
+    from research.cli.walkforward import FAMILY_NAMES
+
+    assert set(FAMILY_NAMES) == set(FAMILIES)
+    out = runner.invoke(app, ["walk-forward", "--help"])
+    assert all(name in out.output for name in FAMILIES)
