@@ -44,7 +44,7 @@ configure_kernel_cache()  # before the @njit(cache=True) decorators below
 
 __all__ = ["engine_call", "FAMILIES", "Family", "GridSets", "expand_grid", "family_tables", "family_grid_nb", "states_nb",
            "fused_family", "signal_groups", "block_bounds_nb", "bollinger_bounds_nb", "bollinger_states_nb",
-           "rsi_states_nb", "BLOCK"]
+           "rsi_states_nb", "BLOCK", "RUN", "interleave_nb"]
 
 _CROSS, _RSI, _BOLL, _MOM, _PAT = 0, 1, 2, 3, 4
 _N_STATS = len(STATS)
@@ -280,9 +280,28 @@ def bollinger_states_nb(close, mid, sdev, zlo, zhi, gmax, k, allow_long, allow_s
         out[u] = st
 
 
+#: Consecutive (symbol, group) items of :func:`family_grid_nb` that one thread takes in turn.
+RUN = 8
+
+
+@njit(cache=True, inline="always")
+def interleave_nb(it, per, ways):
+    """The item that iteration ``it`` of :func:`family_grid_nb`'s parallel loop computes.
+
+    The loop runs ``ways * per * RUN`` iterations and each thread takes a contiguous share of
+    them (static scheduling). Iterations are mapped so that the ``i``-th share takes runs
+    ``i, i + ways, i + 2 ways, ...`` of :data:`RUN` consecutive items: every item once (those
+    ``>= total`` are skipped), and costs that grow along the sorted groups (a bullish pattern
+    that fires more often, a longer lookback) fall on every thread alike.
+    """
+    run = it // RUN
+    return ((run % per) * ways + run // per) * RUN + it % RUN
+
+
 @njit(cache=True, parallel=True)
 def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r_close, lo, hi, rows, levels, sides,
-                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns, order, starts, bmin, bmax, bscale):
+                   risk, fees, slip, init_cash, ppy, whole, fill_at_open, keep_returns, order, starts, bmin, bmax, bscale,
+                   ways):
     """Statistics of every parameter set on every symbol: ``(symbols * sets, STATS)``, symbol-major.
 
     Price arrays are ``(symbols, bars)``; ``close_ff``/``r_close`` from
@@ -292,7 +311,7 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
     one signal (:func:`signal_groups`): each group's directions are computed once per symbol and
     simulated under each of its sets' risk levels. ``bmin``/``bmax`` are the tables' block bounds
     for the rule's block skipping (RSI: :func:`block_bounds_nb`; Bollinger: with ``bscale``, from
-    :func:`bollinger_bounds_nb`), or empty.
+    :func:`bollinger_bounds_nb`), or empty. ``ways`` is numba's thread count (:func:`interleave_nb`).
     """
     m, n = close.shape
     ns = rows.shape[0]
@@ -300,7 +319,14 @@ def family_grid_nb(family, tables, close, exec_px, open_, high, low, close_ff, r
     out = np.empty((m * ns, _N_STATS))
     span = np.int64(np.max(hi - lo)) if keep_returns and m > 0 else np.int64(0)
     rets = np.zeros((m * ns, span))
-    for g in prange(m * ng):
+    # each thread's contiguous share of the loop takes every ways-th run of items (interleave_nb)
+    ways = max(1, ways)
+    total = m * ng
+    per = ((total + RUN - 1) // RUN + ways - 1) // ways
+    for it in prange(ways * per * RUN):
+        g = interleave_nb(it, per, ways)
+        if g >= total:
+            continue
         j = g // ng
         grp = g % ng
         st = np.empty(n, dtype=np.int8)
@@ -414,7 +440,7 @@ class Family:
         Table rows per window (Bollinger keeps mean and standard deviation).
     tables : callable
         ``(price frames by field, windows) -> list of (symbols, bars) arrays``, ``rows_per_window``
-        per window.
+        per window (or those rows as one ``(rows, symbols, bars)`` array).
     check : callable
         The strategy's own validation over arrays of parameter values: a list of
         ``(mask of refused sets, reason)``.
@@ -428,7 +454,7 @@ class Family:
     windows: tuple[str, ...]
     levels: tuple[str, ...]
     rows_per_window: int
-    tables: Callable[[Mapping[str, pd.DataFrame], np.ndarray], list[np.ndarray]]
+    tables: Callable[[Mapping[str, pd.DataFrame], np.ndarray], list[np.ndarray] | np.ndarray]
     check: Callable[[Mapping[str, np.ndarray]], Refusals]
     string_windows: bool = False
 
@@ -554,10 +580,9 @@ def _encode(family: Family, keys: list[str], values: dict[str, np.ndarray], full
     ns = len(next(iter(full.values())))
     rows = np.zeros((ns, 2), dtype=np.int64)
     if family.string_windows:  # bullish list -> its bullish-flags row, bearish list -> its bearish-flags row
-        wins = [np.asarray(full[w]).astype(str) for w in family.windows]
-        text = np.unique(np.concatenate(wins))
-        rows[:, 0] = 2 * np.searchsorted(text, wins[0])
-        rows[:, 1] = 2 * np.searchsorted(text, wins[1]) + 1
+        text, ids = _text_ids([full[w] for w in family.windows])
+        rows[:, 0] = 2 * ids[0]
+        rows[:, 1] = 2 * ids[1] + 1
         windows = text.astype(object)
     else:
         wins = [np.asarray(full[w], dtype=np.float64).astype(np.int64) for w in family.windows]
@@ -575,10 +600,26 @@ def _encode(family: Family, keys: list[str], values: dict[str, np.ndarray], full
     return GridSets(keys, values, windows, rows, levels, sides, np.ascontiguousarray(risk))
 
 
+def _text_ids(columns: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sorted distinct texts of ``columns`` (each value as ``str``) and each column's positions in them.
+
+    Hashes the values once (a grid column repeats a few texts thousands of times) and sorts only
+    the distinct ones.
+    """
+    values = np.concatenate([np.asarray(c, dtype=object) for c in columns])
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    text, inverse = np.unique(np.array([str(v) for v in distinct], dtype=str), return_inverse=True)
+    ids = inverse.reshape(-1)[codes]
+    bounds = np.cumsum([0, *(len(c) for c in columns)])
+    return text, [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 def family_tables(family: Family, fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:
     """The indicator table of the price frames (bars x symbols): ``(rows, symbols, bars)``, C-contiguous."""
     close = fields["close"]
     parts = family.tables(fields, windows)
+    if isinstance(parts, np.ndarray):  # already one (rows, symbols, bars) array
+        return np.ascontiguousarray(parts)
     return np.ascontiguousarray(np.stack(parts)) if parts else np.zeros((0, close.shape[1], close.shape[0]))
 
 

@@ -155,11 +155,11 @@ def _bounds(family: Family, tables: np.ndarray, close: np.ndarray) -> tuple[np.n
 
 
 def _grid(*args: Any) -> tuple[np.ndarray, np.ndarray]:
-    from numba import set_parallel_chunksize
+    from numba import get_num_threads, set_parallel_chunksize
 
-    old = set_parallel_chunksize(16)  # small chunks keep both threads busy on a shared machine
+    old = set_parallel_chunksize(16)
     try:
-        return family_grid_nb(*args)
+        return family_grid_nb(*args, get_num_threads())
     finally:
         set_parallel_chunksize(old)
 

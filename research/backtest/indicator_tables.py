@@ -26,7 +26,7 @@ __all__ = ["ma_tables", "rsi_tables", "bollinger_tables", "momentum_tables", "pa
            "per_window_columns", "rsi_column_nb", "returns_column_nb", "pandas_rolling"]
 
 
-def ma_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+def ma_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:
     close = fields["close"]
     return per_window_columns(close, windows, rolling_mean_1d_nb)
 
@@ -71,13 +71,18 @@ def returns_column_nb(p: np.ndarray, periods: int) -> np.ndarray:
     return out
 
 
-def per_window_columns(close: pd.DataFrame, windows: np.ndarray, fn: Callable[[np.ndarray, int], np.ndarray]) -> list[np.ndarray]:
+def per_window_columns(close: pd.DataFrame, windows: np.ndarray, fn: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """``fn(column, window)`` of every column for every window: ``(windows, symbols, bars)``."""
     values = close.to_numpy(dtype=np.float64)
     cols = [np.ascontiguousarray(values[:, j]) for j in range(values.shape[1])]
-    return [np.stack([fn(c, int(w)) for c in cols]) for w in windows]
+    out = np.empty((len(windows), len(cols), values.shape[0]))
+    for i, w in enumerate(windows):
+        for j, c in enumerate(cols):
+            out[i, j] = fn(c, int(w))
+    return out
 
 
-def rsi_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+def rsi_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:
     close = fields["close"]
     return per_window_columns(close, windows, rsi_column_nb)
 
@@ -124,7 +129,7 @@ def pandas_rolling() -> tuple[Callable[..., Any], ...] | None:
     return roll_mean, roll_var, zsqrt, bounds
 
 
-def momentum_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
+def momentum_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:
     close = fields["close"]
     return per_window_columns(close, windows, returns_column_nb)
 

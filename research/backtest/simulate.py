@@ -246,19 +246,19 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
                             if not (o > stop and lw > stop and o < take and h < take):  # NaN: not clear
                                 force = True
                                 break
-                            moved = max(best, h)
-                            if moved != best:
-                                best = moved
-                                if trail > 0:
+                            if trail > 0:  # the best price only moves a trailing stop
+                                moved = max(best, h)
+                                if moved != best:
+                                    best = moved
                                     stop = max(entry * (1.0 - sl) if sl > 0 else -np.inf, best * (1.0 - trail))
                         else:
                             if not (o < stop and h < stop and o > take and lw > take):
                                 force = True
                                 break
-                            moved = min(best, lw)
-                            if moved != best:
-                                best = moved
-                                if trail > 0:
+                            if trail > 0:
+                                moved = min(best, lw)
+                                if moved != best:
+                                    best = moved
                                     stop = min(entry * (1.0 + sl) if sl > 0 else np.inf, best * (1.0 + trail))
                     if all_in:
                         v = pos_v * close_ff[t]
@@ -292,7 +292,7 @@ def simulate_nb(states, exec_px, open_, high, low, close, close_ff, r_close, sta
         if valid and want != pos_dir:
             fill = p
             pos_dir = want
-            if use_stops:  # the levels only stops read
+            if use_stops and pos_dir != 0:  # the levels only stops read
                 entry = p
                 o, hi, lo = _whole_bar_nb(open_[t], high[t], low[t], close[t])
                 if fill_at_open and np.isfinite(hi) and np.isfinite(lo):
