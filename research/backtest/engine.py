@@ -97,7 +97,8 @@ def as_fields(prices: PriceInput) -> dict[str, pd.DataFrame]:
         out = {str(f): prices[f] for f in prices.columns.get_level_values(0).unique()}
     elif isinstance(prices, pd.DataFrame) and "close" in prices.columns:
         name = prices.attrs.get("symbol") or "asset"
-        out = {str(c): pd.DataFrame({name: prices[c].to_numpy()}, index=prices.index) for c in prices.columns}
+        out = {str(c): pd.DataFrame(prices[c].to_numpy().reshape(-1, 1), index=prices.index, columns=[name])
+               for c in prices.columns}
     elif isinstance(prices, pd.DataFrame):
         out = {"close": prices}
     else:
@@ -117,7 +118,7 @@ def as_fields(prices: PriceInput) -> dict[str, pd.DataFrame]:
                 f"{name} must have the same index and columns as close "
                 f"(close: {close.shape[0]} rows x {close.shape[1]} columns; {name}: {frame.shape[0]} x {frame.shape[1]})"
             )
-    return {k: v if (v.dtypes == "float64").all() else v.astype("float64") for k, v in out.items()}
+    return {k: v if all(d == np.float64 for d in v.dtypes.to_numpy()) else v.astype("float64") for k, v in out.items()}
 
 
 def _frame(x: pd.DataFrame | pd.Series) -> pd.DataFrame:

@@ -567,13 +567,23 @@ def _column(values: list[Any]) -> np.ndarray:
 
 
 def _common_checks(p: Mapping[str, np.ndarray]) -> Refusals:
-    out = [(~np.isin(p["direction"].astype(str), list(_SIDES)), f"direction must be one of {sorted(_SIDES)}")] \
+    out = [(_side_codes(p["direction"]) == _NO_SIDE, f"direction must be one of {sorted(_SIDES)}")] \
         if "direction" in p else []
     for name in RISK_FIELDS:
         v = np.asarray(p[name], dtype=np.float64)
         ok = np.isfinite(v) & (v >= 0) & ((v < 1) | (name == "take_profit"))
         out.append((~ok, f"{name} must be 0 (off) or {'> 0' if name == 'take_profit' else 'in (0, 1)'}"))
     return out
+
+
+_NO_SIDE = 2  # a direction that is none of _SIDES
+
+
+def _side_codes(direction: np.ndarray) -> np.ndarray:
+    """Each set's side (1 long, -1 short, 0 both; :data:`_NO_SIDE` for any other value), the distinct
+    values looked up once."""
+    codes, distinct = pd.factorize(np.asarray(direction, dtype=object))  # a missing value: code -1
+    return np.array([*(_SIDES.get(str(v), _NO_SIDE) for v in distinct), _NO_SIDE], dtype=np.int8)[codes]
 
 
 def _encode(family: Family, keys: list[str], values: dict[str, np.ndarray], full: dict[str, np.ndarray]) -> GridSets:
@@ -594,8 +604,7 @@ def _encode(family: Family, keys: list[str], values: dict[str, np.ndarray], full
     levels = np.zeros((ns, 3), dtype=np.float64)
     for c, name in enumerate(family.levels):
         levels[:, c] = np.asarray(full[name], dtype=np.float64)
-    direction = full["direction"].astype(str) if "direction" in full else np.full(ns, "long")
-    sides = np.select([direction == "long", direction == "short"], [1, -1], 0).astype(np.int8)
+    sides = _side_codes(full["direction"]) if "direction" in full else np.ones(ns, dtype=np.int8)
     risk = np.column_stack([np.asarray(full[f], dtype=np.float64) for f in RISK_FIELDS]).reshape(ns, N_RISK)
     return GridSets(keys, values, windows, rows, levels, sides, np.ascontiguousarray(risk))
 

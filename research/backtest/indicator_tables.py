@@ -23,12 +23,12 @@ from research.strategies._nb import rolling_mean_1d_nb
 configure_kernel_cache()  # before the @njit(cache=True) decorators below
 
 __all__ = ["ma_tables", "rsi_tables", "bollinger_tables", "momentum_tables", "pattern_tables", "pattern_names",
-           "per_window_columns", "rsi_column_nb", "returns_column_nb", "pandas_rolling"]
+           "per_window_columns", "window_table_nb", "SMA", "RSI", "RETURNS", "rsi_column_nb", "returns_column_nb", "pandas_rolling"]
 
 
 def ma_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:
     close = fields["close"]
-    return per_window_columns(close, windows, rolling_mean_1d_nb)
+    return per_window_columns(close, windows, SMA)
 
 
 @njit(cache=True)
@@ -71,20 +71,36 @@ def returns_column_nb(p: np.ndarray, periods: int) -> np.ndarray:
     return out
 
 
-def per_window_columns(close: pd.DataFrame, windows: np.ndarray, fn: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
-    """``fn(column, window)`` of every column for every window: ``(windows, symbols, bars)``."""
-    values = close.to_numpy(dtype=np.float64)
-    cols = [np.ascontiguousarray(values[:, j]) for j in range(values.shape[1])]
-    out = np.empty((len(windows), len(cols), values.shape[0]))
-    for i, w in enumerate(windows):
-        for j, c in enumerate(cols):
-            out[i, j] = fn(c, int(w))
+#: Indicators of :func:`window_table_nb`.
+SMA, RSI, RETURNS = 0, 1, 2
+
+
+@njit(cache=True)
+def window_table_nb(kind: int, cols: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """One indicator (:data:`SMA`, :data:`RSI` or :data:`RETURNS`) of every column (``cols`` is symbols by
+    bars) for every window: ``(windows, symbols, bars)``, column by column with the indicator's own kernel."""
+    out = np.empty((windows.shape[0], cols.shape[0], cols.shape[1]))
+    for i in range(windows.shape[0]):
+        w = windows[i]
+        for j in range(cols.shape[0]):
+            if kind == SMA:
+                out[i, j] = rolling_mean_1d_nb(cols[j], w)
+            elif kind == RSI:
+                out[i, j] = rsi_column_nb(cols[j], w)
+            else:
+                out[i, j] = returns_column_nb(cols[j], w)
     return out
+
+
+def per_window_columns(close: pd.DataFrame, windows: np.ndarray, kind: int) -> np.ndarray:
+    """:func:`window_table_nb` of a close frame (bars x symbols): ``(windows, symbols, bars)``."""
+    cols = np.ascontiguousarray(close.to_numpy(dtype=np.float64).T)
+    return window_table_nb(kind, cols, np.asarray(windows, dtype=np.int64))
 
 
 def rsi_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:
     close = fields["close"]
-    return per_window_columns(close, windows, rsi_column_nb)
+    return per_window_columns(close, windows, RSI)
 
 
 def bollinger_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> list[np.ndarray]:
@@ -131,7 +147,7 @@ def pandas_rolling() -> tuple[Callable[..., Any], ...] | None:
 
 def momentum_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:
     close = fields["close"]
-    return per_window_columns(close, windows, returns_column_nb)
+    return per_window_columns(close, windows, RETURNS)
 
 
 def pattern_names(text: str) -> list[str]:
