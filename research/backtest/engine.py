@@ -240,13 +240,11 @@ def build_plan(fields, dir_exec, mag_exec, exec_px, rules, fill_at_open, halt_fr
     no share of the gross cap) and no order, and a held position in one is kept.
     """
     close = fields["close"].to_numpy()
-    levels = rules.levels_on(fields["close"].index, fields["close"].columns) if isinstance(rules, RiskSchedule) \
-        else None
     held, fill, reason = plan_fills(
         dir_exec, exec_px, open=fields.get("open", fields["close"]).to_numpy(),
         high=fields.get("high", fields["close"]).to_numpy(), low=fields.get("low", fields["close"]).to_numpy(),
-        close=close, rules=None if levels is not None else rules, fill_at_open=fill_at_open, halt_from=halt_from,
-        levels=levels,
+        close=close, fill_at_open=fill_at_open, halt_from=halt_from,
+        levels=rules.levels_on(fields["close"].index, fields["close"].columns),
     )
     prev = np.vstack([np.zeros((1, held.shape[1]), dtype=held.dtype), held[:-1]])
     key = (held != prev) | rebalance[:, None]

@@ -23,7 +23,8 @@ from research.strategies._nb import rolling_mean_1d_nb
 configure_kernel_cache()  # before the @njit(cache=True) decorators below
 
 __all__ = ["ma_tables", "rsi_tables", "bollinger_tables", "momentum_tables", "pattern_tables", "pattern_names",
-           "per_window_columns", "window_table_nb", "SMA", "RSI", "RETURNS", "rsi_column_nb", "returns_column_nb", "pandas_rolling"]
+           "per_window_columns", "window_table_nb", "SMA", "RSI", "RETURNS", "rsi_column_nb", "returns_column_nb",
+           "pandas_rolling"]
 
 
 def ma_tables(fields: Mapping[str, pd.DataFrame], windows: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from research.atomic import PLAIN_FILE_MODE, atomic_path, atomic_write
 from research.cli.options import check_range, date_option
 from research.defaults import BACKTEST
 
-__all__ = ["register", "parse_params", "parse_grid", "load_symbols"]
+__all__ = ["register", "parse_params", "parse_grid", "load_symbols", "on_cluster"]
 
 SymbolOpt = Annotated[list[str], typer.Option("--symbol", "-y", help="Symbol to trade; repeat for several.")]
 SourceOpt = Annotated[str, typer.Option("--source", "-s", help="Data source: sample, synthetic, files, yahoo, coingecko or ccxt (ccxt:<exchange>).")]
@@ -286,17 +287,23 @@ def _run_sweep(sweep, prices, strategy: str, values: dict, metric: str, kwargs: 
                cache: bool | None):
     """The sweep in process, or on a Dask client that is closed on the way out (Ctrl-C included)."""
     try:
-        if not cluster:
-            return sweep(prices, strategy, values, metric=metric, progress=True, cache=cache, **kwargs)
-        from research.compute import get_client
-
-        with get_client(cluster) as client:
-            return sweep(prices, strategy, values, metric=metric, progress=True, client=client, cache=cache,
-                         **kwargs)
+        return on_cluster(cluster, lambda client: sweep(prices, strategy, values, metric=metric, progress=True,
+                                                        client=client, cache=cache, **kwargs))
     except KeyboardInterrupt:
         if cluster or cache:
             typer.echo("interrupted: the finished chunks are kept; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
+
+
+def on_cluster(cluster: str | None, run: Callable[[Any], Any]) -> Any:
+    """``run(None)`` in process without ``cluster``, else ``run(client)`` on a Dask client of ``cluster``
+    (``local`` or a scheduler address) that is closed on the way out."""
+    if not cluster:
+        return run(None)
+    from research.compute import get_client
+
+    with get_client(cluster) as client:
+        return run(client)
 
 
 def _overfitting(res, sym: str, best) -> dict[str, float]:

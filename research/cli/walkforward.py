@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,7 +92,7 @@ def walk_forward_command(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="'--grid'") from None
     from research.backtest.walkforward import walk_forward
-    from research.cli.backtest import load_symbols
+    from research.cli.backtest import load_symbols, on_cluster
 
     prices = load_symbols(symbol, source, interval)
     t0 = time.perf_counter()
@@ -101,22 +102,11 @@ def walk_forward_command(
     kwargs = {"train": train, "test": test, "anchored": anchored, "metric": metric, "fees": fees, "slippage": slippage,
               "init_cash": cash, "timing": timing, "whole_shares": whole_shares, "progress": True,
               "risk": {"max_drawdown": max_drawdown} if max_drawdown is not None else None}
-    wf = _walk(walk_forward, prices, family, values, kwargs, cluster=cluster)
+    wf = on_cluster(cluster, lambda client: walk_forward(prices, family, values, client=client, **kwargs))
     _report(wf, family, source=source, interval=interval, seconds=time.perf_counter() - t0)
     typer.echo(f"(plus {loading:.2f} s loading the backtest engine)")
     if out is not None:
         _write(wf, out)
-
-
-def _walk(walk_forward: Any, prices: Any, family: str, values: dict | None, kwargs: dict, *,
-          cluster: str | None) -> Any:
-    """The walk in process, or on a Dask client that is closed on the way out."""
-    if not cluster:
-        return walk_forward(prices, family, values, **kwargs)
-    from research.compute import get_client
-
-    with get_client(cluster) as client:
-        return walk_forward(prices, family, values, client=client, **kwargs)
 
 
 def _report(wf: Any, family: str, *, source: str, interval: str, seconds: float) -> None:
@@ -125,10 +115,8 @@ def _report(wf: Any, family: str, *, source: str, interval: str, seconds: float)
 
     p, folds = wf.params, wf.folds
     grid = p.get("grid") or {"fast": p["fast"], "slow": p["slow"]}
-    n_sets = 1
-    for v in grid.values():
-        n_sets *= len(v)
-    names = list(grid)
+    n_sets = math.prod(len(v) for v in grid.values())
+    names = wf.param_names
     typer.echo(f"{family} walk-forward on {', '.join(wf.result.params['symbols'])} ({source}, {interval}): "
                f"{folds['fold'].nunique()} folds of {p['train']} training and {p['test']} test bars "
                f"({'anchored' if p['anchored'] else 'rolling'}); best {wf.metric} in-sample of up to {n_sets:,} sets "

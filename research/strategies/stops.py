@@ -25,6 +25,7 @@ Rules, per symbol
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -39,6 +40,7 @@ __all__ = ["RiskRules", "RiskSchedule", "plan_fills", "REASONS"]
 
 REASONS = ("", "signal", "stop_loss", "take_profit", "trailing_stop", "halt")
 _SIGNAL, _SL, _TP, _TRAIL, _HALT = 1, 2, 3, 4, 5
+_LEVELS = ("stop_loss", "take_profit", "trailing_stop")  # the price stops, in the order plan_fills takes them
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,11 @@ class RiskRules:
         """The rules as a plain dict (recorded with a backtest)."""
         return asdict(self)
 
+    def levels_on(self, index: Sized, columns: Sized) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stop-loss, take-profit and trailing-stop levels on these bars and symbols (0 = off), the same on
+        every bar (:meth:`RiskSchedule.levels_on` for levels that change)."""
+        return tuple(np.full((len(index), len(columns)), float(getattr(self, name) or 0.0)) for name in _LEVELS)
+
 
 @dataclass(frozen=True, eq=False)
 class RiskSchedule:
@@ -113,12 +120,6 @@ class RiskSchedule:
                 limit = "> 0" if name == "take_profit" else "in (0, 1)"
                 raise ValueError(f"{name} levels must be 0 (off) or {limit}; got {float(v[bad][0])!r}")
 
-    @property
-    def has_stops(self) -> bool:
-        """Whether any price stop is set on any bar."""
-        return any(f is not None and bool((f.fillna(0.0) > 0).to_numpy().any())
-                   for f in (self.stop_loss, self.take_profit, self.trailing_stop))
-
     def to_dict(self) -> dict[str, object]:
         """The distinct levels of each rule (what a backtest records of its risk)."""
         out: dict[str, object] = {}
@@ -135,8 +136,6 @@ class RiskSchedule:
                      getattr(self, name).reindex(index=index, columns=columns).fillna(0.0).to_numpy(dtype=np.float64)
                      for name in _LEVELS)
 
-
-_LEVELS = ("stop_loss", "take_profit", "trailing_stop")
 
 
 @njit(cache=True, inline="always")
@@ -300,8 +299,7 @@ def plan_fills(
         return np.asarray(x, dtype=np.float64).reshape(n, m)
 
     if levels is None:
-        levels = tuple(np.full((n, m), float(v or 0.0)) for v in (rules.stop_loss, rules.take_profit,
-                                                                  rules.trailing_stop))
+        levels = rules.levels_on(range(n), range(m))
     sl, tp, trail = (np.nan_to_num(arr(v), nan=0.0) for v in levels)
     return _plan_nb(
         np.asarray(target, dtype=np.int8).reshape(n, m), arr(price), arr(open), arr(high), arr(low), arr(close),

@@ -216,30 +216,18 @@ class SweepData:
 
         grid = pbo_grid({name: self.values(family, symbol, name) for name in self.params(family)})
         train, test = wf_windows(len(fields["close"]))
-        if family == _DEFAULT_FAMILY and set(grid) == {"fast", "slow"}:
-            return walk_forward(fields, fast=grid["fast"], slow=grid["slow"], train=train, test=test,
-                                **self.costs(family, symbol))
         with warnings.catch_warnings():  # the grid's sets the strategy refuses (it was swept as recorded)
             warnings.filterwarnings("ignore", message=".*parameter sets skipped")
             return walk_forward(fields, family, grid, train=train, test=test, **self.costs(family, symbol))
 
     def walk_forward_picks(self, family: str, symbol: str) -> pd.DataFrame | None:
-        """The walk-forward's folds with each fold's pick as text (``pick``: ``7/60``, ``window=10, lower=30``, ``flat``)."""
+        """The walk-forward's folds with each fold's pick as text (``pick``: ``7/60``, ``window=10, lower=30``,
+        ``flat``; :meth:`~research.backtest.walkforward.WalkForwardResult.pick_label`)."""
         wf = self.walk_forward(family, symbol)
         if wf is None:
             return None
         folds = wf.folds.reset_index(drop=True)
-        names = [n for n in self.params(family) if n in folds.columns]
-        picks = []
-        for _, row in folds.iterrows():
-            cell = {n: row[n] for n in names}
-            if any(_missing(v) or (family == _DEFAULT_FAMILY and v == 0) for v in cell.values()):
-                picks.append("flat")
-            elif family == _DEFAULT_FAMILY and names == ["fast", "slow"]:
-                picks.append(f"{cell['fast']:.0f}/{cell['slow']:.0f}")
-            else:
-                picks.append(param_set_text(cell))
-        return folds.assign(pick=picks)
+        return folds.assign(pick=[wf.pick_label(row) for _, row in folds.iterrows()])
 
     # ------------------------------------------------------------ recorded strategies
     def recorded(self, symbol: str) -> list[tuple[str, str]]:
